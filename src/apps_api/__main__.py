@@ -1,0 +1,3 @@
+from apps_api.cli import main
+
+raise SystemExit(main())

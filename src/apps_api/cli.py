@@ -1,0 +1,353 @@
+"""`apps-api`: serve, worker, migrate, demo and admin commands (DESIGN.md section 9).
+
+Admin commands print exactly one JSON object on stdout; logs and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.embedded import EmbeddedServices, ensure_services
+from apps_api.logs import configure_logging
+from apps_api.settings import Settings, get_settings
+
+logger = logging.getLogger("apps_api.cli")
+
+
+class CommandError(Exception):
+    """A one-line error for stderr; the command exits non-zero."""
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {value}") from None
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _migrate(settings: Settings) -> None:
+    from apps_api.migrate import upgrade
+
+    assert settings.database_url is not None
+    upgrade(settings.database_url)
+
+
+def _prepare(settings: Settings, *, migrate: bool = True) -> EmbeddedServices:
+    services = ensure_services(settings)
+    if migrate and "postgres" in services.started:
+        # Embedded databases are ours to keep at the latest schema.
+        _migrate(settings)
+    return services
+
+
+async def _in_transaction(settings: Settings, action: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+    from apps_api.kit.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await action(session)
+    finally:
+        await engine.dispose()
+
+
+def _print(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _org_json(organization: Any) -> dict[str, Any]:
+    return {
+        "id": organization.id,
+        "name": organization.name,
+        "features": organization.features,
+        "subscription_active": organization.subscription_active,
+        "subscription_expires_at": organization.subscription_expires_at,
+    }
+
+
+def _user_json(user: Any) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "organization_id": user.organization_id,
+        "email": user.email,
+        "permissions": user.permissions,
+        "is_bot": user.is_bot,
+    }
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from apps_api.main import create_app
+
+    embedded = settings.database_url is None or settings.redis_url is None
+    services = _prepare(settings)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        if embedded and not args.no_worker:
+            env = {
+                **os.environ,
+                "APPS_API_DATABASE_URL": settings.database_url or "",
+                "APPS_API_REDIS_URL": settings.redis_url or "",
+                "APPS_API_SECRET_KEY": settings.secret_key,
+            }
+            worker = subprocess.Popen([sys.executable, "-m", "apps_api", "worker"], env=env)
+            logger.info("arq worker started (pid %s)", worker.pid)
+        logger.info("serving on http://%s:%s (docs at /docs)", args.host, args.port)
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=True)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        services.stop()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.worker import create_worker
+
+    services = _prepare(settings)
+    try:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        create_worker(settings).run()
+    finally:
+        services.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    services = _prepare(settings, migrate=False)
+    try:
+        _migrate(settings)
+        logger.info("database migrated to the latest revision")
+    finally:
+        services.stop()
+    return 0
+
+
+def _run_admin(settings: Settings, action: Callable[[AsyncSession], Awaitable[dict[str, Any]]]) -> int:
+    from apps_api.platform.service import PlatformError
+
+    services = _prepare(settings)
+    try:
+        result = asyncio.run(_in_transaction(settings, action))
+    except PlatformError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        services.stop()
+    _print(result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        organization = await service.create_organization(
+            session=session, name="Demo organization", features=["apps", "app_provider"]
+        )
+        email = f"demo-{uuid.uuid4().hex[:8]}@example.com"
+        user = await service.create_user(
+            session=session,
+            organization_id=organization.id,
+            permissions=["settings", "users", "reports"],
+            email=email,
+            password=args.password,
+            first_name="Demo",
+            last_name="User",
+        )
+        _, key = await service.create_token(session=session, user_id=user.id)
+        return {
+            "organization_id": organization.id,
+            "user_id": user.id,
+            "token": key,
+            "email": email,
+            "password": args.password,
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_create_org(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        organization = await service.create_organization(
+            session=session, name=args.name, features=args.features, subscription_days=args.subscription_days
+        )
+        return _org_json(organization)
+
+    return _run_admin(settings, action)
+
+
+def cmd_add_partner(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        partnership = await service.add_partnership(session=session, a=args.org_a, b=args.org_b)
+        return {
+            "id": f"{partnership.organization_a_id}:{partnership.organization_b_id}",
+            "organization_ids": [partnership.organization_a_id, partnership.organization_b_id],
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    if (args.email is None) != (args.password is None):
+        raise CommandError("--email and --password go together")
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        user = await service.create_user(
+            session=session,
+            organization_id=args.org,
+            permissions=args.permissions,
+            email=args.email,
+            password=args.password,
+            first_name=args.first_name,
+            last_name=args.last_name,
+        )
+        return _user_json(user)
+
+    return _run_admin(settings, action)
+
+
+def cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        token, key = await service.create_token(session=session, user_id=args.user)
+        return {"id": token.id, "token": key, "user_id": token.user_id}
+
+    return _run_admin(settings, action)
+
+
+def cmd_create_asset(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        asset = await service.create_asset(
+            session=session, organization_id=args.org, url=args.url, content_type=args.content_type
+        )
+        return {
+            "id": asset.id,
+            "organization_id": asset.organization_id,
+            "url": asset.url,
+            "kind": asset.kind,
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_approve_app(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        app = await service.approve_app(session=session, app_id=args.app)
+        return {"id": app.id, "name": app.name, "is_approved": app.is_approved}
+
+    return _run_admin(settings, action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apps-api", description=__doc__)
+    parser.add_argument(
+        "--state-dir", type=Path, help="state folder of the embedded servers (default ./.apps-api)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (and, embedded, PostgreSQL, Redis and the worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="do not start the embedded worker")
+    serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser("worker", help="run the arq worker (webhook delivery)").set_defaults(
+        handler=cmd_worker
+    )
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="create a demo organization, user and token")
+    demo.add_argument("--password", default="demo-password", help="password of the demo user (install flow)")
+    demo.set_defaults(handler=cmd_demo)
+
+    admin = commands.add_parser("admin", help="operator commands (JSON output)")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+
+    create_org = admin_commands.add_parser("create-org")
+    create_org.add_argument("--name", required=True)
+    create_org.add_argument("--features", type=_csv, default=[], help="comma-separated: apps,app_provider")
+    create_org.add_argument("--subscription-days", type=int, default=None)
+    create_org.set_defaults(handler=cmd_create_org)
+
+    add_partner = admin_commands.add_parser("add-partner")
+    add_partner.add_argument("org_a", type=_uuid)
+    add_partner.add_argument("org_b", type=_uuid)
+    add_partner.set_defaults(handler=cmd_add_partner)
+
+    create_user = admin_commands.add_parser("create-user")
+    create_user.add_argument("--org", type=_uuid, required=True)
+    create_user.add_argument(
+        "--permissions", type=_csv, default=[], help="comma-separated: settings,users,reports"
+    )
+    create_user.add_argument("--email")
+    create_user.add_argument("--password")
+    create_user.add_argument("--first-name")
+    create_user.add_argument("--last-name")
+    create_user.set_defaults(handler=cmd_create_user)
+
+    create_token = admin_commands.add_parser("create-token")
+    create_token.add_argument("--user", type=_uuid, required=True)
+    create_token.set_defaults(handler=cmd_create_token)
+
+    create_asset = admin_commands.add_parser("create-asset")
+    create_asset.add_argument("--org", type=_uuid, required=True)
+    create_asset.add_argument("--url", required=True)
+    create_asset.add_argument("--content-type")
+    create_asset.set_defaults(handler=cmd_create_asset)
+
+    approve_app = admin_commands.add_parser("approve-app")
+    approve_app.add_argument("app", type=_uuid)
+    approve_app.set_defaults(handler=cmd_approve_app)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    if args.state_dir is not None:
+        settings.state_dir = args.state_dir
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        return int(args.handler(args, settings))
+    except CommandError as exc:
+        sys.stderr.write(f"apps-api: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130

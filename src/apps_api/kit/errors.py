@@ -1,0 +1,158 @@
+"""One error envelope for every failure: `{"detail": str, "errors"?: {field: [messages]}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: dict[str, list[str]] | None = None
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+class NotFound(APIError):
+    def __init__(self, detail: str = "Not found.") -> None:
+        super().__init__(404, detail)
+
+
+class Unauthorized(APIError):
+    def __init__(self, detail: str = "Authentication credentials were not provided or are invalid.") -> None:
+        super().__init__(401, detail, headers={"WWW-Authenticate": "Token"})
+
+
+class Forbidden(APIError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, detail)
+
+
+class PaymentRequired(APIError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(402, detail)
+
+
+class Conflict(APIError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+
+class BadRequest(APIError):
+    def __init__(
+        self, detail: str = "Invalid request.", *, errors: dict[str, list[str]] | None = None
+    ) -> None:
+        super().__init__(400, detail, errors=errors)
+
+    @classmethod
+    def field(cls, field: str, message: str) -> BadRequest:
+        return cls("Invalid request.", errors={field: [message]})
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed or a field is invalid; `errors` names each field.",
+    401: "No credentials, or the token is invalid, expired or revoked, or its user was deleted.",
+    402: "The organization lacks the feature the change needs (App provider).",
+    403: "No active subscription, not the caller's organization, or no `settings` permission.",
+    404: "The resource does not exist for this organization.",
+    409: "The resource already exists.",
+    413: "The request body is too large.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error status codes."""
+    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def _field_key(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "body"
+    where, *rest = loc
+    if where == "body":
+        return ".".join(str(part) for part in rest) or "body"
+    return ".".join(str(part) for part in loc)
+
+
+def validation_errors(errors: list[Any]) -> tuple[str, dict[str, list[str]]]:
+    by_field: dict[str, list[str]] = {}
+    detail = "Invalid request."
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        kind = error.get("type", "")
+        message = str(error.get("msg", "Invalid value."))
+        if kind == "json_invalid":
+            detail = "Malformed JSON body."
+            message = f"Malformed JSON: {error.get('ctx', {}).get('error', 'cannot be parsed')}."
+            loc = ("body",)
+        elif kind == "missing" and loc == ("body",):
+            message = "A JSON body is required."
+        elif kind == "missing":
+            message = "This field is required."
+        elif kind == "uuid_parsing":
+            message = "Must be a valid UUID."
+        elif kind == "model_attributes_type" or kind == "dict_type":
+            message = "Must be a JSON object."
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        by_field.setdefault(_field_key(loc), []).append(message)
+    return detail, by_field
+
+
+def _json(
+    status_code: int, detail: str, errors: dict[str, list[str]] | None = None, **kw: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status_code, **kw)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return _json(exc.status_code, exc.detail, exc.errors, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = validation_errors(list(exc.errors()))
+        return _json(400, detail, errors)
+
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, exc: ValidationError) -> JSONResponse:
+        detail, errors = validation_errors(list(exc.errors()))
+        return _json(400, detail, errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "Error."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "Not found."
+        return _json(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _json(500, "Internal server error.")

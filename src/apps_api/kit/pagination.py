@@ -1,0 +1,187 @@
+"""giosg paginated collections: `{next, previous, results}` over an opaque, signed keyset cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Select, exists, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from apps_api.kit.errors import BadRequest
+from apps_api.settings import get_settings
+
+T = TypeVar("T")
+Row = TypeVar("Row")
+Ordering = Literal["created_at", "-created_at"]
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+class Page(BaseModel, Generic[T]):
+    next: str | None
+    previous: str | None
+    results: list[T]
+
+
+@dataclass(frozen=True)
+class PageParams:
+    cursor: str | None
+    page_size: int
+    ordering: Ordering
+
+
+def page_params(
+    cursor: Annotated[
+        str | None, Query(description="Opaque cursor from a `next` or `previous` link.")
+    ] = None,
+    page_size: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="Results per page (1-100).")
+    ] = DEFAULT_PAGE_SIZE,
+    ordering: Annotated[Ordering, Query(description="`-created_at` (newest first) or `created_at`.")] = (
+        "-created_at"
+    ),
+) -> PageParams:
+    return PageParams(cursor=cursor, page_size=page_size, ordering=ordering)
+
+
+PageParamsDep = Annotated[PageParams, Depends(page_params)]
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    created_at: datetime
+    id: uuid.UUID
+    backwards: bool
+    ordering: Ordering
+
+
+def _sign(payload: bytes) -> bytes:
+    key = get_settings().secret_key.encode()
+    return hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
+
+
+def encode_cursor(cursor: _Cursor) -> str:
+    payload = json.dumps(
+        [cursor.created_at.isoformat(), str(cursor.id), "p" if cursor.backwards else "n", cursor.ordering],
+        separators=(",", ":"),
+    ).encode()
+    return base64.urlsafe_b64encode(_sign(payload) + payload).rstrip(b"=").decode()
+
+
+def decode_cursor(raw: str, ordering: Ordering) -> _Cursor:
+    invalid = BadRequest(
+        "Invalid cursor.", errors={"cursor": ["The cursor is invalid or was tampered with."]}
+    )
+    try:
+        blob = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    signature, payload = blob[:16], blob[16:]
+    if len(signature) != 16 or not hmac.compare_digest(signature, _sign(payload)):
+        raise invalid
+    try:
+        created_at, row_id, direction, cursor_ordering = json.loads(payload)
+        cursor = _Cursor(
+            datetime.fromisoformat(created_at), uuid.UUID(row_id), direction == "p", cursor_ordering
+        )
+    except (ValueError, TypeError):
+        raise invalid from None
+    if cursor.ordering != ordering:
+        raise BadRequest(
+            "Invalid cursor.", errors={"cursor": ["The cursor belongs to a different `ordering`."]}
+        )
+    return cursor
+
+
+def _page_url(request: Request, cursor: str) -> str:
+    base = get_settings().public_base_url
+    url = request.url.include_query_params(cursor=cursor)
+    if base:
+        origin = base.rstrip("/")
+        return origin + url.path + ("?" + url.query if url.query else "")
+    return str(url)
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    created_at: InstrumentedAttribute[datetime],
+    id_: InstrumentedAttribute[uuid.UUID],
+    params: PageParams,
+    request: Request,
+    options: Sequence[Any] = (),
+) -> tuple[Sequence[Any], str | None, str | None]:
+    """Run `statement` one page at a time; returns (rows, next URL, previous URL).
+
+    The statement selects the entity first (filters applied, no loader options);
+    pagination adds the keyset condition on (created_at, id), the order and the limit,
+    so page 400 costs what page 1 does. `options` (eager loads) apply to the page query only.
+    """
+    descending = params.ordering == "-created_at"
+    cursor = decode_cursor(params.cursor, params.ordering) if params.cursor else None
+    backwards = cursor is not None and cursor.backwards
+    key = tuple_(created_at, id_)
+
+    def after(position: _Cursor | tuple[datetime, uuid.UUID], reverse: bool) -> Any:
+        value = (
+            tuple_(position.created_at, position.id) if isinstance(position, _Cursor) else tuple_(*position)
+        )
+        # "After" in the requested order; `reverse` walks the other way.
+        return key < value if descending != reverse else key > value
+
+    walk_descending = descending != backwards
+    query = statement
+    if cursor is not None:
+        query = query.where(after(cursor, backwards))
+    order = (created_at.desc(), id_.desc()) if walk_descending else (created_at.asc(), id_.asc())
+    page_query = query.options(*options).order_by(*order).limit(params.page_size + 1)
+    rows = list((await session.execute(page_query)).all())
+    more_ahead = len(rows) > params.page_size
+    rows = rows[: params.page_size]
+    if backwards:
+        rows.reverse()
+    if not rows:
+        return rows, None, None
+
+    def position(row: Any) -> tuple[datetime, uuid.UUID]:
+        return _row_key(row, created_at, id_)
+
+    first, last = position(rows[0]), position(rows[-1])
+    if backwards:
+        has_previous = more_ahead
+        has_next = await _exists(session, statement.where(after(last, False)))
+    else:
+        has_next = more_ahead
+        has_previous = cursor is not None and await _exists(session, statement.where(after(first, True)))
+    next_url = previous_url = None
+    if has_next:
+        next_url = _page_url(request, encode_cursor(_Cursor(*last, False, params.ordering)))
+    if has_previous:
+        previous_url = _page_url(request, encode_cursor(_Cursor(*first, True, params.ordering)))
+    return rows, next_url, previous_url
+
+
+def _row_key(
+    row: Any, created_at: InstrumentedAttribute[Any], id_: InstrumentedAttribute[Any]
+) -> tuple[datetime, uuid.UUID]:
+    entity = row[0]
+    moment: datetime = getattr(entity, created_at.key)
+    row_id: uuid.UUID = getattr(entity, id_.key)
+    return moment, row_id
+
+
+async def _exists(session: AsyncSession, statement: Select[Any]) -> bool:
+    return bool(await session.scalar(select(exists(statement.limit(1).subquery()))))

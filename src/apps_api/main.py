@@ -1,0 +1,81 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from apps_api import __version__
+from apps_api.apps.endpoints import router as public_apps_router
+from apps_api.kit.db import create_engine, create_sessionmaker
+from apps_api.kit.errors import install_error_handlers
+from apps_api.settings import Settings, get_settings
+
+DESCRIPTION = """
+An open implementation of the giosg **Apps API v5**: organizations create apps, offer them
+to partners or to everyone, install them, get a bot *app user* per installation, and
+receive signed webhooks about changes in the organizations that installed them.
+
+Authenticate with `Authorization: Token <key>` (or `Bearer <key>`). Collections are
+paginated as `{"next", "previous", "results"}`; follow the links. Errors are
+`{"detail": ..., "errors"?: {field: [messages]}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.arq = (
+            await create_pool(
+                RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name
+            )
+            if settings.redis_url
+            else None
+        )
+        try:
+            yield
+        finally:
+            if app.state.arq is not None:
+                await app.state.arq.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="giosg Apps API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(public_apps_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema without FastAPI's 422 responses: validation failures are 400s here."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

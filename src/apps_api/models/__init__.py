@@ -1,0 +1,31 @@
+"""ORM models, one table a module. Importing this package registers every table."""
+
+from apps_api.models.api_token import ApiToken
+from apps_api.models.app import SCOPES, TRIGGER_CONDITIONS, App
+from apps_api.models.app_installation import AppInstallation
+from apps_api.models.app_share import AppShare
+from apps_api.models.app_user_code import AppUserCode
+from apps_api.models.asset import Asset
+from apps_api.models.base import Base
+from apps_api.models.event import Event
+from apps_api.models.organization import FEATURES, Organization
+from apps_api.models.partnership import Partnership
+from apps_api.models.user import PERMISSIONS, User
+
+__all__ = [
+    "FEATURES",
+    "PERMISSIONS",
+    "SCOPES",
+    "TRIGGER_CONDITIONS",
+    "ApiToken",
+    "App",
+    "AppInstallation",
+    "AppShare",
+    "AppUserCode",
+    "Asset",
+    "Base",
+    "Event",
+    "Organization",
+    "Partnership",
+    "User",
+]

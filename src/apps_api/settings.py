@@ -1,0 +1,66 @@
+"""Service configuration, read from `APPS_API_*` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APPS_API_", extra="ignore")
+
+    # Unset means "use the embedded server of the state folder" (DESIGN.md section 2).
+    database_url: str | None = None
+    redis_url: str | None = None
+    state_dir: Path = Path(".apps-api")
+
+    # Signs pagination cursors, web-flow session cookies and CSRF tokens. A random
+    # per-process key is fine for one process; set it for several API processes.
+    secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Absolute URLs (pagination links, install page) use the request's own host
+    # unless this is set (behind a proxy that rewrites Host).
+    public_base_url: str | None = None
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    queue_name: str = "apps_api:queue"
+
+    # Comma-separated CIDRs the SSRF guard lets outbound requests reach.
+    outbound_allow_networks: str = ""
+    webhook_log_retention_days: int = 7
+    # Key that other platform services use on the internal event ingestion endpoint.
+    ingest_service_key: str | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("database_url", "redis_url", "ingest_service_key", "public_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def async_database_url(self) -> str:
+        """The configured URL with SQLAlchemy's asyncpg driver selected."""
+        if self.database_url is None:
+            raise RuntimeError("database_url is not configured; call ensure_services() first")
+        return to_asyncpg_url(self.database_url)
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Normalise postgres:// and postgresql:// URLs to postgresql+asyncpg://."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]}")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

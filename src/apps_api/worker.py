@@ -1,0 +1,56 @@
+"""The arq worker: functions and cron jobs of every domain, with a shared database engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import Worker
+from arq.connections import RedisSettings
+
+from apps_api.kit.db import create_engine, create_sessionmaker
+from apps_api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+async def ping(ctx: dict[str, Any]) -> str:
+    """Round-trip check used by health checks and tests."""
+    return "pong"
+
+
+def worker_functions() -> list[Any]:
+    """Every task the worker runs; domains append theirs here."""
+    return [ping]
+
+
+def worker_cron_jobs() -> list[Any]:
+    """Periodic jobs (sweepers, purges); domains append theirs here."""
+    return []
+
+
+def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings)
+        ctx["settings"] = settings
+        ctx["engine"] = engine
+        ctx["sessionmaker"] = create_sessionmaker(engine)
+        logger.info("worker started on queue %s", settings.queue_name)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["engine"].dispose()
+        logger.info("worker stopped")
+
+    options: dict[str, Any] = {
+        "functions": worker_functions(),
+        "cron_jobs": worker_cron_jobs(),
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
+        "queue_name": settings.queue_name,
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "max_jobs": 50,
+        "handle_signals": True,
+        "keep_result": 60,
+    }
+    options.update(overrides)
+    return Worker(**options)

@@ -1,0 +1,189 @@
+"""Test harness: real PostgreSQL and Redis, migrated once per run, one rolled-back transaction per test.
+
+By default the suite starts the embedded servers itself (a fresh machine needs nothing
+else). `APPS_API_TEST_DATABASE_URL` / `APPS_API_TEST_REDIS_URL` point it at other servers.
+Each run migrates a database of its own (created and dropped here), so runs never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from apps_api.embedded import start_postgres, start_redis
+from apps_api.kit.db import get_session, unit_of_work
+from apps_api.main import create_app
+from apps_api.migrate import upgrade
+from apps_api.settings import Settings, get_settings, to_asyncpg_url
+from tests.factories import Tenant, make_tenant
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = secrets.token_hex(4)
+
+
+def _with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database (keeps host/socket parameters)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(to_asyncpg_url(url)).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_server_url() -> Iterator[str]:
+    configured = os.environ.get("APPS_API_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server, url = start_postgres(ROOT / ".apps-api-test" / "postgres")
+    yield url
+    server._cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    configured = os.environ.get("APPS_API_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    # A server per run: parallel runs must not stop each other's Redis.
+    with tempfile.TemporaryDirectory(prefix="apps-api-redis-") as state:
+        process, url = start_redis(Path(state))
+        assert process is not None
+        yield url
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server_url: str) -> Iterator[str]:
+    name = f"apps_api_test_{RUN_ID}"
+    admin_url = _with_database(database_server_url, "postgres").replace("postgresql+asyncpg", "postgresql")
+
+    async def execute(sql: str) -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    url = _with_database(database_server_url, name)
+    upgrade(url)
+    yield url
+    asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
+    """Settings for the whole run, also exported so that subprocesses (workers) inherit them."""
+    env = {
+        "APPS_API_DATABASE_URL": database_url,
+        "APPS_API_REDIS_URL": redis_url,
+        "APPS_API_SECRET_KEY": f"test-secret-{RUN_ID}",
+        "APPS_API_QUEUE_NAME": f"apps_api_test:{RUN_ID}",
+        "APPS_API_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+        "APPS_API_INGEST_SERVICE_KEY": f"ingest-{RUN_ID}",
+    }
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    yield get_settings()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(settings.async_database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def arq_pool(settings: Settings) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name
+    )
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session inside the test's outer transaction; its commits only release savepoints."""
+    async with _nested_session(connection) as session:
+        yield session
+
+
+def _nested_session(connection: AsyncConnection) -> AsyncSession:
+    return AsyncSession(
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedis) -> Any:
+    """The app with each request in a session of its own, nested in the test's transaction.
+
+    Like production, a request sees only what was flushed before it and its rollback
+    discards only its own work.
+    """
+    app = create_app(settings)
+
+    async def _test_session() -> AsyncIterator[AsyncSession]:
+        async with _nested_session(connection) as request_session, unit_of_work(request_session):
+            yield request_session
+
+    app.dependency_overrides[get_session] = _test_session
+    app.state.arq = arq_pool
+    return app
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def tenant(session: AsyncSession) -> Tenant:
+    """An organization with both features and a user with every permission."""
+    return await make_tenant(session, name="Acme", features=["apps", "app_provider"])
+
+
+@pytest.fixture
+async def other_tenant(session: AsyncSession) -> Tenant:
+    return await make_tenant(session, name="Globex", features=["apps", "app_provider"])

@@ -1,0 +1,183 @@
+"""Every edge of the giosg paginated collection over the keyset cursor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.models import App
+from tests.factories import Tenant, make_app, minutes_ago
+
+URL = "/api/v5/public_apps"
+
+
+async def _public_apps(
+    session: AsyncSession, tenant: Tenant, count: int, *, same_time: bool = False
+) -> list[App]:
+    """`count` public apps; returned newest first (the default ordering)."""
+    moment = minutes_ago(30)
+    apps = []
+    for index in range(count):
+        created: datetime = moment if same_time else minutes_ago(count - index)
+        apps.append(
+            await make_app(
+                session,
+                tenant.organization,
+                name=f"App {index}",
+                is_available_to_anyone=True,
+                is_approved=True,
+                created_at=created,
+            )
+        )
+    if same_time:
+        return sorted(apps, key=lambda app: app.id, reverse=True)
+    return list(reversed(apps))
+
+
+async def _walk(
+    client: httpx.AsyncClient, tenant: Tenant, url: str
+) -> tuple[list[str], list[dict[str, object]]]:
+    ids: list[str] = []
+    pages = []
+    next_url: str | None = url
+    while next_url:
+        response = await client.get(next_url, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body)
+        ids.extend(item["id"] for item in body["results"])
+        next_url = body["next"]
+    return ids, pages
+
+
+async def test_empty_collection(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await client.get(URL, headers=tenant.headers)
+    assert response.json() == {"next": None, "previous": None, "results": []}
+
+
+async def test_exactly_one_page_has_no_links(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    apps = await _public_apps(session, tenant, 3)
+    response = await client.get(f"{URL}?page_size=3", headers=tenant.headers)
+    body = response.json()
+    assert [item["id"] for item in body["results"]] == [str(app.id) for app in apps]
+    assert body["next"] is None and body["previous"] is None
+
+
+async def test_default_page_size_is_25(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    await _public_apps(session, tenant, 26)
+    body = (await client.get(URL, headers=tenant.headers)).json()
+    assert len(body["results"]) == 25
+    assert body["next"] is not None
+
+
+async def test_walk_forward_to_the_last_page_and_back(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    apps = await _public_apps(session, tenant, 7)
+    ids, pages = await _walk(client, tenant, f"{URL}?page_size=3")
+    assert ids == [str(app.id) for app in apps]
+    assert [len(page["results"]) for page in pages] == [3, 3, 1]  # type: ignore[arg-type]
+    assert pages[0]["previous"] is None
+    last = pages[-1]
+    assert last["next"] is None and last["previous"] is not None
+    assert str(last["previous"]).startswith("http://testserver/api/v5/public_apps?")
+    # Walking back from the last page returns the middle page, then the first.
+    back = (await client.get(str(last["previous"]), headers=tenant.headers)).json()
+    assert back["results"] == pages[1]["results"]
+    first = (await client.get(str(back["previous"]), headers=tenant.headers)).json()
+    assert first["results"] == pages[0]["results"]
+    assert first["previous"] is None
+    assert first["next"] is not None
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_equal_timestamps_are_ordered_by_id_without_gaps_or_repeats(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    apps = await _public_apps(session, tenant, 9, same_time=True)
+    expected = [str(app.id) for app in apps]
+    if ordering == "created_at":
+        expected.reverse()
+    ids, _ = await _walk(client, tenant, f"{URL}?page_size=4&ordering={ordering}")
+    assert ids == expected
+
+
+async def test_ascending_ordering(client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant) -> None:
+    apps = await _public_apps(session, tenant, 5)
+    ids, _ = await _walk(client, tenant, f"{URL}?page_size=2&ordering=created_at")
+    assert ids == [str(app.id) for app in reversed(apps)]
+
+
+async def test_rows_inserted_between_pages_do_not_shift_the_walk(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    apps = await _public_apps(session, tenant, 4)
+    first = (await client.get(f"{URL}?page_size=2", headers=tenant.headers)).json()
+    await make_app(session, tenant.organization, name="Newest", is_available_to_anyone=True, is_approved=True)
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    assert [item["id"] for item in first["results"] + second["results"]] == [str(app.id) for app in apps]
+
+
+@pytest.mark.parametrize("page_size", ["0", "101", "-1", "abc"])
+async def test_page_size_out_of_range_is_400(
+    client: httpx.AsyncClient, tenant: Tenant, page_size: str
+) -> None:
+    response = await client.get(f"{URL}?page_size={page_size}", headers=tenant.headers)
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["query.page_size"]
+
+
+async def test_page_size_bounds_are_accepted(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    for page_size in (1, 100):
+        response = await client.get(f"{URL}?page_size={page_size}", headers=tenant.headers)
+        assert response.status_code == 200
+
+
+async def test_unknown_ordering_is_400(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await client.get(f"{URL}?ordering=name", headers=tenant.headers)
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["query.ordering"]
+
+
+async def test_tampered_cursor_is_400(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    await _public_apps(session, tenant, 3)
+    next_url = (await client.get(f"{URL}?page_size=1", headers=tenant.headers)).json()["next"]
+    cursor = httpx.URL(next_url).params["cursor"]
+    flipped = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
+    for bad in (flipped, "garbage", "!!!", cursor[:10]):
+        response = await client.get(URL, params={"cursor": bad, "page_size": 1}, headers=tenant.headers)
+        assert response.status_code == 400, bad
+        assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
+
+
+async def test_cursor_of_another_ordering_is_400(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    await _public_apps(session, tenant, 3)
+    next_url = (await client.get(f"{URL}?page_size=1", headers=tenant.headers)).json()["next"]
+    cursor = httpx.URL(next_url).params["cursor"]
+    response = await client.get(
+        URL, params={"cursor": cursor, "ordering": "created_at"}, headers=tenant.headers
+    )
+    assert response.status_code == 400
+    assert "ordering" in response.json()["errors"]["cursor"][0]
+
+
+async def test_links_keep_other_query_parameters(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    await _public_apps(session, tenant, 3)
+    next_url = (await client.get(f"{URL}?page_size=1&ordering=created_at", headers=tenant.headers)).json()[
+        "next"
+    ]
+    params = httpx.URL(next_url).params
+    assert params["page_size"] == "1" and params["ordering"] == "created_at" and params["cursor"]
