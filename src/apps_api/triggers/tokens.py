@@ -1,0 +1,95 @@
+"""JWTs of the giosg trigger protocol (DESIGN.md section 7).
+
+- `data`: HS256, signed with the *app secret*, so the app can verify it came from us.
+- access `token`: HS256, signed with *our* secret key; short-lived, for the acting user,
+  usable as `Authorization: GIOSGAPP <token> <app_secret>` (only together with the secret).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import jwt
+
+from apps_api.models.base import utcnow
+
+DATA_TTL = timedelta(minutes=10)
+ACCESS_TOKEN_TTL = timedelta(minutes=15)
+ACCESS_TOKEN_AUDIENCE = "giosgapp"
+ISSUER = "apps-api"
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def encode_trigger_data(
+    *,
+    app_secret: str,
+    app_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    installation_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    app_user_id: uuid.UUID | None,
+    app_user_code: str | None,
+    ttl: timedelta = DATA_TTL,
+) -> str:
+    """The `data` parameter: who did what, signed with the app secret."""
+    now = utcnow()
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": _id(user_id) or _id(app_user_id) or str(organization_id),
+        "user_id": _id(user_id),
+        "org_id": str(organization_id),
+        "app_id": str(app_id),
+        "inst_id": _id(installation_id),
+        "app_user_id": _id(app_user_id),
+        "app_user_code": app_user_code,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+    }
+    return jwt.encode(claims, app_secret, algorithm="HS256")
+
+
+def decode_trigger_data(token: str, *, app_secret: str) -> dict[str, Any]:
+    """Verify and decode a `data` JWT (what an app does with it; used by tests)."""
+    claims: dict[str, Any] = jwt.decode(token, app_secret, algorithms=["HS256"], issuer=ISSUER)
+    return claims
+
+
+def encode_access_token(
+    *,
+    secret_key: str,
+    user_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    app_id: uuid.UUID,
+    installation_id: uuid.UUID | None,
+    ttl: timedelta = ACCESS_TOKEN_TTL,
+) -> str:
+    """A short-lived access token acting as `user_id`, bound to `app_id`."""
+    now = utcnow()
+    claims = {
+        "iss": ISSUER,
+        "aud": ACCESS_TOKEN_AUDIENCE,
+        "sub": str(user_id),
+        "org_id": str(organization_id),
+        "app_id": str(app_id),
+        "inst_id": _id(installation_id),
+        "jti": uuid.uuid4().hex,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+    }
+    return jwt.encode(claims, secret_key, algorithm="HS256")
+
+
+def decode_access_token(token: str, *, secret_key: str) -> dict[str, Any] | None:
+    """Claims of a valid, unexpired access token, or None."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, secret_key, algorithms=["HS256"], audience=ACCESS_TOKEN_AUDIENCE, issuer=ISSUER
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims
