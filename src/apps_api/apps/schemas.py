@@ -1,10 +1,28 @@
-"""Read schemas, one per view of the App model; each exposes exactly the spec's attributes."""
+"""Read schemas, one per view of the App model; each exposes exactly the spec's attributes.
+
+`secret` belongs to the owned view only (a test walks every other view to prove it).
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from apps_api.kit.schemas import AssetEmbed, OrganizationEmbed, Schema, UTCDateTime
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from apps_api.kit.schemas import AssetEmbed, InputSchema, OrganizationEmbed, Schema, UserEmbed, UTCDateTime
+from apps_api.models import SCOPES, TRIGGER_CONDITIONS, User
+
+NAME_MAX_LENGTH = 75
+
+
+def _user_embed(value: Any) -> Any:
+    """Users embed as DESIGN.md section 3's user object (the model names the avatar `avatar_url`)."""
+    return UserEmbed.of(value) if isinstance(value, User) else value
+
+
+EmbeddedUser = Annotated[UserEmbed, BeforeValidator(_user_embed)]
 
 
 class AppBase(Schema):
@@ -37,3 +55,121 @@ class InstalledApp(AppBase):
     """An app installed in the caller's organization."""
 
     trigger_conditions: list[str]
+
+
+class OwnedApp(AppBase):
+    """An app the caller's organization owns: every attribute, the secret included."""
+
+    is_available_to_anyone: bool
+    is_available_to_partners: bool
+    app_user_default_first_name: str | None
+    app_user_default_last_name: str | None
+    app_user_default_alias: str | None
+    terms_of_service_url: str
+    privacy_policy_url: str
+    trigger_url: str | None
+    trigger_conditions: list[str]
+    required_scopes: list[str]
+    allowed_redirect_uris: list[str]
+    created_by_user_id: uuid.UUID | None
+    created_by_user: EmbeddedUser | None
+    updated_by_user_id: uuid.UUID | None
+    updated_by_user: EmbeddedUser | None
+    secret: str = Field(description="The app's secret: OAuth client secret and webhook signing key.")
+
+
+class AppShare(Schema):
+    """An owner's grant letting one partner organization see and install the app."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    organization_id: uuid.UUID
+    organization: OrganizationEmbed
+    created_at: UTCDateTime
+
+
+# --- input -----------------------------------------------------------------------------------
+
+# Attributes an owner must give on create and PUT.
+REQUIRED_ATTRIBUTES = (
+    "name",
+    "description",
+    "is_app_user_required",
+    "terms_of_service_url",
+    "privacy_policy_url",
+)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("This field may not be blank.")
+    return value
+
+
+def _name(value: str) -> str:
+    value = _not_blank(value).strip()
+    if len(value) > NAME_MAX_LENGTH:
+        raise ValueError(f"Ensure this field has no more than {NAME_MAX_LENGTH} characters.")
+    return value
+
+
+def _http_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError("Enter a valid absolute http:// or https:// URL.")
+    return value
+
+
+def _https_url(value: str) -> str:
+    value = _http_url(value)
+    if urlsplit(value).scheme != "https":
+        raise ValueError("The URL must start with https://.")
+    return value
+
+
+def _choices(allowed: tuple[str, ...], what: str) -> Any:
+    def check(values: list[str]) -> list[str]:
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ValueError(f"Unknown {what}: {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
+        return sorted(set(values))
+
+    return check
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Text = Annotated[str, AfterValidator(_not_blank)]
+PersonName = Annotated[str, Field(max_length=150), AfterValidator(_not_blank)]
+HttpUrl = Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
+HttpsUrl = Annotated[str, Field(max_length=2000), AfterValidator(_https_url)]
+TriggerConditions = Annotated[list[str], AfterValidator(_choices(TRIGGER_CONDITIONS, "trigger condition"))]
+Scopes = Annotated[list[str], AfterValidator(_choices(SCOPES, "scope"))]
+
+
+class OwnedAppInput(InputSchema):
+    """The editable attributes of an owned app. Only attributes present in the payload apply.
+
+    Defaults here are placeholders: `model_fields_set` tells what the client sent; create and
+    PUT demand `REQUIRED_ATTRIBUTES`, PATCH changes only what is given.
+    """
+
+    name: Name = ""
+    description: Text = ""
+    icon_asset_id: uuid.UUID | None = None
+    is_available_to_anyone: bool = False
+    is_available_to_partners: bool = False
+    is_app_user_required: bool = False
+    app_user_default_first_name: PersonName | None = None
+    app_user_default_last_name: PersonName | None = None
+    app_user_default_alias: PersonName | None = None
+    terms_of_service_url: HttpUrl = ""
+    privacy_policy_url: HttpUrl = ""
+    trigger_url: HttpUrl | None = None
+    trigger_conditions: TriggerConditions = Field(default_factory=list)
+    required_scopes: Scopes = Field(default_factory=list)
+    allowed_redirect_uris: list[HttpsUrl] = Field(default_factory=list)
+
+
+class AppShareInput(InputSchema):
+    organization_id: uuid.UUID = Field(description="The partner organization to share the app with.")

@@ -1,0 +1,408 @@
+"""Installing and uninstalling apps (DESIGN.md sections 6 and 7).
+
+Every path that ends an installation (the installer, the owner, a publicity change, an
+unshare, an ended partnership, a deleted app) goes through `uninstall()`, so each one
+emits the same events, schedules the uninstall trigger and retires the app user.
+
+Locking: whoever changes who may install an app, or installs or uninstalls it, first
+locks the app's row (`FOR NO KEY UPDATE`), then touches installations. Installs and
+changes of an app's audience therefore serialize, and an install re-checks "may install"
+in a fresh statement after taking the lock, so it never slips past a concurrent change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from apps_api.apps.schemas import InstalledApp
+from apps_api.apps.visibility import may_install
+from apps_api.events.service import Action, emit
+from apps_api.installations.schemas import AppInstallation as AppInstallationView
+from apps_api.installations.schemas import OwnedAppInstallation
+from apps_api.kit.errors import BadRequest, Conflict, Forbidden, NotFound
+from apps_api.kit.schemas import UserEmbed
+from apps_api.models import (
+    SCOPES,
+    ApiToken,
+    App,
+    AppInstallation,
+    AppShare,
+    Organization,
+    User,
+)
+from apps_api.models.base import utcnow
+from apps_api.platform import service as platform_service
+
+NAME_MAX_LENGTH = 150
+
+
+@dataclass(frozen=True)
+class AppUserInput:
+    """Names for the app user, overriding the app's defaults; None keeps the default."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    alias: str | None = None
+
+
+def app_options() -> tuple[Any, ...]:
+    """Eager loads of an app's embedded objects."""
+    return (joinedload(App.owned_by_organization), joinedload(App.icon_asset))
+
+
+def installation_options() -> tuple[Any, ...]:
+    """Eager loads of everything an installation view embeds."""
+    return (
+        joinedload(AppInstallation.app).joinedload(App.owned_by_organization),
+        joinedload(AppInstallation.app).joinedload(App.icon_asset),
+        joinedload(AppInstallation.organization),
+        joinedload(AppInstallation.app_user),
+    )
+
+
+def require_apps_feature(organization: Organization) -> None:
+    """403 unless the organization may install apps."""
+    if not organization.has_feature("apps"):
+        raise Forbidden("Your organization does not have the Apps feature.")
+
+
+async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
+    """Lock the app's row for this transaction (installs and audience changes serialize on it)."""
+    await session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
+
+
+async def find_installable_app(
+    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
+) -> App | None:
+    """The app if the organization may install it (DESIGN.md section 6), with its embedded objects loaded."""
+    statement = (
+        select(App)
+        .where(App.id == app_id, may_install(organization_id))
+        .options(*app_options())
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).unique().scalar_one_or_none()
+
+
+def _check_scopes(app: App, allowed_scopes: list[str] | None) -> list[str]:
+    if allowed_scopes is None:
+        return sorted(set(app.required_scopes))
+    unknown = sorted(set(allowed_scopes) - set(SCOPES))
+    if unknown:
+        raise BadRequest(
+            errors={"allowed_scopes": [f"Unknown scope: {', '.join(unknown)}. Allowed: {', '.join(SCOPES)}."]}
+        )
+    missing = sorted(set(app.required_scopes) - set(allowed_scopes))
+    if missing:
+        raise BadRequest(
+            errors={"allowed_scopes": [f"Must include the app's required scopes: {', '.join(missing)}."]}
+        )
+    return sorted(set(allowed_scopes))
+
+
+def _app_user_names(app: App, given: AppUserInput | None) -> tuple[str | None, str | None, str | None]:
+    given = given or AppUserInput()
+    errors: dict[str, list[str]] = {}
+    names: dict[str, str | None] = {}
+    defaults = {
+        "first_name": app.app_user_default_first_name,
+        "last_name": app.app_user_default_last_name,
+        "alias": app.app_user_default_alias,
+    }
+    for field, default in defaults.items():
+        value: str | None = getattr(given, field)
+        if value is not None:
+            value = value.strip()
+            if not value:
+                errors[f"app_user.{field}"] = ["This field may not be blank."]
+            elif len(value) > NAME_MAX_LENGTH:
+                errors[f"app_user.{field}"] = [
+                    f"Ensure this field has no more than {NAME_MAX_LENGTH} characters."
+                ]
+        names[field] = value if value is not None else default
+    for field in ("first_name", "last_name"):
+        if names[field] is None and f"app_user.{field}" not in errors:
+            errors[f"app_user.{field}"] = ["This field is required: the app has no default."]
+    if errors:
+        raise BadRequest(errors=errors)
+    return names["first_name"], names["last_name"], names["alias"]
+
+
+async def _create_app_user(
+    *, session: AsyncSession, organization: Organization, names: tuple[str | None, str | None, str | None]
+) -> User:
+    """The installation's bot user: no email, no password, no permissions."""
+    first_name, last_name, alias = names
+    return await platform_service.create_user(
+        session=session,
+        organization_id=organization.id,
+        permissions=[],
+        first_name=first_name,
+        last_name=last_name,
+        alias=alias,
+        is_bot=True,
+    )
+
+
+async def _add_to_installation_count(*, session: AsyncSession, app: App, delta: int) -> None:
+    """Atomic counter update on the app's row (no COUNT anywhere); keeps `updated_at`."""
+    count = await session.scalar(
+        update(App)
+        .where(App.id == app.id)
+        .values(installation_count=App.installation_count + delta, updated_at=App.updated_at)
+        .returning(App.installation_count)
+    )
+    set_committed_value(app, "installation_count", count)
+
+
+def installation_resource(installation: AppInstallation) -> dict[str, Any]:
+    """The installing organization's view, as an event resource."""
+    return AppInstallationView.model_validate(installation).model_dump(mode="json")
+
+
+def owned_installation_resource(installation: AppInstallation) -> dict[str, Any]:
+    """The app owner's view, as an event resource."""
+    return OwnedAppInstallation.model_validate(installation).model_dump(mode="json")
+
+
+async def _emit_installation_events(
+    *, session: AsyncSession, installation: AppInstallation, action: Action, actor_user_id: uuid.UUID | None
+) -> None:
+    app = installation.app
+    organization_id = installation.organization_id
+    await emit(
+        session=session,
+        organization_id=organization_id,
+        channel=f"/api/v5/orgs/{organization_id}/app_installations",
+        action=action,
+        resource_id=installation.id,
+        resource=installation_resource(installation),
+        actor_user_id=actor_user_id,
+    )
+    await emit(
+        session=session,
+        organization_id=organization_id,
+        channel=f"/api/v5/orgs/{organization_id}/installed_apps",
+        action=action,
+        resource_id=app.id,
+        resource=InstalledApp.model_validate(app).model_dump(mode="json"),
+        actor_user_id=actor_user_id,
+    )
+    owner_id = app.owned_by_organization_id
+    await emit(
+        session=session,
+        organization_id=owner_id,
+        channel=f"/api/v5/orgs/{owner_id}/owned_apps/{app.id}/installations",
+        action=action,
+        resource_id=installation.id,
+        resource=owned_installation_resource(installation),
+        actor_user_id=actor_user_id,
+    )
+    if installation.app_user is not None:
+        await emit(
+            session=session,
+            organization_id=organization_id,
+            channel=f"/api/v5/orgs/{organization_id}/users",
+            action=action,
+            resource_id=installation.app_user.id,
+            resource=UserEmbed.of(installation.app_user).model_dump(mode="json"),
+            actor_user_id=actor_user_id,
+        )
+
+
+async def install_app(
+    *,
+    session: AsyncSession,
+    organization: Organization,
+    app: App,
+    actor: User | None,
+    allowed_scopes: list[str] | None = None,
+    app_user: AppUserInput | None = None,
+) -> AppInstallation:
+    """Install atomically: row, app user, installation_count, events.
+
+    Forbidden (403) without the `apps` feature, NotFound (404) when the organization may not
+    install the app, Conflict (409) when already installed (the unique constraint decides
+    between concurrent installs), BadRequest (400) for scopes not covering required_scopes
+    or bad app-user names. allowed_scopes=None means the app's required_scopes.
+    """
+    require_apps_feature(organization)
+    try:
+        # A savepoint: any failure below leaves nothing behind, even if the caller goes on.
+        async with session.begin_nested():
+            await lock_app(session=session, app_id=app.id)
+            # Re-checked under the lock, in a fresh statement: a concurrent unshare or
+            # publicity change that committed meanwhile is seen here.
+            current = await find_installable_app(
+                session=session, organization_id=organization.id, app_id=app.id
+            )
+            if current is None:
+                raise NotFound("No installable app found with the given ID.")
+            app = current
+            scopes = _check_scopes(app, allowed_scopes)
+            names = _app_user_names(app, app_user) if app.is_app_user_required else None
+            installation = AppInstallation(
+                app_id=app.id,
+                organization_id=organization.id,
+                allowed_scopes=scopes,
+                created_by_user_id=actor.id if actor is not None else None,
+            )
+            session.add(installation)
+            # The unique (app_id, organization_id) constraint decides between concurrent installs.
+            await session.flush()
+            user = None
+            if names is not None:
+                user = await _create_app_user(session=session, organization=organization, names=names)
+                installation.app_user_id = user.id
+                await session.flush()
+            await _add_to_installation_count(session=session, app=app, delta=1)
+            set_committed_value(installation, "app", app)
+            set_committed_value(installation, "organization", organization)
+            set_committed_value(installation, "app_user", user)
+            await _emit_installation_events(
+                session=session,
+                installation=installation,
+                action="added",
+                actor_user_id=actor.id if actor is not None else None,
+            )
+    except IntegrityError as exc:
+        if "uq_app_installations_app_id_organization_id" in str(exc.orig):
+            raise Conflict("The app is already installed in this organization.") from None
+        raise
+    return installation
+
+
+async def uninstall(
+    *, session: AsyncSession, installation: AppInstallation, actor_user_id: uuid.UUID | None
+) -> None:
+    """Uninstall atomically by any path: events, uninstall trigger, app user retired, count."""
+    import importlib
+
+    try:  # The webhooks package (the trigger's sender) lands in parallel; see DESIGN.md section 7.
+        triggers: Any = importlib.import_module("apps_api.webhooks.triggers")
+    except ModuleNotFoundError:
+        triggers = None
+
+    async with session.begin_nested():
+        await lock_app(session=session, app_id=installation.app_id)
+        current = (
+            (
+                await session.execute(
+                    select(AppInstallation)
+                    .where(AppInstallation.id == installation.id)
+                    .options(*installation_options())
+                    .with_for_update(of=AppInstallation)
+                    .execution_options(populate_existing=True)
+                )
+            )
+            .unique()
+            .scalar_one_or_none()
+        )
+        if current is None:
+            return  # Someone else uninstalled it first.
+        await _emit_installation_events(
+            session=session, installation=current, action="removed", actor_user_id=actor_user_id
+        )
+        # Before the row goes: the trigger carries the installation's ids.
+        if triggers is not None:
+            await triggers.schedule_uninstall_trigger(
+                session=session, app=current.app, installation=current, actor_user_id=actor_user_id
+            )
+        now = utcnow()
+        revoke = [ApiToken.app_installation_id == current.id]
+        if current.app_user is not None:
+            revoke.append(ApiToken.user_id == current.app_user.id)
+            if current.app_user.deleted_at is None:
+                current.app_user.deleted_at = now
+        await session.execute(
+            update(ApiToken).where(or_(*revoke), ApiToken.revoked_at.is_(None)).values(revoked_at=now)
+        )
+        await _add_to_installation_count(session=session, app=current.app, delta=-1)
+        await session.delete(current)
+        await session.flush()
+
+
+async def uninstall_ineligible(
+    *,
+    session: AsyncSession,
+    app_ids: Sequence[uuid.UUID],
+    organization_ids: Sequence[uuid.UUID] | None = None,
+    actor_user_id: uuid.UUID | None,
+) -> list[uuid.UUID]:
+    """Uninstall the apps wherever they may no longer be installed; returns the installation ids."""
+    if not app_ids:
+        return []
+    statement = (
+        select(AppInstallation)
+        .join(App, App.id == AppInstallation.app_id)
+        .where(AppInstallation.app_id.in_(app_ids), ~may_install(AppInstallation.organization_id))
+        .order_by(AppInstallation.app_id, AppInstallation.id)
+    )
+    if organization_ids is not None:
+        statement = statement.where(AppInstallation.organization_id.in_(organization_ids))
+    stale = list((await session.scalars(statement)).all())
+    for installation in stale:
+        await uninstall(session=session, installation=installation, actor_user_id=actor_user_id)
+    return [installation.id for installation in stale]
+
+
+async def uninstall_everywhere(
+    *, session: AsyncSession, app: App, actor_user_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """Uninstall the app from every organization (before the app is deleted)."""
+    installations = list(
+        (
+            await session.scalars(
+                select(AppInstallation).where(AppInstallation.app_id == app.id).order_by(AppInstallation.id)
+            )
+        ).all()
+    )
+    for installation in installations:
+        await uninstall(session=session, installation=installation, actor_user_id=actor_user_id)
+    return [installation.id for installation in installations]
+
+
+async def end_partnership(
+    *, session: AsyncSession, a: uuid.UUID, b: uuid.UUID, actor_user_id: uuid.UUID | None = None
+) -> tuple[bool, list[uuid.UUID]]:
+    """End a partnership: drop the shares between the two and uninstall what either may no longer install.
+
+    Returns (whether a partnership existed, the ids of the installations removed).
+    """
+    await platform_service.get_organization(session=session, organization_id=a)
+    await platform_service.get_organization(session=session, organization_id=b)
+    app_ids = list(
+        (
+            await session.scalars(
+                select(App.id)
+                .where(App.owned_by_organization_id.in_((a, b)))
+                .order_by(App.id)
+                .with_for_update(key_share=True)
+            )
+        ).all()
+    )
+    removed = await platform_service.remove_partnership(session=session, a=a, b=b)
+    for owner, partner in ((a, b), (b, a)):
+        await session.execute(
+            delete(AppShare).where(
+                AppShare.organization_id == partner,
+                AppShare.app_id.in_(select(App.id).where(App.owned_by_organization_id == owner)),
+            )
+        )
+    uninstalled: list[uuid.UUID] = []
+    for owner, partner in ((a, b), (b, a)):
+        owned = select(App.id).where(App.owned_by_organization_id == owner, App.id.in_(app_ids))
+        owned_ids = list((await session.scalars(owned)).all())
+        uninstalled += await uninstall_ineligible(
+            session=session, app_ids=owned_ids, organization_ids=[partner], actor_user_id=actor_user_id
+        )
+    return removed, uninstalled
