@@ -91,8 +91,20 @@ async def test_admin_commands_create_a_working_tenant(settings: Settings, engine
         await connection.commit()
 
 
-async def test_demo_prints_a_token_that_works_against_the_api(settings: Settings, app: Any) -> None:
+async def test_demo_prints_a_token_that_works_against_the_api(
+    settings: Settings, engine: AsyncEngine
+) -> None:
     demo = json.loads(run_cli("demo").stdout)
+    try:
+        await _check_demo_token(settings, demo)
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                Organization.__table__.delete().where(Organization.id == uuid.UUID(demo["organization_id"]))
+            )
+
+
+async def _check_demo_token(settings: Settings, demo: dict[str, Any]) -> None:
     assert set(demo) >= {"organization_id", "user_id", "token"}
     # The demo rows are committed by the subprocess, so a real app on the same database sees them.
     from apps_api.main import create_app
@@ -139,8 +151,15 @@ async def test_approve_app(settings: Settings, engine: AsyncEngine) -> None:
                 updated_at=utcnow(),
             )
         )
-    approved = admin("approve-app", str(app_id))
-    assert approved == {"id": str(app_id), "name": "A", "is_approved": True}
+    try:
+        approved = admin("approve-app", str(app_id))
+        assert approved == {"id": str(app_id), "name": "A", "is_approved": True}
+    finally:
+        # Committed rows would leak into other tests' views of public apps.
+        async with engine.begin() as connection:
+            await connection.execute(
+                Organization.__table__.delete().where(Organization.id == uuid.UUID(org["id"]))
+            )
 
 
 @pytest.mark.parametrize(

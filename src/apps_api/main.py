@@ -15,6 +15,8 @@ from apps_api import __version__
 from apps_api.apps.endpoints import router as public_apps_router
 from apps_api.kit.db import create_engine, create_sessionmaker
 from apps_api.kit.errors import install_error_handlers
+from apps_api.observability.endpoints import router as operations_router
+from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(operations_router)
     app.include_router(public_apps_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # unless this is set (behind a proxy that rewrites Host).
     public_base_url: str | None = None
 
+    # Requests with larger bodies are refused with 413 before they are read whole.
+    max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     db_max_overflow: int = 10
     queue_name: str = "apps_api:queue"

@@ -21,7 +21,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "apps-api", "timezone": "UTC"}},
+        # Fail fast when PostgreSQL is down: callers get a 503 instead of a hung request.
+        pool_timeout=5,
+        connect_args={
+            "timeout": 5,
+            "server_settings": {"application_name": "apps-api", "timezone": "UTC"},
+        },
     )
 
 

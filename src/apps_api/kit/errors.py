@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 def _field_key(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return "body"
@@ -150,7 +154,41 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "Error."
         if exc.status_code == 404 and detail == "Not Found":
             detail = "Not found."
+        if exc.status_code == 400 and detail == _FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI's own message for bodies json.loads cannot take (bad UTF-8, nesting too deep).
+            return _json(
+                400,
+                "Malformed JSON body.",
+                {"body": ["The body is not valid UTF-8 JSON or is nested too deeply."]},
+            )
         return _json(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if (
+            exc.connection_invalidated
+            or isinstance(exc.orig, OSError)
+            or "connect" in type(exc.orig).__name__.lower()
+        ):
+            logger.warning("database unavailable on %s %s", request.method, request.url.path)
+            return _json(
+                503,
+                "Service temporarily unavailable: the database is unreachable.",
+                headers={"Retry-After": "5"},
+            )
+        logger.exception("database error on %s %s", request.method, request.url.path)
+        return _json(500, "Internal server error.")
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        logger.warning(
+            "dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        )
+        return _json(
+            503,
+            "Service temporarily unavailable: the database or queue is unreachable.",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
