@@ -9,8 +9,12 @@ from apps_api.models.asset import Asset
 from apps_api.models.base import Base
 from apps_api.models.event import Event
 from apps_api.models.organization import FEATURES, Organization
+from apps_api.models.outbound_delivery import OutboundDelivery
 from apps_api.models.partnership import Partnership
 from apps_api.models.user import PERMISSIONS, User
+from apps_api.models.webhook import Webhook
+from apps_api.models.webhook_channel_subscription import WebhookChannelSubscription
+from apps_api.models.webhook_log_entry import WebhookLogEntry
 
 __all__ = [
     "FEATURES",
@@ -26,6 +30,10 @@ __all__ = [
     "Base",
     "Event",
     "Organization",
+    "OutboundDelivery",
     "Partnership",
     "User",
+    "Webhook",
+    "WebhookChannelSubscription",
+    "WebhookLogEntry",
 ]

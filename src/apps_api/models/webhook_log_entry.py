@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from apps_api.models.base import Base, IdMixin, utcnow
+
+LOG_STATUSES = ("pending", "started", "successful", "failed")
+
+
+class WebhookLogEntry(IdMixin, Base):
+    """One HTTP attempt of an outbound delivery (webhook or trigger), with its outcome."""
+
+    __tablename__ = "webhook_log_entries"
+    __table_args__ = (
+        Index("ix_webhook_log_entries_app_created", "app_id", "created_at", "id"),
+        Index("ix_webhook_log_entries_created_at", "created_at"),
+        Index("ix_webhook_log_entries_delivery_id", "delivery_id"),
+    )
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbound_deliveries.id", ondelete="CASCADE"))
+    app_id: Mapped[uuid.UUID]
+    organization_id: Mapped[uuid.UUID]  # the app's owner organization
+    webhook_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    endpoint_url: Mapped[str] = mapped_column(String(2000))
+    action: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    retry_index: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    response_status_code: Mapped[int | None] = mapped_column(default=None)
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    duration: Mapped[int | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When the attempt is due (pending) and when it started (started and later).
+    scheduled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)

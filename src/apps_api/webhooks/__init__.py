@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, event matching and reliable signed delivery (DESIGN.md section 8)."""

@@ -1,0 +1,82 @@
+"""Delivery rows: the one pipeline behind webhook notifications and trigger requests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.kit.queue import enqueue_after_commit
+from apps_api.models import OutboundDelivery, WebhookLogEntry
+from apps_api.models.base import utcnow
+
+DELIVER_JOB = "deliver_outbound"
+DISPATCH_JOB = "dispatch_events"
+
+
+def new_message_id() -> str:
+    """A Standard Webhooks message id (`webhook-id`), fixed for every attempt of a delivery."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def endpoint_host(url: str) -> str:
+    """scheme://host:port of a URL: the unit of the per-endpoint concurrency bound."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"[:300]
+
+
+def deliver_job_id(delivery_id: uuid.UUID, attempt_count: int) -> str:
+    """One queued job per delivery and attempt; a sweeper re-enqueue of the same attempt is a no-op."""
+    return f"deliver:{delivery_id}:{attempt_count}"
+
+
+def new_log_entry(delivery: OutboundDelivery, *, retry_index: int) -> WebhookLogEntry:
+    """The pending log entry of the delivery's next attempt."""
+    return WebhookLogEntry(
+        id=uuid.uuid4(),
+        delivery_id=delivery.id,
+        app_id=delivery.app_id,
+        organization_id=delivery.organization_id,
+        webhook_id=delivery.webhook_id,
+        endpoint_url=delivery.endpoint_url,
+        action=delivery.action,
+        resource_id=delivery.resource_id,
+        channel=delivery.channel,
+        status="pending",
+        retry_index=retry_index,
+        scheduled_at=delivery.next_attempt_at,
+    )
+
+
+def build_delivery(**fields: Any) -> tuple[OutboundDelivery, WebhookLogEntry]:
+    """A pending delivery due now and the log entry of its first attempt."""
+    now = utcnow()
+    delivery = OutboundDelivery(
+        id=uuid.uuid4(),
+        message_id=new_message_id(),
+        endpoint_host=endpoint_host(fields["endpoint_url"]),
+        status="pending",
+        attempt_count=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    entry = new_log_entry(delivery, retry_index=0)
+    delivery.current_log_entry_id = entry.id
+    return delivery, entry
+
+
+async def schedule_delivery(*, session: AsyncSession, **fields: Any) -> OutboundDelivery:
+    """Record a delivery in this transaction; a worker sends it once the transaction commits."""
+    delivery, entry = build_delivery(**fields)
+    session.add(delivery)
+    await session.flush()
+    session.add(entry)
+    await session.flush()
+    enqueue_after_commit(session, DELIVER_JOB, str(delivery.id), _job_id=deliver_job_id(delivery.id, 0))
+    return delivery
