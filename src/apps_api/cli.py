@@ -217,6 +217,20 @@ def cmd_add_partner(args: argparse.Namespace, settings: Settings) -> int:
     return _run_admin(settings, action)
 
 
+def cmd_remove_partner(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.installations import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        removed, uninstalled = await service.end_partnership(session=session, a=args.org_a, b=args.org_b)
+        return {
+            "organization_ids": [args.org_a, args.org_b],
+            "removed": removed,
+            "uninstalled_installation_ids": uninstalled,
+        }
+
+    return _run_admin(settings, action)
+
+
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from apps_api.platform import service
 
@@ -310,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_partner.add_argument("org_a", type=_uuid)
     add_partner.add_argument("org_b", type=_uuid)
     add_partner.set_defaults(handler=cmd_add_partner)
+
+    remove_partner = admin_commands.add_parser(
+        "remove-partner", help="end a partnership; uninstalls what either may no longer install"
+    )
+    remove_partner.add_argument("org_a", type=_uuid)
+    remove_partner.add_argument("org_b", type=_uuid)
+    remove_partner.set_defaults(handler=cmd_remove_partner)
 
     create_user = admin_commands.add_parser("create-user")
     create_user.add_argument("--org", type=_uuid, required=True)

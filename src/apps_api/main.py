@@ -13,8 +13,13 @@ from fastapi.openapi.utils import get_openapi
 
 from apps_api import __version__
 from apps_api.apps.endpoints import router as public_apps_router
+from apps_api.installations.endpoints import router as installations_router
+from apps_api.auth.app_tokens import app_token_authenticator
+from apps_api.identity.endpoints import router as identity_router
+from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.db import create_engine, create_sessionmaker
 from apps_api.kit.errors import install_error_handlers
+from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.settings import Settings, get_settings
@@ -62,9 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(operations_router)
     app.include_router(public_apps_router)
+    app.include_router(installations_router)
+    app.include_router(identity_router)
+    app.include_router(install_flow_router)
+    app.state.authenticate_app_token = app_token_authenticator(settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,29 @@
+"""Resource loaders chained after the access checks: 404 for anything the caller may not see."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from apps_api.apps import repository
+from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.kit.db import SessionDep
+from apps_api.kit.errors import NotFound
+from apps_api.models import App
+
+AppId = Annotated[uuid.UUID, Path(description="The ID of the app.")]
+
+
+async def owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> App:
+    """An app of the caller's organization, with the owned view's embedded objects."""
+    app = await repository.get_owned_app(
+        session=session, organization_id=principal.organization.id, app_id=app_id
+    )
+    if app is None:
+        raise NotFound("No owned app found with the given ID.")
+    return app
+
+
+OwnedAppDep = Annotated[App, Depends(owned_app)]

@@ -1,0 +1,161 @@
+"""Owned apps and app shares: validation, the App provider rule, and auto-uninstall.
+
+Whenever a change narrows who may install an app (publicity set to false, a share
+removed, the app deleted), every installation whose organization may no longer install
+it is uninstalled through `installations.service.uninstall()`, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.apps import repository
+from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput
+from apps_api.auth.service import Principal
+from apps_api.installations import service as installations
+from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
+from apps_api.kit.security import new_app_secret
+from apps_api.models import App, AppShare, Asset, Organization
+from apps_api.platform.service import are_partners
+
+PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
+
+
+def _given(data: OwnedAppInput) -> dict[str, Any]:
+    """The attributes the client sent (read-only and unknown ones were already dropped)."""
+    return {field: getattr(data, field) for field in data.model_fields_set}
+
+
+async def _validate(
+    *,
+    session: AsyncSession,
+    owner: Organization,
+    data: OwnedAppInput,
+    current: App | None,
+    partial: bool,
+) -> dict[str, Any]:
+    """400s first (every field at once), then 402; returns the changes to apply."""
+    changes = _given(data)
+    errors: dict[str, list[str]] = {}
+    if not partial:
+        for field in REQUIRED_ATTRIBUTES:
+            if field not in changes:
+                errors[field] = ["This field is required."]
+
+    def effective(field: str) -> Any:
+        if field in changes:
+            return changes[field]
+        return getattr(current, field) if current is not None else None
+
+    if effective("is_app_user_required"):
+        for field in ("app_user_default_first_name", "app_user_default_last_name"):
+            if effective(field) is None and field not in errors:
+                errors[field] = ["This field is required when is_app_user_required is true."]
+    icon_asset_id = changes.get("icon_asset_id")
+    if icon_asset_id is not None:
+        asset_owner = await session.scalar(select(Asset.organization_id).where(Asset.id == icon_asset_id))
+        if asset_owner != owner.id:
+            errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
+    if errors:
+        raise BadRequest(errors=errors)
+    if not owner.has_feature("app_provider") and any(changes.get(field) is True for field in PUBLICITY):
+        raise PaymentRequired(
+            "Making an app available to partners or to anyone needs the organization's App provider feature."
+        )
+    return changes
+
+
+async def _reload(*, session: AsyncSession, app: App) -> App:
+    loaded = await repository.get_owned_app(
+        session=session, organization_id=app.owned_by_organization_id, app_id=app.id
+    )
+    assert loaded is not None
+    return loaded
+
+
+async def create_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> App:
+    """Create an app owned by the caller's organization (not installed anywhere)."""
+    changes = await _validate(
+        session=session, owner=principal.organization, data=data, current=None, partial=False
+    )
+    app = App(
+        owned_by_organization_id=principal.organization.id,
+        secret=new_app_secret(),
+        created_by_user_id=principal.user.id,
+        updated_by_user_id=principal.user.id,
+        **changes,
+    )
+    session.add(app)
+    await session.flush()
+    return await _reload(session=session, app=app)
+
+
+async def update_app(
+    *, session: AsyncSession, principal: Principal, app: App, data: OwnedAppInput, partial: bool
+) -> App:
+    """PUT (`partial=False`, required attributes required) or PATCH; narrowing publicity uninstalls."""
+    await installations.lock_app(session=session, app_id=app.id)
+    current = await _reload(session=session, app=app)
+    changes = await _validate(
+        session=session, owner=principal.organization, data=data, current=current, partial=partial
+    )
+    narrowed = any(getattr(current, field) and changes.get(field) is False for field in PUBLICITY)
+    for field, value in changes.items():
+        setattr(current, field, value)
+    current.updated_by_user_id = principal.user.id
+    await session.flush()
+    if narrowed:
+        await installations.uninstall_ineligible(
+            session=session, app_ids=[current.id], actor_user_id=principal.user.id
+        )
+    return await _reload(session=session, app=current)
+
+
+async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:
+    """Uninstall the app everywhere (events, uninstall triggers), then delete it."""
+    await installations.lock_app(session=session, app_id=app.id)
+    await installations.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user.id)
+    await session.delete(app)
+    await session.flush()
+
+
+async def create_share(
+    *, session: AsyncSession, principal: Principal, app: App, data: AppShareInput
+) -> AppShare:
+    """Share the app with one partner organization of its owner."""
+    partner_id = data.organization_id
+    if partner_id == app.owned_by_organization_id or not await are_partners(
+        session=session, a=app.owned_by_organization_id, b=partner_id
+    ):
+        raise BadRequest(errors={"organization_id": ["Must be a partner organization of the app's owner."]})
+    share = AppShare(app_id=app.id, organization_id=partner_id, created_by_user_id=principal.user.id)
+    try:
+        async with session.begin_nested():
+            session.add(share)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("The app is already shared with this organization.") from None
+    loaded = await repository.get_app_share(session=session, app_id=app.id, share_id=share.id)
+    assert loaded is not None
+    return loaded
+
+
+async def delete_share(*, session: AsyncSession, principal: Principal, app: App, share_id: uuid.UUID) -> None:
+    """Remove a share; the organization loses the app unless it may still install it otherwise."""
+    await installations.lock_app(session=session, app_id=app.id)
+    share = await session.get(AppShare, share_id)
+    if share is None or share.app_id != app.id:
+        raise NotFound("No app share found with the given ID.")
+    await session.delete(share)
+    await session.flush()
+    await installations.uninstall_ineligible(
+        session=session,
+        app_ids=[app.id],
+        organization_ids=[share.organization_id],
+        actor_user_id=principal.user.id,
+    )

@@ -1,0 +1,201 @@
+"""App installations (the installing organization) and owned app installations (the app owner)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.apps.dependencies import OwnedAppDep
+from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.installations import repository, service
+from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
+from apps_api.kit.db import SessionDep
+from apps_api.kit.errors import NotFound, error_responses
+from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
+from apps_api.models import AppInstallation as AppInstallationModel
+
+router = APIRouter(prefix="/api/v5")
+
+InstallationId = Annotated[uuid.UUID, Path(description="The ID of the app installation.")]
+InstallerOrganizationId = Annotated[
+    uuid.UUID, Path(description="The organization to uninstall the app from.")
+]
+
+
+async def _installations(
+    *, session: AsyncSession, request: Request, params: PageParams, statement: Select[Any]
+) -> tuple[list[AppInstallationModel], str | None, str | None]:
+    rows, next_url, previous_url = await paginate(
+        session,
+        statement,
+        created_at=AppInstallationModel.created_at,
+        id_=AppInstallationModel.id,
+        params=params,
+        request=request,
+        options=service.installation_options(),
+    )
+    return [row[0] for row in rows], next_url, previous_url
+
+
+# --- app installations (the installing organization) -----------------------------------------
+
+
+@router.get(
+    "/orgs/{organization_id}/app_installations",
+    response_model=Page[AppInstallation],
+    summary="List app installations",
+    tags=["App installations"],
+    responses=error_responses(400, 401, 403),
+)
+async def list_app_installations(
+    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
+) -> Page[AppInstallation]:
+    """Apps installed in the organization, with their app users; newest first."""
+    statement = repository.organization_installations(organization_id=principal.organization.id)
+    items, next_url, previous_url = await _installations(
+        session=session, request=request, params=params, statement=statement
+    )
+    return Page(
+        next=next_url, previous=previous_url, results=[AppInstallation.model_validate(item) for item in items]
+    )
+
+
+@router.post(
+    "/orgs/{organization_id}/app_installations",
+    response_model=AppInstallation,
+    status_code=201,
+    summary="Install an app",
+    tags=["App installations"],
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def install_app(
+    session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
+) -> AppInstallation:
+    """Install an app the organization may install (its own, a public one, or one a partner offers).
+
+    Needs the organization's Apps feature (403). Creates the app user when the app requires one
+    (the app's default names unless `app_user` overrides them). A second install is a 409.
+    """
+    service.require_apps_feature(principal.organization)
+    app = await service.find_installable_app(
+        session=session, organization_id=principal.organization.id, app_id=data.app_id
+    )
+    if app is None:
+        raise NotFound("No installable app found with the given ID.")
+    names = data.app_user
+    installation = await service.install_app(
+        session=session,
+        organization=principal.organization,
+        app=app,
+        actor=principal.user,
+        allowed_scopes=data.allowed_scopes,
+        app_user=service.AppUserInput(**names.model_dump()) if names is not None else None,
+    )
+    return AppInstallation.model_validate(installation)
+
+
+@router.get(
+    "/orgs/{organization_id}/app_installations/{installation_id}",
+    response_model=AppInstallation,
+    summary="Retrieve an app installation",
+    tags=["App installations"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def get_app_installation(
+    session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
+) -> AppInstallation:
+    installation = await repository.get_organization_installation(
+        session=session, organization_id=principal.organization.id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No app installation found with the given ID.")
+    return AppInstallation.model_validate(installation)
+
+
+@router.delete(
+    "/orgs/{organization_id}/app_installations/{installation_id}",
+    status_code=204,
+    summary="Uninstall an app",
+    tags=["App installations"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def uninstall_app(
+    session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
+) -> Response:
+    """Uninstall: the app user is deleted and its tokens revoked; the app's uninstall trigger is sent."""
+    installation = await repository.get_organization_installation(
+        session=session, organization_id=principal.organization.id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No app installation found with the given ID.")
+    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user.id)
+    return Response(status_code=204)
+
+
+# --- owned app installations (the app owner) -------------------------------------------------
+
+
+@router.get(
+    "/orgs/{organization_id}/owned_apps/{app_id}/installations",
+    response_model=Page[OwnedAppInstallation],
+    summary="List the installations of an owned app",
+    tags=["Owned app installations"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def list_owned_app_installations(
+    request: Request, session: SessionDep, app: OwnedAppDep, params: PageParamsDep
+) -> Page[OwnedAppInstallation]:
+    """Every organization the app is installed in, with its app user; newest first."""
+    items, next_url, previous_url = await _installations(
+        session=session, request=request, params=params, statement=repository.app_installations(app_id=app.id)
+    )
+    return Page(
+        next=next_url,
+        previous=previous_url,
+        results=[OwnedAppInstallation.model_validate(item) for item in items],
+    )
+
+
+@router.get(
+    "/orgs/{organization_id}/owned_apps/{app_id}/installations/{installation_id}",
+    response_model=OwnedAppInstallation,
+    summary="Retrieve an installation of an owned app",
+    tags=["Owned app installations"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def get_owned_app_installation(
+    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
+) -> OwnedAppInstallation:
+    installation = await repository.get_app_installation(
+        session=session, app_id=app.id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No owned app installation found with the given ID.")
+    return OwnedAppInstallation.model_validate(installation)
+
+
+@router.delete(
+    "/orgs/{organization_id}/owned_apps/{app_id}/installations/{installer_organization_id}",
+    status_code=204,
+    summary="Uninstall an owned app from an organization",
+    tags=["Owned app installations"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def uninstall_owned_app(
+    session: SessionDep,
+    principal: OrgSettingsPrincipal,
+    app: OwnedAppDep,
+    installer_organization_id: InstallerOrganizationId,
+) -> Response:
+    """The owner uninstalls its app from the organization that installed it (by that organization's ID)."""
+    installation = await repository.get_app_installation_in(
+        session=session, app_id=app.id, organization_id=installer_organization_id
+    )
+    if installation is None:
+        raise NotFound("The app is not installed in the given organization.")
+    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user.id)
+    return Response(status_code=204)
