@@ -1,0 +1,76 @@
+"""`POST /identity/token`: an app exchanges an app user code for its app user's API token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from fastapi.responses import JSONResponse
+
+from apps_api.identity import service
+from apps_api.identity.schemas import AppUserToken, OAuthError, TokenRequest
+from apps_api.kit.db import SessionDep
+
+router = APIRouter(prefix="/identity", tags=["Identity"])
+
+# RFC 6749 section 5.1: token responses must not be cached.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+_ERRORS = {
+    400: {
+        "model": OAuthError,
+        "description": (
+            "RFC 6749 error: `invalid_request` (a parameter is missing), `unsupported_grant_type`, "
+            "`invalid_client` (unknown app or wrong secret) or `invalid_grant` (the code is unknown, "
+            "used, expired, issued to another app, or its installation is gone)."
+        ),
+    }
+}
+
+
+
+@router.post(
+    "/token",
+    response_model=AppUserToken,
+    summary="Exchange an app user code for an API token",
+    responses=_ERRORS,
+)
+async def issue_token(session: SessionDep, form: Annotated[TokenRequest, Form()]) -> AppUserToken | JSONResponse:
+    """Form-encoded (`application/x-www-form-urlencoded`): `grant_type=authorization_code`,
+    `code` (the `app_user_code` of an install trigger's `data`), `client_id` (the app id) and
+    `client_secret` (the app secret). Codes are single-use and expire 10 minutes after issue.
+    The token is revoked when the app is uninstalled."""
+    grant_type, code, client_id, client_secret = form.grant_type, form.code, form.client_id, form.client_secret
+    missing = [
+        name
+        for name, value in (
+            ("grant_type", grant_type),
+            ("code", code),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+        )
+        if not value
+    ]
+    if "grant_type" in missing:
+        return _error("invalid_request", "Missing parameter: grant_type.")
+    if grant_type != "authorization_code":
+        return _error("unsupported_grant_type", "Only grant_type=authorization_code is supported.")
+    if missing:
+        return _error("invalid_request", f"Missing parameter(s): {', '.join(missing)}.")
+    assert code is not None and client_id is not None and client_secret is not None
+    try:
+        app = await service.authenticate_client(session=session, client_id=client_id, client_secret=client_secret)
+        issued = await service.exchange_app_user_code(session=session, app=app, code=code)
+    except service.TokenError as exc:
+        return _error(exc.error, exc.description)
+    body = AppUserToken(
+        access_token=issued.access_token,
+        user_id=issued.user_id,
+        organization_id=issued.organization_id,
+        app_id=issued.app_id,
+    )
+    return JSONResponse(body.model_dump(mode="json"), headers=_NO_STORE)
+
+
+def _error(error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400, headers=_NO_STORE)

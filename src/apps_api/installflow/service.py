@@ -1,0 +1,176 @@
+"""The install web flow's logic: who is logged in, what the pages show, where the browser goes next."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from apps_api.identity.service import issue_app_user_code
+from apps_api.installflow.session import BrowserSession, password_digest
+from apps_api.kit.security import constant_time_equals, verify_password
+from apps_api.models import App, AppInstallation, Organization, User
+from apps_api.settings import Settings
+from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
+
+SCOPE_DESCRIPTIONS = {
+    "reports": "read your organization's reports",
+    "settings": "read and change your organization's settings",
+    "users": "read and manage your organization's users",
+}
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    user: User
+    organization: Organization
+
+
+async def authenticate_login(*, session: AsyncSession, email: str, password: str) -> LoggedIn | None:
+    """The live user with this email and password who may install apps (`settings`), else None.
+
+    Unknown email, wrong password, deleted user and missing permission all give None after
+    the same argon2 work, so the page cannot tell them apart.
+    """
+    row = None
+    if email and "@" in email and len(email) <= 254:
+        row = (
+            await session.execute(
+                select(User, Organization)
+                .join(Organization, Organization.id == User.organization_id)
+                .where(func.lower(User.email) == email.strip().lower(), User.deleted_at.is_(None))
+                .limit(1)
+            )
+        ).first()
+    user, organization = row if row is not None else (None, None)
+    # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+    ok = await run_in_threadpool(verify_password, user.password_hash if user else None, password)
+    if not ok or user is None or organization is None or user.is_bot or not user.has_permission("settings"):
+        return None
+    return LoggedIn(user=user, organization=organization)
+
+
+async def session_user(*, session: AsyncSession, browser_session: BrowserSession | None) -> LoggedIn | None:
+    """The logged-in user of a cookie, while they are live, keep `settings` and their password."""
+    if browser_session is None or browser_session.user_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(User, Organization)
+            .join(Organization, Organization.id == User.organization_id)
+            .where(User.id == browser_session.user_id, User.deleted_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        return None
+    user, organization = row
+    if not user.has_permission("settings") or not constant_time_equals(
+        password_digest(user), browser_session.password_digest or ""
+    ):
+        return None
+    return LoggedIn(user=user, organization=organization)
+
+
+async def is_installed(*, session: AsyncSession, app_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
+    installed = await session.scalar(
+        select(AppInstallation.id).where(
+            AppInstallation.app_id == app_id, AppInstallation.organization_id == organization_id
+        )
+    )
+    return installed is not None
+
+
+def _web_url(value: str | None) -> str | None:
+    """Only http(s) URLs become links or images (never `javascript:`)."""
+    if value and value.lower().startswith(("https://", "http://")):
+        return value
+    return None
+
+
+def app_view(app: App) -> dict[str, Any]:
+    """Plain values the confirmation page shows (readable after a rollback too)."""
+    return {
+        "id": str(app.id),
+        "name": app.name,
+        "description": app.description,
+        "icon_url": _web_url(app.icon_asset.url if app.icon_asset is not None else None),
+        "owner_name": app.owned_by_organization.name,
+        "scopes": [
+            {"name": scope, "description": SCOPE_DESCRIPTIONS.get(scope, scope)}
+            for scope in app.required_scopes
+        ],
+        "is_app_user_required": app.is_app_user_required,
+        "terms_of_service_url": _web_url(app.terms_of_service_url),
+        "privacy_policy_url": _web_url(app.privacy_policy_url),
+        "trigger_origin": trigger_origin(app),
+    }
+
+
+def has_install_trigger(app: App) -> bool:
+    return "install" in app.trigger_conditions and bool(app.trigger_url)
+
+
+def trigger_origin(app: App) -> str | None:
+    """The origin the browser is sent to after installing (for the page's CSP form-action)."""
+    if not has_install_trigger(app):
+        return None
+    parts = urlsplit(app.trigger_url or "")
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def absolute_url(path: str, *, request_base_url: str, settings: Settings) -> str:
+    """`path` on this service's public origin."""
+    origin = (settings.public_base_url or request_base_url).rstrip("/")
+    return origin + path
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` added to its query (replacing same-named ones it already has)."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in params]
+    query.extend(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+async def install_trigger_url(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    app: App,
+    installation: AppInstallation,
+    actor: User,
+    redirect_uri: str,
+) -> str:
+    """`trigger_url?type=install&data=<JWT>&token=<JWT>&redirect_uri=<next>` (DESIGN.md section 7)."""
+    app_user_code = (
+        await issue_app_user_code(session=session, installation=installation)
+        if installation.app_user_id is not None
+        else None
+    )
+    data = encode_trigger_data(
+        app_secret=app.secret,
+        app_id=app.id,
+        organization_id=installation.organization_id,
+        installation_id=installation.id,
+        user_id=actor.id,
+        app_user_id=installation.app_user_id,
+        app_user_code=app_user_code,
+    )
+    token = encode_access_token(
+        secret_key=settings.secret_key,
+        user_id=actor.id,
+        organization_id=installation.organization_id,
+        app_id=app.id,
+        installation_id=installation.id,
+    )
+    return with_query(
+        app.trigger_url or "",
+        {"type": "install", "data": data, "token": token, "redirect_uri": redirect_uri},
+    )

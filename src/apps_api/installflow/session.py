@@ -1,0 +1,142 @@
+"""The install web flow's browser session: a signed cookie, CSRF tokens bound to it, and `next` checks.
+
+The cookie is stateless (itsdangerous, keyed with `settings.secret_key`, so every API process
+accepts it) and carries a random session id `sid`, and after login the user's id and a digest of
+their password hash (changing the password ends every session). CSRF tokens are the `sid`
+signed under another salt: a form posted from another site cannot know them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from apps_api.kit.security import constant_time_equals
+from apps_api.models import User
+
+COOKIE_NAME = "apps_api_install_session"
+# Only the install flow's pages see the cookie, never the JSON API.
+COOKIE_PATH = "/apps/"
+SESSION_TTL_SECONDS = 2 * 60 * 60
+_SESSION_SALT = "apps-api.install-flow.session"
+_CSRF_SALT = "apps-api.install-flow.csrf"
+MAX_NEXT_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    """What the cookie says: a session id and, once logged in, who."""
+
+    sid: str
+    user_id: uuid.UUID | None = None
+    password_digest: str | None = None
+
+
+def _serializer(secret_key: str, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=salt)
+
+
+def new_session(user: User | None = None) -> BrowserSession:
+    """A fresh session (new id: logging in never keeps a pre-login id)."""
+    if user is None:
+        return BrowserSession(sid=secrets.token_urlsafe(24))
+    return BrowserSession(
+        sid=secrets.token_urlsafe(24), user_id=user.id, password_digest=password_digest(user)
+    )
+
+
+def password_digest(user: User) -> str:
+    """A short digest of the password hash; sessions die when it changes."""
+    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:32]
+
+
+def read_session(request: Request, *, secret_key: str) -> BrowserSession | None:
+    """The session of a valid, unexpired cookie, or None."""
+    raw = request.cookies.get(COOKIE_NAME)
+    if not raw:
+        return None
+    try:
+        data: Any = _serializer(secret_key, _SESSION_SALT).loads(raw, max_age=SESSION_TTL_SECONDS)
+    except BadSignature:  # also SignatureExpired
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
+        return None
+    user_id: uuid.UUID | None = None
+    if data.get("uid") is not None:
+        try:
+            user_id = uuid.UUID(str(data["uid"]))
+        except ValueError:
+            return None
+    pwd = data.get("pwd")
+    return BrowserSession(sid=data["sid"], user_id=user_id, password_digest=pwd if isinstance(pwd, str) else None)
+
+
+def is_https(request: Request, *, public_base_url: str | None) -> bool:
+    if public_base_url:
+        return public_base_url.startswith("https://")
+    return request.url.scheme == "https"
+
+
+def write_session(
+    response: Response, browser_session: BrowserSession, *, secret_key: str, secure: bool
+) -> None:
+    """Set the signed cookie: HttpOnly, SameSite=Lax, Secure over https, with an expiry."""
+    payload: dict[str, Any] = {"sid": browser_session.sid}
+    if browser_session.user_id is not None:
+        payload["uid"] = str(browser_session.user_id)
+        payload["pwd"] = browser_session.password_digest
+    response.set_cookie(
+        COOKIE_NAME,
+        _serializer(secret_key, _SESSION_SALT).dumps(payload),
+        max_age=SESSION_TTL_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+
+
+def clear_session(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure)
+
+
+def csrf_token(browser_session: BrowserSession, *, secret_key: str) -> str:
+    """The token every form of this session must post back."""
+    return _serializer(secret_key, _CSRF_SALT).dumps(browser_session.sid)
+
+
+def csrf_valid(browser_session: BrowserSession | None, token: str | None, *, secret_key: str) -> bool:
+    """True when `token` was issued for this very session and has not expired."""
+    if browser_session is None or not token:
+        return False
+    try:
+        sid = _serializer(secret_key, _CSRF_SALT).loads(token, max_age=SESSION_TTL_SECONDS)
+    except BadSignature:
+        return False
+    return isinstance(sid, str) and constant_time_equals(sid, browser_session.sid)
+
+
+def safe_next(value: str | None) -> str | None:
+    """`next` if it is a same-origin relative path, `/` when absent, None when it must be refused.
+
+    Refused: absolute URLs (`https://...`, `javascript:...`), protocol-relative `//host`,
+    backslashes (browsers read `/\\host` as `//host`), control characters and whitespace that
+    browsers strip (`/\\t/host`), and anything not starting with `/`.
+    """
+    if value is None or value == "":
+        return "/"
+    if len(value) > MAX_NEXT_LENGTH:
+        return None
+    if not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value:
+        return None
+    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value):
+        return None
+    return value
