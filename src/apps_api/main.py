@@ -13,9 +13,9 @@ from fastapi.openapi.utils import get_openapi
 
 from apps_api import __version__
 from apps_api.apps.endpoints import router as public_apps_router
-from apps_api.installations.endpoints import router as installations_router
 from apps_api.auth.app_tokens import app_token_authenticator
 from apps_api.identity.endpoints import router as identity_router
+from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.db import create_engine, create_sessionmaker
 from apps_api.kit.errors import install_error_handlers
@@ -23,6 +23,9 @@ from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.settings import Settings, get_settings
+from apps_api.webhooks.endpoints import internal_router as ingest_router
+from apps_api.webhooks.endpoints import log_router as webhook_log_router
+from apps_api.webhooks.endpoints import router as webhooks_router
 
 DESCRIPTION = """
 An open implementation of the giosg **Apps API v5**: organizations create apps, offer them
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(operations_router)
     app.include_router(public_apps_router)
+    app.include_router(webhooks_router)
+    app.include_router(webhook_log_router)
+    app.include_router(ingest_router)
     app.include_router(installations_router)
     app.include_router(identity_router)
     app.include_router(install_flow_router)

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     # Comma-separated CIDRs the SSRF guard lets outbound requests reach.
     outbound_allow_networks: str = ""
     webhook_log_retention_days: int = 7
+    # Webhook and trigger delivery (DESIGN.md section 8). Seconds between attempts, one
+    # value per retry (with +-10 % jitter); after the last retry fails the delivery fails.
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_connect_timeout: float = 5.0
+    webhook_timeout: float = 15.0
+    # How long a worker owns an attempt; another worker takes over once it lapses.
+    webhook_lease_seconds: float = 60.0
+    # Concurrent attempts per endpoint (scheme://host:port) across all workers.
+    webhook_max_concurrency_per_endpoint: int = 10
+    # How often the sweeper looks for undispatched events and due or stale deliveries.
+    webhook_sweep_interval_seconds: int = 5
     # Key that other platform services use on the internal event ingestion endpoint.
     ingest_service_key: str | None = None
 
@@ -46,6 +57,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """The webhook retry schedule in seconds."""
+        return tuple(float(item) for item in self.webhook_retry_schedule.split(",") if item.strip())
 
     @property
     def async_database_url(self) -> str:

@@ -21,12 +21,16 @@ async def ping(ctx: dict[str, Any]) -> str:
 
 def worker_functions() -> list[Any]:
     """Every task the worker runs; domains append theirs here."""
-    return [ping]
+    from apps_api.webhooks import tasks as webhook_tasks
+
+    return [ping, *webhook_tasks.functions()]
 
 
 def worker_cron_jobs() -> list[Any]:
     """Periodic jobs (sweepers, purges); domains append theirs here."""
-    return []
+    from apps_api.webhooks import tasks as webhook_tasks
+
+    return [*webhook_tasks.cron_jobs()]
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
@@ -38,6 +42,9 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         logger.info("worker started on queue %s", settings.queue_name)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        from apps_api.webhooks import tasks as webhook_tasks
+
+        await webhook_tasks.close(ctx)
         await ctx["engine"].dispose()
         logger.info("worker stopped")
 

@@ -13,7 +13,6 @@ from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 
 DELIVER_JOB = "deliver_outbound"
-DISPATCH_JOB = "dispatch_events"
 
 
 def new_message_id() -> str:

@@ -1,0 +1,1 @@
+"""Every outbound HTTP request (webhooks and triggers) goes through this package's guarded client."""

@@ -1,0 +1,148 @@
+"""The guarded HTTP client: resolve, check, then connect to the very address that was checked.
+
+The check happens in the connection layer (an httpcore network backend), so the URL keeps
+its hostname: the `Host` header, TLS SNI and certificate checks are those of the original
+host, and a DNS answer that changes between check and connect (rebinding) cannot matter.
+Redirects are never followed; proxies from the environment are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+from apps_api.outbound.guard import DestinationBlocked, IPNetwork, resolve_checked
+
+MAX_BODY_BYTES = 4096
+MAX_HEADERS = 100
+MAX_HEADER_VALUE = 2000
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses the SSRF guard allows."""
+
+    def __init__(self, allow: Iterable[IPNetwork]) -> None:
+        self._allow = tuple(allow)
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = await resolve_checked(host, port, self._allow)
+        return await self._inner.connect_tcp(
+            address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise DestinationBlocked("Unix sockets are not an outbound destination.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool on the guarded network backend."""
+
+    def __init__(self, allow: Iterable[IPNetwork], *, max_connections: int = 200) -> None:
+        super().__init__(trust_env=False)
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=50,
+            keepalive_expiry=30,
+            network_backend=GuardedBackend(allow),
+        )
+
+
+def guarded_client(
+    allow: Iterable[IPNetwork], *, connect_timeout: float = 5.0, total_timeout: float = 15.0
+) -> httpx.AsyncClient:
+    """An httpx client for outbound requests: SSRF-guarded, no redirects, no environment proxies."""
+    return httpx.AsyncClient(
+        transport=GuardedTransport(allow),
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+        headers={"User-Agent": "apps-api-webhooks/1"},
+    )
+
+
+@dataclass
+class Outcome:
+    """What one attempt got: a response (status, headers, first 4 KiB of body) or an error."""
+
+    status_code: int | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    duration_ms: int = 0
+    error: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return (self.headers or {}).get(name.lower())
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    collected: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        key = name.lower()
+        if key not in collected and len(collected) >= MAX_HEADERS:
+            continue
+        joined = f"{collected[key]}, {value}" if key in collected else value
+        collected[key] = joined[:MAX_HEADER_VALUE]
+    return collected
+
+
+async def send(
+    client: httpx.AsyncClient,
+    *,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    content: bytes | None = None,
+    total_timeout: float = 15.0,
+) -> Outcome:
+    """One request under a total deadline; reads at most 4 KiB of the body, never the rest."""
+    started = time.monotonic()
+    outcome = Outcome()
+    try:
+        async with asyncio.timeout(total_timeout):
+            async with client.stream(method, url, headers=headers, content=content) as response:
+                outcome.status_code = response.status_code
+                outcome.headers = _headers(response)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) >= MAX_BODY_BYTES:
+                        break
+                outcome.body = bytes(body[:MAX_BODY_BYTES]).decode("utf-8", errors="replace")
+    except DestinationBlocked as error:
+        outcome.error = str(error)
+    except TimeoutError:
+        outcome.error = f"Timed out after {total_timeout:g} s (total)."
+    except httpx.ConnectTimeout:
+        outcome.error = "Timed out connecting."
+    except httpx.TimeoutException:
+        outcome.error = f"Timed out after {total_timeout:g} s."
+    except httpx.HTTPError as error:
+        outcome.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    except OSError as error:
+        outcome.error = f"Connection error: {error}"
+    outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    return outcome

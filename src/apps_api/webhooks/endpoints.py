@@ -1,0 +1,273 @@
+"""Webhooks and webhook log entries of an owned app; the internal event ingestion endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+
+from apps_api.apps.dependencies import OwnedAppDep
+from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.kit.db import SessionDep
+from apps_api.kit.errors import NotFound, Unauthorized, error_responses
+from apps_api.kit.pagination import Page, PageParamsDep, paginate
+from apps_api.kit.security import constant_time_equals
+from apps_api.models import Webhook, WebhookLogEntry
+from apps_api.settings import get_settings
+from apps_api.webhooks import repository, schemas, service
+
+router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
+log_router = APIRouter(
+    prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhook log entries"]
+)
+internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
+
+WebhookId = Annotated[uuid.UUID, Path(description="The ID of the webhook.")]
+EntryId = Annotated[uuid.UUID, Path(description="The ID of the webhook log entry.")]
+
+
+async def owned_webhook(session: SessionDep, app: OwnedAppDep, webhook_id: WebhookId) -> Webhook:
+    """A webhook of the caller's owned app; 404 otherwise."""
+    webhook = await repository.get_webhook(session=session, app_id=app.id, webhook_id=webhook_id)
+    if webhook is None:
+        raise NotFound("No webhook found with the given ID.")
+    return webhook
+
+
+OwnedWebhookDep = Annotated[Webhook, Depends(owned_webhook)]
+
+
+async def owned_log_entry(session: SessionDep, app: OwnedAppDep, entry_id: EntryId) -> WebhookLogEntry:
+    """A log entry of the caller's owned app; 404 otherwise."""
+    entry = await repository.get_log_entry(session=session, app_id=app.id, entry_id=entry_id)
+    if entry is None:
+        raise NotFound("No webhook log entry found with the given ID.")
+    return entry
+
+
+OwnedLogEntryDep = Annotated[WebhookLogEntry, Depends(owned_log_entry)]
+
+
+@router.get(
+    "/webhooks",
+    response_model=Page[schemas.Webhook],
+    summary="List the webhooks of an owned app",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def list_webhooks(
+    request: Request, session: SessionDep, app: OwnedAppDep, params: PageParamsDep
+) -> Page[schemas.Webhook]:
+    """The app's webhooks, newest first."""
+    rows, next_url, previous_url = await paginate(
+        session,
+        repository.webhooks_of(app_id=app.id),
+        created_at=Webhook.created_at,
+        id_=Webhook.id,
+        params=params,
+        request=request,
+        options=repository.webhook_options(),
+    )
+    results = [schemas.Webhook.model_validate(row[0]) for row in rows]
+    return Page(next=next_url, previous=previous_url, results=results)
+
+
+@router.post(
+    "/webhooks",
+    response_model=schemas.Webhook,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a webhook for an owned app",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def create_webhook(
+    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
+) -> schemas.Webhook:
+    webhook = await service.create_webhook(session=session, app=app, actor=principal.user, data=body)
+    return schemas.Webhook.model_validate(webhook)
+
+
+@router.get(
+    "/webhooks/{webhook_id}",
+    response_model=schemas.Webhook,
+    summary="Retrieve a webhook of an owned app",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def get_webhook(webhook: OwnedWebhookDep) -> schemas.Webhook:
+    return schemas.Webhook.model_validate(webhook)
+
+
+@router.put(
+    "/webhooks/{webhook_id}",
+    response_model=schemas.Webhook,
+    summary="Replace a webhook of an owned app",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def replace_webhook(
+    session: SessionDep,
+    principal: OrgSettingsPrincipal,
+    app: OwnedAppDep,
+    webhook: OwnedWebhookDep,
+    body: schemas.WebhookCreate,
+) -> schemas.Webhook:
+    """`endpoint_url` is required; omitted `channel_subscriptions` become an empty list."""
+    updated = await service.update_webhook(
+        session=session,
+        app=app,
+        webhook=webhook,
+        actor=principal.user,
+        endpoint_url=body.endpoint_url,
+        channel_subscriptions=body.channel_subscriptions,
+    )
+    return schemas.Webhook.model_validate(updated)
+
+
+@router.patch(
+    "/webhooks/{webhook_id}",
+    response_model=schemas.Webhook,
+    summary="Update a webhook of an owned app",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def update_webhook(
+    session: SessionDep,
+    principal: OrgSettingsPrincipal,
+    app: OwnedAppDep,
+    webhook: OwnedWebhookDep,
+    body: schemas.WebhookUpdate,
+) -> schemas.Webhook:
+    """Only the attributes given change; `channel_subscriptions`, when given, replaces the list."""
+    updated = await service.update_webhook(
+        session=session,
+        app=app,
+        webhook=webhook,
+        actor=principal.user,
+        endpoint_url=body.endpoint_url,
+        channel_subscriptions=body.channel_subscriptions,
+    )
+    return schemas.Webhook.model_validate(updated)
+
+
+@router.delete(
+    "/webhooks/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a webhook and its channel subscriptions",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def delete_webhook(
+    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
+) -> Response:
+    """Undelivered notifications of the webhook are dropped with it."""
+    await service.delete_webhook(session=session, app=app, webhook=webhook, actor=principal.user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@log_router.get(
+    "/webhook_log_entries",
+    response_model=Page[schemas.WebhookLogEntry],
+    summary="List webhook log entries of an owned app",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def list_log_entries(
+    request: Request,
+    session: SessionDep,
+    app: OwnedAppDep,
+    params: PageParamsDep,
+    webhook_id: Annotated[uuid.UUID | None, Query(description="Only this webhook's attempts.")] = None,
+    status_: Annotated[
+        schemas.LogStatus | None, Query(alias="status", description="Only attempts with this status.")
+    ] = None,
+    created_at_gte: Annotated[
+        datetime | None, Query(description="Created at or after (ISO-8601; no offset means UTC).")
+    ] = None,
+    created_at_lte: Annotated[
+        datetime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
+    ] = None,
+) -> Page[schemas.WebhookLogEntry]:
+    """One entry per HTTP attempt (webhooks, and the uninstall trigger with `webhook_id` null), newest first.
+
+    Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
+    """
+    statement = repository.log_entries_of(
+        app_id=app.id,
+        webhook_id=webhook_id,
+        status=status_,
+        created_at_gte=_utc(created_at_gte),
+        created_at_lte=_utc(created_at_lte),
+    )
+    rows, next_url, previous_url = await paginate(
+        session,
+        statement,
+        created_at=WebhookLogEntry.created_at,
+        id_=WebhookLogEntry.id,
+        params=params,
+        request=request,
+    )
+    results = [schemas.WebhookLogEntry.model_validate(row[0]) for row in rows]
+    return Page(next=next_url, previous=previous_url, results=results)
+
+
+@log_router.get(
+    "/webhook_log_entries/{entry_id}",
+    response_model=schemas.WebhookLogEntry,
+    summary="Retrieve a webhook log entry",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
+    return schemas.WebhookLogEntry.model_validate(entry)
+
+
+@log_router.post(
+    "/webhook_log_entries/{entry_id}/redeliver",
+    response_model=schemas.WebhookLogEntry,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Redeliver: schedule a new attempt of the entry's delivery",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
+    """202 with the `pending` log entry of the scheduled attempt (same `webhook-id` as the original).
+
+    409 while an attempt of that delivery is in flight.
+    """
+    pending = await service.redeliver(session=session, entry=entry)
+    return schemas.WebhookLogEntry.model_validate(pending)
+
+
+async def ingest_service(
+    authorization: Annotated[
+        str | None, Header(description="`Bearer <APPS_API_INGEST_SERVICE_KEY>`.")
+    ] = None,
+) -> None:
+    """404 when ingestion is not configured; 401 without the service key."""
+    key = get_settings().ingest_service_key
+    if not key:
+        raise NotFound("Event ingestion is not enabled (APPS_API_INGEST_SERVICE_KEY is unset).")
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not constant_time_equals(credentials.strip(), key):
+        raise Unauthorized("A valid service key is required.")
+
+
+@internal_router.post(
+    "/events",
+    response_model=schemas.IngestResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Publish events of other platform services",
+    responses=error_responses(400, 401, 404, 413),
+    dependencies=[Depends(ingest_service)],
+)
+async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schemas.IngestResult:
+    """Record up to 500 events in one transaction; they are matched and delivered to webhooks after commit.
+
+    Authenticated with `Authorization: Bearer <APPS_API_INGEST_SERVICE_KEY>`; 404 when no key is
+    configured (ingestion disabled). Each event: `organization_id`, concrete `channel` (e.g.
+    `/api/v5/orgs/<id>/chats`), `action` (`added`, `changed`, `removed`), `resource_id`, `resource`,
+    and an optional `required_scope` that an installation's `allowed_scopes` must include.
+    """
+    ids = await service.ingest_events(session=session, batch=body)
+    return schemas.IngestResult(accepted=len(ids), event_ids=ids)

@@ -1,0 +1,228 @@
+"""Channel patterns: validation, compilation into per-app tries, and event matching (DESIGN.md section 8).
+
+An event in organization O reaches webhook W of app A when A is installed in O (or, for
+the owner's installations channel, O owns A), a subscription of W matches the channel with
+the placeholders bound for that installation, the action's flag is set, and the
+installation's allowed scopes cover the event's required scope.
+
+Matching never scans every subscription: each app's patterns are compiled into a trie of
+path segments, and an event only walks the tries of the apps installed in its organization
+(plus, on an installations channel, the one app named in it). Cost per event is
+proportional to the installations of that organization times the channel's depth, not to
+the number of subscriptions in the system.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+ORGANIZATION_ID = "{organization_id}"
+USER_ID = "{user_id}"
+APP_ORGANIZATION_ID = "{app_organization_id}"
+APP_ID = "{app_id}"
+PLACEHOLDERS = (ORGANIZATION_ID, USER_ID, APP_ORGANIZATION_ID, APP_ID)
+WILDCARD = "*"
+ORG_PREFIX = "/api/v5/orgs/{organization_id}/"
+USER_PREFIX = "/api/v5/users/{user_id}/"
+INSTALLATIONS_PATTERN = "/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations"
+MAX_PATTERN_LENGTH = 500
+_LITERAL = re.compile(r"^[A-Za-z0-9._~\-]+$")
+_INSTALLATIONS_CHANNEL = re.compile(
+    r"^/api/v5/orgs/(?P<owner>[0-9a-f-]{36})/owned_apps/(?P<app>[0-9a-f-]{36})/installations$"
+)
+ACTION_FLAGS = {
+    "added": "is_additions_subscribed",
+    "changed": "is_changes_subscribed",
+    "removed": "is_removals_subscribed",
+}
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why a channel pattern is not allowed, or None when it is."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"Must be at most {MAX_PATTERN_LENGTH} characters."
+    if pattern == INSTALLATIONS_PATTERN:
+        return None
+    if not (pattern.startswith(ORG_PREFIX) or pattern.startswith(USER_PREFIX)):
+        return f"Must start with `{ORG_PREFIX}` or `{USER_PREFIX}`, or equal `{INSTALLATIONS_PATTERN}`."
+    rest = pattern.removeprefix(ORG_PREFIX) if pattern.startswith(ORG_PREFIX) else pattern[len(USER_PREFIX) :]
+    if not rest:
+        return "Must name at least one segment after the prefix."
+    for segment in rest.split("/"):
+        if not segment:
+            return "Must not contain empty segments (`//` or a trailing `/`)."
+        if segment == WILDCARD or segment in PLACEHOLDERS:
+            continue
+        if not _LITERAL.match(segment):
+            return (
+                f"Segment `{segment}` is not allowed: a segment is a literal (letters, digits, `-._~`), "
+                f"`*`, or one of {', '.join(f'`{p}`' for p in PLACEHOLDERS)}."
+            )
+    return None
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.strip("/").split("/"))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One compiled channel subscription of a webhook."""
+
+    webhook_id: uuid.UUID
+    channel_pattern: str
+    is_additions_subscribed: bool
+    is_changes_subscribed: bool
+    is_removals_subscribed: bool
+
+    def wants(self, action: str) -> bool:
+        flag = ACTION_FLAGS.get(action)
+        return bool(flag and getattr(self, flag))
+
+
+@dataclass
+class _Node:
+    literals: dict[str, _Node] = field(default_factory=dict)
+    wildcard: _Node | None = None
+    placeholders: dict[str, _Node] = field(default_factory=dict)
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+
+class AppMatcher:
+    """The channel patterns of one app's webhooks, compiled into a segment trie."""
+
+    __slots__ = ("_root", "endpoints", "size")
+
+    def __init__(self, subscriptions: Iterable[Subscription] = (), endpoints: Mapping[uuid.UUID, str] = ()):
+        self._root = _Node()
+        self.size = 0
+        # webhook id -> endpoint URL, as loaded with the subscriptions.
+        self.endpoints: dict[uuid.UUID, str] = dict(endpoints)
+        for subscription in subscriptions:
+            self.add(subscription)
+
+    def add(self, subscription: Subscription) -> None:
+        node = self._root
+        for segment in split_path(subscription.channel_pattern):
+            if segment == WILDCARD:
+                node.wildcard = node.wildcard or _Node()
+                node = node.wildcard
+            elif segment in PLACEHOLDERS:
+                node = node.placeholders.setdefault(segment, _Node())
+            else:
+                node = node.literals.setdefault(segment, _Node())
+        node.subscriptions.append(subscription)
+        self.size += 1
+
+    def match(self, segments: Sequence[str], bindings: Mapping[str, str | None]) -> Iterator[Subscription]:
+        """Subscriptions whose pattern matches the concrete channel under these placeholder values."""
+        stack: list[tuple[_Node, int]] = [(self._root, 0)]
+        depth = len(segments)
+        while stack:
+            node, index = stack.pop()
+            if index == depth:
+                yield from node.subscriptions
+                continue
+            segment = segments[index]
+            child = node.literals.get(segment)
+            if child is not None:
+                stack.append((child, index + 1))
+            if node.wildcard is not None:
+                stack.append((node.wildcard, index + 1))
+            for name, placeholder_child in node.placeholders.items():
+                if bindings.get(name) == segment:
+                    stack.append((placeholder_child, index + 1))
+
+
+@dataclass(frozen=True)
+class InstallationView:
+    """What matching needs of an installation of app `app_id` in `organization_id`."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    organization_id: uuid.UUID
+    app_user_id: uuid.UUID | None
+    allowed_scopes: frozenset[str]
+    app_owner_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class EventView:
+    organization_id: uuid.UUID
+    channel: str
+    action: str
+    required_scope: str | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """Webhook `webhook_id` of `app_id` gets the event, for `installation` (None: the owner's channel)."""
+
+    webhook_id: uuid.UUID
+    app_id: uuid.UUID
+    installation: InstallationView | None
+
+
+def installations_channel_app(channel: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(owner id, app id) when the channel is an owned app's installations channel."""
+    found = _INSTALLATIONS_CHANNEL.match(channel)
+    if found is None:
+        return None
+    try:
+        return uuid.UUID(found["owner"]), uuid.UUID(found["app"])
+    except ValueError:
+        return None
+
+
+def bindings_for(installation: InstallationView) -> dict[str, str | None]:
+    return {
+        ORGANIZATION_ID: str(installation.organization_id),
+        USER_ID: str(installation.app_user_id) if installation.app_user_id else None,
+        APP_ORGANIZATION_ID: str(installation.app_owner_id),
+        APP_ID: str(installation.app_id),
+    }
+
+
+def match_event(
+    event: EventView,
+    *,
+    installations: Iterable[InstallationView],
+    matchers: Mapping[uuid.UUID, AppMatcher],
+    owned_app: tuple[uuid.UUID, uuid.UUID] | None = None,
+) -> list[Match]:
+    """The webhooks an event reaches, each once.
+
+    `installations` are those of the event's organization; `owned_app` is (owner id, app id)
+    of the app named by an installations channel when the event's organization owns it.
+    """
+    segments = split_path(event.channel)
+    found: dict[uuid.UUID, Match] = {}
+    for installation in installations:
+        if installation.organization_id != event.organization_id:
+            continue
+        if event.required_scope is not None and event.required_scope not in installation.allowed_scopes:
+            continue
+        matcher = matchers.get(installation.app_id)
+        if matcher is None:
+            continue
+        for subscription in matcher.match(segments, bindings_for(installation)):
+            if subscription.wants(event.action) and subscription.webhook_id not in found:
+                found[subscription.webhook_id] = Match(
+                    subscription.webhook_id, installation.app_id, installation
+                )
+    if owned_app is not None and owned_app[0] == event.organization_id:
+        owner_id, app_id = owned_app
+        matcher = matchers.get(app_id)
+        if matcher is not None:
+            bindings = {APP_ORGANIZATION_ID: str(owner_id), APP_ID: str(app_id)}
+            for subscription in matcher.match(segments, bindings):
+                if (
+                    subscription.channel_pattern == INSTALLATIONS_PATTERN
+                    and subscription.wants(event.action)
+                    and subscription.webhook_id not in found
+                ):
+                    found[subscription.webhook_id] = Match(subscription.webhook_id, app_id, None)
+    return list(found.values())

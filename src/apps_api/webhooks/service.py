@@ -1,0 +1,180 @@
+"""Webhook changes (with their events), redelivery, and event ingestion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.events.service import emit
+from apps_api.kit.errors import Conflict, NotFound
+from apps_api.kit.queue import enqueue_after_commit
+from apps_api.models import App, OutboundDelivery, User, Webhook, WebhookChannelSubscription, WebhookLogEntry
+from apps_api.models.base import utcnow
+from apps_api.webhooks import repository, schemas
+from apps_api.webhooks.outbox import DELIVER_JOB, new_log_entry
+
+
+def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
+    return f"/api/v5/orgs/{owner_id}/owned_apps/{app_id}/webhooks"
+
+
+def view(webhook: Webhook) -> dict[str, Any]:
+    return schemas.Webhook.model_validate(webhook).model_dump(mode="json")
+
+
+async def _reload(session: AsyncSession, webhook: Webhook) -> Webhook:
+    statement = (
+        select(Webhook)
+        .where(Webhook.id == webhook.id)
+        .options(*repository.webhook_options())
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).unique().scalar_one()
+
+
+def _subscriptions(
+    app: App, webhook_id: uuid.UUID, items: list[schemas.ChannelSubscriptionInput]
+) -> list[WebhookChannelSubscription]:
+    return [
+        WebhookChannelSubscription(
+            webhook_id=webhook_id,
+            app_id=app.id,
+            position=position,
+            channel_pattern=item.channel_pattern,
+            is_additions_subscribed=item.is_additions_subscribed,
+            is_changes_subscribed=item.is_changes_subscribed,
+            is_removals_subscribed=item.is_removals_subscribed,
+        )
+        for position, item in enumerate(items)
+    ]
+
+
+async def create_webhook(
+    *, session: AsyncSession, app: App, actor: User, data: schemas.WebhookCreate
+) -> Webhook:
+    """Create a webhook of an owned app; emits `added` on the app's webhooks channel."""
+    webhook = Webhook(
+        id=uuid.uuid4(),
+        app_id=app.id,
+        organization_id=app.owned_by_organization_id,
+        endpoint_url=data.endpoint_url,
+        created_by_user_id=actor.id,
+        updated_by_user_id=actor.id,
+    )
+    session.add(webhook)
+    await session.flush()
+    session.add_all(_subscriptions(app, webhook.id, data.channel_subscriptions))
+    await session.flush()
+    webhook = await _reload(session, webhook)
+    await emit(
+        session=session,
+        organization_id=app.owned_by_organization_id,
+        channel=webhooks_channel(owner_id=app.owned_by_organization_id, app_id=app.id),
+        action="added",
+        resource_id=webhook.id,
+        resource=view(webhook),
+        actor_user_id=actor.id,
+    )
+    return webhook
+
+
+async def update_webhook(
+    *,
+    session: AsyncSession,
+    app: App,
+    webhook: Webhook,
+    actor: User,
+    endpoint_url: str | None,
+    channel_subscriptions: list[schemas.ChannelSubscriptionInput] | None,
+) -> Webhook:
+    """Change the given attributes (None: unchanged); emits `changed` with the changed attributes."""
+    before = view(webhook)
+    if endpoint_url is not None:
+        webhook.endpoint_url = endpoint_url
+    if channel_subscriptions is not None:
+        for subscription in list(webhook.channel_subscriptions):
+            await session.delete(subscription)
+        await session.flush()
+        session.add_all(_subscriptions(app, webhook.id, channel_subscriptions))
+    webhook.updated_by_user_id = actor.id
+    webhook.updated_at = utcnow()
+    await session.flush()
+    webhook = await _reload(session, webhook)
+    after = view(webhook)
+    changed = {key: value for key, value in after.items() if before.get(key) != value}
+    await emit(
+        session=session,
+        organization_id=app.owned_by_organization_id,
+        channel=webhooks_channel(owner_id=app.owned_by_organization_id, app_id=app.id),
+        action="changed",
+        resource_id=webhook.id,
+        resource=changed,
+        actor_user_id=actor.id,
+    )
+    return webhook
+
+
+async def delete_webhook(*, session: AsyncSession, app: App, webhook: Webhook, actor: User) -> None:
+    """Delete a webhook, its subscriptions and its undelivered notifications; emits `removed`."""
+    resource = view(webhook)
+    await session.delete(webhook)
+    await session.flush()
+    await emit(
+        session=session,
+        organization_id=app.owned_by_organization_id,
+        channel=webhooks_channel(owner_id=app.owned_by_organization_id, app_id=app.id),
+        action="removed",
+        resource_id=webhook.id,
+        resource=resource,
+        actor_user_id=actor.id,
+    )
+
+
+async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> WebhookLogEntry:
+    """Schedule one more attempt of the entry's delivery, now; returns that attempt's pending entry.
+
+    A delivery waiting for a retry is brought forward; a finished one (successful or failed)
+    gets exactly one more attempt with the same `webhook-id`. 409 while an attempt is in flight.
+    """
+    delivery = await session.get(OutboundDelivery, entry.delivery_id, with_for_update=True)
+    if delivery is None:
+        raise NotFound("No webhook log entry found with the given ID.")
+    if delivery.status == "started":
+        raise Conflict("An attempt of this delivery is in progress; try again when it has finished.")
+    now = utcnow()
+    pending = None
+    if delivery.status == "pending" and delivery.current_log_entry_id is not None:
+        pending = await session.get(WebhookLogEntry, delivery.current_log_entry_id)
+    delivery.next_attempt_at = now
+    if pending is None or pending.status != "pending":
+        delivery.status = "pending"
+        delivery.completed_at = None
+        delivery.max_attempts = max(delivery.max_attempts, delivery.attempt_count + 1)
+        pending = new_log_entry(delivery, retry_index=delivery.attempt_count)
+        session.add(pending)
+        delivery.current_log_entry_id = pending.id
+    pending.scheduled_at = now
+    await session.flush()
+    # A job id of its own: a deferred retry job of this delivery must not swallow it.
+    enqueue_after_commit(session, DELIVER_JOB, str(delivery.id), _job_id=f"redeliver:{pending.id}")
+    return pending
+
+
+async def ingest_events(*, session: AsyncSession, batch: schemas.IngestBatch) -> list[int]:
+    """Record a batch of other services' events in one transaction (all or none)."""
+    ids = []
+    for item in batch.events:
+        event = await emit(
+            session=session,
+            organization_id=item.organization_id,
+            channel=item.channel,
+            action=item.action,
+            resource_id=item.resource_id,
+            resource=item.resource,
+            required_scope=item.required_scope,
+        )
+        ids.append(event.id)
+    return ids
