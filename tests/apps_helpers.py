@@ -91,7 +91,9 @@ async def installation_count(session: AsyncSession, app_id: uuid.UUID | str) -> 
 
 async def actual_installations(session: AsyncSession, app_id: uuid.UUID | str) -> int:
     count = await session.scalar(
-        select(func.count()).select_from(AppInstallation).where(AppInstallation.app_id == uuid.UUID(str(app_id)))
+        select(func.count())
+        .select_from(AppInstallation)
+        .where(AppInstallation.app_id == uuid.UUID(str(app_id)))
     )
     return int(count or 0)
 

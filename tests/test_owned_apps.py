@@ -48,7 +48,9 @@ OWNED_APP_ATTRIBUTES = {
 async def test_create_returns_every_owned_attribute(
     client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
 ) -> None:
-    icon = await create_asset(session=session, organization_id=tenant.org_id, url="https://cdn.example.com/a.png")
+    icon = await create_asset(
+        session=session, organization_id=tenant.org_id, url="https://cdn.example.com/a.png"
+    )
     response = await client.post(
         owned_url(tenant),
         json=app_payload(
@@ -108,7 +110,9 @@ async def test_list_is_newest_first_and_only_own_apps(
 async def test_foreign_app_is_404_not_403(
     client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    foreign = await make_app(session, other_tenant.organization, is_available_to_anyone=True, is_approved=True)
+    foreign = await make_app(
+        session, other_tenant.organization, is_available_to_anyone=True, is_approved=True
+    )
     for method in ("GET", "PUT", "PATCH", "DELETE"):
         response = await client.request(
             method, owned_url(tenant, foreign.id), json=app_payload(), headers=tenant.headers
@@ -163,7 +167,9 @@ async def test_invalid_attribute_is_400_naming_the_field(
         assert errors[field] == [message]
 
 
-async def test_unknown_trigger_condition_and_scope_are_named(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_unknown_trigger_condition_and_scope_are_named(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     response = await client.post(
         owned_url(tenant),
         json=app_payload(trigger_conditions=["explode"], required_scopes=["root"]),
@@ -190,7 +196,9 @@ async def test_missing_required_attributes_are_each_named(client: httpx.AsyncCli
     }
 
 
-async def test_app_user_names_required_only_when_app_user_is(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_app_user_names_required_only_when_app_user_is(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     payload = app_payload()
     del payload["app_user_default_first_name"], payload["app_user_default_last_name"]
 
@@ -207,7 +215,9 @@ async def test_app_user_names_required_only_when_app_user_is(client: httpx.Async
 async def test_foreign_icon_asset_is_400(
     client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    foreign = await create_asset(session=session, organization_id=other_tenant.org_id, url="https://x.example/i.png")
+    foreign = await create_asset(
+        session=session, organization_id=other_tenant.org_id, url="https://x.example/i.png"
+    )
     response = await client.post(
         owned_url(tenant), json=app_payload(icon_asset_id=str(foreign.id)), headers=tenant.headers
     )
@@ -215,7 +225,9 @@ async def test_foreign_icon_asset_is_400(
     assert list(response.json()["errors"]) == ["icon_asset_id"]
 
 
-async def test_read_only_and_unknown_attributes_are_ignored(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_read_only_and_unknown_attributes_are_ignored(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     forged = str(uuid.uuid4())
     created = await create_app_via_api(
         client,
@@ -244,7 +256,9 @@ async def test_read_only_and_unknown_attributes_are_ignored(client: httpx.AsyncC
 async def test_put_requires_all_required_attributes_and_patch_changes_only_given(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    created = await create_app_via_api(client, tenant, required_scopes=["reports"], trigger_url="https://t.example/")
+    created = await create_app_via_api(
+        client, tenant, required_scopes=["reports"], trigger_url="https://t.example/"
+    )
     url = owned_url(tenant, created["id"])
 
     incomplete = await client.put(url, json={"name": "Renamed"}, headers=tenant.headers)
@@ -295,7 +309,9 @@ async def test_updated_by_is_the_last_editor(
     created = await create_app_via_api(client, tenant)
     editor, key = await make_user(session, tenant.organization)
     response = await client.patch(
-        owned_url(tenant, created["id"]), json={"description": "New"}, headers={"Authorization": f"Token {key}"}
+        owned_url(tenant, created["id"]),
+        json={"description": "New"},
+        headers={"Authorization": f"Token {key}"},
     )
     body = response.json()
     assert body["created_by_user_id"] == str(tenant.user.id)

@@ -41,6 +41,7 @@ from apps_api.models import (
 )
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform_service
+from apps_api.webhooks.triggers import schedule_uninstall_trigger
 
 NAME_MAX_LENGTH = 150
 
@@ -285,13 +286,6 @@ async def uninstall(
     *, session: AsyncSession, installation: AppInstallation, actor_user_id: uuid.UUID | None
 ) -> None:
     """Uninstall atomically by any path: events, uninstall trigger, app user retired, count."""
-    import importlib
-
-    try:  # The webhooks package (the trigger's sender) lands in parallel; see DESIGN.md section 7.
-        triggers: Any = importlib.import_module("apps_api.webhooks.triggers")
-    except ModuleNotFoundError:
-        triggers = None
-
     async with session.begin_nested():
         await lock_app(session=session, app_id=installation.app_id)
         current = (
@@ -313,10 +307,9 @@ async def uninstall(
             session=session, installation=current, action="removed", actor_user_id=actor_user_id
         )
         # Before the row goes: the trigger carries the installation's ids.
-        if triggers is not None:
-            await triggers.schedule_uninstall_trigger(
-                session=session, app=current.app, installation=current, actor_user_id=actor_user_id
-            )
+        await schedule_uninstall_trigger(
+            session=session, app=current.app, installation=current, actor_user_id=actor_user_id
+        )
         now = utcnow()
         revoke = [ApiToken.app_installation_id == current.id]
         if current.app_user is not None:
