@@ -101,10 +101,37 @@ def query_of(location: str) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(urlsplit(location).query).items()}
 
 
-async def install_directly(
-    session: AsyncSession, tenant: Tenant, app: App
-) -> AppInstallation:
+async def install_directly(session: AsyncSession, tenant: Tenant, app: App) -> AppInstallation:
     """Install through the installations service (for token tests that skip the web flow)."""
     from apps_api.installations.service import install_app
 
     return await install_app(session=session, organization=tenant.organization, app=app, actor=tenant.user)
+
+
+async def issue_code(session: AsyncSession, installation: AppInstallation) -> str:
+    from apps_api.identity.service import issue_app_user_code
+
+    return await issue_app_user_code(session=session, installation=installation)
+
+
+def token_form(app: App, code: str | None, /, **overrides: str | None) -> dict[str, str]:
+    form: dict[str, str | None] = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": str(app.id),
+        "client_secret": app.secret,
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+async def delete_organizations(engine: Any, organization_ids: list[uuid.UUID]) -> None:
+    """Clean up committed test data: the organizations (cascading) and their events."""
+    from sqlalchemy import delete
+
+    from apps_api.models import Event
+
+    async with AsyncSession(engine) as cleanup:
+        await cleanup.execute(delete(Event).where(Event.organization_id.in_(organization_ids)))
+        await cleanup.execute(delete(Organization).where(Organization.id.in_(organization_ids)))
+        await cleanup.commit()

@@ -30,7 +30,9 @@ from tests.installflow_helpers import (
 NEXT = "/settings/apps?tab=installed"
 
 
-async def _installation(session: AsyncSession, app_id: uuid.UUID, org_id: uuid.UUID) -> AppInstallation | None:
+async def _installation(
+    session: AsyncSession, app_id: uuid.UUID, org_id: uuid.UUID
+) -> AppInstallation | None:
     return (
         await session.execute(
             select(AppInstallation)
@@ -89,7 +91,9 @@ async def test_foreign_next_is_refused_with_a_page(
     assert "evil.example" not in response.text  # the address is not echoed back as a link
 
 
-async def test_foreign_next_is_refused_on_install_post(client: httpx.AsyncClient, session: AsyncSession) -> None:
+async def test_foreign_next_is_refused_on_install_post(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
     owner = await make_tenant(session, name="Owner")
     installer = await make_installer(session)
     app = await make_public_app(session, owner.organization)
@@ -105,7 +109,9 @@ async def test_foreign_next_is_refused_on_install_post(client: httpx.AsyncClient
 # --- login -----------------------------------------------------------------------------
 
 
-async def test_without_session_the_login_page_is_shown(client: httpx.AsyncClient, session: AsyncSession) -> None:
+async def test_without_session_the_login_page_is_shown(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
     owner = await make_tenant(session, name="Owner")
     app = await make_public_app(session, owner.organization, name="Secret Name")
     response = await client.get(install_url(app.id, NEXT))
@@ -145,7 +151,12 @@ async def test_login_leads_to_the_confirmation_page(client: httpx.AsyncClient, s
     anonymous_cookie = client.cookies[COOKIE_NAME]
     response = await client.post(
         f"/apps/{app.id}/install/login",
-        data={"csrf_token": csrf_of(login_page), "next": NEXT, "email": installer.user.email, "password": PASSWORD},
+        data={
+            "csrf_token": csrf_of(login_page),
+            "next": NEXT,
+            "email": installer.user.email,
+            "password": PASSWORD,
+        },
     )
     assert response.status_code == 303
     assert response.headers["location"] == install_url(app.id, NEXT)
@@ -175,7 +186,9 @@ async def test_email_is_case_insensitive(client: httpx.AsyncClient, session: Asy
 
 
 @pytest.mark.parametrize("case", ["wrong_password", "unknown_email", "deleted_user", "no_settings", "bot"])
-async def test_login_failures_look_the_same(client: httpx.AsyncClient, session: AsyncSession, case: str) -> None:
+async def test_login_failures_look_the_same(
+    client: httpx.AsyncClient, session: AsyncSession, case: str
+) -> None:
     owner = await make_tenant(session, name="Owner")
     app = await make_public_app(session, owner.organization)
     installer = await make_installer(session, permissions=["users"] if case == "no_settings" else None)
@@ -284,7 +297,9 @@ async def test_logout(client: httpx.AsyncClient, session: AsyncSession) -> None:
     page = await log_in(client, app.id, installer.user.email)
     refused = await client.post(f"/apps/{app.id}/install/logout", data={"next": NEXT})
     assert refused.status_code == 403
-    response = await client.post(f"/apps/{app.id}/install/logout", data={"csrf_token": csrf_of(page), "next": NEXT})
+    response = await client.post(
+        f"/apps/{app.id}/install/logout", data={"csrf_token": csrf_of(page), "next": NEXT}
+    )
     assert response.status_code == 303
     assert response.headers["location"] == install_url(app.id, NEXT)
     assert f'{COOKIE_NAME}=""' in response.headers["set-cookie"]
@@ -305,7 +320,13 @@ async def test_install_creates_the_installation_and_app_user_then_goes_to_next(
     page = await log_in(client, app.id, installer.user.email, next_=NEXT)
     response = await client.post(
         f"/apps/{app.id}/install",
-        data={"csrf_token": csrf_of(page), "next": NEXT, "first_name": "Robo", "last_name": "Helper", "alias": "robo"},
+        data={
+            "csrf_token": csrf_of(page),
+            "next": NEXT,
+            "first_name": "Robo",
+            "last_name": "Helper",
+            "alias": "robo",
+        },
     )
     assert response.status_code == 303
     assert response.headers["location"] == NEXT
@@ -318,7 +339,10 @@ async def test_install_creates_the_installation_and_app_user_then_goes_to_next(
     assert (bot.first_name, bot.last_name, bot.alias) == ("Robo", "Helper", "robo")
     assert bot.permissions == []
     # No install trigger: no code was issued.
-    assert await session.scalar(select(AppUserCode.id).where(AppUserCode.app_installation_id == installation.id)) is None
+    assert (
+        await session.scalar(select(AppUserCode.id).where(AppUserCode.app_installation_id == installation.id))
+        is None
+    )
 
 
 async def test_install_without_next_goes_to_root(client: httpx.AsyncClient, session: AsyncSession) -> None:
@@ -344,7 +368,13 @@ async def test_app_user_fields_left_empty_use_the_defaults_only_where_there_is_n
     assert 'name="alias" maxlength="150" value=""' in page.text
     response = await client.post(
         f"/apps/{app.id}/install",
-        data={"csrf_token": csrf_of(page), "next": NEXT, "first_name": "Helpful", "last_name": "Bot", "alias": ""},
+        data={
+            "csrf_token": csrf_of(page),
+            "next": NEXT,
+            "first_name": "Helpful",
+            "last_name": "Bot",
+            "alias": "",
+        },
     )
     assert response.status_code == 303
     installation = await _installation(session, app.id, installer.org_id)
@@ -362,7 +392,13 @@ async def test_blank_app_user_name_re_renders_the_form_and_installs_nothing(
     page = await log_in(client, app.id, installer.user.email)
     response = await client.post(
         f"/apps/{app.id}/install",
-        data={"csrf_token": csrf_of(page), "next": NEXT, "first_name": "  ", "last_name": "<b>Bot</b>", "alias": "x"},
+        data={
+            "csrf_token": csrf_of(page),
+            "next": NEXT,
+            "first_name": "  ",
+            "last_name": "<b>Bot</b>",
+            "alias": "x",
+        },
     )
     assert response.status_code == 400
     assert "correct the fields below" in response.text
@@ -372,7 +408,13 @@ async def test_blank_app_user_name_re_renders_the_form_and_installs_nothing(
     # The form still works afterwards (the refused attempt left the session usable).
     retry = await client.post(
         f"/apps/{app.id}/install",
-        data={"csrf_token": csrf_of(response), "next": NEXT, "first_name": "Ok", "last_name": "Bot", "alias": "x"},
+        data={
+            "csrf_token": csrf_of(response),
+            "next": NEXT,
+            "first_name": "Ok",
+            "last_name": "Bot",
+            "alias": "x",
+        },
     )
     assert retry.status_code == 303
     assert await _installation(session, app.id, installer.org_id) is not None
@@ -415,7 +457,13 @@ async def test_install_trigger_redirects_to_the_trigger_url_with_signed_paramete
     assert "form-action 'self' https://bot.example.com;" in csp  # the redirect after the POST is allowed
     response = await client.post(
         f"/apps/{app.id}/install",
-        data={"csrf_token": csrf_of(page), "next": NEXT, "first_name": "Helpful", "last_name": "Bot", "alias": "helper"},
+        data={
+            "csrf_token": csrf_of(page),
+            "next": NEXT,
+            "first_name": "Helpful",
+            "last_name": "Bot",
+            "alias": "helper",
+        },
     )
     assert response.status_code == 303
     location = response.headers["location"]
@@ -605,12 +653,14 @@ async def test_app_not_installable(client: httpx.AsyncClient, session: AsyncSess
     assert posted.status_code == 404
 
 
-async def test_owner_may_install_its_own_private_app(client: httpx.AsyncClient, session: AsyncSession) -> None:
+async def test_owner_may_install_its_own_private_app(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
     installer = await make_installer(session, name="Maker")
     app = await make_app(session, installer.organization, name="In-house")
     page = await log_in(client, app.id, installer.user.email)
     assert "Install In-house?" in page.text
-    assert "Provided by <strong id=\"app-owner\">Maker</strong>" in page.text
+    assert 'Provided by <strong id="app-owner">Maker</strong>' in page.text
 
 
 async def test_pages_escape_app_data(client: httpx.AsyncClient, session: AsyncSession) -> None:

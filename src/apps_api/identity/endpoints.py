@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/identity", tags=["Identity"])
 # RFC 6749 section 5.1: token responses must not be cached.
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": OAuthError,
         "description": (
@@ -28,19 +28,25 @@ _ERRORS = {
 }
 
 
-
 @router.post(
     "/token",
     response_model=AppUserToken,
     summary="Exchange an app user code for an API token",
     responses=_ERRORS,
 )
-async def issue_token(session: SessionDep, form: Annotated[TokenRequest, Form()]) -> AppUserToken | JSONResponse:
+async def issue_token(
+    session: SessionDep, form: Annotated[TokenRequest, Form()]
+) -> AppUserToken | JSONResponse:
     """Form-encoded (`application/x-www-form-urlencoded`): `grant_type=authorization_code`,
     `code` (the `app_user_code` of an install trigger's `data`), `client_id` (the app id) and
     `client_secret` (the app secret). Codes are single-use and expire 10 minutes after issue.
     The token is revoked when the app is uninstalled."""
-    grant_type, code, client_id, client_secret = form.grant_type, form.code, form.client_id, form.client_secret
+    grant_type, code, client_id, client_secret = (
+        form.grant_type,
+        form.code,
+        form.client_id,
+        form.client_secret,
+    )
     missing = [
         name
         for name, value in (
@@ -59,7 +65,9 @@ async def issue_token(session: SessionDep, form: Annotated[TokenRequest, Form()]
         return _error("invalid_request", f"Missing parameter(s): {', '.join(missing)}.")
     assert code is not None and client_id is not None and client_secret is not None
     try:
-        app = await service.authenticate_client(session=session, client_id=client_id, client_secret=client_secret)
+        app = await service.authenticate_client(
+            session=session, client_id=client_id, client_secret=client_secret
+        )
         issued = await service.exchange_app_user_code(session=session, app=app, code=code)
     except service.TokenError as exc:
         return _error(exc.error, exc.description)
@@ -73,4 +81,6 @@ async def issue_token(session: SessionDep, form: Annotated[TokenRequest, Form()]
 
 
 def _error(error: str, description: str) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status_code=400, headers=_NO_STORE)
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=400, headers=_NO_STORE
+    )

@@ -11,8 +11,10 @@ from apps_api.kit.schemas import Schema
 
 
 class AppUserToken(Schema):
-    access_token: str = Field(description="A persistent API token of the app user: `Authorization: Token <it>`.")
-    token_type: Literal["Token"] = "Token"
+    access_token: str = Field(
+        description="A persistent API token of the app user: `Authorization: Token <it>`."
+    )
+    token_type: Literal["Token"] = "Token"  # noqa: S105 - the scheme name, not a secret
     user_id: uuid.UUID = Field(description="The app user.")
     organization_id: uuid.UUID = Field(description="The organization that installed the app.")
     app_id: uuid.UUID

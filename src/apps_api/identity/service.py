@@ -98,7 +98,9 @@ async def exchange_app_user_code(*, session: AsyncSession, app: App, code: str) 
         )
     ).first()
     if consumed is None:
-        raise TokenError("invalid_grant", "The code is invalid, expired, already used or issued to another app.")
+        raise TokenError(
+            "invalid_grant", "The code is invalid, expired, already used or issued to another app."
+        )
     installation_id, user_id = consumed
     row = (
         await session.execute(
@@ -116,6 +118,4 @@ async def exchange_app_user_code(*, session: AsyncSession, app: App, code: str) 
         raise TokenError("invalid_grant", "The installation of this code no longer exists.")
     installation, user = row
     _, key = await create_token(session=session, user_id=user.id, app_installation_id=installation.id)
-    return IssuedToken(
-        access_token=key, user_id=user.id, organization_id=user.organization_id, app_id=app.id
-    )
+    return IssuedToken(access_token=key, user_id=user.id, organization_id=user.organization_id, app_id=app.id)

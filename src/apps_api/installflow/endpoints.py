@@ -295,7 +295,9 @@ async def stylesheet() -> FileResponse:
 
 
 @router.get("/{app_id}/install", response_class=HTMLResponse)
-async def install_page(request: Request, session: SessionDep, app_id: str, next: NextParam = None) -> Response:
+async def install_page(
+    request: Request, session: SessionDep, app_id: str, next: NextParam = None
+) -> Response:
     """Login page without a session; otherwise the confirmation page."""
     next_ = safe_next(next)
     if next_ is None:
@@ -371,9 +373,7 @@ async def login(
 
 
 @router.post("/{app_id}/install/logout", response_class=HTMLResponse)
-async def logout(
-    request: Request, app_id: str, csrf: CsrfField = None, next: FormField = None
-) -> Response:
+async def logout(request: Request, app_id: str, csrf: CsrfField = None, next: FormField = None) -> Response:
     """End the session and go back to the install page (which asks to log in)."""
     next_ = safe_next(next)
     if next_ is None:
@@ -389,7 +389,9 @@ async def logout(
     return response
 
 
-def _app_user_input(app: App, first_name: str | None, last_name: str | None, alias: str | None) -> AppUserInput:
+def _app_user_input(
+    app: App, first_name: str | None, last_name: str | None, alias: str | None
+) -> AppUserInput:
     """Form values; a field left empty keeps the app's default only when there is none to show."""
 
     def value(given: str | None, default: str | None) -> str | None:
@@ -444,7 +446,11 @@ async def install(
     organization_name = logged_in.organization.name
     try:
         installation = await install_app(
-            session=session, organization=logged_in.organization, app=app, actor=logged_in.user, app_user=app_user
+            session=session,
+            organization=logged_in.organization,
+            app=app,
+            actor=logged_in.user,
+            app_user=app_user,
         )
     except Conflict:
         return _already_installed(request, app_view["name"], organization_name, next_, chrome)
@@ -471,7 +477,9 @@ async def install(
             app=app,
             installation=installation,
             actor=logged_in.user,
-            redirect_uri=service.absolute_url(next_, request_base_url=str(request.base_url), settings=settings),
+            redirect_uri=service.absolute_url(
+                next_, request_base_url=str(request.base_url), settings=settings
+            ),
         )
         return RedirectResponse(location, status_code=303)
     return RedirectResponse(next_, status_code=303)

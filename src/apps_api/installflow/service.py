@@ -134,7 +134,9 @@ def absolute_url(path: str, *, request_base_url: str, settings: Settings) -> str
 def with_query(url: str, params: dict[str, str]) -> str:
     """`url` with `params` added to its query (replacing same-named ones it already has)."""
     parts = urlsplit(url)
-    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in params]
+    query = [
+        (key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in params
+    ]
     query.extend(params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 

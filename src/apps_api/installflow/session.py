@@ -74,7 +74,9 @@ def read_session(request: Request, *, secret_key: str) -> BrowserSession | None:
         except ValueError:
             return None
     pwd = data.get("pwd")
-    return BrowserSession(sid=data["sid"], user_id=user_id, password_digest=pwd if isinstance(pwd, str) else None)
+    return BrowserSession(
+        sid=data["sid"], user_id=user_id, password_digest=pwd if isinstance(pwd, str) else None
+    )
 
 
 def is_https(request: Request, *, public_base_url: str | None) -> bool:
