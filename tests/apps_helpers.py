@@ -98,8 +98,13 @@ async def actual_installations(session: AsyncSession, app_id: uuid.UUID | str) -
     return int(count or 0)
 
 
-async def events(session: AsyncSession, **where: Any) -> list[Event]:
+async def events(
+    session: AsyncSession, *, organizations: list[uuid.UUID] | None = None, **where: Any
+) -> list[Event]:
+    """Event rows, oldest first, filtered by column values (and optionally by organizations)."""
     statement = select(Event).order_by(Event.id)
+    if organizations is not None:
+        statement = statement.where(Event.organization_id.in_(organizations))
     for column, value in where.items():
         statement = statement.where(getattr(Event, column) == value)
     return list((await session.scalars(statement)).all())

@@ -59,5 +59,6 @@ async def test_remove_partner_uninstalls_and_prints_json(settings: Settings, eng
         assert "unknown organization" in unknown.stderr
     finally:
         async with AsyncSession(engine) as cleanup:
+            await cleanup.execute(delete(Event).where(Event.organization_id.in_(org_ids)))
             await cleanup.execute(delete(Organization).where(Organization.id.in_(org_ids)))
             await cleanup.commit()

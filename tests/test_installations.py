@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.installations import service
 from apps_api.kit.errors import Conflict
-from apps_api.models import ApiToken, App, AppInstallation, Organization, User
+from apps_api.models import ApiToken, App, AppInstallation, Event, Organization, User
 from apps_api.platform import service as platform
 from tests.apps_helpers import (
     actual_installations,
@@ -285,7 +285,8 @@ async def test_events_of_install_and_uninstall(
     user_id = installed["app_user_id"]
     org = tenant.org_id
 
-    added = await events(session, action="added")
+    orgs = [tenant.org_id, other_tenant.org_id]
+    added = await events(session, organizations=orgs, action="added")
     assert [(event.organization_id, event.channel, event.resource_id) for event in added] == [
         (org, f"/api/v5/orgs/{org}/app_installations", installed["id"]),
         (org, f"/api/v5/orgs/{org}/installed_apps", str(app.id)),
@@ -303,7 +304,7 @@ async def test_events_of_install_and_uninstall(
     assert all(event.actor_user_id == tenant.user.id for event in added)
 
     await client.delete(installations_url(tenant, installed["id"]), headers=tenant.headers)
-    removed = await events(session, action="removed")
+    removed = await events(session, organizations=orgs, action="removed")
     assert [(event.channel, event.resource_id) for event in removed] == [
         (event.channel, event.resource_id) for event in added
     ]
@@ -338,7 +339,7 @@ async def test_failure_half_way_leaves_nothing(
 ) -> None:
     asgi_app = app
     bot_app = await _bot_app(session, tenant)
-    events_before = len(await events(session))
+    events_before = len(await events(session, organizations=[tenant.org_id]))
 
     async def broken(**_: Any) -> User:
         raise RuntimeError("app user store is down")
@@ -352,7 +353,7 @@ async def test_failure_half_way_leaves_nothing(
     # The installation row was flushed before the failure; the savepoint took it back.
     assert await actual_installations(session, bot_app.id) == 0
     assert await installation_count(session, bot_app.id) == 0
-    assert len(await events(session)) == events_before
+    assert len(await events(session, organizations=[tenant.org_id])) == events_before
     # The same through the API: a 500 and nothing committed.
     transport = httpx.ASGITransport(app=asgi_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as failing:
@@ -408,5 +409,6 @@ async def test_concurrent_installs_exactly_one_wins(engine: AsyncEngine) -> None
             assert len(bots) == 1  # The loser's app user was rolled back with it.
     finally:
         async with AsyncSession(engine) as cleanup:
+            await cleanup.execute(delete(Event).where(Event.organization_id.in_(org_ids)))
             await cleanup.execute(delete(Organization).where(Organization.id.in_(org_ids)))
             await cleanup.commit()
