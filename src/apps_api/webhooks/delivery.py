@@ -76,6 +76,13 @@ async def lease(deliverer: Deliverer, delivery_id: uuid.UUID) -> tuple[OutboundD
     settings = deliverer.settings
     other = aliased(OutboundDelivery)
     async with deliverer.sessionmaker() as session, session.begin():
+        host = await session.scalar(
+            select(OutboundDelivery.endpoint_host).where(OutboundDelivery.id == delivery_id)
+        )
+        if host is None:
+            return None
+        # Leases of one endpoint are taken one at a time, so the count below is exact.
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(host, 0))))
         now = utcnow()
         busy = (
             select(func.count())
