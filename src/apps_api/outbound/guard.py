@@ -40,8 +40,8 @@ def refusal_reason(address: IPAddress, allow: Iterable[IPNetwork] = ()) -> str |
         ("unspecified", address.is_unspecified),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
     ):
         if flagged:
             return f"{label} address {address}"

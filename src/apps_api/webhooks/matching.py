@@ -96,11 +96,13 @@ class AppMatcher:
 
     __slots__ = ("_root", "endpoints", "size")
 
-    def __init__(self, subscriptions: Iterable[Subscription] = (), endpoints: Mapping[uuid.UUID, str] = ()):
+    def __init__(
+        self, subscriptions: Iterable[Subscription] = (), endpoints: Mapping[uuid.UUID, str] | None = None
+    ) -> None:
         self._root = _Node()
         self.size = 0
         # webhook id -> endpoint URL, as loaded with the subscriptions.
-        self.endpoints: dict[uuid.UUID, str] = dict(endpoints)
+        self.endpoints: dict[uuid.UUID, str] = dict(endpoints or {})
         for subscription in subscriptions:
             self.add(subscription)
 

@@ -32,8 +32,11 @@ def webhooks_of(*, app_id: uuid.UUID) -> Select[Any]:
 
 async def get_webhook(*, session: AsyncSession, app_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook | None:
     """One webhook of the app, with its embedded objects."""
-    statement = webhooks_of(app_id=app_id).where(Webhook.id == webhook_id).options(*webhook_options())
-    return (await session.execute(statement)).unique().scalar_one_or_none()
+    statement = select(Webhook).where(Webhook.app_id == app_id, Webhook.id == webhook_id)
+    webhook: Webhook | None = (
+        (await session.execute(statement.options(*webhook_options()))).unique().scalar_one_or_none()
+    )
+    return webhook
 
 
 def log_entries_of(
@@ -59,5 +62,8 @@ def log_entries_of(
 async def get_log_entry(
     *, session: AsyncSession, app_id: uuid.UUID, entry_id: uuid.UUID
 ) -> WebhookLogEntry | None:
-    statement = log_entries_of(app_id=app_id).where(WebhookLogEntry.id == entry_id)
-    return (await session.execute(statement)).scalar_one_or_none()
+    statement = select(WebhookLogEntry).where(
+        WebhookLogEntry.app_id == app_id, WebhookLogEntry.id == entry_id
+    )
+    entry: WebhookLogEntry | None = (await session.execute(statement)).scalar_one_or_none()
+    return entry

@@ -1,0 +1,159 @@
+"""Delivery building blocks: signatures, the SSRF guard, retry planning and the lease race."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook as StandardWebhook
+
+from apps_api.kit.security import new_app_secret
+from apps_api.models import OutboundDelivery
+from apps_api.outbound.client import Outcome, guarded_client, send
+from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
+from apps_api.settings import Settings
+from apps_api.webhooks.delivery import Deliverer, lease, plan_next, retry_after_seconds
+from apps_api.webhooks.outbox import build_delivery
+from apps_api.webhooks.signing import signature_headers
+from tests.webhook_helpers import Reply, receivers
+
+
+def test_signatures_verify_with_the_standard_webhooks_library() -> None:
+    secret = new_app_secret()
+    body = json.dumps({"channel": "/api/v5/orgs/x/chats", "action": "added"}).encode()
+    headers = signature_headers(
+        secret=secret, message_id="msg_1", timestamp=int(datetime.now(UTC).timestamp()), body=body
+    )
+    assert StandardWebhook(secret).verify(body, headers)["action"] == "added"
+    assert StandardWebhook("whsec_" + secret).verify(body, headers)["action"] == "added"
+    with pytest.raises(Exception, match="signature"):
+        StandardWebhook(new_app_secret()).verify(body, headers)
+    with pytest.raises(Exception, match="signature"):
+        StandardWebhook(secret).verify(body + b" ", headers)
+
+
+@pytest.mark.parametrize(
+    ("address", "label"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),  # noqa: S104
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "non-public"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("fd00::1", "private"),
+    ],
+)
+def test_guard_refuses_non_public_addresses(address: str, label: str) -> None:
+    reason = refusal_reason(ipaddress.ip_address(address))
+    assert reason is not None and reason.startswith(label), reason
+
+
+def test_guard_allows_public_addresses_and_the_allow_list() -> None:
+    assert refusal_reason(ipaddress.ip_address("93.184.216.34")) is None
+    assert refusal_reason(ipaddress.ip_address("2606:2800:220:1::1")) is None
+    allow = parse_networks("127.0.0.0/8, 10.0.0.5")
+    assert refusal_reason(ipaddress.ip_address("127.0.0.9"), allow) is None
+    assert refusal_reason(ipaddress.ip_address("::ffff:127.0.0.1"), allow) is None
+    assert refusal_reason(ipaddress.ip_address("10.0.0.5"), allow) is None
+    assert refusal_reason(ipaddress.ip_address("10.0.0.6"), allow) is not None
+
+
+async def test_guard_resolves_names_and_refuses_them() -> None:
+    with pytest.raises(DestinationBlocked, match="localhost resolves to loopback"):
+        await resolve_checked("localhost", 80)
+    assert await resolve_checked("localhost", 80, parse_networks("127.0.0.0/8")) == "127.0.0.1"
+
+
+async def test_guarded_client_reads_at_most_4_kib_and_never_follows_redirects() -> None:
+    big = b"x" * 1_000_000
+    with receivers(
+        lambda n: Reply(200, big), lambda n: Reply(301, b"", {"Location": "http://127.0.0.1:1/"})
+    ) as (
+        large,
+        moved,
+    ):
+        async with guarded_client(parse_networks("127.0.0.0/8")) as client:
+            outcome = await send(client, method="POST", url=large.url, headers={}, content=b"{}")
+            assert outcome.status_code == 200 and outcome.body == "x" * 4096
+            assert outcome.headers is not None and outcome.headers["content-length"] == str(len(big))
+            redirect = await send(client, method="POST", url=moved.url, headers={}, content=b"{}")
+            assert redirect.status_code == 301 and len(moved.requests) == 1
+        async with guarded_client(()) as closed:
+            blocked = await send(closed, method="POST", url=large.url, headers={}, content=b"{}")
+            assert blocked.status_code is None and blocked.error is not None and "SSRF guard" in blocked.error
+        assert len(large.requests) == 1
+
+
+def test_retry_plan(settings: Settings) -> None:
+    now = datetime.now(UTC)
+    schedule = settings.model_copy(update={"webhook_retry_schedule": "5,300,1800"})
+    ok = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=Outcome(200), now=now)
+    assert ok.status == "successful"
+    first = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=Outcome(500), now=now)
+    assert first.status == "pending" and first.delay is not None and 4.5 <= first.delay <= 5.5
+    second = plan_next(
+        settings=schedule, attempt_count=2, max_attempts=4, outcome=Outcome(error="x"), now=now
+    )
+    assert second.delay is not None and 270 <= second.delay <= 330
+    last = plan_next(settings=schedule, attempt_count=4, max_attempts=4, outcome=Outcome(500), now=now)
+    assert last.status == "failed"
+    gone = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=Outcome(410), now=now)
+    assert gone.status == "failed"
+    throttled = Outcome(429, headers={"retry-after": "120"})
+    assert (
+        plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=throttled, now=now).delay == 120
+    )
+    later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    unavailable = Outcome(503, headers={"retry-after": later})
+    delay = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=unavailable, now=now).delay
+    assert delay is not None and 85 <= delay <= 91
+    assert retry_after_seconds("soon", now) is None
+
+
+async def test_concurrent_leases_give_one_attempt_to_one_worker(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    delivery, entry = build_delivery(
+        kind="webhook",
+        app_id=uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        method="POST",
+        endpoint_url="http://127.0.0.1:9/race",
+        channel="/api/v5/orgs/x/chats",
+        action="added",
+        resource_id="r",
+        payload={},
+    )
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as session, session.begin():
+        session.add(delivery)
+        await session.flush()
+        session.add(entry)
+    try:
+        async with guarded_client(()) as client:
+            deliverers = [Deliverer(sessionmaker, settings, client, f"worker-{i}") for i in range(8)]
+            results = await asyncio.gather(*(lease(d, delivery.id) for d in deliverers))
+        winners = [result for result in results if result is not None]
+        assert len(winners) == 1
+        leased, entry_id = winners[0]
+        assert leased.status == "started" and leased.attempt_count == 1 and entry_id == entry.id
+        async with sessionmaker() as session:
+            stored = await session.get(OutboundDelivery, delivery.id)
+            assert stored is not None and stored.locked_by == leased.locked_by
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id == delivery.id))
