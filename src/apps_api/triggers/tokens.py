@@ -17,7 +17,7 @@ from apps_api.models.base import utcnow
 
 DATA_TTL = timedelta(minutes=10)
 ACCESS_TOKEN_TTL = timedelta(minutes=15)
-ACCESS_TOKEN_AUDIENCE = "giosgapp"
+ACCESS_TOKEN_AUDIENCE = "giosgapp"  # noqa: S105 - a JWT audience, not a secret
 ISSUER = "apps-api"
 
 
