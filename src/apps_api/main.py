@@ -18,7 +18,7 @@ from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.db import create_engine, create_sessionmaker
-from apps_api.kit.errors import install_error_handlers
+from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
@@ -85,15 +85,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+# Answered by the middleware and the error handlers for any operation, so documented on each.
+_BODY_ERRORS = error_responses(413, 415)
+_UNAVAILABLE = error_responses(503)
+_NO_DATABASE = {"/healthz", "/metrics"}
+
+
+def _document_common_errors(schema: dict[str, Any], path: str, operation: dict[str, Any]) -> None:
+    """413/415 where a body is accepted, 503 where PostgreSQL is used (DESIGN.md section 5)."""
+    responses = operation.setdefault("responses", {})
+    extra: dict[int | str, dict[str, Any]] = {}
+    if "requestBody" in operation:
+        extra.update(_BODY_ERRORS if path.startswith(("/api/", "/internal/")) else error_responses(413))
+    if path not in _NO_DATABASE:
+        extra.update(_UNAVAILABLE)
+    for code, entry in extra.items():
+        if str(code) in responses:
+            continue
+        responses[str(code)] = {
+            "description": entry["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        }
+    schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+        "ErrorResponse", ErrorResponse.model_json_schema()
+    )
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The schema without FastAPI's 422 responses: validation failures are 400s here."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    for path_item in schema.get("paths", {}).values():
+    for path, path_item in schema.get("paths", {}).items():
         for operation in path_item.values():
             if isinstance(operation, dict):
                 operation.get("responses", {}).pop("422", None)
+                _document_common_errors(schema, path, operation)
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

@@ -113,10 +113,15 @@ def _name(value: str) -> str:
     return value
 
 
+def _unsafe_character(value: str) -> bool:
+    """Whitespace or a control character: CR/LF in a URL could inject headers downstream."""
+    return any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
 def _http_url(value: str) -> str:
     value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+    parts = urlsplit(value)  # note: urlsplit silently drops tabs and newlines, hence the check
+    if parts.scheme not in ("http", "https") or not parts.hostname or _unsafe_character(value):
         raise ValueError("Enter a valid absolute http:// or https:// URL.")
     return value
 
@@ -143,8 +148,14 @@ Text = Annotated[str, AfterValidator(_not_blank)]
 PersonName = Annotated[str, Field(max_length=150), AfterValidator(_not_blank)]
 HttpUrl = Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
 HttpsUrl = Annotated[str, Field(max_length=2000), AfterValidator(_https_url)]
-TriggerConditions = Annotated[list[str], AfterValidator(_choices(TRIGGER_CONDITIONS, "trigger condition"))]
-Scopes = Annotated[list[str], AfterValidator(_choices(SCOPES, "scope"))]
+# Lists are bounded so that absurd payloads are refused before every item is validated.
+MAX_LIST_ITEMS = 100
+TriggerConditions = Annotated[
+    list[str],
+    Field(max_length=MAX_LIST_ITEMS),
+    AfterValidator(_choices(TRIGGER_CONDITIONS, "trigger condition")),
+]
+Scopes = Annotated[list[str], Field(max_length=MAX_LIST_ITEMS), AfterValidator(_choices(SCOPES, "scope"))]
 
 
 class OwnedAppInput(InputSchema):
@@ -168,7 +179,7 @@ class OwnedAppInput(InputSchema):
     trigger_url: HttpUrl | None = None
     trigger_conditions: TriggerConditions = Field(default_factory=list)
     required_scopes: Scopes = Field(default_factory=list)
-    allowed_redirect_uris: list[HttpsUrl] = Field(default_factory=list)
+    allowed_redirect_uris: list[HttpsUrl] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
 class AppShareInput(InputSchema):

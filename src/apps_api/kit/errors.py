@@ -80,6 +80,8 @@ _DESCRIPTIONS = {
     404: "The resource does not exist for this organization.",
     409: "The resource already exists.",
     413: "The request body is too large.",
+    415: "The request has a body that is not `application/json`.",
+    503: "PostgreSQL (or Redis) is unreachable; retry after `Retry-After` seconds.",
 }
 
 
@@ -100,9 +102,16 @@ def _field_key(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+# A body of 300,000 wrong items must not answer with 300,000 messages.
+MAX_REPORTED_ERRORS = 50
+
+
 def validation_errors(errors: list[Any]) -> tuple[str, dict[str, list[str]]]:
     by_field: dict[str, list[str]] = {}
     detail = "Invalid request."
+    if len(errors) > MAX_REPORTED_ERRORS:
+        detail = f"Invalid request: {len(errors)} errors, the first {MAX_REPORTED_ERRORS} are listed."
+        errors = errors[:MAX_REPORTED_ERRORS]
     for error in errors:
         loc = tuple(error.get("loc", ()))
         kind = error.get("type", "")

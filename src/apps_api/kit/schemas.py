@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, field_validator
 
 from apps_api.models import Organization, User
 
@@ -22,10 +22,29 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 class InputSchema(BaseModel):
     """Request bodies: unknown and read-only attributes are ignored (a client may PUT back a GET)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text or jsonb: a 400 naming the field, not a 500.
+        # After validation, nested InputSchemas are models (they check their own fields).
+        if _contains_nul(value):
+            raise ValueError("Must not contain the NUL character (U+0000).")
+        return value
 
 
 class OrganizationEmbed(Schema):

@@ -30,6 +30,10 @@ def _endpoint_url(value: str) -> str:
         raise ValueError("Must be an absolute http:// or https:// URL.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or value != value.strip():
         raise ValueError("Must be an absolute http:// or https:// URL.")
+    # urlsplit() silently drops tabs and newlines: refuse them (and any control character or
+    # space) so that a stored URL can never carry CR/LF into a request line or a log.
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("Must not contain spaces or control characters.")
     if parts.username is not None or parts.password is not None:
         raise ValueError("Must not contain credentials.")
     if parts.fragment:

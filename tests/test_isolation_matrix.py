@@ -1,0 +1,370 @@
+"""Tenant isolation: every route of the app, called by every kind of caller that must not get in.
+
+The route list comes from `create_app().routes`; a route missing from `ROUTES` below fails the
+test ("new route not covered by the isolation matrix"), and so does a stale entry. Each route
+is called with real ids of organization X's resources (app, share, installation, webhook, log
+entry) and a minimal valid body, as:
+
+| caller            | who                                                   |
+|-------------------|-------------------------------------------------------|
+| `other_org`       | a user with every permission in another organization Y |
+| `no_settings`     | a user of X without the `settings` permission          |
+| `expired`         | a user of X with `settings` whose token has expired    |
+| `deleted`         | a deleted user of X (token otherwise valid)            |
+| `uninstalled_bot` | the app user of an app uninstalled from X (tokens revoked) |
+| `owner`           | X's own user with `settings`: the control, proving each request is well formed |
+
+Browser routes (`/apps/...`) ignore `Authorization`: there the caller is a session cookie (a
+logged-in one for users with a password, an anonymous one otherwise) with its CSRF token.
+No response body (or `Location`) may contain X's data unless the caller sent it in the URL.
+The owner's calls run in a savepoint that is rolled back, so each route sees the same world.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from starlette.responses import Response
+
+from apps_api.installations.service import install_app, uninstall
+from apps_api.installflow.session import BrowserSession, csrf_token, new_session, write_session
+from apps_api.main import create_app
+from apps_api.models import AppInstallation, User
+from apps_api.models.base import utcnow
+from apps_api.platform import service as platform
+from apps_api.settings import Settings
+from tests.factories import make_app, make_tenant, make_user
+from tests.installflow_helpers import PASSWORD, unique_email
+from tests.reliability_helpers import World, populate
+
+# Not part of the API: documentation, schema and operations endpoints (no tenant data).
+EXCLUDED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz", "/metrics"}
+
+DENIED_ORG = {"other_org": 403, "no_settings": 403, "expired": 401, "deleted": 401, "uninstalled_bot": 401}
+DENIED_NO_ORG = {**DENIED_ORG, "other_org": 404}
+ALL = ("other_org", "no_settings", "expired", "deleted", "uninstalled_bot", "owner")
+
+
+def everyone(status: int, **others: int) -> dict[str, int]:
+    return {**dict.fromkeys(ALL, status), **others}
+
+
+@dataclass(frozen=True)
+class Route:
+    """What each caller gets from one route, and how to build a request for it."""
+
+    expect: dict[str, int]
+    json: Callable[[World], dict[str, Any]] | None = None
+    form: Callable[[World, str], dict[str, str]] | None = None  # (world, caller's CSRF token)
+    query: dict[str, str] = field(default_factory=dict)
+    browser: bool = False
+
+
+def _app_body(_: World) -> dict[str, Any]:
+    return {
+        "name": "Matrix app",
+        "description": "Made by the isolation matrix",
+        "is_app_user_required": False,
+        "terms_of_service_url": "https://matrix.example.com/tos",
+        "privacy_policy_url": "https://matrix.example.com/privacy",
+    }
+
+
+def _webhook_body(_: World) -> dict[str, Any]:
+    return {"endpoint_url": "https://matrix.example.com/hook", "channel_subscriptions": []}
+
+
+def _login_form(world: World, csrf: str) -> dict[str, str]:
+    return {"csrf_token": csrf, "next": "/", "email": world.owner.user.email or "", "password": "wrong"}
+
+
+def _csrf_form(_: World, csrf: str) -> dict[str, str]:
+    return {"csrf_token": csrf, "next": "/"}
+
+
+ORGS = "/api/v5/orgs/{organization_id}"
+OWNED = ORGS + "/owned_apps/{app_id}"
+
+ROUTES: dict[tuple[str, str], Route] = {
+    # Public apps: no organization in the path; X's private app is simply not there (404).
+    ("GET", "/api/v5/public_apps"): Route({**DENIED_ORG, "other_org": 200, "owner": 200}),
+    ("GET", "/api/v5/public_apps/{app_id}"): Route({**DENIED_NO_ORG, "owner": 404}),
+    ("GET", ORGS + "/partner_apps"): Route({**DENIED_ORG, "owner": 200}),
+    # X's own app is not one of its partner apps.
+    ("GET", ORGS + "/partner_apps/{app_id}"): Route({**DENIED_ORG, "owner": 404}),
+    ("GET", ORGS + "/owned_apps"): Route({**DENIED_ORG, "owner": 200}),
+    ("POST", ORGS + "/owned_apps"): Route({**DENIED_ORG, "owner": 201}, json=_app_body),
+    ("GET", OWNED): Route({**DENIED_ORG, "owner": 200}),
+    ("PUT", OWNED): Route({**DENIED_ORG, "owner": 200}, json=_app_body),
+    ("PATCH", OWNED): Route({**DENIED_ORG, "owner": 200}, json=lambda w: {"description": "patched"}),
+    ("DELETE", OWNED): Route({**DENIED_ORG, "owner": 204}),
+    ("GET", OWNED + "/shares"): Route({**DENIED_ORG, "owner": 200}),
+    # Already shared with that partner: the owner's control gets past every check to the 409.
+    ("POST", OWNED + "/shares"): Route(
+        {**DENIED_ORG, "owner": 409}, json=lambda w: {"organization_id": str(w.partner.org_id)}
+    ),
+    ("GET", OWNED + "/shares/{share_id}"): Route({**DENIED_ORG, "owner": 200}),
+    ("DELETE", OWNED + "/shares/{share_id}"): Route({**DENIED_ORG, "owner": 204}),
+    ("GET", ORGS + "/installed_apps"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", ORGS + "/installed_apps/{app_id}"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", ORGS + "/app_installations"): Route({**DENIED_ORG, "owner": 200}),
+    ("POST", ORGS + "/app_installations"): Route(
+        {**DENIED_ORG, "owner": 201}, json=lambda w: {"app_id": str(w.installable_app_id)}
+    ),
+    ("GET", ORGS + "/app_installations/{installation_id}"): Route({**DENIED_ORG, "owner": 200}),
+    ("DELETE", ORGS + "/app_installations/{installation_id}"): Route({**DENIED_ORG, "owner": 204}),
+    ("GET", OWNED + "/installations"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", OWNED + "/installations/{installation_id}"): Route({**DENIED_ORG, "owner": 200}),
+    ("DELETE", OWNED + "/installations/{installer_organization_id}"): Route({**DENIED_ORG, "owner": 204}),
+    ("GET", OWNED + "/webhooks"): Route({**DENIED_ORG, "owner": 200}),
+    ("POST", OWNED + "/webhooks"): Route({**DENIED_ORG, "owner": 201}, json=_webhook_body),
+    ("GET", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 200}),
+    ("PUT", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 200}, json=_webhook_body),
+    ("PATCH", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 200}, json=_webhook_body),
+    ("DELETE", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 204}),
+    ("GET", OWNED + "/webhook_log_entries"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", OWNED + "/webhook_log_entries/{entry_id}"): Route({**DENIED_ORG, "owner": 200}),
+    ("POST", OWNED + "/webhook_log_entries/{entry_id}/redeliver"): Route({**DENIED_ORG, "owner": 202}),
+    # Only the service key opens ingestion; no user token does, not even X's.
+    ("POST", "/internal/v1/events"): Route(
+        everyone(401),
+        json=lambda w: {
+            "events": [
+                {
+                    "organization_id": str(w.owner.org_id),
+                    "channel": f"/api/v5/orgs/{w.owner.org_id}/chats",
+                    "action": "added",
+                    "resource_id": "chat-1",
+                    "resource": {},
+                }
+            ]
+        },
+    ),
+    # The client authenticates with the app secret, not a header: a wrong secret is a 400 for
+    # everyone, and X's real app user code is not consumed.
+    ("POST", "/identity/token"): Route(
+        everyone(400),
+        form=lambda w, _: {
+            "grant_type": "authorization_code",
+            "code": w.app_user_code,
+            "client_id": str(w.app.id),
+            "client_secret": "not-the-secret",
+        },
+    ),
+    # The install web flow (session cookies). Y cannot install X's private app (404 page); a
+    # user without `settings` or a deleted one is simply not logged in (login page / 303 to it).
+    ("GET", "/apps/_static/install.css"): Route(everyone(200), browser=True),
+    ("GET", "/apps/{app_id}/install"): Route(
+        everyone(200, other_org=404, owner=409), query={"next": "/"}, browser=True
+    ),
+    ("POST", "/apps/{app_id}/install/login"): Route(everyone(400), form=_login_form, browser=True),
+    ("POST", "/apps/{app_id}/install/logout"): Route(everyone(303), form=_csrf_form, browser=True),
+    ("POST", "/apps/{app_id}/install"): Route(
+        everyone(303, other_org=404, owner=409), form=_csrf_form, browser=True
+    ),
+}
+
+
+@dataclass
+class Caller:
+    name: str
+    token: str
+    browser: BrowserSession
+
+
+@pytest.fixture
+async def world(session: AsyncSession) -> World:
+    owner = await make_tenant(
+        session,
+        name="Xenon Private Org",
+        features=["apps", "app_provider"],
+        email=unique_email("x"),
+        password=PASSWORD,
+    )
+    return await populate(session, owner, tag="matrix")
+
+
+@pytest.fixture
+async def callers(session: AsyncSession, world: World) -> dict[str, Caller]:
+    x = world.owner.organization
+    other = await make_tenant(
+        session,
+        name="Yttrium Org",
+        features=["apps", "app_provider"],
+        email=unique_email("y"),
+        password=PASSWORD,
+    )
+    no_settings, no_settings_key = await make_user(
+        session, x, permissions=["users", "reports"], email=unique_email("ns"), password=PASSWORD
+    )
+    _, expired_key = await make_user(session, x, token_expires_at=utcnow() - timedelta(minutes=1))
+    deleted, deleted_key = await make_user(session, x, email=unique_email("del"), password=PASSWORD)
+    deleted_session = new_session(deleted)
+    deleted.deleted_at = utcnow()
+    bot_app = await make_app(
+        session,
+        x,
+        name="Bot app",
+        is_app_user_required=True,
+        app_user_default_first_name="Gone",
+        app_user_default_last_name="Bot",
+    )
+    installation = await install_app(session=session, organization=x, app=bot_app, actor=world.owner.user)
+    assert installation.app_user_id is not None
+    _, bot_key = await platform.create_token(
+        session=session, user_id=installation.app_user_id, app_installation_id=installation.id
+    )
+    current = await session.get(AppInstallation, installation.id)
+    assert current is not None
+    await uninstall(session=session, installation=current, actor_user_id=world.owner.user.id)
+    await session.flush()
+    bot = await session.get(User, installation.app_user_id)
+    assert bot is not None and bot.deleted_at is not None
+    return {
+        "other_org": Caller("other_org", other.token, new_session(other.user)),
+        "no_settings": Caller("no_settings", no_settings_key, new_session(no_settings)),
+        "expired": Caller("expired", expired_key, new_session()),
+        "deleted": Caller("deleted", deleted_key, deleted_session),
+        "uninstalled_bot": Caller("uninstalled_bot", bot_key, new_session()),
+        "owner": Caller("owner", world.owner.token, new_session(world.owner.user)),
+    }
+
+
+def _path(template: str, world: World) -> str:
+    values = {
+        "organization_id": world.owner.org_id,
+        "app_id": world.app.id,
+        "share_id": world.share_id,
+        "installation_id": world.installation_id,
+        "installer_organization_id": world.owner.org_id,
+        "webhook_id": world.webhook_id,
+        "entry_id": world.entry_id,
+    }
+    path = template
+    for name in [part[1:-1] for part in template.split("/") if part.startswith("{")]:
+        if name not in values:
+            raise AssertionError(f"new path parameter {name!r} ({template}): teach the isolation matrix")
+        path = path.replace("{" + name + "}", str(values[name]))
+    return path
+
+
+def _cookie(browser: BrowserSession, settings: Settings) -> str:
+    response = Response()
+    write_session(response, browser, secret_key=settings.secret_key, secure=False)
+    raw = response.headers["set-cookie"]
+    return raw.split(";", 1)[0]
+
+
+async def _call(
+    client: httpx.AsyncClient,
+    method: str,
+    template: str,
+    route: Route,
+    world: World,
+    caller: Caller,
+    settings: Settings,
+) -> httpx.Response:
+    headers = {"Authorization": f"Token {caller.token}"}
+    if route.browser:
+        headers["Cookie"] = _cookie(caller.browser, settings)
+    csrf = csrf_token(caller.browser, secret_key=settings.secret_key)
+    return await client.request(
+        method,
+        _path(template, world),
+        params=route.query or None,
+        json=route.json(world) if route.json else None,
+        data=route.form(world, csrf) if route.form else None,
+        headers=headers,
+    )
+
+
+def _excerpt(response: httpx.Response) -> str:
+    is_json = response.headers.get("content-type", "").startswith("application/json")
+    return response.text[:200] if is_json else ""
+
+
+def _leaks(response: httpx.Response, world: World) -> list[str]:
+    """X's data in the response that the caller did not send itself."""
+    sent = unquote_plus(str(response.request.url) + " " + response.request.content.decode("latin-1"))
+    text = response.text + " " + response.headers.get("location", "")
+    return [name for name, value in world.secrets().items() if value and value not in sent and value in text]
+
+
+def app_routes(settings: Settings) -> list[tuple[str, str]]:
+    """(METHOD, path) of every route of the app; non-API routes must be excluded by name."""
+    found: list[tuple[str, str]] = []
+    # FastAPI wraps included routers; iter_route_contexts() flattens them with their full paths.
+    for context in iter_route_contexts(create_app(settings).routes):
+        path = context.path
+        if path in EXCLUDED:
+            continue
+        assert isinstance(context.route, APIRoute), f"route {path} is not an APIRoute: cover or exclude it"
+        found.extend((method, path) for method in sorted(set(context.methods or ()) - {"HEAD"}))
+    return found
+
+
+def test_every_route_is_in_the_matrix(settings: Settings) -> None:
+    routes = app_routes(settings)
+    missing = [route for route in routes if route not in ROUTES]
+    assert not missing, f"new route not covered by the isolation matrix: {missing}"
+    stale = [route for route in ROUTES if route not in routes]
+    assert not stale, f"the isolation matrix names routes that do not exist: {stale}"
+    assert len(routes) == len(ROUTES) >= 39
+
+
+async def test_no_caller_gets_into_another_organization(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    world: World,
+    callers: dict[str, Caller],
+    settings: Settings,
+) -> None:
+    outcomes: list[str] = []
+    for method, template in app_routes(settings):
+        route = ROUTES[(method, template)]
+        for name in ALL:
+            savepoint = await connection.begin_nested() if name == "owner" else None
+            try:
+                response = await _call(client, method, template, route, world, callers[name], settings)
+            finally:
+                if savepoint is not None:
+                    await savepoint.rollback()
+            expected = route.expect[name]
+            leaks = _leaks(response, world) if name != "owner" else []
+            if response.status_code != expected or leaks:
+                outcomes.append(
+                    f"{method} {template} as {name}: {response.status_code} (expected {expected})"
+                    + (f", leaks {leaks}" if leaks else "")
+                    + f": {_excerpt(response)}"
+                )
+    assert not outcomes, "\n".join(outcomes)
+
+
+async def test_the_code_survives_the_matrix_and_the_owner_sees_its_data(
+    client: httpx.AsyncClient, world: World, callers: dict[str, Caller]
+) -> None:
+    """The control: X's own user sees the very data the others never see."""
+    response = await client.get(_path(OWNED, world), headers={"Authorization": f"Token {world.owner.token}"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["secret"] == world.app.secret and body["name"] == world.app.name
+    exchange = await client.post(
+        "/identity/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": world.app_user_code,
+            "client_id": str(world.app.id),
+            "client_secret": world.app.secret,
+        },
+    )
+    assert exchange.status_code == 200 and exchange.json()["user_id"] == str(world.app_user_id)
+    assert uuid.UUID(exchange.json()["organization_id"]) == world.owner.org_id
