@@ -37,3 +37,22 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Never below WARNING, whatever the root level: these log what must stay secret.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+# httpx/httpcore log every request URL at INFO (trigger URLs carry `data` JWTs) and headers at
+# DEBUG; SQLAlchemy logs statement parameters and result rows (app secrets) at INFO/DEBUG;
+# python-multipart logs form fields (passwords, client secrets) at DEBUG.
+QUIET_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "hpack",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "sqlalchemy.orm",
+    "python_multipart",
+    "multipart",
+    "asyncio",
+)

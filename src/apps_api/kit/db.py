@@ -21,6 +21,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        # Statement parameters hold app secrets and token digests: never in logs or errors.
+        hide_parameters=True,
         # Fail fast when PostgreSQL is down: callers get a 503 instead of a hung request.
         pool_timeout=5,
         connect_args={
