@@ -42,6 +42,7 @@ SLOW_APP_FACTORY = "tests.live_server:create_app_with_slow_route"
 
 def create_app_with_slow_route() -> Any:
     import asyncio
+    import logging
 
     from apps_api.main import create_app
 
@@ -49,6 +50,7 @@ def create_app_with_slow_route() -> Any:
 
     @app.get("/test-slow", include_in_schema=False)
     async def slow(seconds: float = 2.0) -> dict[str, str]:
+        logging.getLogger("tests.slow").warning("slow request started")
         await asyncio.sleep(seconds)
         return {"slept": str(seconds)}
 

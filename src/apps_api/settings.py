@@ -45,13 +45,23 @@ class Settings(BaseSettings):
     webhook_max_concurrency_per_endpoint: int = 10
     # How often the sweeper looks for undispatched events and due or stale deliveries.
     webhook_sweep_interval_seconds: int = 5
+    # The worker serves its delivery metrics (Prometheus) on this port when set.
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
     # Key that other platform services use on the internal event ingestion endpoint.
     ingest_service_key: str | None = None
 
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("database_url", "redis_url", "ingest_service_key", "public_base_url", mode="before")
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "ingest_service_key",
+        "public_base_url",
+        "worker_metrics_port",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

@@ -39,6 +39,9 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        from apps_api.observability.delivery_metrics import start_worker_metrics_server
+
+        start_worker_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
         logger.info("worker started on queue %s", settings.queue_name)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -57,6 +60,10 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "on_shutdown": on_shutdown,
         "max_jobs": 50,
         "handle_signals": True,
+        # SIGTERM: stop taking jobs and let running attempts finish (each is bounded by the
+        # webhook timeout); whatever still runs after this is cancelled, its lease lapses and
+        # the sweeper re-queues it (README, Guarantees).
+        "job_completion_wait": int(settings.webhook_timeout) + 5,
         "keep_result": 60,
     }
     options.update(overrides)

