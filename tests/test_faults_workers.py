@@ -84,7 +84,9 @@ async def test_racing_workers_a_sigkill_and_an_empty_redis_lose_nothing(
             statuses = [status for _, status, _ in attempts]
             # Exactly one success, and every other attempt is the truth: interrupted by the kill.
             assert statuses.count("successful") == 1, attempts
-            assert all(reason == INTERRUPTED for _, status, reason in attempts if status == "failed"), attempts
+            assert all(reason == INTERRUPTED for _, status, reason in attempts if status == "failed"), (
+                attempts
+            )
             assert sorted(index for index, _, _ in attempts) == list(range(len(attempts))), attempts
             # Each attempt the receiver saw is logged (an interrupted one may not have reached it).
             assert 1 <= sent[message] <= len(attempts), (message, sent[message], attempts)
