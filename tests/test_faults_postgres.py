@@ -201,3 +201,25 @@ async def _until(check: Any, timeout: float = 90) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("sqlstate", ["57P01", "57P03", "08006", "53300"])
+async def test_a_server_going_away_is_a_503_not_a_500(
+    app: Any, client: httpx.AsyncClient, sqlstate: str
+) -> None:
+    """The SQLSTATEs of a shutting down, starting or saturated server (no live server needed)."""
+    from sqlalchemy.exc import DBAPIError
+
+    class ServerError(Exception):
+        pass
+
+    error = ServerError("the database system is shutting down")
+    error.sqlstate = sqlstate  # type: ignore[attr-defined]
+
+    @app.get("/api/v5/test-database-going-away")
+    async def going_away() -> None:
+        raise DBAPIError("SELECT 1", None, error)
+
+    response = await client.get("/api/v5/test-database-going-away")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json() == {"detail": "Service temporarily unavailable: the database is unreachable."}
