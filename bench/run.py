@@ -1,0 +1,903 @@
+"""The benchmark run: every measurement next to its baseline, in one run, on this machine.
+
+    .venv/bin/python -m bench [--seconds 5] [--rounds 3] [--soak 60] [--only reads,deep,...]
+
+Phases (each interleaves service and baseline rounds and quotes medians and their ratio):
+reads, deep, writes, fanout, latency, matching, soak (memory). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from arq import create_pool
+from arq.connections import RedisSettings
+
+from bench import env, fixtures, load, seed
+from bench.load import Run
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+ANALYSIS = Path(__file__).with_name("ANALYSIS.md")
+PHASES = ("reads", "deep", "writes", "fanout", "latency", "matching", "soak")
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    measurement: str
+    service: str
+    baseline: str
+    ratio: str
+    target: str
+    ok: bool | None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        mark = "-" if row.ok is None else ("PASS" if row.ok else "MISS")
+        print(
+            f"  {row.measurement:<44} {row.service:>22} {row.baseline:>22} {row.ratio:>8} {row.target:>22} {mark}",
+            flush=True,
+        )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def fetch(url: str, authorization: str) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": authorization})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return bytes(response.read())
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+def read_paths() -> dict[str, str]:
+    org, app = seed.org_id(0), seed.app_id(0)
+    return {
+        "GET owned_apps": f"/api/v5/orgs/{org}/owned_apps",
+        "GET public_apps": "/api/v5/public_apps",
+        "GET webhook_log_entries": f"/api/v5/orgs/{org}/owned_apps/{app}/webhook_log_entries",
+    }
+
+
+def phase_reads(report: Report, api: str, base: str, seconds: float, rounds: int) -> None:
+    authorization = f"Token {seed.token_key(0)}"
+    paths = read_paths()
+    for name, path in paths.items():
+        same = fetch(api + path, authorization) == fetch(base + path, authorization)
+        report.details.append(
+            f"- {name}: service and baseline bodies identical: **{'yes' if same else 'NO'}**"
+        )
+        # Warm both (connections, caches, statement caches).
+        load.wrk(api, path, authorization=authorization, seconds=2)
+        load.wrk(base, path, authorization=authorization, seconds=2)
+    results: dict[str, tuple[list[Run], list[Run]]] = {name: ([], []) for name in paths}
+    for index in range(rounds):
+        for name, path in paths.items():
+            order = [(api, 0), (base, 1)] if index % 2 == 0 else [(base, 1), (api, 0)]
+            for url, slot in order:
+                run = load.wrk(url, path, authorization=authorization, seconds=seconds)
+                results[name][slot].append(run)
+    for name, (service_runs, baseline_runs) in results.items():
+        service_rps = median([run.rps for run in service_runs])
+        baseline_rps = median([run.rps for run in baseline_runs])
+        service_p99 = median([run.p99_ms for run in service_runs])
+        baseline_p99 = median([run.p99_ms for run in baseline_runs])
+        ratio = service_rps / baseline_rps if baseline_rps else 0.0
+        failures = sum(run.non2xx + run.errors for run in service_runs + baseline_runs)
+        report.add(
+            Row(
+                f"{name}: throughput (32 conn.)",
+                f"{service_rps:,.0f} req/s",
+                f"{baseline_rps:,.0f} req/s",
+                f"{ratio:.2f}x",
+                ">= 0.6x",
+                ratio >= 0.6,
+                f"{failures} non-2xx/errors" if failures else "",
+            )
+        )
+        report.add(
+            Row(
+                f"{name}: p99 latency (32 conn.)",
+                f"{service_p99:.1f} ms",
+                f"{baseline_p99:.1f} ms",
+                f"{service_p99 / baseline_p99:.2f}x" if baseline_p99 else "-",
+                "<= 50 ms",
+                service_p99 <= 50,
+                f"p50 {median([r.p50_ms for r in service_runs]):.1f} ms vs "
+                f"{median([r.p50_ms for r in baseline_runs]):.1f} ms",
+            )
+        )
+
+
+# --- deep pages -----------------------------------------------------------------------------
+
+
+def page_400(api: str, path: str, authorization: str) -> str:
+    """Follow `next` links from page 1 to page 400; returns page 400's path and query."""
+    url = api + path
+    with httpx.Client(headers={"Authorization": authorization}, timeout=10) as client:
+        for _ in range(399):
+            body = client.get(url).json()
+            url = api + body["next"].removeprefix(env.PUBLIC_BASE_URL)
+        last = client.get(url).json()
+    assert len(last["results"]) == 25 and last["next"] is None, "page 400 must be the last full page"
+    return url.removeprefix(api)
+
+
+def phase_deep(report: Report, api: str, base: str, seconds: float, rounds: int) -> None:
+    authorization = f"Token {seed.token_key(0)}"
+    first = read_paths()["GET webhook_log_entries"]
+    deep = page_400(api, first, authorization)
+    same = fetch(api + deep, authorization) == fetch(base + deep, authorization)
+    report.details.append(
+        f"- page 400 of webhook_log_entries: bodies identical: **{'yes' if same else 'NO'}**"
+    )
+    runs: dict[tuple[str, str], list[Run]] = {}
+    for index in range(rounds):
+        for url, who in ((api, "service"), (base, "baseline")):
+            pages = [("1", first), ("400", deep)] if index % 2 == 0 else [("400", deep), ("1", first)]
+            for page, path in pages:
+                run = load.wrk(url, path, authorization=authorization, seconds=seconds, connections=1)
+                runs.setdefault((who, page), []).append(run)
+
+    def cost(who: str, page: str) -> float:
+        return median([run.p50_ms for run in runs[(who, page)]])
+
+    service_ratio = cost("service", "400") / cost("service", "1")
+    baseline_ratio = cost("baseline", "400") / cost("baseline", "1")
+    report.add(
+        Row(
+            "Deep page: page 400 / page 1 (10,000 rows)",
+            f"{cost('service', '400'):.2f} / {cost('service', '1'):.2f} ms",
+            f"{cost('baseline', '400'):.2f} / {cost('baseline', '1'):.2f} ms",
+            f"{service_ratio:.2f}x",
+            "<= 1.2x",
+            service_ratio <= 1.2,
+            f"median latency, 1 connection; baseline's own ratio {baseline_ratio:.2f}x",
+        )
+    )
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+APP_BODY = json.dumps(
+    {
+        "name": "Bench written app",
+        "description": "Created by the write benchmark.",
+        "is_app_user_required": False,
+        "terms_of_service_url": "https://apps.example.com/terms",
+        "privacy_policy_url": "https://apps.example.com/privacy",
+    }
+)
+
+
+async def phase_writes(
+    report: Report, database_url: str, api: str, base: str, seconds: float, rounds: int
+) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        orgs = {
+            "service": await fixtures.create_org(connection, "writes-service"),
+            "baseline": await fixtures.create_org(connection, "writes-baseline"),
+        }
+        urls = {"service": api, "baseline": base}
+        results: dict[tuple[str, str], list[Run]] = {}
+        for index in range(rounds + 1):  # round 0 warms up
+            order = ["service", "baseline"] if index % 2 == 0 else ["baseline", "service"]
+            for who in order:
+                org = orgs[who]
+                run = load.wrk(
+                    urls[who],
+                    f"/api/v5/orgs/{org.id}/owned_apps",
+                    authorization=org.authorization,
+                    seconds=seconds if index else 1,
+                    method="POST",
+                    bodies=[APP_BODY],
+                )
+                if index:
+                    results.setdefault(("create", who), []).append(run)
+                # Fresh, never-installed apps for every install run (one install each).
+                app_ids = await fixtures.create_apps(connection, org, 12_000 if index else 2_000)
+                run = load.wrk(
+                    urls[who],
+                    f"/api/v5/orgs/{org.id}/app_installations",
+                    authorization=org.authorization,
+                    seconds=seconds if index else 1,
+                    method="POST",
+                    bodies=[json.dumps({"app_id": str(app_id)}) for app_id in app_ids],
+                )
+                if index:
+                    results.setdefault(("install", who), []).append(run)
+        for kind, label in (
+            ("create", "POST owned_apps (create app)"),
+            ("install", "POST app_installations"),
+        ):
+            service, baseline = results[(kind, "service")], results[(kind, "baseline")]
+            service_rps, baseline_rps = median([r.rps for r in service]), median([r.rps for r in baseline])
+            ratio = service_rps / baseline_rps if baseline_rps else 0.0
+            failures = sum(run.non2xx + run.errors for run in service + baseline)
+            report.add(
+                Row(
+                    f"{label}: throughput (32 conn.)",
+                    f"{service_rps:,.0f} req/s",
+                    f"{baseline_rps:,.0f} req/s",
+                    f"{ratio:.2f}x",
+                    ">= 0.5x",
+                    ratio >= 0.5,
+                    (f"{failures} non-2xx/errors; " if failures else "")
+                    + f"p99 {median([r.p99_ms for r in service]):.0f} vs {median([r.p99_ms for r in baseline]):.0f} ms",
+                )
+            )
+    finally:
+        await connection.close()
+
+
+# --- fan-out and latency ----------------------------------------------------------------------
+
+
+async def receiver_stats(receiver: str, detail: bool = False) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{receiver}/stats" + ("?detail=1" if detail else ""))
+        return dict(response.json())
+
+
+async def receiver_reset(receiver: str, track: bool = False) -> None:
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{receiver}/reset" + ("?track=1" if track else ""))
+
+
+async def signed_requests(connection: asyncpg.Connection, org: fixtures.RunOrg) -> list[list[Any]]:
+    """The service's deliveries of this organization as pre-signed requests (same ids, bodies, keys)."""
+    from apps_api.webhooks.signing import signature_headers
+
+    rows = await connection.fetch(
+        "SELECT d.endpoint_url, d.message_id, d.payload::text AS payload, a.secret FROM outbound_deliveries d "
+        "JOIN apps a ON a.id = d.app_id WHERE d.organization_id = $1",
+        org.id,
+    )
+    requests = []
+    for row in rows:
+        body = json.dumps(json.loads(row["payload"]), separators=(",", ":")).encode()
+        headers = signature_headers(
+            secret=row["secret"], message_id=row["message_id"], timestamp=int(time.time()), body=body
+        )
+        headers.update({"content-type": "application/json", "user-agent": "apps-api-webhooks/1"})
+        requests.append([row["endpoint_url"], headers, body.decode()])
+    return requests
+
+
+async def phase_fanout(
+    report: Report,
+    services: env.Services,
+    receiver: str,
+    *,
+    rounds: int,
+    events: int,
+    webhooks: int,
+    concurrency: int,
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from apps_api.settings import to_asyncpg_url
+
+    connection = await asyncpg.connect(services.asyncpg_url)
+    engine = create_async_engine(to_asyncpg_url(services.database_url), pool_size=2)
+    pool = await create_pool(RedisSettings.from_dsn(services.redis_url), default_queue_name=env.QUEUE)
+    try:
+        org = await fixtures.create_org(connection, "fanout")
+        await fixtures.create_webhooked_apps(connection, org, webhooks, f"{receiver}/hook")
+        expected = events * webhooks
+        service_rates, baseline_rates, service_totals, failures, duplicates = [], [], [], 0, 0
+        for index in range(rounds + 1):  # round 0 warms the worker up (matcher cache, connections)
+            await connection.execute("DELETE FROM outbound_deliveries WHERE organization_id = $1", org.id)
+            await receiver_reset(receiver)
+            count = expected if index else webhooks
+            resource_ids = [f"fanout-{index}-{n}" for n in range(count // webhooks)]
+            committed = await fixtures.publish(
+                engine, pool, org, resource_ids, {"status": "open", "topic": "bench"}
+            )
+
+            async def delivered(target: int = count) -> bool:
+                return int((await receiver_stats(receiver))["count"]) >= target
+
+            if not await fixtures.wait_for(delivered, timeout=300):
+                raise RuntimeError(f"fan-out round {index}: deliveries did not all arrive")
+            stats = await receiver_stats(receiver)
+
+            async def finished() -> bool:
+                return not await connection.fetchval(
+                    "SELECT count(*) FROM outbound_deliveries WHERE organization_id = $1 AND status <> 'successful'",
+                    org.id,
+                )
+
+            await fixtures.wait_for(finished, timeout=60)
+            if not index:
+                continue
+            duplicates += int(stats["duplicates"])
+            failures += int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM outbound_deliveries WHERE organization_id = $1 AND status <> 'successful'",
+                    org.id,
+                )
+            )
+            service_rates.append(stats["count"] / (stats["last"] - stats["first"]))
+            service_totals.append(stats["count"] / (stats["last"] - committed))
+            # The baseline: the very same signed payloads, a bare httpx loop, same concurrency.
+            requests = await signed_requests(connection, org)
+            await receiver_reset(receiver)
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+                json.dump(requests, handle)
+            output = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.httpx_baseline",
+                    handle.name,
+                    "--concurrency",
+                    str(concurrency),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=env.ROOT,
+                env=services.env(),
+            )
+            os.unlink(handle.name)
+            json.loads(output.stdout)
+            stats = await receiver_stats(receiver)
+            baseline_rates.append(stats["count"] / (stats["last"] - stats["first"]))
+        service, baseline = median(service_rates), median(baseline_rates)
+        ratio = service / baseline if baseline else 0.0
+        note = (
+            f"{expected:,} deliveries a round ({events} events x {webhooks} webhooks, one receiver, "
+            f"{concurrency} per endpoint); commit-to-last-read {median(service_totals):,.0f}/s; "
+            f"{failures} not successful, {duplicates} duplicate webhook-ids"
+        )
+        report.add(
+            Row(
+                "Webhook fan-out: deliveries/s sustained",
+                f"{service:,.0f} /s",
+                f"{baseline:,.0f} /s",
+                f"{ratio:.2f}x",
+                ">= 1,000/s",
+                service >= 1000,
+                note,
+            )
+        )
+        report.add(
+            Row(
+                "Webhook fan-out: ratio to bare httpx",
+                f"{service:,.0f} /s",
+                f"{baseline:,.0f} /s",
+                f"{ratio:.2f}x",
+                ">= 0.6x",
+                ratio >= 0.6,
+            )
+        )
+    finally:
+        await pool.aclose()
+        await engine.dispose()
+        await connection.close()
+
+
+async def phase_latency(
+    report: Report, services: env.Services, receiver: str, *, seconds: float, rate: int
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from apps_api.settings import to_asyncpg_url
+    from apps_api.webhooks.signing import signature_headers
+
+    connection = await asyncpg.connect(services.asyncpg_url)
+    engine = create_async_engine(to_asyncpg_url(services.database_url), pool_size=4)
+    pool = await create_pool(RedisSettings.from_dsn(services.redis_url), default_queue_name=env.QUEUE)
+    try:
+        org = await fixtures.create_org(connection, "latency")
+        await fixtures.create_webhooked_apps(connection, org, 1, f"{receiver}/hook")
+        secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+        # Warm-up, then the measured stream: one event per transaction at `rate` per second.
+        total = int(seconds * rate)
+        await receiver_reset(receiver, track=True)
+        await fixtures.publish(engine, pool, org, ["latency-warmup"], {"status": "open"})
+        commits: dict[str, float] = {}
+        direct: dict[str, float] = {}
+        started = time.monotonic()
+        async with httpx.AsyncClient() as client:
+            for number in range(total):
+                due = started + number / rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                resource_id = f"latency-{number}"
+                commits[resource_id] = await fixtures.publish(
+                    engine, pool, org, [resource_id], {"status": "open"}
+                )
+                if number % 4 == 0:
+                    # The floor: the publisher itself POSTs a signed payload right after a commit.
+                    floor_id = f"direct-{number}"
+                    async with engine.begin() as tx:
+                        await tx.exec_driver_sql("SELECT 1")
+                    direct[floor_id] = time.time()
+                    body = json.dumps({"resource_id": floor_id}).encode()
+                    headers = signature_headers(
+                        secret=secret, message_id=floor_id, timestamp=int(time.time()), body=body
+                    )
+                    await client.post(f"{receiver}/hook", content=body, headers=headers)
+
+        async def arrived() -> bool:
+            return int((await receiver_stats(receiver))["count"]) >= total + len(direct) + 1
+
+        await fixtures.wait_for(arrived, timeout=120)
+        reads = (await receiver_stats(receiver, detail=True))["reads"]
+        latencies = sorted((reads[key] - value) * 1000 for key, value in commits.items() if key in reads)
+        floors = sorted((reads[key] - value) * 1000 for key, value in direct.items() if key in reads)
+        missing = total - len(latencies)
+
+        def pct(values: list[float], q: float) -> float:
+            return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+        report.add(
+            Row(
+                f"End-to-end latency at {rate} events/s: p50",
+                f"{pct(latencies, 0.5):.1f} ms",
+                f"{pct(floors, 0.5):.1f} ms",
+                "-",
+                "<= 30 ms",
+                pct(latencies, 0.5) <= 30,
+                f"{total} events, {missing} missing; baseline = direct POST after a commit",
+            )
+        )
+        report.add(
+            Row(
+                f"End-to-end latency at {rate} events/s: p99",
+                f"{pct(latencies, 0.99):.1f} ms",
+                f"{pct(floors, 0.99):.1f} ms",
+                "-",
+                "<= 200 ms",
+                pct(latencies, 0.99) <= 200,
+                f"max {latencies[-1] if latencies else float('nan'):.0f} ms",
+            )
+        )
+    finally:
+        await pool.aclose()
+        await engine.dispose()
+        await connection.close()
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+def phase_matching(report: Report) -> None:
+    from bench import matching
+
+    figures = {total: matching.measure(total, 10_000) for total in (1_000, 10_000, 100_000)}
+    small, large = figures[1_000][2], figures[100_000][2]
+    report.add(
+        Row(
+            "Matching: CPU per event, 100k subscriptions",
+            f"{large / 1000:.3f} ms",
+            f"{small / 1000:.3f} ms (1k)",
+            f"{large / small:.2f}x",
+            "<= 1 ms",
+            large <= 1000,
+            "10k subscriptions: " + f"{figures[10_000][2] / 1000:.3f} ms",
+        )
+    )
+    report.add(
+        Row(
+            "Matching: growth 1k -> 100k subscriptions",
+            f"{large / 1000:.3f} ms",
+            f"{small / 1000:.3f} ms",
+            f"{large / small:.2f}x",
+            "<= 2x",
+            large / small <= 2,
+        )
+    )
+
+
+# --- soak and memory -----------------------------------------------------------------------------
+
+
+async def phase_soak(
+    report: Report,
+    services: env.Services,
+    api_process: env.Process,
+    api: str,
+    baseline_process: env.Process,
+    worker: env.Process,
+    receiver: str,
+    *,
+    seconds: float,
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from apps_api.settings import to_asyncpg_url
+
+    connection = await asyncpg.connect(services.asyncpg_url)
+    engine = create_async_engine(to_asyncpg_url(services.database_url), pool_size=2)
+    pool = await create_pool(RedisSettings.from_dsn(services.redis_url), default_queue_name=env.QUEUE)
+    samples: list[tuple[float, float, float]] = []
+    try:
+        org = await fixtures.create_org(connection, "soak")
+        await fixtures.create_webhooked_apps(connection, org, 5, f"{receiver}/hook")
+        authorization = f"Token {seed.token_key(0)}"
+        paths = list(read_paths().values())
+        started = time.monotonic()
+        stop = started + seconds
+
+        async def traffic() -> None:
+            index = 0
+            while time.monotonic() < stop - 1:
+                chunk = min(10.0, stop - time.monotonic())
+                await asyncio.to_thread(
+                    load.wrk,
+                    api,
+                    paths[index % len(paths)],
+                    authorization=authorization,
+                    seconds=chunk,
+                    connections=8,
+                )
+                index += 1
+
+        async def events() -> None:
+            number = 0
+            while time.monotonic() < stop:
+                await fixtures.publish(engine, pool, org, [f"soak-{number}"], {"status": "open"})
+                number += 1
+                await asyncio.sleep(0.05)  # ~20 events/s -> ~100 deliveries/s
+
+        async def sample() -> None:
+            while time.monotonic() < stop:
+                samples.append((time.monotonic() - started, api_process.rss_mb(), worker.rss_mb()))
+                await asyncio.sleep(5)
+
+        await asyncio.gather(traffic(), events(), sample())
+        samples.append((time.monotonic() - started, api_process.rss_mb(), worker.rss_mb()))
+    finally:
+        await pool.aclose()
+        await engine.dispose()
+        await connection.close()
+    # Growth is judged from the first fifth of the soak (warm) to its end.
+    warm = next((s for s in samples if s[0] >= seconds / 5), samples[0])
+    end = samples[-1]
+    api_growth, worker_growth = end[1] - warm[1], end[2] - warm[2]
+    report.details.append(
+        "- RSS samples during the soak (s, API MB, worker MB): "
+        + ", ".join(f"({t:.0f}, {a:.0f}, {w:.0f})" for t, a, w in samples)
+    )
+    report.add(
+        Row(
+            "Memory: API RSS after the run",
+            f"{end[1]:.0f} MB",
+            f"{baseline_process.rss_mb():.0f} MB",
+            f"{end[1] / max(baseline_process.rss_mb(), 1):.2f}x",
+            "<= 150 MB",
+            end[1] <= 150,
+            "baseline = the Starlette + asyncpg app after the same read load",
+        )
+    )
+    report.add(
+        Row("Memory: worker RSS after the run", f"{end[2]:.0f} MB", "-", "-", "<= 200 MB", end[2] <= 200)
+    )
+    report.add(
+        Row(
+            f"Memory: growth over a {seconds:.0f} s soak",
+            f"API {api_growth:+.1f} MB",
+            f"worker {worker_growth:+.1f} MB",
+            "-",
+            "no growth (< 5 MB)",
+            api_growth < 5 and worker_growth < 5,
+            "from the end of the first fifth to the end; reads at 8 conn. + 20 events/s (100 deliveries/s)",
+        )
+    )
+
+
+# --- machine, plans, report ----------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = "unknown"
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {
+        "load": " / ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+async def versions(services: env.Services) -> dict[str, str]:
+    import redis.asyncio as redis
+
+    connection = await asyncpg.connect(services.asyncpg_url)
+    try:
+        postgres = str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        redis_version = str((await client.info("server"))["redis_version"])
+    finally:
+        await client.aclose()
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("[")[0].strip()
+    result = {"PostgreSQL": postgres, "Redis": redis_version, "wrk": wrk_version}
+    for package in (
+        "fastapi",
+        "starlette",
+        "pydantic",
+        "sqlalchemy",
+        "asyncpg",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "arq",
+        "httpx",
+        "orjson",
+    ):
+        try:
+            result[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            result[package] = "-"
+    return result
+
+
+async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the hot queries, on the seeded data."""
+    from bench import baseline
+
+    connection = await asyncpg.connect(services.asyncpg_url)
+    try:
+        import hashlib
+
+        org, app = seed.org_id(0), seed.app_id(0)
+        row = await connection.fetchrow(
+            "SELECT created_at, id FROM webhook_log_entries WHERE app_id = $1 ORDER BY created_at DESC, id DESC "
+            "OFFSET 9974 LIMIT 1",
+            app,
+        )
+        queries = [
+            (
+                "Token lookup (every request)",
+                baseline.AUTH_SQL,
+                [hashlib.sha256(seed.token_key(0).encode()).digest(), datetime.now(UTC)],
+            ),
+            ("owned_apps page 1", baseline.OWNED_PAGE_SQL, [org, 26]),
+            ("public_apps page 1", baseline.PUBLIC_PAGE_SQL, [26]),
+            ("webhook_log_entries page 1", baseline.LOG_PAGE_SQL, [app, 26]),
+            (
+                "webhook_log_entries page 400 (keyset)",
+                baseline.LOG_PAGE_AFTER_SQL,
+                [app, row["created_at"], row["id"], 26],
+            ),
+            (
+                "webhook_log_entries page 400: `previous` exists",
+                baseline.LOG_PREVIOUS_SQL,
+                [app, row["created_at"], row["id"]],
+            ),
+            (
+                "Dispatcher: installations of an event's organization",
+                "SELECT i.id, i.app_id, i.organization_id, i.app_user_id, i.allowed_scopes, a.owned_by_organization_id "
+                "FROM app_installations i JOIN apps a ON a.id = i.app_id WHERE i.organization_id = ANY($1::uuid[])",
+                [[seed.org_id(5)]],
+            ),
+            (
+                "Dispatcher: channel subscriptions of installed apps",
+                "SELECT s.app_id, s.webhook_id, s.channel_pattern, w.endpoint_url FROM webhook_channel_subscriptions s "
+                "JOIN webhooks w ON w.id = s.webhook_id WHERE s.app_id = ANY($1::uuid[])",
+                [[seed.app_id(n) for n in range(0, 500, 10)]],
+            ),
+        ]
+        plans = []
+        for title, sql, parameters in queries:
+            rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *parameters)
+            plans.append((title, "\n".join(r[0] for r in rows)))
+        return plans
+    finally:
+        await connection.close()
+
+
+def write_results(
+    report: Report,
+    info: dict[str, str],
+    versions_: dict[str, str],
+    plans: list[tuple[str, str]],
+    args: argparse.Namespace,
+    where: str,
+) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `.venv/bin/python -m bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"({time.monotonic() - report.started:.0f} s). Do not edit: run the benchmark again.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {info['cpu']}, {info['cores']} cores; memory {info['memory']}; Linux {info['kernel']}",
+        f"- Python {info['python']}; " + "; ".join(f"{k} {v}" for k, v in versions_.items()),
+        f"- Services: {where}; everything on 127.0.0.1; the load generator (wrk, 1 thread), the service "
+        "(one uvicorn process), the baseline, the worker, the receiver and PostgreSQL share the same cores.",
+        f"- Load average (1/5/15 min) when the run started: {info['load']}; at its end: "
+        + " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+        + " (other work on the machine shows up here; the figures are only as quiet as the machine was).",
+        f"- Run: `--seconds {args.seconds} --rounds {args.rounds} --soak {args.soak}`; each figure is the median "
+        "of the rounds, service and baseline rounds interleaved.",
+        "",
+        "## Results",
+        "",
+        "| Measurement | Service | Baseline | Ratio | Target | |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for row in report.rows:
+        mark = "" if row.ok is None else ("pass" if row.ok else "**MISS**")
+        lines.append(
+            f"| {row.measurement} | {row.service} | {row.baseline} | {row.ratio} | {row.target} | {mark} |"
+        )
+    notes = [row for row in report.rows if row.note]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {row.measurement}: {row.note}" for row in notes]
+    if report.details:
+        lines += ["", "## Checks", "", *report.details]
+    if plans:
+        lines += ["", "## Query plans (EXPLAIN ANALYZE, BUFFERS) on the seeded data", ""]
+        for title, plan in plans:
+            lines += [f"### {title}", "", "```", plan, "```", ""]
+    if ANALYSIS.exists():
+        lines += ["", ANALYSIS.read_text().strip(), ""]
+    RESULTS.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5, help="length of one timed round (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (median; default 3)")
+    parser.add_argument(
+        "--soak", type=float, default=60, help="soak length in seconds (default 60; 300 = 5 min)"
+    )
+    parser.add_argument(
+        "--only", default=",".join(PHASES), help=f"comma-separated phases of {','.join(PHASES)}"
+    )
+    parser.add_argument("--fanout-events", type=int, default=50, help="events per fan-out round (default 50)")
+    parser.add_argument(
+        "--fanout-webhooks", type=int, default=100, help="webhooks each event reaches (default 100)"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, default=20, help="length of the latency stream (default 20)"
+    )
+    parser.add_argument("--reseed", action="store_true", help="drop and seed the data set again")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the table only; leave RESULTS.md alone"
+    )
+    args = parser.parse_args(argv)
+    phases = [phase.strip() for phase in args.only.split(",") if phase.strip()]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if not load.wrk_available():
+        parser.error("wrk is missing: apt-get install -y wrk (Debian's package), or run bench/setup.sh")
+    report = Report()
+    log("starting services")
+    services = env.start_services()
+    try:
+        log(f"{services.description}; seeding (reused when present)")
+        asyncio.run(seed.seed(services.asyncpg_url, force=args.reseed))
+        flush_redis(services.redis_url)
+        info, versions_ = machine(), asyncio.run(versions(services))
+        per_endpoint = "10"
+        concurrency = int(os.environ.get("APPS_API_WEBHOOK_MAX_CONCURRENCY_PER_ENDPOINT", per_endpoint))
+        print(
+            f"  {'measurement':<44} {'service':>22} {'baseline':>22} {'ratio':>8} {'target':>22}", flush=True
+        )
+        with (
+            env.api_server(services) as (api_process, api),
+            env.baseline_server(services) as (baseline_process, base),
+            env.receiver_process() as (_, receiver),
+        ):
+            if "reads" in phases:
+                log("API reads (wrk, 32 connections)")
+                phase_reads(report, api, base, args.seconds, args.rounds)
+            if "deep" in phases:
+                log("deep pages (wrk, 1 connection)")
+                phase_deep(report, api, base, max(2.0, args.seconds / 2), args.rounds)
+            if "writes" in phases:
+                log("API writes (wrk, 32 connections)")
+                asyncio.run(phase_writes(report, services.asyncpg_url, api, base, args.seconds, args.rounds))
+            # The worker starts on an empty queue: write benchmarks left dispatch jobs and events behind.
+            asyncio.run(seed.cleanup_run_data_events(services.asyncpg_url))
+            flush_redis(services.redis_url)
+            with env.worker_process(services) as worker:
+                if "fanout" in phases:
+                    log("webhook fan-out (one worker process, one receiver process)")
+                    asyncio.run(
+                        phase_fanout(
+                            report,
+                            services,
+                            receiver,
+                            rounds=args.rounds,
+                            events=args.fanout_events,
+                            webhooks=args.fanout_webhooks,
+                            concurrency=concurrency,
+                        )
+                    )
+                if "latency" in phases:
+                    log("end-to-end latency (100 events/s)")
+                    asyncio.run(
+                        phase_latency(report, services, receiver, seconds=args.latency_seconds, rate=100)
+                    )
+                if "matching" in phases:
+                    log("matching (CPU per event)")
+                    phase_matching(report)
+                if "soak" in phases:
+                    log(f"soak and memory ({args.soak:.0f} s)")
+                    asyncio.run(
+                        phase_soak(
+                            report,
+                            services,
+                            api_process,
+                            api,
+                            baseline_process,
+                            worker,
+                            receiver,
+                            seconds=args.soak,
+                        )
+                    )
+        plans = asyncio.run(explain_plans(services))
+        asyncio.run(seed.cleanup(services.asyncpg_url))
+        if not args.no_write:
+            write_results(report, info, versions_, plans, args, services.description)
+            log(f"wrote {RESULTS.relative_to(env.ROOT)}")
+    finally:
+        services.stop()
+    return 0
