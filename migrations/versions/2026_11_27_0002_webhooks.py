@@ -109,6 +109,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
+        "ix_outbound_deliveries_host_due",
+        "outbound_deliveries",
+        ["endpoint_host", "next_attempt_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
         "ix_outbound_deliveries_host_started",
         "outbound_deliveries",
         ["endpoint_host"],
@@ -212,6 +219,11 @@ def downgrade() -> None:
         "ix_outbound_deliveries_leased",
         table_name="outbound_deliveries",
         postgresql_where=sa.text("status = 'started'"),
+    )
+    op.drop_index(
+        "ix_outbound_deliveries_host_due",
+        table_name="outbound_deliveries",
+        postgresql_where=sa.text("status = 'pending'"),
     )
     op.drop_index(
         "ix_outbound_deliveries_host_started",

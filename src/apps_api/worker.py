@@ -39,6 +39,9 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        from apps_api.webhooks import tasks as webhook_tasks
+
+        webhook_tasks.startup(ctx)
         from apps_api.observability.delivery_metrics import start_worker_metrics_server
 
         start_worker_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
@@ -59,6 +62,9 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": 50,
+        # arq sleeps this long between polls of the queue; its 0.5 s default would add up to
+        # half a second to every hop of a webhook (event -> dispatch -> delivery).
+        "poll_delay": 0.05,
         "handle_signals": True,
         # SIGTERM: stop taking jobs and let running attempts finish (each is bounded by the
         # webhook timeout); whatever still runs after this is cancelled, its lease lapses and

@@ -27,3 +27,16 @@ async def owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id
 
 
 OwnedAppDep = Annotated[App, Depends(owned_app)]
+
+
+async def owned_app_id(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> uuid.UUID:
+    """The id of an app of the caller's organization (one primary-key probe, nothing embedded)."""
+    found = await repository.owned_app_id(
+        session=session, organization_id=principal.organization.id, app_id=app_id
+    )
+    if found is None:
+        raise NotFound("No owned app found with the given ID.")
+    return found
+
+
+OwnedAppIdDep = Annotated[uuid.UUID, Depends(owned_app_id)]

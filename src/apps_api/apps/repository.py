@@ -72,6 +72,16 @@ async def get_owned_app(
     return await _one(session, statement.options(*owned_app_options()))
 
 
+async def owned_app_id(
+    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The app's id if the organization owns it; no embedded objects (routes that only need the id)."""
+    found: uuid.UUID | None = await session.scalar(
+        select(App.id).where(App.owned_by_organization_id == organization_id, App.id == app_id)
+    )
+    return found
+
+
 def installed_apps(*, organization_id: uuid.UUID) -> Select[Any]:
     """Apps installed in the organization (one installation per app, so no duplicates)."""
     return select(App).join(

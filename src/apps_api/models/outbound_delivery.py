@@ -31,6 +31,13 @@ class OutboundDelivery(IdMixin, Base):
         UniqueConstraint("event_id", "webhook_id"),
         Index("ix_outbound_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
         Index("ix_outbound_deliveries_leased", "locked_until", postgresql_where=text("status = 'started'")),
+        # A worker holding one of an endpoint's slots takes the endpoint's next due attempt.
+        Index(
+            "ix_outbound_deliveries_host_due",
+            "endpoint_host",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index(
             "ix_outbound_deliveries_host_started",
             "endpoint_host",

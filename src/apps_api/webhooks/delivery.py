@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 SHORT_WAIT_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 INTERRUPTED = "Interrupted: the worker stopped during the attempt; its lease lapsed."
+# Built once: constructing an alias copies every column (measurable per lease).
+_OTHER = aliased(OutboundDelivery, name="other")
+_CANDIDATE = aliased(OutboundDelivery, name="candidate")
 
 
 @dataclass
@@ -72,15 +75,51 @@ class Plan:
     attempt_count: int = 0
 
 
-async def lease(deliverer: Deliverer, delivery_id: uuid.UUID) -> tuple[OutboundDelivery, uuid.UUID] | None:
-    """Take the lease of a due (or abandoned) attempt and mark its log entry started; None when not ours."""
+def _takeable(status: str, next_attempt_at: datetime, locked_until: datetime | None, now: datetime) -> bool:
+    """Due and pending, or started under a lapsed lease."""
+    if status == "pending":
+        return next_attempt_at <= now
+    return status == "started" and locked_until is not None and locked_until < now
+
+
+async def lease(
+    deliverer: Deliverer, delivery_id: uuid.UUID | None = None, *, host: str | None = None
+) -> tuple[OutboundDelivery, uuid.UUID] | None:
+    """Take the lease of a due (or abandoned) attempt and mark its log entry started; None when not ours.
+
+    With `host` instead of an id: the endpoint's earliest due attempt (a worker that holds one of
+    the endpoint's slots keeps it busy with the endpoint's backlog; see `tasks.deliver_outbound`).
+    """
     settings = deliverer.settings
-    other = aliased(OutboundDelivery)
+    other, candidate = _OTHER, _CANDIDATE
+    bound = settings.webhook_max_concurrency_per_endpoint
     async with deliverer.sessionmaker() as session, session.begin():
-        host = await session.scalar(
-            select(OutboundDelivery.endpoint_host).where(OutboundDelivery.id == delivery_id)
-        )
+        now = utcnow()
+        if delivery_id is not None:
+            row = (
+                await session.execute(
+                    select(
+                        OutboundDelivery.endpoint_host,
+                        OutboundDelivery.status,
+                        OutboundDelivery.next_attempt_at,
+                        OutboundDelivery.locked_until,
+                    ).where(OutboundDelivery.id == delivery_id)
+                )
+            ).first()
+            # Cheap exits before the endpoint's lock: already sent (a slot holder drained it), not due,
+            # or leased by a live worker. Jobs of a drained backlog end here without contending.
+            if row is None or not _takeable(row.status, row.next_attempt_at, row.locked_until, now):
+                return None
+            host = row.endpoint_host
         if host is None:
+            return None
+        # An endpoint at its bound has holders that take its due attempts next: leave it to them.
+        live = await session.scalar(
+            select(func.count())
+            .select_from(other)
+            .where(other.endpoint_host == host, other.status == "started", other.locked_until > now)
+        )
+        if (live or 0) >= bound:
             return None
         # Leases of one endpoint are taken one at a time, so the count below is exact.
         await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(host, 0))))
@@ -96,16 +135,31 @@ async def lease(deliverer: Deliverer, delivery_id: uuid.UUID) -> tuple[OutboundD
             .correlate(OutboundDelivery)
             .scalar_subquery()
         )
+        takeable = or_(
+            and_(OutboundDelivery.status == "pending", OutboundDelivery.next_attempt_at <= now),
+            and_(OutboundDelivery.status == "started", OutboundDelivery.locked_until < now),
+        )
+        if delivery_id is not None:
+            target = OutboundDelivery.id == delivery_id
+        else:
+            earliest = (
+                select(candidate.id)
+                .where(
+                    candidate.endpoint_host == host,
+                    or_(
+                        and_(candidate.status == "pending", candidate.next_attempt_at <= now),
+                        and_(candidate.status == "started", candidate.locked_until < now),
+                    ),
+                )
+                .order_by(candidate.next_attempt_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            target = OutboundDelivery.id == earliest
         statement = (
             update(OutboundDelivery)
-            .where(
-                OutboundDelivery.id == delivery_id,
-                or_(
-                    and_(OutboundDelivery.status == "pending", OutboundDelivery.next_attempt_at <= now),
-                    and_(OutboundDelivery.status == "started", OutboundDelivery.locked_until < now),
-                ),
-                busy < settings.webhook_max_concurrency_per_endpoint,
-            )
+            .where(target, takeable, busy < bound)
             .values(
                 status="started",
                 locked_until=now + timedelta(seconds=deliverer.lease_seconds),
@@ -119,6 +173,10 @@ async def lease(deliverer: Deliverer, delivery_id: uuid.UUID) -> tuple[OutboundD
         delivery = (await session.execute(statement)).scalar_one_or_none()
         if delivery is None:
             return None
+    # The commit above released the endpoint's lock: it is held for the lease alone, since every
+    # lease of the endpoint waits for it. The attempt's log entry is marked in a second transaction
+    # (a worker dying in between leaves the entry `pending`; whoever takes the lapsed lease reuses it).
+    async with deliverer.sessionmaker() as session, session.begin():
         entry = None
         if delivery.current_log_entry_id is not None:
             entry = await session.get(WebhookLogEntry, delivery.current_log_entry_id, with_for_update=True)
@@ -134,8 +192,18 @@ async def lease(deliverer: Deliverer, delivery_id: uuid.UUID) -> tuple[OutboundD
         entry.status = "started"
         entry.retry_index = delivery.attempt_count - 1
         entry.started_at = now
-        delivery.current_log_entry_id = entry.id
         await session.flush()
+        await session.execute(
+            update(OutboundDelivery)
+            .where(
+                OutboundDelivery.id == delivery.id,
+                OutboundDelivery.locked_by == deliverer.worker_id,
+                OutboundDelivery.attempt_count == delivery.attempt_count,
+            )
+            .values(current_log_entry_id=entry.id)
+            .execution_options(synchronize_session=False)
+        )
+        delivery.current_log_entry_id = entry.id
         return delivery, entry.id
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from apps_api.apps.dependencies import OwnedAppDep
+from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.auth.dependencies import OrgSettingsPrincipal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
@@ -177,7 +177,7 @@ def _utc(value: datetime | None) -> datetime | None:
 async def list_log_entries(
     request: Request,
     session: SessionDep,
-    app: OwnedAppDep,
+    app_id: OwnedAppIdDep,
     params: PageParamsDep,
     webhook_id: Annotated[uuid.UUID | None, Query(description="Only this webhook's attempts.")] = None,
     status_: Annotated[
@@ -195,7 +195,7 @@ async def list_log_entries(
     Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
     """
     statement = repository.log_entries_of(
-        app_id=app.id,
+        app_id=app_id,
         webhook_id=webhook_id,
         status=status_,
         created_at_gte=_utc(created_at_gte),

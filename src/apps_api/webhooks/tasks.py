@@ -8,11 +8,13 @@ right after its commit), so nothing is lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +39,23 @@ SWEEP_LIMIT = 1000
 PURGE_BATCH = 5000
 # Events left undispatched this long are the sweeper's (their job was lost or never enqueued).
 UNDISPATCHED_GRACE = timedelta(seconds=2)
+# A delivery job keeps draining its endpoint's due attempts for at most this long / this many,
+# well within the job timeout; whatever is left has jobs of its own or the sweeper's.
+DRAIN_SECONDS = 30.0
+DRAIN_LIMIT = 1000
+# Fan-outs up to this size are also delivered inline by the dispatch job (latency).
+INLINE_DELIVERIES = 10
+
+
+def startup(ctx: dict[str, Any]) -> None:
+    """Create the worker's delivery machinery once (called from the worker's `on_startup`).
+
+    arq hands every job a shallow copy of the worker's context, so anything a job stores in
+    `ctx` is lost when the job ends: the HTTP client (its connection pool and TLS context) and
+    the matcher cache must live in the worker's own context, created here.
+    """
+    _deliverer(ctx)
+    ctx.setdefault("subscription_index", SubscriptionIndex())
 
 
 def _deliverer(ctx: dict[str, Any]) -> Deliverer:
@@ -76,6 +95,22 @@ async def _enqueue_delivery(
     )
 
 
+async def _enqueue_per_endpoint(ctx: dict[str, Any], due: list[tuple[uuid.UUID, int, str]]) -> None:
+    """Enqueue delivery jobs, at most the per-endpoint bound of them per endpoint.
+
+    More would only find the endpoint at its bound and skip: the jobs that get a slot drain the
+    endpoint's other due attempts themselves (`deliver_outbound`), and the sweeper re-enqueues
+    whatever is still due, so capping loses nothing and saves a queue round trip per delivery.
+    """
+    bound = max(1, ctx["settings"].webhook_max_concurrency_per_endpoint)
+    per_host: dict[str, int] = {}
+    for delivery_id, attempt_count, host in due:
+        if per_host.get(host, 0) >= bound:
+            continue
+        per_host[host] = per_host.get(host, 0) + 1
+        await _enqueue_delivery(ctx, delivery_id, attempt_count)
+
+
 async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = None) -> int:
     """Fan undispatched events (these ids, or any) out into deliveries and enqueue them."""
     settings: Settings = ctx["settings"]
@@ -87,27 +122,85 @@ async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = Non
             handled, created = await dispatch_batch(
                 session, index, event_ids=event_ids, max_attempts=len(settings.retry_delays) + 1
             )
-        for delivery_id in created:
-            await _enqueue_delivery(ctx, delivery_id, 0)
+        if created:
+            async with sessionmaker() as session:
+                hosts = (
+                    await session.execute(
+                        select(OutboundDelivery.id, OutboundDelivery.endpoint_host).where(
+                            OutboundDelivery.id.in_(created)
+                        )
+                    )
+                ).all()
+            await _enqueue_per_endpoint(ctx, [(delivery_id, 0, host) for delivery_id, host in hosts])
+        if 0 < len(created) <= INLINE_DELIVERIES:
+            # A small fan-out is also sent right away, saving the queue hop between dispatch and
+            # delivery (the lease decides between this and the job just enqueued; the loser skips).
+            for delivery_id in created:
+                _in_background(_deliver(ctx, str(delivery_id), drain=False))
         handled_total += handled
         if handled == 0 or event_ids is not None:
             break
     return handled_total
 
 
-async def deliver_outbound(ctx: dict[str, Any], delivery_id: str) -> str:
-    """Send one attempt of a delivery if it is due and this worker gets its lease."""
-    deliverer = _deliverer(ctx)
-    leased = await lease(deliverer, uuid.UUID(delivery_id))
-    if leased is None:
-        return "skipped"
-    delivery, entry_id = leased
+async def _send(
+    ctx: dict[str, Any], deliverer: Deliverer, delivery: OutboundDelivery, entry_id: uuid.UUID
+) -> str:
+    """Send a leased attempt; enqueue its retry when it is due soon."""
     plan = await attempt(deliverer, delivery, entry_id)
     if plan is None:
         return "lease lost"
     if plan.status == "pending" and plan.delay is not None and plan.delay <= SHORT_WAIT_SECONDS:
         await _enqueue_delivery(ctx, delivery.id, plan.attempt_count, _defer_by=plan.delay)
     return plan.status
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run `work` without waiting for it; failures are logged (the sweeper retries what is left)."""
+
+    async def guarded() -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("inline delivery failed; the sweeper will retry it")
+
+    task = asyncio.create_task(guarded())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def deliver_outbound(ctx: dict[str, Any], delivery_id: str) -> str:
+    """Send one attempt of a delivery if it is due and this worker gets its lease.
+
+    Then, while it holds one of the endpoint's slots, keep sending the endpoint's due attempts
+    back to back (each under its own lease, the per-endpoint bound re-checked every time).
+    Without this, a job that finds its endpoint at the bound could only wait for the sweeper;
+    with it, the endpoint's backlog drains at the bound's full concurrency.
+    """
+    return await _deliver(ctx, delivery_id, drain=True)
+
+
+async def _deliver(ctx: dict[str, Any], delivery_id: str, *, drain: bool) -> str:
+    deliverer = _deliverer(ctx)
+    leased = await lease(deliverer, uuid.UUID(delivery_id))
+    if leased is None:
+        return "skipped"
+    result = await _send(ctx, deliverer, *leased)
+    if not drain:
+        return result
+    host = leased[0].endpoint_host
+    deadline = time.monotonic() + DRAIN_SECONDS
+    for _ in range(DRAIN_LIMIT):
+        if time.monotonic() > deadline:
+            break
+        leased = await lease(deliverer, host=host)
+        if leased is None:
+            break
+        await _send(ctx, deliverer, *leased)
+    return result
 
 
 async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
@@ -122,7 +215,7 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
         )
         due = (
             await session.execute(
-                select(OutboundDelivery.id, OutboundDelivery.attempt_count)
+                select(OutboundDelivery.id, OutboundDelivery.attempt_count, OutboundDelivery.endpoint_host)
                 .where(OutboundDelivery.status == "pending", OutboundDelivery.next_attempt_at <= now)
                 .order_by(OutboundDelivery.next_attempt_at)
                 .limit(SWEEP_LIMIT)
@@ -130,15 +223,15 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
         ).all()
         stale = (
             await session.execute(
-                select(OutboundDelivery.id, OutboundDelivery.attempt_count)
+                select(OutboundDelivery.id, OutboundDelivery.attempt_count, OutboundDelivery.endpoint_host)
                 .where(OutboundDelivery.status == "started", OutboundDelivery.locked_until < now)
                 .limit(SWEEP_LIMIT)
             )
         ).all()
     if undispatched is not None:
         await enqueue(ctx.get("redis"), "dispatch_events", None, _job_id=f"dispatch-sweep:{int(time.time())}")
-    for delivery_id, attempt_count in [*due, *stale]:
-        await _enqueue_delivery(ctx, delivery_id, attempt_count)
+    # Lapsed leases first: each frees a slot of its endpoint.
+    await _enqueue_per_endpoint(ctx, [(row[0], row[1], row[2]) for row in [*stale, *due]])
     return {"undispatched": int(undispatched is not None), "due": len(due), "stale": len(stale)}
 
 
