@@ -3,7 +3,7 @@
 Every operation of the schema is exercised (examples, coverage, fuzzing and stateful phases)
 with the checks `not_a_server_error`, `status_code_conformance` (every status an operation
 answers is documented), `response_schema_conformance` and `content_type_conformance`.
-The bounded run here keeps the suite fast; `SCHEMATHESIS_MAX_EXAMPLES` (default 8) and
+The bounded run here keeps the suite fast; `SCHEMATHESIS_MAX_EXAMPLES` (default 5) and
 `SCHEMATHESIS_MAX_TIME` scale it up (README, "Guarantees", shows the long command).
 """
 
@@ -147,7 +147,7 @@ async def test_every_operation_conforms_and_never_5xx(
                 "--checks",
                 CHECKS,
                 "--max-examples",
-                os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8"),
+                os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "5"),
                 *(
                     ["--max-time", os.environ["SCHEMATHESIS_MAX_TIME"]]
                     if "SCHEMATHESIS_MAX_TIME" in os.environ
