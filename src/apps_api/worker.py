@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from arq import Worker
 from arq.connections import RedisSettings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps_api.kit.db import create_engine, create_sessionmaker
 from apps_api.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class ResilientWorker(Worker):
+    """arq's worker, surviving a Redis that is briefly unreachable (a restart) between polls.
+
+    arq lets a connection error of its queue poll end the worker; with the short poll delay
+    below, a Redis restart would nearly always land in a poll. PostgreSQL holds every job's
+    work, so waiting for Redis to come back loses nothing.
+    """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, ConnectionError) as error:
+            logger.warning("Redis unreachable (%s); polling again in 1 s", type(error).__name__)
+            await asyncio.sleep(1)
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -73,4 +92,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "keep_result": 60,
     }
     options.update(overrides)
-    return Worker(**options)
+    worker = ResilientWorker(**options)
+    # Jobs see the worker (through their copy of its context) to stop draining on shutdown.
+    worker.ctx["arq_worker"] = worker
+    return worker

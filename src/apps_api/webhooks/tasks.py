@@ -8,13 +8,11 @@ right after its commit), so nothing is lost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -43,8 +41,6 @@ UNDISPATCHED_GRACE = timedelta(seconds=2)
 # well within the job timeout; whatever is left has jobs of its own or the sweeper's.
 DRAIN_SECONDS = 30.0
 DRAIN_LIMIT = 1000
-# Fan-outs up to this size are also delivered inline by the dispatch job (latency).
-INLINE_DELIVERIES = 10
 
 
 def startup(ctx: dict[str, Any]) -> None:
@@ -132,11 +128,6 @@ async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = Non
                     )
                 ).all()
             await _enqueue_per_endpoint(ctx, [(delivery_id, 0, host) for delivery_id, host in hosts])
-        if 0 < len(created) <= INLINE_DELIVERIES:
-            # A small fan-out is also sent right away, saving the queue hop between dispatch and
-            # delivery (the lease decides between this and the job just enqueued; the loser skips).
-            for delivery_id in created:
-                _in_background(_deliver(ctx, str(delivery_id), drain=False))
         handled_total += handled
         if handled == 0 or event_ids is not None:
             break
@@ -155,23 +146,6 @@ async def _send(
     return plan.status
 
 
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _in_background(work: Coroutine[Any, Any, Any]) -> None:
-    """Run `work` without waiting for it; failures are logged (the sweeper retries what is left)."""
-
-    async def guarded() -> None:
-        try:
-            await work
-        except Exception:
-            logger.exception("inline delivery failed; the sweeper will retry it")
-
-    task = asyncio.create_task(guarded())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
 async def deliver_outbound(ctx: dict[str, Any], delivery_id: str) -> str:
     """Send one attempt of a delivery if it is due and this worker gets its lease.
 
@@ -180,21 +154,17 @@ async def deliver_outbound(ctx: dict[str, Any], delivery_id: str) -> str:
     Without this, a job that finds its endpoint at the bound could only wait for the sweeper;
     with it, the endpoint's backlog drains at the bound's full concurrency.
     """
-    return await _deliver(ctx, delivery_id, drain=True)
-
-
-async def _deliver(ctx: dict[str, Any], delivery_id: str, *, drain: bool) -> str:
     deliverer = _deliverer(ctx)
     leased = await lease(deliverer, uuid.UUID(delivery_id))
     if leased is None:
         return "skipped"
     result = await _send(ctx, deliverer, *leased)
-    if not drain:
-        return result
     host = leased[0].endpoint_host
     deadline = time.monotonic() + DRAIN_SECONDS
+    worker = ctx.get("arq_worker")
     for _ in range(DRAIN_LIMIT):
-        if time.monotonic() > deadline:
+        # A worker that is shutting down takes no new work (SIGTERM: finish what runs, nothing more).
+        if time.monotonic() > deadline or not getattr(worker, "allow_pick_jobs", True):
             break
         leased = await lease(deliverer, host=host)
         if leased is None:
