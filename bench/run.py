@@ -809,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=",".join(PHASES), help=f"comma-separated phases of {','.join(PHASES)}"
     )
-    parser.add_argument("--fanout-events", type=int, default=50, help="events per fan-out round (default 50)")
+    parser.add_argument("--fanout-events", type=int, default=20, help="events per fan-out round (default 20)")
     parser.add_argument(
         "--fanout-webhooks", type=int, default=100, help="webhooks each event reaches (default 100)"
     )
