@@ -71,6 +71,10 @@ class Receiver:
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    # The sender died mid-request (a SIGKILLed worker): no request was received.
+                    self.close_connection = True
+                    return
                 message_id = self.headers.get("webhook-id", "")
                 with receiver._lock:
                     index = len(receiver.requests)
