@@ -40,6 +40,9 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     # Never below WARNING, whatever the root level: these log what must stay secret.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("apps_api").debug(
+        "logging at %s to stderr; quiet below WARNING: %s", level.upper(), ", ".join(QUIET_LOGGERS)
+    )
 
 
 # httpx/httpcore log every request URL at INFO (trigger URLs carry `data` JWTs) and headers at
