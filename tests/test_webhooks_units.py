@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
 from apps_api.kit.security import new_app_secret
-from apps_api.models import OutboundDelivery
+from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.outbound.client import Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
-from apps_api.webhooks.delivery import Deliverer, lease, plan_next, retry_after_seconds
+from apps_api.webhooks.delivery import Deliverer, lease_batch, plan_next, retry_after_seconds
 from apps_api.webhooks.outbox import build_delivery
 from apps_api.webhooks.signing import signature_headers
 from tests.webhook_helpers import Reply, receivers
@@ -146,14 +146,18 @@ async def test_concurrent_leases_give_one_attempt_to_one_worker(
     try:
         async with guarded_client(()) as client:
             deliverers = [Deliverer(sessionmaker, settings, client, f"worker-{i}") for i in range(8)]
-            results = await asyncio.gather(*(lease(d, delivery.id) for d in deliverers))
-        winners = [result for result in results if result is not None]
-        assert len(winners) == 1
-        leased, entry_id = winners[0]
-        assert leased.status == "started" and leased.attempt_count == 1 and entry_id == entry.id
+            host = delivery.endpoint_host
+            results = await asyncio.gather(*(lease_batch(d, host=host, wanted=10) for d in deliverers))
+        winners = [attempts for attempts in results if attempts]
+        assert len(winners) == 1 and len(winners[0]) == 1
+        leased = winners[0][0]
+        assert leased.id == delivery.id and leased.attempt_count == 1 and leased.log_entry_id == entry.id
         async with sessionmaker() as session:
             stored = await session.get(OutboundDelivery, delivery.id)
-            assert stored is not None and stored.locked_by == leased.locked_by
+            assert stored is not None and stored.status == "started"
+            assert stored.locked_by in {d.worker_id for d in deliverers}
+            stored_entry = await session.get(WebhookLogEntry, entry.id)
+            assert stored_entry is not None and stored_entry.status == "started"
     finally:
         async with AsyncSession(engine) as session, session.begin():
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id == delivery.id))

@@ -1,14 +1,19 @@
-"""Sending one attempt of a delivery: lease, sign, SSRF-guarded request, log entry, retry plan.
+"""Sending attempts of deliveries: lease, sign, SSRF-guarded request, log entry, retry plan.
 
 Shared by webhook notifications and trigger requests. PostgreSQL holds every guarantee:
-- the lease (`status='started'`, `locked_until`, `locked_by`) is taken with one conditional
-  UPDATE, so two workers never send the same attempt at once, and a lapsed lease (a killed
-  worker) lets another worker take over;
+- leases (`status='started'`, `locked_until`, `locked_by`) are taken by one conditional
+  UPDATE under the endpoint's advisory lock, so two workers never send the same attempt at
+  once, and a lapsed lease (a killed worker) lets another worker take over;
 - the per-endpoint bound is part of that UPDATE: no new lease while the endpoint already has
   `webhook_max_concurrency_per_endpoint` live ones, so a hanging receiver ties up at most that
   many worker slots and never delays other endpoints;
-- the outcome is written only while this worker still holds the lease (fencing on
+- an outcome is written only while this worker still holds the lease (fencing on
   `locked_by` and `attempt_count`).
+
+The hot path is batched: one transaction leases every free slot of an endpoint (and marks the
+attempts' log entries started), and one transaction records a batch of outcomes. The
+statements are plain SQL built once, run on the engine's connections without the ORM: per
+attempt the worker pays for the HTTP request and a share of a few round trips.
 """
 
 from __future__ import annotations
@@ -19,35 +24,34 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import httpx
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy import Table, insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEntry
+from apps_api.models import WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import Outcome, send
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
-from apps_api.webhooks.outbox import new_log_entry
 from apps_api.webhooks.signing import signature_headers
 
 logger = logging.getLogger(__name__)
+
+# Plain tables: hot inserts go through Core, without ORM objects.
+_LOG_ENTRIES = cast(Table, WebhookLogEntry.__table__)
 
 # Retries due within this many seconds are enqueued as deferred arq jobs; longer waits
 # live only in PostgreSQL (`next_attempt_at`) and the sweeper enqueues them when due.
 SHORT_WAIT_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 INTERRUPTED = "Interrupted: the worker stopped during the attempt; its lease lapsed."
-# Built once: constructing an alias copies every column (measurable per lease).
-_OTHER = aliased(OutboundDelivery, name="other")
-_CANDIDATE = aliased(OutboundDelivery, name="candidate")
 
 
 @dataclass
@@ -58,6 +62,11 @@ class Deliverer:
     settings: Settings
     client: httpx.AsyncClient
     worker_id: str
+
+    @property
+    def engine(self) -> AsyncEngine:
+        bind: AsyncEngine = self.sessionmaker.kw["bind"]
+        return bind
 
     @property
     def lease_seconds(self) -> float:
@@ -75,187 +84,279 @@ class Plan:
     attempt_count: int = 0
 
 
-def _takeable(status: str, next_attempt_at: datetime, locked_until: datetime | None, now: datetime) -> bool:
-    """Due and pending, or started under a lapsed lease."""
-    if status == "pending":
-        return next_attempt_at <= now
-    return status == "started" and locked_until is not None and locked_until < now
+@dataclass
+class Attempt:
+    """One leased attempt: the delivery's row as leased, its log entry, and what signing needs."""
+
+    id: uuid.UUID
+    kind: str
+    app_id: uuid.UUID
+    organization_id: uuid.UUID
+    webhook_id: uuid.UUID | None
+    installation_id: uuid.UUID | None
+    target_organization_id: uuid.UUID | None
+    app_user_id: uuid.UUID | None
+    method: str
+    endpoint_url: str
+    endpoint_host: str
+    channel: str
+    action: str
+    resource_id: str
+    payload: dict[str, Any]
+    signing_secret: str | None
+    message_id: str
+    attempt_count: int
+    max_attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    log_entry_id: uuid.UUID | None
+    # Joined at lease time: the app's current secret (None once the app is deleted) and
+    # whether the installation still exists (its app user may act only while it does).
+    app_secret: str | None
+    installed: bool
 
 
-async def lease(
-    deliverer: Deliverer, delivery_id: uuid.UUID | None = None, *, host: str | None = None
-) -> tuple[OutboundDelivery, uuid.UUID] | None:
-    """Take the lease of a due (or abandoned) attempt and mark its log entry started; None when not ours.
+# The endpoint's leases are taken one transaction at a time, so the bound below is exact.
+_LOCK_ENDPOINT = text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))")
 
-    With `host` instead of an id: the endpoint's earliest due attempt (a worker that holds one of
-    the endpoint's slots keeps it busy with the endpoint's backlog; see `tasks.deliver_outbound`).
+# Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
+# `bound` minus the endpoint's live leases (all workers), and at most `wanted`.
+_LEASE = text(
     """
-    settings = deliverer.settings
-    other, candidate = _OTHER, _CANDIDATE
-    bound = settings.webhook_max_concurrency_per_endpoint
-    async with deliverer.sessionmaker() as session, session.begin():
-        now = utcnow()
-        if delivery_id is not None:
-            row = (
-                await session.execute(
-                    select(
-                        OutboundDelivery.endpoint_host,
-                        OutboundDelivery.status,
-                        OutboundDelivery.next_attempt_at,
-                        OutboundDelivery.locked_until,
-                    ).where(OutboundDelivery.id == delivery_id)
-                )
-            ).first()
-            # Cheap exits before the endpoint's lock: already sent (a slot holder drained it), not due,
-            # or leased by a live worker. Jobs of a drained backlog end here without contending.
-            if row is None or not _takeable(row.status, row.next_attempt_at, row.locked_until, now):
-                return None
-            host = row.endpoint_host
-        if host is None:
-            return None
-        # An endpoint at its bound has holders that take its due attempts next: leave it to them.
-        live = await session.scalar(
-            select(func.count())
-            .select_from(other)
-            .where(other.endpoint_host == host, other.status == "started", other.locked_until > now)
+WITH picked AS (
+    SELECT id FROM outbound_deliveries
+    WHERE endpoint_host = :host
+      AND ((status = 'pending' AND next_attempt_at <= :now) OR (status = 'started' AND locked_until < :now))
+    ORDER BY next_attempt_at
+    LIMIT greatest(0, least(
+        CAST(:wanted AS integer),
+        CAST(:bound AS integer) - (
+            SELECT count(*) FROM outbound_deliveries
+            WHERE endpoint_host = :host AND status = 'started' AND locked_until > :now
         )
-        if (live or 0) >= bound:
-            return None
-        # Leases of one endpoint are taken one at a time, so the count below is exact.
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(host, 0))))
-        now = utcnow()
-        busy = (
-            select(func.count())
-            .select_from(other)
-            .where(
-                other.endpoint_host == OutboundDelivery.endpoint_host,
-                other.status == "started",
-                other.locked_until > now,
-            )
-            .correlate(OutboundDelivery)
-            .scalar_subquery()
-        )
-        takeable = or_(
-            and_(OutboundDelivery.status == "pending", OutboundDelivery.next_attempt_at <= now),
-            and_(OutboundDelivery.status == "started", OutboundDelivery.locked_until < now),
-        )
-        if delivery_id is not None:
-            target = OutboundDelivery.id == delivery_id
-        else:
-            earliest = (
-                select(candidate.id)
-                .where(
-                    candidate.endpoint_host == host,
-                    or_(
-                        and_(candidate.status == "pending", candidate.next_attempt_at <= now),
-                        and_(candidate.status == "started", candidate.locked_until < now),
-                    ),
-                )
-                .order_by(candidate.next_attempt_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            target = OutboundDelivery.id == earliest
-        statement = (
-            update(OutboundDelivery)
-            .where(target, takeable, busy < bound)
-            .values(
-                status="started",
-                locked_until=now + timedelta(seconds=deliverer.lease_seconds),
-                locked_by=deliverer.worker_id,
-                attempt_count=OutboundDelivery.attempt_count + 1,
-                updated_at=now,
-            )
-            .returning(OutboundDelivery)
-            .execution_options(synchronize_session=False)
-        )
-        delivery = (await session.execute(statement)).scalar_one_or_none()
-        if delivery is None:
-            return None
-    # The commit above released the endpoint's lock: it is held for the lease alone, since every
-    # lease of the endpoint waits for it. The attempt's log entry is marked in a second transaction
-    # (a worker dying in between leaves the entry `pending`; whoever takes the lapsed lease reuses it).
-    async with deliverer.sessionmaker() as session, session.begin():
-        entry = None
-        if delivery.current_log_entry_id is not None:
-            entry = await session.get(WebhookLogEntry, delivery.current_log_entry_id, with_for_update=True)
-        if entry is not None and entry.status == "started":
-            # The previous attempt's worker died mid-request: close its entry, start a new one.
-            entry.status = "failed"
-            entry.reason = INTERRUPTED
-            entry.completed_at = now
-            entry = None
-        if entry is None or entry.status != "pending":
-            entry = new_log_entry(delivery, retry_index=delivery.attempt_count - 1)
-            session.add(entry)
-        entry.status = "started"
-        entry.retry_index = delivery.attempt_count - 1
-        entry.started_at = now
-        await session.flush()
-        await session.execute(
-            update(OutboundDelivery)
-            .where(
-                OutboundDelivery.id == delivery.id,
-                OutboundDelivery.locked_by == deliverer.worker_id,
-                OutboundDelivery.attempt_count == delivery.attempt_count,
-            )
-            .values(current_log_entry_id=entry.id)
-            .execution_options(synchronize_session=False)
-        )
-        delivery.current_log_entry_id = entry.id
-        return delivery, entry.id
+    ))
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbound_deliveries AS d
+SET status = 'started', locked_until = :until, locked_by = :worker,
+    attempt_count = d.attempt_count + 1, updated_at = :now
+FROM picked
+WHERE d.id = picked.id
+RETURNING d.id, d.kind, d.app_id, d.organization_id, d.webhook_id, d.installation_id,
+    d.target_organization_id, d.app_user_id, d.method, d.endpoint_url, d.endpoint_host, d.channel,
+    d.action, d.resource_id, d.payload, d.signing_secret, d.message_id, d.attempt_count,
+    d.max_attempts, d.next_attempt_at, d.created_at, d.current_log_entry_id AS log_entry_id,
+    (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
+    EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
+"""
+)
+
+# The attempts' pending log entries become started; the ids it does not return need new ones.
+_START_ENTRIES = text(
+    """
+UPDATE webhook_log_entries AS e
+SET status = 'started', retry_index = v.retry_index, started_at = :now, updated_at = :now
+FROM unnest(CAST(:ids AS uuid[]), CAST(:retry_indexes AS integer[])) AS v(id, retry_index)
+WHERE e.id = v.id AND e.status = 'pending'
+RETURNING e.id
+"""
+)
+
+# A started entry of a lapsed lease: its worker died mid-request.
+_CLOSE_INTERRUPTED = text(
+    """
+UPDATE webhook_log_entries
+SET status = 'failed', reason = :reason, completed_at = :now, updated_at = :now
+WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'started'
+"""
+)
+
+_SET_CURRENT_ENTRIES = text(
+    """
+UPDATE outbound_deliveries AS d
+SET current_log_entry_id = v.entry_id
+FROM unnest(CAST(:ids AS uuid[]), CAST(:entry_ids AS uuid[]), CAST(:attempt_counts AS integer[]))
+    AS v(id, entry_id, attempt_count)
+WHERE d.id = v.id AND d.locked_by = :worker AND d.attempt_count = v.attempt_count
+"""
+)
+
+_FINISH_ENTRIES = text(
+    """
+UPDATE webhook_log_entries AS e
+SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
+    response_headers = CAST(v.headers AS jsonb), duration = v.duration, completed_at = :now,
+    updated_at = :now
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+    CAST(:codes AS integer[]), CAST(:bodies AS text[]), CAST(:headers AS text[]),
+    CAST(:durations AS integer[])
+) AS v(id, status, reason, code, body, headers, duration)
+WHERE e.id = v.id AND e.status = 'started'
+"""
+)
+
+# Fenced: only rows this worker still holds, at the attempt it took, change.
+_FINISH_DELIVERIES = text(
+    """
+UPDATE outbound_deliveries AS d
+SET status = v.status, locked_until = NULL, locked_by = NULL, updated_at = :now,
+    next_attempt_at = coalesce(v.next_attempt_at, d.next_attempt_at),
+    current_log_entry_id = coalesce(v.next_entry_id, d.current_log_entry_id),
+    completed_at = CASE WHEN v.status = 'pending' THEN d.completed_at ELSE :now END
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:next_attempts AS timestamptz[]),
+    CAST(:next_entry_ids AS uuid[]), CAST(:attempt_counts AS integer[])
+) AS v(id, status, next_attempt_at, next_entry_id, attempt_count)
+WHERE d.id = v.id AND d.status = 'started' AND d.locked_by = :worker
+  AND d.attempt_count = v.attempt_count
+RETURNING d.id
+"""
+)
 
 
-async def _webhook_request(
-    deliverer: Deliverer, session: AsyncSession, delivery: OutboundDelivery
-) -> tuple[str, dict[str, str], bytes] | str:
-    secret = await session.scalar(select(App.secret).where(App.id == delivery.app_id))
+def _log_entry_row(attempt: Attempt, *, retry_index: int, status: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "delivery_id": attempt.id,
+        "app_id": attempt.app_id,
+        "organization_id": attempt.organization_id,
+        "webhook_id": attempt.webhook_id,
+        "endpoint_url": attempt.endpoint_url,
+        "action": attempt.action,
+        "resource_id": attempt.resource_id,
+        "channel": attempt.channel,
+        "status": status,
+        "retry_index": retry_index,
+        "scheduled_at": attempt.next_attempt_at,
+        "started_at": now if status == "started" else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def lease_batch(deliverer: Deliverer, *, host: str, wanted: int) -> list[Attempt]:
+    """Lease up to `wanted` due (or abandoned) attempts of one endpoint and mark their log entries started.
+
+    Never more than the endpoint's free slots across all workers; an empty list when it has none.
+    """
+    if wanted <= 0:
+        return []
+    async with deliverer.engine.begin() as connection:
+        await connection.execute(_LOCK_ENDPOINT, {"host": host})
+        now = utcnow()
+        rows = (
+            await connection.execute(
+                _LEASE,
+                {
+                    "host": host,
+                    "now": now,
+                    "wanted": wanted,
+                    "bound": deliverer.settings.webhook_max_concurrency_per_endpoint,
+                    "until": now + timedelta(seconds=deliverer.lease_seconds),
+                    "worker": deliverer.worker_id,
+                },
+            )
+        ).all()
+        if not rows:
+            return []
+        attempts = [Attempt(**row._asdict()) for row in rows]
+        await _start_log_entries(connection, deliverer, attempts, now)
+    return attempts
+
+
+async def _start_log_entries(
+    connection: AsyncConnection, deliverer: Deliverer, attempts: list[Attempt], now: datetime
+) -> None:
+    """Mark each attempt's pending entry started; a missing or used-up entry gets a fresh one.
+
+    An entry still `started` belonged to a worker that died mid-request: it is closed as
+    interrupted and the new attempt starts a new entry (the log shows both).
+    """
+    with_entry = [attempt for attempt in attempts if attempt.log_entry_id is not None]
+    started: set[uuid.UUID] = set()
+    if with_entry:
+        result = await connection.execute(
+            _START_ENTRIES,
+            {
+                "ids": [attempt.log_entry_id for attempt in with_entry],
+                "retry_indexes": [attempt.attempt_count - 1 for attempt in with_entry],
+                "now": now,
+            },
+        )
+        started = {row[0] for row in result}
+    needing = [attempt for attempt in attempts if attempt.log_entry_id not in started]
+    if not needing:
+        return
+    stale = [attempt.log_entry_id for attempt in needing if attempt.log_entry_id is not None]
+    if stale:
+        await connection.execute(_CLOSE_INTERRUPTED, {"ids": stale, "reason": INTERRUPTED, "now": now})
+    rows = [
+        _log_entry_row(attempt, retry_index=attempt.attempt_count - 1, status="started", now=now)
+        for attempt in needing
+    ]
+    await connection.execute(insert(_LOG_ENTRIES), rows)
+    for attempt, row in zip(needing, rows, strict=True):
+        attempt.log_entry_id = row["id"]
+    await connection.execute(
+        _SET_CURRENT_ENTRIES,
+        {
+            "ids": [attempt.id for attempt in needing],
+            "entry_ids": [row["id"] for row in rows],
+            "attempt_counts": [attempt.attempt_count for attempt in needing],
+            "worker": deliverer.worker_id,
+        },
+    )
+
+
+def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
+    secret = attempt.app_secret
     if secret is None:
         return "The app no longer exists."
-    body: dict[str, Any] = dict(delivery.payload)
-    if delivery.app_user_id is not None and delivery.installation_id is not None:
-        installed = await session.scalar(
-            select(AppInstallation.id).where(AppInstallation.id == delivery.installation_id)
+    body: dict[str, Any] = dict(attempt.payload)
+    if (
+        attempt.app_user_id is not None
+        and attempt.installation_id is not None
+        and attempt.installed
+        and attempt.target_organization_id is not None
+    ):
+        body["app_user_auth"] = encode_access_token(
+            secret_key=deliverer.settings.secret_key,
+            user_id=attempt.app_user_id,
+            organization_id=attempt.target_organization_id,
+            app_id=attempt.app_id,
+            installation_id=attempt.installation_id,
         )
-        if installed is not None and delivery.target_organization_id is not None:
-            body["app_user_auth"] = encode_access_token(
-                secret_key=deliverer.settings.secret_key,
-                user_id=delivery.app_user_id,
-                organization_id=delivery.target_organization_id,
-                app_id=delivery.app_id,
-                installation_id=delivery.installation_id,
-            )
     content = json.dumps(body, separators=(",", ":"), default=str).encode()
     headers = signature_headers(
-        secret=secret, message_id=delivery.message_id, timestamp=int(time.time()), body=content
+        secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=content
     )
     headers["content-type"] = "application/json"
-    return delivery.endpoint_url, headers, content
+    return attempt.endpoint_url, headers, content
 
 
-def _trigger_request(delivery: OutboundDelivery) -> tuple[str, dict[str, str], bytes] | str:
-    secret = delivery.signing_secret
+def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
+    secret = attempt.signing_secret
     if not secret:
         return "The trigger has no signing secret."
-    claims = delivery.payload.get("claims", {})
+    claims = attempt.payload.get("claims", {})
 
     def as_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
 
     data = encode_trigger_data(
         app_secret=secret,
-        app_id=delivery.app_id,
+        app_id=attempt.app_id,
         organization_id=uuid.UUID(claims["organization_id"]),
         installation_id=as_uuid(claims.get("installation_id")),
         user_id=as_uuid(claims.get("user_id")),
         app_user_id=as_uuid(claims.get("app_user_id")),
         app_user_code=None,
     )
-    separator = "&" if "?" in delivery.endpoint_url else "?"
-    url = delivery.endpoint_url + separator + urlencode({"type": delivery.payload.get("type"), "data": data})
+    separator = "&" if "?" in attempt.endpoint_url else "?"
+    url = attempt.endpoint_url + separator + urlencode({"type": attempt.payload.get("type"), "data": data})
     headers = signature_headers(
-        secret=secret, message_id=delivery.message_id, timestamp=int(time.time()), body=b""
+        secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=b""
     )
     return url, headers, b""
 
@@ -309,108 +410,111 @@ def plan_next(
     return Plan("pending", now + timedelta(seconds=delay), delay, attempt_count)
 
 
-async def attempt(deliverer: Deliverer, delivery: OutboundDelivery, entry_id: uuid.UUID) -> Plan | None:
-    """Send the leased attempt and record its outcome; None when the lease was lost meanwhile."""
-    async with deliverer.sessionmaker() as session:
-        request = (
-            await _webhook_request(deliverer, session, delivery)
-            if delivery.kind == "webhook"
-            else _trigger_request(delivery)
-        )
+async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
+    """Sign and send one leased attempt through the SSRF-guarded client."""
+    request = _webhook_request(deliverer, attempt) if attempt.kind == "webhook" else _trigger_request(attempt)
     if isinstance(request, str):
-        outcome = Outcome(error=request)
-        # Nothing to retry against: fail the delivery now.
-        delivery.max_attempts = delivery.attempt_count
-    else:
-        url, headers, content = request
-        outcome = await send(
-            deliverer.client,
-            method=delivery.method,
-            url=url,
-            headers=headers,
-            content=content if delivery.method != "GET" else None,
-            total_timeout=deliverer.settings.webhook_timeout,
-        )
-    return await record(deliverer, delivery, entry_id, outcome)
+        # Nothing to retry against: the delivery fails now.
+        attempt.max_attempts = attempt.attempt_count
+        return Outcome(error=request)
+    url, headers, content = request
+    return await send(
+        deliverer.client,
+        method=attempt.method,
+        url=url,
+        headers=headers,
+        content=content if attempt.method != "GET" else None,
+        total_timeout=deliverer.settings.webhook_timeout,
+    )
 
 
-async def record(
-    deliverer: Deliverer, delivery: OutboundDelivery, entry_id: uuid.UUID, outcome: Outcome
-) -> Plan | None:
-    """Write the attempt's log entry and the delivery's next state, fenced by the lease."""
-    success, reason = classify(outcome)
-    async with deliverer.sessionmaker() as session, session.begin():
+async def record_batch(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]) -> list[Plan | None]:
+    """Write the attempts' log entries and their deliveries' next states in one transaction.
+
+    Each delivery changes only while this worker still holds its lease; a lost lease gives None.
+    """
+    if not results:
+        return []
+    async with deliverer.engine.begin() as connection:
         now = utcnow()
-        plan = plan_next(
-            settings=deliverer.settings,
-            attempt_count=delivery.attempt_count,
-            max_attempts=delivery.max_attempts,
-            outcome=outcome,
+        plans: list[Plan] = []
+        next_entries: list[dict[str, Any] | None] = []
+        for attempt, outcome in results:
+            plan = plan_next(
+                settings=deliverer.settings,
+                attempt_count=attempt.attempt_count,
+                max_attempts=attempt.max_attempts,
+                outcome=outcome,
+                now=now,
+            )
+            plans.append(plan)
+            next_entry = None
+            if plan.status == "pending":
+                assert plan.next_attempt_at is not None
+                attempt.next_attempt_at = plan.next_attempt_at
+                next_entry = _log_entry_row(
+                    attempt, retry_index=attempt.attempt_count, status="pending", now=now
+                )
+            next_entries.append(next_entry)
+        classified = [classify(outcome) for _, outcome in results]
+        await connection.execute(
+            _FINISH_ENTRIES,
+            {
+                "ids": [attempt.log_entry_id for attempt, _ in results],
+                "statuses": ["successful" if ok else "failed" for ok, _ in classified],
+                "reasons": [reason for _, reason in classified],
+                "codes": [outcome.status_code for _, outcome in results],
+                "bodies": [outcome.body for _, outcome in results],
+                "headers": [
+                    None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results
+                ],
+                "durations": [outcome.duration_ms for _, outcome in results],
+                "now": now,
+            },
+        )
+        owned = {
+            row[0]
+            for row in await connection.execute(
+                _FINISH_DELIVERIES,
+                {
+                    "ids": [attempt.id for attempt, _ in results],
+                    "statuses": [plan.status for plan in plans],
+                    "next_attempts": [plan.next_attempt_at for plan in plans],
+                    "next_entry_ids": [entry["id"] if entry else None for entry in next_entries],
+                    "attempt_counts": [attempt.attempt_count for attempt, _ in results],
+                    "worker": deliverer.worker_id,
+                    "now": now,
+                },
+            )
+        }
+        fresh = [
+            entry
+            for (attempt, _), entry in zip(results, next_entries, strict=True)
+            if entry is not None and attempt.id in owned
+        ]
+        if fresh:
+            await connection.execute(insert(_LOG_ENTRIES), fresh)
+    recorded: list[Plan | None] = []
+    for (attempt, outcome), plan, (success, reason) in zip(results, plans, classified, strict=True):
+        if attempt.id not in owned:
+            logger.warning("lease of delivery %s was lost during the attempt", attempt.id)
+            recorded.append(None)
+            continue
+        logger.info(
+            "delivery %s attempt %s: %s (%s)",
+            attempt.id,
+            attempt.attempt_count,
+            "ok" if success else reason,
+            plan.status,
+        )
+        observe_attempt(
+            kind=attempt.kind,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+            final_status=plan.status,
+            created_at=attempt.created_at,
             now=now,
         )
-        await session.execute(
-            update(WebhookLogEntry)
-            .where(WebhookLogEntry.id == entry_id, WebhookLogEntry.status == "started")
-            .values(
-                status="successful" if success else "failed",
-                reason=reason,
-                response_status_code=outcome.status_code,
-                response_body=outcome.body,
-                response_headers=outcome.headers,
-                duration=outcome.duration_ms,
-                completed_at=now,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        values: dict[str, Any] = {
-            "status": plan.status,
-            "locked_until": None,
-            "locked_by": None,
-            "updated_at": now,
-        }
-        next_entry = None
-        if plan.status == "pending":
-            assert plan.next_attempt_at is not None
-            values["next_attempt_at"] = plan.next_attempt_at
-            delivery.next_attempt_at = plan.next_attempt_at
-            next_entry = new_log_entry(delivery, retry_index=delivery.attempt_count)
-            values["current_log_entry_id"] = next_entry.id
-        else:
-            values["completed_at"] = now
-        owned = (
-            await session.execute(
-                update(OutboundDelivery)
-                .where(
-                    OutboundDelivery.id == delivery.id,
-                    OutboundDelivery.status == "started",
-                    OutboundDelivery.locked_by == deliverer.worker_id,
-                    OutboundDelivery.attempt_count == delivery.attempt_count,
-                )
-                .values(**values)
-                .returning(OutboundDelivery.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).scalar_one_or_none()
-        if owned is None:
-            logger.warning("lease of delivery %s was lost during the attempt", delivery.id)
-            return None
-        if next_entry is not None:
-            session.add(next_entry)
-    logger.info(
-        "delivery %s attempt %s: %s (%s)",
-        delivery.id,
-        delivery.attempt_count,
-        "ok" if success else reason,
-        plan.status,
-    )
-    observe_attempt(
-        kind=delivery.kind,
-        status_code=outcome.status_code,
-        error=outcome.error,
-        duration_ms=outcome.duration_ms,
-        final_status=plan.status,
-        created_at=delivery.created_at,
-        now=now,
-    )
-    return plan
+        recorded.append(plan)
+    return recorded

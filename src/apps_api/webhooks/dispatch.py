@@ -6,11 +6,20 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.models import App, AppInstallation, Event, Webhook, WebhookChannelSubscription
+from apps_api.models import (
+    App,
+    AppInstallation,
+    Event,
+    OutboundDelivery,
+    Webhook,
+    WebhookChannelSubscription,
+    WebhookLogEntry,
+)
 from apps_api.models.base import utcnow
 from apps_api.webhooks.matching import (
     AppMatcher,
@@ -21,9 +30,13 @@ from apps_api.webhooks.matching import (
     installations_channel_app,
     match_event,
 )
-from apps_api.webhooks.outbox import build_delivery
+from apps_api.webhooks.outbox import delivery_rows
 
 logger = logging.getLogger(__name__)
+
+# Plain tables: hot inserts go through Core, without ORM objects.
+_LOG_ENTRIES = cast(Table, WebhookLogEntry.__table__)
+_DELIVERIES = cast(Table, OutboundDelivery.__table__)
 
 # A webhook change takes effect for events committed one second later at the latest.
 INDEX_MAX_AGE_SECONDS = 1.0
@@ -127,14 +140,14 @@ async def _owners(session: AsyncSession, app_ids: Iterable[uuid.UUID]) -> dict[u
 
 async def fan_out(
     session: AsyncSession, events: Sequence[Event], index: SubscriptionIndex, *, max_attempts: int
-) -> list[uuid.UUID]:
-    """Create the deliveries of these events (each webhook once per event); returns their ids."""
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The deliveries of these events (each webhook once per event) and their first log entries, as rows."""
     installations = await _installations(session, (event.organization_id for event in events))
     named = {event.id: installations_channel_app(event.channel) for event in events}
     owners = await _owners(session, (pair[1] for pair in named.values() if pair is not None))
     app_ids = {inst.app_id for group in installations.values() for inst in group} | set(owners)
     matchers = await index.matchers(session, app_ids)
-    created: list[uuid.UUID] = []
+    created: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for event in events:
         pair = named[event.id]
         owned_app = None
@@ -147,16 +160,16 @@ async def fan_out(
             owned_app=owned_app,
         )
         for found in matches:
-            created.append(_add_delivery(session, event, found, matchers[found.app_id], max_attempts))
+            created.append(_delivery(event, found, matchers[found.app_id], max_attempts))
     return created
 
 
-def _add_delivery(
-    session: AsyncSession, event: Event, found: Match, matcher: AppMatcher, max_attempts: int
-) -> uuid.UUID:
+def _delivery(
+    event: Event, found: Match, matcher: AppMatcher, max_attempts: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     installation = found.installation
     owner_id = installation.app_owner_id if installation else event.organization_id
-    delivery, entry = build_delivery(
+    return delivery_rows(
         kind="webhook",
         app_id=found.app_id,
         organization_id=owner_id,
@@ -178,9 +191,6 @@ def _add_delivery(
         },
         max_attempts=max_attempts,
     )
-    session.add(delivery)
-    session.add(entry)
-    return delivery.id
 
 
 async def dispatch_batch(
@@ -190,10 +200,10 @@ async def dispatch_batch(
     event_ids: Sequence[int] | None,
     max_attempts: int,
     limit: int = BATCH_SIZE,
-) -> tuple[int, list[uuid.UUID]]:
+) -> tuple[int, list[tuple[uuid.UUID, str]]]:
     """Lock up to `limit` undispatched events (SKIP LOCKED), fan them out, mark them dispatched.
 
-    Runs inside the caller's transaction; returns (events handled, deliveries created).
+    Runs inside the caller's transaction; returns (events handled, [(delivery id, endpoint host)]).
     """
     statement = select(Event).where(Event.dispatched_at.is_(None))
     if event_ids is not None:
@@ -203,12 +213,14 @@ async def dispatch_batch(
     if not events:
         return 0, []
     created = await fan_out(session, events, index, max_attempts=max_attempts)
-    # Deliveries first (their log entries reference them), then the events' mark.
-    await session.flush()
+    if created:
+        # Deliveries first (their log entries reference them), then the events' mark.
+        await session.execute(insert(_DELIVERIES), [delivery for delivery, _ in created])
+        await session.execute(insert(_LOG_ENTRIES), [entry for _, entry in created])
     await session.execute(
         update(Event)
         .where(Event.id.in_([event.id for event in events]))
         .values(dispatched_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return len(events), created
+    return len(events), [(delivery["id"], delivery["endpoint_host"]) for delivery, _ in created]

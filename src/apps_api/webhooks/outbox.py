@@ -33,41 +33,69 @@ def deliver_job_id(delivery_id: uuid.UUID, attempt_count: int) -> str:
     return f"deliver:{delivery_id}:{attempt_count}"
 
 
+def _log_entry_fields(delivery: dict[str, Any], *, retry_index: int) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "delivery_id": delivery["id"],
+        "app_id": delivery["app_id"],
+        "organization_id": delivery["organization_id"],
+        "webhook_id": delivery.get("webhook_id"),
+        "endpoint_url": delivery["endpoint_url"],
+        "action": delivery["action"],
+        "resource_id": delivery["resource_id"],
+        "channel": delivery["channel"],
+        "status": "pending",
+        "retry_index": retry_index,
+        "scheduled_at": delivery["next_attempt_at"],
+    }
+
+
 def new_log_entry(delivery: OutboundDelivery, *, retry_index: int) -> WebhookLogEntry:
     """The pending log entry of the delivery's next attempt."""
-    return WebhookLogEntry(
-        id=uuid.uuid4(),
-        delivery_id=delivery.id,
-        app_id=delivery.app_id,
-        organization_id=delivery.organization_id,
-        webhook_id=delivery.webhook_id,
-        endpoint_url=delivery.endpoint_url,
-        action=delivery.action,
-        resource_id=delivery.resource_id,
-        channel=delivery.channel,
-        status="pending",
-        retry_index=retry_index,
-        scheduled_at=delivery.next_attempt_at,
-    )
+    fields = {key: getattr(delivery, key) for key in _DELIVERY_KEYS_OF_ENTRIES}
+    return WebhookLogEntry(**_log_entry_fields(fields, retry_index=retry_index))
+
+
+_DELIVERY_KEYS_OF_ENTRIES = (
+    "id",
+    "app_id",
+    "organization_id",
+    "webhook_id",
+    "endpoint_url",
+    "action",
+    "resource_id",
+    "channel",
+    "next_attempt_at",
+)
+
+
+def delivery_rows(**fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Column values of a pending delivery due now and of its first attempt's log entry.
+
+    The dispatcher inserts these as plain rows (no ORM objects: a fan-out creates thousands).
+    """
+    now = utcnow()
+    delivery: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "message_id": new_message_id(),
+        "endpoint_host": endpoint_host(fields["endpoint_url"]),
+        "status": "pending",
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    entry = _log_entry_fields(delivery, retry_index=0)
+    entry["created_at"] = entry["updated_at"] = now
+    delivery["current_log_entry_id"] = entry["id"]
+    return delivery, entry
 
 
 def build_delivery(**fields: Any) -> tuple[OutboundDelivery, WebhookLogEntry]:
-    """A pending delivery due now and the log entry of its first attempt."""
-    now = utcnow()
-    delivery = OutboundDelivery(
-        id=uuid.uuid4(),
-        message_id=new_message_id(),
-        endpoint_host=endpoint_host(fields["endpoint_url"]),
-        status="pending",
-        attempt_count=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-        **fields,
-    )
-    entry = new_log_entry(delivery, retry_index=0)
-    delivery.current_log_entry_id = entry.id
-    return delivery, entry
+    """A pending delivery due now and the log entry of its first attempt, as ORM objects."""
+    delivery, entry = delivery_rows(**fields)
+    return OutboundDelivery(**delivery), WebhookLogEntry(**entry)
 
 
 async def schedule_delivery(*, session: AsyncSession, **fields: Any) -> OutboundDelivery:

@@ -8,6 +8,7 @@ right after its commit), so nothing is lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -24,10 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from apps_api.kit.queue import enqueue
 from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
-from apps_api.outbound.client import guarded_client
+from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings, get_settings
-from apps_api.webhooks.delivery import SHORT_WAIT_SECONDS, Deliverer, attempt, lease
+from apps_api.webhooks.delivery import (
+    SHORT_WAIT_SECONDS,
+    Attempt,
+    Deliverer,
+    Plan,
+    lease_batch,
+    record_batch,
+    send_attempt,
+)
 from apps_api.webhooks.dispatch import SubscriptionIndex, dispatch_batch
 from apps_api.webhooks.outbox import DELIVER_JOB, deliver_job_id
 
@@ -37,10 +46,11 @@ SWEEP_LIMIT = 1000
 PURGE_BATCH = 5000
 # Events left undispatched this long are the sweeper's (their job was lost or never enqueued).
 UNDISPATCHED_GRACE = timedelta(seconds=2)
-# A delivery job keeps draining its endpoint's due attempts for at most this long / this many,
-# well within the job timeout; whatever is left has jobs of its own or the sweeper's.
+# A pump takes new attempts of its endpoint for at most this long, well within the job timeout,
+# then hands the endpoint's remaining backlog to a new job.
 DRAIN_SECONDS = 30.0
-DRAIN_LIMIT = 1000
+# Endpoints whose new deliveries the dispatching job sends itself; more get jobs of their own.
+INLINE_ENDPOINTS = 8
 
 
 def startup(ctx: dict[str, Any]) -> None:
@@ -92,85 +102,148 @@ async def _enqueue_delivery(
 
 
 async def _enqueue_per_endpoint(ctx: dict[str, Any], due: list[tuple[uuid.UUID, int, str]]) -> None:
-    """Enqueue delivery jobs, at most the per-endpoint bound of them per endpoint.
-
-    More would only find the endpoint at its bound and skip: the jobs that get a slot drain the
-    endpoint's other due attempts themselves (`deliver_outbound`), and the sweeper re-enqueues
-    whatever is still due, so capping loses nothing and saves a queue round trip per delivery.
-    """
-    bound = max(1, ctx["settings"].webhook_max_concurrency_per_endpoint)
-    per_host: dict[str, int] = {}
+    """Enqueue one delivery job per endpoint: the job's pump takes every due attempt of it."""
+    seen: set[str] = set()
     for delivery_id, attempt_count, host in due:
-        if per_host.get(host, 0) >= bound:
+        if host in seen:
             continue
-        per_host[host] = per_host.get(host, 0) + 1
+        seen.add(host)
         await _enqueue_delivery(ctx, delivery_id, attempt_count)
 
 
+class EndpointPump:
+    """Keeps one endpoint's free slots busy with its due attempts, within this worker process.
+
+    Every round leases as many due attempts as the endpoint has free slots (one transaction,
+    the bound counted across all workers), sends them concurrently, and records whatever has
+    finished in one transaction. Work that arrives while the pump runs is handed to it with
+    `poke()`, so one endpoint has one pump per process and no job waits for a slot.
+    """
+
+    def __init__(self, ctx: dict[str, Any], deliverer: Deliverer, host: str) -> None:
+        self.ctx = ctx
+        self.deliverer = deliverer
+        self.host = host
+        self.poked = False
+        self.wakeup = asyncio.Event()
+
+    def poke(self) -> None:
+        self.poked = True
+        self.wakeup.set()
+
+    def _taking(self, deadline: float) -> bool:
+        # A worker that is shutting down takes no new work (SIGTERM: finish what runs, nothing more).
+        worker = self.ctx.get("arq_worker")
+        return time.monotonic() < deadline and getattr(worker, "allow_pick_jobs", True)
+
+    async def run(self, pumps: dict[str, EndpointPump]) -> int:
+        """Pump until the endpoint has nothing due (or the drain limit); returns the attempts recorded."""
+        deliverer = self.deliverer
+        bound = max(1, deliverer.settings.webhook_max_concurrency_per_endpoint)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        in_flight: dict[asyncio.Task[Outcome], Attempt] = {}
+        recorded = 0
+        try:
+            while True:
+                taking = self._taking(deadline)
+                if taking and len(in_flight) < bound:
+                    self.poked = False
+                    self.wakeup.clear()
+                    for leased in await lease_batch(deliverer, host=self.host, wanted=bound - len(in_flight)):
+                        in_flight[asyncio.create_task(send_attempt(deliverer, leased))] = leased
+                if not in_flight:
+                    if self.poked and taking:
+                        continue
+                    # No await between the last look and leaving the registry: a poke either
+                    # reached this loop or finds no pump and starts one.
+                    pumps.pop(self.host, None)
+                    break
+                waiting: set[asyncio.Future[Any]] = set(in_flight)
+                waiter = None
+                if taking and len(in_flight) < bound:
+                    waiter = asyncio.ensure_future(self.wakeup.wait())
+                    waiting.add(waiter)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if waiter is not None:
+                    waiter.cancel()
+                finished = [(in_flight.pop(task), task.result()) for task in list(in_flight) if task in done]
+                if finished:
+                    plans = await record_batch(deliverer, finished)
+                    recorded += len(finished)
+                    await self._schedule_retries(finished, plans)
+        finally:
+            pumps.pop(self.host, None)
+            # Only on an error or cancellation: the leases of these attempts lapse and are retried.
+            for task in in_flight:
+                task.cancel()
+        if time.monotonic() >= deadline and getattr(self.ctx.get("arq_worker"), "allow_pick_jobs", True):
+            # Drain limit reached: hand the rest of the endpoint's backlog to a new job.
+            job_id = f"drain:{self.host}:{time.time()}"
+            await enqueue(self.ctx.get("redis"), DELIVER_JOB, None, self.host, _job_id=job_id)
+        return recorded
+
+    async def _schedule_retries(
+        self, finished: list[tuple[Attempt, Outcome]], plans: list[Plan | None]
+    ) -> None:
+        for (attempt, _), plan in zip(finished, plans, strict=True):
+            due_soon = plan is not None and plan.delay is not None and plan.delay <= SHORT_WAIT_SECONDS
+            if plan is not None and plan.status == "pending" and due_soon:
+                await _enqueue_delivery(self.ctx, attempt.id, plan.attempt_count, _defer_by=plan.delay)
+
+
+async def pump_endpoint(ctx: dict[str, Any], host: str) -> int:
+    """Run this process's pump of `host`, or hand the work to the one already running."""
+    pumps: dict[str, EndpointPump] = ctx.setdefault("pumps", {})
+    running = pumps.get(host)
+    if running is not None:
+        running.poke()
+        return 0
+    pump = EndpointPump(ctx, _deliverer(ctx), host)
+    pumps[host] = pump
+    return await pump.run(pumps)
+
+
 async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = None) -> int:
-    """Fan undispatched events (these ids, or any) out into deliveries and enqueue them."""
+    """Fan undispatched events (these ids, or any) out into deliveries, then send them.
+
+    The deliveries of the first few endpoints are sent by this job (no second queue hop);
+    any further endpoint gets a delivery job of its own, so other workers share the work.
+    """
     settings: Settings = ctx["settings"]
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     index: SubscriptionIndex = ctx.setdefault("subscription_index", SubscriptionIndex())
     handled_total = 0
+    hosts: dict[str, uuid.UUID] = {}
     for _ in range(50):
         async with sessionmaker() as session, session.begin():
             handled, created = await dispatch_batch(
                 session, index, event_ids=event_ids, max_attempts=len(settings.retry_delays) + 1
             )
-        if created:
-            async with sessionmaker() as session:
-                hosts = (
-                    await session.execute(
-                        select(OutboundDelivery.id, OutboundDelivery.endpoint_host).where(
-                            OutboundDelivery.id.in_(created)
-                        )
-                    )
-                ).all()
-            await _enqueue_per_endpoint(ctx, [(delivery_id, 0, host) for delivery_id, host in hosts])
+        for delivery_id, host in created:
+            hosts.setdefault(host, delivery_id)
         handled_total += handled
         if handled == 0 or event_ids is not None:
             break
+    inline = list(hosts)[:INLINE_ENDPOINTS]
+    for host in list(hosts)[INLINE_ENDPOINTS:]:
+        await _enqueue_delivery(ctx, hosts[host], 0)
+    if inline:
+        await asyncio.gather(*(pump_endpoint(ctx, host) for host in inline))
     return handled_total
 
 
-async def _send(
-    ctx: dict[str, Any], deliverer: Deliverer, delivery: OutboundDelivery, entry_id: uuid.UUID
-) -> str:
-    """Send a leased attempt; enqueue its retry when it is due soon."""
-    plan = await attempt(deliverer, delivery, entry_id)
-    if plan is None:
-        return "lease lost"
-    if plan.status == "pending" and plan.delay is not None and plan.delay <= SHORT_WAIT_SECONDS:
-        await _enqueue_delivery(ctx, delivery.id, plan.attempt_count, _defer_by=plan.delay)
-    return plan.status
-
-
-async def deliver_outbound(ctx: dict[str, Any], delivery_id: str) -> str:
-    """Send one attempt of a delivery if it is due and this worker gets its lease.
-
-    Then, while it holds one of the endpoint's slots, keep sending the endpoint's due attempts
-    back to back (each under its own lease, the per-endpoint bound re-checked every time).
-    Without this, a job that finds its endpoint at the bound could only wait for the sweeper;
-    with it, the endpoint's backlog drains at the bound's full concurrency.
-    """
-    deliverer = _deliverer(ctx)
-    leased = await lease(deliverer, uuid.UUID(delivery_id))
-    if leased is None:
+async def deliver_outbound(ctx: dict[str, Any], delivery_id: str | None, host: str | None = None) -> str:
+    """Send the due attempts of a delivery's endpoint (or of `host`) while they last."""
+    if host is None and delivery_id is not None:
+        sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
+        async with sessionmaker() as session:
+            host = await session.scalar(
+                select(OutboundDelivery.endpoint_host).where(OutboundDelivery.id == uuid.UUID(delivery_id))
+            )
+    if host is None:
         return "skipped"
-    result = await _send(ctx, deliverer, *leased)
-    host = leased[0].endpoint_host
-    deadline = time.monotonic() + DRAIN_SECONDS
-    worker = ctx.get("arq_worker")
-    for _ in range(DRAIN_LIMIT):
-        # A worker that is shutting down takes no new work (SIGTERM: finish what runs, nothing more).
-        if time.monotonic() > deadline or not getattr(worker, "allow_pick_jobs", True):
-            break
-        leased = await lease(deliverer, host=host)
-        if leased is None:
-            break
-        await _send(ctx, deliverer, *leased)
-    return result
+    recorded = await pump_endpoint(ctx, host)
+    return f"{recorded} attempts" if recorded else "skipped"
 
 
 async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
