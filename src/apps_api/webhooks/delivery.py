@@ -235,33 +235,34 @@ def _log_entry_row(attempt: Attempt, *, retry_index: int, status: str, now: date
     }
 
 
-async def lease_batch(deliverer: Deliverer, *, host: str, wanted: int) -> list[Attempt]:
+async def _lease(
+    connection: AsyncConnection, deliverer: Deliverer, *, host: str, wanted: int
+) -> list[Attempt]:
     """Lease up to `wanted` due (or abandoned) attempts of one endpoint and mark their log entries started.
 
     Never more than the endpoint's free slots across all workers; an empty list when it has none.
     """
     if wanted <= 0:
         return []
-    async with deliverer.engine.begin() as connection:
-        await connection.execute(_LOCK_ENDPOINT, {"host": host})
-        now = utcnow()
-        rows = (
-            await connection.execute(
-                _LEASE,
-                {
-                    "host": host,
-                    "now": now,
-                    "wanted": wanted,
-                    "bound": deliverer.settings.webhook_max_concurrency_per_endpoint,
-                    "until": now + timedelta(seconds=deliverer.lease_seconds),
-                    "worker": deliverer.worker_id,
-                },
-            )
-        ).all()
-        if not rows:
-            return []
-        attempts = [Attempt(**row._asdict()) for row in rows]
-        await _start_log_entries(connection, deliverer, attempts, now)
+    await connection.execute(_LOCK_ENDPOINT, {"host": host})
+    now = utcnow()
+    rows = (
+        await connection.execute(
+            _LEASE,
+            {
+                "host": host,
+                "now": now,
+                "wanted": wanted,
+                "bound": deliverer.settings.webhook_max_concurrency_per_endpoint,
+                "until": now + timedelta(seconds=deliverer.lease_seconds),
+                "worker": deliverer.worker_id,
+            },
+        )
+    ).all()
+    if not rows:
+        return []
+    attempts = [Attempt(**row._asdict()) for row in rows]
+    await _start_log_entries(connection, deliverer, attempts, now)
     return attempts
 
 
@@ -428,78 +429,89 @@ async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
     )
 
 
-async def record_batch(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]) -> list[Plan | None]:
-    """Write the attempts' log entries and their deliveries' next states in one transaction.
+@dataclass
+class _Recorded:
+    results: Sequence[tuple[Attempt, Outcome]]
+    plans: list[Plan]
+    owned: set[uuid.UUID]
+    now: datetime
 
-    Each delivery changes only while this worker still holds its lease; a lost lease gives None.
-    """
+
+async def _record(
+    connection: AsyncConnection, deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]
+) -> _Recorded:
+    """Write the attempts' log entries and their deliveries' next states (fenced by the leases)."""
+    now = utcnow()
+    plans: list[Plan] = []
+    owned: set[uuid.UUID] = set()
     if not results:
-        return []
-    async with deliverer.engine.begin() as connection:
-        now = utcnow()
-        plans: list[Plan] = []
-        next_entries: list[dict[str, Any] | None] = []
-        for attempt, outcome in results:
-            plan = plan_next(
-                settings=deliverer.settings,
-                attempt_count=attempt.attempt_count,
-                max_attempts=attempt.max_attempts,
-                outcome=outcome,
-                now=now,
-            )
-            plans.append(plan)
-            next_entry = None
-            if plan.status == "pending":
-                assert plan.next_attempt_at is not None
-                attempt.next_attempt_at = plan.next_attempt_at
-                next_entry = _log_entry_row(
-                    attempt, retry_index=attempt.attempt_count, status="pending", now=now
-                )
-            next_entries.append(next_entry)
-        classified = [classify(outcome) for _, outcome in results]
-        await connection.execute(
-            _FINISH_ENTRIES,
+        return _Recorded(results, plans, owned, now)
+    next_entries: list[dict[str, Any] | None] = []
+    for attempt, outcome in results:
+        plan = plan_next(
+            settings=deliverer.settings,
+            attempt_count=attempt.attempt_count,
+            max_attempts=attempt.max_attempts,
+            outcome=outcome,
+            now=now,
+        )
+        plans.append(plan)
+        next_entry = None
+        if plan.status == "pending":
+            assert plan.next_attempt_at is not None
+            attempt.next_attempt_at = plan.next_attempt_at
+            next_entry = _log_entry_row(attempt, retry_index=attempt.attempt_count, status="pending", now=now)
+        next_entries.append(next_entry)
+    classified = [classify(outcome) for _, outcome in results]
+    await connection.execute(
+        _FINISH_ENTRIES,
+        {
+            "ids": [attempt.log_entry_id for attempt, _ in results],
+            "statuses": ["successful" if ok else "failed" for ok, _ in classified],
+            "reasons": [reason for _, reason in classified],
+            "codes": [outcome.status_code for _, outcome in results],
+            "bodies": [outcome.body for _, outcome in results],
+            "headers": [
+                None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results
+            ],
+            "durations": [outcome.duration_ms for _, outcome in results],
+            "now": now,
+        },
+    )
+    owned = {
+        row[0]
+        for row in await connection.execute(
+            _FINISH_DELIVERIES,
             {
-                "ids": [attempt.log_entry_id for attempt, _ in results],
-                "statuses": ["successful" if ok else "failed" for ok, _ in classified],
-                "reasons": [reason for _, reason in classified],
-                "codes": [outcome.status_code for _, outcome in results],
-                "bodies": [outcome.body for _, outcome in results],
-                "headers": [
-                    None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results
-                ],
-                "durations": [outcome.duration_ms for _, outcome in results],
+                "ids": [attempt.id for attempt, _ in results],
+                "statuses": [plan.status for plan in plans],
+                "next_attempts": [plan.next_attempt_at for plan in plans],
+                "next_entry_ids": [entry["id"] if entry else None for entry in next_entries],
+                "attempt_counts": [attempt.attempt_count for attempt, _ in results],
+                "worker": deliverer.worker_id,
                 "now": now,
             },
         )
-        owned = {
-            row[0]
-            for row in await connection.execute(
-                _FINISH_DELIVERIES,
-                {
-                    "ids": [attempt.id for attempt, _ in results],
-                    "statuses": [plan.status for plan in plans],
-                    "next_attempts": [plan.next_attempt_at for plan in plans],
-                    "next_entry_ids": [entry["id"] if entry else None for entry in next_entries],
-                    "attempt_counts": [attempt.attempt_count for attempt, _ in results],
-                    "worker": deliverer.worker_id,
-                    "now": now,
-                },
-            )
-        }
-        fresh = [
-            entry
-            for (attempt, _), entry in zip(results, next_entries, strict=True)
-            if entry is not None and attempt.id in owned
-        ]
-        if fresh:
-            await connection.execute(insert(_LOG_ENTRIES), fresh)
-    recorded: list[Plan | None] = []
-    for (attempt, outcome), plan, (success, reason) in zip(results, plans, classified, strict=True):
-        if attempt.id not in owned:
+    }
+    fresh = [
+        entry
+        for (attempt, _), entry in zip(results, next_entries, strict=True)
+        if entry is not None and attempt.id in owned
+    ]
+    if fresh:
+        await connection.execute(insert(_LOG_ENTRIES), fresh)
+    return _Recorded(results, plans, owned, now)
+
+
+def _report(recorded: _Recorded) -> list[Plan | None]:
+    """Log and count the committed outcomes; None for an attempt whose lease was lost."""
+    plans: list[Plan | None] = []
+    for (attempt, outcome), plan in zip(recorded.results, recorded.plans, strict=True):
+        if attempt.id not in recorded.owned:
             logger.warning("lease of delivery %s was lost during the attempt", attempt.id)
-            recorded.append(None)
+            plans.append(None)
             continue
+        success, reason = classify(outcome)
         logger.info(
             "delivery %s attempt %s: %s (%s)",
             attempt.id,
@@ -514,7 +526,34 @@ async def record_batch(deliverer: Deliverer, results: Sequence[tuple[Attempt, Ou
             duration_ms=outcome.duration_ms,
             final_status=plan.status,
             created_at=attempt.created_at,
-            now=now,
+            now=recorded.now,
         )
-        recorded.append(plan)
-    return recorded
+        plans.append(plan)
+    return plans
+
+
+async def settle(
+    deliverer: Deliverer, *, host: str, results: Sequence[tuple[Attempt, Outcome]] = (), wanted: int = 0
+) -> tuple[list[Plan | None], list[Attempt]]:
+    """Record finished attempts of an endpoint and lease up to `wanted` more, in one transaction.
+
+    Returns the recorded attempts' plans (None where the lease was lost) and the new leases.
+    One transaction per round keeps the endpoint's slots busy: a slot freed by a recorded
+    outcome is taken again before the commit, without a second round of BEGIN/COMMIT.
+    """
+    async with deliverer.engine.begin() as connection:
+        recorded = await _record(connection, deliverer, results)
+        leased = await _lease(connection, deliverer, host=host, wanted=wanted)
+    return _report(recorded), leased
+
+
+async def lease_batch(deliverer: Deliverer, *, host: str, wanted: int) -> list[Attempt]:
+    """Lease up to `wanted` due (or abandoned) attempts of one endpoint (see `settle`)."""
+    return (await settle(deliverer, host=host, wanted=wanted))[1]
+
+
+async def record_batch(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]) -> list[Plan | None]:
+    """Record finished attempts, each only while this worker still holds its lease (see `settle`)."""
+    if not results:
+        return []
+    return (await settle(deliverer, host=results[0][0].endpoint_host, results=results))[0]

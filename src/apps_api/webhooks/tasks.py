@@ -33,9 +33,8 @@ from apps_api.webhooks.delivery import (
     Attempt,
     Deliverer,
     Plan,
-    lease_batch,
-    record_batch,
     send_attempt,
+    settle,
 )
 from apps_api.webhooks.dispatch import SubscriptionIndex, dispatch_batch
 from apps_api.webhooks.outbox import DELIVER_JOB, deliver_job_id
@@ -143,14 +142,21 @@ class EndpointPump:
         deadline = time.monotonic() + DRAIN_SECONDS
         in_flight: dict[asyncio.Task[Outcome], Attempt] = {}
         recorded = 0
+        finished: list[tuple[Attempt, Outcome]] = []
         try:
             while True:
                 taking = self._taking(deadline)
-                if taking and len(in_flight) < bound:
+                wanted = bound - len(in_flight) if taking else 0
+                if wanted > 0:
                     self.poked = False
                     self.wakeup.clear()
-                    for leased in await lease_batch(deliverer, host=self.host, wanted=bound - len(in_flight)):
-                        in_flight[asyncio.create_task(send_attempt(deliverer, leased))] = leased
+                if finished or wanted > 0:
+                    plans, leased = await settle(deliverer, host=self.host, results=finished, wanted=wanted)
+                    recorded += len(finished)
+                    await self._schedule_retries(finished, plans)
+                    finished = []
+                    for attempt in leased:
+                        in_flight[asyncio.create_task(send_attempt(deliverer, attempt))] = attempt
                 if not in_flight:
                     if self.poked and taking:
                         continue
@@ -167,10 +173,6 @@ class EndpointPump:
                 if waiter is not None:
                     waiter.cancel()
                 finished = [(in_flight.pop(task), task.result()) for task in list(in_flight) if task in done]
-                if finished:
-                    plans = await record_batch(deliverer, finished)
-                    recorded += len(finished)
-                    await self._schedule_retries(finished, plans)
         finally:
             pumps.pop(self.host, None)
             # Only on an error or cancellation: the leases of these attempts lapse and are retried.
