@@ -309,6 +309,7 @@ async def phase_fanout(
     events: int,
     webhooks: int,
     concurrency: int,
+    worker: env.Process,
 ) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -322,11 +323,13 @@ async def phase_fanout(
         await fixtures.create_webhooked_apps(connection, org, webhooks, f"{receiver}/hook")
         expected = events * webhooks
         service_rates, baseline_rates, service_totals, failures, duplicates = [], [], [], 0, 0
+        service_cpu, baseline_cpu = [], []
         for index in range(rounds + 1):  # round 0 warms the worker up (matcher cache, connections)
             await connection.execute("DELETE FROM outbound_deliveries WHERE organization_id = $1", org.id)
             await receiver_reset(receiver)
             count = expected if index else webhooks
             resource_ids = [f"fanout-{index}-{n}" for n in range(count // webhooks)]
+            cpu_before = worker.cpu_seconds()
             committed = await fixtures.publish(
                 engine, pool, org, resource_ids, {"status": "open", "topic": "bench"}
             )
@@ -347,6 +350,7 @@ async def phase_fanout(
             await fixtures.wait_for(finished, timeout=60)
             if not index:
                 continue
+            service_cpu.append((worker.cpu_seconds() - cpu_before) * 1000 / count)
             duplicates += int(stats["duplicates"])
             failures += int(
                 await connection.fetchval(
@@ -377,7 +381,7 @@ async def phase_fanout(
                 env=services.env(),
             )
             os.unlink(handle.name)
-            json.loads(output.stdout)
+            baseline_cpu.append(json.loads(output.stdout)["cpu_seconds"] * 1000 / len(requests))
             stats = await receiver_stats(receiver)
             baseline_rates.append(stats["count"] / (stats["last"] - stats["first"]))
         service, baseline = median(service_rates), median(baseline_rates)
@@ -385,6 +389,8 @@ async def phase_fanout(
         note = (
             f"{expected:,} deliveries a round ({events} events x {webhooks} webhooks, one receiver, "
             f"{concurrency} per endpoint); commit-to-last-read {median(service_totals):,.0f}/s; "
+            f"CPU per delivery: worker {median(service_cpu):.2f} ms, bare httpx process "
+            f"{median(baseline_cpu):.2f} ms; "
             f"{failures} not successful, {duplicates} duplicate webhook-ids"
         )
         report.add(
@@ -415,7 +421,7 @@ async def phase_fanout(
 
 
 async def phase_latency(
-    report: Report, services: env.Services, receiver: str, *, seconds: float, rate: int
+    report: Report, services: env.Services, receiver: str, *, seconds: float, rate: int, worker: env.Process
 ) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -435,6 +441,7 @@ async def phase_latency(
         await fixtures.publish(engine, pool, org, ["latency-warmup"], {"status": "open"})
         commits: dict[str, float] = {}
         direct: dict[str, float] = {}
+        cpu_before = worker.cpu_seconds()
         started = time.monotonic()
         async with httpx.AsyncClient() as client:
             for number in range(total):
@@ -460,6 +467,7 @@ async def phase_latency(
             return int((await receiver_stats(receiver))["count"]) >= total + len(direct) + 1
 
         await fixtures.wait_for(arrived, timeout=120)
+        worker_cpu_ms = (worker.cpu_seconds() - cpu_before) * 1000 / max(total, 1)
         reads = (await receiver_stats(receiver, detail=True))["reads"]
         latencies = sorted((reads[key] - value) * 1000 for key, value in commits.items() if key in reads)
         floors = sorted((reads[key] - value) * 1000 for key, value in direct.items() if key in reads)
@@ -476,7 +484,8 @@ async def phase_latency(
                 "-",
                 "<= 30 ms",
                 pct(latencies, 0.5) <= 30,
-                f"{total} events, {missing} missing; baseline = direct POST after a commit",
+                f"{total} events, {missing} missing; baseline = direct POST after a commit; "
+                f"worker CPU {worker_cpu_ms:.2f} ms per event",
             )
         )
         report.add(
@@ -869,12 +878,15 @@ def main(argv: list[str] | None = None) -> int:
                             events=args.fanout_events,
                             webhooks=args.fanout_webhooks,
                             concurrency=concurrency,
+                            worker=worker,
                         )
                     )
                 if "latency" in phases:
                     log("end-to-end latency (100 events/s)")
                     asyncio.run(
-                        phase_latency(report, services, receiver, seconds=args.latency_seconds, rate=100)
+                        phase_latency(
+                            report, services, receiver, seconds=args.latency_seconds, rate=100, worker=worker
+                        )
                     )
                 if "matching" in phases:
                     log("matching (CPU per event)")

@@ -127,12 +127,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (uvicorn[standard] brings it), as `serve` gets from uvicorn.
+
+    Its socket transports are native code: asyncio's pure-Python transport writes were ~15 %
+    of the worker's CPU in a fan-out profile.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from apps_api.worker import create_worker
 
     services = _prepare(settings)
     try:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        asyncio.set_event_loop(_new_event_loop())
         create_worker(settings).run()
     finally:
         services.stop()

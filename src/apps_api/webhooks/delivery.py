@@ -27,14 +27,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import httpx
-from sqlalchemy import Table, insert, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.models import WebhookLogEntry
+from apps_api.kit.driver import driver_transaction, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import Outcome, send
@@ -43,9 +43,6 @@ from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
 from apps_api.webhooks.signing import signature_headers
 
 logger = logging.getLogger(__name__)
-
-# Plain tables: hot inserts go through Core, without ORM objects.
-_LOG_ENTRIES = cast(Table, WebhookLogEntry.__table__)
 
 # Retries due within this many seconds are enqueued as deferred arq jobs; longer waits
 # live only in PostgreSQL (`next_attempt_at`) and the sweeper enqueues them when due.
@@ -117,29 +114,29 @@ class Attempt:
 
 
 # The endpoint's leases are taken one transaction at a time, so the bound below is exact.
-_LOCK_ENDPOINT = text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))")
+_LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 # Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
 # `bound` minus the endpoint's live leases (all workers), and at most `wanted`.
-_LEASE = text(
-    """
+# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id.
+_LEASE = """
 WITH picked AS (
     SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = :host
-      AND ((status = 'pending' AND next_attempt_at <= :now) OR (status = 'started' AND locked_until < :now))
+    WHERE endpoint_host = $1
+      AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'started' AND locked_until < $2))
     ORDER BY next_attempt_at
     LIMIT greatest(0, least(
-        CAST(:wanted AS integer),
-        CAST(:bound AS integer) - (
+        $3::integer,
+        $4::integer - (
             SELECT count(*) FROM outbound_deliveries
-            WHERE endpoint_host = :host AND status = 'started' AND locked_until > :now
+            WHERE endpoint_host = $1 AND status = 'started' AND locked_until > $2
         )
     ))
     FOR UPDATE SKIP LOCKED
 )
 UPDATE outbound_deliveries AS d
-SET status = 'started', locked_until = :until, locked_by = :worker,
-    attempt_count = d.attempt_count + 1, updated_at = :now
+SET status = 'started', locked_until = $5, locked_by = $6,
+    attempt_count = d.attempt_count + 1, updated_at = $2
 FROM picked
 WHERE d.id = picked.id
 RETURNING d.id, d.kind, d.app_id, d.organization_id, d.webhook_id, d.installation_id,
@@ -149,69 +146,71 @@ RETURNING d.id, d.kind, d.app_id, d.organization_id, d.webhook_id, d.installatio
     (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
     EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
 """
-)
 
 # The attempts' pending log entries become started; the ids it does not return need new ones.
-_START_ENTRIES = text(
-    """
+_START_ENTRIES = """
 UPDATE webhook_log_entries AS e
-SET status = 'started', retry_index = v.retry_index, started_at = :now, updated_at = :now
-FROM unnest(CAST(:ids AS uuid[]), CAST(:retry_indexes AS integer[])) AS v(id, retry_index)
+SET status = 'started', retry_index = v.retry_index, started_at = $3, updated_at = $3
+FROM unnest($1::uuid[], $2::integer[]) AS v(id, retry_index)
 WHERE e.id = v.id AND e.status = 'pending'
 RETURNING e.id
 """
-)
 
 # A started entry of a lapsed lease: its worker died mid-request.
-_CLOSE_INTERRUPTED = text(
-    """
+_CLOSE_INTERRUPTED = """
 UPDATE webhook_log_entries
-SET status = 'failed', reason = :reason, completed_at = :now, updated_at = :now
-WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'started'
+SET status = 'failed', reason = $2, completed_at = $3, updated_at = $3
+WHERE id = ANY($1::uuid[]) AND status = 'started'
 """
-)
 
-_SET_CURRENT_ENTRIES = text(
-    """
+_SET_CURRENT_ENTRIES = """
 UPDATE outbound_deliveries AS d
 SET current_log_entry_id = v.entry_id
-FROM unnest(CAST(:ids AS uuid[]), CAST(:entry_ids AS uuid[]), CAST(:attempt_counts AS integer[]))
-    AS v(id, entry_id, attempt_count)
-WHERE d.id = v.id AND d.locked_by = :worker AND d.attempt_count = v.attempt_count
+FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS v(id, entry_id, attempt_count)
+WHERE d.id = v.id AND d.locked_by = $4 AND d.attempt_count = v.attempt_count
 """
-)
 
-_FINISH_ENTRIES = text(
-    """
+# $1 entry ids, then status, reason, code, body, headers (JSON text), duration per entry; $8 now.
+_FINISH_ENTRIES = """
 UPDATE webhook_log_entries AS e
 SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
-    response_headers = CAST(v.headers AS jsonb), duration = v.duration, completed_at = :now,
-    updated_at = :now
-FROM unnest(
-    CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
-    CAST(:codes AS integer[]), CAST(:bodies AS text[]), CAST(:headers AS text[]),
-    CAST(:durations AS integer[])
-) AS v(id, status, reason, code, body, headers, duration)
+    response_headers = v.headers::jsonb, duration = v.duration, completed_at = $8, updated_at = $8
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::integer[])
+    AS v(id, status, reason, code, body, headers, duration)
 WHERE e.id = v.id AND e.status = 'started'
 """
-)
 
 # Fenced: only rows this worker still holds, at the attempt it took, change.
-_FINISH_DELIVERIES = text(
-    """
+# $1 ids, then status, next attempt, next entry id, attempt count per delivery; $6 worker; $7 now.
+_FINISH_DELIVERIES = """
 UPDATE outbound_deliveries AS d
-SET status = v.status, locked_until = NULL, locked_by = NULL, updated_at = :now,
+SET status = v.status, locked_until = NULL, locked_by = NULL, updated_at = $7,
     next_attempt_at = coalesce(v.next_attempt_at, d.next_attempt_at),
     current_log_entry_id = coalesce(v.next_entry_id, d.current_log_entry_id),
-    completed_at = CASE WHEN v.status = 'pending' THEN d.completed_at ELSE :now END
-FROM unnest(
-    CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:next_attempts AS timestamptz[]),
-    CAST(:next_entry_ids AS uuid[]), CAST(:attempt_counts AS integer[])
-) AS v(id, status, next_attempt_at, next_entry_id, attempt_count)
-WHERE d.id = v.id AND d.status = 'started' AND d.locked_by = :worker
-  AND d.attempt_count = v.attempt_count
+    completed_at = CASE WHEN v.status = 'pending' THEN d.completed_at ELSE $7 END
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[], $5::integer[])
+    AS v(id, status, next_attempt_at, next_entry_id, attempt_count)
+WHERE d.id = v.id AND d.status = 'started' AND d.locked_by = $6 AND d.attempt_count = v.attempt_count
 RETURNING d.id
 """
+
+
+LOG_ENTRY_COLUMNS = (
+    "id",
+    "delivery_id",
+    "app_id",
+    "organization_id",
+    "webhook_id",
+    "endpoint_url",
+    "action",
+    "resource_id",
+    "channel",
+    "status",
+    "retry_index",
+    "scheduled_at",
+    "started_at",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -236,7 +235,7 @@ def _log_entry_row(attempt: Attempt, *, retry_index: int, status: str, now: date
 
 
 async def _lease(
-    connection: AsyncConnection, deliverer: Deliverer, *, host: str, wanted: int
+    connection: asyncpg.Connection, deliverer: Deliverer, *, host: str, wanted: int
 ) -> list[Attempt]:
     """Lease up to `wanted` due (or abandoned) attempts of one endpoint and mark their log entries started.
 
@@ -244,30 +243,26 @@ async def _lease(
     """
     if wanted <= 0:
         return []
-    await connection.execute(_LOCK_ENDPOINT, {"host": host})
+    await connection.execute(_LOCK_ENDPOINT, host)
     now = utcnow()
-    rows = (
-        await connection.execute(
-            _LEASE,
-            {
-                "host": host,
-                "now": now,
-                "wanted": wanted,
-                "bound": deliverer.settings.webhook_max_concurrency_per_endpoint,
-                "until": now + timedelta(seconds=deliverer.lease_seconds),
-                "worker": deliverer.worker_id,
-            },
-        )
-    ).all()
+    rows = await connection.fetch(
+        _LEASE,
+        host,
+        now,
+        wanted,
+        deliverer.settings.webhook_max_concurrency_per_endpoint,
+        now + timedelta(seconds=deliverer.lease_seconds),
+        deliverer.worker_id,
+    )
     if not rows:
         return []
-    attempts = [Attempt(**row._asdict()) for row in rows]
+    attempts = [Attempt(**dict(row)) for row in rows]
     await _start_log_entries(connection, deliverer, attempts, now)
     return attempts
 
 
 async def _start_log_entries(
-    connection: AsyncConnection, deliverer: Deliverer, attempts: list[Attempt], now: datetime
+    connection: asyncpg.Connection, deliverer: Deliverer, attempts: list[Attempt], now: datetime
 ) -> None:
     """Mark each attempt's pending entry started; a missing or used-up entry gets a fresh one.
 
@@ -277,36 +272,32 @@ async def _start_log_entries(
     with_entry = [attempt for attempt in attempts if attempt.log_entry_id is not None]
     started: set[uuid.UUID] = set()
     if with_entry:
-        result = await connection.execute(
+        rows = await connection.fetch(
             _START_ENTRIES,
-            {
-                "ids": [attempt.log_entry_id for attempt in with_entry],
-                "retry_indexes": [attempt.attempt_count - 1 for attempt in with_entry],
-                "now": now,
-            },
+            [attempt.log_entry_id for attempt in with_entry],
+            [attempt.attempt_count - 1 for attempt in with_entry],
+            now,
         )
-        started = {row[0] for row in result}
+        started = {row[0] for row in rows}
     needing = [attempt for attempt in attempts if attempt.log_entry_id not in started]
     if not needing:
         return
     stale = [attempt.log_entry_id for attempt in needing if attempt.log_entry_id is not None]
     if stale:
-        await connection.execute(_CLOSE_INTERRUPTED, {"ids": stale, "reason": INTERRUPTED, "now": now})
-    rows = [
+        await connection.execute(_CLOSE_INTERRUPTED, stale, INTERRUPTED, now)
+    entries = [
         _log_entry_row(attempt, retry_index=attempt.attempt_count - 1, status="started", now=now)
         for attempt in needing
     ]
-    await connection.execute(insert(_LOG_ENTRIES), rows)
-    for attempt, row in zip(needing, rows, strict=True):
-        attempt.log_entry_id = row["id"]
+    await insert_rows(connection, "webhook_log_entries", LOG_ENTRY_COLUMNS, entries)
+    for attempt, entry in zip(needing, entries, strict=True):
+        attempt.log_entry_id = entry["id"]
     await connection.execute(
         _SET_CURRENT_ENTRIES,
-        {
-            "ids": [attempt.id for attempt in needing],
-            "entry_ids": [row["id"] for row in rows],
-            "attempt_counts": [attempt.attempt_count for attempt in needing],
-            "worker": deliverer.worker_id,
-        },
+        [attempt.id for attempt in needing],
+        [entry["id"] for entry in entries],
+        [attempt.attempt_count for attempt in needing],
+        deliverer.worker_id,
     )
 
 
@@ -438,7 +429,7 @@ class _Recorded:
 
 
 async def _record(
-    connection: AsyncConnection, deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]
+    connection: asyncpg.Connection, deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]
 ) -> _Recorded:
     """Write the attempts' log entries and their deliveries' next states (fenced by the leases)."""
     now = utcnow()
@@ -465,41 +456,32 @@ async def _record(
     classified = [classify(outcome) for _, outcome in results]
     await connection.execute(
         _FINISH_ENTRIES,
-        {
-            "ids": [attempt.log_entry_id for attempt, _ in results],
-            "statuses": ["successful" if ok else "failed" for ok, _ in classified],
-            "reasons": [reason for _, reason in classified],
-            "codes": [outcome.status_code for _, outcome in results],
-            "bodies": [outcome.body for _, outcome in results],
-            "headers": [
-                None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results
-            ],
-            "durations": [outcome.duration_ms for _, outcome in results],
-            "now": now,
-        },
+        [attempt.log_entry_id for attempt, _ in results],
+        ["successful" if ok else "failed" for ok, _ in classified],
+        [reason for _, reason in classified],
+        [outcome.status_code for _, outcome in results],
+        [outcome.body for _, outcome in results],
+        [None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results],
+        [outcome.duration_ms for _, outcome in results],
+        now,
     )
-    owned = {
-        row[0]
-        for row in await connection.execute(
-            _FINISH_DELIVERIES,
-            {
-                "ids": [attempt.id for attempt, _ in results],
-                "statuses": [plan.status for plan in plans],
-                "next_attempts": [plan.next_attempt_at for plan in plans],
-                "next_entry_ids": [entry["id"] if entry else None for entry in next_entries],
-                "attempt_counts": [attempt.attempt_count for attempt, _ in results],
-                "worker": deliverer.worker_id,
-                "now": now,
-            },
-        )
-    }
+    rows = await connection.fetch(
+        _FINISH_DELIVERIES,
+        [attempt.id for attempt, _ in results],
+        [plan.status for plan in plans],
+        [plan.next_attempt_at for plan in plans],
+        [entry["id"] if entry else None for entry in next_entries],
+        [attempt.attempt_count for attempt, _ in results],
+        deliverer.worker_id,
+        now,
+    )
+    owned = {row[0] for row in rows}
     fresh = [
         entry
         for (attempt, _), entry in zip(results, next_entries, strict=True)
         if entry is not None and attempt.id in owned
     ]
-    if fresh:
-        await connection.execute(insert(_LOG_ENTRIES), fresh)
+    await insert_rows(connection, "webhook_log_entries", LOG_ENTRY_COLUMNS, fresh)
     return _Recorded(results, plans, owned, now)
 
 
@@ -541,7 +523,7 @@ async def settle(
     One transaction per round keeps the endpoint's slots busy: a slot freed by a recorded
     outcome is taken again before the commit, without a second round of BEGIN/COMMIT.
     """
-    async with deliverer.engine.begin() as connection:
+    async with driver_transaction(deliverer.engine) as connection:
         recorded = await _record(connection, deliverer, results)
         leased = await _lease(connection, deliverer, host=host, wanted=wanted)
     return _report(recorded), leased

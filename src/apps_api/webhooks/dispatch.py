@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
 
-from apps_api.models import (
-    App,
-    AppInstallation,
-    Event,
-    OutboundDelivery,
-    Webhook,
-    WebhookChannelSubscription,
-    WebhookLogEntry,
-)
+from apps_api.kit.driver import insert_rows
 from apps_api.models.base import utcnow
 from apps_api.webhooks.matching import (
     AppMatcher,
@@ -34,9 +27,84 @@ from apps_api.webhooks.outbox import delivery_rows
 
 logger = logging.getLogger(__name__)
 
-# Plain tables: hot inserts go through Core, without ORM objects.
-_LOG_ENTRIES = cast(Table, WebhookLogEntry.__table__)
-_DELIVERIES = cast(Table, OutboundDelivery.__table__)
+# The dispatcher runs on the driver connection (kit/driver.py): a fan-out writes thousands of rows.
+_DELIVERY_COLUMNS = (
+    "id",
+    "kind",
+    "app_id",
+    "organization_id",
+    "webhook_id",
+    "event_id",
+    "installation_id",
+    "target_organization_id",
+    "app_user_id",
+    "method",
+    "endpoint_url",
+    "endpoint_host",
+    "channel",
+    "action",
+    "resource_id",
+    "payload",
+    "message_id",
+    "status",
+    "attempt_count",
+    "max_attempts",
+    "next_attempt_at",
+    "current_log_entry_id",
+    "created_at",
+    "updated_at",
+)
+_ENTRY_COLUMNS = (
+    "id",
+    "delivery_id",
+    "app_id",
+    "organization_id",
+    "webhook_id",
+    "endpoint_url",
+    "action",
+    "resource_id",
+    "channel",
+    "status",
+    "retry_index",
+    "scheduled_at",
+    "created_at",
+    "updated_at",
+)
+_TAKE_EVENTS = """
+SELECT id, organization_id, channel, action, resource_id, resource, required_scope
+FROM events
+WHERE dispatched_at IS NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
+ORDER BY id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+_MARK_DISPATCHED = "UPDATE events SET dispatched_at = $2 WHERE id = ANY($1::bigint[])"
+_MATCHER_ROWS = """
+SELECT s.app_id, s.webhook_id, s.channel_pattern, s.is_additions_subscribed, s.is_changes_subscribed,
+       s.is_removals_subscribed, w.endpoint_url
+FROM webhook_channel_subscriptions AS s JOIN webhooks AS w ON w.id = s.webhook_id
+WHERE s.app_id = ANY($1::uuid[])
+"""
+_INSTALLATIONS = """
+SELECT i.id, i.app_id, i.organization_id, i.app_user_id, i.allowed_scopes, a.owned_by_organization_id
+FROM app_installations AS i JOIN apps AS a ON a.id = i.app_id
+WHERE i.organization_id = ANY($1::uuid[])
+"""
+_OWNERS = "SELECT id, owned_by_organization_id FROM apps WHERE id = ANY($1::uuid[])"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """What the dispatcher reads of an event."""
+
+    id: int
+    organization_id: uuid.UUID
+    channel: str
+    action: str
+    resource_id: str
+    resource: Any
+    required_scope: str | None
+
 
 # A webhook change takes effect for events committed one second later at the latest.
 INDEX_MAX_AGE_SECONDS = 1.0
@@ -51,7 +119,7 @@ class SubscriptionIndex:
         self._entries: dict[uuid.UUID, tuple[float, AppMatcher]] = {}
 
     async def matchers(
-        self, session: AsyncSession, app_ids: Iterable[uuid.UUID]
+        self, connection: asyncpg.Connection, app_ids: Iterable[uuid.UUID]
     ) -> dict[uuid.UUID, AppMatcher]:
         """Fresh matchers of these apps; the stale and missing ones are loaded in one query."""
         now = time.monotonic()
@@ -65,7 +133,7 @@ class SubscriptionIndex:
             else:
                 stale.append(app_id)
         if stale:
-            loaded = await load_matchers(session, stale)
+            loaded = await load_matchers(connection, stale)
             for app_id in stale:
                 matcher = loaded.get(app_id) or AppMatcher()
                 self._entries[app_id] = (now, matcher)
@@ -79,24 +147,13 @@ class SubscriptionIndex:
             del self._entries[app_id]
 
 
-async def load_matchers(session: AsyncSession, app_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AppMatcher]:
-    rows = (
-        await session.execute(
-            select(
-                WebhookChannelSubscription.app_id,
-                WebhookChannelSubscription.webhook_id,
-                WebhookChannelSubscription.channel_pattern,
-                WebhookChannelSubscription.is_additions_subscribed,
-                WebhookChannelSubscription.is_changes_subscribed,
-                WebhookChannelSubscription.is_removals_subscribed,
-                Webhook.endpoint_url,
-            )
-            .join(Webhook, Webhook.id == WebhookChannelSubscription.webhook_id)
-            .where(WebhookChannelSubscription.app_id.in_(app_ids))
-        )
-    ).all()
+async def load_matchers(
+    connection: asyncpg.Connection, app_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AppMatcher]:
     matchers: dict[uuid.UUID, AppMatcher] = {}
-    for app_id, webhook_id, pattern, additions, changes, removals, endpoint_url in rows:
+    for app_id, webhook_id, pattern, additions, changes, removals, endpoint_url in await connection.fetch(
+        _MATCHER_ROWS, list(app_ids)
+    ):
         matcher = matchers.setdefault(app_id, AppMatcher())
         matcher.add(Subscription(webhook_id, pattern, additions, changes, removals))
         matcher.endpoints[webhook_id] = endpoint_url
@@ -104,23 +161,10 @@ async def load_matchers(session: AsyncSession, app_ids: Sequence[uuid.UUID]) -> 
 
 
 async def _installations(
-    session: AsyncSession, organization_ids: Iterable[uuid.UUID]
+    connection: asyncpg.Connection, organization_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, list[InstallationView]]:
-    rows = (
-        await session.execute(
-            select(
-                AppInstallation.id,
-                AppInstallation.app_id,
-                AppInstallation.organization_id,
-                AppInstallation.app_user_id,
-                AppInstallation.allowed_scopes,
-                App.owned_by_organization_id,
-            )
-            .join(App, App.id == AppInstallation.app_id)
-            .where(AppInstallation.organization_id.in_(set(organization_ids)))
-        )
-    ).all()
     by_org: dict[uuid.UUID, list[InstallationView]] = {}
+    rows = await connection.fetch(_INSTALLATIONS, list(set(organization_ids)))
     for installation_id, app_id, organization_id, app_user_id, scopes, owner_id in rows:
         by_org.setdefault(organization_id, []).append(
             InstallationView(
@@ -130,23 +174,22 @@ async def _installations(
     return by_org
 
 
-async def _owners(session: AsyncSession, app_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-    ids = set(app_ids)
+async def _owners(connection: asyncpg.Connection, app_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    ids = list(set(app_ids))
     if not ids:
         return {}
-    rows = (await session.execute(select(App.id, App.owned_by_organization_id).where(App.id.in_(ids)))).all()
-    return {app_id: owner_id for app_id, owner_id in rows}
+    return {app_id: owner_id for app_id, owner_id in await connection.fetch(_OWNERS, ids)}
 
 
 async def fan_out(
-    session: AsyncSession, events: Sequence[Event], index: SubscriptionIndex, *, max_attempts: int
+    connection: asyncpg.Connection, events: Sequence[EventRow], index: SubscriptionIndex, *, max_attempts: int
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """The deliveries of these events (each webhook once per event) and their first log entries, as rows."""
-    installations = await _installations(session, (event.organization_id for event in events))
+    installations = await _installations(connection, (event.organization_id for event in events))
     named = {event.id: installations_channel_app(event.channel) for event in events}
-    owners = await _owners(session, (pair[1] for pair in named.values() if pair is not None))
+    owners = await _owners(connection, (pair[1] for pair in named.values() if pair is not None))
     app_ids = {inst.app_id for group in installations.values() for inst in group} | set(owners)
-    matchers = await index.matchers(session, app_ids)
+    matchers = await index.matchers(connection, app_ids)
     created: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for event in events:
         pair = named[event.id]
@@ -165,7 +208,7 @@ async def fan_out(
 
 
 def _delivery(
-    event: Event, found: Match, matcher: AppMatcher, max_attempts: int
+    event: EventRow, found: Match, matcher: AppMatcher, max_attempts: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     installation = found.installation
     owner_id = installation.app_owner_id if installation else event.organization_id
@@ -194,7 +237,7 @@ def _delivery(
 
 
 async def dispatch_batch(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     index: SubscriptionIndex,
     *,
     event_ids: Sequence[int] | None,
@@ -205,22 +248,14 @@ async def dispatch_batch(
 
     Runs inside the caller's transaction; returns (events handled, [(delivery id, endpoint host)]).
     """
-    statement = select(Event).where(Event.dispatched_at.is_(None))
-    if event_ids is not None:
-        statement = statement.where(Event.id.in_(event_ids))
-    statement = statement.order_by(Event.id).limit(limit).with_for_update(skip_locked=True)
-    events = list((await session.execute(statement)).scalars())
+    rows = await connection.fetch(_TAKE_EVENTS, None if event_ids is None else list(event_ids), limit)
+    events = [EventRow(**dict(row)) for row in rows]
     if not events:
         return 0, []
-    created = await fan_out(session, events, index, max_attempts=max_attempts)
-    if created:
-        # Deliveries first (their log entries reference them), then the events' mark.
-        await session.execute(insert(_DELIVERIES), [delivery for delivery, _ in created])
-        await session.execute(insert(_LOG_ENTRIES), [entry for _, entry in created])
-    await session.execute(
-        update(Event)
-        .where(Event.id.in_([event.id for event in events]))
-        .values(dispatched_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    created = await fan_out(connection, events, index, max_attempts=max_attempts)
+    deliveries = [{**delivery, "payload": json.dumps(delivery["payload"])} for delivery, _ in created]
+    # Deliveries first (their log entries reference them), then the events' mark.
+    await insert_rows(connection, "outbound_deliveries", _DELIVERY_COLUMNS, deliveries)
+    await insert_rows(connection, "webhook_log_entries", _ENTRY_COLUMNS, [entry for _, entry in created])
+    await connection.execute(_MARK_DISPATCHED, [event.id for event in events], utcnow())
     return len(events), [(delivery["id"], delivery["endpoint_host"]) for delivery, _ in created]

@@ -22,6 +22,7 @@ from arq.worker import func
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from apps_api.kit.driver import driver_transaction
 from apps_api.kit.queue import enqueue
 from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
@@ -212,14 +213,14 @@ async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = Non
     any further endpoint gets a delivery job of its own, so other workers share the work.
     """
     settings: Settings = ctx["settings"]
-    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     index: SubscriptionIndex = ctx.setdefault("subscription_index", SubscriptionIndex())
     handled_total = 0
     hosts: dict[str, uuid.UUID] = {}
+    engine = _deliverer(ctx).engine
     for _ in range(50):
-        async with sessionmaker() as session, session.begin():
+        async with driver_transaction(engine) as connection:
             handled, created = await dispatch_batch(
-                session, index, event_ids=event_ids, max_attempts=len(settings.retry_delays) + 1
+                connection, index, event_ids=event_ids, max_attempts=len(settings.retry_delays) + 1
             )
         for delivery_id, host in created:
             hosts.setdefault(host, delivery_id)
