@@ -24,13 +24,19 @@ _BROKEN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled asyncpg connection in a transaction: committed on exit, rolled back on error."""
+async def driver_connection(engine: AsyncEngine, *, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled asyncpg connection; with `transaction`, committed on exit and rolled back on error.
+
+    Without, each statement commits on its own (one round trip for a one-statement write).
+    """
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         driver: asyncpg.Connection = raw.driver_connection
         try:
-            async with driver.transaction():
+            if transaction:
+                async with driver.transaction():
+                    yield driver
+            else:
                 yield driver
         except _BROKEN:
             # SQLAlchemy did not see the error: tell the pool to drop this connection.

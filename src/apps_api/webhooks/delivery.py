@@ -34,7 +34,7 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.kit.driver import driver_transaction, insert_rows
+from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import Outcome, send
@@ -113,11 +113,16 @@ class Attempt:
     installed: bool
 
 
+# Round trips are what a settle costs (and each waits for a busy PostgreSQL to be scheduled), so
+# each step is one statement: data-modifying CTEs in place of separate UPDATEs and INSERTs.
+
 # The endpoint's leases are taken one transaction at a time, so the bound below is exact.
 _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 # Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
-# `bound` minus the endpoint's live leases (all workers), and at most `wanted`.
+# `bound` minus the endpoint's live leases (all workers), and at most `wanted`; their pending
+# log entries become started (`entry_started` false: the entry is missing or was left started
+# by a worker that died mid-request, see `_start_other_entries`).
 # $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id.
 _LEASE = """
 WITH picked AS (
@@ -133,27 +138,27 @@ WITH picked AS (
         )
     ))
     FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE outbound_deliveries AS d
+    SET status = 'started', locked_until = $5, locked_by = $6,
+        attempt_count = d.attempt_count + 1, updated_at = $2
+    FROM picked
+    WHERE d.id = picked.id
+    RETURNING d.id, d.kind, d.app_id, d.organization_id, d.webhook_id, d.installation_id,
+        d.target_organization_id, d.app_user_id, d.method, d.endpoint_url, d.endpoint_host, d.channel,
+        d.action, d.resource_id, d.payload, d.signing_secret, d.message_id, d.attempt_count,
+        d.max_attempts, d.next_attempt_at, d.created_at, d.current_log_entry_id AS log_entry_id,
+        (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
+        EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
+), started AS (
+    UPDATE webhook_log_entries AS e
+    SET status = 'started', retry_index = leased.attempt_count - 1, started_at = $2, updated_at = $2
+    FROM leased
+    WHERE e.id = leased.log_entry_id AND e.status = 'pending'
+    RETURNING e.id
 )
-UPDATE outbound_deliveries AS d
-SET status = 'started', locked_until = $5, locked_by = $6,
-    attempt_count = d.attempt_count + 1, updated_at = $2
-FROM picked
-WHERE d.id = picked.id
-RETURNING d.id, d.kind, d.app_id, d.organization_id, d.webhook_id, d.installation_id,
-    d.target_organization_id, d.app_user_id, d.method, d.endpoint_url, d.endpoint_host, d.channel,
-    d.action, d.resource_id, d.payload, d.signing_secret, d.message_id, d.attempt_count,
-    d.max_attempts, d.next_attempt_at, d.created_at, d.current_log_entry_id AS log_entry_id,
-    (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
-    EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
-"""
-
-# The attempts' pending log entries become started; the ids it does not return need new ones.
-_START_ENTRIES = """
-UPDATE webhook_log_entries AS e
-SET status = 'started', retry_index = v.retry_index, started_at = $3, updated_at = $3
-FROM unnest($1::uuid[], $2::integer[]) AS v(id, retry_index)
-WHERE e.id = v.id AND e.status = 'pending'
-RETURNING e.id
+SELECT leased.*, EXISTS (SELECT 1 FROM started WHERE started.id = leased.log_entry_id) AS entry_started
+FROM leased
 """
 
 # A started entry of a lapsed lease: its worker died mid-request.
@@ -170,28 +175,40 @@ FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS v(id, entry_id, attempt_co
 WHERE d.id = v.id AND d.locked_by = $4 AND d.attempt_count = v.attempt_count
 """
 
-# $1 entry ids, then status, reason, code, body, headers (JSON text), duration per entry; $8 now.
-_FINISH_ENTRIES = """
-UPDATE webhook_log_entries AS e
-SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
-    response_headers = v.headers::jsonb, duration = v.duration, completed_at = $8, updated_at = $8
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::integer[])
-    AS v(id, status, reason, code, body, headers, duration)
-WHERE e.id = v.id AND e.status = 'started'
-"""
-
-# Fenced: only rows this worker still holds, at the attempt it took, change.
-# $1 ids, then status, next attempt, next entry id, attempt count per delivery; $6 worker; $7 now.
-_FINISH_DELIVERIES = """
-UPDATE outbound_deliveries AS d
-SET status = v.status, locked_until = NULL, locked_by = NULL, updated_at = $7,
-    next_attempt_at = coalesce(v.next_attempt_at, d.next_attempt_at),
-    current_log_entry_id = coalesce(v.next_entry_id, d.current_log_entry_id),
-    completed_at = CASE WHEN v.status = 'pending' THEN d.completed_at ELSE $7 END
-FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[], $5::integer[])
-    AS v(id, status, next_attempt_at, next_entry_id, attempt_count)
-WHERE d.id = v.id AND d.status = 'started' AND d.locked_by = $6 AND d.attempt_count = v.attempt_count
-RETURNING d.id
+# Outcomes: the attempts' log entries, their deliveries' next states (fenced: only rows this
+# worker still holds, at the attempt it took, change; `owned` lists them), the pending entries
+# of the retries, and, when $15 (a host) is given, the endpoint's lease lock for the lease next.
+# $1-$7 per entry: id, status, reason, code, body, headers (JSON text), duration;
+# $8-$12 per delivery: id, status, next attempt, next entry id, attempt count; $13 now; $14 worker.
+_RECORD = """
+WITH finished_entries AS (
+    UPDATE webhook_log_entries AS e
+    SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
+        response_headers = v.headers::jsonb, duration = v.duration, completed_at = $13, updated_at = $13
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::integer[])
+        AS v(id, status, reason, code, body, headers, duration)
+    WHERE e.id = v.id AND e.status = 'started'
+), finished AS (
+    UPDATE outbound_deliveries AS d
+    SET status = v.status, locked_until = NULL, locked_by = NULL, updated_at = $13,
+        next_attempt_at = coalesce(v.next_attempt_at, d.next_attempt_at),
+        current_log_entry_id = coalesce(v.next_entry_id, d.current_log_entry_id),
+        completed_at = CASE WHEN v.status = 'pending' THEN d.completed_at ELSE $13 END
+    FROM unnest($8::uuid[], $9::text[], $10::timestamptz[], $11::uuid[], $12::integer[])
+        AS v(id, status, next_attempt_at, next_entry_id, attempt_count)
+    WHERE d.id = v.id AND d.status = 'started' AND d.locked_by = $14 AND d.attempt_count = v.attempt_count
+    RETURNING d.id, d.app_id, d.organization_id, d.webhook_id, d.endpoint_url, d.action, d.resource_id,
+        d.channel, d.attempt_count, d.next_attempt_at, v.next_entry_id
+), next_entries AS (
+    INSERT INTO webhook_log_entries (id, delivery_id, app_id, organization_id, webhook_id, endpoint_url,
+        action, resource_id, channel, status, retry_index, scheduled_at, created_at, updated_at)
+    SELECT next_entry_id, id, app_id, organization_id, webhook_id, endpoint_url, action, resource_id,
+        channel, 'pending', attempt_count, next_attempt_at, $13, $13
+    FROM finished WHERE next_entry_id IS NOT NULL
+), endpoint_lock AS (
+    SELECT pg_advisory_xact_lock(hashtextextended($15, 0))
+)
+SELECT (SELECT array_agg(id) FROM finished) AS owned, (SELECT count(*) FROM endpoint_lock) AS locked
 """
 
 
@@ -240,10 +257,8 @@ async def _lease(
     """Lease up to `wanted` due (or abandoned) attempts of one endpoint and mark their log entries started.
 
     Never more than the endpoint's free slots across all workers; an empty list when it has none.
+    The caller holds the endpoint's lock (`_LOCK_ENDPOINT`, or `_RECORD` given the host).
     """
-    if wanted <= 0:
-        return []
-    await connection.execute(_LOCK_ENDPOINT, host)
     now = utcnow()
     rows = await connection.fetch(
         _LEASE,
@@ -254,49 +269,43 @@ async def _lease(
         now + timedelta(seconds=deliverer.lease_seconds),
         deliverer.worker_id,
     )
-    if not rows:
-        return []
-    attempts = [Attempt(**dict(row)) for row in rows]
-    await _start_log_entries(connection, deliverer, attempts, now)
+    attempts: list[Attempt] = []
+    others: list[Attempt] = []
+    for row in rows:
+        fields = dict(row)
+        entry_started = fields.pop("entry_started")
+        attempt = Attempt(**fields)
+        attempts.append(attempt)
+        if not entry_started:
+            others.append(attempt)
+    if others:
+        await _start_other_entries(connection, deliverer, others, now)
     return attempts
 
 
-async def _start_log_entries(
+async def _start_other_entries(
     connection: asyncpg.Connection, deliverer: Deliverer, attempts: list[Attempt], now: datetime
 ) -> None:
-    """Mark each attempt's pending entry started; a missing or used-up entry gets a fresh one.
+    """Give a fresh, started log entry to attempts whose entry was missing or not pending.
 
     An entry still `started` belonged to a worker that died mid-request: it is closed as
     interrupted and the new attempt starts a new entry (the log shows both).
     """
-    with_entry = [attempt for attempt in attempts if attempt.log_entry_id is not None]
-    started: set[uuid.UUID] = set()
-    if with_entry:
-        rows = await connection.fetch(
-            _START_ENTRIES,
-            [attempt.log_entry_id for attempt in with_entry],
-            [attempt.attempt_count - 1 for attempt in with_entry],
-            now,
-        )
-        started = {row[0] for row in rows}
-    needing = [attempt for attempt in attempts if attempt.log_entry_id not in started]
-    if not needing:
-        return
-    stale = [attempt.log_entry_id for attempt in needing if attempt.log_entry_id is not None]
+    stale = [attempt.log_entry_id for attempt in attempts if attempt.log_entry_id is not None]
     if stale:
         await connection.execute(_CLOSE_INTERRUPTED, stale, INTERRUPTED, now)
     entries = [
         _log_entry_row(attempt, retry_index=attempt.attempt_count - 1, status="started", now=now)
-        for attempt in needing
+        for attempt in attempts
     ]
     await insert_rows(connection, "webhook_log_entries", LOG_ENTRY_COLUMNS, entries)
-    for attempt, entry in zip(needing, entries, strict=True):
+    for attempt, entry in zip(attempts, entries, strict=True):
         attempt.log_entry_id = entry["id"]
     await connection.execute(
         _SET_CURRENT_ENTRIES,
-        [attempt.id for attempt in needing],
+        [attempt.id for attempt in attempts],
         [entry["id"] for entry in entries],
-        [attempt.attempt_count for attempt in needing],
+        [attempt.attempt_count for attempt in attempts],
         deliverer.worker_id,
     )
 
@@ -429,15 +438,16 @@ class _Recorded:
 
 
 async def _record(
-    connection: asyncpg.Connection, deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]
+    connection: asyncpg.Connection,
+    deliverer: Deliverer,
+    results: Sequence[tuple[Attempt, Outcome]],
+    *,
+    lock_host: str | None,
 ) -> _Recorded:
-    """Write the attempts' log entries and their deliveries' next states (fenced by the leases)."""
+    """Write outcomes (one statement, see `_RECORD`); with `lock_host`, also take its lease lock."""
     now = utcnow()
     plans: list[Plan] = []
-    owned: set[uuid.UUID] = set()
-    if not results:
-        return _Recorded(results, plans, owned, now)
-    next_entries: list[dict[str, Any] | None] = []
+    next_entry_ids: list[uuid.UUID | None] = []
     for attempt, outcome in results:
         plan = plan_next(
             settings=deliverer.settings,
@@ -447,15 +457,10 @@ async def _record(
             now=now,
         )
         plans.append(plan)
-        next_entry = None
-        if plan.status == "pending":
-            assert plan.next_attempt_at is not None
-            attempt.next_attempt_at = plan.next_attempt_at
-            next_entry = _log_entry_row(attempt, retry_index=attempt.attempt_count, status="pending", now=now)
-        next_entries.append(next_entry)
+        next_entry_ids.append(uuid.uuid4() if plan.status == "pending" else None)
     classified = [classify(outcome) for _, outcome in results]
-    await connection.execute(
-        _FINISH_ENTRIES,
+    row = await connection.fetchrow(
+        _RECORD,
         [attempt.log_entry_id for attempt, _ in results],
         ["successful" if ok else "failed" for ok, _ in classified],
         [reason for _, reason in classified],
@@ -463,25 +468,16 @@ async def _record(
         [outcome.body for _, outcome in results],
         [None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results],
         [outcome.duration_ms for _, outcome in results],
-        now,
-    )
-    rows = await connection.fetch(
-        _FINISH_DELIVERIES,
         [attempt.id for attempt, _ in results],
         [plan.status for plan in plans],
         [plan.next_attempt_at for plan in plans],
-        [entry["id"] if entry else None for entry in next_entries],
+        next_entry_ids,
         [attempt.attempt_count for attempt, _ in results],
-        deliverer.worker_id,
         now,
+        deliverer.worker_id,
+        lock_host,
     )
-    owned = {row[0] for row in rows}
-    fresh = [
-        entry
-        for (attempt, _), entry in zip(results, next_entries, strict=True)
-        if entry is not None and attempt.id in owned
-    ]
-    await insert_rows(connection, "webhook_log_entries", LOG_ENTRY_COLUMNS, fresh)
+    owned = set(row["owned"] or ()) if row is not None else set()
     return _Recorded(results, plans, owned, now)
 
 
@@ -520,12 +516,21 @@ async def settle(
     """Record finished attempts of an endpoint and lease up to `wanted` more, in one transaction.
 
     Returns the recorded attempts' plans (None where the lease was lost) and the new leases.
-    One transaction per round keeps the endpoint's slots busy: a slot freed by a recorded
-    outcome is taken again before the commit, without a second round of BEGIN/COMMIT.
+    A slot freed by a recorded outcome is taken again before the commit: BEGIN, outcomes (with
+    the endpoint's lock), lease, COMMIT. Recording alone is one autocommitted statement.
     """
-    async with driver_transaction(deliverer.engine) as connection:
-        recorded = await _record(connection, deliverer, results)
-        leased = await _lease(connection, deliverer, host=host, wanted=wanted)
+    recorded = _Recorded(results, [], set(), utcnow())
+    leased: list[Attempt] = []
+    if wanted > 0:
+        async with driver_connection(deliverer.engine, transaction=True) as connection:
+            if results:
+                recorded = await _record(connection, deliverer, results, lock_host=host)
+            else:
+                await connection.execute(_LOCK_ENDPOINT, host)
+            leased = await _lease(connection, deliverer, host=host, wanted=wanted)
+    elif results:
+        async with driver_connection(deliverer.engine, transaction=False) as connection:
+            recorded = await _record(connection, deliverer, results, lock_host=None)
     return _report(recorded), leased
 
 

@@ -22,7 +22,7 @@ from arq.worker import func
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps_api.kit.driver import driver_transaction
+from apps_api.kit.driver import driver_connection
 from apps_api.kit.queue import enqueue
 from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
@@ -218,7 +218,7 @@ async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = Non
     hosts: dict[str, uuid.UUID] = {}
     engine = _deliverer(ctx).engine
     for _ in range(50):
-        async with driver_transaction(engine) as connection:
+        async with driver_connection(engine, transaction=True) as connection:
             handled, created = await dispatch_batch(
                 connection, index, event_ids=event_ids, max_attempts=len(settings.retry_delays) + 1
             )
