@@ -106,6 +106,8 @@ class EventRow:
     required_scope: str | None
 
 
+# Notified by a trigger when events commit (migration 0003); the worker listens (tasks.EventListener).
+EVENTS_CHANNEL = "apps_api_events"
 # A webhook change takes effect for events committed one second later at the latest.
 INDEX_MAX_AGE_SECONDS = 1.0
 BATCH_SIZE = 200

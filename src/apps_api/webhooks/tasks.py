@@ -9,6 +9,7 @@ right after its commit), so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from arq import cron
 from arq.worker import func
 from sqlalchemy import delete, select
@@ -37,7 +39,7 @@ from apps_api.webhooks.delivery import (
     send_attempt,
     settle,
 )
-from apps_api.webhooks.dispatch import SubscriptionIndex, dispatch_batch
+from apps_api.webhooks.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
 from apps_api.webhooks.outbox import DELIVER_JOB, deliver_job_id
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,10 @@ def startup(ctx: dict[str, Any]) -> None:
     """
     _deliverer(ctx)
     ctx.setdefault("subscription_index", SubscriptionIndex())
+    ctx.setdefault("pumps", {})
+    listener = EventListener(ctx)
+    ctx["event_listener"] = listener
+    listener.start()
 
 
 def _deliverer(ctx: dict[str, Any]) -> Deliverer:
@@ -83,7 +89,10 @@ def _deliverer(ctx: dict[str, Any]) -> Deliverer:
 
 
 async def close(ctx: dict[str, Any]) -> None:
-    """Release the worker's HTTP client (called on worker shutdown)."""
+    """Stop the event listener, let its pumps finish, release the HTTP client (worker shutdown)."""
+    listener: EventListener | None = ctx.pop("event_listener", None)
+    if listener is not None:
+        await listener.stop(grace=ctx["settings"].webhook_timeout + 5)
     deliverer: Deliverer | None = ctx.pop("deliverer", None)
     if deliverer is not None:
         await deliverer.client.aclose()
@@ -196,7 +205,7 @@ class EndpointPump:
 
 async def pump_endpoint(ctx: dict[str, Any], host: str) -> int:
     """Run this process's pump of `host`, or hand the work to the one already running."""
-    pumps: dict[str, EndpointPump] = ctx.setdefault("pumps", {})
+    pumps: dict[str, EndpointPump] = ctx["pumps"]
     running = pumps.get(host)
     if running is not None:
         running.poke()
@@ -206,14 +215,13 @@ async def pump_endpoint(ctx: dict[str, Any], host: str) -> int:
     return await pump.run(pumps)
 
 
-async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = None) -> int:
-    """Fan undispatched events (these ids, or any) out into deliveries, then send them.
+async def _dispatch(ctx: dict[str, Any], event_ids: list[int] | None) -> tuple[int, dict[str, uuid.UUID]]:
+    """Fan undispatched events (these ids, or any) out into deliveries; returns (events, endpoints).
 
-    The deliveries of the first few endpoints are sent by this job (no second queue hop);
-    any further endpoint gets a delivery job of its own, so other workers share the work.
+    The endpoints map each host that got deliveries to one of its new delivery ids.
     """
     settings: Settings = ctx["settings"]
-    index: SubscriptionIndex = ctx.setdefault("subscription_index", SubscriptionIndex())
+    index: SubscriptionIndex = ctx["subscription_index"]
     handled_total = 0
     hosts: dict[str, uuid.UUID] = {}
     engine = _deliverer(ctx).engine
@@ -225,14 +233,110 @@ async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = Non
         for delivery_id, host in created:
             hosts.setdefault(host, delivery_id)
         handled_total += handled
-        if handled == 0 or event_ids is not None:
+        if handled < BATCH_SIZE or event_ids is not None:
             break
-    inline = list(hosts)[:INLINE_ENDPOINTS]
+    return handled_total, hosts
+
+
+async def _share_endpoints(ctx: dict[str, Any], hosts: dict[str, uuid.UUID]) -> list[str]:
+    """The endpoints this process sends itself; any further one gets a job (other workers share it)."""
     for host in list(hosts)[INLINE_ENDPOINTS:]:
         await _enqueue_delivery(ctx, hosts[host], 0)
+    return list(hosts)[:INLINE_ENDPOINTS]
+
+
+async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = None) -> int:
+    """Fan undispatched events (these ids, or any) out into deliveries, then send them.
+
+    The deliveries of the first few endpoints are sent by this job (no second queue hop).
+    """
+    handled, hosts = await _dispatch(ctx, event_ids)
+    inline = await _share_endpoints(ctx, hosts)
     if inline:
         await asyncio.gather(*(pump_endpoint(ctx, host) for host in inline))
-    return handled_total
+    return handled
+
+
+class EventListener:
+    """Dispatches events the moment their transaction commits: `LISTEN apps_api_events`.
+
+    A trigger on `events` notifies on commit (migration 0003), so the hot path has no queue hop
+    and no job: one dispatch round takes every undispatched event (SKIP LOCKED, so workers
+    share), and the endpoints' pumps run as tasks of this process, tracked for shutdown.
+    A notification missed while disconnected is covered by a catch-up round on every
+    (re)connect and by the sweeper.
+    """
+
+    def __init__(self, ctx: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.pending = asyncio.Event()
+        self.pumps: set[asyncio.Task[int]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._dispatch_loop())]
+
+    def _notified(self, *_: Any) -> None:
+        self.pending.set()
+
+    async def _listen(self) -> None:
+        engine = _deliverer(self.ctx).engine
+        while True:
+            try:
+                async with engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    driver: asyncpg.Connection = raw.driver_connection
+                    try:
+                        lost = asyncio.Event()
+                        driver.add_termination_listener(lambda *_, lost=lost: lost.set())
+                        await driver.add_listener(EVENTS_CHANNEL, self._notified)
+                        self.pending.set()  # catch up on what was committed while not listening
+                        while not driver.is_closed():
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(lost.wait(), 5)
+                    finally:
+                        # Never hand a listening connection back to the pool.
+                        await connection.invalidate()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # PostgreSQL restarting: the sweeper covers the gap.
+                logger.warning("event notifications lost (%s); listening again in 1 s", type(error).__name__)
+            await asyncio.sleep(1)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self.pending.wait()
+            self.pending.clear()
+            if not getattr(self.ctx.get("arq_worker"), "allow_pick_jobs", True):
+                return
+            try:
+                _, hosts = await _dispatch(self.ctx, None)
+                inline = await _share_endpoints(self.ctx, hosts)
+            except Exception:
+                logger.exception("dispatching events failed; trying again in 1 s")
+                await asyncio.sleep(1)
+                self.pending.set()
+                continue
+            for host in inline:
+                task = asyncio.create_task(pump_endpoint(self.ctx, host))
+                self.pumps.add(task)
+                task.add_done_callback(self._pump_done)
+
+    def _pump_done(self, task: asyncio.Task[int]) -> None:
+        self.pumps.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("pump failed; its leases lapse and are retried", exc_info=task.exception())
+
+    async def stop(self, grace: float) -> None:
+        """Stop listening and dispatching; let running pumps finish their attempts (bounded)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pumps:
+            _, unfinished = await asyncio.wait(set(self.pumps), timeout=grace)
+            for pump in unfinished:
+                pump.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
 
 async def deliver_outbound(ctx: dict[str, Any], delivery_id: str | None, host: str | None = None) -> str:
