@@ -107,17 +107,21 @@ INSERT INTO apps (id, owned_by_organization_id, name, description, icon_asset_id
 VALUES ($1, $2, $3, $4, NULL, false, false, false, false, NULL, NULL, NULL, $5, $6, NULL, '{}', '{}', '{}', 0,
         $7, $8, $8, $9, $9)
 """
+# Installs lock the app's row first, then check "may install" in a fresh statement (as the
+# service does): one `SELECT ... FOR NO KEY UPDATE` with the check in its WHERE would judge the
+# shares and partnerships by the snapshot taken before the lock wait, i.e. miss a concurrent unshare.
+LOCK_APP_SQL = "SELECT apps.id FROM apps WHERE apps.id = $1 FOR NO KEY UPDATE"
 INSTALLABLE_APP_SQL = f"""
 SELECT {APP_COLUMNS}, apps.trigger_conditions {APP_JOINS}
 WHERE apps.id = $1 AND (apps.owned_by_organization_id = $2
     OR (apps.is_available_to_anyone AND apps.is_approved)
-    OR (apps.owned_by_organization_id <> $2 AND apps.owned_by_organization_id IN (
-            SELECT organization_b_id FROM partnerships WHERE organization_a_id = $2
-            UNION ALL SELECT organization_a_id FROM partnerships WHERE organization_b_id = $2)
+    OR (apps.owned_by_organization_id <> $2
+        AND EXISTS (SELECT 1 FROM partnerships
+                    WHERE organization_a_id = least(apps.owned_by_organization_id, $2)
+                      AND organization_b_id = greatest(apps.owned_by_organization_id, $2))
         AND (apps.is_available_to_partners IS true
              OR EXISTS (SELECT 1 FROM app_shares WHERE app_shares.app_id = apps.id
                         AND app_shares.organization_id = $2))))
-FOR NO KEY UPDATE OF apps
 """
 INSERT_INSTALLATION_SQL = """
 INSERT INTO app_installations (id, app_id, organization_id, app_user_id, allowed_scopes, created_by_user_id,
@@ -128,10 +132,13 @@ COUNT_SQL = """
 UPDATE apps SET installation_count = installation_count + 1, updated_at = updated_at WHERE id = $1
 RETURNING installation_count
 """
-EVENT_SQL = """
+# The service writes an install's three events in one multi-row INSERT.
+EVENTS_SQL = """
 INSERT INTO events (organization_id, channel, action, resource_id, resource, required_scope, actor_user_id,
                     created_at)
-VALUES ($1, $2, 'added', $3, $4, NULL, $5, $6) RETURNING id
+VALUES ($1, $2, 'added', $3, $4, NULL, $5, $6), ($7, $8, 'added', $9, $10, NULL, $11, $12),
+       ($13, $14, 'added', $15, $16, NULL, $17, $18)
+RETURNING id
 """
 
 
@@ -381,6 +388,7 @@ async def install_app(request: Request) -> Response:
         installation_id = uuid.uuid4()
         try:
             async with connection.transaction():
+                await connection.execute(LOCK_APP_SQL, app_id)
                 app = await connection.fetchrow(INSTALLABLE_APP_SQL, app_id, org_id)
                 if app is None:
                     return _error(404, "No installable app found with the given ID.")
@@ -405,6 +413,7 @@ async def install_app(request: Request) -> Response:
                 }
                 resource = orjson.dumps(view, default=str, option=orjson.OPT_UTC_Z).decode()
                 owner = app["owned_by_organization_id"]
+                arguments: list[Any] = []
                 for organization, channel, resource_id, payload in (
                     (org_id, f"/api/v5/orgs/{org_id}/app_installations", installation_id, resource),
                     (
@@ -420,9 +429,8 @@ async def install_app(request: Request) -> Response:
                         resource,
                     ),
                 ):
-                    await connection.fetchval(
-                        EVENT_SQL, organization, channel, str(resource_id), payload, user_id, now
-                    )
+                    arguments += [organization, channel, str(resource_id), payload, user_id, now]
+                await connection.fetch(EVENTS_SQL, *arguments)
         except asyncpg.UniqueViolationError:
             return _error(409, "The app is already installed in this organization.")
     return _json(view, 201)
