@@ -42,6 +42,15 @@ WHERE api_tokens.key_digest = $1 AND api_tokens.revoked_at IS NULL
   AND (api_tokens.expires_at IS NULL OR api_tokens.expires_at > $2) AND users.deleted_at IS NULL
 """
 
+# Create builds its response from memory, so it needs the caller's embedded user too (the
+# service's token lookup loads the whole user row anyway).
+AUTH_WITH_USER_SQL = AUTH_SQL.replace(
+    "SELECT users.id AS user_id,",
+    "SELECT users.id AS user_id, users.first_name AS cu_first_name, users.last_name AS cu_last_name, "
+    "users.alias AS cu_alias, users.organization_id AS cu_org, users.is_bot AS cu_is_bot, "
+    "users.avatar_url AS cu_avatar,",
+)
+
 APP_COLUMNS = """
 apps.id, apps.name, apps.description, apps.owned_by_organization_id, o.name AS owner_name,
 apps.icon_asset_id, a.url AS icon_url, a.kind AS icon_kind, a.content_type AS icon_content_type,
@@ -170,12 +179,14 @@ def _link(path: str, cursor: str) -> str:
     return f"{BASE_URL}{path}?cursor={cursor}"
 
 
-async def _principal(request: Request, connection: asyncpg.Connection) -> asyncpg.Record | Response:
+async def _principal(
+    request: Request, connection: asyncpg.Connection, query: str = AUTH_SQL
+) -> asyncpg.Record | Response:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() not in ("token", "bearer") or not key:
         return _error(401, "Authentication credentials were not provided.")
-    row = await connection.fetchrow(AUTH_SQL, hashlib.sha256(key.encode()).digest(), datetime.now(UTC))
+    row = await connection.fetchrow(query, hashlib.sha256(key.encode()).digest(), datetime.now(UTC))
     if row is None:
         return _error(401, "Invalid, expired or revoked token.")
     expires = row["subscription_expires_at"]
@@ -186,8 +197,10 @@ async def _principal(request: Request, connection: asyncpg.Connection) -> asyncp
     return row
 
 
-async def _org_principal(request: Request, connection: asyncpg.Connection) -> asyncpg.Record | Response:
-    principal = await _principal(request, connection)
+async def _org_principal(
+    request: Request, connection: asyncpg.Connection, query: str = AUTH_SQL
+) -> asyncpg.Record | Response:
+    principal = await _principal(request, connection, query)
     if isinstance(principal, Response):
         return principal
     if str(principal["org_id"]) != request.path_params["organization_id"]:
@@ -350,25 +363,56 @@ async def create_owned_app(request: Request) -> Response:
             {"detail": "Invalid request.", "errors": {f: ["This field is required."] for f in missing}}, 400
         )
     async with request.app.state.pool.acquire() as connection:
-        principal = await _org_principal(request, connection)
+        principal = await _org_principal(request, connection, AUTH_WITH_USER_SQL)
         if isinstance(principal, Response):
             return principal
-        app_id = uuid.uuid4()
+        app_id, org_id, user_id = uuid.uuid4(), principal["org_id"], principal["user_id"]
+        name, secret, now = body["name"].strip(), base64.b64encode(os.urandom(32)).decode(), datetime.now(UTC)
         async with connection.transaction():
             await connection.execute(
                 INSERT_APP_SQL,
                 app_id,
-                principal["org_id"],
-                body["name"].strip(),
+                org_id,
+                name,
                 body["description"],
                 body["terms_of_service_url"],
                 body["privacy_policy_url"],
-                base64.b64encode(os.urandom(32)).decode(),
-                principal["user_id"],
-                datetime.now(UTC),
+                secret,
+                user_id,
+                now,
             )
-            row = await connection.fetchrow(OWNED_APP_SQL, principal["org_id"], app_id)
-    return _json(_owned_app(row), 201)
+    # As the service does: the owned view from what was just written, no re-select.
+    user = _user(principal, "cu", user_id)
+    view = {
+        "id": app_id,
+        "name": name,
+        "description": body["description"],
+        "owned_by_organization_id": org_id,
+        "owned_by_organization": {"id": org_id, "name": principal["org_name"]},
+        "icon_asset_id": None,
+        "icon_asset": None,
+        "is_app_user_required": False,
+        "installation_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        "is_available_to_anyone": False,
+        "is_available_to_partners": False,
+        "app_user_default_first_name": None,
+        "app_user_default_last_name": None,
+        "app_user_default_alias": None,
+        "terms_of_service_url": body["terms_of_service_url"],
+        "privacy_policy_url": body["privacy_policy_url"],
+        "trigger_url": None,
+        "trigger_conditions": [],
+        "required_scopes": [],
+        "allowed_redirect_uris": [],
+        "created_by_user_id": user_id,
+        "created_by_user": user,
+        "updated_by_user_id": user_id,
+        "updated_by_user": user,
+        "secret": secret,
+    }
+    return _json(view, 201)
 
 
 async def install_app(request: Request) -> Response:

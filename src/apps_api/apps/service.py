@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.apps import repository
 from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput
@@ -58,8 +58,9 @@ async def _validate(
                 errors[field] = ["This field is required when is_app_user_required is true."]
     icon_asset_id = changes.get("icon_asset_id")
     if icon_asset_id is not None:
-        asset_owner = await session.scalar(select(Asset.organization_id).where(Asset.id == icon_asset_id))
-        if asset_owner != owner.id:
+        # The whole row, kept in the session: a created app embeds it without another query.
+        asset = await session.get(Asset, icon_asset_id)
+        if asset is None or asset.organization_id != owner.id:
             errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
     if errors:
         raise BadRequest(errors=errors)
@@ -92,7 +93,14 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
     )
     session.add(app)
     await session.flush()
-    return await _reload(session=session, app=app)
+    # The owned view from memory instead of a reload: every column has a Python-side default
+    # (all known after the INSERT), and the embedded objects are already in this session.
+    set_committed_value(app, "owned_by_organization", principal.organization)
+    set_committed_value(app, "created_by_user", principal.user)
+    set_committed_value(app, "updated_by_user", principal.user)
+    icon = None if app.icon_asset_id is None else await session.get(Asset, app.icon_asset_id)
+    set_committed_value(app, "icon_asset", icon)
+    return app
 
 
 async def update_app(
