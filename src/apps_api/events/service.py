@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.db import after_commit
-from apps_api.kit.queue import current_arq, enqueue
+from apps_api.kit.queue import current_arq, enqueue_new
 from apps_api.models import Event
+from apps_api.models.base import utcnow
 
 Action = Literal["added", "changed", "removed"]
 _EMITTED = "apps_api.emitted_event_ids"
@@ -57,8 +58,10 @@ class Change:
     required_scope: str | None = None
 
 
-# Built once; RETURNING in parameter order, so ids come back one per row in one round trip.
-_INSERT_EVENTS = insert(Event).returning(Event.id, sort_by_parameter_order=True)
+# Built once, on the table (no ORM bulk machinery); RETURNING in parameter order, so the ids
+# come back one per row, all in one round trip.
+_EVENTS = cast(Table, Event.__table__)
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 
 async def emit_many(
@@ -80,6 +83,7 @@ async def emit_many(
             "resource": change.resource,
             "required_scope": change.required_scope,
             "actor_user_id": actor_user_id,
+            "created_at": utcnow(),
         }
         for change in changes
     ]
@@ -97,6 +101,6 @@ def _dispatch_after_commit(session: AsyncSession, event_ids: list[int]) -> None:
         # The first callback of the transaction takes every id; the others find none left.
         batch: list[int] = session.info.pop(_EMITTED, [])
         if batch:
-            await enqueue(pool, DISPATCH_JOB, batch)
+            await enqueue_new(pool, DISPATCH_JOB, batch)
 
     after_commit(session, _dispatch)

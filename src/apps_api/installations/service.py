@@ -15,12 +15,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Uuid, bindparam, delete, or_, select, update
+from sqlalchemy import Table, Uuid, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.apps.visibility import may_install
@@ -83,12 +83,16 @@ _INSTALLABLE_APP = (
     .options(*app_options())
     .execution_options(populate_existing=True)
 )
+# Core statements on the tables: the ORM's bulk and synchronize machinery has nothing to do
+# here (the caller sets the new count on the loaded app itself).
+_APPS = cast(Table, App.__table__)
 _ADD_TO_INSTALLATION_COUNT = (
-    update(App)
-    .where(App.id == bindparam("app_id"))
-    .values(installation_count=App.installation_count + bindparam("delta"), updated_at=App.updated_at)
-    .returning(App.installation_count)
+    update(_APPS)
+    .where(_APPS.c.id == bindparam("app_id"))
+    .values(installation_count=_APPS.c.installation_count + bindparam("delta"), updated_at=_APPS.c.updated_at)
+    .returning(_APPS.c.installation_count)
 )
+_INSERT_INSTALLATION = insert(cast(Table, AppInstallation.__table__))
 
 
 async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
@@ -229,22 +233,31 @@ async def _install(
     scopes = _check_scopes(app, allowed_scopes)
     names = _app_user_names(app, app_user) if app.is_app_user_required else None
     actor_id = actor.id if actor is not None else None
-    installation = AppInstallation(
-        app_id=app.id, organization_id=organization.id, allowed_scopes=scopes, created_by_user_id=actor_id
-    )
+    user = None
+    if names is not None:
+        user = await _create_app_user(session=session, organization=organization, names=names)
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "app_id": app.id,
+        "organization_id": organization.id,
+        "app_user_id": user.id if user is not None else None,
+        "allowed_scopes": scopes,
+        "created_by_user_id": actor_id,
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
-        session.add(installation)
         # The unique (app_id, organization_id) constraint decides between concurrent installs.
-        await session.flush()
+        await session.execute(_INSERT_INSTALLATION, values)
     except IntegrityError as exc:
         if "uq_app_installations_app_id_organization_id" in str(exc.orig):
             raise Conflict("The app is already installed in this organization.") from None
         raise
-    user = None
-    if names is not None:
-        user = await _create_app_user(session=session, organization=organization, names=names)
-        installation.app_user_id = user.id
-        await session.flush()
+    # A plain INSERT (no unit-of-work flush); the object joins the session as the stored row.
+    installation = AppInstallation(**values)
+    make_transient_to_detached(installation)
+    session.add(installation)
     await _add_to_installation_count(session=session, app=app, delta=1)
     set_committed_value(installation, "app", app)
     set_committed_value(installation, "organization", organization)
