@@ -8,10 +8,12 @@ it is uninstalled through `installations.service.uninstall()`, in the same trans
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.apps import repository
@@ -24,6 +26,8 @@ from apps_api.models import App, AppShare, Asset, Organization
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
+_APPS = cast(Table, App.__table__)
+_INSERT_APP = insert(_APPS).returning(*_APPS.c)
 
 
 def _given(data: OwnedAppInput) -> dict[str, Any]:
@@ -84,17 +88,20 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
     changes = await _validate(
         session=session, owner=principal.organization, data=data, current=None, partial=False
     )
-    app = App(
-        owned_by_organization_id=principal.organization.id,
-        secret=new_app_secret(),
-        created_by_user_id=principal.user.id,
-        updated_by_user_id=principal.user.id,
+    values = {
+        "owned_by_organization_id": principal.organization.id,
+        "secret": new_app_secret(),
+        "created_by_user_id": principal.user.id,
+        "updated_by_user_id": principal.user.id,
         **changes,
-    )
+    }
+    # A plain INSERT ... RETURNING the stored row (the columns' defaults applied), which joins
+    # the session as a loaded object: no unit-of-work flush, no reload. The embedded objects
+    # of the owned view are already in this session.
+    row = (await session.execute(_INSERT_APP, values)).one()
+    app = App(**row._mapping)
+    make_transient_to_detached(app)
     session.add(app)
-    await session.flush()
-    # The owned view from memory instead of a reload: every column has a Python-side default
-    # (all known after the INSERT), and the embedded objects are already in this session.
     set_committed_value(app, "owned_by_organization", principal.organization)
     set_committed_value(app, "created_by_user", principal.user)
     set_committed_value(app, "updated_by_user", principal.user)
