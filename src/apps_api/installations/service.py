@@ -74,18 +74,11 @@ def require_apps_feature(organization: Organization) -> None:
         raise Forbidden("Your organization does not have the Apps feature.")
 
 
-# Built once (every install runs them); the organization is a bind parameter, so "may install"
-# takes its one-app form (primary-key probes of partnerships and shares for this row).
-_LOCK_APP = select(App.id).where(App.id == bindparam("app_id")).with_for_update(key_share=True)
-_INSTALLABLE_APP = (
-    select(App)
-    .where(App.id == bindparam("app_id"), may_install(bindparam("organization_id", type_=Uuid)))
-    .options(*app_options())
-    .execution_options(populate_existing=True)
-)
-# Core statements on the tables: the ORM's bulk and synchronize machinery has nothing to do
-# here (the caller sets the new count on the loaded app itself).
+# Built once (every install runs them). The lock, counter and installation row are Core
+# statements on the tables: the ORM's compile, bulk and synchronize machinery has nothing to
+# do there (the caller sets the new count on the loaded app itself).
 _APPS = cast(Table, App.__table__)
+_LOCK_APP = select(_APPS.c.id).where(_APPS.c.id == bindparam("app_id")).with_for_update(key_share=True)
 _ADD_TO_INSTALLATION_COUNT = (
     update(_APPS)
     .where(_APPS.c.id == bindparam("app_id"))
@@ -93,6 +86,14 @@ _ADD_TO_INSTALLATION_COUNT = (
     .returning(_APPS.c.installation_count)
 )
 _INSERT_INSTALLATION = insert(cast(Table, AppInstallation.__table__))
+# The organization is a bind parameter, so "may install" takes its one-app form
+# (primary-key probes of partnerships and shares for this row).
+_INSTALLABLE_APP = (
+    select(App)
+    .where(App.id == bindparam("app_id"), may_install(bindparam("organization_id", type_=Uuid)))
+    .options(*app_options())
+    .execution_options(populate_existing=True)
+)
 
 
 async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
