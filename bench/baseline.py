@@ -24,6 +24,10 @@ from typing import Any
 
 import asyncpg
 import orjson
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,6 +45,15 @@ JOIN organizations ON organizations.id = users.organization_id
 WHERE api_tokens.key_digest = $1 AND api_tokens.revoked_at IS NULL
   AND (api_tokens.expires_at IS NULL OR api_tokens.expires_at > $2) AND users.deleted_at IS NULL
 """
+
+# Create builds its response from memory, so it needs the caller's embedded user too (the
+# service's token lookup loads the whole user row anyway).
+AUTH_WITH_USER_SQL = AUTH_SQL.replace(
+    "SELECT users.id AS user_id,",
+    "SELECT users.id AS user_id, users.first_name AS cu_first_name, users.last_name AS cu_last_name, "
+    "users.alias AS cu_alias, users.organization_id AS cu_org, users.is_bot AS cu_is_bot, "
+    "users.avatar_url AS cu_avatar,",
+)
 
 APP_COLUMNS = """
 apps.id, apps.name, apps.description, apps.owned_by_organization_id, o.name AS owner_name,
@@ -107,17 +120,21 @@ INSERT INTO apps (id, owned_by_organization_id, name, description, icon_asset_id
 VALUES ($1, $2, $3, $4, NULL, false, false, false, false, NULL, NULL, NULL, $5, $6, NULL, '{}', '{}', '{}', 0,
         $7, $8, $8, $9, $9)
 """
+# Installs lock the app's row first, then check "may install" in a fresh statement (as the
+# service does): one `SELECT ... FOR NO KEY UPDATE` with the check in its WHERE would judge the
+# shares and partnerships by the snapshot taken before the lock wait, i.e. miss a concurrent unshare.
+LOCK_APP_SQL = "SELECT apps.id FROM apps WHERE apps.id = $1 FOR NO KEY UPDATE"
 INSTALLABLE_APP_SQL = f"""
 SELECT {APP_COLUMNS}, apps.trigger_conditions {APP_JOINS}
 WHERE apps.id = $1 AND (apps.owned_by_organization_id = $2
     OR (apps.is_available_to_anyone AND apps.is_approved)
-    OR (apps.owned_by_organization_id <> $2 AND apps.owned_by_organization_id IN (
-            SELECT organization_b_id FROM partnerships WHERE organization_a_id = $2
-            UNION ALL SELECT organization_a_id FROM partnerships WHERE organization_b_id = $2)
+    OR (apps.owned_by_organization_id <> $2
+        AND EXISTS (SELECT 1 FROM partnerships
+                    WHERE organization_a_id = least(apps.owned_by_organization_id, $2)
+                      AND organization_b_id = greatest(apps.owned_by_organization_id, $2))
         AND (apps.is_available_to_partners IS true
              OR EXISTS (SELECT 1 FROM app_shares WHERE app_shares.app_id = apps.id
                         AND app_shares.organization_id = $2))))
-FOR NO KEY UPDATE OF apps
 """
 INSERT_INSTALLATION_SQL = """
 INSERT INTO app_installations (id, app_id, organization_id, app_user_id, allowed_scopes, created_by_user_id,
@@ -128,11 +145,29 @@ COUNT_SQL = """
 UPDATE apps SET installation_count = installation_count + 1, updated_at = updated_at WHERE id = $1
 RETURNING installation_count
 """
-EVENT_SQL = """
+# The service writes an install's three events in one multi-row INSERT.
+EVENTS_SQL = """
 INSERT INTO events (organization_id, channel, action, resource_id, resource, required_scope, actor_user_id,
                     created_at)
-VALUES ($1, $2, 'added', $3, $4, NULL, $5, $6) RETURNING id
+VALUES ($1, $2, 'added', $3, $4, NULL, $5, $6), ($7, $8, 'added', $9, $10, NULL, $11, $12),
+       ($13, $14, 'added', $15, $16, NULL, $17, $18)
+RETURNING id
 """
+
+
+async def _enqueue_dispatch(pool: ArqRedis | None, event_ids: list[int]) -> None:
+    """After commit, the `dispatch_events` job the service enqueues for an install's events (one MULTI/EXEC)."""
+    if pool is None:
+        return
+    job_id, now = uuid.uuid4().hex, timestamp_ms()
+    async with pool.pipeline(transaction=True) as pipe:
+        pipe.psetex(
+            job_key_prefix + job_id,
+            pool.expires_extra_ms,
+            serialize_job("dispatch_events", (event_ids,), {}, None, now),
+        )
+        pipe.zadd(pool.default_queue_name, {job_id: now})
+        await pipe.execute()
 
 
 def _error(status: int, detail: str) -> Response:
@@ -163,12 +198,14 @@ def _link(path: str, cursor: str) -> str:
     return f"{BASE_URL}{path}?cursor={cursor}"
 
 
-async def _principal(request: Request, connection: asyncpg.Connection) -> asyncpg.Record | Response:
+async def _principal(
+    request: Request, connection: asyncpg.Connection, query: str = AUTH_SQL
+) -> asyncpg.Record | Response:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() not in ("token", "bearer") or not key:
         return _error(401, "Authentication credentials were not provided.")
-    row = await connection.fetchrow(AUTH_SQL, hashlib.sha256(key.encode()).digest(), datetime.now(UTC))
+    row = await connection.fetchrow(query, hashlib.sha256(key.encode()).digest(), datetime.now(UTC))
     if row is None:
         return _error(401, "Invalid, expired or revoked token.")
     expires = row["subscription_expires_at"]
@@ -179,8 +216,10 @@ async def _principal(request: Request, connection: asyncpg.Connection) -> asyncp
     return row
 
 
-async def _org_principal(request: Request, connection: asyncpg.Connection) -> asyncpg.Record | Response:
-    principal = await _principal(request, connection)
+async def _org_principal(
+    request: Request, connection: asyncpg.Connection, query: str = AUTH_SQL
+) -> asyncpg.Record | Response:
+    principal = await _principal(request, connection, query)
     if isinstance(principal, Response):
         return principal
     if str(principal["org_id"]) != request.path_params["organization_id"]:
@@ -343,25 +382,56 @@ async def create_owned_app(request: Request) -> Response:
             {"detail": "Invalid request.", "errors": {f: ["This field is required."] for f in missing}}, 400
         )
     async with request.app.state.pool.acquire() as connection:
-        principal = await _org_principal(request, connection)
+        principal = await _org_principal(request, connection, AUTH_WITH_USER_SQL)
         if isinstance(principal, Response):
             return principal
-        app_id = uuid.uuid4()
+        app_id, org_id, user_id = uuid.uuid4(), principal["org_id"], principal["user_id"]
+        name, secret, now = body["name"].strip(), base64.b64encode(os.urandom(32)).decode(), datetime.now(UTC)
         async with connection.transaction():
             await connection.execute(
                 INSERT_APP_SQL,
                 app_id,
-                principal["org_id"],
-                body["name"].strip(),
+                org_id,
+                name,
                 body["description"],
                 body["terms_of_service_url"],
                 body["privacy_policy_url"],
-                base64.b64encode(os.urandom(32)).decode(),
-                principal["user_id"],
-                datetime.now(UTC),
+                secret,
+                user_id,
+                now,
             )
-            row = await connection.fetchrow(OWNED_APP_SQL, principal["org_id"], app_id)
-    return _json(_owned_app(row), 201)
+    # As the service does: the owned view from what was just written, no re-select.
+    user = _user(principal, "cu", user_id)
+    view = {
+        "id": app_id,
+        "name": name,
+        "description": body["description"],
+        "owned_by_organization_id": org_id,
+        "owned_by_organization": {"id": org_id, "name": principal["org_name"]},
+        "icon_asset_id": None,
+        "icon_asset": None,
+        "is_app_user_required": False,
+        "installation_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        "is_available_to_anyone": False,
+        "is_available_to_partners": False,
+        "app_user_default_first_name": None,
+        "app_user_default_last_name": None,
+        "app_user_default_alias": None,
+        "terms_of_service_url": body["terms_of_service_url"],
+        "privacy_policy_url": body["privacy_policy_url"],
+        "trigger_url": None,
+        "trigger_conditions": [],
+        "required_scopes": [],
+        "allowed_redirect_uris": [],
+        "created_by_user_id": user_id,
+        "created_by_user": user,
+        "updated_by_user_id": user_id,
+        "updated_by_user": user,
+        "secret": secret,
+    }
+    return _json(view, 201)
 
 
 async def install_app(request: Request) -> Response:
@@ -381,6 +451,7 @@ async def install_app(request: Request) -> Response:
         installation_id = uuid.uuid4()
         try:
             async with connection.transaction():
+                await connection.execute(LOCK_APP_SQL, app_id)
                 app = await connection.fetchrow(INSTALLABLE_APP_SQL, app_id, org_id)
                 if app is None:
                     return _error(404, "No installable app found with the given ID.")
@@ -405,6 +476,7 @@ async def install_app(request: Request) -> Response:
                 }
                 resource = orjson.dumps(view, default=str, option=orjson.OPT_UTC_Z).decode()
                 owner = app["owned_by_organization_id"]
+                arguments: list[Any] = []
                 for organization, channel, resource_id, payload in (
                     (org_id, f"/api/v5/orgs/{org_id}/app_installations", installation_id, resource),
                     (
@@ -420,11 +492,12 @@ async def install_app(request: Request) -> Response:
                         resource,
                     ),
                 ):
-                    await connection.fetchval(
-                        EVENT_SQL, organization, channel, str(resource_id), payload, user_id, now
-                    )
+                    arguments += [organization, channel, str(resource_id), payload, user_id, now]
+                event_ids = [row["id"] for row in await connection.fetch(EVENTS_SQL, *arguments)]
         except asyncpg.UniqueViolationError:
             return _error(409, "The app is already installed in this organization.")
+    # Required of the service too: events get their dispatch job once committed (the fast path).
+    await _enqueue_dispatch(request.app.state.arq, event_ids)
     return _json(view, 201)
 
 
@@ -445,9 +518,18 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url, min_size=10, max_size=20, init=init, server_settings={"application_name": "bench-baseline"}
     )
     app.state.pool = pool
+    redis_url, queue = (
+        os.environ.get("APPS_API_REDIS_URL"),
+        os.environ.get("APPS_API_QUEUE_NAME", "arq:queue"),
+    )
+    app.state.arq = (
+        await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue) if redis_url else None
+    )
     try:
         yield
     finally:
+        if app.state.arq is not None:
+            await app.state.arq.aclose()
         await pool.close()
 
 

@@ -8,11 +8,13 @@ it is uninstalled through `installations.service.uninstall()`, in the same trans
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.apps import repository
 from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput
@@ -24,6 +26,8 @@ from apps_api.models import App, AppShare, Asset, Organization
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
+_APPS = cast(Table, App.__table__)
+_INSERT_APP = insert(_APPS).returning(*_APPS.c)
 
 
 def _given(data: OwnedAppInput) -> dict[str, Any]:
@@ -58,8 +62,9 @@ async def _validate(
                 errors[field] = ["This field is required when is_app_user_required is true."]
     icon_asset_id = changes.get("icon_asset_id")
     if icon_asset_id is not None:
-        asset_owner = await session.scalar(select(Asset.organization_id).where(Asset.id == icon_asset_id))
-        if asset_owner != owner.id:
+        # The whole row, kept in the session: a created app embeds it without another query.
+        asset = await session.get(Asset, icon_asset_id)
+        if asset is None or asset.organization_id != owner.id:
             errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
     if errors:
         raise BadRequest(errors=errors)
@@ -83,16 +88,26 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
     changes = await _validate(
         session=session, owner=principal.organization, data=data, current=None, partial=False
     )
-    app = App(
-        owned_by_organization_id=principal.organization.id,
-        secret=new_app_secret(),
-        created_by_user_id=principal.user.id,
-        updated_by_user_id=principal.user.id,
+    values = {
+        "owned_by_organization_id": principal.organization.id,
+        "secret": new_app_secret(),
+        "created_by_user_id": principal.user.id,
+        "updated_by_user_id": principal.user.id,
         **changes,
-    )
+    }
+    # A plain INSERT ... RETURNING the stored row (the columns' defaults applied), which joins
+    # the session as a loaded object: no unit-of-work flush, no reload. The embedded objects
+    # of the owned view are already in this session.
+    row = (await session.execute(_INSERT_APP, values)).one()
+    app = App(**row._mapping)
+    make_transient_to_detached(app)
     session.add(app)
-    await session.flush()
-    return await _reload(session=session, app=app)
+    set_committed_value(app, "owned_by_organization", principal.organization)
+    set_committed_value(app, "created_by_user", principal.user)
+    set_committed_value(app, "updated_by_user", principal.user)
+    icon = None if app.icon_asset_id is None else await session.get(Asset, app.icon_asset_id)
+    set_committed_value(app, "icon_asset", icon)
+    return app
 
 
 async def update_app(

@@ -80,22 +80,15 @@ async def install_app(
     Needs the organization's Apps feature (403). Creates the app user when the app requires one
     (the app's default names unless `app_user` overrides them). A second install is a 409.
     """
-    service.require_apps_feature(principal.organization)
-    app = await service.find_installable_app(
-        session=session, organization_id=principal.organization.id, app_id=data.app_id
-    )
-    if app is None:
-        raise NotFound("No installable app found with the given ID.")
     names = data.app_user
-    installation = await service.install_app(
+    return await service.install(
         session=session,
         organization=principal.organization,
-        app=app,
+        app_id=data.app_id,
         actor=principal.user,
         allowed_scopes=data.allowed_scopes,
         app_user=service.AppUserInput(**names.model_dump()) if names is not None else None,
     )
-    return AppInstallation.model_validate(installation)
 
 
 @router.get(

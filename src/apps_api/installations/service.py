@@ -15,19 +15,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, Uuid, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from apps_api.apps.schemas import InstalledApp
 from apps_api.apps.visibility import may_install
-from apps_api.events.service import Action, emit
+from apps_api.events.service import Action, Change, emit_many
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
-from apps_api.installations.schemas import OwnedAppInstallation
 from apps_api.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps_api.kit.schemas import UserEmbed
 from apps_api.models import (
@@ -76,9 +74,31 @@ def require_apps_feature(organization: Organization) -> None:
         raise Forbidden("Your organization does not have the Apps feature.")
 
 
+# Built once (every install runs them). The lock, counter and installation row are Core
+# statements on the tables: the ORM's compile, bulk and synchronize machinery has nothing to
+# do there (the caller sets the new count on the loaded app itself).
+_APPS = cast(Table, App.__table__)
+_LOCK_APP = select(_APPS.c.id).where(_APPS.c.id == bindparam("app_id")).with_for_update(key_share=True)
+_ADD_TO_INSTALLATION_COUNT = (
+    update(_APPS)
+    .where(_APPS.c.id == bindparam("app_id"))
+    .values(installation_count=_APPS.c.installation_count + bindparam("delta"), updated_at=_APPS.c.updated_at)
+    .returning(_APPS.c.installation_count)
+)
+_INSERT_INSTALLATION = insert(cast(Table, AppInstallation.__table__))
+# The organization is a bind parameter, so "may install" takes its one-app form
+# (primary-key probes of partnerships and shares for this row).
+_INSTALLABLE_APP = (
+    select(App)
+    .where(App.id == bindparam("app_id"), may_install(bindparam("organization_id", type_=Uuid)))
+    .options(*app_options())
+    .execution_options(populate_existing=True)
+)
+
+
 async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
     """Lock the app's row for this transaction (installs and audience changes serialize on it)."""
-    await session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
+    await session.execute(_LOCK_APP, {"app_id": app_id})
 
 
 async def find_installable_app(
@@ -156,68 +176,97 @@ async def _create_app_user(
 
 async def _add_to_installation_count(*, session: AsyncSession, app: App, delta: int) -> None:
     """Atomic counter update on the app's row (no COUNT anywhere); keeps `updated_at`."""
-    count = await session.scalar(
-        update(App)
-        .where(App.id == app.id)
-        .values(installation_count=App.installation_count + delta, updated_at=App.updated_at)
-        .returning(App.installation_count)
-    )
+    count = await session.scalar(_ADD_TO_INSTALLATION_COUNT, {"app_id": app.id, "delta": delta})
     set_committed_value(app, "installation_count", count)
-
-
-def installation_resource(installation: AppInstallation) -> dict[str, Any]:
-    """The installing organization's view, as an event resource."""
-    return AppInstallationView.model_validate(installation).model_dump(mode="json")
-
-
-def owned_installation_resource(installation: AppInstallation) -> dict[str, Any]:
-    """The app owner's view, as an event resource."""
-    return OwnedAppInstallation.model_validate(installation).model_dump(mode="json")
 
 
 async def _emit_installation_events(
     *, session: AsyncSession, installation: AppInstallation, action: Action, actor_user_id: uuid.UUID | None
-) -> None:
+) -> AppInstallationView:
+    """The installation's events, in one INSERT; returns the installing organization's view."""
+    view = AppInstallationView.model_validate(installation)
+    resource = view.model_dump(mode="json")
+    # Validated once: the owner's view has the same attributes (test_events_of_install_and_uninstall
+    # checks it), and the installed app's view is the installation's embedded `app`.
     app = installation.app
     organization_id = installation.organization_id
-    await emit(
-        session=session,
-        organization_id=organization_id,
-        channel=f"/api/v5/orgs/{organization_id}/app_installations",
-        action=action,
-        resource_id=installation.id,
-        resource=installation_resource(installation),
-        actor_user_id=actor_user_id,
-    )
-    await emit(
-        session=session,
-        organization_id=organization_id,
-        channel=f"/api/v5/orgs/{organization_id}/installed_apps",
-        action=action,
-        resource_id=app.id,
-        resource=InstalledApp.model_validate(app).model_dump(mode="json"),
-        actor_user_id=actor_user_id,
-    )
     owner_id = app.owned_by_organization_id
-    await emit(
-        session=session,
-        organization_id=owner_id,
-        channel=f"/api/v5/orgs/{owner_id}/owned_apps/{app.id}/installations",
-        action=action,
-        resource_id=installation.id,
-        resource=owned_installation_resource(installation),
-        actor_user_id=actor_user_id,
-    )
+    org_channels, owner_channels = f"/api/v5/orgs/{organization_id}", f"/api/v5/orgs/{owner_id}"
+    changes = [
+        Change(organization_id, f"{org_channels}/app_installations", installation.id, resource),
+        Change(organization_id, f"{org_channels}/installed_apps", app.id, resource["app"]),
+        Change(owner_id, f"{owner_channels}/owned_apps/{app.id}/installations", installation.id, resource),
+    ]
     if installation.app_user is not None:
-        await emit(
-            session=session,
-            organization_id=organization_id,
-            channel=f"/api/v5/orgs/{organization_id}/users",
-            action=action,
-            resource_id=installation.app_user.id,
-            resource=UserEmbed.of(installation.app_user).model_dump(mode="json"),
-            actor_user_id=actor_user_id,
+        changes.append(
+            Change(
+                organization_id,
+                f"{org_channels}/users",
+                installation.app_user.id,
+                UserEmbed.of(installation.app_user).model_dump(mode="json"),
+            )
         )
+    await emit_many(session=session, changes=changes, action=action, actor_user_id=actor_user_id)
+    return view
+
+
+async def _install(
+    *,
+    session: AsyncSession,
+    organization: Organization,
+    app_id: uuid.UUID,
+    actor: User | None,
+    allowed_scopes: list[str] | None,
+    app_user: AppUserInput | None,
+) -> tuple[AppInstallation, AppInstallationView]:
+    """The install itself, in the caller's transaction (see `install_app()` and `install()`)."""
+    require_apps_feature(organization)
+    await session.execute(_LOCK_APP, {"app_id": app_id})
+    # Checked under the lock, in a fresh statement: a concurrent unshare or publicity
+    # change that committed meanwhile is seen here.
+    app = (
+        (await session.execute(_INSTALLABLE_APP, {"app_id": app_id, "organization_id": organization.id}))
+        .unique()
+        .scalar_one_or_none()
+    )
+    if app is None:
+        raise NotFound("No installable app found with the given ID.")
+    scopes = _check_scopes(app, allowed_scopes)
+    names = _app_user_names(app, app_user) if app.is_app_user_required else None
+    actor_id = actor.id if actor is not None else None
+    user = None
+    if names is not None:
+        user = await _create_app_user(session=session, organization=organization, names=names)
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "app_id": app.id,
+        "organization_id": organization.id,
+        "app_user_id": user.id if user is not None else None,
+        "allowed_scopes": scopes,
+        "created_by_user_id": actor_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        # The unique (app_id, organization_id) constraint decides between concurrent installs.
+        await session.execute(_INSERT_INSTALLATION, values)
+    except IntegrityError as exc:
+        if "uq_app_installations_app_id_organization_id" in str(exc.orig):
+            raise Conflict("The app is already installed in this organization.") from None
+        raise
+    # A plain INSERT (no unit-of-work flush); the object joins the session as the stored row.
+    installation = AppInstallation(**values)
+    make_transient_to_detached(installation)
+    session.add(installation)
+    await _add_to_installation_count(session=session, app=app, delta=1)
+    set_committed_value(installation, "app", app)
+    set_committed_value(installation, "organization", organization)
+    set_committed_value(installation, "app_user", user)
+    view = await _emit_installation_events(
+        session=session, installation=installation, action="added", actor_user_id=actor_id
+    )
+    return installation, view
 
 
 async def install_app(
@@ -236,50 +285,43 @@ async def install_app(
     between concurrent installs), BadRequest (400) for scopes not covering required_scopes
     or bad app-user names. allowed_scopes=None means the app's required_scopes.
     """
-    require_apps_feature(organization)
-    try:
-        # A savepoint: any failure below leaves nothing behind, even if the caller goes on.
-        async with session.begin_nested():
-            await lock_app(session=session, app_id=app.id)
-            # Re-checked under the lock, in a fresh statement: a concurrent unshare or
-            # publicity change that committed meanwhile is seen here.
-            current = await find_installable_app(
-                session=session, organization_id=organization.id, app_id=app.id
-            )
-            if current is None:
-                raise NotFound("No installable app found with the given ID.")
-            app = current
-            scopes = _check_scopes(app, allowed_scopes)
-            names = _app_user_names(app, app_user) if app.is_app_user_required else None
-            installation = AppInstallation(
-                app_id=app.id,
-                organization_id=organization.id,
-                allowed_scopes=scopes,
-                created_by_user_id=actor.id if actor is not None else None,
-            )
-            session.add(installation)
-            # The unique (app_id, organization_id) constraint decides between concurrent installs.
-            await session.flush()
-            user = None
-            if names is not None:
-                user = await _create_app_user(session=session, organization=organization, names=names)
-                installation.app_user_id = user.id
-                await session.flush()
-            await _add_to_installation_count(session=session, app=app, delta=1)
-            set_committed_value(installation, "app", app)
-            set_committed_value(installation, "organization", organization)
-            set_committed_value(installation, "app_user", user)
-            await _emit_installation_events(
-                session=session,
-                installation=installation,
-                action="added",
-                actor_user_id=actor.id if actor is not None else None,
-            )
-    except IntegrityError as exc:
-        if "uq_app_installations_app_id_organization_id" in str(exc.orig):
-            raise Conflict("The app is already installed in this organization.") from None
-        raise
+    # A savepoint: any failure below leaves nothing behind, even if the caller goes on
+    # (the install web flow renders a page after a refused install).
+    async with session.begin_nested():
+        installation, _ = await _install(
+            session=session,
+            organization=organization,
+            app_id=app.id,
+            actor=actor,
+            allowed_scopes=allowed_scopes,
+            app_user=app_user,
+        )
     return installation
+
+
+async def install(
+    *,
+    session: AsyncSession,
+    organization: Organization,
+    app_id: uuid.UUID,
+    actor: User | None,
+    allowed_scopes: list[str] | None = None,
+    app_user: AppUserInput | None = None,
+) -> AppInstallationView:
+    """`install_app()` for a caller that ends its transaction on any error (the API); returns the view.
+
+    No savepoint: the API's unit of work rolls the whole transaction back on any exception,
+    which leaves nothing behind just as well, two round trips cheaper. Same checks, same order.
+    """
+    _, view = await _install(
+        session=session,
+        organization=organization,
+        app_id=app_id,
+        actor=actor,
+        allowed_scopes=allowed_scopes,
+        app_user=app_user,
+    )
+    return view
 
 
 async def uninstall(
