@@ -1,4 +1,8 @@
-"""The transactional outbox: record a change as an event in the change's own transaction."""
+"""The transactional outbox: record a change as an event in the change's own transaction.
+
+Nothing is enqueued here: a trigger on `events` notifies the workers when the transaction
+commits (migration 0003, `webhooks.tasks.EventListener`), and the sweeper is the backstop.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,10 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.kit.db import after_commit
-from apps_api.kit.queue import current_arq, enqueue_new
 from apps_api.models import Event
 from apps_api.models.base import utcnow
 
 Action = Literal["added", "changed", "removed"]
-_EMITTED = "apps_api.emitted_event_ids"
-DISPATCH_JOB = "dispatch_events"
 
 
 async def emit(
@@ -43,7 +43,6 @@ async def emit(
     )
     session.add(event)
     await session.flush()
-    _dispatch_after_commit(session, [event.id])
     return event
 
 
@@ -88,19 +87,4 @@ async def emit_many(
         for change in changes
     ]
     ids = list((await session.scalars(_INSERT_EVENTS, rows)).all())
-    _dispatch_after_commit(session, ids)
     return ids
-
-
-def _dispatch_after_commit(session: AsyncSession, event_ids: list[int]) -> None:
-    """After commit, one `dispatch_events` job for the transaction's events (the sweeper is the backstop)."""
-    session.info.setdefault(_EMITTED, []).extend(event_ids)
-    pool = current_arq.get()
-
-    async def _dispatch() -> None:
-        # The first callback of the transaction takes every id; the others find none left.
-        batch: list[int] = session.info.pop(_EMITTED, [])
-        if batch:
-            await enqueue_new(pool, DISPATCH_JOB, batch)
-
-    after_commit(session, _dispatch)
