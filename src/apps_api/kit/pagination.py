@@ -42,7 +42,8 @@ class PageParams:
     ordering: Ordering
 
 
-def page_params(
+# async: FastAPI runs a plain `def` dependency in a worker thread (a thread hop per request).
+async def page_params(
     cursor: Annotated[
         str | None, Query(description="Opaque cursor from a `next` or `previous` link.")
     ] = None,
