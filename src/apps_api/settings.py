@@ -27,9 +27,7 @@ class Settings(BaseSettings):
 
     # Requests with larger bodies are refused with 413 before they are read whole.
     max_body_bytes: int = 1_048_576
-    # Overflow connections are closed after each use: under 32 concurrent requests a pool of 10
-    # opened and closed ~10 connections a second (connect, type introspection, re-prepare).
-    db_pool_size: int = 20
+    db_pool_size: int = 10
     db_max_overflow: int = 10
     queue_name: str = "apps_api:queue"
 

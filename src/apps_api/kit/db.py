@@ -98,6 +98,10 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
 async def commit(session: AsyncSession) -> None:
     """Commit, then run the after-commit callbacks registered on this session."""
     await session.commit()
+    await _run_after_commit(session)
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
     callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
     for callback in callbacks:
         await callback()
@@ -122,9 +126,15 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed once after the handler (GET: read-only, autocommit)."""
     state = request.app.state
-    sessionmaker: async_sessionmaker[AsyncSession] = (
-        state.read_sessionmaker if request.method in _READ_METHODS else state.sessionmaker
-    )
+    if request.method in _READ_METHODS:
+        read_sessionmaker: async_sessionmaker[AsyncSession] = state.read_sessionmaker
+        async with read_sessionmaker() as session:
+            yield session
+            # Autocommit: every statement is already committed and there is nothing to roll
+            # back, so closing the session is all that is left (Session.commit() is not free).
+            await _run_after_commit(session)
+        return
+    sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
     async with sessionmaker() as session, unit_of_work(session):
         yield session
 
