@@ -1,8 +1,8 @@
 """The baseline: a minimal Starlette + asyncpg app answering the benchmarked routes by hand.
 
 It runs the same SQL as the service (the token lookup joined to user and organization, the
-owned-app check, the keyset page query with its joins, the `previous` EXISTS on a cursor page;
-for writes the same INSERTs and counter UPDATE), and returns the same JSON bytes (the harness
+owned-app id probe, the keyset page query with its joins and, on a cursor page, its `previous`
+EXISTS column; for writes the same INSERTs and counter UPDATE), and returns the same JSON bytes (the harness
 compares them). No ORM, no validation framework, no middleware, no dependency injection:
 what is left is the floor a Python service on this machine can reach.
 
@@ -104,13 +104,17 @@ LOG_PAGE_SQL = f"""
 SELECT {LOG_COLUMNS} FROM webhook_log_entries WHERE app_id = $1
 ORDER BY created_at DESC, id DESC LIMIT $2
 """
+# A cursor page decides its `previous` link in the same statement (as the service does): an
+# uncorrelated EXISTS over the rows on the cursor's side, evaluated once.
 LOG_PAGE_AFTER_SQL = f"""
-SELECT {LOG_COLUMNS} FROM webhook_log_entries WHERE app_id = $1 AND (created_at, id) < ($2, $3)
+SELECT {LOG_COLUMNS},
+       EXISTS (SELECT 1 FROM webhook_log_entries WHERE app_id = $1 AND (created_at, id) >= ($2, $3))
+           AS _other_side
+FROM webhook_log_entries WHERE app_id = $1 AND (created_at, id) < ($2, $3)
 ORDER BY created_at DESC, id DESC LIMIT $4
 """
-LOG_PREVIOUS_SQL = """
-SELECT EXISTS (SELECT 1 FROM webhook_log_entries WHERE app_id = $1 AND (created_at, id) > ($2, $3) LIMIT 1)
-"""
+# The webhook log routes check ownership with one primary-key probe, like the service's OwnedAppIdDep.
+OWNED_APP_ID_SQL = "SELECT apps.id FROM apps WHERE apps.owned_by_organization_id = $1 AND apps.id = $2"
 INSERT_APP_SQL = """
 INSERT INTO apps (id, owned_by_organization_id, name, description, icon_asset_id, is_available_to_anyone,
     is_approved, is_available_to_partners, is_app_user_required, app_user_default_first_name,
@@ -298,6 +302,7 @@ def _owned_app(row: asyncpg.Record) -> dict[str, Any]:
 
 def _log_entry(row: asyncpg.Record) -> dict[str, Any]:
     item = dict(row)
+    item.pop("_other_side", None)
     headers = item["response_headers"]
     item["response_headers"] = orjson.loads(headers) if isinstance(headers, str) else headers
     return item
@@ -344,23 +349,19 @@ async def log_entries(request: Request) -> Response:
         principal = await _org_principal(request, connection)
         if isinstance(principal, Response):
             return principal
-        app = await connection.fetchrow(
-            OWNED_APP_SQL, principal["org_id"], uuid.UUID(request.path_params["app_id"])
+        app_id = await connection.fetchval(
+            OWNED_APP_ID_SQL, principal["org_id"], uuid.UUID(request.path_params["app_id"])
         )
-        if app is None:
+        if app_id is None:
             return _error(404, "No owned app found with the given ID.")
         if cursor is None:
-            rows = await connection.fetch(LOG_PAGE_SQL, app["id"], PAGE_SIZE + 1)
+            rows = await connection.fetch(LOG_PAGE_SQL, app_id, PAGE_SIZE + 1)
             return _page(request, rows, _log_entry)
         position = _decode_cursor(cursor)
         if position is None or position[2]:
             return _error(400, "Invalid cursor.")
-        rows = await connection.fetch(LOG_PAGE_AFTER_SQL, app["id"], position[0], position[1], PAGE_SIZE + 1)
-        first = rows[0] if rows else None
-        has_previous = bool(
-            first is not None
-            and await connection.fetchval(LOG_PREVIOUS_SQL, app["id"], first["created_at"], first["id"])
-        )
+        rows = await connection.fetch(LOG_PAGE_AFTER_SQL, app_id, position[0], position[1], PAGE_SIZE + 1)
+    has_previous = bool(rows and rows[0]["_other_side"])
     return _page(request, rows, _log_entry, has_previous)
 
 

@@ -21,11 +21,13 @@ from apps_api.apps.schemas import (
     OwnedAppInput,
     PartnerApp,
     PublicApp,
+    owned_app_json,
+    public_app_json,
 )
 from apps_api.auth.dependencies import OrgSettingsPrincipal, SettingsPrincipal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
+from apps_api.kit.pagination import Page, PageParams, PageParamsDep, json_page, keyset_page, paginate
 from apps_api.models import App
 from apps_api.models import AppShare as AppShareModel
 
@@ -76,11 +78,17 @@ def _found(view: Callable[[Any], View], app: App | None, detail: str) -> View:
 )
 async def list_public_apps(
     request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
-) -> Page[PublicApp]:
+) -> Response:
     """Approved apps available to anyone, newest first."""
-    return await _app_page(
-        session=session, request=request, params=params, statement=repository.public_apps(), view=PublicApp
+    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
+    rows, next_url, previous_url = await keyset_page(
+        session,
+        repository.PUBLIC_APPS_PAGE,
+        conditions=repository.PUBLIC_APPS_CONDITIONS,
+        params=params,
+        request=request,
     )
+    return json_page(next_url, previous_url, [public_app_json(row) for row in rows])
 
 
 @router.get(
@@ -141,16 +149,18 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
 )
 async def list_owned_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
-) -> Page[OwnedApp]:
+) -> Response:
     """Apps the organization owns, newest first."""
-    return await _app_page(
-        session=session,
-        request=request,
+    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
+    rows, next_url, previous_url = await keyset_page(
+        session,
+        repository.OWNED_APPS_PAGE,
+        conditions=repository.OWNED_APPS_CONDITIONS,
         params=params,
-        statement=repository.owned_apps(organization_id=principal.organization.id),
-        view=OwnedApp,
-        options=repository.owned_app_options(),
+        request=request,
+        organization_id=principal.organization.id,
     )
+    return json_page(next_url, previous_url, [owned_app_json(row) for row in rows])
 
 
 @router.post(

@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from apps_api.apps.visibility import is_partner_app_of, is_public
-from apps_api.models import App, AppInstallation, AppShare
+from apps_api.kit.db import CompiledSelect
+from apps_api.kit.pagination import KeysetQuery
+from apps_api.models import App, AppInstallation, AppShare, Asset, Organization, User
 
 
 def app_view_options() -> Sequence[Any]:
@@ -76,10 +78,8 @@ async def owned_app_id(
     *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
 ) -> uuid.UUID | None:
     """The app's id if the organization owns it; no embedded objects (routes that only need the id)."""
-    found: uuid.UUID | None = await session.scalar(
-        select(App.id).where(App.owned_by_organization_id == organization_id, App.id == app_id)
-    )
-    return found
+    rows = await _OWNED_APP_ID.fetch(session, organization_id=organization_id, app_id=app_id)
+    return rows[0]["id"] if rows else None
 
 
 def installed_apps(*, organization_id: uuid.UUID) -> Select[Any]:
@@ -109,3 +109,85 @@ async def get_app_share(*, session: AsyncSession, app_id: uuid.UUID, share_id: u
     statement = app_shares(app_id=app_id).where(AppShare.id == share_id).options(*app_share_options())
     share: AppShare | None = (await session.execute(statement)).unique().scalar_one_or_none()
     return share
+
+
+# --- the hot lists as compiled Core statements (rows straight to the views, apps/schemas.py) ----
+
+_apps = App.__table__
+_owner = Organization.__table__.alias("owner")
+_icon = Asset.__table__.alias("icon")
+_created_by = User.__table__.alias("created_by")
+_updated_by = User.__table__.alias("updated_by")
+_USER_COLUMNS = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
+
+# The columns of `AppBase` (and its embedded owner and icon), labelled as schemas.app_base() reads them.
+_APP_BASE_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    *(
+        _apps.c[name]
+        for name in (
+            "id",
+            "name",
+            "description",
+            "owned_by_organization_id",
+            "icon_asset_id",
+            "is_app_user_required",
+            "installation_count",
+            "created_at",
+            "updated_at",
+            "required_scopes",
+        )
+    ),
+    _owner.c.name.label("owner_name"),
+    *(
+        _icon.c[name].label(f"icon_{name}")
+        for name in ("url", "kind", "content_type", "size", "width", "height")
+    ),
+)
+_APP_BASE_FROM = _apps.join(_owner, _owner.c.id == _apps.c.owned_by_organization_id).outerjoin(
+    _icon, _icon.c.id == _apps.c.icon_asset_id
+)
+
+PUBLIC_APPS_PAGE = KeysetQuery(
+    columns=_APP_BASE_COLUMNS, from_=_APP_BASE_FROM, created_at=_apps.c.created_at, id_=_apps.c.id
+)
+# Spelled as the partial index `ix_apps_public_created` is (see visibility.is_public()).
+PUBLIC_APPS_CONDITIONS = (_apps.c.is_available_to_anyone & _apps.c.is_approved,)
+
+OWNED_APPS_PAGE = KeysetQuery(
+    columns=(
+        *_APP_BASE_COLUMNS,
+        *(
+            _apps.c[name]
+            for name in (
+                "is_available_to_anyone",
+                "is_available_to_partners",
+                "app_user_default_first_name",
+                "app_user_default_last_name",
+                "app_user_default_alias",
+                "terms_of_service_url",
+                "privacy_policy_url",
+                "trigger_url",
+                "trigger_conditions",
+                "allowed_redirect_uris",
+                "created_by_user_id",
+                "updated_by_user_id",
+                "secret",
+            )
+        ),
+        *(_created_by.c[name].label(f"created_by_{name}") for name in _USER_COLUMNS),
+        *(_updated_by.c[name].label(f"updated_by_{name}") for name in _USER_COLUMNS),
+    ),
+    from_=_APP_BASE_FROM.outerjoin(_created_by, _created_by.c.id == _apps.c.created_by_user_id).outerjoin(
+        _updated_by, _updated_by.c.id == _apps.c.updated_by_user_id
+    ),
+    created_at=_apps.c.created_at,
+    id_=_apps.c.id,
+)
+OWNED_APPS_CONDITIONS = (_apps.c.owned_by_organization_id == bindparam("organization_id"),)
+
+# One primary-key probe per request of the webhook log routes.
+_OWNED_APP_ID = CompiledSelect(
+    select(_apps.c.id).where(
+        _apps.c.owned_by_organization_id == bindparam("organization_id"), _apps.c.id == bindparam("app_id")
+    )
+)

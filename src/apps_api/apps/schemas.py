@@ -11,7 +11,16 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from apps_api.kit.schemas import AssetEmbed, InputSchema, OrganizationEmbed, Schema, UserEmbed, UTCDateTime
+from apps_api.kit.schemas import (
+    AssetEmbed,
+    InputSchema,
+    OrganizationEmbed,
+    Schema,
+    UserEmbed,
+    UTCDateTime,
+    iso_utc,
+    user_embed_json,
+)
 from apps_api.models import SCOPES, TRIGGER_CONDITIONS, User
 
 NAME_MAX_LENGTH = 75
@@ -86,6 +95,69 @@ class AppShare(Schema):
     organization_id: uuid.UUID
     organization: OrganizationEmbed
     created_at: UTCDateTime
+
+
+# --- rows of the compiled list queries (apps/repository.py) as JSON-ready views ---------------------
+# Same keys, order and values as the models above produce (tests/test_fast_views.py checks it).
+
+
+def app_base_json(row: Any) -> dict[str, Any]:
+    """`AppBase` of a row of `repository._APP_BASE_COLUMNS`."""
+    icon_id = row["icon_asset_id"]
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "owned_by_organization_id": row["owned_by_organization_id"],
+        "owned_by_organization": {"id": row["owned_by_organization_id"], "name": row["owner_name"]},
+        "icon_asset_id": icon_id,
+        "icon_asset": None
+        if icon_id is None
+        else {
+            "id": icon_id,
+            "url": row["icon_url"],
+            "kind": row["icon_kind"],
+            "content_type": row["icon_content_type"],
+            "size": row["icon_size"],
+            "width": row["icon_width"],
+            "height": row["icon_height"],
+        },
+        "is_app_user_required": row["is_app_user_required"],
+        "installation_count": row["installation_count"],
+        "created_at": iso_utc(row["created_at"]),
+        "updated_at": iso_utc(row["updated_at"]),
+    }
+
+
+def public_app_json(row: Any) -> dict[str, Any]:
+    """`PublicApp` of a row of `repository.PUBLIC_APPS_PAGE`."""
+    view = app_base_json(row)
+    view["required_scopes"] = row["required_scopes"]
+    return view
+
+
+def owned_app_json(row: Any) -> dict[str, Any]:
+    """`OwnedApp` of a row of `repository.OWNED_APPS_PAGE` (the secret included: owners only)."""
+    view = app_base_json(row)
+    view.update(
+        is_available_to_anyone=row["is_available_to_anyone"],
+        is_available_to_partners=row["is_available_to_partners"],
+        app_user_default_first_name=row["app_user_default_first_name"],
+        app_user_default_last_name=row["app_user_default_last_name"],
+        app_user_default_alias=row["app_user_default_alias"],
+        terms_of_service_url=row["terms_of_service_url"],
+        privacy_policy_url=row["privacy_policy_url"],
+        trigger_url=row["trigger_url"],
+        trigger_conditions=row["trigger_conditions"],
+        required_scopes=row["required_scopes"],
+        allowed_redirect_uris=row["allowed_redirect_uris"],
+        created_by_user_id=row["created_by_user_id"],
+        created_by_user=user_embed_json(row, "created_by_"),
+        updated_by_user_id=row["updated_by_user_id"],
+        updated_by_user=user_embed_json(row, "updated_by_"),
+        secret=row["secret"],
+    )
+    return view
 
 
 # --- input -----------------------------------------------------------------------------------

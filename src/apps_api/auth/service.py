@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
+from apps_api.kit.db import CompiledSelect
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, Organization, User
-from apps_api.models.base import utcnow
+from apps_api.models.base import Base, utcnow
+
+Model = TypeVar("Model", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -24,24 +29,55 @@ class Principal:
     app_id: uuid.UUID | None = None
 
 
-# Built once (every request runs it): the live token's user and organization in one indexed lookup.
-_TOKEN_PRINCIPAL = (
-    select(ApiToken.id, User, Organization)
-    .join(User, User.id == ApiToken.user_id)
-    .join(Organization, Organization.id == User.organization_id)
+def _columns(model: type[Base], prefix: str) -> list[Any]:
+    return [attribute.columns[0].label(prefix + attribute.key) for attribute in inspect(model).column_attrs]
+
+
+# Compiled once (every request runs it): the live token's user and organization in one indexed
+# lookup. A Core row, not an ORM load: loading two entities cost ~0.5 ms of CPU per request.
+_tokens, _users, _organizations = ApiToken.__table__, User.__table__, Organization.__table__
+_TOKEN_PRINCIPAL = CompiledSelect(
+    select(_tokens.c.id, *_columns(User, "user_"), *_columns(Organization, "organization_"))
+    .select_from(
+        _tokens.join(_users, _users.c.id == _tokens.c.user_id).join(
+            _organizations, _organizations.c.id == _users.c.organization_id
+        )
+    )
     .where(
-        ApiToken.key_digest == bindparam("digest"),
-        ApiToken.revoked_at.is_(None),
-        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > bindparam("now")),
-        User.deleted_at.is_(None),
+        _tokens.c.key_digest == bindparam("digest"),
+        _tokens.c.revoked_at.is_(None),
+        (_tokens.c.expires_at.is_(None)) | (_tokens.c.expires_at > bindparam("now")),
+        _users.c.deleted_at.is_(None),
     )
 )
 
 
+def _persistent(session: AsyncSession, model: type[Model], row: Any, prefix: str) -> Model:
+    """The session's instance of the row's entity, as a query would have loaded it.
+
+    An instance already in the identity map is returned as is; otherwise one is built from the
+    row and attached as persistent and clean (`make_transient_to_detached`, then `add`): no SQL,
+    nothing to flush, and later queries of the same row return this very object.
+    """
+    mapper = inspect(model)
+    identity = mapper.identity_key_from_primary_key((row[prefix + "id"],))
+    existing = session.sync_session.identity_map.get(identity)
+    if existing is not None:
+        return cast(Model, existing)
+    instance = model(**{attribute.key: row[prefix + attribute.key] for attribute in mapper.column_attrs})
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
 async def authenticate_token(*, session: AsyncSession, key: str) -> Principal | None:
     """Return the principal of a live API token key, or None."""
-    row = (await session.execute(_TOKEN_PRINCIPAL, {"digest": digest(key), "now": utcnow()})).first()
-    if row is None:
+    rows = await _TOKEN_PRINCIPAL.fetch(session, digest=digest(key), now=utcnow())
+    if not rows:
         return None
-    token_id, user, organization = row
-    return Principal(user=user, organization=organization, token_id=token_id)
+    row = rows[0]
+    return Principal(
+        user=_persistent(session, User, row, "user_"),
+        organization=_persistent(session, Organization, row, "organization_"),
+        token_id=row["id"],
+    )

@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer, field_validator
 from apps_api.models import Organization, User
 
 
-def _iso_utc(value: datetime) -> str:
+def iso_utc(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-UTCDateTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
+UTCDateTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
 
 
 class Schema(BaseModel):
@@ -88,3 +88,22 @@ class AssetEmbed(Schema):
     size: int | None
     width: int | None
     height: int | None
+
+
+def user_embed_json(row: Any, prefix: str) -> dict[str, Any] | None:
+    """`UserEmbed` of the `<prefix>id`, `<prefix>first_name`, ... columns of a row (None without a user)."""
+    user_id = row[prefix + "id"]
+    if user_id is None:
+        return None
+    first_name, last_name = row[prefix + "first_name"], row[prefix + "last_name"]
+    return {
+        "id": user_id,
+        "first_name": first_name,
+        "last_name": last_name,
+        # User.full_name, spelled out for a row.
+        "full_name": " ".join(part for part in (first_name, last_name) if part),
+        "alias": row[prefix + "alias"],
+        "organization_id": row[prefix + "organization_id"],
+        "is_bot": row[prefix + "is_bot"],
+        "avatar": row[prefix + "avatar_url"],
+    }

@@ -12,7 +12,7 @@ from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.auth.dependencies import OrgSettingsPrincipal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
-from apps_api.kit.pagination import Page, PageParamsDep, paginate
+from apps_api.kit.pagination import Page, PageParamsDep, json_page, keyset_page, paginate
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import get_settings
@@ -189,28 +189,31 @@ async def list_log_entries(
     created_at_lte: Annotated[
         datetime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
     ] = None,
-) -> Page[schemas.WebhookLogEntry]:
+) -> Response:
     """One entry per HTTP attempt (webhooks, and the uninstall trigger with `webhook_id` null), newest first.
 
     Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
     """
-    statement = repository.log_entries_of(
-        app_id=app_id,
-        webhook_id=webhook_id,
-        status=status_,
-        created_at_gte=_utc(created_at_gte),
-        created_at_lte=_utc(created_at_lte),
-    )
-    rows, next_url, previous_url = await paginate(
+    # A hot list: a compiled statement per filter shape, rows straight to JSON (response_model
+    # documents it).
+    filters = {
+        "webhook_id": webhook_id,
+        "status": status_,
+        "created_at_gte": _utc(created_at_gte),
+        "created_at_lte": _utc(created_at_lte),
+    }
+    shape = {name: value is not None for name, value in filters.items()}
+    rows, next_url, previous_url = await keyset_page(
         session,
-        statement,
-        created_at=WebhookLogEntry.created_at,
-        id_=WebhookLogEntry.id,
+        repository.LOG_ENTRIES_PAGE,
+        conditions=repository.log_entry_conditions(**shape),
+        shape=tuple(shape.values()),
         params=params,
         request=request,
+        app_id=app_id,
+        **filters,
     )
-    results = [schemas.WebhookLogEntry.model_validate(row[0]) for row in rows]
-    return Page(next=next_url, previous=previous_url, results=results)
+    return json_page(next_url, previous_url, [schemas.log_entry_json(row) for row in rows])
 
 
 @log_router.get(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import App, Webhook, WebhookLogEntry
 
 
@@ -39,26 +40,6 @@ async def get_webhook(*, session: AsyncSession, app_id: uuid.UUID, webhook_id: u
     return webhook
 
 
-def log_entries_of(
-    *,
-    app_id: uuid.UUID,
-    webhook_id: uuid.UUID | None = None,
-    status: str | None = None,
-    created_at_gte: datetime | None = None,
-    created_at_lte: datetime | None = None,
-) -> Select[Any]:
-    statement = select(WebhookLogEntry).where(WebhookLogEntry.app_id == app_id)
-    if webhook_id is not None:
-        statement = statement.where(WebhookLogEntry.webhook_id == webhook_id)
-    if status is not None:
-        statement = statement.where(WebhookLogEntry.status == status)
-    if created_at_gte is not None:
-        statement = statement.where(WebhookLogEntry.created_at >= created_at_gte)
-    if created_at_lte is not None:
-        statement = statement.where(WebhookLogEntry.created_at <= created_at_lte)
-    return statement
-
-
 async def get_log_entry(
     *, session: AsyncSession, app_id: uuid.UUID, entry_id: uuid.UUID
 ) -> WebhookLogEntry | None:
@@ -67,3 +48,53 @@ async def get_log_entry(
     )
     entry: WebhookLogEntry | None = (await session.execute(statement)).scalar_one_or_none()
     return entry
+
+
+# --- log entries as a compiled list (rows straight to schemas.log_entry_json) -------------------
+
+_entries = WebhookLogEntry.__table__
+
+LOG_ENTRIES_PAGE = KeysetQuery(
+    columns=tuple(
+        _entries.c[name]
+        for name in (
+            "id",
+            "created_at",
+            "app_id",
+            "organization_id",
+            "webhook_id",
+            "endpoint_url",
+            "action",
+            "resource_id",
+            "channel",
+            "status",
+            "retry_index",
+            "reason",
+            "response_status_code",
+            "response_body",
+            "response_headers",
+            "duration",
+            "completed_at",
+        )
+    ),
+    from_=_entries,
+    created_at=_entries.c.created_at,
+    id_=_entries.c.id,
+)
+
+
+@cache
+def log_entry_conditions(
+    *, webhook_id: bool, status: bool, created_at_gte: bool, created_at_lte: bool
+) -> tuple[ColumnElement[bool], ...]:
+    """The app's entries and the filters given (as flags: the values are bound parameters)."""
+    conditions = [_entries.c.app_id == bindparam("app_id")]
+    if webhook_id:
+        conditions.append(_entries.c.webhook_id == bindparam("webhook_id"))
+    if status:
+        conditions.append(_entries.c.status == bindparam("status"))
+    if created_at_gte:
+        conditions.append(_entries.c.created_at >= bindparam("created_at_gte"))
+    if created_at_lte:
+        conditions.append(_entries.c.created_at <= bindparam("created_at_lte"))
+    return tuple(conditions)

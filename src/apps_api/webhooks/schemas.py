@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from apps_api.apps.schemas import AppBase, EmbeddedUser
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
+from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, iso_utc
 from apps_api.webhooks.matching import pattern_error
 
 MAX_SUBSCRIPTIONS = 100
@@ -149,6 +149,30 @@ class WebhookLogEntry(Schema):
     response_headers: dict[str, str] | None
     duration: int | None
     completed_at: UTCDateTime | None
+
+
+def log_entry_json(row: Any) -> dict[str, Any]:
+    """`WebhookLogEntry` of a row of `repository.LOG_ENTRIES_PAGE` (tests/test_fast_views.py)."""
+    completed_at = row["completed_at"]
+    return {
+        "id": row["id"],
+        "created_at": iso_utc(row["created_at"]),
+        "app_id": row["app_id"],
+        "organization_id": row["organization_id"],
+        "webhook_id": row["webhook_id"],
+        "endpoint_url": row["endpoint_url"],
+        "action": row["action"],
+        "resource_id": row["resource_id"],
+        "channel": row["channel"],
+        "status": row["status"],
+        "retry_index": row["retry_index"],
+        "reason": row["reason"],
+        "response_status_code": row["response_status_code"],
+        "response_body": row["response_body"],
+        "response_headers": row["response_headers"],
+        "duration": row["duration"],
+        "completed_at": None if completed_at is None else iso_utc(completed_at),
+    }
 
 
 def _channel(value: str) -> str:

@@ -1,0 +1,125 @@
+"""The hot lists (public apps, owned apps, webhook log entries) serialize rows straight to JSON.
+
+Each list item must be byte for byte what the response model produces for the same object: the
+retrieve routes still serialize through the models, so a list body is compared with the bodies
+of the retrieve routes of its items.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.models import Asset, User
+from apps_api.models.base import utcnow
+from apps_api.webhooks.outbox import build_delivery
+from tests.factories import Tenant, make_app
+
+
+def _page_body(list_body: dict[str, object], items: list[bytes]) -> bytes:
+    links = json.dumps({"next": list_body["next"], "previous": list_body["previous"]}, separators=(",", ":"))
+    return links[:-1].encode() + b',"results":[' + b",".join(items) + b"]}"
+
+
+async def _assert_items_as_retrieved(
+    client: httpx.AsyncClient, tenant: Tenant, list_url: str, item_url: str, **params: str
+) -> list[dict[str, object]]:
+    listed = await client.get(list_url, params=params, headers=tenant.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["content-type"] == "application/json"
+    body = listed.json()
+    items = []
+    for item in body["results"]:
+        retrieved = await client.get(item_url.format(id=item["id"]), headers=tenant.headers)
+        assert retrieved.status_code == 200, retrieved.text
+        items.append(retrieved.content)
+    assert listed.content == _page_body(body, items)
+    return list(body["results"])
+
+
+async def test_owned_and_public_lists_match_the_models(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    icon = Asset(
+        organization_id=tenant.org_id,
+        url="https://cdn.example.com/ikon-ä.png",
+        content_type="image/png",
+        size=1,
+    )
+    session.add(icon)
+    editor = User(
+        organization_id=tenant.org_id,
+        email=f"{uuid.uuid4().hex}@example.com",
+        first_name='Zoë \u2028 "quoted" \\ <tag>',
+        last_name=None,
+        alias="z",
+        avatar_url="https://cdn.example.com/a.png",
+        permissions=["settings"],
+    )
+    session.add(editor)
+    await session.flush()
+    now = utcnow().replace(microsecond=0)  # isoformat drops zero microseconds: both paths must agree
+    await make_app(
+        session,
+        tenant.organization,
+        name="Äpp \U0001f600 \t tab",
+        icon_asset_id=icon.id,
+        is_available_to_anyone=True,
+        is_approved=True,
+        required_scopes=["reports", "settings"],
+        trigger_conditions=["install"],
+        allowed_redirect_uris=["https://example.com/cb"],
+        created_by_user_id=editor.id,
+        updated_by_user_id=tenant.user.id,
+        created_at=now,
+    )
+    await make_app(session, tenant.organization, is_available_to_anyone=True, is_approved=True)
+    await make_app(session, tenant.organization, name="Private", created_at=now - timedelta(seconds=1))
+    await session.flush()
+
+    owned = f"/api/v5/orgs/{tenant.org_id}/owned_apps"
+    results = await _assert_items_as_retrieved(client, tenant, owned, owned + "/{id}")
+    assert len(results) == 3
+    assert {bool(item["icon_asset"]) for item in results} == {True, False}
+    await _assert_items_as_retrieved(client, tenant, owned, owned + "/{id}", page_size="2")
+    await _assert_items_as_retrieved(client, tenant, owned, owned + "/{id}", ordering="created_at")
+    public = await _assert_items_as_retrieved(
+        client, tenant, "/api/v5/public_apps", "/api/v5/public_apps/{id}", page_size="100"
+    )
+    assert {"Äpp \U0001f600 \t tab", "Test app"} <= {item["name"] for item in public}
+    assert all("secret" not in item for item in public)
+
+
+async def test_log_entry_list_matches_the_model(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    app = await make_app(session, tenant.organization)
+    for number, (headers, completed) in enumerate(
+        (({"content-type": "text/plain", "x-ünï": "ç\n"}, True), (None, False), ({}, True))
+    ):
+        delivery, entry = build_delivery(
+            kind="trigger",
+            app_id=app.id,
+            organization_id=tenant.org_id,
+            webhook_id=None,
+            method="POST",
+            endpoint_url="https://hooks.example.com/x",
+            channel=f"/api/v5/orgs/{tenant.org_id}/users",
+            action="added",
+            resource_id=f"r{number}",
+            payload={},
+        )
+        session.add(delivery)
+        await session.flush()
+        entry.response_headers, entry.response_body = headers, "bödy \x01" if completed else None
+        entry.completed_at = utcnow().replace(microsecond=0) if completed else None
+        entry.status = "successful" if completed else "pending"
+        session.add(entry)
+        await session.flush()
+    base = f"/api/v5/orgs/{tenant.org_id}/owned_apps/{app.id}/webhook_log_entries"
+    assert len(await _assert_items_as_retrieved(client, tenant, base, base + "/{id}")) == 3
+    await _assert_items_as_retrieved(client, tenant, base, base + "/{id}", status="successful")
