@@ -205,7 +205,10 @@ def api_server(services: Services, **env: str) -> Any:
             "--port",
             str(port),
         ],
-        services.env(**env),
+        # Pool sizing for 32 client connections: 20 connections kept open, like the baseline's
+        # asyncpg pool (max_size=20). The default 10 + 10 overflow closes and reopens the overflow
+        # connections under this load (5-8 % of the API's CPU). README, Operations.
+        services.env(**{"APPS_API_DB_POOL_SIZE": "20", "APPS_API_DB_MAX_OVERFLOW": "0", **env}),
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", process)
