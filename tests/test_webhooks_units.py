@@ -124,6 +124,18 @@ def test_retry_plan(settings: Settings) -> None:
     assert retry_after_seconds("soon", now) is None
 
 
+async def test_outbound_requests_keep_no_cookies() -> None:
+    """A cookie one endpoint sets must never reach another app's endpoint on the same host."""
+    cookie = {"Set-Cookie": "session=tenant-a-secret; Path=/"}
+    with receivers(lambda n: Reply(200, b"ok", cookie)) as (receiver,):
+        async with guarded_client(parse_networks("127.0.0.0/8")) as client:
+            for _ in range(2):
+                outcome = await send(client, method="POST", url=receiver.url, headers={}, content=b"{}")
+                assert outcome.status_code == 200
+    assert len(receiver.requests) == 2
+    assert all("cookie" not in {name.lower() for name in request.headers} for request in receiver.requests)
+
+
 async def test_concurrent_leases_give_one_attempt_to_one_worker(
     engine: AsyncEngine, settings: Settings
 ) -> None:

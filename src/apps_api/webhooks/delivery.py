@@ -31,13 +31,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
-from apps_api.outbound.client import Outcome, send
+from apps_api.outbound.client import OutboundClient, Outcome, send
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
 from apps_api.webhooks.signing import signature_headers
@@ -57,7 +56,7 @@ class Deliverer:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
-    client: httpx.AsyncClient
+    client: OutboundClient
     worker_id: str
 
     @property
