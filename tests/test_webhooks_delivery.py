@@ -389,6 +389,7 @@ async def test_redis_restarted_empty_loses_nothing(engine: AsyncEngine, settings
 
 DIE_AFTER_COMMIT = """
 import asyncio, os, signal, sys, uuid
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from apps_api.events.service import emit
 from apps_api.settings import get_settings
@@ -397,24 +398,29 @@ async def main():
     engine = create_async_engine(get_settings().async_database_url)
     async with AsyncSession(engine) as session:
         org = uuid.UUID(sys.argv[1])
+        if len(sys.argv) > 2:
+            # Triggers off for this transaction: its commit notifies nobody (a lost notification).
+            await session.execute(text("SET LOCAL session_replication_role = replica"))
         await emit(session=session, organization_id=org, channel=f"/api/v5/orgs/{org}/chats",
                    action="added", resource_id="orphan", resource={"id": "orphan"})
         await session.commit()
-        # The API process dies right after its commit, before any after-commit enqueue.
+        # The API process dies right after its commit.
         os.kill(os.getpid(), signal.SIGKILL)
 
 asyncio.run(main())
 """
 
 
-async def test_api_process_dying_right_after_commit_is_swept(world: World) -> None:
+@pytest.mark.parametrize("notified", [True, False], ids=["notified", "notification-lost"])
+async def test_api_process_dying_right_after_commit_is_delivered(world: World, notified: bool) -> None:
+    """The commit's notification dispatches it at once; without one, the sweeper finds the event."""
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(provider)
     with receivers(None) as (receiver,), worker():
         await world.webhook(provider, app, receiver.url, sub("/api/v5/orgs/{organization_id}/chats"))
         await world.install(org, app)
         died = subprocess.run(
-            [sys.executable, "-c", DIE_AFTER_COMMIT, str(org.org_id)],
+            [sys.executable, "-c", DIE_AFTER_COMMIT, str(org.org_id), *([] if notified else ["no-notify"])],
             env=dict(os.environ),
             cwd=ROOT,
             check=False,
