@@ -693,6 +693,7 @@ async def versions(services: env.Services) -> dict[str, str]:
 
 async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the hot queries, on the seeded data."""
+    from apps_api.webhooks import delivery, dispatch
     from bench import baseline
 
     connection = await asyncpg.connect(services.asyncpg_url)
@@ -720,21 +721,37 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
                 [app, row["created_at"], row["id"], 26],
             ),
             (
-                "Dispatcher: installations of an event's organization",
-                "SELECT i.id, i.app_id, i.organization_id, i.app_user_id, i.allowed_scopes, a.owned_by_organization_id "
-                "FROM app_installations i JOIN apps a ON a.id = i.app_id WHERE i.organization_id = ANY($1::uuid[])",
+                "Dispatcher: installations of the events' organizations",
+                dispatch._INSTALLATIONS,
                 [[seed.org_id(5)]],
             ),
             (
-                "Dispatcher: channel subscriptions of installed apps",
-                "SELECT s.app_id, s.webhook_id, s.channel_pattern, w.endpoint_url FROM webhook_channel_subscriptions s "
-                "JOIN webhooks w ON w.id = s.webhook_id WHERE s.app_id = ANY($1::uuid[])",
+                "Dispatcher: channel subscriptions of installed apps (matcher cache misses)",
+                dispatch._MATCHER_ROWS,
                 [[seed.app_id(n) for n in range(0, 500, 10)]],
+            ),
+            (
+                "Worker: lease an endpoint's free slots and start their log entries (rolled back)",
+                delivery._LEASE,
+                [
+                    "https://hooks.example.com:443",
+                    datetime.now(UTC),
+                    10,
+                    10,
+                    datetime.now(UTC),
+                    "bench-explain",
+                ],
             ),
         ]
         plans = []
         for title, sql, parameters in queries:
-            rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *parameters)
+            # EXPLAIN ANALYZE runs the statement: writes are rolled back.
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *parameters)
+            finally:
+                await transaction.rollback()
             plans.append((title, "\n".join(r[0] for r in rows)))
         return plans
     finally:
