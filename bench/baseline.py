@@ -24,10 +24,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import job_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -157,21 +153,6 @@ VALUES ($1, $2, 'added', $3, $4, NULL, $5, $6), ($7, $8, 'added', $9, $10, NULL,
        ($13, $14, 'added', $15, $16, NULL, $17, $18)
 RETURNING id
 """
-
-
-async def _enqueue_dispatch(pool: ArqRedis | None, event_ids: list[int]) -> None:
-    """After commit, the `dispatch_events` job the service enqueues for an install's events (one MULTI/EXEC)."""
-    if pool is None:
-        return
-    job_id, now = uuid.uuid4().hex, timestamp_ms()
-    async with pool.pipeline(transaction=True) as pipe:
-        pipe.psetex(
-            job_key_prefix + job_id,
-            pool.expires_extra_ms,
-            serialize_job("dispatch_events", (event_ids,), {}, None, now),
-        )
-        pipe.zadd(pool.default_queue_name, {job_id: now})
-        await pipe.execute()
 
 
 def _error(status: int, detail: str) -> Response:
@@ -494,11 +475,10 @@ async def install_app(request: Request) -> Response:
                     ),
                 ):
                     arguments += [organization, channel, str(resource_id), payload, user_id, now]
-                event_ids = [row["id"] for row in await connection.fetch(EVENTS_SQL, *arguments)]
+                # The events trigger (migration 0003) NOTIFYs the workers on commit, as for the service.
+                await connection.fetch(EVENTS_SQL, *arguments)
         except asyncpg.UniqueViolationError:
             return _error(409, "The app is already installed in this organization.")
-    # Required of the service too: events get their dispatch job once committed (the fast path).
-    await _enqueue_dispatch(request.app.state.arq, event_ids)
     return _json(view, 201)
 
 
@@ -519,18 +499,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url, min_size=10, max_size=20, init=init, server_settings={"application_name": "bench-baseline"}
     )
     app.state.pool = pool
-    redis_url, queue = (
-        os.environ.get("APPS_API_REDIS_URL"),
-        os.environ.get("APPS_API_QUEUE_NAME", "arq:queue"),
-    )
-    app.state.arq = (
-        await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue) if redis_url else None
-    )
     try:
         yield
     finally:
-        if app.state.arq is not None:
-            await app.state.arq.aclose()
         await pool.close()
 
 

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import uuid
 from typing import Any
 
-from arq.constants import job_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -39,29 +35,6 @@ async def enqueue(pool: Any | None, function: str, *args: Any, **options: Any) -
         job = await pool.enqueue_job(function, *args, **options)
         if job is not None and "_defer_by" not in options and "_defer_until" not in options:
             await pool.publish(wake_channel(options.get("_queue_name") or pool.default_queue_name), b"")
-    except Exception:  # Redis down: the sweeper will find the work in PostgreSQL.
-        logger.warning("could not enqueue %s; the sweeper will pick it up", function, exc_info=True)
-        return False
-    return True
-
-
-async def enqueue_new(pool: Any | None, function: str, *args: Any) -> bool:
-    """`enqueue()` for a job with a fresh random id, due now: one Redis round trip instead of three.
-
-    arq's `enqueue_job` WATCHes the job key and checks that the id is unused before its
-    MULTI/EXEC, which only matters for chosen ids; a new uuid4 cannot be in use, so this writes
-    the same job (arq's own serialization, key and queue entry) in one MULTI/EXEC.
-    """
-    if pool is None:
-        return False
-    job_id = uuid.uuid4().hex
-    now = timestamp_ms()
-    try:
-        job = serialize_job(function, args, {}, None, now, serializer=pool.job_serializer)
-        async with pool.pipeline(transaction=True) as pipe:
-            pipe.psetex(job_key_prefix + job_id, pool.expires_extra_ms, job)
-            pipe.zadd(pool.default_queue_name, {job_id: now})
-            await pipe.execute()
     except Exception:  # Redis down: the sweeper will find the work in PostgreSQL.
         logger.warning("could not enqueue %s; the sweeper will pick it up", function, exc_info=True)
         return False
