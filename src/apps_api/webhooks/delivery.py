@@ -121,21 +121,24 @@ _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 # Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
 # `bound` minus the endpoint's live leases (all workers), and at most `wanted`; their pending
 # log entries become started (`entry_started` false: the entry is missing or was left started
-# by a worker that died mid-request, see `_start_other_entries`).
+# by a worker that died mid-request, see `_start_other_entries`). Always at least one row:
+# `free` is the number of slots it could fill (a row with a NULL id when it leased none).
 # $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id.
 _LEASE = """
-WITH picked AS (
-    SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = $1
-      AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'started' AND locked_until < $2))
-    ORDER BY next_attempt_at
-    LIMIT greatest(0, least(
+WITH slots AS (
+    SELECT greatest(0, least(
         $3::integer,
         $4::integer - (
             SELECT count(*) FROM outbound_deliveries
             WHERE endpoint_host = $1 AND status = 'started' AND locked_until > $2
         )
-    ))
+    )) AS free
+), picked AS (
+    SELECT id FROM outbound_deliveries
+    WHERE endpoint_host = $1
+      AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'started' AND locked_until < $2))
+    ORDER BY next_attempt_at
+    LIMIT (SELECT free FROM slots)
     FOR UPDATE SKIP LOCKED
 ), leased AS (
     UPDATE outbound_deliveries AS d
@@ -156,8 +159,9 @@ WITH picked AS (
     WHERE e.id = leased.log_entry_id AND e.status = 'pending'
     RETURNING e.id
 )
-SELECT leased.*, EXISTS (SELECT 1 FROM started WHERE started.id = leased.log_entry_id) AS entry_started
-FROM leased
+SELECT slots.free, leased.*,
+    EXISTS (SELECT 1 FROM started WHERE started.id = leased.log_entry_id) AS entry_started
+FROM slots LEFT JOIN leased ON true
 """
 
 # A started entry of a lapsed lease: its worker died mid-request.
@@ -252,10 +256,11 @@ def _log_entry_row(attempt: Attempt, *, retry_index: int, status: str, now: date
 
 async def _lease(
     connection: asyncpg.Connection, deliverer: Deliverer, *, host: str, wanted: int
-) -> list[Attempt]:
+) -> tuple[list[Attempt], bool]:
     """Lease up to `wanted` due (or abandoned) attempts of one endpoint and mark their log entries started.
 
-    Never more than the endpoint's free slots across all workers; an empty list when it has none.
+    Never more than the endpoint's free slots across all workers. Returns the attempts and
+    whether more may be due: false when fewer were due than the slots it could fill.
     The caller holds the endpoint's lock (`_LOCK_ENDPOINT`, or `_RECORD` given the host).
     """
     now = utcnow()
@@ -270,16 +275,20 @@ async def _lease(
     )
     attempts: list[Attempt] = []
     others: list[Attempt] = []
+    free = 0
     for row in rows:
         fields = dict(row)
+        free = fields.pop("free")
         entry_started = fields.pop("entry_started")
+        if fields["id"] is None:
+            continue
         attempt = Attempt(**fields)
         attempts.append(attempt)
         if not entry_started:
             others.append(attempt)
     if others:
         await _start_other_entries(connection, deliverer, others, now)
-    return attempts
+    return attempts, len(attempts) >= free
 
 
 async def _start_other_entries(
@@ -511,26 +520,29 @@ def _report(recorded: _Recorded) -> list[Plan | None]:
 
 async def settle(
     deliverer: Deliverer, *, host: str, results: Sequence[tuple[Attempt, Outcome]] = (), wanted: int = 0
-) -> tuple[list[Plan | None], list[Attempt]]:
+) -> tuple[list[Plan | None], list[Attempt], bool]:
     """Record finished attempts of an endpoint and lease up to `wanted` more, in one transaction.
 
-    Returns the recorded attempts' plans (None where the lease was lost) and the new leases.
-    A slot freed by a recorded outcome is taken again before the commit: BEGIN, outcomes (with
-    the endpoint's lock), lease, COMMIT. Recording alone is one autocommitted statement.
+    Returns the recorded attempts' plans (None where the lease was lost), the new leases, and
+    whether more attempts may be due (see `_lease`; false when nothing was leased for lack of
+    due attempts, and when `wanted` was 0). A slot freed by a recorded outcome is taken again
+    before the commit: BEGIN, outcomes (with the endpoint's lock), lease, COMMIT. Recording
+    alone is one autocommitted statement.
     """
     recorded = _Recorded(results, [], set(), utcnow())
     leased: list[Attempt] = []
+    more = False
     if wanted > 0:
         async with driver_connection(deliverer.engine, transaction=True) as connection:
             if results:
                 recorded = await _record(connection, deliverer, results, lock_host=host)
             else:
                 await connection.execute(_LOCK_ENDPOINT, host)
-            leased = await _lease(connection, deliverer, host=host, wanted=wanted)
+            leased, more = await _lease(connection, deliverer, host=host, wanted=wanted)
     elif results:
         async with driver_connection(deliverer.engine, transaction=False) as connection:
             recorded = await _record(connection, deliverer, results, lock_host=None)
-    return _report(recorded), leased
+    return _report(recorded), leased, more
 
 
 async def lease_batch(deliverer: Deliverer, *, host: str, wanted: int) -> list[Attempt]:

@@ -153,15 +153,23 @@ class EndpointPump:
         in_flight: dict[asyncio.Task[Outcome], Attempt] = {}
         recorded = 0
         finished: list[tuple[Attempt, Outcome]] = []
+        # Whether the endpoint may have due attempts this pump has not seen: after a lease that
+        # came back short, only a poke (new work, a retry's job, the sweeper) says so, and
+        # recording then costs one statement instead of a lease round.
+        more = True
         try:
             while True:
                 taking = self._taking(deadline)
-                wanted = bound - len(in_flight) if taking else 0
+                wanted = bound - len(in_flight) if taking and (more or self.poked) else 0
                 if wanted > 0:
                     self.poked = False
                     self.wakeup.clear()
                 if finished or wanted > 0:
-                    plans, leased = await settle(deliverer, host=self.host, results=finished, wanted=wanted)
+                    plans, leased, found_more = await settle(
+                        deliverer, host=self.host, results=finished, wanted=wanted
+                    )
+                    if wanted > 0:
+                        more = found_more
                     recorded += len(finished)
                     await self._schedule_retries(finished, plans)
                     finished = []
