@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 
-from apps_api.kit.driver import insert_rows
 from apps_api.models.base import utcnow
 from apps_api.webhooks.matching import (
     AppMatcher,
@@ -27,8 +26,11 @@ from apps_api.webhooks.outbox import delivery_rows
 
 logger = logging.getLogger(__name__)
 
-# The dispatcher runs on the driver connection (kit/driver.py): a fan-out writes thousands of rows.
-_DELIVERY_COLUMNS = (
+# The dispatcher runs on the driver connection (kit/driver.py): a fan-out writes thousands of
+# rows. One statement writes them all and marks the events: the deliveries (one array per
+# column), the pending log entry of each first attempt (from the inserted rows), the events'
+# `dispatched_at`. $1-$19 per delivery (see `_WRITE_COLUMNS`), $20 the events, $21 now.
+_WRITE_COLUMNS = (
     "id",
     "kind",
     "app_id",
@@ -46,30 +48,36 @@ _DELIVERY_COLUMNS = (
     "resource_id",
     "payload",
     "message_id",
-    "status",
-    "attempt_count",
     "max_attempts",
-    "next_attempt_at",
     "current_log_entry_id",
-    "created_at",
-    "updated_at",
 )
-_ENTRY_COLUMNS = (
-    "id",
-    "delivery_id",
-    "app_id",
-    "organization_id",
-    "webhook_id",
-    "endpoint_url",
-    "action",
-    "resource_id",
-    "channel",
-    "status",
-    "retry_index",
-    "scheduled_at",
-    "created_at",
-    "updated_at",
+_WRITE = """
+WITH deliveries AS (
+    INSERT INTO outbound_deliveries (id, kind, app_id, organization_id, webhook_id, event_id,
+        installation_id, target_organization_id, app_user_id, method, endpoint_url, endpoint_host,
+        channel, action, resource_id, payload, message_id, max_attempts, current_log_entry_id,
+        status, attempt_count, next_attempt_at, created_at, updated_at)
+    SELECT v.id, v.kind, v.app_id, v.organization_id, v.webhook_id, v.event_id, v.installation_id,
+        v.target_organization_id, v.app_user_id, v.method, v.endpoint_url, v.endpoint_host, v.channel,
+        v.action, v.resource_id, v.payload::jsonb, v.message_id, v.max_attempts, v.entry_id,
+        'pending', 0, $21, $21, $21
+    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::bigint[], $7::uuid[],
+        $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+        $15::text[], $16::text[], $17::text[], $18::integer[], $19::uuid[])
+        AS v(id, kind, app_id, organization_id, webhook_id, event_id, installation_id,
+             target_organization_id, app_user_id, method, endpoint_url, endpoint_host, channel, action,
+             resource_id, payload, message_id, max_attempts, entry_id)
+    RETURNING id, app_id, organization_id, webhook_id, endpoint_url, action, resource_id, channel,
+        current_log_entry_id
+), entries AS (
+    INSERT INTO webhook_log_entries (id, delivery_id, app_id, organization_id, webhook_id, endpoint_url,
+        action, resource_id, channel, status, retry_index, scheduled_at, created_at, updated_at)
+    SELECT current_log_entry_id, id, app_id, organization_id, webhook_id, endpoint_url, action,
+        resource_id, channel, 'pending', 0, $21, $21, $21
+    FROM deliveries
 )
+UPDATE events SET dispatched_at = $21 WHERE id = ANY($20::bigint[])
+"""
 _TAKE_EVENTS = """
 SELECT id, organization_id, channel, action, resource_id, resource, required_scope
 FROM events
@@ -78,7 +86,6 @@ ORDER BY id
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
-_MARK_DISPATCHED = "UPDATE events SET dispatched_at = $2 WHERE id = ANY($1::bigint[])"
 _MATCHER_ROWS = """
 SELECT s.app_id, s.webhook_id, s.channel_pattern, s.is_additions_subscribed, s.is_changes_subscribed,
        s.is_removals_subscribed, w.endpoint_url
@@ -255,9 +262,8 @@ async def dispatch_batch(
     if not events:
         return 0, []
     created = await fan_out(connection, events, index, max_attempts=max_attempts)
-    deliveries = [{**delivery, "payload": json.dumps(delivery["payload"])} for delivery, _ in created]
-    # Deliveries first (their log entries reference them), then the events' mark.
-    await insert_rows(connection, "outbound_deliveries", _DELIVERY_COLUMNS, deliveries)
-    await insert_rows(connection, "webhook_log_entries", _ENTRY_COLUMNS, [entry for _, entry in created])
-    await connection.execute(_MARK_DISPATCHED, [event.id for event in events], utcnow())
-    return len(events), [(delivery["id"], delivery["endpoint_host"]) for delivery, _ in created]
+    deliveries = [delivery for delivery, _ in created]
+    columns = [[delivery.get(column) for delivery in deliveries] for column in _WRITE_COLUMNS]
+    columns[_WRITE_COLUMNS.index("payload")] = [json.dumps(delivery["payload"]) for delivery in deliveries]
+    await connection.execute(_WRITE, *columns, [event.id for event in events], utcnow())
+    return len(events), [(delivery["id"], delivery["endpoint_host"]) for delivery in deliveries]
