@@ -39,6 +39,7 @@ from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import OutboundClient, Outcome, send
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
+from apps_api.webhooks.outbox import delivery_fields, log_entry_fields
 from apps_api.webhooks.signing import signature_headers
 
 logger = logging.getLogger(__name__)
@@ -215,43 +216,9 @@ SELECT (SELECT array_agg(id) FROM finished) AS owned, (SELECT count(*) FROM endp
 """
 
 
-LOG_ENTRY_COLUMNS = (
-    "id",
-    "delivery_id",
-    "app_id",
-    "organization_id",
-    "webhook_id",
-    "endpoint_url",
-    "action",
-    "resource_id",
-    "channel",
-    "status",
-    "retry_index",
-    "scheduled_at",
-    "started_at",
-    "created_at",
-    "updated_at",
-)
-
-
-def _log_entry_row(attempt: Attempt, *, retry_index: int, status: str, now: datetime) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "delivery_id": attempt.id,
-        "app_id": attempt.app_id,
-        "organization_id": attempt.organization_id,
-        "webhook_id": attempt.webhook_id,
-        "endpoint_url": attempt.endpoint_url,
-        "action": attempt.action,
-        "resource_id": attempt.resource_id,
-        "channel": attempt.channel,
-        "status": status,
-        "retry_index": retry_index,
-        "scheduled_at": attempt.next_attempt_at,
-        "started_at": now if status == "started" else None,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _started_log_entry(attempt: Attempt, *, now: datetime) -> dict[str, Any]:
+    entry = log_entry_fields(delivery_fields(attempt), retry_index=attempt.attempt_count - 1)
+    return {**entry, "status": "started", "started_at": now, "created_at": now, "updated_at": now}
 
 
 async def _lease(
@@ -302,11 +269,8 @@ async def _start_other_entries(
     stale = [attempt.log_entry_id for attempt in attempts if attempt.log_entry_id is not None]
     if stale:
         await connection.execute(_CLOSE_INTERRUPTED, stale, INTERRUPTED, now)
-    entries = [
-        _log_entry_row(attempt, retry_index=attempt.attempt_count - 1, status="started", now=now)
-        for attempt in attempts
-    ]
-    await insert_rows(connection, "webhook_log_entries", LOG_ENTRY_COLUMNS, entries)
+    entries = [_started_log_entry(attempt, now=now) for attempt in attempts]
+    await insert_rows(connection, "webhook_log_entries", list(entries[0]), entries)
     for attempt, entry in zip(attempts, entries, strict=True):
         attempt.log_entry_id = entry["id"]
     await connection.execute(

@@ -33,7 +33,8 @@ def deliver_job_id(delivery_id: uuid.UUID, attempt_count: int) -> str:
     return f"deliver:{delivery_id}:{attempt_count}"
 
 
-def _log_entry_fields(delivery: dict[str, Any], *, retry_index: int) -> dict[str, Any]:
+def log_entry_fields(delivery: dict[str, Any], *, retry_index: int) -> dict[str, Any]:
+    """Column values of a new `pending` log entry for the delivery's attempt `retry_index`."""
     return {
         "id": uuid.uuid4(),
         "delivery_id": delivery["id"],
@@ -52,8 +53,12 @@ def _log_entry_fields(delivery: dict[str, Any], *, retry_index: int) -> dict[str
 
 def new_log_entry(delivery: OutboundDelivery, *, retry_index: int) -> WebhookLogEntry:
     """The pending log entry of the delivery's next attempt."""
-    fields = {key: getattr(delivery, key) for key in _DELIVERY_KEYS_OF_ENTRIES}
-    return WebhookLogEntry(**_log_entry_fields(fields, retry_index=retry_index))
+    return WebhookLogEntry(**log_entry_fields(delivery_fields(delivery), retry_index=retry_index))
+
+
+def delivery_fields(delivery: Any) -> dict[str, Any]:
+    """What a log entry copies of a delivery (an ORM row or a leased attempt), by column name."""
+    return {key: getattr(delivery, key) for key in _DELIVERY_KEYS_OF_ENTRIES}
 
 
 _DELIVERY_KEYS_OF_ENTRIES = (
@@ -86,7 +91,7 @@ def delivery_rows(**fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "updated_at": now,
         **fields,
     }
-    entry = _log_entry_fields(delivery, retry_index=0)
+    entry = log_entry_fields(delivery, retry_index=0)
     entry["created_at"] = entry["updated_at"] = now
     delivery["current_log_entry_id"] = entry["id"]
     return delivery, entry
