@@ -18,7 +18,7 @@ from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.outbound.client import Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
-from apps_api.webhooks.delivery import Deliverer, lease_batch, plan_next, retry_after_seconds
+from apps_api.webhooks.delivery import Deliverer, plan_next, retry_after_seconds, settle
 from apps_api.webhooks.outbox import build_delivery
 from apps_api.webhooks.signing import signature_headers
 from tests.webhook_helpers import Reply, receivers
@@ -159,8 +159,8 @@ async def test_concurrent_leases_give_one_attempt_to_one_worker(
         async with guarded_client(()) as client:
             deliverers = [Deliverer(sessionmaker, settings, client, f"worker-{i}") for i in range(8)]
             host = delivery.endpoint_host
-            results = await asyncio.gather(*(lease_batch(d, host=host, wanted=10) for d in deliverers))
-        winners = [attempts for attempts in results if attempts]
+            results = await asyncio.gather(*(settle(d, host=host, wanted=10) for d in deliverers))
+        winners = [attempts for _, attempts, _ in results if attempts]
         assert len(winners) == 1 and len(winners[0]) == 1
         leased = winners[0][0]
         assert leased.id == delivery.id and leased.attempt_count == 1 and leased.log_entry_id == entry.id

@@ -507,15 +507,3 @@ async def settle(
         async with driver_connection(deliverer.engine, transaction=False) as connection:
             recorded = await _record(connection, deliverer, results, lock_host=None)
     return _report(recorded), leased, more
-
-
-async def lease_batch(deliverer: Deliverer, *, host: str, wanted: int) -> list[Attempt]:
-    """Lease up to `wanted` due (or abandoned) attempts of one endpoint (see `settle`)."""
-    return (await settle(deliverer, host=host, wanted=wanted))[1]
-
-
-async def record_batch(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]]) -> list[Plan | None]:
-    """Record finished attempts, each only while this worker still holds its lease (see `settle`)."""
-    if not results:
-        return []
-    return (await settle(deliverer, host=results[0][0].endpoint_host, results=results))[0]

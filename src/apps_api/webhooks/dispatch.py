@@ -81,9 +81,9 @@ UPDATE events SET dispatched_at = $21 WHERE id = ANY($20::bigint[])
 _TAKE_EVENTS = """
 SELECT id, organization_id, channel, action, resource_id, resource, required_scope
 FROM events
-WHERE dispatched_at IS NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
+WHERE dispatched_at IS NULL
 ORDER BY id
-LIMIT $2
+LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 _MATCHER_ROWS = """
@@ -249,7 +249,6 @@ async def dispatch_batch(
     connection: asyncpg.Connection,
     index: SubscriptionIndex,
     *,
-    event_ids: Sequence[int] | None,
     max_attempts: int,
     limit: int = BATCH_SIZE,
 ) -> tuple[int, list[tuple[uuid.UUID, str]]]:
@@ -257,7 +256,7 @@ async def dispatch_batch(
 
     Runs inside the caller's transaction; returns (events handled, [(delivery id, endpoint host)]).
     """
-    rows = await connection.fetch(_TAKE_EVENTS, None if event_ids is None else list(event_ids), limit)
+    rows = await connection.fetch(_TAKE_EVENTS, limit)
     events = [EventRow(**dict(row)) for row in rows]
     if not events:
         return 0, []

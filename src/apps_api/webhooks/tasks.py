@@ -223,8 +223,8 @@ async def pump_endpoint(ctx: dict[str, Any], host: str) -> int:
     return await pump.run(pumps)
 
 
-async def _dispatch(ctx: dict[str, Any], event_ids: list[int] | None) -> tuple[int, dict[str, uuid.UUID]]:
-    """Fan undispatched events (these ids, or any) out into deliveries; returns (events, endpoints).
+async def _dispatch(ctx: dict[str, Any]) -> tuple[int, dict[str, uuid.UUID]]:
+    """Fan every undispatched event out into deliveries; returns (events, endpoints).
 
     The endpoints map each host that got deliveries to one of its new delivery ids.
     """
@@ -236,12 +236,12 @@ async def _dispatch(ctx: dict[str, Any], event_ids: list[int] | None) -> tuple[i
     for _ in range(50):
         async with driver_connection(engine, transaction=True) as connection:
             handled, created = await dispatch_batch(
-                connection, index, event_ids=event_ids, max_attempts=len(settings.retry_delays) + 1
+                connection, index, max_attempts=len(settings.retry_delays) + 1
             )
         for delivery_id, host in created:
             hosts.setdefault(host, delivery_id)
         handled_total += handled
-        if handled < BATCH_SIZE or event_ids is not None:
+        if handled < BATCH_SIZE:
             break
     return handled_total, hosts
 
@@ -253,12 +253,12 @@ async def _share_endpoints(ctx: dict[str, Any], hosts: dict[str, uuid.UUID]) -> 
     return list(hosts)[:INLINE_ENDPOINTS]
 
 
-async def dispatch_events(ctx: dict[str, Any], event_ids: list[int] | None = None) -> int:
-    """Fan undispatched events (these ids, or any) out into deliveries, then send them.
+async def dispatch_events(ctx: dict[str, Any]) -> int:
+    """Fan every undispatched event out into deliveries, then send them (the sweeper's job).
 
     The deliveries of the first few endpoints are sent by this job (no second queue hop).
     """
-    handled, hosts = await _dispatch(ctx, event_ids)
+    handled, hosts = await _dispatch(ctx)
     inline = await _share_endpoints(ctx, hosts)
     if inline:
         await asyncio.gather(*(pump_endpoint(ctx, host) for host in inline))
@@ -318,7 +318,7 @@ class EventListener:
             if not getattr(self.ctx.get("arq_worker"), "allow_pick_jobs", True):
                 return
             try:
-                _, hosts = await _dispatch(self.ctx, None)
+                _, hosts = await _dispatch(self.ctx)
                 inline = await _share_endpoints(self.ctx, hosts)
             except Exception:
                 logger.exception("dispatching events failed; trying again in 1 s")
@@ -387,7 +387,7 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
             )
         ).all()
     if undispatched is not None:
-        await enqueue(ctx.get("redis"), "dispatch_events", None, _job_id=f"dispatch-sweep:{int(time.time())}")
+        await enqueue(ctx.get("redis"), "dispatch_events", _job_id=f"dispatch-sweep:{int(time.time())}")
     # Lapsed leases first: each frees a slot of its endpoint.
     await _enqueue_per_endpoint(ctx, [(row[0], row[1], row[2]) for row in [*stale, *due]])
     return {"undispatched": int(undispatched is not None), "due": len(due), "stale": len(stale)}
