@@ -123,3 +123,24 @@ async def test_log_entry_list_matches_the_model(
     base = f"/api/v5/orgs/{tenant.org_id}/owned_apps/{app.id}/webhook_log_entries"
     assert len(await _assert_items_as_retrieved(client, tenant, base, base + "/{id}")) == 3
     await _assert_items_as_retrieved(client, tenant, base, base + "/{id}", status="successful")
+
+
+def test_page_datetimes_are_written_as_the_models_write_them() -> None:
+    """json_page leaves datetimes to orjson; whole seconds, microseconds and UTC must match `iso_utc`."""
+    from datetime import UTC, datetime
+
+    from pydantic import BaseModel
+
+    from apps_api.kit.pagination import json_page
+    from apps_api.kit.schemas import UTCDateTime
+
+    class Stamped(BaseModel):
+        at: UTCDateTime
+
+    for at in (
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ):
+        body = json_page(None, None, [{"at": at}]).body
+        assert body == b'{"next":null,"previous":null,"results":[' + Stamped(at=at).model_dump_json().encode() + b"]}"

@@ -19,7 +19,7 @@ AppId = Annotated[uuid.UUID, Path(description="The ID of the app.")]
 async def owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> App:
     """An app of the caller's organization, with the owned view's embedded objects."""
     app = await repository.get_owned_app(
-        session=session, organization_id=principal.organization.id, app_id=app_id
+        session=session, organization_id=principal.organization_id, app_id=app_id
     )
     if app is None:
         raise NotFound("No owned app found with the given ID.")
@@ -32,7 +32,7 @@ OwnedAppDep = Annotated[App, Depends(owned_app)]
 async def owned_app_id(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> uuid.UUID:
     """The id of an app of the caller's organization (one primary-key probe, nothing embedded)."""
     found = await repository.owned_app_id(
-        session=session, organization_id=principal.organization.id, app_id=app_id
+        session=session, organization_id=principal.organization_id, app_id=app_id
     )
     if found is None:
         raise NotFound("No owned app found with the given ID.")

@@ -117,7 +117,7 @@ async def list_partner_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
 ) -> Page[PartnerApp]:
     """Apps of partner organizations available to partners or shared with this one, newest first."""
-    statement = repository.partner_apps(organization_id=principal.organization.id)
+    statement = repository.partner_apps(organization_id=principal.organization_id)
     return await _app_page(
         session=session, request=request, params=params, statement=statement, view=PartnerApp
     )
@@ -132,7 +132,7 @@ async def list_partner_apps(
 )
 async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> PartnerApp:
     app = await repository.get_partner_app(
-        session=session, organization_id=principal.organization.id, app_id=app_id
+        session=session, organization_id=principal.organization_id, app_id=app_id
     )
     return _found(PartnerApp.model_validate, app, "No partner app found with the given ID.")
 
@@ -158,7 +158,7 @@ async def list_owned_apps(
         conditions=repository.OWNED_APPS_CONDITIONS,
         params=params,
         request=request,
-        organization_id=principal.organization.id,
+        organization_id=principal.organization_id,
     )
     return json_page(next_url, previous_url, [owned_app_json(row) for row in rows])
 
@@ -326,7 +326,7 @@ async def list_installed_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
 ) -> Page[InstalledApp]:
     """Apps installed in the organization, newest first."""
-    statement = repository.installed_apps(organization_id=principal.organization.id)
+    statement = repository.installed_apps(organization_id=principal.organization_id)
     return await _app_page(
         session=session, request=request, params=params, statement=statement, view=InstalledApp
     )
@@ -343,6 +343,6 @@ async def get_installed_app(
     session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId
 ) -> InstalledApp:
     app = await repository.get_installed_app(
-        session=session, organization_id=principal.organization.id, app_id=app_id
+        session=session, organization_id=principal.organization_id, app_id=app_id
     )
     return _found(InstalledApp.model_validate, app, "No installed app found with the given ID.")

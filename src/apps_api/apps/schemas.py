@@ -18,7 +18,6 @@ from apps_api.kit.schemas import (
     Schema,
     UserEmbed,
     UTCDateTime,
-    iso_utc,
     user_embed_json,
 )
 from apps_api.models import SCOPES, TRIGGER_CONDITIONS, User
@@ -124,8 +123,8 @@ def app_base_json(row: Any) -> dict[str, Any]:
         },
         "is_app_user_required": row["is_app_user_required"],
         "installation_count": row["installation_count"],
-        "created_at": iso_utc(row["created_at"]),
-        "updated_at": iso_utc(row["updated_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 

@@ -89,10 +89,10 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
         session=session, owner=principal.organization, data=data, current=None, partial=False
     )
     values = {
-        "owned_by_organization_id": principal.organization.id,
+        "owned_by_organization_id": principal.organization_id,
         "secret": new_app_secret(),
-        "created_by_user_id": principal.user.id,
-        "updated_by_user_id": principal.user.id,
+        "created_by_user_id": principal.user_id,
+        "updated_by_user_id": principal.user_id,
         **changes,
     }
     # A plain INSERT ... RETURNING the stored row (the columns' defaults applied), which joins
@@ -122,11 +122,11 @@ async def update_app(
     narrowed = any(getattr(current, field) and changes.get(field) is False for field in PUBLICITY)
     for field, value in changes.items():
         setattr(current, field, value)
-    current.updated_by_user_id = principal.user.id
+    current.updated_by_user_id = principal.user_id
     await session.flush()
     if narrowed:
         await installations.uninstall_ineligible(
-            session=session, app_ids=[current.id], actor_user_id=principal.user.id
+            session=session, app_ids=[current.id], actor_user_id=principal.user_id
         )
     return await _reload(session=session, app=current)
 
@@ -134,7 +134,7 @@ async def update_app(
 async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:
     """Uninstall the app everywhere (events, uninstall triggers), then delete it."""
     await installations.lock_app(session=session, app_id=app.id)
-    await installations.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user.id)
+    await installations.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user_id)
     await session.delete(app)
     await session.flush()
 
@@ -148,7 +148,7 @@ async def create_share(
         session=session, a=app.owned_by_organization_id, b=partner_id
     ):
         raise BadRequest(errors={"organization_id": ["Must be a partner organization of the app's owner."]})
-    share = AppShare(app_id=app.id, organization_id=partner_id, created_by_user_id=principal.user.id)
+    share = AppShare(app_id=app.id, organization_id=partner_id, created_by_user_id=principal.user_id)
     try:
         async with session.begin_nested():
             session.add(share)
@@ -172,5 +172,5 @@ async def delete_share(*, session: AsyncSession, principal: Principal, app: App,
         session=session,
         app_ids=[app.id],
         organization_ids=[share.organization_id],
-        actor_user_id=principal.user.id,
+        actor_user_id=principal.user_id,
     )

@@ -49,14 +49,14 @@ async def authenticated(
 
 async def subscribed(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
     """403 when the caller's organization has no active subscription."""
-    if not principal.organization.has_active_subscription():
+    if not principal.has_active_subscription():
         raise Forbidden("Your organization does not have an active subscription.")
     return principal
 
 
 async def with_settings(principal: Annotated[Principal, Depends(subscribed)]) -> Principal:
     """403 without the `settings` permission (endpoints with no organization in the path)."""
-    if not principal.user.has_permission("settings"):
+    if not principal.has_permission("settings"):
         raise Forbidden("You do not have the `settings` permission.")
     return principal
 
@@ -66,14 +66,14 @@ async def org_member(
     organization_id: Annotated[uuid.UUID, Path(description="The caller's organization.")],
 ) -> Principal:
     """403 when the path's organization is not the caller's."""
-    if organization_id != principal.organization.id:
+    if organization_id != principal.organization_id:
         raise Forbidden("You do not have access to this organization.")
     return principal
 
 
 async def org_settings(principal: Annotated[Principal, Depends(org_member)]) -> Principal:
     """403 without the `settings` permission in the path's organization."""
-    if not principal.user.has_permission("settings"):
+    if not principal.has_permission("settings"):
         raise Forbidden("You do not have the `settings` permission.")
     return principal
 

@@ -55,7 +55,7 @@ async def list_app_installations(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
 ) -> Page[AppInstallation]:
     """Apps installed in the organization, with their app users; newest first."""
-    statement = repository.organization_installations(organization_id=principal.organization.id)
+    statement = repository.organization_installations(organization_id=principal.organization_id)
     items, next_url, previous_url = await _installations(
         session=session, request=request, params=params, statement=statement
     )
@@ -102,7 +102,7 @@ async def get_app_installation(
     session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
 ) -> AppInstallation:
     installation = await repository.get_organization_installation(
-        session=session, organization_id=principal.organization.id, installation_id=installation_id
+        session=session, organization_id=principal.organization_id, installation_id=installation_id
     )
     if installation is None:
         raise NotFound("No app installation found with the given ID.")
@@ -121,11 +121,11 @@ async def uninstall_app(
 ) -> Response:
     """Uninstall: the app user is deleted and its tokens revoked; the app's uninstall trigger is sent."""
     installation = await repository.get_organization_installation(
-        session=session, organization_id=principal.organization.id, installation_id=installation_id
+        session=session, organization_id=principal.organization_id, installation_id=installation_id
     )
     if installation is None:
         raise NotFound("No app installation found with the given ID.")
-    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user.id)
+    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user_id)
     return Response(status_code=204)
 
 
@@ -190,5 +190,5 @@ async def uninstall_owned_app(
     )
     if installation is None:
         raise NotFound("The app is not installed in the given organization.")
-    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user.id)
+    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user_id)
     return Response(status_code=204)

@@ -307,9 +307,15 @@ def _uuid(value: Any) -> str:
 
 
 def json_page(next_url: str | None, previous_url: str | None, results: list[dict[str, Any]]) -> Response:
-    """A page serialized once, byte for byte as the response model would (datetimes already strings).
+    """A page serialized once, byte for byte as the response model would.
 
     orjson: pydantic's `to_json` takes ~1 ms for a page of asyncpg UUIDs, orjson ~0.1 ms.
+    Datetimes are left to orjson too: with OPT_UTC_Z it writes exactly what `iso_utc` does
+    (microseconds only when non-zero, `Z` for UTC), in native code (`iso_utc` was ~4 % of a read).
     """
-    body = orjson.dumps({"next": next_url, "previous": previous_url, "results": results}, default=_uuid)
+    body = orjson.dumps(
+        {"next": next_url, "previous": previous_url, "results": results},
+        default=_uuid,
+        option=orjson.OPT_UTC_Z,
+    )
     return Response(body, media_type="application/json")

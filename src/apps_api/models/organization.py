@@ -11,6 +11,11 @@ from apps_api.models.base import Base, IdMixin, TimestampMixin, utcnow
 FEATURES = ("apps", "app_provider")
 
 
+def subscription_is_active(active: bool, expires_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a subscription with these columns is live (also read off a row, without the model)."""
+    return active and (expires_at is None or expires_at > (now or utcnow()))
+
+
 class Organization(IdMixin, TimestampMixin, Base):
     __tablename__ = "organizations"
 
@@ -21,10 +26,7 @@ class Organization(IdMixin, TimestampMixin, Base):
     features: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
 
     def has_active_subscription(self, now: datetime | None = None) -> bool:
-        if not self.subscription_active:
-            return False
-        expires = self.subscription_expires_at
-        return expires is None or expires > (now or utcnow())
+        return subscription_is_active(self.subscription_active, self.subscription_expires_at, now)
 
     def has_feature(self, feature: str) -> bool:
         return feature in self.features

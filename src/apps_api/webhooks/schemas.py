@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from apps_api.apps.schemas import AppBase, EmbeddedUser
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, iso_utc
+from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
 from apps_api.webhooks.matching import pattern_error
 
 MAX_SUBSCRIPTIONS = 100
@@ -153,10 +153,9 @@ class WebhookLogEntry(Schema):
 
 def log_entry_json(row: Any) -> dict[str, Any]:
     """`WebhookLogEntry` of a row of `repository.LOG_ENTRIES_PAGE` (tests/test_fast_views.py)."""
-    completed_at = row["completed_at"]
     return {
         "id": row["id"],
-        "created_at": iso_utc(row["created_at"]),
+        "created_at": row["created_at"],
         "app_id": row["app_id"],
         "organization_id": row["organization_id"],
         "webhook_id": row["webhook_id"],
@@ -171,7 +170,7 @@ def log_entry_json(row: Any) -> dict[str, Any]:
         "response_body": row["response_body"],
         "response_headers": row["response_headers"],
         "duration": row["duration"],
-        "completed_at": None if completed_at is None else iso_utc(completed_at),
+        "completed_at": row["completed_at"],
     }
 
 
