@@ -143,4 +143,5 @@ def test_page_datetimes_are_written_as_the_models_write_them() -> None:
         datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     ):
         body = json_page(None, None, [{"at": at}]).body
-        assert body == b'{"next":null,"previous":null,"results":[' + Stamped(at=at).model_dump_json().encode() + b"]}"
+        item = Stamped(at=at).model_dump_json().encode()
+        assert body == b'{"next":null,"previous":null,"results":[' + item + b"]}"

@@ -12,8 +12,8 @@ from sqlalchemy.orm import make_transient_to_detached
 from apps_api.kit.db import CompiledSelect
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, Organization, User
-from apps_api.models.organization import subscription_is_active
 from apps_api.models.base import Base, utcnow
+from apps_api.models.organization import subscription_is_active
 
 Model = TypeVar("Model", bound=Base)
 
@@ -27,7 +27,16 @@ class Principal:
     building and attaching them was ~6 % of a read's CPU.
     """
 
-    __slots__ = ("_organization", "_row", "_session", "_user", "app_id", "organization_id", "token_id", "user_id")
+    __slots__ = (
+        "_organization",
+        "_row",
+        "_session",
+        "_user",
+        "app_id",
+        "organization_id",
+        "token_id",
+        "user_id",
+    )
 
     def __init__(
         self,
