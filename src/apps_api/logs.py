@@ -29,7 +29,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     # No format here uses the caller's file and line, thread or process: skip collecting them
     # for every record (logging HOWTO, "Optimization"); the access log writes one per request.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
