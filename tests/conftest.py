@@ -24,6 +24,7 @@ from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from apps_api.embedded import start_postgres, start_redis
+from apps_api.kit import fastpath
 from apps_api.kit.db import get_session, unit_of_work
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
@@ -154,7 +155,7 @@ def _nested_session(connection: AsyncConnection) -> AsyncSession:
 
 
 @pytest.fixture
-def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedis) -> Any:
+async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedis) -> Any:
     """The app with each request in a session of its own, nested in the test's transaction.
 
     Like production, a request sees only what was flushed before it and its rollback
@@ -167,6 +168,9 @@ def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedis) -> 
             yield request_session
 
     app.dependency_overrides[get_session] = _test_session
+    # Fast paths (kit/fastpath.py) read on the test's connection too, so they see what it flushed.
+    raw = await connection.get_raw_connection()
+    fastpath.enable(app.state, lambda: fastpath.borrowed(raw.driver_connection))
     app.state.arq = arq_pool
     return app
 

@@ -18,6 +18,7 @@ from apps_api.auth.app_tokens import app_token_authenticator
 from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
+from apps_api.kit import fastpath
 from apps_api.kit.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        fastpath.enable(app.state, fastpath.pooled_connections(engine) if settings.fast_paths else None)
         app.state.arq = (
             await create_pool(
                 RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name

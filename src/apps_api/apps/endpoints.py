@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Select
@@ -24,14 +25,28 @@ from apps_api.apps.schemas import (
     owned_app_json,
     public_app_json,
 )
-from apps_api.auth.dependencies import OrgSettingsPrincipal, SettingsPrincipal
+from apps_api.auth.dependencies import (
+    OrgSettingsPrincipal,
+    SettingsPrincipal,
+    fast_principal,
+    passes_settings_checks,
+)
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.pagination import Page, PageParams, PageParamsDep, json_page, keyset_page, paginate
+from apps_api.kit.fastpath import FastPathRoute, fast_path, path_uuid
+from apps_api.kit.pagination import (
+    Page,
+    PageParams,
+    PageParamsDep,
+    json_page,
+    keyset_page,
+    paginate,
+    plain_page_params,
+)
 from apps_api.models import App
 from apps_api.models import AppShare as AppShareModel
 
-router = APIRouter(prefix="/api/v5")
+router = APIRouter(prefix="/api/v5", route_class=FastPathRoute)
 
 View = TypeVar("View", bound=BaseModel)
 ShareId = Annotated[uuid.UUID, Path(description="The ID of the app share.")]
@@ -69,6 +84,31 @@ def _found(view: Callable[[Any], View], app: App | None, detail: str) -> View:
 # --- public apps -----------------------------------------------------------------------------
 
 
+async def _public_apps_page(
+    db: AsyncSession | asyncpg.Connection, *, request: Request, params: PageParams
+) -> Response:
+    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
+    rows, next_url, previous_url = await keyset_page(
+        db,
+        repository.PUBLIC_APPS_PAGE,
+        conditions=repository.PUBLIC_APPS_CONDITIONS,
+        params=params,
+        request=request,
+    )
+    return json_page(next_url, previous_url, [public_app_json(row) for row in rows])
+
+
+async def _public_apps_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
+    """`list_public_apps` for a plain request (kit/fastpath.py)."""
+    params = plain_page_params(request)
+    if params is None:
+        return None
+    principal = await fast_principal(request, connection)
+    if principal is None or not passes_settings_checks(principal):
+        return None
+    return await _public_apps_page(connection, request=request, params=params)
+
+
 @router.get(
     "/public_apps",
     response_model=Page[PublicApp],
@@ -76,19 +116,12 @@ def _found(view: Callable[[Any], View], app: App | None, detail: str) -> View:
     tags=["Public apps"],
     responses=error_responses(400, 401, 403),
 )
+@fast_path(_public_apps_fast)
 async def list_public_apps(
     request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
 ) -> Response:
     """Approved apps available to anyone, newest first."""
-    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
-    rows, next_url, previous_url = await keyset_page(
-        session,
-        repository.PUBLIC_APPS_PAGE,
-        conditions=repository.PUBLIC_APPS_CONDITIONS,
-        params=params,
-        request=request,
-    )
-    return json_page(next_url, previous_url, [public_app_json(row) for row in rows])
+    return await _public_apps_page(session, request=request, params=params)
 
 
 @router.get(
@@ -140,6 +173,33 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
 # --- owned apps ------------------------------------------------------------------------------
 
 
+async def _owned_apps_page(
+    db: AsyncSession | asyncpg.Connection, *, request: Request, params: PageParams, organization_id: uuid.UUID
+) -> Response:
+    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
+    rows, next_url, previous_url = await keyset_page(
+        db,
+        repository.OWNED_APPS_PAGE,
+        conditions=repository.OWNED_APPS_CONDITIONS,
+        params=params,
+        request=request,
+        organization_id=organization_id,
+    )
+    return json_page(next_url, previous_url, [owned_app_json(row) for row in rows])
+
+
+async def _owned_apps_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
+    """`list_owned_apps` for a plain request (kit/fastpath.py)."""
+    params = plain_page_params(request)
+    organization_id = path_uuid(request, "organization_id")
+    if params is None or organization_id is None:
+        return None
+    principal = await fast_principal(request, connection)
+    if principal is None or not passes_settings_checks(principal, organization_id):
+        return None
+    return await _owned_apps_page(connection, request=request, params=params, organization_id=organization_id)
+
+
 @router.get(
     "/orgs/{organization_id}/owned_apps",
     response_model=Page[OwnedApp],
@@ -147,20 +207,14 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
     tags=["Owned apps"],
     responses=error_responses(400, 401, 403),
 )
+@fast_path(_owned_apps_fast)
 async def list_owned_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
 ) -> Response:
     """Apps the organization owns, newest first."""
-    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
-    rows, next_url, previous_url = await keyset_page(
-        session,
-        repository.OWNED_APPS_PAGE,
-        conditions=repository.OWNED_APPS_CONDITIONS,
-        params=params,
-        request=request,
-        organization_id=principal.organization_id,
+    return await _owned_apps_page(
+        session, request=request, params=params, organization_id=principal.organization_id
     )
-    return json_page(next_url, previous_url, [owned_app_json(row) for row in rows])
 
 
 @router.post(

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ColumnElement, Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -75,7 +76,7 @@ async def get_owned_app(
 
 
 async def owned_app_id(
-    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
+    *, session: AsyncSession | asyncpg.Connection, organization_id: uuid.UUID, app_id: uuid.UUID
 ) -> uuid.UUID | None:
     """The app's id if the organization owns it; no embedded objects (routes that only need the id)."""
     rows = await _OWNED_APP_ID.fetch(session, organization_id=organization_id, app_id=app_id)

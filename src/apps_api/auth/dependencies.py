@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 
@@ -23,6 +24,21 @@ _authorization_header = APIKeyHeader(
 )
 
 
+def _split(authorization: str) -> tuple[str, str]:
+    scheme, _, credentials = authorization.strip().partition(" ")
+    return scheme.lower(), credentials.strip()
+
+
+def api_token_key(authorization: str | None) -> str | None:
+    """The key of a `Token <key>` or `Bearer <key>` header, else None."""
+    if not authorization:
+        return None
+    scheme, credentials = _split(authorization)
+    if scheme in ("token", "bearer") and credentials and " " not in credentials:
+        return credentials
+    return None
+
+
 async def authenticated(
     request: Request,
     session: SessionDep,
@@ -31,12 +47,11 @@ async def authenticated(
     """401 unless the request carries a live token of a live user."""
     if not authorization:
         raise Unauthorized("Authentication credentials were not provided.")
-    scheme, _, credentials = authorization.strip().partition(" ")
-    scheme = scheme.lower()
-    credentials = credentials.strip()
+    scheme, credentials = _split(authorization)
     principal: Principal | None = None
-    if scheme in ("token", "bearer") and credentials and " " not in credentials:
-        principal = await authenticate_token(session=session, key=credentials)
+    key = api_token_key(authorization)
+    if key is not None:
+        principal = await authenticate_token(session=session, key=key)
     elif scheme == "giosgapp":
         authenticate_app = getattr(request.app.state, "authenticate_app_token", None)
         if authenticate_app is not None:
@@ -81,3 +96,21 @@ async def org_settings(principal: Annotated[Principal, Depends(org_member)]) -> 
 AuthenticatedPrincipal = Annotated[Principal, Depends(authenticated)]
 SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
 OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
+
+
+# --- for fast paths (kit/fastpath.py): the same checks as plain answers, no errors ---------------
+
+
+async def fast_principal(request: Request, connection: asyncpg.Connection) -> Principal | None:
+    """The principal of an API token header that `authenticated` would accept, else None."""
+    key = api_token_key(request.headers.get("authorization"))
+    return None if key is None else await authenticate_token(session=connection, key=key)
+
+
+def passes_settings_checks(principal: Principal, organization_id: uuid.UUID | None = None) -> bool:
+    """Whether `with_settings` (no organization) or `org_settings` (this one) lets the principal in."""
+    return (
+        principal.has_active_subscription()
+        and principal.has_permission("settings")
+        and (organization_id is None or organization_id == principal.organization_id)
+    )

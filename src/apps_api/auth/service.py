@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar, cast
 
+import asyncpg
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -57,8 +58,11 @@ class Principal:
         self.app_id = app_id
 
     @classmethod
-    def of_token_row(cls, *, session: AsyncSession, row: Any) -> Principal:
-        """The principal of a `_TOKEN_PRINCIPAL` row; its ORM objects are attached on first use."""
+    def of_token_row(cls, *, session: AsyncSession | None, row: Any) -> Principal:
+        """The principal of a `_TOKEN_PRINCIPAL` row; its ORM objects are attached on first use.
+
+        Without a session (fast paths) only the plain values are there.
+        """
         principal = cls.__new__(cls)
         principal._user = principal._organization = None
         principal._row, principal._session = row, session
@@ -135,9 +139,11 @@ def _persistent(session: AsyncSession, model: type[Model], row: Any, prefix: str
     return instance
 
 
-async def authenticate_token(*, session: AsyncSession, key: str) -> Principal | None:
-    """Return the principal of a live API token key, or None."""
+async def authenticate_token(*, session: AsyncSession | asyncpg.Connection, key: str) -> Principal | None:
+    """Return the principal of a live API token key, or None (on a bare connection: no ORM objects)."""
     rows = await _TOKEN_PRINCIPAL.fetch(session, digest=digest(key), now=utcnow())
     if not rows:
         return None
-    return Principal.of_token_row(session=session, row=rows[0])
+    return Principal.of_token_row(
+        session=None if isinstance(session, asyncpg.Connection) else session, row=rows[0]
+    )

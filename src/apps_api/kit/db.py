@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import Select, event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -161,8 +162,12 @@ class CompiledSelect:
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ())
 
-    async def fetch(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
+    async def fetch(self, session: AsyncSession | asyncpg.Connection, **values: Any) -> Sequence[Any]:
+        """The rows, on the session's connection or straight on an asyncpg connection (fast paths)."""
         args = tuple(values[name] for name in self._names)
+        if isinstance(session, asyncpg.Connection):
+            driver_records: Sequence[Any] = await session.fetch(self.sql, *args)
+            return driver_records
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         try:

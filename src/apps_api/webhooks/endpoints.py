@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.apps import repository as apps_repository
 from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_principal, passes_settings_checks
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
-from apps_api.kit.pagination import Page, PageParamsDep, json_page, keyset_page, paginate
+from apps_api.kit.fastpath import FastPathRoute, fast_path, path_uuid
+from apps_api.kit.pagination import (
+    Page,
+    PageParams,
+    PageParamsDep,
+    json_page,
+    keyset_page,
+    paginate,
+    plain_page_params,
+)
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import get_settings
@@ -20,7 +32,9 @@ from apps_api.webhooks import repository, schemas, service
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
 log_router = APIRouter(
-    prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhook log entries"]
+    prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}",
+    tags=["Webhook log entries"],
+    route_class=FastPathRoute,
 )
 internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
 
@@ -168,12 +182,64 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+async def _log_entries_page(
+    db: AsyncSession | asyncpg.Connection,
+    *,
+    request: Request,
+    params: PageParams,
+    app_id: uuid.UUID,
+    filters: dict[str, Any],
+) -> Response:
+    # A hot list: a compiled statement per filter shape, rows straight to JSON (response_model
+    # documents it).
+    shape = {name: value is not None for name, value in filters.items()}
+    rows, next_url, previous_url = await keyset_page(
+        db,
+        repository.LOG_ENTRIES_PAGE,
+        conditions=repository.log_entry_conditions(**shape),
+        shape=tuple(shape.values()),
+        params=params,
+        request=request,
+        app_id=app_id,
+        **filters,
+    )
+    return json_page(next_url, previous_url, [schemas.log_entry_json(row) for row in rows])
+
+
+_NO_FILTERS: dict[str, Any] = {
+    "webhook_id": None,
+    "status": None,
+    "created_at_gte": None,
+    "created_at_lte": None,
+}
+
+
+async def _log_entries_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
+    """`list_log_entries` for a plain request: no filters (kit/fastpath.py)."""
+    params = plain_page_params(request)
+    organization_id, app_id = path_uuid(request, "organization_id"), path_uuid(request, "app_id")
+    if params is None or organization_id is None or app_id is None:
+        return None
+    principal = await fast_principal(request, connection)
+    if principal is None or not passes_settings_checks(principal, organization_id):
+        return None
+    if (
+        await apps_repository.owned_app_id(session=connection, organization_id=organization_id, app_id=app_id)
+        is None
+    ):
+        return None
+    return await _log_entries_page(
+        connection, request=request, params=params, app_id=app_id, filters=_NO_FILTERS
+    )
+
+
 @log_router.get(
     "/webhook_log_entries",
     response_model=Page[schemas.WebhookLogEntry],
     summary="List webhook log entries of an owned app",
     responses=error_responses(400, 401, 403, 404),
 )
+@fast_path(_log_entries_fast)
 async def list_log_entries(
     request: Request,
     session: SessionDep,
@@ -194,26 +260,13 @@ async def list_log_entries(
 
     Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
     """
-    # A hot list: a compiled statement per filter shape, rows straight to JSON (response_model
-    # documents it).
     filters = {
         "webhook_id": webhook_id,
         "status": status_,
         "created_at_gte": _utc(created_at_gte),
         "created_at_lte": _utc(created_at_lte),
     }
-    shape = {name: value is not None for name, value in filters.items()}
-    rows, next_url, previous_url = await keyset_page(
-        session,
-        repository.LOG_ENTRIES_PAGE,
-        conditions=repository.log_entry_conditions(**shape),
-        shape=tuple(shape.values()),
-        params=params,
-        request=request,
-        app_id=app_id,
-        **filters,
-    )
-    return json_page(next_url, previous_url, [schemas.log_entry_json(row) for row in rows])
+    return await _log_entries_page(session, request=request, params=params, app_id=app_id, filters=filters)
 
 
 @log_router.get(
