@@ -98,13 +98,16 @@ async def client_loop(
         if n % 2 == 0:
             calls.append(("POST", f"{base}/owned_apps", APP_BODY))
         for method, url, body in calls:
+            # The phase when the request is sent: one sent while PostgreSQL restarts may be
+            # answered (503) after the restart completed.
+            phase = load.phase
             started = time.monotonic()
             try:
                 response = await client.request(method, url, json=body, headers=tenant.headers)
             except httpx.HTTPError as exc:
-                load.transport_errors.append(f"{load.phase} {method} {url}: {type(exc).__name__}")
+                load.transport_errors.append(f"{phase} {method} {url}: {type(exc).__name__}")
                 continue
-            load.statuses.append((load.phase, response.status_code, time.monotonic() - started))
+            load.statuses.append((phase, response.status_code, time.monotonic() - started))
             if response.status_code == 503:
                 load.unavailable_bodies.append(
                     {**response.json(), "retry-after": response.headers.get("retry-after")}
@@ -112,10 +115,11 @@ async def client_loop(
             if method == "POST" and response.status_code == 201:
                 app_id = response.json()["id"]
                 load.created_apps.append(app_id)
+                phase = load.phase
                 installed = await client.post(
                     f"{base}/app_installations", json={"app_id": app_id}, headers=tenant.headers
                 )
-                load.statuses.append((load.phase, installed.status_code, 0.0))
+                load.statuses.append((phase, installed.status_code, 0.0))
                 if installed.status_code == 201:
                     load.installations.append(installed.json()["id"])
         await asyncio.sleep(0.05)
@@ -143,7 +147,7 @@ async def test_postgres_restart_under_load(
         load.phase = "restarting"
         await asyncio.to_thread(dedicated_postgres.start)
         load.phase = "after"
-        # No API restart: the pool throws away dead connections (pre-ping) and reconnects.
+        # No API restart: the pool throws away connections PostgreSQL closed and reconnects.
         await _until(lambda: sum(1 for s in load.statuses if s[0] == "after" and s[1] == 201) >= 5)
         stop.set()
         await asyncio.gather(*tasks)
