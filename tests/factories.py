@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.security import new_app_secret
-from apps_api.models import App, Organization, User
+from apps_api.models import App, Organization, User, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.platform import service
+from apps_api.webhooks.outbox import build_delivery
 
 
 @dataclass
@@ -101,3 +102,36 @@ async def make_app(
 
 def minutes_ago(minutes: float) -> datetime:
     return utcnow() - timedelta(minutes=minutes)
+
+
+async def make_log_entry(
+    session: AsyncSession,
+    *,
+    app_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    resource_id: str,
+    status: str = "successful",
+    completed_at: datetime | None = None,
+    response_headers: dict[str, str] | None = None,
+    response_body: str | None = None,
+) -> WebhookLogEntry:
+    """A trigger delivery and its log entry, as the delivery pipeline writes them."""
+    delivery, entry = build_delivery(
+        kind="trigger",
+        app_id=app_id,
+        organization_id=organization_id,
+        webhook_id=None,
+        method="POST",
+        endpoint_url="https://hooks.example.com/x",
+        channel=f"/api/v5/orgs/{organization_id}/users",
+        action="added",
+        resource_id=resource_id,
+        payload={},
+    )
+    session.add(delivery)
+    await session.flush()
+    entry.status, entry.completed_at = status, completed_at
+    entry.response_headers, entry.response_body = response_headers, response_body
+    session.add(entry)
+    await session.flush()
+    return entry

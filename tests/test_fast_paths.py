@@ -20,8 +20,7 @@ from apps_api.kit import fastpath
 from apps_api.models import ApiToken, Organization
 from apps_api.models.base import utcnow
 from apps_api.observability.metrics import REGISTRY
-from apps_api.webhooks.outbox import build_delivery
-from tests.factories import Tenant, make_app, make_tenant, make_user
+from tests.factories import Tenant, make_app, make_log_entry, make_tenant, make_user
 
 PUBLIC = "/api/v5/public_apps"
 OWNED = "/api/v5/orgs/{org}/owned_apps"
@@ -77,24 +76,13 @@ async def data(session: AsyncSession, tenant: Tenant) -> dict[str, Any]:
         for number in range(5)
     ]
     for number in range(4):
-        delivery, entry = build_delivery(
-            kind="trigger",
+        await make_log_entry(
+            session,
             app_id=apps[0].id,
             organization_id=tenant.org_id,
-            webhook_id=None,
-            method="POST",
-            endpoint_url="https://hooks.example.com/x",
-            channel=f"/api/v5/orgs/{tenant.org_id}/users",
-            action="added",
             resource_id=f"r{number}",
-            payload={},
+            completed_at=now - timedelta(seconds=number),
         )
-        session.add(delivery)
-        await session.flush()
-        entry.status = "successful"
-        entry.completed_at = now - timedelta(seconds=number)
-        session.add(entry)
-        await session.flush()
     return {"app": apps[0].id}
 
 

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.models import Asset, User
 from apps_api.models.base import utcnow
-from apps_api.webhooks.outbox import build_delivery
-from tests.factories import Tenant, make_app
+from tests.factories import Tenant, make_app, make_log_entry
 
 
 def _page_body(list_body: dict[str, object], items: list[bytes]) -> bytes:
@@ -101,25 +100,16 @@ async def test_log_entry_list_matches_the_model(
     for number, (headers, completed) in enumerate(
         (({"content-type": "text/plain", "x-ünï": "ç\n"}, True), (None, False), ({}, True))
     ):
-        delivery, entry = build_delivery(
-            kind="trigger",
+        await make_log_entry(
+            session,
             app_id=app.id,
             organization_id=tenant.org_id,
-            webhook_id=None,
-            method="POST",
-            endpoint_url="https://hooks.example.com/x",
-            channel=f"/api/v5/orgs/{tenant.org_id}/users",
-            action="added",
             resource_id=f"r{number}",
-            payload={},
+            status="successful" if completed else "pending",
+            completed_at=utcnow().replace(microsecond=0) if completed else None,
+            response_headers=headers,
+            response_body="bödy \x01" if completed else None,
         )
-        session.add(delivery)
-        await session.flush()
-        entry.response_headers, entry.response_body = headers, "bödy \x01" if completed else None
-        entry.completed_at = utcnow().replace(microsecond=0) if completed else None
-        entry.status = "successful" if completed else "pending"
-        session.add(entry)
-        await session.flush()
     base = f"/api/v5/orgs/{tenant.org_id}/owned_apps/{app.id}/webhook_log_entries"
     assert len(await _assert_items_as_retrieved(client, tenant, base, base + "/{id}")) == 3
     await _assert_items_as_retrieved(client, tenant, base, base + "/{id}", status="successful")

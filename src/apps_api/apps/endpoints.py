@@ -38,8 +38,7 @@ from apps_api.kit.pagination import (
     Page,
     PageParams,
     PageParamsDep,
-    json_page,
-    keyset_page,
+    json_keyset_page,
     paginate,
     plain_page_params,
 )
@@ -88,14 +87,14 @@ async def _public_apps_page(
     db: AsyncSession | asyncpg.Connection, *, request: Request, params: PageParams
 ) -> Response:
     # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
-    rows, next_url, previous_url = await keyset_page(
+    return await json_keyset_page(
         db,
         repository.PUBLIC_APPS_PAGE,
+        public_app_json,
         conditions=repository.PUBLIC_APPS_CONDITIONS,
         params=params,
         request=request,
     )
-    return json_page(next_url, previous_url, [public_app_json(row) for row in rows])
 
 
 async def _public_apps_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
@@ -176,16 +175,15 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
 async def _owned_apps_page(
     db: AsyncSession | asyncpg.Connection, *, request: Request, params: PageParams, organization_id: uuid.UUID
 ) -> Response:
-    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
-    rows, next_url, previous_url = await keyset_page(
+    return await json_keyset_page(
         db,
         repository.OWNED_APPS_PAGE,
+        owned_app_json,
         conditions=repository.OWNED_APPS_CONDITIONS,
         params=params,
         request=request,
         organization_id=organization_id,
     )
-    return json_page(next_url, previous_url, [owned_app_json(row) for row in rows])
 
 
 async def _owned_apps_fast(request: Request, connection: asyncpg.Connection) -> Response | None:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -333,6 +333,24 @@ async def keyset_page(
             request, encode_cursor(_Cursor(first["created_at"], first["id"], True, params.ordering))
         )
     return rows, next_url, previous_url
+
+
+async def json_keyset_page(
+    db: AsyncSession | asyncpg.Connection,
+    query: KeysetQuery,
+    view: Callable[[Any], dict[str, Any]],
+    *,
+    conditions: Sequence[ColumnElement[bool]],
+    shape: Hashable = None,
+    params: PageParams,
+    request: Request,
+    **values: Any,
+) -> Response:
+    """A hot list's page: the rows of `keyset_page` through `view`, serialized once by `json_page`."""
+    rows, next_url, previous_url = await keyset_page(
+        db, query, conditions=conditions, shape=shape, params=params, request=request, **values
+    )
+    return json_page(next_url, previous_url, [view(row) for row in rows])
 
 
 def _uuid(value: Any) -> str:

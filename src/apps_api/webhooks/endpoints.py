@@ -20,8 +20,7 @@ from apps_api.kit.pagination import (
     Page,
     PageParams,
     PageParamsDep,
-    json_page,
-    keyset_page,
+    json_keyset_page,
     paginate,
     plain_page_params,
 )
@@ -193,9 +192,10 @@ async def _log_entries_page(
     # A hot list: a compiled statement per filter shape, rows straight to JSON (response_model
     # documents it).
     shape = {name: value is not None for name, value in filters.items()}
-    rows, next_url, previous_url = await keyset_page(
+    return await json_keyset_page(
         db,
         repository.LOG_ENTRIES_PAGE,
+        schemas.log_entry_json,
         conditions=repository.log_entry_conditions(**shape),
         shape=tuple(shape.values()),
         params=params,
@@ -203,7 +203,6 @@ async def _log_entries_page(
         app_id=app_id,
         **filters,
     )
-    return json_page(next_url, previous_url, [schemas.log_entry_json(row) for row in rows])
 
 
 _NO_FILTERS: dict[str, Any] = {
