@@ -135,3 +135,48 @@ def test_page_datetimes_are_written_as_the_models_write_them() -> None:
         body = json_page(None, None, [{"at": at}]).body
         item = Stamped(at=at).model_dump_json().encode()
         assert body == b'{"next":null,"previous":null,"results":[' + item + b"]}"
+
+
+async def test_install_answers_as_retrieved(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """The install's view is built from the rows it wrote: byte for byte the retrieve route's."""
+    icon = Asset(
+        organization_id=other_tenant.org_id,
+        url="https://cdn.example.com/ikon-ä.png",
+        content_type="image/png",
+        size=1,
+    )
+    session.add(icon)
+    await session.flush()
+    bot_app = await make_app(
+        session,
+        other_tenant.organization,
+        name="Äpp \U0001f600 \t tab",
+        icon_asset_id=icon.id,
+        is_available_to_anyone=True,
+        is_approved=True,
+        is_app_user_required=True,
+        app_user_default_first_name='Zoë \u2028 "quoted"',
+        app_user_default_last_name="Bot",
+        required_scopes=["settings", "reports"],
+        trigger_conditions=["install", "chat_end"],
+        created_at=utcnow().replace(microsecond=0),  # isoformat drops zero microseconds
+    )
+    own_app = await make_app(session, tenant.organization)
+    for app_id, body in (
+        (bot_app.id, {"allowed_scopes": ["users", "settings", "reports"], "app_user": {"alias": "z"}}),
+        (own_app.id, {}),
+    ):
+        installed = await client.post(
+            f"/api/v5/orgs/{tenant.org_id}/app_installations",
+            json={"app_id": str(app_id), **body},
+            headers=tenant.headers,
+        )
+        assert installed.status_code == 201, installed.text
+        assert installed.headers["content-type"] == "application/json"
+        retrieved = await client.get(
+            f"/api/v5/orgs/{tenant.org_id}/app_installations/{installed.json()['id']}", headers=tenant.headers
+        )
+        assert retrieved.status_code == 200, retrieved.text
+        assert installed.content == retrieved.content

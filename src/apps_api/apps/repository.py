@@ -121,6 +121,14 @@ _created_by = User.__table__.alias("created_by")
 _updated_by = User.__table__.alias("updated_by")
 _USER_COLUMNS = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 
+# The embedded owner and icon of `AppBase`.
+_APP_EMBED_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    _owner.c.name.label("owner_name"),
+    *(
+        _icon.c[name].label(f"icon_{name}")
+        for name in ("url", "kind", "content_type", "size", "width", "height")
+    ),
+)
 # The columns of `AppBase` (and its embedded owner and icon), labelled as schemas.app_base() reads them.
 _APP_BASE_COLUMNS: tuple[ColumnElement[Any], ...] = (
     *(
@@ -138,15 +146,16 @@ _APP_BASE_COLUMNS: tuple[ColumnElement[Any], ...] = (
             "required_scopes",
         )
     ),
-    _owner.c.name.label("owner_name"),
-    *(
-        _icon.c[name].label(f"icon_{name}")
-        for name in ("url", "kind", "content_type", "size", "width", "height")
-    ),
+    *_APP_EMBED_COLUMNS,
 )
 _APP_BASE_FROM = _apps.join(_owner, _owner.c.id == _apps.c.owned_by_organization_id).outerjoin(
     _icon, _icon.c.id == _apps.c.icon_asset_id
 )
+
+# An app's whole row and what its base view embeds (owner name, icon), labelled as
+# schemas.app_base_json() reads them: for writes that answer with a view of the row they checked.
+APP_ROW_COLUMNS: tuple[ColumnElement[Any], ...] = (*_apps.c, *_APP_EMBED_COLUMNS)
+APP_ROW_FROM = _APP_BASE_FROM
 
 PUBLIC_APPS_PAGE = KeysetQuery(
     columns=_APP_BASE_COLUMNS, from_=_APP_BASE_FROM, created_at=_apps.c.created_at, id_=_apps.c.id

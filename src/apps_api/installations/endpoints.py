@@ -16,6 +16,7 @@ from apps_api.installations.schemas import AppInstallation, AppInstallationInput
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
+from apps_api.kit.views import json_response
 from apps_api.models import AppInstallation as AppInstallationModel
 
 router = APIRouter(prefix="/api/v5")
@@ -74,14 +75,14 @@ async def list_app_installations(
 )
 async def install_app(
     session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
-) -> AppInstallation:
+) -> Response:
     """Install an app the organization may install (its own, a public one, or one a partner offers).
 
     Needs the organization's Apps feature (403). Creates the app user when the app requires one
     (the app's default names unless `app_user` overrides them). A second install is a 409.
     """
     names = data.app_user
-    return await service.install(
+    view = await service.install(
         session=session,
         organization=principal.organization,
         app_id=data.app_id,
@@ -89,6 +90,8 @@ async def install_app(
         allowed_scopes=data.allowed_scopes,
         app_user=service.AppUserInput(**names.model_dump()) if names is not None else None,
     )
+    # Built from the rows just written and serialized once (response_model documents it).
+    return json_response(view, status_code=201)
 
 
 @router.get(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from pydantic import Field
 
-from apps_api.apps.schemas import EmbeddedUser, InstalledApp
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
+from apps_api.apps.schemas import EmbeddedUser, InstalledApp, app_base_json
+from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, iso_utc
 
 
 class AppInstallationBase(Schema):
@@ -45,3 +46,32 @@ class AppInstallationInput(InputSchema):
     app_user: AppUserInput | None = Field(
         default=None, description="Names of the app user, overriding the app's defaults."
     )
+
+
+def installation_json(
+    *,
+    values: dict[str, Any],
+    app: Any,
+    installation_count: int,
+    organization_name: str,
+    app_user: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """`AppInstallation` of an installation's column values and its app's row (`repository.APP_ROW_COLUMNS`).
+
+    Same keys, order and values as the model (tests/test_installations_view.py checks the bytes).
+    """
+    installed_app = app_base_json(app)
+    installed_app["installation_count"] = installation_count
+    installed_app["trigger_conditions"] = app["trigger_conditions"]
+    return {
+        "id": values["id"],
+        "organization_id": values["organization_id"],
+        "organization": {"id": values["organization_id"], "name": organization_name},
+        "app_id": values["app_id"],
+        "app": installed_app,
+        "app_user_id": values["app_user_id"],
+        "app_user": app_user,
+        "allowed_scopes": values["allowed_scopes"],
+        "created_at": iso_utc(values["created_at"]),
+        "updated_at": iso_utc(values["updated_at"]),
+    }

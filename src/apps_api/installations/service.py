@@ -17,15 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, Uuid, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, Uuid, bindparam, delete, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from apps_api.apps.repository import APP_ROW_COLUMNS, APP_ROW_FROM
 from apps_api.apps.visibility import may_install
 from apps_api.events.service import Action, Change, emit_many
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
+from apps_api.installations.schemas import installation_json
+from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps_api.kit.schemas import UserEmbed
 from apps_api.models import (
@@ -74,31 +77,46 @@ def require_apps_feature(organization: Organization) -> None:
         raise Forbidden("Your organization does not have the Apps feature.")
 
 
-# Built once (every install runs them). The lock, counter and installation row are Core
-# statements on the tables: the ORM's compile, bulk and synchronize machinery has nothing to
-# do there (the caller sets the new count on the loaded app itself).
+# Built once (every install runs them), run straight on the session's connection
+# (kit/driver.py): the ORM's compile, bulk, loading and synchronize machinery cost more CPU than
+# these statements' round trips (the caller sets the new count on a loaded app itself).
 _APPS = cast(Table, App.__table__)
-_LOCK_APP = select(_APPS.c.id).where(_APPS.c.id == bindparam("app_id")).with_for_update(key_share=True)
-_ADD_TO_INSTALLATION_COUNT = (
+_INSTALLATIONS = cast(Table, AppInstallation.__table__)
+_LOCK_APP = SessionStatement(
+    select(_APPS.c.id).where(_APPS.c.id == bindparam("app_id")).with_for_update(key_share=True)
+)
+_ADD_TO_INSTALLATION_COUNT = SessionStatement(
     update(_APPS)
     .where(_APPS.c.id == bindparam("app_id"))
     .values(installation_count=_APPS.c.installation_count + bindparam("delta"), updated_at=_APPS.c.updated_at)
     .returning(_APPS.c.installation_count)
 )
-_INSERT_INSTALLATION = insert(cast(Table, AppInstallation.__table__))
+_INSTALLATION_COLUMNS = (
+    "id",
+    "app_id",
+    "organization_id",
+    "app_user_id",
+    "allowed_scopes",
+    "created_by_user_id",
+    "created_at",
+    "updated_at",
+)
+_INSERT_INSTALLATION = SessionStatement(
+    insert(_INSTALLATIONS).values({column: bindparam(column) for column in _INSTALLATION_COLUMNS})
+)
 # The organization is a bind parameter, so "may install" takes its one-app form
-# (primary-key probes of partnerships and shares for this row).
-_INSTALLABLE_APP = (
-    select(App)
-    .where(App.id == bindparam("app_id"), may_install(bindparam("organization_id", type_=Uuid)))
-    .options(*app_options())
-    .execution_options(populate_existing=True)
+# (primary-key probes of partnerships and shares for this row). The app's whole row with what
+# its view embeds: the installation's view is built from it.
+_INSTALLABLE_APP = SessionStatement(
+    select(*APP_ROW_COLUMNS)
+    .select_from(APP_ROW_FROM)
+    .where(_APPS.c.id == bindparam("app_id"), may_install(bindparam("organization_id", type_=Uuid)))
 )
 
 
 async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
     """Lock the app's row for this transaction (installs and audience changes serialize on it)."""
-    await session.execute(_LOCK_APP, {"app_id": app_id})
+    await _LOCK_APP.fetch(session, app_id=app_id)
 
 
 async def find_installable_app(
@@ -114,15 +132,16 @@ async def find_installable_app(
     return (await session.execute(statement)).unique().scalar_one_or_none()
 
 
-def _check_scopes(app: App, allowed_scopes: list[str] | None) -> list[str]:
+def _check_scopes(app: Any, allowed_scopes: list[str] | None) -> list[str]:
+    """The scopes to grant, checked against the app's row."""
     if allowed_scopes is None:
-        return sorted(set(app.required_scopes))
+        return sorted(set(app["required_scopes"]))
     unknown = sorted(set(allowed_scopes) - set(SCOPES))
     if unknown:
         raise BadRequest(
             errors={"allowed_scopes": [f"Unknown scope: {', '.join(unknown)}. Allowed: {', '.join(SCOPES)}."]}
         )
-    missing = sorted(set(app.required_scopes) - set(allowed_scopes))
+    missing = sorted(set(app["required_scopes"]) - set(allowed_scopes))
     if missing:
         raise BadRequest(
             errors={"allowed_scopes": [f"Must include the app's required scopes: {', '.join(missing)}."]}
@@ -130,14 +149,15 @@ def _check_scopes(app: App, allowed_scopes: list[str] | None) -> list[str]:
     return sorted(set(allowed_scopes))
 
 
-def _app_user_names(app: App, given: AppUserInput | None) -> tuple[str | None, str | None, str | None]:
+def _app_user_names(app: Any, given: AppUserInput | None) -> tuple[str | None, str | None, str | None]:
+    """The app user's names: the given ones over the defaults of the app's row."""
     given = given or AppUserInput()
     errors: dict[str, list[str]] = {}
     names: dict[str, str | None] = {}
     defaults = {
-        "first_name": app.app_user_default_first_name,
-        "last_name": app.app_user_default_last_name,
-        "alias": app.app_user_default_alias,
+        "first_name": app["app_user_default_first_name"],
+        "last_name": app["app_user_default_last_name"],
+        "alias": app["app_user_default_alias"],
     }
     for field, default in defaults.items():
         value: str | None = getattr(given, field)
@@ -174,40 +194,54 @@ async def _create_app_user(
     )
 
 
-async def _add_to_installation_count(*, session: AsyncSession, app: App, delta: int) -> None:
-    """Atomic counter update on the app's row (no COUNT anywhere); keeps `updated_at`."""
-    count = await session.scalar(_ADD_TO_INSTALLATION_COUNT, {"app_id": app.id, "delta": delta})
-    set_committed_value(app, "installation_count", count)
+async def _add_to_installation_count(*, session: AsyncSession, app_id: uuid.UUID, delta: int) -> int:
+    """Atomic counter update on the app's row (no COUNT anywhere); keeps `updated_at`; returns the count."""
+    rows = await _ADD_TO_INSTALLATION_COUNT.fetch(session, app_id=app_id, delta=delta)
+    count: int = rows[0]["installation_count"]
+    return count
+
+
+def _installation_changes(
+    *, view: dict[str, Any], owner_id: uuid.UUID, app_user: dict[str, Any] | None
+) -> list[Change]:
+    """The events of an installation's view: the installing organization's and the owner's."""
+    # The owner's view has the same attributes (test_events_of_install_and_uninstall checks
+    # it), and the installed app's view is the installation's embedded `app`.
+    organization_id, app_id = view["organization_id"], view["app_id"]
+    org_channels, owner_channels = f"/api/v5/orgs/{organization_id}", f"/api/v5/orgs/{owner_id}"
+    changes = [
+        Change(organization_id, f"{org_channels}/app_installations", view["id"], view),
+        Change(organization_id, f"{org_channels}/installed_apps", app_id, view["app"]),
+        Change(owner_id, f"{owner_channels}/owned_apps/{app_id}/installations", view["id"], view),
+    ]
+    if app_user is not None:
+        changes.append(Change(organization_id, f"{org_channels}/users", app_user["id"], app_user))
+    return changes
 
 
 async def _emit_installation_events(
     *, session: AsyncSession, installation: AppInstallation, action: Action, actor_user_id: uuid.UUID | None
-) -> AppInstallationView:
-    """The installation's events, in one INSERT; returns the installing organization's view."""
-    view = AppInstallationView.model_validate(installation)
-    resource = view.model_dump(mode="json")
-    # Validated once: the owner's view has the same attributes (test_events_of_install_and_uninstall
-    # checks it), and the installed app's view is the installation's embedded `app`.
-    app = installation.app
-    organization_id = installation.organization_id
-    owner_id = app.owned_by_organization_id
-    org_channels, owner_channels = f"/api/v5/orgs/{organization_id}", f"/api/v5/orgs/{owner_id}"
-    changes = [
-        Change(organization_id, f"{org_channels}/app_installations", installation.id, resource),
-        Change(organization_id, f"{org_channels}/installed_apps", app.id, resource["app"]),
-        Change(owner_id, f"{owner_channels}/owned_apps/{app.id}/installations", installation.id, resource),
-    ]
-    if installation.app_user is not None:
-        changes.append(
-            Change(
-                organization_id,
-                f"{org_channels}/users",
-                installation.app_user.id,
-                UserEmbed.of(installation.app_user).model_dump(mode="json"),
-            )
-        )
+) -> None:
+    """The events of a loaded installation, in one INSERT."""
+    view = AppInstallationView.model_validate(installation).model_dump(mode="json")
+    app_user = (
+        None if installation.app_user is None else UserEmbed.of(installation.app_user).model_dump(mode="json")
+    )
+    changes = _installation_changes(
+        view=view, owner_id=installation.app.owned_by_organization_id, app_user=app_user
+    )
     await emit_many(session=session, changes=changes, action=action, actor_user_id=actor_user_id)
-    return view
+
+
+@dataclass(frozen=True)
+class _Installed:
+    """What `_install()` wrote: the installation's column values, its app's row and app user, the view."""
+
+    values: dict[str, Any]
+    app: Any
+    installation_count: int
+    app_user: User | None
+    view: dict[str, Any]
 
 
 async def _install(
@@ -218,21 +252,18 @@ async def _install(
     actor: User | None,
     allowed_scopes: list[str] | None,
     app_user: AppUserInput | None,
-) -> tuple[AppInstallation, AppInstallationView]:
+) -> _Installed:
     """The install itself, in the caller's transaction (see `install_app()` and `install()`)."""
     require_apps_feature(organization)
-    await session.execute(_LOCK_APP, {"app_id": app_id})
+    await _LOCK_APP.fetch(session, app_id=app_id)
     # Checked under the lock, in a fresh statement: a concurrent unshare or publicity
     # change that committed meanwhile is seen here.
-    app = (
-        (await session.execute(_INSTALLABLE_APP, {"app_id": app_id, "organization_id": organization.id}))
-        .unique()
-        .scalar_one_or_none()
-    )
-    if app is None:
+    rows = await _INSTALLABLE_APP.fetch(session, app_id=app_id, organization_id=organization.id)
+    if not rows:
         raise NotFound("No installable app found with the given ID.")
+    app = rows[0]
     scopes = _check_scopes(app, allowed_scopes)
-    names = _app_user_names(app, app_user) if app.is_app_user_required else None
+    names = _app_user_names(app, app_user) if app["is_app_user_required"] else None
     actor_id = actor.id if actor is not None else None
     user = None
     if names is not None:
@@ -240,7 +271,7 @@ async def _install(
     now = utcnow()
     values = {
         "id": uuid.uuid4(),
-        "app_id": app.id,
+        "app_id": app["id"],
         "organization_id": organization.id,
         "app_user_id": user.id if user is not None else None,
         "allowed_scopes": scopes,
@@ -250,23 +281,25 @@ async def _install(
     }
     try:
         # The unique (app_id, organization_id) constraint decides between concurrent installs.
-        await session.execute(_INSERT_INSTALLATION, values)
+        await _INSERT_INSTALLATION.fetch(session, **values)
     except IntegrityError as exc:
         if "uq_app_installations_app_id_organization_id" in str(exc.orig):
             raise Conflict("The app is already installed in this organization.") from None
         raise
-    # A plain INSERT (no unit-of-work flush); the object joins the session as the stored row.
-    installation = AppInstallation(**values)
-    make_transient_to_detached(installation)
-    session.add(installation)
-    await _add_to_installation_count(session=session, app=app, delta=1)
-    set_committed_value(installation, "app", app)
-    set_committed_value(installation, "organization", organization)
-    set_committed_value(installation, "app_user", user)
-    view = await _emit_installation_events(
-        session=session, installation=installation, action="added", actor_user_id=actor_id
+    count = await _add_to_installation_count(session=session, app_id=app["id"], delta=1)
+    app_user_view = None if user is None else UserEmbed.of(user).model_dump(mode="json")
+    view = installation_json(
+        values=values,
+        app=app,
+        installation_count=count,
+        organization_name=organization.name,
+        app_user=app_user_view,
     )
-    return installation, view
+    changes = _installation_changes(
+        view=view, owner_id=app["owned_by_organization_id"], app_user=app_user_view
+    )
+    await emit_many(session=session, changes=changes, action="added", actor_user_id=actor_id)
+    return _Installed(values=values, app=app, installation_count=count, app_user=user, view=view)
 
 
 async def install_app(
@@ -288,7 +321,7 @@ async def install_app(
     # A savepoint: any failure below leaves nothing behind, even if the caller goes on
     # (the install web flow renders a page after a refused install).
     async with session.begin_nested():
-        installation, _ = await _install(
+        installed = await _install(
             session=session,
             organization=organization,
             app_id=app.id,
@@ -296,6 +329,17 @@ async def install_app(
             allowed_scopes=allowed_scopes,
             app_user=app_user,
         )
+    # The caller's app as checked under the lock (what `populate_existing` did for an ORM
+    # load), and the installation as a loaded object: the rows are written, nothing to flush.
+    for attribute in inspect(App).column_attrs:
+        set_committed_value(app, attribute.key, installed.app[attribute.columns[0].name])
+    set_committed_value(app, "installation_count", installed.installation_count)
+    installation = AppInstallation(**installed.values)
+    make_transient_to_detached(installation)
+    session.add(installation)
+    set_committed_value(installation, "app", app)
+    set_committed_value(installation, "organization", organization)
+    set_committed_value(installation, "app_user", installed.app_user)
     return installation
 
 
@@ -307,13 +351,14 @@ async def install(
     actor: User | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
-) -> AppInstallationView:
+) -> dict[str, Any]:
     """`install_app()` for a caller that ends its transaction on any error (the API); returns the view.
 
     No savepoint: the API's unit of work rolls the whole transaction back on any exception,
     which leaves nothing behind just as well, two round trips cheaper. Same checks, same order.
+    The view is JSON-ready (installations/schemas.installation_json).
     """
-    _, view = await _install(
+    installed = await _install(
         session=session,
         organization=organization,
         app_id=app_id,
@@ -321,7 +366,7 @@ async def install(
         allowed_scopes=allowed_scopes,
         app_user=app_user,
     )
-    return view
+    return installed.view
 
 
 async def uninstall(
@@ -361,7 +406,8 @@ async def uninstall(
         await session.execute(
             update(ApiToken).where(or_(*revoke), ApiToken.revoked_at.is_(None)).values(revoked_at=now)
         )
-        await _add_to_installation_count(session=session, app=current.app, delta=-1)
+        count = await _add_to_installation_count(session=session, app_id=current.app_id, delta=-1)
+        set_committed_value(current.app, "installation_count", count)
         await session.delete(current)
         await session.flush()
 

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 # Errors after which the connection cannot be trusted and must leave the pool.
 _BROKEN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 
 @asynccontextmanager
@@ -53,3 +58,41 @@ async def insert_rows(
     placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
     statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - fixed names
     await connection.executemany(statement, [tuple(row.get(column) for column in columns) for row in rows])
+
+
+class SessionStatement:
+    """A Core statement (writes too), compiled once, run on the session's asyncpg connection.
+
+    In the session's transaction. For the API's hot write paths, as `kit.db.CompiledSelect` is
+    for reads: through the session each statement cost more CPU (compile cache, ORM execute
+    state, cursor and result wrappers, greenlet hops) than its round trip. Values are always
+    bound parameters, named by the statement's `bindparam()`s; JSONB values are JSON text.
+    Errors come out as SQLAlchemy's (IntegrityError; DBAPIError with `connection_invalidated`
+    for a lost connection, which leaves the pool), so callers and the error handlers see what
+    the session would have raised.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+        self.sql = compiled.string
+        self._names = tuple(compiled.positiontup or ())
+
+    async def fetch(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
+        """Run the statement; returns its rows (none without RETURNING)."""
+        args = tuple(values[name] for name in self._names)
+        connection = await session.connection()
+        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+        if not driver.is_in_transaction():
+            # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on the
+            # connection; a statement sent straight to asyncpg now would run outside it.
+            return (await connection.exec_driver_sql(self.sql, args)).mappings().all()
+        try:
+            records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
+        except _BROKEN as exc:
+            await connection.invalidate(exc)
+            raise DBAPIError(self.sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(self.sql, None, exc, hide_parameters=True) from exc
+        except asyncpg.PostgresError as exc:
+            raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
+        return records
