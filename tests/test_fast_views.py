@@ -180,3 +180,43 @@ async def test_install_answers_as_retrieved(
         )
         assert retrieved.status_code == 200, retrieved.text
         assert installed.content == retrieved.content
+
+
+async def test_create_answers_as_retrieved(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    """The created app's view is built from the values written: byte for byte the retrieve route's."""
+    icon = Asset(organization_id=tenant.org_id, url="https://cdn.example.com/ikon-ä.png", size=1, width=2)
+    session.add(icon)
+    await session.flush()
+    tenant.user.first_name, tenant.user.alias = 'Zoë \u2028 "quoted" \\ <tag>', None
+    await session.flush()
+    url = f"/api/v5/orgs/{tenant.org_id}/owned_apps"
+    minimal = {
+        "name": "  Äpp \U0001f600 \t tab ",
+        "description": "d",
+        "is_app_user_required": False,
+        "terms_of_service_url": "https://example.com/tos",
+        "privacy_policy_url": "http://example.com/privacy",
+    }
+    full = {
+        **minimal,
+        "icon_asset_id": str(icon.id),
+        "is_available_to_anyone": True,
+        "is_available_to_partners": True,
+        "is_app_user_required": True,
+        "app_user_default_first_name": "Bot",
+        "app_user_default_last_name": "Ä",
+        "trigger_url": "https://example.com/trigger",
+        "trigger_conditions": ["install", "chat_end", "install"],
+        "required_scopes": ["settings", "reports"],
+        "allowed_redirect_uris": ["https://example.com/cb"],
+        "installation_count": 99,  # read-only: ignored
+    }
+    for body in (minimal, full):
+        created = await client.post(url, json=body, headers=tenant.headers)
+        assert created.status_code == 201, created.text
+        assert created.headers["content-type"] == "application/json"
+        retrieved = await client.get(f"{url}/{created.json()['id']}", headers=tenant.headers)
+        assert retrieved.status_code == 200, retrieved.text
+        assert created.content == retrieved.content

@@ -42,6 +42,7 @@ from apps_api.kit.pagination import (
     paginate,
     plain_page_params,
 )
+from apps_api.kit.views import json_response
 from apps_api.models import App
 from apps_api.models import AppShare as AppShareModel
 
@@ -225,10 +226,11 @@ async def list_owned_apps(
 )
 async def create_owned_app(
     session: SessionDep, principal: OrgSettingsPrincipal, data: OwnedAppInput
-) -> OwnedApp:
+) -> Response:
     """Create an app; it is not installed anywhere, not even in the owner organization."""
-    app = await service.create_app(session=session, principal=principal, data=data)
-    return OwnedApp.model_validate(app)
+    view = await service.create_app(session=session, principal=principal, data=data)
+    # Built from the values just written and serialized once (response_model documents it).
+    return json_response(view, status_code=201)
 
 
 @router.get(

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import asyncpg
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -60,6 +61,31 @@ async def insert_rows(
     await connection.executemany(statement, [tuple(row.get(column) for column in columns) for row in rows])
 
 
+def with_column_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column of a new row: `values`, else the column's Python-side default (as an INSERT applies it).
+
+    For an INSERT that names every column (a statement sent to the driver gets no defaults
+    applied); a column without a default is NULL.
+    """
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.key in values:
+            row[column.key] = values[column.key]
+        elif default is None:
+            # A server-side default would be overridden with NULL: refuse rather than guess.
+            if column.server_default is not None:
+                raise ValueError(f"{table.name}.{column.key} has a server default")
+            row[column.key] = None
+        elif default.is_scalar:
+            row[column.key] = default.arg  # type: ignore[attr-defined]
+        elif default.is_callable:
+            row[column.key] = default.arg(None)  # type: ignore[attr-defined]
+        else:
+            raise ValueError(f"{table.name}.{column.key} has a SQL default")
+    return row
+
+
 class SessionStatement:
     """A Core statement (writes too), compiled once, run on the session's asyncpg connection.
 
@@ -85,7 +111,8 @@ class SessionStatement:
         if not driver.is_in_transaction():
             # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on the
             # connection; a statement sent straight to asyncpg now would run outside it.
-            return (await connection.exec_driver_sql(self.sql, args)).mappings().all()
+            result = await connection.exec_driver_sql(self.sql, args)
+            return result.mappings().all() if result.returns_rows else []
         try:
             records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
         except _BROKEN as exc:
