@@ -86,7 +86,7 @@ async def install_app(
         session=session,
         organization=principal.organization,
         app_id=data.app_id,
-        actor=principal.user,
+        actor_user_id=principal.user_id,
         allowed_scopes=data.allowed_scopes,
         app_user=service.AppUserInput(**names.model_dump()) if names is not None else None,
     )

@@ -249,7 +249,7 @@ async def _install(
     session: AsyncSession,
     organization: Organization,
     app_id: uuid.UUID,
-    actor: User | None,
+    actor_user_id: uuid.UUID | None,
     allowed_scopes: list[str] | None,
     app_user: AppUserInput | None,
 ) -> _Installed:
@@ -264,7 +264,6 @@ async def _install(
     app = rows[0]
     scopes = _check_scopes(app, allowed_scopes)
     names = _app_user_names(app, app_user) if app["is_app_user_required"] else None
-    actor_id = actor.id if actor is not None else None
     user = None
     if names is not None:
         user = await _create_app_user(session=session, organization=organization, names=names)
@@ -275,7 +274,7 @@ async def _install(
         "organization_id": organization.id,
         "app_user_id": user.id if user is not None else None,
         "allowed_scopes": scopes,
-        "created_by_user_id": actor_id,
+        "created_by_user_id": actor_user_id,
         "created_at": now,
         "updated_at": now,
     }
@@ -298,7 +297,7 @@ async def _install(
     changes = _installation_changes(
         view=view, owner_id=app["owned_by_organization_id"], app_user=app_user_view
     )
-    await emit_many(session=session, changes=changes, action="added", actor_user_id=actor_id)
+    await emit_many(session=session, changes=changes, action="added", actor_user_id=actor_user_id)
     return _Installed(values=values, app=app, installation_count=count, app_user=user, view=view)
 
 
@@ -325,7 +324,7 @@ async def install_app(
             session=session,
             organization=organization,
             app_id=app.id,
-            actor=actor,
+            actor_user_id=actor.id if actor is not None else None,
             allowed_scopes=allowed_scopes,
             app_user=app_user,
         )
@@ -348,7 +347,7 @@ async def install(
     session: AsyncSession,
     organization: Organization,
     app_id: uuid.UUID,
-    actor: User | None,
+    actor_user_id: uuid.UUID | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
 ) -> dict[str, Any]:
@@ -356,13 +355,14 @@ async def install(
 
     No savepoint: the API's unit of work rolls the whole transaction back on any exception,
     which leaves nothing behind just as well, two round trips cheaper. Same checks, same order.
-    The view is JSON-ready (installations/schemas.installation_json).
+    The view is JSON-ready (installations/schemas.installation_json). The actor is an id: the
+    API's caller need not be built as an ORM object.
     """
     installed = await _install(
         session=session,
         organization=organization,
         app_id=app_id,
-        actor=actor,
+        actor_user_id=actor_user_id,
         allowed_scopes=allowed_scopes,
         app_user=app_user,
     )
