@@ -136,22 +136,21 @@ WHERE apps.id = $1 AND (apps.owned_by_organization_id = $2
              OR EXISTS (SELECT 1 FROM app_shares WHERE app_shares.app_id = apps.id
                         AND app_shares.organization_id = $2))))
 """
-INSERT_INSTALLATION_SQL = """
-INSERT INTO app_installations (id, app_id, organization_id, app_user_id, allowed_scopes, created_by_user_id,
-                               created_at, updated_at)
-VALUES ($1, $2, $3, NULL, $4, $5, $6, $6)
-"""
-COUNT_SQL = """
-UPDATE apps SET installation_count = installation_count + 1, updated_at = updated_at WHERE id = $1
-RETURNING installation_count
-"""
-# The service writes an install's three events in one multi-row INSERT.
-EVENTS_SQL = """
+# As the service does: the installation, the app's counter and the install's three events in one
+# statement of data-modifying CTEs (one round trip); the new count is the one read under the lock
+# plus one (every counter change locks the row first).
+INSTALL_SQL = """
+WITH installation AS (
+    INSERT INTO app_installations (id, app_id, organization_id, app_user_id, allowed_scopes, created_by_user_id,
+                                   created_at, updated_at)
+    VALUES ($19, $20, $21, NULL, $22, $23, $24, $24)
+), counter AS (
+    UPDATE apps SET installation_count = installation_count + 1, updated_at = updated_at WHERE id = $20
+)
 INSERT INTO events (organization_id, channel, action, resource_id, resource, required_scope, actor_user_id,
                     created_at)
 VALUES ($1, $2, 'added', $3, $4, NULL, $5, $6), ($7, $8, 'added', $9, $10, NULL, $11, $12),
        ($13, $14, 'added', $15, $16, NULL, $17, $18)
-RETURNING id
 """
 
 
@@ -438,10 +437,7 @@ async def install_app(request: Request) -> Response:
                 if app is None:
                     return _error(404, "No installable app found with the given ID.")
                 scopes = sorted(set(app["required_scopes"]))
-                await connection.execute(
-                    INSERT_INSTALLATION_SQL, installation_id, app_id, org_id, scopes, user_id, now
-                )
-                count = await connection.fetchval(COUNT_SQL, app_id)
+                count = app["installation_count"] + 1
                 installed_app = {**_app_base(app), "installation_count": count}
                 installed_app["trigger_conditions"] = app["trigger_conditions"]
                 view = {
@@ -475,8 +471,9 @@ async def install_app(request: Request) -> Response:
                     ),
                 ):
                     arguments += [organization, channel, str(resource_id), payload, user_id, now]
+                arguments += [installation_id, app_id, org_id, scopes, user_id, now]
                 # The events trigger (migration 0003) NOTIFYs the workers on commit, as for the service.
-                await connection.fetch(EVENTS_SQL, *arguments)
+                await connection.execute(INSTALL_SQL, *arguments)
         except asyncpg.UniqueViolationError:
             return _error(409, "The app is already installed in this organization.")
     return _json(view, 201)

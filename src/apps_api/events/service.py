@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Insert, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.driver import SessionStatement
@@ -59,8 +59,8 @@ class Change:
     required_scope: str | None = None
 
 
-# Built once per number of rows, on the table: a multi-row INSERT run straight on the session's
-# connection (kit/driver.py), one round trip and no ORM or Core execution machinery.
+# A multi-row INSERT on the table, run straight on the session's connection (kit/driver.py): one
+# round trip and no ORM or Core execution machinery. Its parameters are named per row.
 _EVENTS = cast(Table, Event.__table__)
 _EVENT_COLUMNS = (
     "organization_id",
@@ -75,26 +75,18 @@ _EVENT_COLUMNS = (
 _INSERT_EVENTS: dict[int, SessionStatement] = {}
 
 
-def _insert_events(count: int) -> SessionStatement:
-    statement = _INSERT_EVENTS.get(count)
-    if statement is None:
-        rows: list[dict[str, Any]] = [
-            {column: bindparam(f"{column}_{row}") for column in _EVENT_COLUMNS} for row in range(count)
-        ]
-        statement = _INSERT_EVENTS[count] = SessionStatement(insert(_EVENTS).values(rows))
-    return statement
+def insert_events(count: int) -> Insert:
+    """The INSERT of `count` events, with the parameters `event_parameters()` gives (for composing)."""
+    rows: list[dict[str, Any]] = [
+        {column: bindparam(f"{column}_{row}") for column in _EVENT_COLUMNS} for row in range(count)
+    ]
+    return insert(_EVENTS).values(rows)
 
 
-async def emit_many(
-    *,
-    session: AsyncSession,
-    changes: Sequence[Change],
-    action: Action,
-    actor_user_id: uuid.UUID | None = None,
-) -> None:
-    """Write several event rows in one INSERT, in the transaction of the change."""
-    if not changes:
-        return
+def event_parameters(
+    *, changes: Sequence[Change], action: Action, actor_user_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """The parameters of `insert_events(len(changes))`."""
     values: dict[str, Any] = {}
     for row, change in enumerate(changes):
         values.update(
@@ -110,4 +102,22 @@ async def emit_many(
                 f"created_at_{row}": utcnow(),
             }
         )
-    await _insert_events(len(changes)).fetch(session, **values)
+    return values
+
+
+async def emit_many(
+    *,
+    session: AsyncSession,
+    changes: Sequence[Change],
+    action: Action,
+    actor_user_id: uuid.UUID | None = None,
+) -> None:
+    """Write several event rows in one INSERT, in the transaction of the change."""
+    if not changes:
+        return
+    statement = _INSERT_EVENTS.get(len(changes))
+    if statement is None:
+        statement = _INSERT_EVENTS[len(changes)] = SessionStatement(insert_events(len(changes)))
+    await statement.fetch(
+        session, **event_parameters(changes=changes, action=action, actor_user_id=actor_user_id)
+    )

@@ -25,7 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.apps.repository import APP_ROW_COLUMNS, APP_ROW_FROM
 from apps_api.apps.visibility import may_install
-from apps_api.events.service import Action, Change, emit_many
+from apps_api.events.service import Action, Change, emit_many, event_parameters, insert_events
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
 from apps_api.installations.schemas import installation_json
 from apps_api.kit.driver import SessionStatement
@@ -101,9 +101,34 @@ _INSTALLATION_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_INSTALLATION = SessionStatement(
-    insert(_INSTALLATIONS).values({column: bindparam(column) for column in _INSTALLATION_COLUMNS})
-)
+_INSTALL_WRITES: dict[int, SessionStatement] = {}
+
+
+def _install_writes(event_count: int) -> SessionStatement:
+    """The installation row, the app's counter and the events, in one statement (one round trip).
+
+    Data-modifying CTEs: all or nothing, and the unique (app_id, organization_id) constraint
+    still decides between concurrent installs (the statement fails, no event is written).
+    """
+    statement = _INSTALL_WRITES.get(event_count)
+    if statement is None:
+        installation = insert(_INSTALLATIONS).values(
+            {column: bindparam(column) for column in _INSTALLATION_COLUMNS}
+        )
+        counter = (
+            update(_APPS)
+            .where(_APPS.c.id == bindparam("app_id"))
+            .values(
+                installation_count=_APPS.c.installation_count + bindparam("delta"),
+                updated_at=_APPS.c.updated_at,
+            )
+        )
+        statement = _INSTALL_WRITES[event_count] = SessionStatement(
+            insert_events(event_count).add_cte(installation.cte("installation"), counter.cte("counter"))
+        )
+    return statement
+
+
 # The organization is a bind parameter, so "may install" takes its one-app form
 # (primary-key probes of partnerships and shares for this row). The app's whole row with what
 # its view embeds: the installation's view is built from it.
@@ -278,14 +303,9 @@ async def _install(
         "created_at": now,
         "updated_at": now,
     }
-    try:
-        # The unique (app_id, organization_id) constraint decides between concurrent installs.
-        await _INSERT_INSTALLATION.fetch(session, **values)
-    except IntegrityError as exc:
-        if "uq_app_installations_app_id_organization_id" in str(exc.orig):
-            raise Conflict("The app is already installed in this organization.") from None
-        raise
-    count = await _add_to_installation_count(session=session, app_id=app["id"], delta=1)
+    # The row is locked and was read after the lock: every change of the counter (installs and
+    # uninstalls) locks it first, so this is the count the UPDATE below leaves.
+    count = app["installation_count"] + 1
     app_user_view = None if user is None else UserEmbed.of(user).model_dump(mode="json")
     view = installation_json(
         values=values,
@@ -297,7 +317,13 @@ async def _install(
     changes = _installation_changes(
         view=view, owner_id=app["owned_by_organization_id"], app_user=app_user_view
     )
-    await emit_many(session=session, changes=changes, action="added", actor_user_id=actor_user_id)
+    parameters = event_parameters(changes=changes, action="added", actor_user_id=actor_user_id)
+    try:
+        await _install_writes(len(changes)).fetch(session, **values, **parameters, delta=1)
+    except IntegrityError as exc:
+        if "uq_app_installations_app_id_organization_id" in str(exc.orig):
+            raise Conflict("The app is already installed in this organization.") from None
+        raise
     return _Installed(values=values, app=app, installation_count=count, app_user=user, view=view)
 
 
