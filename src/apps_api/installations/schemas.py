@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from apps_api.apps.schemas import EmbeddedUser, InstalledApp, app_base_json
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, iso_utc
+from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
 
 
 class AppInstallationBase(Schema):
@@ -58,7 +58,8 @@ def installation_json(
 ) -> dict[str, Any]:
     """`AppInstallation` of an installation's column values and its app's row (`repository.APP_ROW_COLUMNS`).
 
-    Same keys, order and values as the model (tests/test_installations_view.py checks the bytes).
+    Same keys, order and values as the model, datetimes left to `kit.views.dumps` as in
+    `app_base_json()` (tests/test_fast_views.py compares the bytes with the retrieve route's).
     """
     installed_app = app_base_json(app)
     installed_app["installation_count"] = installation_count
@@ -72,6 +73,6 @@ def installation_json(
         "app_user_id": values["app_user_id"],
         "app_user": app_user,
         "allowed_scopes": values["allowed_scopes"],
-        "created_at": iso_utc(values["created_at"]),
-        "updated_at": iso_utc(values["updated_at"]),
+        "created_at": values["created_at"],
+        "updated_at": values["updated_at"],
     }
