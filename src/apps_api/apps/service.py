@@ -21,7 +21,7 @@ from apps_api.installations import service as installations
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
-from apps_api.models import App, AppShare, Asset, Organization, User
+from apps_api.models import App, AppShare, Asset
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
@@ -43,7 +43,7 @@ def _given(data: OwnedAppInput) -> dict[str, Any]:
 async def _validate(
     *,
     session: AsyncSession,
-    owner: Organization,
+    owner: Principal,
     data: OwnedAppInput,
     current: App | None,
     partial: bool,
@@ -69,7 +69,7 @@ async def _validate(
     if icon_asset_id is not None:
         # The whole row, kept in the session: a created app embeds it without another query.
         asset = await session.get(Asset, icon_asset_id)
-        if asset is None or asset.organization_id != owner.id:
+        if asset is None or asset.organization_id != owner.organization_id:
             errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
     if errors:
         raise BadRequest(errors=errors)
@@ -88,24 +88,21 @@ async def _reload(*, session: AsyncSession, app: App) -> App:
     return loaded
 
 
-def _owned_app_row(
-    values: dict[str, Any], owner: Organization, icon: Asset | None, user: User
-) -> dict[str, Any]:
+def _owned_app_row(values: dict[str, Any], creator: Principal, icon: Asset | None) -> dict[str, Any]:
     """A new app's values labelled as a row of `repository.OWNED_APPS_PAGE`, for `owned_app_json()`."""
-    row = {**values, "owner_name": owner.name}
+    row = {**values, "owner_name": creator.organization_value("name")}
     row.update(
         {f"icon_{name}": getattr(icon, name) if icon is not None else None for name in _ICON_ATTRIBUTES}
     )
+    user = {name: creator.user_value(name) for name in _USER_ATTRIBUTES}
     for prefix in ("created_by_", "updated_by_"):
-        row.update({prefix + name: getattr(user, name) for name in _USER_ATTRIBUTES})
+        row.update({prefix + name: value for name, value in user.items()})
     return row
 
 
 async def create_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> dict[str, Any]:
     """Create an app owned by the caller's organization (not installed anywhere); returns its owned view."""
-    changes = await _validate(
-        session=session, owner=principal.organization, data=data, current=None, partial=False
-    )
+    changes = await _validate(session=session, owner=principal, data=data, current=None, partial=False)
     values = with_column_defaults(
         _APPS,
         {
@@ -121,7 +118,7 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
     # reload, no ORM object, no model validation (byte for byte a later GET's, tested). The icon
     # was loaded into this session by _validate().
     icon = None if values["icon_asset_id"] is None else await session.get(Asset, values["icon_asset_id"])
-    return owned_app_json(_owned_app_row(values, principal.organization, icon, principal.user))
+    return owned_app_json(_owned_app_row(values, principal, icon))
 
 
 async def update_app(
@@ -130,9 +127,7 @@ async def update_app(
     """PUT (`partial=False`, required attributes required) or PATCH; narrowing publicity uninstalls."""
     await installations.lock_app(session=session, app_id=app.id)
     current = await _reload(session=session, app=app)
-    changes = await _validate(
-        session=session, owner=principal.organization, data=data, current=current, partial=partial
-    )
+    changes = await _validate(session=session, owner=principal, data=data, current=current, partial=partial)
     narrowed = any(getattr(current, field) and changes.get(field) is False for field in PUBLICITY)
     for field, value in changes.items():
         setattr(current, field, value)

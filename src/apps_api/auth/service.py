@@ -84,17 +84,25 @@ class Principal:
             self._organization = _persistent(self._session, Organization, self._row, "organization_")
         return self._organization
 
+    def user_value(self, name: str) -> Any:
+        """A column of the user, without attaching the ORM object."""
+        return getattr(self._user, name) if self._user is not None else self._row["user_" + name]
+
+    def organization_value(self, name: str) -> Any:
+        """A column of the organization, without attaching the ORM object."""
+        if self._organization is not None:
+            return getattr(self._organization, name)
+        return self._row["organization_" + name]
+
     def has_permission(self, permission: str) -> bool:
-        if self._user is not None:
-            return self._user.has_permission(permission)
-        return permission in self._row["user_permissions"]
+        return permission in self.user_value("permissions")
+
+    def has_feature(self, feature: str) -> bool:
+        return feature in self.organization_value("features")
 
     def has_active_subscription(self) -> bool:
-        if self._organization is not None:
-            return self._organization.has_active_subscription()
-        row = self._row
         return subscription_is_active(
-            row["organization_subscription_active"], row["organization_subscription_expires_at"]
+            self.organization_value("subscription_active"), self.organization_value("subscription_expires_at")
         )
 
 
