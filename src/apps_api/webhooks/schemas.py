@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from apps_api.apps.schemas import AppBase, EmbeddedUser
@@ -153,25 +154,11 @@ class WebhookLogEntry(Schema):
 
 def log_entry_json(row: Any) -> dict[str, Any]:
     """`WebhookLogEntry` of a row of `repository.LOG_ENTRIES_PAGE` (tests/test_fast_views.py)."""
-    return {
-        "id": row["id"],
-        "created_at": row["created_at"],
-        "app_id": row["app_id"],
-        "organization_id": row["organization_id"],
-        "webhook_id": row["webhook_id"],
-        "endpoint_url": row["endpoint_url"],
-        "action": row["action"],
-        "resource_id": row["resource_id"],
-        "channel": row["channel"],
-        "status": row["status"],
-        "retry_index": row["retry_index"],
-        "reason": row["reason"],
-        "response_status_code": row["response_status_code"],
-        "response_body": row["response_body"],
-        "response_headers": row["response_headers"],
-        "duration": row["duration"],
-        "completed_at": row["completed_at"],
-    }
+    view = dict(row)
+    view.pop("_other_side", None)  # the keyset probe of a cursor page (kit/pagination.py)
+    headers = view["response_headers"]
+    view["response_headers"] = None if headers is None else orjson.loads(headers)
+    return view
 
 
 def _channel(value: str) -> str:
