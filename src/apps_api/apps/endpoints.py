@@ -33,7 +33,7 @@ from apps_api.auth.dependencies import (
 )
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.fastpath import FastPathRoute, fast_path, path_uuid
+from apps_api.kit.fastpath import fast_path, path_uuid
 from apps_api.kit.pagination import (
     Page,
     PageParams,
@@ -46,7 +46,7 @@ from apps_api.kit.views import json_response
 from apps_api.models import App
 from apps_api.models import AppShare as AppShareModel
 
-router = APIRouter(prefix="/api/v5", route_class=FastPathRoute)
+router = APIRouter(prefix="/api/v5")
 
 View = TypeVar("View", bound=BaseModel)
 ShareId = Annotated[uuid.UUID, Path(description="The ID of the app share.")]

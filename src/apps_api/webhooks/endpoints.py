@@ -15,7 +15,7 @@ from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_principal, passes_settings_checks
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
-from apps_api.kit.fastpath import FastPathRoute, fast_path, path_uuid
+from apps_api.kit.fastpath import fast_path, path_uuid
 from apps_api.kit.pagination import (
     Page,
     PageParams,
@@ -33,7 +33,6 @@ router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", 
 log_router = APIRouter(
     prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}",
     tags=["Webhook log entries"],
-    route_class=FastPathRoute,
 )
 internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
 
