@@ -21,6 +21,7 @@ import httpx
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from apps_api.embedded import start_postgres, start_redis
@@ -163,7 +164,7 @@ async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedi
     """
     app = create_app(settings)
 
-    async def _test_session() -> AsyncIterator[AsyncSession]:
+    async def _test_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with _nested_session(connection) as request_session, unit_of_work(request_session):
             yield request_session
 

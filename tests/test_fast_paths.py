@@ -7,6 +7,7 @@ path, and everything unusual (credentials, access, parameters) must be left to t
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,14 @@ from apps_api.kit import fastpath
 from apps_api.models import ApiToken, Organization
 from apps_api.models.base import utcnow
 from apps_api.observability.metrics import REGISTRY
+from tests.apps_helpers import (
+    app_payload,
+    create_app_via_api,
+    install_via_api,
+    installation_count,
+    installations_url,
+    owned_url,
+)
 from tests.factories import Tenant, make_app, make_log_entry, make_tenant, make_user
 
 PUBLIC = "/api/v5/public_apps"
@@ -226,3 +235,82 @@ async def test_a_database_error_is_answered_by_the_route(
         fastpath.enable(app.state, connections)
     assert response.status_code == 200
     assert _count(ROUTES[PUBLIC], "declined") == declined + 1
+
+
+# --- writes (create an owned app, install an app) --------------------------------------------
+
+
+async def _post_both(
+    client: httpx.AsyncClient, app: Any, route: str, url: str, headers: dict[str, str], content: bytes
+) -> httpx.Response:
+    """A refused POST: the same response with fast paths on and off, and the fast path declined it."""
+    declined = _count(route, "declined")
+    headers = {"content-type": "application/json", **headers}
+    fast = await client.post(url, content=content, headers=headers)
+    assert _count(route, "declined") == declined + 1, (url, content)
+    connections = app.state.fast_path_connections
+    fastpath.enable(app.state, None)
+    try:
+        declared = await client.post(url, content=content, headers=headers)
+    finally:
+        fastpath.enable(app.state, connections)
+    assert (fast.status_code, fast.content) == (declared.status_code, declared.content), (url, content)
+    return fast
+
+
+CREATE = "/api/v5/orgs/{organization_id}/owned_apps"
+INSTALL = "/api/v5/orgs/{organization_id}/app_installations"
+
+
+async def test_plain_writes_are_answered_fast_and_read_back_the_same(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    answered = _count(CREATE, "answered")
+    created = await client.post(owned_url(tenant), json=app_payload(), headers=tenant.headers)
+    assert created.status_code == 201 and _count(CREATE, "answered") == answered + 1
+    retrieved = await client.get(owned_url(tenant, created.json()["id"]), headers=tenant.headers)
+    assert retrieved.content == created.content
+
+    answered = _count(INSTALL, "answered")
+    installed = await client.post(
+        installations_url(tenant), json={"app_id": created.json()["id"]}, headers=tenant.headers
+    )
+    assert installed.status_code == 201 and _count(INSTALL, "answered") == answered + 1
+    retrieved = await client.get(installations_url(tenant, installed.json()["id"]), headers=tenant.headers)
+    assert retrieved.content == installed.content
+
+
+async def test_refused_writes_are_left_to_the_route_and_leave_nothing_behind(
+    client: httpx.AsyncClient, app: Any, session: AsyncSession, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    _, no_settings = await make_user(session, tenant.organization, permissions=["users"])
+    without_apps = await make_tenant(session, name="No apps", features=[])
+    valid = json.dumps(app_payload()).encode()
+    for headers, content in (
+        ({}, valid),
+        ({"Authorization": f"Token {no_settings}"}, valid),
+        (other_tenant.headers, valid),
+        (tenant.headers, b"{not json"),
+        (tenant.headers, b""),
+        (tenant.headers, json.dumps(app_payload(name="")).encode()),
+        (tenant.headers, json.dumps({"name": "only a name"}).encode()),
+        # Valid input the service refuses after the body was read (402: no App provider feature).
+        (without_apps.headers, json.dumps(app_payload(is_available_to_anyone=True)).encode()),
+    ):
+        url = owned_url(without_apps if headers is without_apps.headers else tenant)
+        await _post_both(client, app, CREATE, url, headers, content)
+    listed = await client.get(owned_url(without_apps), headers=without_apps.headers)
+    assert listed.json()["results"] == []
+
+    mine = await create_app_via_api(client, tenant)
+    foreign = await make_app(session, other_tenant.organization)
+    await install_via_api(client, tenant, mine["id"])
+    for organization, content in (
+        (tenant, json.dumps({"app_id": str(foreign.id)}).encode()),  # 404: not installable
+        (tenant, json.dumps({"app_id": mine["id"]}).encode()),  # 409: already installed
+        (tenant, json.dumps({"app_id": "nope"}).encode()),  # 400
+        (tenant, json.dumps({"app_id": mine["id"], "allowed_scopes": "x"}).encode()),  # 400
+        (without_apps, json.dumps({"app_id": str(foreign.id)}).encode()),  # 403: no Apps feature
+    ):
+        await _post_both(client, app, INSTALL, installations_url(organization), organization.headers, content)
+    assert await installation_count(session, mine["id"]) == 1

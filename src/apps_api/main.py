@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     # Innermost of ours: a request a fast path answers is still logged, measured and tagged.
-    app.add_middleware(fastpath.FastPathMiddleware, routers=[public_apps_router, webhook_log_router])
+    app.add_middleware(
+        fastpath.FastPathMiddleware, routers=[public_apps_router, webhook_log_router, installations_router]
+    )
     app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(operations_router)

@@ -31,9 +31,10 @@ from apps_api.auth.dependencies import (
     fast_principal,
     passes_settings_checks,
 )
+from apps_api.auth.service import Principal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.fastpath import fast_path, path_uuid
+from apps_api.kit.fastpath import fast_path, fast_write, json_body, path_uuid
 from apps_api.kit.pagination import (
     Page,
     PageParams,
@@ -216,6 +217,24 @@ async def list_owned_apps(
     )
 
 
+async def _create_owned_app_fast(request: Request, session: AsyncSession) -> Response | None:
+    """`create_owned_app` for a plain request (kit/fastpath.py)."""
+    organization_id = path_uuid(request, "organization_id")
+    data = await json_body(request, OwnedAppInput)
+    if organization_id is None or data is None:
+        return None
+    principal = await fast_principal(request, session)
+    if principal is None or not passes_settings_checks(principal, organization_id):
+        return None
+    return await _create_owned_app(session=session, principal=principal, data=data)
+
+
+async def _create_owned_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> Response:
+    view = await service.create_app(session=session, principal=principal, data=data)
+    # Built from the values just written and serialized once (response_model documents it).
+    return json_response(view, status_code=201)
+
+
 @router.post(
     "/orgs/{organization_id}/owned_apps",
     response_model=OwnedApp,
@@ -224,13 +243,12 @@ async def list_owned_apps(
     tags=["Owned apps"],
     responses=error_responses(400, 401, 402, 403),
 )
+@fast_write(_create_owned_app_fast)
 async def create_owned_app(
     session: SessionDep, principal: OrgSettingsPrincipal, data: OwnedAppInput
 ) -> Response:
     """Create an app; it is not installed anywhere, not even in the owner organization."""
-    view = await service.create_app(session=session, principal=principal, data=data)
-    # Built from the values just written and serialized once (response_model documents it).
-    return json_response(view, status_code=201)
+    return await _create_owned_app(session=session, principal=principal, data=data)
 
 
 @router.get(

@@ -11,6 +11,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
@@ -101,10 +102,10 @@ OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
 # --- for fast paths (kit/fastpath.py): the same checks as plain answers, no errors ---------------
 
 
-async def fast_principal(request: Request, connection: asyncpg.Connection) -> Principal | None:
+async def fast_principal(request: Request, db: AsyncSession | asyncpg.Connection) -> Principal | None:
     """The principal of an API token header that `authenticated` would accept, else None."""
     key = api_token_key(request.headers.get("authorization"))
-    return None if key is None else await authenticate_token(session=connection, key=key)
+    return None if key is None else await authenticate_token(session=db, key=key)
 
 
 def passes_settings_checks(principal: Principal, organization_id: uuid.UUID | None = None) -> bool:

@@ -10,11 +10,13 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps.dependencies import OwnedAppDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_principal, passes_settings_checks
+from apps_api.auth.service import Principal
 from apps_api.installations import repository, service
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
+from apps_api.kit.fastpath import fast_write, json_body, path_uuid
 from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
 from apps_api.kit.views import json_response
 from apps_api.models import AppInstallation as AppInstallationModel
@@ -65,22 +67,7 @@ async def list_app_installations(
     )
 
 
-@router.post(
-    "/orgs/{organization_id}/app_installations",
-    response_model=AppInstallation,
-    status_code=201,
-    summary="Install an app",
-    tags=["App installations"],
-    responses=error_responses(400, 401, 403, 404, 409),
-)
-async def install_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
-) -> Response:
-    """Install an app the organization may install (its own, a public one, or one a partner offers).
-
-    Needs the organization's Apps feature (403). Creates the app user when the app requires one
-    (the app's default names unless `app_user` overrides them). A second install is a 409.
-    """
+async def _install(*, session: AsyncSession, principal: Principal, data: AppInstallationInput) -> Response:
     names = data.app_user
     view = await service.install(
         session=session,
@@ -92,6 +79,38 @@ async def install_app(
     )
     # Built from the rows just written and serialized once (response_model documents it).
     return json_response(view, status_code=201)
+
+
+async def _install_fast(request: Request, session: AsyncSession) -> Response | None:
+    """`install_app` for a plain request (kit/fastpath.py)."""
+    organization_id = path_uuid(request, "organization_id")
+    data = await json_body(request, AppInstallationInput)
+    if organization_id is None or data is None:
+        return None
+    principal = await fast_principal(request, session)
+    if principal is None or not passes_settings_checks(principal, organization_id):
+        return None
+    return await _install(session=session, principal=principal, data=data)
+
+
+@router.post(
+    "/orgs/{organization_id}/app_installations",
+    response_model=AppInstallation,
+    status_code=201,
+    summary="Install an app",
+    tags=["App installations"],
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+@fast_write(_install_fast)
+async def install_app(
+    session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
+) -> Response:
+    """Install an app the organization may install (its own, a public one, or one a partner offers).
+
+    Needs the organization's Apps feature (403). Creates the app user when the app requires one
+    (the app's default names unless `app_user` overrides them). A second install is a 409.
+    """
+    return await _install(session=session, principal=principal, data=data)
 
 
 @router.get(

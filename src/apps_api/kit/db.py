@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
@@ -138,6 +138,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
     async with sessionmaker() as session, unit_of_work(session):
         yield session
+
+
+def request_session(request: Request) -> AbstractAsyncContextManager[AsyncSession]:
+    """The session `SessionDep` gives this request, outside dependency injection (fast paths).
+
+    Honours a dependency override of `get_session` (the tests'), which must take the request too.
+    """
+    provider = request.app.dependency_overrides.get(get_session, get_session)
+    return asynccontextmanager(provider)(request)
 
 
 # scope="function": the commit happens before the response is sent, so a client

@@ -21,6 +21,7 @@ with fast paths off would differ.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,27 +31,45 @@ from typing import Any, TypeVar
 import asyncpg
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncEngine
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.convertors import StringConvertor
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apps_api.kit.db import request_session
 from apps_api.kit.driver import driver_connection
 from apps_api.observability.metrics import FAST_PATH_REQUESTS
 
 logger = logging.getLogger(__name__)
 
 FastHandler = Callable[[Request, asyncpg.Connection], Awaitable[Response | None]]
+FastWriteHandler = Callable[[Request, AsyncSession], Awaitable[Response | None]]
 ConnectionFactory = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+Input = TypeVar("Input", bound=BaseModel)
 
-_ATTRIBUTE = "__apps_api_fast_path__"
+_READ = "__apps_api_fast_path__"
+_WRITE = "__apps_api_fast_write__"
 
 
 def fast_path(handler: FastHandler) -> Callable[[Endpoint], Endpoint]:
-    """Give an endpoint a fast handler for its plain, successful requests (module docstring)."""
+    """Give a GET endpoint a fast handler for its plain, successful requests (module docstring)."""
+    return _attach(_READ, handler)
 
+
+def fast_write(handler: FastWriteHandler) -> Callable[[Endpoint], Endpoint]:
+    """Give a POST endpoint a fast handler, run in the request's session and unit of work.
+
+    The handler may decline (None) only before it changes anything. Once it has written, it
+    answers or raises: an error rolls the unit of work back and the route runs from scratch
+    (an install that meets a 409 is thus tried twice; nothing is left behind by the first).
+    """
+    return _attach(_WRITE, handler)
+
+
+def _attach(attribute: str, handler: Callable[..., Any]) -> Callable[[Endpoint], Endpoint]:
     def attach(endpoint: Endpoint) -> Endpoint:
-        setattr(endpoint, _ATTRIBUTE, handler)
+        setattr(endpoint, attribute, handler)
         return endpoint
 
     return attach
@@ -66,36 +85,50 @@ def pooled_connections(engine: AsyncEngine) -> ConnectionFactory:
 
 
 def enable(state: Any, connections: ConnectionFactory | None) -> None:
-    """Turn fast paths on (a connection factory) or off (None) for an application's state."""
+    """Turn fast paths on (with the read handlers' connections) or off (None) for an application."""
     state.fast_path_connections = connections
 
 
+async def json_body(request: Request, model: type[Input]) -> Input | None:
+    """The JSON body validated as the route would (json.loads, then the model), or None if it would not."""
+    try:
+        return model.model_validate(json.loads(await request.body()))
+    except ValueError:  # not JSON, not UTF-8, or not valid (pydantic's ValidationError)
+        return None
+
+
 class FastPathMiddleware:
-    """Offers a GET of a route with a fast handler to that handler, before routing."""
+    """Offers a request for a route with a fast handler to that handler, before routing."""
 
     def __init__(self, app: ASGIApp, *, routers: Sequence[APIRouter]) -> None:
         self.app = app
         self.routes = [
-            _FastRoute(route, handler)
+            _FastRoute(route, method, handler, write=attribute == _WRITE)
             for router in routers
             for route in router.routes
             if isinstance(route, APIRoute)
-            and (handler := getattr(route.endpoint, _ATTRIBUTE, None)) is not None
+            for attribute, method in ((_READ, "GET"), (_WRITE, "POST"))
+            if (handler := getattr(route.endpoint, attribute, None)) is not None
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and scope["method"] in ("GET", "POST"):
             connections: ConnectionFactory | None = getattr(scope["app"].state, "fast_path_connections", None)
             if connections is not None:
-                path = _route_path(scope)
+                path, method = _route_path(scope), scope["method"]
                 for fast in self.routes:
-                    match = fast.path_regex.match(path)
+                    match = fast.path_regex.match(path) if fast.method == method else None
                     if match is None:
                         continue
-                    request = Request(
-                        {**scope, "path_params": match.groupdict(), "route": fast.route}, receive, send
-                    )
-                    response = await _offer(fast.handler, request, connections)
+                    child = {**scope, "path_params": match.groupdict(), "route": fast.route}
+                    if fast.write:
+                        received: list[Message] = []
+                        response = await _offer_write(
+                            fast.handler, Request(child, _recording(receive, received), send)
+                        )
+                        receive = _replaying(received, receive)  # the route reads the body again
+                    else:
+                        response = await _offer(fast.handler, Request(child, receive, send), connections)
                     if response is None:
                         fast.declined.inc()
                         break
@@ -104,6 +137,24 @@ class FastPathMiddleware:
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+
+def _recording(receive: Receive, received: list[Message]) -> Receive:
+    async def recording() -> Message:
+        message = await receive()
+        received.append(message)
+        return message
+
+    return recording
+
+
+def _replaying(received: list[Message], receive: Receive) -> Receive:
+    pending = list(received)
+
+    async def replaying() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replaying
 
 
 def _route_path(scope: Scope) -> str:
@@ -116,12 +167,14 @@ def _route_path(scope: Scope) -> str:
 
 
 class _FastRoute:
-    __slots__ = ("answered", "declined", "handler", "path_regex", "route")
+    __slots__ = ("answered", "declined", "handler", "method", "path_regex", "route", "write")
 
-    def __init__(self, route: APIRoute, handler: FastHandler) -> None:
+    def __init__(self, route: APIRoute, method: str, handler: Any, *, write: bool) -> None:
         # Path parameters are plain strings on these routes: the handler parses them.
         assert all(isinstance(convertor, StringConvertor) for convertor in route.param_convertors.values())
-        self.route, self.handler, self.path_regex = route, handler, route.path_regex
+        assert route.methods == {method}, f"{route.path}: a fast {method} handler on {route.methods}"
+        self.route, self.method, self.handler, self.write = route, method, handler, write
+        self.path_regex = route.path_regex
         self.answered = FAST_PATH_REQUESTS.labels(route.path, "answered")
         self.declined = FAST_PATH_REQUESTS.labels(route.path, "declined")
 
@@ -134,6 +187,16 @@ async def _offer(handler: FastHandler, request: Request, connections: Connection
         # The declared route runs next and answers the error its own way (a 503 for a lost
         # database); the trace is for whoever wonders why a fast path declines.
         logger.debug("fast path declined after an error", exc_info=True)
+        return None
+
+
+async def _offer_write(handler: FastWriteHandler, request: Request) -> Response | None:
+    try:
+        async with request_session(request) as session:
+            return await handler(request, session)
+    except Exception:
+        # Rolled back by the unit of work; the route runs next and answers the error its own way.
+        logger.debug("fast write declined after an error", exc_info=True)
         return None
 
 
