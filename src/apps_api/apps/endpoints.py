@@ -28,8 +28,7 @@ from apps_api.apps.schemas import (
 from apps_api.auth.dependencies import (
     OrgSettingsPrincipal,
     SettingsPrincipal,
-    fast_principal,
-    passes_settings_checks,
+    fast_settings_principal,
 )
 from apps_api.auth.service import Principal
 from apps_api.kit.db import SessionDep
@@ -104,8 +103,8 @@ async def _public_apps_fast(request: Request, connection: asyncpg.Connection) ->
     params = plain_page_params(request)
     if params is None:
         return None
-    principal = await fast_principal(request, connection)
-    if principal is None or not passes_settings_checks(principal):
+    principal = await fast_settings_principal(request, connection)
+    if principal is None:
         return None
     return await _public_apps_page(connection, request=request, params=params)
 
@@ -194,8 +193,8 @@ async def _owned_apps_fast(request: Request, connection: asyncpg.Connection) -> 
     organization_id = path_uuid(request, "organization_id")
     if params is None or organization_id is None:
         return None
-    principal = await fast_principal(request, connection)
-    if principal is None or not passes_settings_checks(principal, organization_id):
+    principal = await fast_settings_principal(request, connection, organization_id)
+    if principal is None:
         return None
     return await _owned_apps_page(connection, request=request, params=params, organization_id=organization_id)
 
@@ -223,8 +222,8 @@ async def _create_owned_app_fast(request: Request, session: AsyncSession) -> Res
     data = await json_body(request, OwnedAppInput)
     if organization_id is None or data is None:
         return None
-    principal = await fast_principal(request, session)
-    if principal is None or not passes_settings_checks(principal, organization_id):
+    principal = await fast_settings_principal(request, session, organization_id)
+    if principal is None:
         return None
     return await _create_owned_app(session=session, principal=principal, data=data)
 

@@ -102,16 +102,19 @@ OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
 # --- for fast paths (kit/fastpath.py): the same checks as plain answers, no errors ---------------
 
 
-async def fast_principal(request: Request, db: AsyncSession | asyncpg.Connection) -> Principal | None:
-    """The principal of an API token header that `authenticated` would accept, else None."""
+async def fast_settings_principal(
+    request: Request, db: AsyncSession | asyncpg.Connection, organization_id: uuid.UUID | None = None
+) -> Principal | None:
+    """The caller, if its API token header is one `authenticated` accepts and `with_settings` (no
+    organization) or `org_settings` (this one) lets it in; else None, and the route says why."""
     key = api_token_key(request.headers.get("authorization"))
-    return None if key is None else await authenticate_token(session=db, key=key)
-
-
-def passes_settings_checks(principal: Principal, organization_id: uuid.UUID | None = None) -> bool:
-    """Whether `with_settings` (no organization) or `org_settings` (this one) lets the principal in."""
-    return (
+    if key is None:
+        return None
+    principal = await authenticate_token(session=db, key=key)
+    if principal is None or not (
         principal.has_active_subscription()
         and principal.has_permission("settings")
         and (organization_id is None or organization_id == principal.organization_id)
-    )
+    ):
+        return None
+    return principal

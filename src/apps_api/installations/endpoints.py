@@ -10,7 +10,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps.dependencies import OwnedAppDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_principal, passes_settings_checks
+from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_settings_principal
 from apps_api.auth.service import Principal
 from apps_api.installations import repository, service
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
@@ -87,8 +87,8 @@ async def _install_fast(request: Request, session: AsyncSession) -> Response | N
     data = await json_body(request, AppInstallationInput)
     if organization_id is None or data is None:
         return None
-    principal = await fast_principal(request, session)
-    if principal is None or not passes_settings_checks(principal, organization_id):
+    principal = await fast_settings_principal(request, session, organization_id)
+    if principal is None:
         return None
     return await _install(session=session, principal=principal, data=data)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository as apps_repository
 from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_principal, passes_settings_checks
+from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_settings_principal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
 from apps_api.kit.fastpath import fast_path, path_uuid
@@ -218,8 +218,8 @@ async def _log_entries_fast(request: Request, connection: asyncpg.Connection) ->
     organization_id, app_id = path_uuid(request, "organization_id"), path_uuid(request, "app_id")
     if params is None or organization_id is None or app_id is None:
         return None
-    principal = await fast_principal(request, connection)
-    if principal is None or not passes_settings_checks(principal, organization_id):
+    principal = await fast_settings_principal(request, connection, organization_id)
+    if principal is None:
         return None
     if (
         await apps_repository.owned_app_id(session=connection, organization_id=organization_id, app_id=app_id)
