@@ -33,7 +33,7 @@ from apps_api.auth.dependencies import (
 from apps_api.auth.service import Principal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.fastpath import fast_path, fast_write, json_body, path_uuid
+from apps_api.kit.fastpath import fast_path, fast_transaction, json_body, path_uuid
 from apps_api.kit.pagination import (
     Page,
     PageParams,
@@ -216,19 +216,21 @@ async def list_owned_apps(
     )
 
 
-async def _create_owned_app_fast(request: Request, session: AsyncSession) -> Response | None:
-    """`create_owned_app` for a plain request (kit/fastpath.py)."""
+async def _create_owned_app_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
+    """`create_owned_app` for a plain request, in a transaction on the driver (kit/fastpath.py)."""
     organization_id = path_uuid(request, "organization_id")
     data = await json_body(request, OwnedAppInput)
     if organization_id is None or data is None:
         return None
-    principal = await fast_settings_principal(request, session, organization_id)
+    principal = await fast_settings_principal(request, connection, organization_id)
     if principal is None:
         return None
-    return await _create_owned_app(session=session, principal=principal, data=data)
+    return await _create_owned_app(session=connection, principal=principal, data=data)
 
 
-async def _create_owned_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> Response:
+async def _create_owned_app(
+    *, session: AsyncSession | asyncpg.Connection, principal: Principal, data: OwnedAppInput
+) -> Response:
     view = await service.create_app(session=session, principal=principal, data=data)
     # Built from the values just written and serialized once (response_model documents it).
     return json_response(view, status_code=201)
@@ -242,7 +244,7 @@ async def _create_owned_app(*, session: AsyncSession, principal: Principal, data
     tags=["Owned apps"],
     responses=error_responses(400, 401, 402, 403),
 )
-@fast_write(_create_owned_app_fast)
+@fast_transaction(_create_owned_app_fast)
 async def create_owned_app(
     session: SessionDep, principal: OrgSettingsPrincipal, data: OwnedAppInput
 ) -> Response:

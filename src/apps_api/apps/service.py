@@ -10,7 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert
+import asyncpg
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,7 @@ from apps_api.apps import repository
 from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput, owned_app_json
 from apps_api.auth.service import Principal
 from apps_api.installations import service as installations
+from apps_api.kit.db import CompiledSelect
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
@@ -31,6 +33,8 @@ _APPS = cast(Table, App.__table__)
 _INSERT_APP = SessionStatement(
     insert(_APPS).values({column.key: bindparam(column.key) for column in _APPS.c})
 )
+_ASSETS = cast(Table, Asset.__table__)
+_ASSET = CompiledSelect(select(_ASSETS).where(_ASSETS.c.id == bindparam("asset_id")))
 _ICON_ATTRIBUTES = ("url", "kind", "content_type", "size", "width", "height")
 _USER_ATTRIBUTES = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 
@@ -42,13 +46,13 @@ def _given(data: OwnedAppInput) -> dict[str, Any]:
 
 async def _validate(
     *,
-    session: AsyncSession,
+    db: AsyncSession | asyncpg.Connection,
     owner: Principal,
     data: OwnedAppInput,
     current: App | None,
     partial: bool,
-) -> dict[str, Any]:
-    """400s first (every field at once), then 402; returns the changes to apply."""
+) -> tuple[dict[str, Any], Any]:
+    """400s first (every field at once), then 402; returns the changes to apply and the icon's row."""
     changes = _given(data)
     errors: dict[str, list[str]] = {}
     if not partial:
@@ -66,10 +70,12 @@ async def _validate(
             if effective(field) is None and field not in errors:
                 errors[field] = ["This field is required when is_app_user_required is true."]
     icon_asset_id = changes.get("icon_asset_id")
+    icon = None
     if icon_asset_id is not None:
-        # The whole row, kept in the session: a created app embeds it without another query.
-        asset = await session.get(Asset, icon_asset_id)
-        if asset is None or asset.organization_id != owner.organization_id:
+        # The whole row: a created app embeds it without another query.
+        rows = await _ASSET.fetch(db, asset_id=icon_asset_id)
+        icon = rows[0] if rows else None
+        if icon is None or icon["organization_id"] != owner.organization_id:
             errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
     if errors:
         raise BadRequest(errors=errors)
@@ -77,7 +83,7 @@ async def _validate(
         raise PaymentRequired(
             "Making an app available to partners or to anyone needs the organization's App provider feature."
         )
-    return changes
+    return changes, icon
 
 
 async def _reload(*, session: AsyncSession, app: App) -> App:
@@ -88,21 +94,24 @@ async def _reload(*, session: AsyncSession, app: App) -> App:
     return loaded
 
 
-def _owned_app_row(values: dict[str, Any], creator: Principal, icon: Asset | None) -> dict[str, Any]:
+def _owned_app_row(values: dict[str, Any], creator: Principal, icon: Any) -> dict[str, Any]:
     """A new app's values labelled as a row of `repository.OWNED_APPS_PAGE`, for `owned_app_json()`."""
     row = {**values, "owner_name": creator.organization_value("name")}
-    row.update(
-        {f"icon_{name}": getattr(icon, name) if icon is not None else None for name in _ICON_ATTRIBUTES}
-    )
+    row.update({f"icon_{name}": icon[name] if icon is not None else None for name in _ICON_ATTRIBUTES})
     user = {name: creator.user_value(name) for name in _USER_ATTRIBUTES}
     for prefix in ("created_by_", "updated_by_"):
         row.update({prefix + name: value for name, value in user.items()})
     return row
 
 
-async def create_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> dict[str, Any]:
-    """Create an app owned by the caller's organization (not installed anywhere); returns its owned view."""
-    changes = await _validate(session=session, owner=principal, data=data, current=None, partial=False)
+async def create_app(
+    *, session: AsyncSession | asyncpg.Connection, principal: Principal, data: OwnedAppInput
+) -> dict[str, Any]:
+    """Create an app owned by the caller's organization (not installed anywhere); returns its owned view.
+
+    On a session (its unit of work) or on an asyncpg connection in a transaction (the fast path).
+    """
+    changes, icon = await _validate(db=session, owner=principal, data=data, current=None, partial=False)
     values = with_column_defaults(
         _APPS,
         {
@@ -115,9 +124,7 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
     )
     await _INSERT_APP.fetch(session, **values)
     # The owned view from what was just written, by the list's own row-to-view function: no
-    # reload, no ORM object, no model validation (byte for byte a later GET's, tested). The icon
-    # was loaded into this session by _validate().
-    icon = None if values["icon_asset_id"] is None else await session.get(Asset, values["icon_asset_id"])
+    # reload, no ORM object, no model validation (byte for byte a later GET's, tested).
     return owned_app_json(_owned_app_row(values, principal, icon))
 
 
@@ -127,7 +134,7 @@ async def update_app(
     """PUT (`partial=False`, required attributes required) or PATCH; narrowing publicity uninstalls."""
     await installations.lock_app(session=session, app_id=app.id)
     current = await _reload(session=session, app=app)
-    changes = await _validate(session=session, owner=principal, data=data, current=current, partial=partial)
+    changes, _ = await _validate(db=session, owner=principal, data=data, current=current, partial=partial)
     narrowed = any(getattr(current, field) and changes.get(field) is False for field in PUBLICITY)
     for field, value in changes.items():
         setattr(current, field, value)

@@ -103,9 +103,21 @@ class SessionStatement:
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ())
 
-    async def fetch(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
-        """Run the statement; returns its rows (none without RETURNING)."""
+    async def fetch(self, session: AsyncSession | asyncpg.Connection, **values: Any) -> Sequence[Any]:
+        """Run the statement; returns its rows (none without RETURNING).
+
+        On a bare asyncpg connection (a fast path's, in its own transaction) it runs as is; errors
+        are translated the same way (the connection's owner drops a broken one).
+        """
         args = tuple(values[name] for name in self._names)
+        if isinstance(session, asyncpg.Connection):
+            try:
+                rows: list[asyncpg.Record] = await session.fetch(self.sql, *args)
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise IntegrityError(self.sql, None, exc, hide_parameters=True) from exc
+            except asyncpg.PostgresError as exc:
+                raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
+            return rows
         connection = await session.connection()
         driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
         if not driver.is_in_transaction():

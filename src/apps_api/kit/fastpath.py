@@ -50,6 +50,7 @@ Input = TypeVar("Input", bound=BaseModel)
 
 _READ = "__apps_api_fast_path__"
 _WRITE = "__apps_api_fast_write__"
+_TRANSACTION = "__apps_api_fast_transaction__"
 
 
 def fast_path(handler: FastHandler) -> Callable[[Endpoint], Endpoint]:
@@ -65,6 +66,16 @@ def fast_write(handler: FastWriteHandler) -> Callable[[Endpoint], Endpoint]:
     (an install that meets a 409 is thus tried twice; nothing is left behind by the first).
     """
     return _attach(_WRITE, handler)
+
+
+def fast_transaction(handler: FastHandler) -> Callable[[Endpoint], Endpoint]:
+    """Give a POST endpoint a fast handler run on one pooled asyncpg connection, in a transaction.
+
+    For a write whose service runs on a bare connection too (creating an app: one INSERT): no
+    session, BEGIN and COMMIT straight on the driver. The transaction commits when the handler
+    answers and rolls back when it raises; as for `fast_write`, it declines only before writing.
+    """
+    return _attach(_TRANSACTION, handler)
 
 
 def _attach(attribute: str, handler: Callable[..., Any]) -> Callable[[Endpoint], Endpoint]:
@@ -103,11 +114,11 @@ class FastPathMiddleware:
     def __init__(self, app: ASGIApp, *, routers: Sequence[APIRouter]) -> None:
         self.app = app
         self.routes = [
-            _FastRoute(route, method, handler, write=attribute == _WRITE)
+            _FastRoute(route, method, handler, kind=attribute)
             for router in routers
             for route in router.routes
             if isinstance(route, APIRoute)
-            for attribute, method in ((_READ, "GET"), (_WRITE, "POST"))
+            for attribute, method in ((_READ, "GET"), (_WRITE, "POST"), (_TRANSACTION, "POST"))
             if (handler := getattr(route.endpoint, attribute, None)) is not None
         ]
 
@@ -121,14 +132,16 @@ class FastPathMiddleware:
                     if match is None:
                         continue
                     child = {**scope, "path_params": match.groupdict(), "route": fast.route}
-                    if fast.write:
-                        received: list[Message] = []
-                        response = await _offer_write(
-                            fast.handler, Request(child, _recording(receive, received), send)
-                        )
-                        receive = _replaying(received, receive)  # the route reads the body again
-                    else:
+                    if fast.kind == _READ:
                         response = await _offer(fast.handler, Request(child, receive, send), connections)
+                    else:
+                        received: list[Message] = []
+                        request = Request(child, _recording(receive, received), send)
+                        if fast.kind == _WRITE:
+                            response = await _offer_write(fast.handler, request)
+                        else:
+                            response = await _offer(fast.handler, request, connections, transaction=True)
+                        receive = _replaying(received, receive)  # the route reads the body again
                     if response is None:
                         fast.declined.inc()
                         break
@@ -167,22 +180,27 @@ def _route_path(scope: Scope) -> str:
 
 
 class _FastRoute:
-    __slots__ = ("answered", "declined", "handler", "method", "path_regex", "route", "write")
+    __slots__ = ("answered", "declined", "handler", "kind", "method", "path_regex", "route")
 
-    def __init__(self, route: APIRoute, method: str, handler: Any, *, write: bool) -> None:
+    def __init__(self, route: APIRoute, method: str, handler: Any, *, kind: str) -> None:
         # Path parameters are plain strings on these routes: the handler parses them.
         assert all(isinstance(convertor, StringConvertor) for convertor in route.param_convertors.values())
         assert route.methods == {method}, f"{route.path}: a fast {method} handler on {route.methods}"
-        self.route, self.method, self.handler, self.write = route, method, handler, write
+        self.route, self.method, self.handler, self.kind = route, method, handler, kind
         self.path_regex = route.path_regex
         self.answered = FAST_PATH_REQUESTS.labels(route.path, "answered")
         self.declined = FAST_PATH_REQUESTS.labels(route.path, "declined")
 
 
-async def _offer(handler: FastHandler, request: Request, connections: ConnectionFactory) -> Response | None:
+async def _offer(
+    handler: FastHandler, request: Request, connections: ConnectionFactory, *, transaction: bool = False
+) -> Response | None:
     try:
         async with connections() as connection:
-            return await handler(request, connection)
+            if not transaction:
+                return await handler(request, connection)
+            async with connection.transaction():
+                return await handler(request, connection)
     except Exception:
         # The declared route runs next and answers the error its own way (a 503 for a lost
         # database); the trace is for whoever wonders why a fast path declines.
