@@ -110,24 +110,23 @@ class SessionStatement:
         are translated the same way (the connection's owner drops a broken one).
         """
         args = tuple(values[name] for name in self._names)
+        connection = None
+        driver: asyncpg.Connection
         if isinstance(session, asyncpg.Connection):
-            try:
-                rows: list[asyncpg.Record] = await session.fetch(self.sql, *args)
-            except asyncpg.IntegrityConstraintViolationError as exc:
-                raise IntegrityError(self.sql, None, exc, hide_parameters=True) from exc
-            except asyncpg.PostgresError as exc:
-                raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
-            return rows
-        connection = await session.connection()
-        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
-        if not driver.is_in_transaction():
-            # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on the
-            # connection; a statement sent straight to asyncpg now would run outside it.
-            result = await connection.exec_driver_sql(self.sql, args)
-            return result.mappings().all() if result.returns_rows else []
+            driver = session
+        else:
+            connection = await session.connection()
+            driver = (await connection.get_raw_connection()).driver_connection
+            if not driver.is_in_transaction():
+                # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on
+                # the connection; a statement sent straight to asyncpg now would run outside it.
+                result = await connection.exec_driver_sql(self.sql, args)
+                return result.mappings().all() if result.returns_rows else []
         try:
             records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
         except _BROKEN as exc:
+            if connection is None:
+                raise  # the bare connection's owner (driver_connection) drops it from the pool
             await connection.invalidate(exc)
             raise DBAPIError(self.sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
         except asyncpg.IntegrityConstraintViolationError as exc:
