@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,10 @@ import httpx
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from apps_api.embedded import start_postgres, start_redis
-from apps_api.kit import fastpath
-from apps_api.kit.db import get_session, unit_of_work
+from apps_api.kit.db import unit_of_work
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
@@ -164,14 +163,12 @@ async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedi
     """
     app = create_app(settings)
 
-    async def _test_session(request: Request) -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def request_sessions(method: str) -> AsyncIterator[AsyncSession]:
         async with _nested_session(connection) as request_session, unit_of_work(request_session):
             yield request_session
 
-    app.dependency_overrides[get_session] = _test_session
-    # Fast paths (kit/fastpath.py) read on the test's connection too, so they see what it flushed.
-    raw = await connection.get_raw_connection()
-    fastpath.enable(app.state, lambda: fastpath.borrowed(raw.driver_connection))
+    app.state.request_sessions = request_sessions
     app.state.arq = arq_pool
     return app
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.kit.db import create_sessionmaker
+from apps_api.kit.db import engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import ApiToken, AppUserCode
 from apps_api.models.base import utcnow
@@ -237,7 +237,7 @@ async def test_concurrent_exchanges_of_one_code_succeed_once(
         await setup.commit()
     web = create_app(settings)
     web.state.engine = engine
-    web.state.sessionmaker = create_sessionmaker(engine)
+    web.state.request_sessions = engine_request_sessions(engine)
     web.state.arq = arq_pool
     try:
         transport = httpx.ASGITransport(app=web)

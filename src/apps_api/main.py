@@ -18,8 +18,7 @@ from apps_api.auth.app_tokens import app_token_authenticator
 from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
-from apps_api.kit import fastpath
-from apps_api.kit.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from apps_api.kit.db import create_engine, engine_request_sessions
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.observability.endpoints import router as operations_router
@@ -47,9 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.read_sessionmaker = create_read_sessionmaker(engine)
-        fastpath.enable(app.state, fastpath.pooled_connections(engine) if settings.fast_paths else None)
+        app.state.request_sessions = engine_request_sessions(engine)
         app.state.arq = (
             await create_pool(
                 RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name
@@ -75,10 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    # Innermost of ours: a request a fast path answers is still logged, measured and tagged.
-    app.add_middleware(
-        fastpath.FastPathMiddleware, routers=[public_apps_router, webhook_log_router, installations_router]
-    )
     app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(operations_router)

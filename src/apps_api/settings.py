@@ -28,9 +28,6 @@ class Settings(BaseSettings):
     # Requests with larger bodies are refused with 413 before they are read whole.
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
-    # The hottest GET lists answer plain requests without FastAPI's dependency resolution
-    # (kit/fastpath.py); off, every request takes the declared route. Same responses either way.
-    fast_paths: bool = True
     db_max_overflow: int = 10
     queue_name: str = "apps_api:queue"
 

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-import asyncpg
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Select
@@ -25,22 +24,16 @@ from apps_api.apps.schemas import (
     owned_app_json,
     public_app_json,
 )
-from apps_api.auth.dependencies import (
-    OrgSettingsPrincipal,
-    SettingsPrincipal,
-    fast_settings_principal,
-)
+from apps_api.auth.dependencies import OrgSettingsPrincipal, SettingsPrincipal
 from apps_api.auth.service import Principal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.fastpath import fast_path, fast_transaction, json_body, path_uuid
 from apps_api.kit.pagination import (
     Page,
     PageParams,
     PageParamsDep,
     json_keyset_page,
     paginate,
-    plain_page_params,
 )
 from apps_api.kit.views import json_response
 from apps_api.models import App
@@ -84,9 +77,7 @@ def _found(view: Callable[[Any], View], app: App | None, detail: str) -> View:
 # --- public apps -----------------------------------------------------------------------------
 
 
-async def _public_apps_page(
-    db: AsyncSession | asyncpg.Connection, *, request: Request, params: PageParams
-) -> Response:
+async def _public_apps_page(db: AsyncSession, *, request: Request, params: PageParams) -> Response:
     # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
     return await json_keyset_page(
         db,
@@ -98,17 +89,6 @@ async def _public_apps_page(
     )
 
 
-async def _public_apps_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
-    """`list_public_apps` for a plain request (kit/fastpath.py)."""
-    params = plain_page_params(request)
-    if params is None:
-        return None
-    principal = await fast_settings_principal(request, connection)
-    if principal is None:
-        return None
-    return await _public_apps_page(connection, request=request, params=params)
-
-
 @router.get(
     "/public_apps",
     response_model=Page[PublicApp],
@@ -116,7 +96,6 @@ async def _public_apps_fast(request: Request, connection: asyncpg.Connection) ->
     tags=["Public apps"],
     responses=error_responses(400, 401, 403),
 )
-@fast_path(_public_apps_fast)
 async def list_public_apps(
     request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
 ) -> Response:
@@ -174,7 +153,7 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
 
 
 async def _owned_apps_page(
-    db: AsyncSession | asyncpg.Connection, *, request: Request, params: PageParams, organization_id: uuid.UUID
+    db: AsyncSession, *, request: Request, params: PageParams, organization_id: uuid.UUID
 ) -> Response:
     return await json_keyset_page(
         db,
@@ -187,18 +166,6 @@ async def _owned_apps_page(
     )
 
 
-async def _owned_apps_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
-    """`list_owned_apps` for a plain request (kit/fastpath.py)."""
-    params = plain_page_params(request)
-    organization_id = path_uuid(request, "organization_id")
-    if params is None or organization_id is None:
-        return None
-    principal = await fast_settings_principal(request, connection, organization_id)
-    if principal is None:
-        return None
-    return await _owned_apps_page(connection, request=request, params=params, organization_id=organization_id)
-
-
 @router.get(
     "/orgs/{organization_id}/owned_apps",
     response_model=Page[OwnedApp],
@@ -206,7 +173,6 @@ async def _owned_apps_fast(request: Request, connection: asyncpg.Connection) -> 
     tags=["Owned apps"],
     responses=error_responses(400, 401, 403),
 )
-@fast_path(_owned_apps_fast)
 async def list_owned_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
 ) -> Response:
@@ -216,21 +182,7 @@ async def list_owned_apps(
     )
 
 
-async def _create_owned_app_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
-    """`create_owned_app` for a plain request, in a transaction on the driver (kit/fastpath.py)."""
-    organization_id = path_uuid(request, "organization_id")
-    data = await json_body(request, OwnedAppInput)
-    if organization_id is None or data is None:
-        return None
-    principal = await fast_settings_principal(request, connection, organization_id)
-    if principal is None:
-        return None
-    return await _create_owned_app(session=connection, principal=principal, data=data)
-
-
-async def _create_owned_app(
-    *, session: AsyncSession | asyncpg.Connection, principal: Principal, data: OwnedAppInput
-) -> Response:
+async def _create_owned_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> Response:
     view = await service.create_app(session=session, principal=principal, data=data)
     # Built from the values just written and serialized once (response_model documents it).
     return json_response(view, status_code=201)
@@ -244,7 +196,6 @@ async def _create_owned_app(
     tags=["Owned apps"],
     responses=error_responses(400, 401, 402, 403),
 )
-@fast_transaction(_create_owned_app_fast)
 async def create_owned_app(
     session: SessionDep, principal: OrgSettingsPrincipal, data: OwnedAppInput
 ) -> Response:

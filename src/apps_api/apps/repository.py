@@ -6,13 +6,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 from sqlalchemy import ColumnElement, Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from apps_api.apps.visibility import is_partner_app_of, is_public
-from apps_api.kit.db import CompiledSelect
+from apps_api.kit.driver import SessionStatement
 from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import App, AppInstallation, AppShare, Asset, Organization, User
 
@@ -76,7 +75,7 @@ async def get_owned_app(
 
 
 async def owned_app_id(
-    *, session: AsyncSession | asyncpg.Connection, organization_id: uuid.UUID, app_id: uuid.UUID
+    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
 ) -> uuid.UUID | None:
     """The app's id if the organization owns it; no embedded objects (routes that only need the id)."""
     rows = await _OWNED_APP_ID.fetch(session, organization_id=organization_id, app_id=app_id)
@@ -196,7 +195,7 @@ OWNED_APPS_PAGE = KeysetQuery(
 OWNED_APPS_CONDITIONS = (_apps.c.owned_by_organization_id == bindparam("organization_id"),)
 
 # One primary-key probe per request of the webhook log routes.
-_OWNED_APP_ID = CompiledSelect(
+_OWNED_APP_ID = SessionStatement(
     select(_apps.c.id).where(
         _apps.c.owned_by_organization_id == bindparam("organization_id"), _apps.c.id == bindparam("app_id")
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-import asyncpg
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +18,6 @@ from apps_api.apps import repository
 from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput, owned_app_json
 from apps_api.auth.service import Principal
 from apps_api.installations import service as installations
-from apps_api.kit.db import CompiledSelect
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
@@ -34,7 +32,7 @@ _INSERT_APP = SessionStatement(
     insert(_APPS).values({column.key: bindparam(column.key) for column in _APPS.c})
 )
 _ASSETS = cast(Table, Asset.__table__)
-_ASSET = CompiledSelect(select(_ASSETS).where(_ASSETS.c.id == bindparam("asset_id")))
+_ASSET = SessionStatement(select(_ASSETS).where(_ASSETS.c.id == bindparam("asset_id")))
 _ICON_ATTRIBUTES = ("url", "kind", "content_type", "size", "width", "height")
 _USER_ATTRIBUTES = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 
@@ -46,7 +44,7 @@ def _given(data: OwnedAppInput) -> dict[str, Any]:
 
 async def _validate(
     *,
-    db: AsyncSession | asyncpg.Connection,
+    db: AsyncSession,
     owner: Principal,
     data: OwnedAppInput,
     current: App | None,
@@ -104,13 +102,8 @@ def _owned_app_row(values: dict[str, Any], creator: Principal, icon: Any) -> dic
     return row
 
 
-async def create_app(
-    *, session: AsyncSession | asyncpg.Connection, principal: Principal, data: OwnedAppInput
-) -> dict[str, Any]:
-    """Create an app owned by the caller's organization (not installed anywhere); returns its owned view.
-
-    On a session (its unit of work) or on an asyncpg connection in a transaction (the fast path).
-    """
+async def create_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> dict[str, Any]:
+    """Create an app owned by the caller's organization (not installed anywhere); returns its owned view."""
     changes, icon = await _validate(db=session, owner=principal, data=data, current=None, partial=False)
     values = with_column_defaults(
         _APPS,

@@ -8,10 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
@@ -97,24 +95,3 @@ async def org_settings(principal: Annotated[Principal, Depends(org_member)]) -> 
 AuthenticatedPrincipal = Annotated[Principal, Depends(authenticated)]
 SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
 OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
-
-
-# --- for fast paths (kit/fastpath.py): the same checks as plain answers, no errors ---------------
-
-
-async def fast_settings_principal(
-    request: Request, db: AsyncSession | asyncpg.Connection, organization_id: uuid.UUID | None = None
-) -> Principal | None:
-    """The caller, if its API token header is one `authenticated` accepts and `with_settings` (no
-    organization) or `org_settings` (this one) lets it in; else None, and the route says why."""
-    key = api_token_key(request.headers.get("authorization"))
-    if key is None:
-        return None
-    principal = await authenticate_token(session=db, key=key)
-    if principal is None or not (
-        principal.has_active_subscription()
-        and principal.has_permission("settings")
-        and (organization_id is None or organization_id == principal.organization_id)
-    ):
-        return None
-    return principal

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar, cast
 
-import asyncpg
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
-from apps_api.kit.db import CompiledSelect
+from apps_api.kit.driver import SessionStatement
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, Organization, User
 from apps_api.models.base import Base, utcnow
@@ -58,11 +57,8 @@ class Principal:
         self.app_id = app_id
 
     @classmethod
-    def of_token_row(cls, *, session: AsyncSession | None, row: Any) -> Principal:
-        """The principal of a `_TOKEN_PRINCIPAL` row; its ORM objects are attached on first use.
-
-        Without a session (fast paths) only the plain values are there.
-        """
+    def of_token_row(cls, *, session: AsyncSession, row: Any) -> Principal:
+        """The principal of a `_TOKEN_PRINCIPAL` row; its ORM objects are attached on first use."""
         principal = cls.__new__(cls)
         principal._user = principal._organization = None
         principal._row, principal._session = row, session
@@ -113,7 +109,7 @@ def _columns(model: type[Base], prefix: str) -> list[Any]:
 # Compiled once (every request runs it): the live token's user and organization in one indexed
 # lookup. A Core row, not an ORM load: loading two entities cost ~0.5 ms of CPU per request.
 _tokens, _users, _organizations = ApiToken.__table__, User.__table__, Organization.__table__
-_TOKEN_PRINCIPAL = CompiledSelect(
+_TOKEN_PRINCIPAL = SessionStatement(
     select(_tokens.c.id, *_columns(User, "user_"), *_columns(Organization, "organization_"))
     .select_from(
         _tokens.join(_users, _users.c.id == _tokens.c.user_id).join(
@@ -147,11 +143,9 @@ def _persistent(session: AsyncSession, model: type[Model], row: Any, prefix: str
     return instance
 
 
-async def authenticate_token(*, session: AsyncSession | asyncpg.Connection, key: str) -> Principal | None:
-    """Return the principal of a live API token key, or None (on a bare connection: no ORM objects)."""
+async def authenticate_token(*, session: AsyncSession, key: str) -> Principal | None:
+    """Return the principal of a live API token key, or None."""
     rows = await _TOKEN_PRINCIPAL.fetch(session, digest=digest(key), now=utcnow())
     if not rows:
         return None
-    return Principal.of_token_row(
-        session=None if isinstance(session, asyncpg.Connection) else session, row=rows[0]
-    )
+    return Principal.of_token_row(session=session, row=rows[0])

@@ -10,13 +10,12 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps.dependencies import OwnedAppDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_settings_principal
+from apps_api.auth.dependencies import OrgSettingsPrincipal
 from apps_api.auth.service import Principal
 from apps_api.installations import repository, service
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.fastpath import fast_write, json_body, path_uuid
 from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
 from apps_api.kit.views import json_response
 from apps_api.models import AppInstallation as AppInstallationModel
@@ -81,18 +80,6 @@ async def _install(*, session: AsyncSession, principal: Principal, data: AppInst
     return json_response(view, status_code=201)
 
 
-async def _install_fast(request: Request, session: AsyncSession) -> Response | None:
-    """`install_app` for a plain request (kit/fastpath.py)."""
-    organization_id = path_uuid(request, "organization_id")
-    data = await json_body(request, AppInstallationInput)
-    if organization_id is None or data is None:
-        return None
-    principal = await fast_settings_principal(request, session, organization_id)
-    if principal is None:
-        return None
-    return await _install(session=session, principal=principal, data=data)
-
-
 @router.post(
     "/orgs/{organization_id}/app_installations",
     response_model=AppInstallation,
@@ -101,7 +88,6 @@ async def _install_fast(request: Request, session: AsyncSession) -> Response | N
     tags=["App installations"],
     responses=error_responses(400, 401, 403, 404, 409),
 )
-@fast_write(_install_fast)
 async def install_app(
     session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
 ) -> Response:

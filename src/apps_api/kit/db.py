@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import Select, event
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -124,68 +122,37 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     await commit(session)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, committed once after the handler (GET: read-only, autocommit)."""
-    state = request.app.state
-    if request.method in _READ_METHODS:
-        read_sessionmaker: async_sessionmaker[AsyncSession] = state.read_sessionmaker
-        async with read_sessionmaker() as session:
+RequestSessions = Callable[[str], AbstractAsyncContextManager[AsyncSession]]
+
+
+def engine_request_sessions(engine: AsyncEngine) -> RequestSessions:
+    """The production session of a request by its method: GET/HEAD read-only and autocommit,
+    anything else in one unit of work committed when the handler returns."""
+    sessionmaker = create_sessionmaker(engine)
+    read_sessionmaker = create_read_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def request_session(method: str) -> AsyncIterator[AsyncSession]:
+        if method in _READ_METHODS:
+            async with read_sessionmaker() as session:
+                yield session
+                # Autocommit: every statement is already committed and there is nothing to roll
+                # back, so closing the session is all that is left (Session.commit() is not free).
+                await _run_after_commit(session)
+            return
+        async with sessionmaker() as session, unit_of_work(session):
             yield session
-            # Autocommit: every statement is already committed and there is nothing to roll
-            # back, so closing the session is all that is left (Session.commit() is not free).
-            await _run_after_commit(session)
-        return
-    sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
-    async with sessionmaker() as session, unit_of_work(session):
+
+    return request_session
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, from `app.state.request_sessions` (tests put their own there)."""
+    request_sessions: RequestSessions = request.app.state.request_sessions
+    async with request_sessions(request.method) as session:
         yield session
-
-
-def request_session(request: Request) -> AbstractAsyncContextManager[AsyncSession]:
-    """The session `SessionDep` gives this request, outside dependency injection (fast paths).
-
-    Honours a dependency override of `get_session` (the tests'), which must take the request too.
-    """
-    provider = request.app.dependency_overrides.get(get_session, get_session)
-    return asynccontextmanager(provider)(request)
 
 
 # scope="function": the commit happens before the response is sent, so a client
 # never sees a 2xx for a change that then failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-_ASYNCPG_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-
-
-class CompiledSelect:
-    """A Core SELECT compiled once and run straight on the session's asyncpg connection.
-
-    For the hot read paths: no per-call statement construction, cache-key generation, cursor
-    wrapping or result processing (which cost more CPU than the query itself); rows come back
-    as asyncpg records (`row["label"]`). Values are always bound parameters, named by the
-    statement's `bindparam()`s. Read-only statements only (see `fetch`).
-    """
-
-    def __init__(self, statement: Select[Any]) -> None:
-        compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
-        self.sql = compiled.string
-        self._names = tuple(compiled.positiontup or ())
-
-    async def fetch(self, session: AsyncSession | asyncpg.Connection, **values: Any) -> Sequence[Any]:
-        """The rows, on the session's connection or straight on an asyncpg connection (fast paths)."""
-        args = tuple(values[name] for name in self._names)
-        if isinstance(session, asyncpg.Connection):
-            driver_records: Sequence[Any] = await session.fetch(self.sql, *args)
-            return driver_records
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
-        try:
-            records: Sequence[Any] = await raw.driver_connection.fetch(self.sql, *args)  # type: ignore[union-attr]
-            return records
-        except Exception:
-            # Run it again through SQLAlchemy, which translates the error (a 503 for a lost
-            # database) and invalidates dead connections as for any other statement; for a
-            # SELECT the second run is harmless, and it returns the rows if the first failure
-            # was transient.
-            result = await connection.exec_driver_sql(self.sql, args)
-            return result.mappings().all()

@@ -87,15 +87,15 @@ def with_column_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, A
 
 
 class SessionStatement:
-    """A Core statement (writes too), compiled once, run on the session's asyncpg connection.
+    """A Core statement (reads and writes), compiled once, run on the session's asyncpg connection.
 
-    In the session's transaction. For the API's hot write paths, as `kit.db.CompiledSelect` is
-    for reads: through the session each statement cost more CPU (compile cache, ORM execute
-    state, cursor and result wrappers, greenlet hops) than its round trip. Values are always
-    bound parameters, named by the statement's `bindparam()`s; JSONB values are JSON text.
-    Errors come out as SQLAlchemy's (IntegrityError; DBAPIError with `connection_invalidated`
-    for a lost connection, which leaves the pool), so callers and the error handlers see what
-    the session would have raised.
+    In the session's transaction (or autocommit, for a read session). Through the session each
+    execution cost more CPU (compile cache, ORM execute state, cursor and result wrappers,
+    greenlet hops) than its round trip; figures in bench/ANALYSIS.md. Values are always bound
+    parameters, named by the statement's `bindparam()`s; JSONB values are JSON text. Rows come
+    back as asyncpg records (`row["label"]`). Errors come out as SQLAlchemy's (IntegrityError;
+    DBAPIError with `connection_invalidated` for a lost connection, which leaves the pool), so
+    callers and the error handlers see what the session would have raised.
     """
 
     def __init__(self, statement: ClauseElement) -> None:
@@ -103,30 +103,20 @@ class SessionStatement:
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ())
 
-    async def fetch(self, session: AsyncSession | asyncpg.Connection, **values: Any) -> Sequence[Any]:
-        """Run the statement; returns its rows (none without RETURNING).
-
-        On a bare asyncpg connection (a fast path's, in its own transaction) it runs as is; errors
-        are translated the same way (the connection's owner drops a broken one).
-        """
+    async def fetch(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
+        """Run the statement; returns its rows (none without RETURNING)."""
         args = tuple(values[name] for name in self._names)
-        connection = None
-        driver: asyncpg.Connection
-        if isinstance(session, asyncpg.Connection):
-            driver = session
-        else:
-            connection = await session.connection()
-            driver = (await connection.get_raw_connection()).driver_connection
-            if not driver.is_in_transaction():
-                # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on
-                # the connection; a statement sent straight to asyncpg now would run outside it.
-                result = await connection.exec_driver_sql(self.sql, args)
-                return result.mappings().all() if result.returns_rows else []
+        connection = await session.connection()
+        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+        autocommit = connection.sync_engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        if not autocommit and not driver.is_in_transaction():
+            # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on
+            # the connection; a statement sent straight to asyncpg now would run outside it.
+            result = await connection.exec_driver_sql(self.sql, args)
+            return result.mappings().all() if result.returns_rows else []
         try:
             records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
         except _BROKEN as exc:
-            if connection is None:
-                raise  # the bare connection's owner (driver_connection) drops it from the pool
             await connection.invalidate(exc)
             raise DBAPIError(self.sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
         except asyncpg.IntegrityConstraintViolationError as exc:

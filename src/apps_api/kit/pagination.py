@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-import asyncpg
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -29,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from apps_api.kit.db import CompiledSelect
+from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest
 from apps_api.kit.views import json_response
 from apps_api.settings import get_settings
@@ -70,41 +69,6 @@ async def page_params(
 
 
 PageParamsDep = Annotated[PageParams, Depends(page_params)]
-
-_PAGE_PARAMETERS = frozenset({"cursor", "page_size", "ordering"})
-_ORDERINGS: frozenset[str] = frozenset({"-created_at", "created_at"})
-
-
-def plain_page_params(request: Request) -> PageParams | None:
-    """What `page_params` makes of a query string that is plainly valid and asks nothing else.
-
-    None for anything that needs validating or an answer of its own (fast paths decline
-    those): unknown or repeated parameters, a page size that is not 1-100 written plainly,
-    an unknown ordering, an empty cursor. Whether a cursor is genuine is decided later,
-    as for the declared route.
-    """
-    query = request.query_params
-    items = query.multi_items()
-    if not items:
-        return PageParams(cursor=None, page_size=DEFAULT_PAGE_SIZE, ordering="-created_at")
-    if len(items) != len(query) or not _PAGE_PARAMETERS.issuperset(query.keys()):
-        return None
-    cursor = query.get("cursor")
-    size, ordering = query.get("page_size"), query.get("ordering", "-created_at")
-    if cursor == "" or ordering not in _ORDERINGS:
-        return None
-    page_size = DEFAULT_PAGE_SIZE
-    if size is not None:
-        if not (size.isascii() and size.isdigit() and size[0] != "0" and len(size) <= 3):
-            return None
-        page_size = int(size)
-        if page_size > MAX_PAGE_SIZE:
-            return None
-    return PageParams(
-        cursor=cursor,
-        page_size=page_size,
-        ordering="created_at" if ordering == "created_at" else "-created_at",
-    )
 
 
 @dataclass(frozen=True)
@@ -253,15 +217,15 @@ class KeysetQuery:
     from_: FromClause
     created_at: ColumnElement[datetime]
     id_: ColumnElement[uuid.UUID]
-    _compiled: dict[tuple[Hashable, bool, bool], CompiledSelect] = field(default_factory=dict)
+    _compiled: dict[tuple[Hashable, bool, bool], SessionStatement] = field(default_factory=dict)
 
     def compiled(
         self, conditions: Sequence[ColumnElement[bool]], shape: Hashable, descending: bool, cursor: bool
-    ) -> CompiledSelect:
+    ) -> SessionStatement:
         key = (shape, descending, cursor)
         statement = self._compiled.get(key)
         if statement is None:
-            statement = self._compiled[key] = CompiledSelect(
+            statement = self._compiled[key] = SessionStatement(
                 self._build(conditions, descending=descending, cursor=cursor)
             )
         return statement
@@ -292,7 +256,7 @@ class KeysetQuery:
 
 
 async def keyset_page(
-    session: AsyncSession | asyncpg.Connection,
+    session: AsyncSession,
     query: KeysetQuery,
     *,
     conditions: Sequence[ColumnElement[bool]],
@@ -336,7 +300,7 @@ async def keyset_page(
 
 
 async def json_keyset_page(
-    db: AsyncSession | asyncpg.Connection,
+    db: AsyncSession,
     query: KeysetQuery,
     view: Callable[[Any], dict[str, Any]],
     *,

@@ -19,10 +19,3 @@ HTTP_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
-FAST_PATH_REQUESTS = Counter(
-    "apps_api_fast_path_requests_total",
-    "Requests offered to a route's fast path (kit/fastpath.py), by route template and outcome: "
-    "answered, or declined (the declared route answered).",
-    ["route", "outcome"],
-    registry=REGISTRY,
-)

@@ -6,23 +6,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.apps import repository as apps_repository
 from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_settings_principal
+from apps_api.auth.dependencies import OrgSettingsPrincipal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
-from apps_api.kit.fastpath import fast_path, path_uuid
 from apps_api.kit.pagination import (
     Page,
     PageParams,
     PageParamsDep,
     json_keyset_page,
     paginate,
-    plain_page_params,
 )
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
@@ -181,7 +177,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 async def _log_entries_page(
-    db: AsyncSession | asyncpg.Connection,
+    db: AsyncSession,
     *,
     request: Request,
     params: PageParams,
@@ -204,40 +200,12 @@ async def _log_entries_page(
     )
 
 
-_NO_FILTERS: dict[str, Any] = {
-    "webhook_id": None,
-    "status": None,
-    "created_at_gte": None,
-    "created_at_lte": None,
-}
-
-
-async def _log_entries_fast(request: Request, connection: asyncpg.Connection) -> Response | None:
-    """`list_log_entries` for a plain request: no filters (kit/fastpath.py)."""
-    params = plain_page_params(request)
-    organization_id, app_id = path_uuid(request, "organization_id"), path_uuid(request, "app_id")
-    if params is None or organization_id is None or app_id is None:
-        return None
-    principal = await fast_settings_principal(request, connection, organization_id)
-    if principal is None:
-        return None
-    if (
-        await apps_repository.owned_app_id(session=connection, organization_id=organization_id, app_id=app_id)
-        is None
-    ):
-        return None
-    return await _log_entries_page(
-        connection, request=request, params=params, app_id=app_id, filters=_NO_FILTERS
-    )
-
-
 @log_router.get(
     "/webhook_log_entries",
     response_model=Page[schemas.WebhookLogEntry],
     summary="List webhook log entries of an owned app",
     responses=error_responses(400, 401, 403, 404),
 )
-@fast_path(_log_entries_fast)
 async def list_log_entries(
     request: Request,
     session: SessionDep,
