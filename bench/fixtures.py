@@ -118,7 +118,7 @@ async def publish(
     engine: AsyncEngine, pool: ArqRedis, org: RunOrg, resource_ids: list[str], resource: dict[str, Any]
 ) -> float:
     """Emit `chats` events in one transaction (the service's own `emit()`); returns the commit time."""
-    from apps_api.events.service import emit
+    from apps_api.delivery.events import emit
     from apps_api.kit.db import _AFTER_COMMIT_KEY
     from apps_api.kit.queue import current_arq
 

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 
-from apps_api.webhooks.matching import (
+from apps_api.delivery.matching import (
     INSTALLATIONS_PATTERN,
     AppMatcher,
     EventView,

@@ -282,7 +282,7 @@ async def receiver_reset(receiver: str, track: bool = False) -> None:
 
 async def signed_requests(connection: asyncpg.Connection, org: fixtures.RunOrg) -> list[list[Any]]:
     """The service's deliveries of this organization as pre-signed requests (same ids, bodies, keys)."""
-    from apps_api.webhooks.signing import signature_headers
+    from apps_api.delivery.signing import signature_headers
 
     rows = await connection.fetch(
         "SELECT d.endpoint_url, d.message_id, d.payload::text AS payload, a.secret FROM outbound_deliveries d "
@@ -425,8 +425,8 @@ async def phase_latency(
 ) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from apps_api.delivery.signing import signature_headers
     from apps_api.settings import to_asyncpg_url
-    from apps_api.webhooks.signing import signature_headers
 
     connection = await asyncpg.connect(services.asyncpg_url)
     engine = create_async_engine(to_asyncpg_url(services.database_url), pool_size=4)
@@ -693,7 +693,8 @@ async def versions(services: env.Services) -> dict[str, str]:
 
 async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the hot queries, on the seeded data."""
-    from apps_api.webhooks import delivery, dispatch
+    from apps_api.delivery import dispatch
+    from apps_api.delivery import engine as delivery
     from bench import baseline
 
     connection = await asyncpg.connect(services.asyncpg_url)

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.delivery.outbox import build_delivery
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, Organization, User, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.platform import service
-from apps_api.webhooks.outbox import build_delivery
 
 
 @dataclass

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.outbox import build_delivery
 from apps_api.identity.service import issue_app_user_code
 from apps_api.installations.service import install_app
 from apps_api.models import App, AppShare, Event, Organization, OutboundDelivery
 from apps_api.platform import service as platform
 from apps_api.webhooks import schemas as webhook_schemas
 from apps_api.webhooks import service as webhooks
-from apps_api.webhooks.outbox import build_delivery
 from tests.factories import Tenant, make_app, make_tenant
 
 SECRET_APP_NAME = "Xylophone private app 7f3a"

@@ -9,7 +9,8 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.apps.schemas import AppShare, InstalledApp, OwnedApp, PartnerApp, PublicApp
+from apps_api.apps.schemas import AppShare, OwnedApp, PartnerApp, PublicApp
+from apps_api.catalog.views import InstalledApp
 from apps_api.installations.schemas import AppInstallation, OwnedAppInstallation
 from apps_api.main import create_app
 from tests.apps_helpers import install_via_api, installations_url, owned_url, partner_app, partners, share

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.outbox import build_delivery
 from apps_api.kit.db import unit_of_work
 from apps_api.main import create_app
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.webhooks.outbox import build_delivery
 from tests.factories import make_app
 from tests.live_server import committed_tenant, free_port
 from tests.reliability_helpers import delete_organizations

@@ -18,9 +18,9 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from apps_api.delivery.engine import INTERRUPTED
 from apps_api.embedded import start_redis
 from apps_api.settings import Settings
-from apps_api.webhooks.delivery import INTERRUPTED
 from tests.test_webhooks_delivery import World, chat_event, sub
 from tests.webhook_helpers import Reply, cleanup, eventually, receivers, worker
 

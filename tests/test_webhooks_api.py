@@ -10,10 +10,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.delivery.outbox import build_delivery
 from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.webhooks.outbox import build_delivery
 from tests.factories import Tenant, make_app
 
 WEBHOOK_ATTRIBUTES = {

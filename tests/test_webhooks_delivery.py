@@ -24,6 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
+from apps_api.delivery.engine import INTERRUPTED
+from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.embedded import start_redis
 from apps_api.installations.service import install_app, uninstall
 from apps_api.kit.db import unit_of_work
@@ -32,8 +34,6 @@ from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEn
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from apps_api.webhooks import schemas, service
-from apps_api.webhooks.delivery import INTERRUPTED
-from apps_api.webhooks.matching import INSTALLATIONS_PATTERN
 from tests.factories import Tenant, make_app, make_tenant
 from tests.webhook_helpers import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker
 
@@ -391,7 +391,7 @@ DIE_AFTER_COMMIT = """
 import asyncio, os, signal, sys, uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from apps_api.events.service import emit
+from apps_api.delivery.events import emit
 from apps_api.settings import get_settings
 
 async def main():

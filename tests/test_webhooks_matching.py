@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from apps_api.webhooks.matching import (
+from apps_api.delivery.matching import (
     INSTALLATIONS_PATTERN,
     AppMatcher,
     EventView,

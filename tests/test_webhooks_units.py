@@ -13,14 +13,14 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
+from apps_api.delivery.engine import Deliverer, plan_next, retry_after_seconds, settle
+from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.signing import signature_headers
 from apps_api.kit.security import new_app_secret
 from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.outbound.client import Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
-from apps_api.webhooks.delivery import Deliverer, plan_next, retry_after_seconds, settle
-from apps_api.webhooks.outbox import build_delivery
-from apps_api.webhooks.signing import signature_headers
 from tests.webhook_helpers import Reply, receivers
 
 

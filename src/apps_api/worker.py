@@ -94,14 +94,14 @@ async def ping(ctx: dict[str, Any]) -> str:
 
 def worker_functions() -> list[Any]:
     """Every task the worker runs; domains append theirs here."""
-    from apps_api.webhooks import tasks as webhook_tasks
+    from apps_api.delivery import tasks as webhook_tasks
 
     return [ping, *webhook_tasks.functions()]
 
 
 def worker_cron_jobs() -> list[Any]:
     """Periodic jobs (sweepers, purges); domains append theirs here."""
-    from apps_api.webhooks import tasks as webhook_tasks
+    from apps_api.delivery import tasks as webhook_tasks
 
     return [*webhook_tasks.cron_jobs()]
 
@@ -112,7 +112,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
-        from apps_api.webhooks import tasks as webhook_tasks
+        from apps_api.delivery import tasks as webhook_tasks
 
         webhook_tasks.startup(ctx)
         from apps_api.observability.delivery_metrics import start_worker_metrics_server
@@ -121,7 +121,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         logger.info("worker started on queue %s", settings.queue_name)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        from apps_api.webhooks import tasks as webhook_tasks
+        from apps_api.delivery import tasks as webhook_tasks
 
         await webhook_tasks.close(ctx)
         await ctx["engine"].dispose()

@@ -12,11 +12,9 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository, service
-from apps_api.apps.dependencies import AppId, OwnedAppDep
 from apps_api.apps.schemas import (
     AppShare,
     AppShareInput,
-    InstalledApp,
     OwnedApp,
     OwnedAppInput,
     PartnerApp,
@@ -26,6 +24,9 @@ from apps_api.apps.schemas import (
 )
 from apps_api.auth.dependencies import OrgSettingsPrincipal, SettingsPrincipal
 from apps_api.auth.service import Principal
+from apps_api.catalog import repository as catalog
+from apps_api.catalog.dependencies import AppId, OwnedAppDep
+from apps_api.catalog.views import InstalledApp
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import (
@@ -61,7 +62,7 @@ async def _app_page(
         id_=App.id,
         params=params,
         request=request,
-        options=repository.app_view_options() if options is None else options,
+        options=catalog.app_view_options() if options is None else options,
     )
     return Page[view](  # type: ignore[valid-type]
         next=next_url, previous=previous_url, results=[view.model_validate(row[0]) for row in rows]

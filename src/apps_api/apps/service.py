@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.apps import repository
 from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput, owned_app_json
 from apps_api.auth.service import Principal
+from apps_api.catalog import repository as catalog
 from apps_api.installations import service as installations
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
@@ -85,7 +86,7 @@ async def _validate(
 
 
 async def _reload(*, session: AsyncSession, app: App) -> App:
-    loaded = await repository.get_owned_app(
+    loaded = await catalog.get_owned_app(
         session=session, organization_id=app.owned_by_organization_id, app_id=app.id
     )
     assert loaded is not None

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.apps.dependencies import OwnedAppDep
 from apps_api.auth.dependencies import OrgSettingsPrincipal
 from apps_api.auth.service import Principal
+from apps_api.catalog.dependencies import OwnedAppDep
 from apps_api.installations import repository, service
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
 from apps_api.kit.db import SessionDep

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from apps_api.apps.schemas import EmbeddedUser, InstalledApp, app_base_json
+from apps_api.catalog.views import EmbeddedUser, InstalledApp, app_base_json
 from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
 
 

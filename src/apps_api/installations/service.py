@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from apps_api.apps.repository import APP_ROW_COLUMNS, APP_ROW_FROM
-from apps_api.apps.visibility import may_install
-from apps_api.events.service import Action, Change, emit_many, event_parameters, insert_events
+from apps_api.catalog.repository import APP_ROW_COLUMNS, APP_ROW_FROM
+from apps_api.catalog.visibility import may_install
+from apps_api.delivery.events import Action, Change, emit_many, event_parameters, insert_events
+from apps_api.delivery.triggers import schedule_uninstall_trigger
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
 from apps_api.installations.schemas import installation_json
 from apps_api.kit.driver import SessionStatement
@@ -42,7 +43,6 @@ from apps_api.models import (
 )
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform_service
-from apps_api.webhooks.triggers import schedule_uninstall_trigger
 
 NAME_MAX_LENGTH = 150
 

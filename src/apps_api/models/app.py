@@ -83,7 +83,3 @@ class App(IdMixin, TimestampMixin, Base):
     icon_asset: Mapped[Asset | None] = relationship(lazy="raise")
     created_by_user: Mapped[User | None] = relationship(foreign_keys=[created_by_user_id], lazy="raise")
     updated_by_user: Mapped[User | None] = relationship(foreign_keys=[updated_by_user_id], lazy="raise")
-
-    @property
-    def is_public(self) -> bool:
-        return self.is_available_to_anyone and self.is_approved

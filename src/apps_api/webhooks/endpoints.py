@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
 from apps_api.kit.pagination import (

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
-from apps_api.apps.schemas import AppBase, EmbeddedUser
+from apps_api.catalog.views import AppBase, EmbeddedUser
+from apps_api.delivery.matching import pattern_error
 from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
-from apps_api.webhooks.matching import pattern_error
 
 MAX_SUBSCRIPTIONS = 100
 MAX_URL_LENGTH = 2000

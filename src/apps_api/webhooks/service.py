@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.events.service import emit
+from apps_api.delivery.events import emit
+from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry
 from apps_api.kit.errors import Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
 from apps_api.models import App, OutboundDelivery, User, Webhook, WebhookChannelSubscription, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.webhooks import repository, schemas
-from apps_api.webhooks.outbox import DELIVER_JOB, new_log_entry
 
 
 def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:

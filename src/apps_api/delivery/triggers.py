@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.delivery.outbox import schedule_delivery
 from apps_api.models import App, AppInstallation
-from apps_api.webhooks.outbox import schedule_delivery
 
 
 def installations_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:

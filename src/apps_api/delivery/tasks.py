@@ -24,14 +24,8 @@ from arq.worker import func
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps_api.kit.driver import driver_connection
-from apps_api.kit.queue import enqueue
-from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
-from apps_api.models.base import utcnow
-from apps_api.outbound.client import Outcome, guarded_client
-from apps_api.outbound.guard import parse_networks
-from apps_api.settings import Settings, get_settings
-from apps_api.webhooks.delivery import (
+from apps_api.delivery.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
+from apps_api.delivery.engine import (
     SHORT_WAIT_SECONDS,
     Attempt,
     Deliverer,
@@ -39,8 +33,14 @@ from apps_api.webhooks.delivery import (
     send_attempt,
     settle,
 )
-from apps_api.webhooks.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
-from apps_api.webhooks.outbox import DELIVER_JOB, deliver_job_id
+from apps_api.delivery.outbox import DELIVER_JOB, deliver_job_id
+from apps_api.kit.driver import driver_connection
+from apps_api.kit.queue import enqueue
+from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
+from apps_api.models.base import utcnow
+from apps_api.outbound.client import Outcome, guarded_client
+from apps_api.outbound.guard import parse_networks
+from apps_api.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 

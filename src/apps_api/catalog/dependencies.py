@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
-from apps_api.apps import repository
 from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.catalog import repository
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound
 from apps_api.models import App

@@ -33,14 +33,14 @@ from urllib.parse import urlencode
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from apps_api.delivery.outbox import delivery_fields, log_entry_fields
+from apps_api.delivery.signing import signature_headers
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import OutboundClient, Outcome, send
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
-from apps_api.webhooks.outbox import delivery_fields, log_entry_fields
-from apps_api.webhooks.signing import signature_headers
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from apps_api.models.base import utcnow
-from apps_api.webhooks.matching import (
+from apps_api.delivery.matching import (
     AppMatcher,
     EventView,
     InstallationView,
@@ -22,7 +21,8 @@ from apps_api.webhooks.matching import (
     installations_channel_app,
     match_event,
 )
-from apps_api.webhooks.outbox import delivery_rows
+from apps_api.delivery.outbox import delivery_rows
+from apps_api.models.base import utcnow
 
 logger = logging.getLogger(__name__)
 

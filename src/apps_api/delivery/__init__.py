@@ -1,0 +1,1 @@
+"""Webhook delivery: events, the outbox, dispatch, endpoint pumps, signing and trigger requests."""
