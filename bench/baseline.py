@@ -374,7 +374,16 @@ async def owned_app(request: Request) -> Response:
     return _json(_owned_app(row))
 
 
+def _first_page_only(request: Request) -> Response | None:
+    # Only page 1 of these lists is benchmarked: a cursor would silently be ignored otherwise.
+    if "cursor" in request.query_params:
+        return _error(400, "The baseline answers page 1 of this list only.")
+    return None
+
+
 async def installed_apps(request: Request) -> Response:
+    if (refused := _first_page_only(request)) is not None:
+        return refused
     async with request.app.state.pool.acquire() as connection:
         principal = await _org_principal(request, connection)
         if isinstance(principal, Response):
@@ -384,6 +393,8 @@ async def installed_apps(request: Request) -> Response:
 
 
 async def webhooks(request: Request) -> Response:
+    if (refused := _first_page_only(request)) is not None:
+        return refused
     try:
         app_id = uuid.UUID(request.path_params["app_id"])
     except ValueError:
