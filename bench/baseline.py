@@ -3,7 +3,9 @@
 It runs the same SQL as the service (the token lookup joined to user and organization, the
 owned-app id probe, the keyset page query with its joins and, on a cursor page, its `previous`
 EXISTS column; for writes the same INSERTs and counter UPDATE), and returns the same JSON bytes (the harness
-compares them). No ORM, no validation framework, no middleware, no dependency injection:
+compares them). Reads the service does through the ORM (one owned app, installed apps, webhooks)
+get what a hand-written version needs: one statement per query the ORM sends (for webhooks the
+ownership probe reads the embedded app, and the page's subscriptions come in one statement). No ORM, no validation framework, no middleware, no dependency injection:
 what is left is the floor a Python service on this machine can reach.
 
     uvicorn bench.baseline:app
@@ -111,6 +113,36 @@ ORDER BY created_at DESC, id DESC LIMIT $4
 """
 # The webhook log routes check ownership with one primary-key probe, like the service's OwnedAppIdDep.
 OWNED_APP_ID_SQL = "SELECT apps.id FROM apps WHERE apps.owned_by_organization_id = $1 AND apps.id = $2"
+# Installed apps: the apps the organization has an installation of (one per app), newest app first,
+# keyed on the app's (created_at, id) as the service pages them.
+INSTALLED_PAGE_SQL = f"""
+SELECT {APP_COLUMNS}, apps.trigger_conditions {APP_JOINS}
+JOIN app_installations AS i ON i.app_id = apps.id AND i.organization_id = $1
+ORDER BY apps.created_at DESC, apps.id DESC LIMIT $2
+"""
+# Webhooks: the ownership check also reads the app's base view, which every webhook embeds.
+OWNED_APP_BASE_SQL = (
+    f"SELECT {APP_COLUMNS} {APP_JOINS} WHERE apps.owned_by_organization_id = $1 AND apps.id = $2"
+)
+USER_EMBED_COLUMNS = """
+cu.first_name AS cu_first_name, cu.last_name AS cu_last_name, cu.alias AS cu_alias,
+cu.organization_id AS cu_org, cu.is_bot AS cu_is_bot, cu.avatar_url AS cu_avatar,
+uu.first_name AS uu_first_name, uu.last_name AS uu_last_name, uu.alias AS uu_alias,
+uu.organization_id AS uu_org, uu.is_bot AS uu_is_bot, uu.avatar_url AS uu_avatar
+"""
+WEBHOOK_PAGE_SQL = f"""
+SELECT w.id, w.organization_id, o.name AS org_name, w.endpoint_url, w.created_at, w.updated_at,
+       w.created_by_user_id, w.updated_by_user_id, {USER_EMBED_COLUMNS}
+FROM webhooks AS w JOIN organizations AS o ON o.id = w.organization_id
+LEFT OUTER JOIN users AS cu ON cu.id = w.created_by_user_id
+LEFT OUTER JOIN users AS uu ON uu.id = w.updated_by_user_id
+WHERE w.app_id = $1 ORDER BY w.created_at DESC, w.id DESC LIMIT $2
+"""
+# The page's channel subscriptions in one statement (as the service's selectin load does).
+SUBSCRIPTIONS_SQL = """
+SELECT webhook_id, channel_pattern, is_additions_subscribed, is_changes_subscribed, is_removals_subscribed
+FROM webhook_channel_subscriptions WHERE webhook_id = ANY($1::uuid[]) ORDER BY webhook_id, position
+"""
 INSERT_APP_SQL = """
 INSERT INTO apps (id, owned_by_organization_id, name, description, icon_asset_id, is_available_to_anyone,
     is_approved, is_available_to_partners, is_app_user_required, app_user_default_first_name,
@@ -258,6 +290,10 @@ def _public_app(row: asyncpg.Record) -> dict[str, Any]:
     return {**_app_base(row), "required_scopes": row["required_scopes"]}
 
 
+def _installed_app(row: asyncpg.Record) -> dict[str, Any]:
+    return {**_app_base(row), "trigger_conditions": row["trigger_conditions"]}
+
+
 def _owned_app(row: asyncpg.Record) -> dict[str, Any]:
     return {
         **_app_base(row),
@@ -321,6 +357,87 @@ async def public_apps(request: Request) -> Response:
             return principal
         rows = await connection.fetch(PUBLIC_PAGE_SQL, PAGE_SIZE + 1)
     return _page(request, rows, _public_app)
+
+
+async def owned_app(request: Request) -> Response:
+    try:
+        app_id = uuid.UUID(request.path_params["app_id"])
+    except ValueError:
+        return _error(404, "No owned app found with the given ID.")
+    async with request.app.state.pool.acquire() as connection:
+        principal = await _org_principal(request, connection)
+        if isinstance(principal, Response):
+            return principal
+        row = await connection.fetchrow(OWNED_APP_SQL, principal["org_id"], app_id)
+    if row is None:
+        return _error(404, "No owned app found with the given ID.")
+    return _json(_owned_app(row))
+
+
+def _first_page_only(request: Request) -> Response | None:
+    # Only page 1 of these lists is benchmarked: a cursor would silently be ignored otherwise.
+    if "cursor" in request.query_params:
+        return _error(400, "The baseline answers page 1 of this list only.")
+    return None
+
+
+async def installed_apps(request: Request) -> Response:
+    if (refused := _first_page_only(request)) is not None:
+        return refused
+    async with request.app.state.pool.acquire() as connection:
+        principal = await _org_principal(request, connection)
+        if isinstance(principal, Response):
+            return principal
+        rows = await connection.fetch(INSTALLED_PAGE_SQL, principal["org_id"], PAGE_SIZE + 1)
+    return _page(request, rows, _installed_app)
+
+
+async def webhooks(request: Request) -> Response:
+    if (refused := _first_page_only(request)) is not None:
+        return refused
+    try:
+        app_id = uuid.UUID(request.path_params["app_id"])
+    except ValueError:
+        return _error(404, "No owned app found with the given ID.")
+    async with request.app.state.pool.acquire() as connection:
+        principal = await _org_principal(request, connection)
+        if isinstance(principal, Response):
+            return principal
+        app = await connection.fetchrow(OWNED_APP_BASE_SQL, principal["org_id"], app_id)
+        if app is None:
+            return _error(404, "No owned app found with the given ID.")
+        rows = await connection.fetch(WEBHOOK_PAGE_SQL, app_id, PAGE_SIZE + 1)
+        subscriptions: dict[uuid.UUID, list[dict[str, Any]]] = {row["id"]: [] for row in rows[:PAGE_SIZE]}
+        if subscriptions:
+            for sub in await connection.fetch(SUBSCRIPTIONS_SQL, list(subscriptions)):
+                subscriptions[sub["webhook_id"]].append(
+                    {
+                        "channel_pattern": sub["channel_pattern"],
+                        "is_additions_subscribed": sub["is_additions_subscribed"],
+                        "is_changes_subscribed": sub["is_changes_subscribed"],
+                        "is_removals_subscribed": sub["is_removals_subscribed"],
+                    }
+                )
+    embedded_app = _app_base(app)
+
+    def view(row: asyncpg.Record) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "organization_id": row["organization_id"],
+            "organization": {"id": row["organization_id"], "name": row["org_name"]},
+            "app_id": app_id,
+            "app": embedded_app,
+            "endpoint_url": row["endpoint_url"],
+            "channel_subscriptions": subscriptions[row["id"]],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "created_by_user_id": row["created_by_user_id"],
+            "created_by_user": _user(row, "cu", row["created_by_user_id"]),
+            "updated_by_user_id": row["updated_by_user_id"],
+            "updated_by_user": _user(row, "uu", row["updated_by_user_id"]),
+        }
+
+    return _page(request, rows, view)
 
 
 async def log_entries(request: Request) -> Response:
@@ -509,6 +626,9 @@ app = Starlette(
         Route("/api/v5/orgs/{organization_id}/owned_apps", owned_apps, methods=["GET"]),
         Route("/api/v5/orgs/{organization_id}/owned_apps", create_owned_app, methods=["POST"]),
         Route("/api/v5/orgs/{organization_id}/app_installations", install_app, methods=["POST"]),
+        Route("/api/v5/orgs/{organization_id}/owned_apps/{app_id}", owned_app, methods=["GET"]),
+        Route("/api/v5/orgs/{organization_id}/installed_apps", installed_apps, methods=["GET"]),
+        Route("/api/v5/orgs/{organization_id}/owned_apps/{app_id}/webhooks", webhooks, methods=["GET"]),
         Route("/api/v5/orgs/{organization_id}/owned_apps/{app_id}/webhook_log_entries", log_entries),
     ],
     lifespan=lifespan,

@@ -4,11 +4,11 @@
 (30 % public and approved, 10 % public awaiting approval, 30 % available to partners, 30 %
 private; half with an icon; 20 % requiring an app user), 2,000 partnerships, 100,000
 installations (50 per organization, bot users where the app requires one, `installation_count`
-recomputed), 10,000 webhooks with 100,000 channel subscriptions, 500,000 finished deliveries
+recomputed), 10,029 webhooks with 100,087 channel subscriptions, 500,000 finished deliveries
 and their 1,000,000 log entries (a failed attempt, then a successful one).
 
-Organization 0 is the big tenant the read benchmarks use: it owns 200 apps, and its app 0 has
-10,000 log entries (400 pages of 25). Ids are deterministic (`md5(...)::uuid`) and API keys
+Organization 0 is the big tenant the read benchmarks use: it owns 200 apps and has 50 apps
+installed (2 pages), and its app 0 has 30 webhooks (2 pages) and 10,000 log entries (400 pages of 25). Ids are deterministic (`md5(...)::uuid`) and API keys
 derive from the organization number (`token_key(n)`), so the harness needs no state file.
 
 A marker table `bench_dataset` is written in the same transaction: a second run finds it and
@@ -28,7 +28,7 @@ import uuid
 
 import asyncpg
 
-VERSION = 1
+VERSION = 2  # 2: app 0 has 30 webhooks (the webhook list's benchmark)
 ORGANIZATIONS = 2_000
 APPS = 10_000
 BIG_TENANT_APPS = 200
@@ -37,6 +37,7 @@ WEBHOOKS = 10_000
 SUBSCRIPTIONS_PER_WEBHOOK = 10
 DELIVERIES = 500_000
 HOT_APP_DELIVERIES = 5_000  # x 2 attempts = 10,000 log entries of app 0
+HOT_APP_WEBHOOKS = 30
 RUN_PREFIX = "bench-run-"
 
 TABLES = (
@@ -216,6 +217,25 @@ SEED_SQL = [
            now() - interval '15 days' + a * interval '10 milliseconds',
            now() - interval '15 days' + a * interval '10 milliseconds'
     FROM (SELECT a, {APP_OWNER} AS owner FROM generate_series(0, {WEBHOOKS - 1}) AS a) AS numbered
+    """,
+    # App 0 has 29 more webhooks (older than its first), 3 subscriptions each: its webhook list is a
+    # full page of 25 with a `next` link.
+    f"""
+    INSERT INTO webhooks (id, app_id, organization_id, endpoint_url, created_by_user_id, updated_by_user_id,
+                          created_at, updated_at)
+    SELECT {u("webhook", "'0:' || w")}, {u("app", "0")}, {u("org", "0")},
+           'https://hooks.example.com/bench/0/' || w, {u("user", "0")}, {u("user", "0")},
+           now() - interval '16 days' + w * interval '1 minute',
+           now() - interval '16 days' + w * interval '1 minute'
+    FROM generate_series(1, {HOT_APP_WEBHOOKS - 1}) AS w
+    """,
+    f"""
+    INSERT INTO webhook_channel_subscriptions (id, webhook_id, app_id, position, channel_pattern,
+                                               is_additions_subscribed, is_changes_subscribed,
+                                               is_removals_subscribed)
+    SELECT {u("subscription", "'0:' || w || ':' || s")}, {u("webhook", "'0:' || w")}, {u("app", "0")}, s,
+           (ARRAY[{", ".join(f"'{p}'" for p in PATTERNS)}])[s + 1], true, s % 2 = 0, s % 3 = 0
+    FROM generate_series(1, {HOT_APP_WEBHOOKS - 1}) AS w CROSS JOIN generate_series(0, 2) AS s
     """,
     f"""
     INSERT INTO webhook_channel_subscriptions (id, webhook_id, app_id, position, channel_pattern,
