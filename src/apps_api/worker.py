@@ -99,11 +99,11 @@ def worker_functions() -> list[Any]:
     return [ping, *webhook_tasks.functions()]
 
 
-def worker_cron_jobs() -> list[Any]:
+def worker_cron_jobs(settings: Settings) -> list[Any]:
     """Periodic jobs (sweepers, purges); domains append theirs here."""
     from apps_api.delivery import tasks as webhook_tasks
 
-    return [*webhook_tasks.cron_jobs()]
+    return [*webhook_tasks.cron_jobs(settings)]
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
@@ -129,7 +129,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
 
     options: dict[str, Any] = {
         "functions": worker_functions(),
-        "cron_jobs": worker_cron_jobs(),
+        "cron_jobs": worker_cron_jobs(settings),
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
         "queue_name": settings.queue_name,
         "on_startup": on_startup,

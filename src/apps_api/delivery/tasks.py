@@ -40,7 +40,7 @@ from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.outbound.guard import parse_networks
-from apps_api.settings import Settings, get_settings
+from apps_api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -430,8 +430,8 @@ def functions() -> list[Any]:
     ]
 
 
-def cron_jobs() -> list[Any]:
-    interval = max(1, min(get_settings().webhook_sweep_interval_seconds, 30))
+def cron_jobs(settings: Settings) -> list[Any]:
+    interval = max(1, min(settings.webhook_sweep_interval_seconds, 30))
     return [
         cron(
             sweep_outbound,

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -31,7 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest
 from apps_api.kit.views import json_response
-from apps_api.settings import get_settings
+from apps_api.settings import Settings
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -79,20 +79,25 @@ class _Cursor:
     ordering: Ordering
 
 
-def _sign(payload: bytes) -> bytes:
-    key = get_settings().secret_key.encode()
+def _settings(request: Request) -> Settings:
+    """The application's settings (given to `create_app`), never a process-wide global."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _sign(payload: bytes, key: bytes) -> bytes:
     return hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
 
 
-def encode_cursor(cursor: _Cursor) -> str:
+def encode_cursor(cursor: _Cursor, key: bytes) -> str:
     payload = json.dumps(
         [cursor.created_at.isoformat(), str(cursor.id), "p" if cursor.backwards else "n", cursor.ordering],
         separators=(",", ":"),
     ).encode()
-    return base64.urlsafe_b64encode(_sign(payload) + payload).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(_sign(payload, key) + payload).rstrip(b"=").decode()
 
 
-def decode_cursor(raw: str, ordering: Ordering) -> _Cursor:
+def decode_cursor(raw: str, ordering: Ordering, key: bytes) -> _Cursor:
     invalid = BadRequest(
         "Invalid cursor.", errors={"cursor": ["The cursor is invalid or was tampered with."]}
     )
@@ -101,7 +106,7 @@ def decode_cursor(raw: str, ordering: Ordering) -> _Cursor:
     except (binascii.Error, ValueError):
         raise invalid from None
     signature, payload = blob[:16], blob[16:]
-    if len(signature) != 16 or not hmac.compare_digest(signature, _sign(payload)):
+    if len(signature) != 16 or not hmac.compare_digest(signature, _sign(payload, key)):
         raise invalid
     try:
         created_at, row_id, direction, cursor_ordering = json.loads(payload)
@@ -117,13 +122,66 @@ def decode_cursor(raw: str, ordering: Ordering) -> _Cursor:
     return cursor
 
 
-def _page_url(request: Request, cursor: str) -> str:
-    base = get_settings().public_base_url
-    url = request.url.include_query_params(cursor=cursor)
+def _page_url(request: Request, cursor: _Cursor) -> str:
+    settings = _settings(request)
+    base = settings.public_base_url
+    url = request.url.include_query_params(cursor=encode_cursor(cursor, settings.secret_key.encode()))
     if base:
         origin = base.rstrip("/")
         return origin + url.path + ("?" + url.query if url.query else "")
     return str(url)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """Where a page starts and which way it reads, from the page parameters."""
+
+    cursor: _Cursor | None
+    descending: bool  # the requested order
+    backwards: bool  # a `previous` link: read against the requested order, then reverse
+
+    @property
+    def reads_descending(self) -> bool:
+        return self.descending != self.backwards
+
+
+def _walk(request: Request, params: PageParams) -> _Walk:
+    key = _settings(request).secret_key.encode()
+    cursor = decode_cursor(params.cursor, params.ordering, key) if params.cursor else None
+    return _Walk(cursor, params.ordering == "-created_at", cursor is not None and cursor.backwards)
+
+
+def _page(
+    rows: list[Row],
+    *,
+    walk: _Walk,
+    params: PageParams,
+    request: Request,
+    position: Callable[[Row], tuple[datetime, uuid.UUID]],
+    other_side: Callable[[list[Row]], Awaitable[bool]],
+) -> Awaitable[tuple[list[Row], str | None, str | None]]:
+    """The one paginator: a page read with LIMIT page_size + 1 in `walk` order, trimmed and linked.
+
+    `other_side` tells whether any row lies on the cursor's side of the (non-empty) page.
+    """
+
+    async def finish() -> tuple[list[Row], str | None, str | None]:
+        more_ahead = len(rows) > params.page_size
+        page = rows[: params.page_size]
+        if walk.backwards:
+            page.reverse()
+        if not page:
+            return page, None, None
+        behind = walk.cursor is not None and await other_side(page)
+        has_next, has_previous = (behind, more_ahead) if walk.backwards else (more_ahead, behind)
+        next_url = previous_url = None
+        if has_next:
+            next_url = _page_url(request, _Cursor(*position(page[-1]), False, params.ordering))
+        if has_previous:
+            previous_url = _page_url(request, _Cursor(*position(page[0]), True, params.ordering))
+        return page, next_url, previous_url
+
+    return finish()
 
 
 async def paginate(
@@ -136,63 +194,42 @@ async def paginate(
     request: Request,
     options: Sequence[Any] = (),
 ) -> tuple[Sequence[Any], str | None, str | None]:
-    """Run `statement` one page at a time; returns (rows, next URL, previous URL).
+    """Run an ORM `statement` one page at a time; returns (rows, next URL, previous URL).
 
-    The statement selects the entity first (filters applied, no loader options);
-    pagination adds the keyset condition on (created_at, id), the order and the limit,
-    so page 400 costs what page 1 does. `options` (eager loads) apply to the page query only.
+    The statement selects the entity first (filters applied, no loader options); pagination
+    adds the keyset condition on (created_at, id), the order and the limit, so page 400 costs
+    what page 1 does. `options` (eager loads) apply to the page query only.
     """
-    descending = params.ordering == "-created_at"
-    cursor = decode_cursor(params.cursor, params.ordering) if params.cursor else None
-    backwards = cursor is not None and cursor.backwards
+    walk = _walk(request, params)
     key = tuple_(created_at, id_)
 
-    def after(position: _Cursor | tuple[datetime, uuid.UUID], reverse: bool) -> Any:
-        value = (
-            tuple_(position.created_at, position.id) if isinstance(position, _Cursor) else tuple_(*position)
-        )
-        # "After" in the requested order; `reverse` walks the other way.
-        return key < value if descending != reverse else key > value
+    def ahead_of(position: tuple[datetime, uuid.UUID], descending: bool) -> Any:
+        value = tuple_(*position)
+        return key < value if descending else key > value
 
-    walk_descending = descending != backwards
     query = statement
-    if cursor is not None:
-        query = query.where(after(cursor, backwards))
-    order = (created_at.desc(), id_.desc()) if walk_descending else (created_at.asc(), id_.asc())
-    page_query = query.options(*options).order_by(*order).limit(params.page_size + 1)
-    rows = list((await session.execute(page_query)).all())
-    more_ahead = len(rows) > params.page_size
-    rows = rows[: params.page_size]
-    if backwards:
-        rows.reverse()
-    if not rows:
-        return rows, None, None
+    if walk.cursor is not None:
+        query = query.where(ahead_of((walk.cursor.created_at, walk.cursor.id), walk.reads_descending))
+    descending = walk.reads_descending
+    order = (created_at.desc(), id_.desc()) if descending else (created_at.asc(), id_.asc())
+    rows = list(
+        (await session.execute(query.options(*options).order_by(*order).limit(params.page_size + 1))).all()
+    )
 
     def position(row: Any) -> tuple[datetime, uuid.UUID]:
-        return _row_key(row, created_at, id_)
+        return getattr(row[0], created_at.key), getattr(row[0], id_.key)
 
-    first, last = position(rows[0]), position(rows[-1])
-    if backwards:
-        has_previous = more_ahead
-        has_next = await _exists(session, statement.where(after(last, False)))
-    else:
-        has_next = more_ahead
-        has_previous = cursor is not None and await _exists(session, statement.where(after(first, True)))
-    next_url = previous_url = None
-    if has_next:
-        next_url = _page_url(request, encode_cursor(_Cursor(*last, False, params.ordering)))
-    if has_previous:
-        previous_url = _page_url(request, encode_cursor(_Cursor(*first, True, params.ordering)))
-    return rows, next_url, previous_url
+    async def other_side(page: list[Any]) -> bool:
+        # Forwards: anything before the page's first row; backwards: after its last (requested order).
+        if walk.backwards:
+            beyond = ahead_of(position(page[-1]), walk.descending)
+        else:
+            beyond = ahead_of(position(page[0]), not walk.descending)
+        return await _exists(session, statement.where(beyond))
 
-
-def _row_key(
-    row: Any, created_at: InstrumentedAttribute[Any], id_: InstrumentedAttribute[Any]
-) -> tuple[datetime, uuid.UUID]:
-    entity = row[0]
-    moment: datetime = getattr(entity, created_at.key)
-    row_id: uuid.UUID = getattr(entity, id_.key)
-    return moment, row_id
+    return await _page(
+        rows, walk=walk, params=params, request=request, position=position, other_side=other_side
+    )
 
 
 async def _exists(session: AsyncSession, statement: Select[Any]) -> bool:
@@ -265,38 +302,28 @@ async def keyset_page(
     request: Request,
     **values: Any,
 ) -> tuple[Sequence[Any], str | None, str | None]:
-    """`paginate()` for a `KeysetQuery`: (rows, next URL, previous URL) with the same links.
+    """`paginate()` for a `KeysetQuery`, through the same paginator: one round trip a page.
 
     `conditions` are only used the first time a `shape` is seen (they must be the same
     expressions for the same shape); `values` fill their bound parameters.
     """
-    descending = params.ordering == "-created_at"
-    cursor = decode_cursor(params.cursor, params.ordering) if params.cursor else None
-    backwards = cursor is not None and cursor.backwards
-    statement = query.compiled(conditions, shape, descending != backwards, cursor is not None)
-    if cursor is not None:
-        values["cursor_created_at"], values["cursor_id"] = cursor.created_at, cursor.id
+    walk = _walk(request, params)
+    statement = query.compiled(conditions, shape, walk.reads_descending, walk.cursor is not None)
+    if walk.cursor is not None:
+        values["cursor_created_at"], values["cursor_id"] = walk.cursor.created_at, walk.cursor.id
     rows = list(await statement.fetch(session, limit=params.page_size + 1, **values))
-    more_ahead = len(rows) > params.page_size
-    rows = rows[: params.page_size]
-    if backwards:
-        rows.reverse()
-    if not rows:
-        return rows, None, None
-    # Rows on the cursor's side of the page: there is a page before it (or, walking back, after it).
-    other_side = cursor is not None and bool(rows[0]["_other_side"])
-    has_next, has_previous = (other_side, more_ahead) if backwards else (more_ahead, other_side)
-    first, last = rows[0], rows[-1]
-    next_url = previous_url = None
-    if has_next:
-        next_url = _page_url(
-            request, encode_cursor(_Cursor(last["created_at"], last["id"], False, params.ordering))
-        )
-    if has_previous:
-        previous_url = _page_url(
-            request, encode_cursor(_Cursor(first["created_at"], first["id"], True, params.ordering))
-        )
-    return rows, next_url, previous_url
+
+    async def other_side(page: list[Any]) -> bool:
+        return bool(page[0]["_other_side"])  # the page query's own EXISTS column
+
+    return await _page(
+        rows,
+        walk=walk,
+        params=params,
+        request=request,
+        position=lambda row: (row["created_at"], row["id"]),
+        other_side=other_side,
+    )
 
 
 async def json_keyset_page(

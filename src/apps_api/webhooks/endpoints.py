@@ -22,7 +22,7 @@ from apps_api.kit.pagination import (
 )
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
-from apps_api.settings import get_settings
+from apps_api.settings import Settings
 from apps_api.webhooks import repository, schemas, service
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
@@ -262,12 +262,14 @@ async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.Web
 
 
 async def ingest_service(
+    request: Request,
     authorization: Annotated[
         str | None, Header(description="`Bearer <APPS_API_INGEST_SERVICE_KEY>`.")
     ] = None,
 ) -> None:
     """404 when ingestion is not configured; 401 without the service key."""
-    key = get_settings().ingest_service_key
+    settings: Settings = request.app.state.settings
+    key = settings.ingest_service_key
     if not key:
         raise NotFound("Event ingestion is not enabled (APPS_API_INGEST_SERVICE_KEY is unset).")
     scheme, _, credentials = (authorization or "").strip().partition(" ")
