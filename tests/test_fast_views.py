@@ -1,8 +1,9 @@
-"""The hot lists (public apps, owned apps, webhook log entries) serialize rows straight to JSON.
+"""Lists (and the owned app's retrieve route) serialize compiled rows straight to JSON.
 
-Each list item must be byte for byte what the response model produces for the same object: the
-retrieve routes still serialize through the models, so a list body is compared with the bodies
-of the retrieve routes of its items.
+Each item must be byte for byte what the response model produces for the same object: a list
+body is compared with the bodies of the retrieve routes of its items, and where a retrieve route
+is itself a compiled view (owned apps) it is compared with a route that answers through the
+model (PATCH).
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ async def test_owned_and_public_lists_match_the_models(
     await session.flush()
 
     owned = f"/api/v5/orgs/{tenant.org_id}/owned_apps"
+    listed = await client.get(owned, headers=tenant.headers)
+    for item in listed.json()["results"]:
+        # A PATCH that changes nothing answers through the OwnedApp model.
+        through_model = await client.patch(
+            f"{owned}/{item['id']}", json={"description": item["description"]}, headers=tenant.headers
+        )
+        assert through_model.status_code == 200, through_model.text
+        retrieved = await client.get(f"{owned}/{item['id']}", headers=tenant.headers)
+        assert retrieved.status_code == 200, retrieved.text
+        assert retrieved.headers["content-type"] == "application/json"
+        assert retrieved.content == through_model.content
     results = await _assert_items_as_retrieved(client, tenant, owned, owned + "/{id}")
     assert len(results) == 3
     assert {bool(item["icon_asset"]) for item in results} == {True, False}
@@ -220,3 +232,64 @@ async def test_create_answers_as_retrieved(
         retrieved = await client.get(f"{url}/{created.json()['id']}", headers=tenant.headers)
         assert retrieved.status_code == 200, retrieved.text
         assert created.content == retrieved.content
+
+
+async def test_installed_apps_and_webhooks_lists_match_the_models(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Installed apps and webhooks: list items byte for byte as their (model) retrieve routes."""
+    icon = Asset(
+        organization_id=other_tenant.org_id, url="https://cdn.example.com/ikon-ä.png", size=1, width=2
+    )
+    session.add(icon)
+    # The webhooks' creator embeds as a user: names that JSON must escape.
+    tenant.user.first_name, tenant.user.last_name = 'Zoë \u2028 "quoted"', None
+    await session.flush()
+    now = utcnow().replace(microsecond=0)
+    public = await make_app(
+        session,
+        other_tenant.organization,
+        name="Äpp \U0001f600",
+        icon_asset_id=icon.id,
+        is_available_to_anyone=True,
+        is_approved=True,
+        trigger_conditions=["install", "chat_end"],
+        created_at=now,
+    )
+    own = await make_app(session, tenant.organization, created_at=now - timedelta(seconds=1))
+    for app in (public, own):
+        installed = await client.post(
+            f"/api/v5/orgs/{tenant.org_id}/app_installations",
+            json={"app_id": str(app.id)},
+            headers=tenant.headers,
+        )
+        assert installed.status_code == 201, installed.text
+    base = f"/api/v5/orgs/{tenant.org_id}/installed_apps"
+    assert len(await _assert_items_as_retrieved(client, tenant, base, base + "/{id}")) == 2
+    await _assert_items_as_retrieved(client, tenant, base, base + "/{id}", page_size="1")
+
+    hooks = f"/api/v5/orgs/{tenant.org_id}/owned_apps/{own.id}/webhooks"
+    for number, subscriptions in enumerate(
+        (
+            [],
+            [
+                {
+                    "channel_pattern": f"/api/v5/orgs/{{organization_id}}/chats/{index}",
+                    "is_additions_subscribed": index % 2 == 0,
+                    "is_changes_subscribed": True,
+                    "is_removals_subscribed": False,
+                }
+                for index in (3, 1, 2)
+            ],
+        )
+    ):
+        created = await client.post(
+            hooks,
+            json={"endpoint_url": f"https://example.com/ä/{number}", "channel_subscriptions": subscriptions},
+            headers=tenant.headers,
+        )
+        assert created.status_code == 201, created.text
+    results = await _assert_items_as_retrieved(client, tenant, hooks, hooks + "/{id}")
+    assert [len(item["channel_subscriptions"]) for item in results] == [3, 0]
+    assert [s["channel_pattern"][-1] for s in results[0]["channel_subscriptions"]] == ["3", "1", "2"]
+    await _assert_items_as_retrieved(client, tenant, hooks, hooks + "/{id}", ordering="created_at")

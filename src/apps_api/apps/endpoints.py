@@ -26,7 +26,7 @@ from apps_api.auth.dependencies import OrgSettingsPrincipal, SettingsPrincipal
 from apps_api.auth.service import Principal
 from apps_api.catalog import repository as catalog
 from apps_api.catalog.dependencies import AppId, OwnedAppDep
-from apps_api.catalog.views import InstalledApp
+from apps_api.catalog.views import InstalledApp, installed_app_json
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import (
@@ -211,8 +211,11 @@ async def create_owned_app(
     tags=["Owned apps"],
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_owned_app(app: OwnedAppDep) -> OwnedApp:
-    return OwnedApp.model_validate(app)
+async def get_owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> Response:
+    rows = await repository.OWNED_APP.fetch(session, organization_id=principal.organization_id, app_id=app_id)
+    if not rows:
+        raise NotFound("No owned app found with the given ID.")
+    return json_response(owned_app_json(rows[0]), status_code=200)
 
 
 @router.put(
@@ -349,11 +352,16 @@ async def delete_app_share(
 )
 async def list_installed_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
-) -> Page[InstalledApp]:
+) -> Response:
     """Apps installed in the organization, newest first."""
-    statement = repository.installed_apps(organization_id=principal.organization_id)
-    return await _app_page(
-        session=session, request=request, params=params, statement=statement, view=InstalledApp
+    return await json_keyset_page(
+        session,
+        repository.INSTALLED_APPS_PAGE,
+        installed_app_json,
+        conditions=repository.INSTALLED_APPS_CONDITIONS,
+        params=params,
+        request=request,
+        organization_id=principal.organization_id,
     )
 
 

@@ -21,6 +21,7 @@ from apps_api.catalog.repository import (
     one_app,
 )
 from apps_api.catalog.visibility import is_partner_app_of, is_public
+from apps_api.kit.driver import SessionStatement
 from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import App, AppInstallation, AppShare
 
@@ -113,3 +114,25 @@ OWNED_APPS_PAGE = KeysetQuery(
     id_=APPS.c.id,
 )
 OWNED_APPS_CONDITIONS = (APPS.c.owned_by_organization_id == bindparam("organization_id"),)
+# One owned app in the owned view's columns (the list's row, so the same view function).
+OWNED_APP = SessionStatement(
+    select(*OWNED_APPS_PAGE.columns)
+    .select_from(OWNED_APPS_PAGE.from_)
+    .where(*OWNED_APPS_CONDITIONS, APPS.c.id == bindparam("app_id"))
+)
+
+_installations = AppInstallation.__table__
+INSTALLED_APPS_PAGE = KeysetQuery(
+    columns=(*APP_BASE_COLUMNS, APPS.c.trigger_conditions),
+    from_=APP_BASE_FROM,
+    created_at=APPS.c.created_at,
+    id_=APPS.c.id,
+)
+# A semi-join: one installation per app and organization, so no duplicates either way.
+INSTALLED_APPS_CONDITIONS = (
+    APPS.c.id.in_(
+        select(_installations.c.app_id).where(
+            _installations.c.organization_id == bindparam("organization_id")
+        )
+    ),
+)

@@ -69,33 +69,37 @@ CREATED_BY = User.__table__.alias("created_by")
 UPDATED_BY = User.__table__.alias("updated_by")
 USER_COLUMNS = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 
-# The embedded owner and icon of `AppBase`.
-_APP_EMBED_COLUMNS: tuple[ColumnElement[Any], ...] = (
-    _owner.c.name.label("owner_name"),
-    *(
-        _icon.c[name].label(f"icon_{name}")
-        for name in ("url", "kind", "content_type", "size", "width", "height")
-    ),
+_APP_BASE_NAMES = (
+    "id",
+    "name",
+    "description",
+    "owned_by_organization_id",
+    "icon_asset_id",
+    "is_app_user_required",
+    "installation_count",
+    "created_at",
+    "updated_at",
+    "required_scopes",
 )
-# The columns of `AppBase` (and its embedded owner and icon), labelled as schemas.app_base() reads them.
-APP_BASE_COLUMNS: tuple[ColumnElement[Any], ...] = (
-    *(
-        APPS.c[name]
-        for name in (
-            "id",
-            "name",
-            "description",
-            "owned_by_organization_id",
-            "icon_asset_id",
-            "is_app_user_required",
-            "installation_count",
-            "created_at",
-            "updated_at",
-            "required_scopes",
-        )
-    ),
-    *_APP_EMBED_COLUMNS,
-)
+_ICON_NAMES = ("url", "kind", "content_type", "size", "width", "height")
+
+
+def _app_embed_columns(prefix: str) -> tuple[ColumnElement[Any], ...]:
+    """The embedded owner and icon of `AppBase`."""
+    return (
+        _owner.c.name.label(f"{prefix}owner_name"),
+        *(_icon.c[name].label(f"{prefix}icon_{name}") for name in _ICON_NAMES),
+    )
+
+
+def app_base_columns(prefix: str = "") -> tuple[ColumnElement[Any], ...]:
+    """The columns of `AppBase` and its embedded owner and icon, labelled as
+    `views.app_base_json(row, prefix)` reads them (from `APP_BASE_FROM`)."""
+    return (*(APPS.c[name].label(prefix + name) for name in _APP_BASE_NAMES), *_app_embed_columns(prefix))
+
+
+_APP_EMBED_COLUMNS = _app_embed_columns("")
+APP_BASE_COLUMNS = app_base_columns()
 APP_BASE_FROM = APPS.join(_owner, _owner.c.id == APPS.c.owned_by_organization_id).outerjoin(
     _icon, _icon.c.id == APPS.c.icon_asset_id
 )

@@ -39,29 +39,37 @@ class InstalledApp(AppBase):
     trigger_conditions: list[str]
 
 
-def app_base_json(row: Any) -> dict[str, Any]:
-    """`AppBase` of a row of `repository._APP_BASE_COLUMNS`."""
-    icon_id = row["icon_asset_id"]
+def app_base_json(row: Any, prefix: str = "") -> dict[str, Any]:
+    """`AppBase` of a row of `repository.app_base_columns(prefix)`."""
+    icon_id = row[prefix + "icon_asset_id"]
+    owner_id = row[prefix + "owned_by_organization_id"]
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "owned_by_organization_id": row["owned_by_organization_id"],
-        "owned_by_organization": {"id": row["owned_by_organization_id"], "name": row["owner_name"]},
+        "id": row[prefix + "id"],
+        "name": row[prefix + "name"],
+        "description": row[prefix + "description"],
+        "owned_by_organization_id": owner_id,
+        "owned_by_organization": {"id": owner_id, "name": row[prefix + "owner_name"]},
         "icon_asset_id": icon_id,
         "icon_asset": None
         if icon_id is None
         else {
             "id": icon_id,
-            "url": row["icon_url"],
-            "kind": row["icon_kind"],
-            "content_type": row["icon_content_type"],
-            "size": row["icon_size"],
-            "width": row["icon_width"],
-            "height": row["icon_height"],
+            "url": row[prefix + "icon_url"],
+            "kind": row[prefix + "icon_kind"],
+            "content_type": row[prefix + "icon_content_type"],
+            "size": row[prefix + "icon_size"],
+            "width": row[prefix + "icon_width"],
+            "height": row[prefix + "icon_height"],
         },
-        "is_app_user_required": row["is_app_user_required"],
-        "installation_count": row["installation_count"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "is_app_user_required": row[prefix + "is_app_user_required"],
+        "installation_count": row[prefix + "installation_count"],
+        "created_at": row[prefix + "created_at"],
+        "updated_at": row[prefix + "updated_at"],
     }
+
+
+def installed_app_json(row: Any) -> dict[str, Any]:
+    """`InstalledApp` of a row of `apps.repository.INSTALLED_APPS_PAGE`."""
+    view = app_base_json(row)
+    view["trigger_conditions"] = row["trigger_conditions"]
+    return view

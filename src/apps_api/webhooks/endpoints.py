@@ -18,7 +18,6 @@ from apps_api.kit.pagination import (
     PageParams,
     PageParamsDep,
     json_keyset_page,
-    paginate,
 )
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
@@ -65,20 +64,18 @@ OwnedLogEntryDep = Annotated[WebhookLogEntry, Depends(owned_log_entry)]
     responses=error_responses(400, 401, 403, 404),
 )
 async def list_webhooks(
-    request: Request, session: SessionDep, app: OwnedAppDep, params: PageParamsDep
-) -> Page[schemas.Webhook]:
+    request: Request, session: SessionDep, app_id: OwnedAppIdDep, params: PageParamsDep
+) -> Response:
     """The app's webhooks, newest first."""
-    rows, next_url, previous_url = await paginate(
+    return await json_keyset_page(
         session,
-        repository.webhooks_of(app_id=app.id),
-        created_at=Webhook.created_at,
-        id_=Webhook.id,
+        repository.WEBHOOKS_PAGE,
+        schemas.webhook_json,
+        conditions=repository.WEBHOOKS_CONDITIONS,
         params=params,
         request=request,
-        options=repository.webhook_options(),
+        app_id=app_id,
     )
-    results = [schemas.Webhook.model_validate(row[0]) for row in rows]
-    return Page(next=next_url, previous=previous_url, results=results)
 
 
 @router.post(

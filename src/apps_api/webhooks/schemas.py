@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
-from apps_api.catalog.views import AppBase, EmbeddedUser
+from apps_api.catalog.views import AppBase, EmbeddedUser, app_base_json
 from apps_api.delivery.matching import pattern_error
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
+from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, user_embed_json
 
 MAX_SUBSCRIPTIONS = 100
 MAX_URL_LENGTH = 2000
@@ -150,6 +150,25 @@ class WebhookLogEntry(Schema):
     response_headers: dict[str, str] | None
     duration: int | None
     completed_at: UTCDateTime | None
+
+
+def webhook_json(row: Any) -> dict[str, Any]:
+    """`Webhook` of a row of `repository.WEBHOOKS_PAGE` (tests/test_fast_views.py)."""
+    return {
+        "id": row["id"],
+        "organization_id": row["organization_id"],
+        "organization": {"id": row["organization_id"], "name": row["organization_name"]},
+        "app_id": row["app_id"],
+        "app": app_base_json(row, "app_"),
+        "endpoint_url": row["endpoint_url"],
+        "channel_subscriptions": orjson.loads(row["channel_subscriptions"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "created_by_user_id": row["created_by_user_id"],
+        "created_by_user": user_embed_json(row, "created_by_"),
+        "updated_by_user_id": row["updated_by_user_id"],
+        "updated_by_user": user_embed_json(row, "updated_by_"),
+    }
 
 
 def log_entry_json(row: Any) -> dict[str, Any]:
