@@ -26,6 +26,7 @@ from apps_api.apps.schemas import (
     public_app_json,
 )
 from apps_api.auth.dependencies import (
+    OrgProviderPrincipal,
     OrgSettingsPrincipal,
     SettingsPrincipal,
     fast_settings_principal,
@@ -208,7 +209,7 @@ async def _owned_apps_fast(request: Request, connection: asyncpg.Connection) -> 
 )
 @fast_path(_owned_apps_fast)
 async def list_owned_apps(
-    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
+    request: Request, session: SessionDep, principal: OrgProviderPrincipal, params: PageParamsDep
 ) -> Response:
     """Apps the organization owns, newest first."""
     return await _owned_apps_page(
@@ -246,7 +247,7 @@ async def _create_owned_app(
 )
 @fast_transaction(_create_owned_app_fast)
 async def create_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, data: OwnedAppInput
 ) -> Response:
     """Create an app; it is not installed anywhere, not even in the owner organization."""
     return await _create_owned_app(session=session, principal=principal, data=data)
@@ -271,7 +272,7 @@ async def get_owned_app(app: OwnedAppDep) -> OwnedApp:
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def replace_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppInput
 ) -> OwnedApp:
     """Every required attribute must be given. Setting publicity to false uninstalls the app wherever
     it may no longer be installed."""
@@ -289,7 +290,7 @@ async def replace_owned_app(
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def update_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppInput
 ) -> OwnedApp:
     """Change only the given attributes. Setting publicity to false uninstalls the app wherever it
     may no longer be installed."""
@@ -305,7 +306,7 @@ async def update_owned_app(
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep
 ) -> Response:
     """Uninstall the app from every organization (with uninstall triggers), then delete it."""
     await service.delete_app(session=session, principal=principal, app=app)
@@ -349,7 +350,7 @@ async def list_app_shares(
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def create_app_share(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: AppShareInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: AppShareInput
 ) -> AppShare:
     """The partner may then see the app among its partner apps and install it."""
     share = await service.create_share(session=session, principal=principal, app=app, data=data)
@@ -378,7 +379,7 @@ async def get_app_share(session: SessionDep, app: OwnedAppDep, share_id: ShareId
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_app_share(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, share_id: ShareId
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, share_id: ShareId
 ) -> Response:
     """The organization loses the app: it is uninstalled there unless it may still install it otherwise."""
     await service.delete_share(session=session, principal=principal, app=app, share_id=share_id)

@@ -10,7 +10,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps.dependencies import OwnedAppDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_settings_principal
+from apps_api.auth.dependencies import OrgProviderPrincipal, OrgSettingsPrincipal, fast_settings_principal
 from apps_api.auth.service import Principal
 from apps_api.installations import repository, service
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
@@ -202,7 +202,7 @@ async def get_owned_app_installation(
 )
 async def uninstall_owned_app(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
     installer_organization_id: InstallerOrganizationId,
 ) -> Response:

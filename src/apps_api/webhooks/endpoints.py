@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository as apps_repository
 from apps_api.apps.dependencies import OwnedAppDep, OwnedAppIdDep
-from apps_api.auth.dependencies import OrgSettingsPrincipal, fast_settings_principal
+from apps_api.auth.dependencies import OrgProviderPrincipal, fast_settings_principal
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
 from apps_api.kit.fastpath import fast_path, path_uuid
@@ -93,7 +93,7 @@ async def list_webhooks(
     responses=error_responses(400, 401, 403, 404),
 )
 async def create_webhook(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
 ) -> schemas.Webhook:
     webhook = await service.create_webhook(session=session, app=app, actor=principal.user, data=body)
     return schemas.Webhook.model_validate(webhook)
@@ -117,7 +117,7 @@ async def get_webhook(webhook: OwnedWebhookDep) -> schemas.Webhook:
 )
 async def replace_webhook(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
     webhook: OwnedWebhookDep,
     body: schemas.WebhookCreate,
@@ -142,7 +142,7 @@ async def replace_webhook(
 )
 async def update_webhook(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
     webhook: OwnedWebhookDep,
     body: schemas.WebhookUpdate,
@@ -167,7 +167,7 @@ async def update_webhook(
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_webhook(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
 ) -> Response:
     """Undelivered notifications of the webhook are dropped with it."""
     await service.delete_webhook(session=session, app=app, webhook=webhook, actor=principal.user)
