@@ -177,7 +177,9 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 secrets[f"signature {request.headers['webhook-id']}"] = request.headers["webhook-signature"]
                 body = json.loads(request.body)
                 if "app_user_auth" in body:
-                    secrets[f"app_user_auth {request.headers['webhook-id']}"] = body["app_user_auth"]
+                    secrets[f"app_user_auth {request.headers['webhook-id']}"] = body["app_user_auth"][
+                        "access_token"
+                    ]
             else:
                 secrets["uninstall trigger data JWT"] = parse_qs(urlsplit(request.path).query)["data"][0]
         assert "uninstall trigger data JWT" in secrets and any(k.startswith("app_user_auth") for k in secrets)

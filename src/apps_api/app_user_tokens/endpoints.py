@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
 from apps_api.app_user_tokens import service
-from apps_api.app_user_tokens.schemas import AppUserToken, AppUserTokenInput, NewAppUserToken
+from apps_api.app_user_tokens.schemas import NewOwnedAppUserToken, OwnedAppUserToken, OwnedAppUserTokenInput
 from apps_api.apps.dependencies import OwnedAppDep
 from apps_api.installations import repository as installations
 from apps_api.kit.db import SessionDep
@@ -40,8 +40,8 @@ async def owned_installation(
 OwnedInstallationDep = Annotated[AppInstallation, Depends(owned_installation)]
 
 
-def _view(token: ApiToken, installation: AppInstallation) -> AppUserToken:
-    return AppUserToken(
+def _view(token: ApiToken, installation: AppInstallation) -> OwnedAppUserToken:
+    return OwnedAppUserToken(
         id=token.id,
         app_user_id=token.user_id,
         installation_id=installation.id,
@@ -53,7 +53,7 @@ def _view(token: ApiToken, installation: AppInstallation) -> AppUserToken:
 
 @router.post(
     "",
-    response_model=NewAppUserToken,
+    response_model=NewOwnedAppUserToken,
     status_code=201,
     summary="Create an API token of an installation's app user",
     responses=error_responses(400, 401, 403, 404),
@@ -61,26 +61,26 @@ def _view(token: ApiToken, installation: AppInstallation) -> AppUserToken:
 async def create_app_user_token(
     session: SessionDep,
     installation: OwnedInstallationDep,
-    data: Annotated[AppUserTokenInput | None, Body()] = None,
-) -> NewAppUserToken:
+    data: Annotated[OwnedAppUserTokenInput | None, Body()] = None,
+) -> NewOwnedAppUserToken:
     """The token acts as the app user (`Authorization: Token <token>`) within the installation's
     `allowed_scopes`, in the installing organization only. Its key is in this answer only.
     404 when the installation has no app user. Uninstalling the app revokes it."""
     token, key = await service.mint(
         session=session, installation=installation, expires_at=data.expires_at if data else None
     )
-    return NewAppUserToken(**_view(token, installation).model_dump(), token=key)
+    return NewOwnedAppUserToken(**_view(token, installation).model_dump(), token=key)
 
 
 @router.get(
     "",
-    response_model=Page[AppUserToken],
+    response_model=Page[OwnedAppUserToken],
     summary="List the API tokens of an installation's app user",
     responses=error_responses(400, 401, 403, 404),
 )
 async def list_app_user_tokens(
     request: Request, session: SessionDep, installation: OwnedInstallationDep, params: PageParamsDep
-) -> Page[AppUserToken]:
+) -> Page[OwnedAppUserToken]:
     """The app user's live tokens (also those exchanged through `/identity/token`), newest first;
     never their keys."""
     rows, next_url, previous_url = await paginate(

@@ -10,13 +10,13 @@ from pydantic import Field
 from apps_api.kit.schemas import InputSchema, Schema, UTCDateTime
 
 
-class AppUserTokenInput(InputSchema):
+class OwnedAppUserTokenInput(InputSchema):
     expires_at: datetime | None = Field(
         default=None, description="When the token stops working (ISO-8601; no offset means UTC); null: never."
     )
 
 
-class AppUserToken(Schema):
+class OwnedAppUserToken(Schema):
     id: uuid.UUID
     app_user_id: uuid.UUID = Field(description="The installation's app user, whom the token acts as.")
     installation_id: uuid.UUID
@@ -25,7 +25,7 @@ class AppUserToken(Schema):
     expires_at: UTCDateTime | None
 
 
-class NewAppUserToken(AppUserToken):
+class NewOwnedAppUserToken(OwnedAppUserToken):
     token: str = Field(
         description=(
             "The key, for `Authorization: Token <token>`. Shown only in this answer: only its digest is kept."
