@@ -67,15 +67,18 @@ async def test_code_exchange_gives_a_persistent_token_of_the_app_user(
     ).scalar_one()
     assert stored.app_installation_id == installation.id
     assert stored.expires_at is None and stored.revoked_at is None
-    headers = {"Authorization": f"Token {body['access_token']}"}
 
-    # The token authenticates as the bot: the bot has no permissions yet, so 403 (not 401).
+    # What it returns works as `Authorization: <token_type> <access_token>`, and acts as the app
+    # user within the installation's allowed_scopes (README "The permission model").
+    headers = {"Authorization": f"{body['token_type']} {body['access_token']}"}
+    installation.allowed_scopes = ["users"]
+    await session.flush()
     refused = await client.get(f"/api/v5/orgs/{installer.org_id}/app_installations", headers=headers)
     assert refused.status_code == 403
     assert "settings" in refused.json()["detail"]
-    # An admin of the organization grants it `settings`; now it reads its organization's data.
+    # With `settings` in the installation's scopes it reads its organization's data.
     bot = installation.app_user
-    bot.permissions = ["settings"]
+    installation.allowed_scopes = ["settings", "users"]
     await session.flush()
     listed = await client.get(f"/api/v5/orgs/{installer.org_id}/app_installations", headers=headers)
     assert listed.status_code == 200, listed.text

@@ -12,12 +12,21 @@ entry) and a minimal valid body, as:
 | `expired`         | a user of X with `settings` whose token has expired    |
 | `deleted`         | a deleted user of X (token otherwise valid)            |
 | `uninstalled_bot` | the app user of an app uninstalled from X (tokens revoked) |
+| `app_as_user`     | an app installed in X acting as X's admin (`GIOSGAPP <trigger token> <secret>`) |
+| `app_user_token`  | the same app as its app user, `Token <app-user token>` minted by its provider |
+| `app_user_bearer` | the same app as its app user, `Bearer <access_token>` of a webhook's `app_user_auth` |
 | `owner`           | X's own user with `settings`: the control, proving each request is well formed |
+
+The app principals' installation has every scope, and its app is X's own: whatever it is
+granted, an app never reaches app-provider routes (403), and elsewhere it gets what X's own user
+gets, in X only (README "The permission model"). Every route states the rule of every caller, so
+a new route fails here until it does.
 
 Browser routes (`/apps/...`) ignore `Authorization`: there the caller is a session cookie (a
 logged-in one for users with a password, an anonymous one otherwise) with its CSRF token.
-No response body (or `Location`) may contain X's data unless the caller sent it in the URL.
-The owner's calls run in a savepoint that is rolled back, so each route sees the same world.
+No refused response body (or `Location`) may contain X's data unless the caller sent it in the
+URL. Every call runs in a savepoint that is rolled back, so each route sees the same world. Fast
+paths are off: they are being removed, and the routes are what this matrix states.
 """
 
 from __future__ import annotations
@@ -38,10 +47,11 @@ from starlette.responses import Response
 from apps_api.installations.service import install_app, uninstall
 from apps_api.installflow.session import BrowserSession, csrf_token, new_session, write_session
 from apps_api.main import create_app
-from apps_api.models import AppInstallation, User
+from apps_api.models import SCOPES, AppInstallation, User
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
+from apps_api.triggers.tokens import encode_access_token
 from tests.factories import make_app, make_tenant, make_user
 from tests.installflow_helpers import PASSWORD, unique_email
 from tests.reliability_helpers import World, populate
@@ -51,7 +61,18 @@ EXCLUDED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healt
 
 DENIED_ORG = {"other_org": 403, "no_settings": 403, "expired": 401, "deleted": 401, "uninstalled_bot": 401}
 DENIED_NO_ORG = {**DENIED_ORG, "other_org": 404}
-ALL = ("other_org", "no_settings", "expired", "deleted", "uninstalled_bot", "owner")
+APPS = ("app_as_user", "app_user_token", "app_user_bearer")
+ALL = ("other_org", "no_settings", "expired", "deleted", "uninstalled_bot", *APPS, "owner")
+
+
+def provider(status: int) -> dict[str, int]:
+    """An app-provider route: X's own user only; an app principal is refused whatever its scopes."""
+    return {**DENIED_ORG, **dict.fromkeys(APPS, 403), "owner": status}
+
+
+def installer(status: int, denied: dict[str, int] = DENIED_ORG) -> dict[str, int]:
+    """A route of the installing organization: an app with the scope gets what X's user gets."""
+    return {**denied, **dict.fromkeys(APPS, status), "owner": status}
 
 
 def everyone(status: int, **others: int) -> dict[str, int]:
@@ -96,44 +117,49 @@ OWNED = ORGS + "/owned_apps/{app_id}"
 
 ROUTES: dict[tuple[str, str], Route] = {
     # Public apps: no organization in the path; X's private app is simply not there (404).
-    ("GET", "/api/v5/public_apps"): Route({**DENIED_ORG, "other_org": 200, "owner": 200}),
-    ("GET", "/api/v5/public_apps/{app_id}"): Route({**DENIED_NO_ORG, "owner": 404}),
-    ("GET", ORGS + "/partner_apps"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", "/api/v5/public_apps"): Route({**installer(200), "other_org": 200}),
+    ("GET", "/api/v5/public_apps/{app_id}"): Route(installer(404, DENIED_NO_ORG)),
+    ("GET", ORGS + "/partner_apps"): Route(installer(200)),
     # X's own app is not one of its partner apps.
-    ("GET", ORGS + "/partner_apps/{app_id}"): Route({**DENIED_ORG, "owner": 404}),
-    ("GET", ORGS + "/owned_apps"): Route({**DENIED_ORG, "owner": 200}),
-    ("POST", ORGS + "/owned_apps"): Route({**DENIED_ORG, "owner": 201}, json=_app_body),
-    ("GET", OWNED): Route({**DENIED_ORG, "owner": 200}),
-    ("PUT", OWNED): Route({**DENIED_ORG, "owner": 200}, json=_app_body),
-    ("PATCH", OWNED): Route({**DENIED_ORG, "owner": 200}, json=lambda w: {"description": "patched"}),
-    ("DELETE", OWNED): Route({**DENIED_ORG, "owner": 204}),
-    ("GET", OWNED + "/shares"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", ORGS + "/partner_apps/{app_id}"): Route(installer(404)),
+    ("GET", ORGS + "/owned_apps"): Route(provider(200)),
+    ("POST", ORGS + "/owned_apps"): Route(provider(201), json=_app_body),
+    ("GET", OWNED): Route(provider(200)),
+    ("PUT", OWNED): Route(provider(200), json=_app_body),
+    ("PATCH", OWNED): Route(provider(200), json=lambda w: {"description": "patched"}),
+    ("DELETE", OWNED): Route(provider(204)),
+    ("GET", OWNED + "/shares"): Route(provider(200)),
     # Already shared with that partner: the owner's control gets past every check to the 409.
     ("POST", OWNED + "/shares"): Route(
-        {**DENIED_ORG, "owner": 409}, json=lambda w: {"organization_id": str(w.partner.org_id)}
+        provider(409), json=lambda w: {"organization_id": str(w.partner.org_id)}
     ),
-    ("GET", OWNED + "/shares/{share_id}"): Route({**DENIED_ORG, "owner": 200}),
-    ("DELETE", OWNED + "/shares/{share_id}"): Route({**DENIED_ORG, "owner": 204}),
-    ("GET", ORGS + "/installed_apps"): Route({**DENIED_ORG, "owner": 200}),
-    ("GET", ORGS + "/installed_apps/{app_id}"): Route({**DENIED_ORG, "owner": 200}),
-    ("GET", ORGS + "/app_installations"): Route({**DENIED_ORG, "owner": 200}),
+    ("GET", OWNED + "/shares/{share_id}"): Route(provider(200)),
+    ("DELETE", OWNED + "/shares/{share_id}"): Route(provider(204)),
+    ("GET", ORGS + "/installed_apps"): Route(installer(200)),
+    ("GET", ORGS + "/installed_apps/{app_id}"): Route(installer(200)),
+    ("GET", ORGS + "/app_installations"): Route(installer(200)),
     ("POST", ORGS + "/app_installations"): Route(
-        {**DENIED_ORG, "owner": 201}, json=lambda w: {"app_id": str(w.installable_app_id)}
+        installer(201), json=lambda w: {"app_id": str(w.installable_app_id)}
     ),
-    ("GET", ORGS + "/app_installations/{installation_id}"): Route({**DENIED_ORG, "owner": 200}),
-    ("DELETE", ORGS + "/app_installations/{installation_id}"): Route({**DENIED_ORG, "owner": 204}),
-    ("GET", OWNED + "/installations"): Route({**DENIED_ORG, "owner": 200}),
-    ("GET", OWNED + "/installations/{installation_id}"): Route({**DENIED_ORG, "owner": 200}),
-    ("DELETE", OWNED + "/installations/{installer_organization_id}"): Route({**DENIED_ORG, "owner": 204}),
-    ("GET", OWNED + "/webhooks"): Route({**DENIED_ORG, "owner": 200}),
-    ("POST", OWNED + "/webhooks"): Route({**DENIED_ORG, "owner": 201}, json=_webhook_body),
-    ("GET", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 200}),
-    ("PUT", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 200}, json=_webhook_body),
-    ("PATCH", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 200}, json=_webhook_body),
-    ("DELETE", OWNED + "/webhooks/{webhook_id}"): Route({**DENIED_ORG, "owner": 204}),
-    ("GET", OWNED + "/webhook_log_entries"): Route({**DENIED_ORG, "owner": 200}),
-    ("GET", OWNED + "/webhook_log_entries/{entry_id}"): Route({**DENIED_ORG, "owner": 200}),
-    ("POST", OWNED + "/webhook_log_entries/{entry_id}/redeliver"): Route({**DENIED_ORG, "owner": 202}),
+    ("GET", ORGS + "/app_installations/{installation_id}"): Route(installer(200)),
+    ("DELETE", ORGS + "/app_installations/{installation_id}"): Route(installer(204)),
+    ("GET", OWNED + "/installations"): Route(provider(200)),
+    ("GET", OWNED + "/installations/{installation_id}"): Route(provider(200)),
+    ("DELETE", OWNED + "/installations/{installer_organization_id}"): Route(provider(204)),
+    ("GET", OWNED + "/installations/{installation_id}/app_user_tokens"): Route(provider(200)),
+    ("POST", OWNED + "/installations/{installation_id}/app_user_tokens"): Route(
+        provider(201), json=lambda w: {"expires_at": None}
+    ),
+    ("DELETE", OWNED + "/installations/{installation_id}/app_user_tokens/{token_id}"): Route(provider(204)),
+    ("GET", OWNED + "/webhooks"): Route(provider(200)),
+    ("POST", OWNED + "/webhooks"): Route(provider(201), json=_webhook_body),
+    ("GET", OWNED + "/webhooks/{webhook_id}"): Route(provider(200)),
+    ("PUT", OWNED + "/webhooks/{webhook_id}"): Route(provider(200), json=_webhook_body),
+    ("PATCH", OWNED + "/webhooks/{webhook_id}"): Route(provider(200), json=_webhook_body),
+    ("DELETE", OWNED + "/webhooks/{webhook_id}"): Route(provider(204)),
+    ("GET", OWNED + "/webhook_log_entries"): Route(provider(200)),
+    ("GET", OWNED + "/webhook_log_entries/{entry_id}"): Route(provider(200)),
+    ("POST", OWNED + "/webhook_log_entries/{entry_id}/redeliver"): Route(provider(202)),
     # Only the service key opens ingestion; no user token does, not even X's.
     ("POST", "/internal/v1/events"): Route(
         everyone(401),
@@ -177,8 +203,17 @@ ROUTES: dict[tuple[str, str], Route] = {
 @dataclass
 class Caller:
     name: str
-    token: str
+    authorization: str
     browser: BrowserSession
+
+
+@pytest.fixture
+async def app_user_token(session: AsyncSession, world: World) -> tuple[uuid.UUID, str]:
+    """A token of the world app's app user in X, minted as its provider would: (id, key)."""
+    token, key = await platform.create_token(
+        session=session, user_id=world.app_user_id, app_installation_id=world.installation_id
+    )
+    return token.id, key
 
 
 @pytest.fixture
@@ -194,7 +229,9 @@ async def world(session: AsyncSession) -> World:
 
 
 @pytest.fixture
-async def callers(session: AsyncSession, world: World) -> dict[str, Caller]:
+async def callers(
+    session: AsyncSession, world: World, app_user_token: tuple[uuid.UUID, str], settings: Settings
+) -> dict[str, Caller]:
     x = world.owner.organization
     other = await make_tenant(
         session,
@@ -229,18 +266,34 @@ async def callers(session: AsyncSession, world: World) -> dict[str, Caller]:
     await session.flush()
     bot = await session.get(User, installation.app_user_id)
     assert bot is not None and bot.deleted_at is not None
+    # The app principals: X's own app, installed in X with every scope there is.
+    installed = await session.get(AppInstallation, world.installation_id)
+    assert installed is not None
+    installed.allowed_scopes = list(SCOPES)
+    await session.flush()
+    access = {"secret_key": settings.secret_key, "organization_id": x.id, "app_id": world.app.id}
+    trigger_token = encode_access_token(
+        **access, user_id=world.owner.user.id, installation_id=world.installation_id
+    )
+    app_user_auth = encode_access_token(
+        **access, user_id=world.app_user_id, installation_id=world.installation_id, as_app_user=True
+    )
     return {
-        "other_org": Caller("other_org", other.token, new_session(other.user)),
-        "no_settings": Caller("no_settings", no_settings_key, new_session(no_settings)),
-        "expired": Caller("expired", expired_key, new_session()),
-        "deleted": Caller("deleted", deleted_key, deleted_session),
-        "uninstalled_bot": Caller("uninstalled_bot", bot_key, new_session()),
-        "owner": Caller("owner", world.owner.token, new_session(world.owner.user)),
+        "other_org": Caller("other_org", f"Token {other.token}", new_session(other.user)),
+        "no_settings": Caller("no_settings", f"Token {no_settings_key}", new_session(no_settings)),
+        "expired": Caller("expired", f"Token {expired_key}", new_session()),
+        "deleted": Caller("deleted", f"Token {deleted_key}", deleted_session),
+        "uninstalled_bot": Caller("uninstalled_bot", f"Token {bot_key}", new_session()),
+        "app_as_user": Caller("app_as_user", f"GIOSGAPP {trigger_token} {world.app.secret}", new_session()),
+        "app_user_token": Caller("app_user_token", f"Token {app_user_token[1]}", new_session()),
+        "app_user_bearer": Caller("app_user_bearer", f"Bearer {app_user_auth}", new_session()),
+        "owner": Caller("owner", f"Token {world.owner.token}", new_session(world.owner.user)),
     }
 
 
-def _path(template: str, world: World) -> str:
+def _path(template: str, world: World, token_id: uuid.UUID | None = None) -> str:
     values = {
+        "token_id": token_id,
         "organization_id": world.owner.org_id,
         "app_id": world.app.id,
         "share_id": world.share_id,
@@ -272,14 +325,15 @@ async def _call(
     world: World,
     caller: Caller,
     settings: Settings,
+    token_id: uuid.UUID,
 ) -> httpx.Response:
-    headers = {"Authorization": f"Token {caller.token}"}
+    headers = {"Authorization": caller.authorization}
     if route.browser:
         headers["Cookie"] = _cookie(caller.browser, settings)
     csrf = csrf_token(caller.browser, secret_key=settings.secret_key)
     return await client.request(
         method,
-        _path(template, world),
+        _path(template, world, token_id),
         params=route.query or None,
         json=route.json(world) if route.json else None,
         data=route.form(world, csrf) if route.form else None,
@@ -318,7 +372,14 @@ def test_every_route_is_in_the_matrix(settings: Settings) -> None:
     assert not missing, f"new route not covered by the isolation matrix: {missing}"
     stale = [route for route in ROUTES if route not in routes]
     assert not stale, f"the isolation matrix names routes that do not exist: {stale}"
-    assert len(routes) == len(ROUTES) >= 39
+    assert len(routes) == len(ROUTES) >= 42
+    # Every route states what every kind of caller gets, app principals included.
+    unstated = [
+        (route, sorted(set(ALL) - set(rule.expect)))
+        for route, rule in ROUTES.items()
+        if set(rule.expect) != set(ALL)
+    ]
+    assert not unstated, f"routes without a rule for some callers: {unstated}"
 
 
 async def test_no_caller_gets_into_another_organization(
@@ -327,19 +388,22 @@ async def test_no_caller_gets_into_another_organization(
     world: World,
     callers: dict[str, Caller],
     settings: Settings,
+    app_user_token: tuple[uuid.UUID, str],
 ) -> None:
     outcomes: list[str] = []
     for method, template in app_routes(settings):
         route = ROUTES[(method, template)]
         for name in ALL:
-            savepoint = await connection.begin_nested() if name == "owner" else None
+            savepoint = await connection.begin_nested()
             try:
-                response = await _call(client, method, template, route, world, callers[name], settings)
+                response = await _call(
+                    client, method, template, route, world, callers[name], settings, app_user_token[0]
+                )
             finally:
-                if savepoint is not None:
-                    await savepoint.rollback()
+                await savepoint.rollback()
             expected = route.expect[name]
-            leaks = _leaks(response, world) if name != "owner" else []
+            # X's own user, and an app in X where it is let in, may see X's data.
+            leaks = _leaks(response, world) if name != "owner" and expected >= 400 else []
             if response.status_code != expected or leaks:
                 outcomes.append(
                     f"{method} {template} as {name}: {response.status_code} (expected {expected})"
@@ -353,7 +417,9 @@ async def test_the_code_survives_the_matrix_and_the_owner_sees_its_data(
     client: httpx.AsyncClient, world: World, callers: dict[str, Caller]
 ) -> None:
     """The control: X's own user sees the very data the others never see."""
-    response = await client.get(_path(OWNED, world), headers={"Authorization": f"Token {world.owner.token}"})
+    response = await client.get(
+        _path(OWNED, world), headers={"Authorization": callers["owner"].authorization}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["secret"] == world.app.secret and body["name"] == world.app.name

@@ -83,6 +83,8 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 "privacy_policy_url": "https://secretive.example.com/privacy",
                 "trigger_url": trigger_url,
                 "trigger_conditions": ["install", "uninstall"],
+                # The app principals below need it (README "The permission model").
+                "required_scopes": ["settings"],
             },
         )
         assert created.status_code == 201, created.text
@@ -158,7 +160,7 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 f"{server.url}/api/v5/orgs/{org_id}/installed_apps",
                 headers={"Authorization": f"Token {exchanged.json()['access_token']}"},
             )
-            assert as_app_user.status_code == 403  # the app user has no permissions
+            assert as_app_user.status_code == 200  # the app user, within the installation's scopes
 
             await eventually(lambda: len([r for r in receiver.requests if r.method == "POST"]) >= 2)
             # Uninstalling sends the uninstall trigger (a GET with a `data` JWT) through the worker.
@@ -177,7 +179,9 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 secrets[f"signature {request.headers['webhook-id']}"] = request.headers["webhook-signature"]
                 body = json.loads(request.body)
                 if "app_user_auth" in body:
-                    secrets[f"app_user_auth {request.headers['webhook-id']}"] = body["app_user_auth"]
+                    secrets[f"app_user_auth {request.headers['webhook-id']}"] = body["app_user_auth"][
+                        "access_token"
+                    ]
             else:
                 secrets["uninstall trigger data JWT"] = parse_qs(urlsplit(request.path).query)["data"][0]
         assert "uninstall trigger data JWT" in secrets and any(k.startswith("app_user_auth") for k in secrets)

@@ -202,12 +202,21 @@ async def test_a_change_reaches_exactly_the_subscribed_webhooks_signed(
     chat = next(b for b in bodies if b["action"] == "added" and b["channel"].endswith("/chats"))
     assert chat["resource_id"] == "chat-1" and chat["resource"] == {"id": "chat-1", "topic": "hello"}
     assert set(chat) == {"channel", "action", "resource_id", "resource", "app_user_auth"}
-    claims = decode_access_token(chat["app_user_auth"], secret_key=settings.secret_key)
+    auth = chat["app_user_auth"]
+    assert auth["token_type"] == "Bearer" and auth["user_id"] == str(inst_x.app_user_id)
+    assert auth["organization_id"] == str(x.org_id) and auth["expires_in"] > 0
+    claims = decode_access_token(auth["access_token"], secret_key=settings.secret_key)
     assert (
         claims is not None and claims["sub"] == str(inst_x.app_user_id) and claims["app_id"] == str(app_a.id)
     )
+    # The owner's channel: each installation's own app user (point 3 of issue 12).
     owner_events = [b for b in bodies if b["channel"] == installations_channel]
-    assert all("app_user_auth" not in b for b in owner_events)
+    assert sorted(b["app_user_auth"]["user_id"] for b in owner_events) == sorted(
+        b["resource"]["app_user_id"] for b in owner_events
+    )
+    assert all(
+        b["app_user_auth"]["organization_id"] == b["resource"]["organization_id"] for b in owner_events
+    )
     assert {b["resource"]["organization_id"] for b in owner_events} == {str(x.org_id), str(y.org_id)}
     assert r2.requests == []
     assert [(b["channel"], b["action"], b["resource_id"]) for b in verified(r3, app_b.secret)] == [

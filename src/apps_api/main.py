@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from apps_api import __version__
+from apps_api.app_user_tokens.endpoints import router as app_user_tokens_router
 from apps_api.apps.endpoints import router as public_apps_router
 from apps_api.auth.app_tokens import app_token_authenticator
 from apps_api.identity.endpoints import router as identity_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_log_router)
     app.include_router(ingest_router)
     app.include_router(installations_router)
+    app.include_router(app_user_tokens_router)
     app.include_router(identity_router)
     app.include_router(install_flow_router)
     app.state.authenticate_app_token = app_token_authenticator(settings)

@@ -22,7 +22,7 @@ from apps_api.apps.schemas import (
     owned_app_json,
     public_app_json,
 )
-from apps_api.auth.dependencies import OrgSettingsPrincipal, SettingsPrincipal
+from apps_api.auth.dependencies import OrgProviderPrincipal, OrgSettingsPrincipal, SettingsPrincipal
 from apps_api.auth.service import Principal
 from apps_api.catalog import repository as catalog
 from apps_api.catalog.dependencies import AppId, OwnedAppDep
@@ -175,7 +175,7 @@ async def _owned_apps_page(
     responses=error_responses(400, 401, 403),
 )
 async def list_owned_apps(
-    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
+    request: Request, session: SessionDep, principal: OrgProviderPrincipal, params: PageParamsDep
 ) -> Response:
     """Apps the organization owns, newest first."""
     return await _owned_apps_page(
@@ -198,7 +198,7 @@ async def _create_owned_app(*, session: AsyncSession, principal: Principal, data
     responses=error_responses(400, 401, 402, 403),
 )
 async def create_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, data: OwnedAppInput
 ) -> Response:
     """Create an app; it is not installed anywhere, not even in the owner organization."""
     return await _create_owned_app(session=session, principal=principal, data=data)
@@ -211,7 +211,7 @@ async def create_owned_app(
     tags=["Owned apps"],
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> Response:
+async def get_owned_app(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> Response:
     rows = await repository.OWNED_APP.fetch(session, organization_id=principal.organization_id, app_id=app_id)
     if not rows:
         raise NotFound("No owned app found with the given ID.")
@@ -226,7 +226,7 @@ async def get_owned_app(session: SessionDep, principal: OrgSettingsPrincipal, ap
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def replace_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppInput
 ) -> OwnedApp:
     """Every required attribute must be given. Setting publicity to false uninstalls the app wherever
     it may no longer be installed."""
@@ -244,7 +244,7 @@ async def replace_owned_app(
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def update_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppInput
 ) -> OwnedApp:
     """Change only the given attributes. Setting publicity to false uninstalls the app wherever it
     may no longer be installed."""
@@ -260,7 +260,7 @@ async def update_owned_app(
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep
 ) -> Response:
     """Uninstall the app from every organization (with uninstall triggers), then delete it."""
     await service.delete_app(session=session, principal=principal, app=app)
@@ -304,7 +304,7 @@ async def list_app_shares(
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def create_app_share(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: AppShareInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: AppShareInput
 ) -> AppShare:
     """The partner may then see the app among its partner apps and install it."""
     share = await service.create_share(session=session, principal=principal, app=app, data=data)
@@ -333,7 +333,7 @@ async def get_app_share(session: SessionDep, app: OwnedAppDep, share_id: ShareId
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_app_share(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, share_id: ShareId
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, share_id: ShareId
 ) -> Response:
     """The organization loses the app: it is uninstalled there unless it may still install it otherwise."""
     await service.delete_share(session=session, principal=principal, app=app, share_id=share_id)

@@ -1,8 +1,15 @@
-"""`Authorization: GIOSGAPP <token> <app_secret>`: an app acting as the user of a trigger.
+"""App credentials -> an app principal (README "The permission model").
 
-The token is a short-lived access token from a trigger (`apps_api.triggers.tokens`), signed with
-our secret key and bound to one app; it is accepted only together with that app's secret, while
-its user is live and (when the token names one) the installation still exists.
+- `GIOSGAPP <token> <app_secret>`: `token` is a short-lived access token (`apps_api.triggers.tokens`),
+  signed with our secret key and bound to one app and installation: a trigger's `token` (the app
+  acting as the user who triggered it) or a webhook's `app_user_auth.access_token` (the app acting
+  as its installation's app user). It counts only together with that app's secret.
+- `Bearer <access_token>` of an `app_user_auth`: the app user, without the secret, as giosg's
+  integrations use it (`<token_type> <access_token>`). A trigger's token never works this way:
+  it travels in a URL, so it needs the secret.
+
+Either is accepted while the user is live and the installation exists, and never reaches beyond
+the installation's `allowed_scopes`.
 """
 
 from __future__ import annotations
@@ -13,11 +20,11 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.service import Principal
+from apps_api.auth.service import APP_AS_USER, APP_USER, Principal
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token
+from apps_api.triggers.tokens import APP_USER_ACTOR, decode_access_token
 
 _DUMMY_SECRET = "0" * 44
 
@@ -32,13 +39,10 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 
 async def authenticate_app_token(
-    *, session: AsyncSession, credentials: str, settings: Settings
+    *, session: AsyncSession, token: str, app_secret: str | None, settings: Settings
 ) -> Principal | None:
-    """The principal of `<token> <app_secret>`, or None (a 401)."""
-    parts = credentials.split()
-    if len(parts) != 2:
-        return None
-    token, app_secret = parts
+    """The app principal of an access token (with the app's secret, or alone for an app user's
+    `app_user_auth`), or None (a 401)."""
     claims = decode_access_token(token, secret_key=settings.secret_key)
     if claims is None:
         return None
@@ -48,9 +52,16 @@ async def authenticate_app_token(
         return None
     if claims.get("inst_id") is not None and installation_id is None:
         return None
-    app = await session.get(App, app_id)
-    if not constant_time_equals(app.secret if app is not None else _DUMMY_SECRET, app_secret) or app is None:
+    as_app_user = claims.get("act") == APP_USER_ACTOR
+    if app_secret is None and not as_app_user:
         return None
+    if app_secret is not None:
+        app = await session.get(App, app_id)
+        if (
+            not constant_time_equals(app.secret if app is not None else _DUMMY_SECRET, app_secret)
+            or app is None
+        ):
+            return None
     row = (
         await session.execute(
             select(User, Organization)
@@ -61,27 +72,40 @@ async def authenticate_app_token(
     if row is None:
         return None
     user, organization = row
+    # The installation gives the app principal its scopes: no installation, no principal.
+    statement = select(AppInstallation).where(
+        AppInstallation.app_id == app_id, AppInstallation.organization_id == organization.id
+    )
     if installation_id is not None:
-        installed = await session.scalar(
-            select(AppInstallation.id).where(
-                AppInstallation.id == installation_id,
-                AppInstallation.app_id == app.id,
-                AppInstallation.organization_id == organization.id,
-            )
-        )
-        if installed is None:
-            return None
-    return Principal(user=user, organization=organization, app_id=app.id)
+        statement = statement.where(AppInstallation.id == installation_id)
+    installation = await session.scalar(statement)
+    if installation is None:
+        return None
+    is_app_user = installation.app_user_id == user.id
+    if as_app_user and not is_app_user:
+        return None
+    return Principal(
+        user=user,
+        organization=organization,
+        kind=APP_USER if is_app_user else APP_AS_USER,
+        app_id=app_id,
+        installation_id=installation.id,
+        allowed_scopes=installation.allowed_scopes,
+    )
 
 
 class AppTokenAuthenticator(Protocol):
-    async def __call__(self, *, session: AsyncSession, credentials: str) -> Principal | None: ...
+    async def __call__(
+        self, *, session: AsyncSession, token: str, app_secret: str | None
+    ) -> Principal | None: ...
 
 
 def app_token_authenticator(settings: Settings) -> AppTokenAuthenticator:
     """The hook `create_app()` stores as `app.state.authenticate_app_token`."""
 
-    async def authenticate(*, session: AsyncSession, credentials: str) -> Principal | None:
-        return await authenticate_app_token(session=session, credentials=credentials, settings=settings)
+    async def authenticate(*, session: AsyncSession, token: str, app_secret: str | None) -> Principal | None:
+        return await authenticate_app_token(
+            session=session, token=token, app_secret=app_secret, settings=settings
+        )
 
     return authenticate

@@ -1,6 +1,10 @@
 """Access checks as chained dependencies, in DESIGN.md section 4's order.
 
-401 (credentials) -> 403 (subscription) -> 403 (organization) -> 403 (`settings`) -> 404 (resource).
+401 (credentials) -> 403 (subscription) -> 403 (organization) -> 403 (`settings`)
+[-> 403 (an app principal on a provider route)] -> 404 (resource).
+
+`authenticated` decides once per request who calls (a `Principal`: kind, organization,
+permissions); the other dependencies only check it (README "The permission model").
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from apps_api.kit.errors import Forbidden, Unauthorized
 _authorization_header = APIKeyHeader(
     name="Authorization",
     auto_error=False,
-    description="`Token <key>` or `Bearer <key>` (an API token), or `GIOSGAPP <token> <app secret>`.",
+    description=(
+        "`Token <key>` or `Bearer <key>` (an API token, or an app-user token), `Bearer <access_token>` "
+        "(a webhook's `app_user_auth`), or `GIOSGAPP <token> <app secret>`."
+    ),
 )
 
 
@@ -49,16 +56,25 @@ async def authenticated(
     scheme, credentials = _split(authorization)
     principal: Principal | None = None
     key = api_token_key(authorization)
-    if key is not None:
+    authenticate_app = getattr(request.app.state, "authenticate_app_token", None)
+    if key is not None and not _is_jwt(key):
         principal = await authenticate_token(session=session, key=key)
-    elif scheme == "giosgapp":
-        authenticate_app = getattr(request.app.state, "authenticate_app_token", None)
-        if authenticate_app is not None:
-            principal = await authenticate_app(session=session, credentials=credentials)
+    elif key is not None and scheme == "bearer" and authenticate_app is not None:
+        # A webhook's `app_user_auth`, used as `<token_type> <access_token>`.
+        principal = await authenticate_app(session=session, token=key, app_secret=None)
+    elif scheme == "giosgapp" and authenticate_app is not None:
+        parts = credentials.split()
+        if len(parts) == 2:
+            principal = await authenticate_app(session=session, token=parts[0], app_secret=parts[1])
     if principal is None:
         raise Unauthorized("Invalid, expired or revoked token.")
     request.state.principal = principal
     return principal
+
+
+def _is_jwt(key: str) -> bool:
+    # API token keys are URL-safe base64 (no dots); an access token is a JWT (three parts).
+    return key.count(".") == 2
 
 
 async def subscribed(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
@@ -92,6 +108,17 @@ async def org_settings(principal: Annotated[Principal, Depends(org_member)]) -> 
     return principal
 
 
+async def org_provider(principal: Annotated[Principal, Depends(org_settings)]) -> Principal:
+    """403 for an app principal: an app never reaches app-provider resources of any organization
+    (owned apps and their secrets, shares, webhooks, log entries, owned app installations,
+    app-user tokens), whatever its scopes."""
+    if principal.is_app:
+        raise Forbidden("Apps cannot access app provider resources.")
+    return principal
+
+
 AuthenticatedPrincipal = Annotated[Principal, Depends(authenticated)]
 SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
 OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
+# Provider routes: the organization's own user with `settings`, never an app.
+OrgProviderPrincipal = Annotated[Principal, Depends(org_provider)]

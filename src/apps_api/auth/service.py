@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable
+from typing import Any, Final, Literal, TypeVar, cast
 
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,15 +12,26 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.security import digest
-from apps_api.models import ApiToken, Organization, User
+from apps_api.models import ApiToken, AppInstallation, Organization, User
 from apps_api.models.base import Base, utcnow
 from apps_api.models.organization import subscription_is_active
 
 Model = TypeVar("Model", bound=Base)
 
 
+# The kinds of principal (README "The permission model"):
+USER: Final = "user"  # a user's API token: the user's permissions
+APP_AS_USER: Final = "app_as_user"  # an app acting as the user who triggered it: user's permissions ∩ scopes
+APP_USER: Final = "app_user"  # an app acting as its installation's app user: the installation's scopes
+Kind = Literal["user", "app_as_user", "app_user"]
+
+
 class Principal:
-    """Who is calling: the user, their organization, and how they authenticated.
+    """Who is calling: the kind of caller, the user, their organization and their permissions.
+
+    Decided once per request (`auth.dependencies.authenticated`); routes only check it. An app
+    principal (`is_app`) is bound to the installing organization and its permissions are cut
+    down to the installation's `allowed_scopes`.
 
     The access checks read plain values (`user_id`, `organization_id`, `has_permission`,
     `has_active_subscription`). `user` and `organization` are the session's ORM objects; a
@@ -29,10 +41,13 @@ class Principal:
 
     __slots__ = (
         "_organization",
+        "_permissions",
         "_row",
         "_session",
         "_user",
         "app_id",
+        "installation_id",
+        "kind",
         "organization_id",
         "token_id",
         "user_id",
@@ -44,7 +59,10 @@ class Principal:
         user: User,
         organization: Organization,
         token_id: uuid.UUID | None = None,
+        kind: Kind = USER,
         app_id: uuid.UUID | None = None,
+        installation_id: uuid.UUID | None = None,
+        allowed_scopes: Iterable[str] = (),
     ) -> None:
         self._user: User | None = user
         self._organization: Organization | None = organization
@@ -53,8 +71,11 @@ class Principal:
         self.user_id: uuid.UUID = user.id
         self.organization_id: uuid.UUID = organization.id
         self.token_id = token_id
-        # Set when the call is authenticated as an app (GIOSGAPP trigger token).
+        self.kind: Kind = kind
+        # The installation an app principal acts for (None for a user).
         self.app_id = app_id
+        self.installation_id = installation_id
+        self._permissions = _permissions_of(kind, user.permissions, allowed_scopes)
 
     @classmethod
     def of_token_row(cls, *, session: AsyncSession, row: Any) -> Principal:
@@ -63,8 +84,22 @@ class Principal:
         principal._user = principal._organization = None
         principal._row, principal._session = row, session
         principal.user_id, principal.organization_id = row["user_id"], row["organization_id"]
-        principal.token_id, principal.app_id = row["id"], None
+        principal.token_id = row["id"]
+        # A token of an installation's app user (minted by /identity/token or by the provider
+        # through app_user_tokens, or by an operator) is that app acting as its app user.
+        principal.installation_id = row["installation_id"]
+        principal.kind = USER if principal.installation_id is None else APP_USER
+        principal.app_id = row["installation_app_id"]
+        principal._permissions = _permissions_of(
+            principal.kind, row["user_permissions"], row["installation_allowed_scopes"] or ()
+        )
         return principal
+
+    @property
+    def is_app(self) -> bool:
+        """An app acting as a user or as its app user: bound to the installing organization, and
+        never a provider (owned apps, their secrets, shares, webhooks, logs, installations)."""
+        return self.kind != USER
 
     @property
     def user(self) -> User:
@@ -90,8 +125,12 @@ class Principal:
             return getattr(self._organization, name)
         return self._row["organization_" + name]
 
+    @property
+    def permissions(self) -> frozenset[str]:
+        return self._permissions
+
     def has_permission(self, permission: str) -> bool:
-        return permission in self.user_value("permissions")
+        return permission in self._permissions
 
     def has_feature(self, feature: str) -> bool:
         return feature in self.organization_value("features")
@@ -102,18 +141,42 @@ class Principal:
         )
 
 
+def _permissions_of(
+    kind: Kind, user_permissions: Iterable[str], allowed_scopes: Iterable[str]
+) -> frozenset[str]:
+    if kind == USER:
+        return frozenset(user_permissions)
+    if kind == APP_AS_USER:
+        return frozenset(user_permissions) & frozenset(allowed_scopes)
+    # The spec: the scopes "are needed for listening webhooks and for bot user permissions".
+    return frozenset(allowed_scopes)
+
+
 def _columns(model: type[Base], prefix: str) -> list[Any]:
     return [attribute.columns[0].label(prefix + attribute.key) for attribute in inspect(model).column_attrs]
 
 
 # Compiled once (every request runs it): the live token's user and organization in one indexed
 # lookup. A Core row, not an ORM load: loading two entities cost ~0.5 ms of CPU per request.
+# The installation whose app user the token's user is, if any, decides the kind of principal.
 _tokens, _users, _organizations = ApiToken.__table__, User.__table__, Organization.__table__
+_installations = AppInstallation.__table__
 _TOKEN_PRINCIPAL = SessionStatement(
-    select(_tokens.c.id, *_columns(User, "user_"), *_columns(Organization, "organization_"))
+    select(
+        _tokens.c.id,
+        *_columns(User, "user_"),
+        *_columns(Organization, "organization_"),
+        _installations.c.id.label("installation_id"),
+        _installations.c.app_id.label("installation_app_id"),
+        _installations.c.allowed_scopes.label("installation_allowed_scopes"),
+    )
     .select_from(
-        _tokens.join(_users, _users.c.id == _tokens.c.user_id).join(
-            _organizations, _organizations.c.id == _users.c.organization_id
+        _tokens.join(_users, _users.c.id == _tokens.c.user_id)
+        .join(_organizations, _organizations.c.id == _users.c.organization_id)
+        .outerjoin(
+            _installations,
+            (_installations.c.app_user_id == _users.c.id)
+            & (_installations.c.organization_id == _users.c.organization_id),
         )
     )
     .where(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
-from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgProviderPrincipal
 from apps_api.catalog import repository
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound
@@ -16,7 +16,7 @@ from apps_api.models import App
 AppId = Annotated[uuid.UUID, Path(description="The ID of the app.")]
 
 
-async def owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> App:
+async def owned_app(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> App:
     """An app of the caller's organization, with the owned view's embedded objects."""
     app = await repository.get_owned_app(
         session=session, organization_id=principal.organization_id, app_id=app_id
@@ -29,7 +29,7 @@ async def owned_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id
 OwnedAppDep = Annotated[App, Depends(owned_app)]
 
 
-async def owned_app_id(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> uuid.UUID:
+async def owned_app_id(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> uuid.UUID:
     """The id of an app of the caller's organization (one primary-key probe, nothing embedded)."""
     found = await repository.owned_app_id(
         session=session, organization_id=principal.organization_id, app_id=app_id

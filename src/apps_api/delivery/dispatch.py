@@ -216,20 +216,52 @@ async def fan_out(
     return created
 
 
+def _app_user_of(
+    event: EventRow, found: Match
+) -> tuple[uuid.UUID | None, uuid.UUID | None, uuid.UUID | None]:
+    """(installation, its organization, its app user) whose `app_user_auth` the delivery carries.
+
+    On the owner's `/owned_apps/{app_id}/installations` channel the event is about one
+    installation of that app, anywhere: its own app user, never the owner's (the match may come
+    through the owner's own installation of the app, or through none). Elsewhere it is the
+    installation the webhook matched through.
+    """
+    named = installations_channel_app(event.channel)
+    if named is not None and named[1] == found.app_id:
+        resource = json.loads(event.resource) if isinstance(event.resource, str) else event.resource
+        resource = resource if isinstance(resource, dict) else {}
+        ids = [_uuid_or_none(resource.get(key)) for key in ("id", "organization_id", "app_user_id")]
+        if ids[0] is None or ids[1] is None or ids[2] is None:
+            return None, None, None
+        return ids[0], ids[1], ids[2]
+    installation = found.installation
+    if installation is None:
+        return None, None, None
+    return installation.id, event.organization_id, installation.app_user_id
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _delivery(
     event: EventRow, found: Match, matcher: AppMatcher, max_attempts: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     installation = found.installation
     owner_id = installation.app_owner_id if installation else event.organization_id
+    installation_id, target_organization_id, app_user_id = _app_user_of(event, found)
     return delivery_rows(
         kind="webhook",
         app_id=found.app_id,
         organization_id=owner_id,
         webhook_id=found.webhook_id,
         event_id=event.id,
-        installation_id=installation.id if installation else None,
-        target_organization_id=event.organization_id,
-        app_user_id=installation.app_user_id if installation else None,
+        installation_id=installation_id,
+        target_organization_id=target_organization_id,
+        app_user_id=app_user_id,
         method="POST",
         endpoint_url=matcher.endpoints[found.webhook_id],
         channel=event.channel,

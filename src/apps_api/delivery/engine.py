@@ -40,7 +40,7 @@ from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import OutboundClient, Outcome, send
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
+from apps_api.triggers.tokens import ACCESS_TOKEN_TTL, encode_access_token, encode_trigger_data
 
 logger = logging.getLogger(__name__)
 
@@ -293,13 +293,21 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
         and attempt.installed
         and attempt.target_organization_id is not None
     ):
-        body["app_user_auth"] = encode_access_token(
-            secret_key=deliverer.settings.secret_key,
-            user_id=attempt.app_user_id,
-            organization_id=attempt.target_organization_id,
-            app_id=attempt.app_id,
-            installation_id=attempt.installation_id,
-        )
+        # As giosg sends it: integrations call `Authorization: <token_type> <access_token>`.
+        body["app_user_auth"] = {
+            "access_token": encode_access_token(
+                secret_key=deliverer.settings.secret_key,
+                user_id=attempt.app_user_id,
+                organization_id=attempt.target_organization_id,
+                app_id=attempt.app_id,
+                installation_id=attempt.installation_id,
+                as_app_user=True,
+            ),
+            "token_type": "Bearer",
+            "expires_in": int(ACCESS_TOKEN_TTL.total_seconds()),
+            "user_id": str(attempt.app_user_id),
+            "organization_id": str(attempt.target_organization_id),
+        }
     content = json.dumps(body, separators=(",", ":"), default=str).encode()
     headers = signature_headers(
         secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=content

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgProviderPrincipal, OrgSettingsPrincipal
 from apps_api.auth.service import Principal
 from apps_api.catalog.dependencies import OwnedAppDep
 from apps_api.installations import repository, service
@@ -188,7 +188,7 @@ async def get_owned_app_installation(
 )
 async def uninstall_owned_app(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
     installer_organization_id: InstallerOrganizationId,
 ) -> Response:

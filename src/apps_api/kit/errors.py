@@ -76,7 +76,10 @@ _DESCRIPTIONS = {
     400: "The request is malformed or a field is invalid; `errors` names each field.",
     401: "No credentials, or the token is invalid, expired or revoked, or its user was deleted.",
     402: "The organization lacks the feature the change needs (App provider).",
-    403: "No active subscription, not the caller's organization, or no `settings` permission.",
+    403: (
+        "No active subscription, not the caller's organization, no `settings` permission (for an app:"
+        " not within the installation's `allowed_scopes`), or an app on an app-provider route."
+    ),
     404: "The resource does not exist for this organization.",
     409: "The resource already exists.",
     413: "The request body is too large.",

@@ -19,6 +19,8 @@ class AppInstallation(IdMixin, TimestampMixin, Base):
         UniqueConstraint("app_id", "organization_id"),
         Index("ix_app_installations_org_created", "organization_id", "created_at", "id"),
         Index("ix_app_installations_app_created", "app_id", "created_at", "id"),
+        # An app user belongs to one installation; every API token's principal looks it up.
+        Index("uq_app_installations_app_user_id", "app_user_id", unique=True),
     )
 
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))

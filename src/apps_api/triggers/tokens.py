@@ -19,6 +19,9 @@ DATA_TTL = timedelta(minutes=10)
 ACCESS_TOKEN_TTL = timedelta(minutes=15)
 ACCESS_TOKEN_AUDIENCE = "giosgapp"  # noqa: S105 - a JWT audience, not a secret
 ISSUER = "apps-api"
+# The `act` claim of an access token for an installation's app user (a webhook's
+# `app_user_auth`): such a token also works alone, as `Bearer <token>`.
+APP_USER_ACTOR = "app_user"
 
 
 def _id(value: uuid.UUID | None) -> str | None:
@@ -67,10 +70,12 @@ def encode_access_token(
     app_id: uuid.UUID,
     installation_id: uuid.UUID | None,
     ttl: timedelta = ACCESS_TOKEN_TTL,
+    as_app_user: bool = False,
 ) -> str:
-    """A short-lived access token acting as `user_id`, bound to `app_id`."""
+    """A short-lived access token acting as `user_id`, bound to `app_id` (`as_app_user`: the
+    installation's app user, usable without the app secret)."""
     now = utcnow()
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": ACCESS_TOKEN_AUDIENCE,
         "sub": str(user_id),
@@ -81,6 +86,8 @@ def encode_access_token(
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
     }
+    if as_app_user:
+        claims["act"] = APP_USER_ACTOR
     return jwt.encode(claims, secret_key, algorithm="HS256")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgProviderPrincipal
 from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
@@ -86,7 +86,7 @@ async def list_webhooks(
     responses=error_responses(400, 401, 403, 404),
 )
 async def create_webhook(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
 ) -> schemas.Webhook:
     webhook = await service.create_webhook(session=session, app=app, actor=principal.user, data=body)
     return schemas.Webhook.model_validate(webhook)
@@ -110,7 +110,7 @@ async def get_webhook(webhook: OwnedWebhookDep) -> schemas.Webhook:
 )
 async def replace_webhook(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
     webhook: OwnedWebhookDep,
     body: schemas.WebhookCreate,
@@ -135,7 +135,7 @@ async def replace_webhook(
 )
 async def update_webhook(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
     webhook: OwnedWebhookDep,
     body: schemas.WebhookUpdate,
@@ -160,7 +160,7 @@ async def update_webhook(
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_webhook(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
 ) -> Response:
     """Undelivered notifications of the webhook are dropped with it."""
     await service.delete_webhook(session=session, app=app, webhook=webhook, actor=principal.user)

@@ -1,0 +1,1 @@
+"""App-user tokens: the provider mints, lists and revokes API tokens of its installations' app users."""

@@ -1,0 +1,108 @@
+"""`/owned_apps/{app_id}/installations/{installation_id}/app_user_tokens`: the provider's app-user tokens."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
+
+from apps_api.app_user_tokens import service
+from apps_api.app_user_tokens.schemas import NewOwnedAppUserToken, OwnedAppUserToken, OwnedAppUserTokenInput
+from apps_api.catalog.dependencies import OwnedAppDep
+from apps_api.installations import repository as installations
+from apps_api.kit.db import SessionDep
+from apps_api.kit.errors import NotFound, error_responses
+from apps_api.kit.pagination import Page, PageParamsDep, paginate
+from apps_api.models import ApiToken, AppInstallation
+
+router = APIRouter(
+    prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}/installations/{installation_id}/app_user_tokens",
+    tags=["App-user tokens"],
+)
+
+InstallationId = Annotated[uuid.UUID, Path(description="The ID of the owned app's installation.")]
+TokenId = Annotated[uuid.UUID, Path(description="The ID of the app-user token.")]
+
+
+async def owned_installation(
+    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
+) -> AppInstallation:
+    """An installation of an app the caller's organization owns (the provider; never an app)."""
+    installation = await installations.get_app_installation(
+        session=session, app_id=app.id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No owned app installation found with the given ID.")
+    return installation
+
+
+OwnedInstallationDep = Annotated[AppInstallation, Depends(owned_installation)]
+
+
+def _view(token: ApiToken, installation: AppInstallation) -> OwnedAppUserToken:
+    return OwnedAppUserToken(
+        id=token.id,
+        app_user_id=token.user_id,
+        installation_id=installation.id,
+        organization_id=installation.organization_id,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+    )
+
+
+@router.post(
+    "",
+    response_model=NewOwnedAppUserToken,
+    status_code=201,
+    summary="Create an API token of an installation's app user",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def create_app_user_token(
+    session: SessionDep,
+    installation: OwnedInstallationDep,
+    data: Annotated[OwnedAppUserTokenInput | None, Body()] = None,
+) -> NewOwnedAppUserToken:
+    """The token acts as the app user (`Authorization: Token <token>`) within the installation's
+    `allowed_scopes`, in the installing organization only. Its key is in this answer only.
+    404 when the installation has no app user. Uninstalling the app revokes it."""
+    token, key = await service.mint(
+        session=session, installation=installation, expires_at=data.expires_at if data else None
+    )
+    return NewOwnedAppUserToken(**_view(token, installation).model_dump(), token=key)
+
+
+@router.get(
+    "",
+    response_model=Page[OwnedAppUserToken],
+    summary="List the API tokens of an installation's app user",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def list_app_user_tokens(
+    request: Request, session: SessionDep, installation: OwnedInstallationDep, params: PageParamsDep
+) -> Page[OwnedAppUserToken]:
+    """The app user's live tokens (also those exchanged through `/identity/token`), newest first;
+    never their keys."""
+    rows, next_url, previous_url = await paginate(
+        session,
+        service.tokens_of(installation=installation),
+        created_at=ApiToken.created_at,
+        id_=ApiToken.id,
+        params=params,
+        request=request,
+    )
+    return Page(next=next_url, previous=previous_url, results=[_view(row[0], installation) for row in rows])
+
+
+@router.delete(
+    "/{token_id}",
+    status_code=204,
+    summary="Revoke an API token of an installation's app user",
+    responses=error_responses(400, 401, 403, 404),
+)
+async def delete_app_user_token(
+    session: SessionDep, installation: OwnedInstallationDep, token_id: TokenId
+) -> Response:
+    """The token answers 401 from now on."""
+    await service.revoke(session=session, installation=installation, token_id=token_id)
+    return Response(status_code=204)
