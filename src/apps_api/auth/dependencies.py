@@ -1,4 +1,4 @@
-"""Access checks as chained dependencies, in DESIGN.md section 4's order.
+"""Access checks as dependencies, in DESIGN.md section 4's order.
 
 401 (credentials) -> 403 (subscription) -> 403 (organization) -> 403 (`settings`)
 [-> 403 (an app principal on a provider route)] -> 404 (resource).
@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
@@ -45,12 +46,11 @@ def api_token_key(authorization: str | None) -> str | None:
     return None
 
 
-async def authenticated(
-    request: Request,
-    session: SessionDep,
-    authorization: Annotated[str | None, Depends(_authorization_header)],
-) -> Principal:
-    """401 unless the request carries a live token of a live user."""
+async def identify(request: Request, session: AsyncSession, authorization: str | None) -> Principal:
+    """The caller, decided once per request (then kept on `request.state`); 401 without a live one."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     if not authorization:
         raise Unauthorized("Authentication credentials were not provided.")
     scheme, credentials = _split(authorization)
@@ -77,47 +77,76 @@ def _is_jwt(key: str) -> bool:
     return key.count(".") == 2
 
 
-async def subscribed(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+# --- the checks, each defined once, applied in DESIGN.md section 4's order -----------------------
+
+
+def check_subscribed(principal: Principal) -> None:
     """403 when the caller's organization has no active subscription."""
     if not principal.has_active_subscription():
         raise Forbidden("Your organization does not have an active subscription.")
-    return principal
 
 
-async def with_settings(principal: Annotated[Principal, Depends(subscribed)]) -> Principal:
-    """403 without the `settings` permission (endpoints with no organization in the path)."""
-    if not principal.has_permission("settings"):
-        raise Forbidden("You do not have the `settings` permission.")
-    return principal
-
-
-async def org_member(
-    principal: Annotated[Principal, Depends(subscribed)],
-    organization_id: Annotated[uuid.UUID, Path(description="The caller's organization.")],
-) -> Principal:
+def check_member(principal: Principal, organization_id: uuid.UUID) -> None:
     """403 when the path's organization is not the caller's."""
     if organization_id != principal.organization_id:
         raise Forbidden("You do not have access to this organization.")
-    return principal
 
 
-async def org_settings(principal: Annotated[Principal, Depends(org_member)]) -> Principal:
-    """403 without the `settings` permission in the path's organization."""
+def check_settings(principal: Principal) -> None:
+    """403 without the `settings` permission."""
     if not principal.has_permission("settings"):
         raise Forbidden("You do not have the `settings` permission.")
-    return principal
 
 
-async def org_provider(principal: Annotated[Principal, Depends(org_settings)]) -> Principal:
+def check_provider(principal: Principal) -> None:
     """403 for an app principal: an app never reaches app-provider resources of any organization
     (owned apps and their secrets, shares, webhooks, log entries, owned app installations,
     app-user tokens), whatever its scopes."""
     if principal.is_app:
         raise Forbidden("Apps cannot access app provider resources.")
+
+
+# --- the caller, then one checking dependency per kind of route -------------------------------
+# Two levels rather than a chain of five: the caller is resolved first (so a 401 comes before any
+# 400 for a malformed path), then one dependency applies the route's checks in order.
+
+Authorization = Annotated[str | None, Depends(_authorization_header)]
+OrganizationId = Annotated[uuid.UUID, Path(description="The caller's organization.")]
+
+
+async def authenticated(request: Request, session: SessionDep, authorization: Authorization) -> Principal:
+    """Any live caller (401)."""
+    return await identify(request, session, authorization)
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+async def with_settings(principal: Caller) -> Principal:
+    """A caller with a subscription and `settings` (routes with no organization in the path)."""
+    check_subscribed(principal)
+    check_settings(principal)
     return principal
 
 
-AuthenticatedPrincipal = Annotated[Principal, Depends(authenticated)]
+async def org_settings(principal: Caller, organization_id: OrganizationId) -> Principal:
+    """A caller of the path's organization with a subscription and `settings`."""
+    check_subscribed(principal)
+    check_member(principal, organization_id)
+    check_settings(principal)
+    return principal
+
+
+async def org_provider(principal: Caller, organization_id: OrganizationId) -> Principal:
+    """`org_settings`, and never an app: the app-provider routes."""
+    check_subscribed(principal)
+    check_member(principal, organization_id)
+    check_settings(principal)
+    check_provider(principal)
+    return principal
+
+
+AuthenticatedPrincipal = Caller
 SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
 OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
 # Provider routes: the organization's own user with `settings`, never an app.
