@@ -25,7 +25,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.apps.repository import APP_ROW_COLUMNS, APP_ROW_FROM
 from apps_api.apps.visibility import may_install
-from apps_api.events.service import Action, Change, emit_many, event_parameters, insert_events
+from apps_api.events.service import (
+    SETTINGS_SCOPE,
+    USERS_SCOPE,
+    Action,
+    Change,
+    emit_many,
+    event_parameters,
+    insert_events,
+)
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
 from apps_api.installations.schemas import installation_json
 from apps_api.kit.driver import SessionStatement
@@ -235,12 +243,16 @@ def _installation_changes(
     organization_id, app_id = view["organization_id"], view["app_id"]
     org_channels, owner_channels = f"/api/v5/orgs/{organization_id}", f"/api/v5/orgs/{owner_id}"
     changes = [
-        Change(organization_id, f"{org_channels}/app_installations", view["id"], view),
-        Change(organization_id, f"{org_channels}/installed_apps", app_id, view["app"]),
-        Change(owner_id, f"{owner_channels}/owned_apps/{app_id}/installations", view["id"], view),
+        Change(organization_id, f"{org_channels}/app_installations", view["id"], view, SETTINGS_SCOPE),
+        Change(organization_id, f"{org_channels}/installed_apps", app_id, view["app"], SETTINGS_SCOPE),
+        Change(
+            owner_id, f"{owner_channels}/owned_apps/{app_id}/installations", view["id"], view, SETTINGS_SCOPE
+        ),
     ]
     if app_user is not None:
-        changes.append(Change(organization_id, f"{org_channels}/users", app_user["id"], app_user))
+        changes.append(
+            Change(organization_id, f"{org_channels}/users", app_user["id"], app_user, USERS_SCOPE)
+        )
     return changes
 
 

@@ -321,7 +321,8 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     Authenticated with `Authorization: Bearer <APPS_API_INGEST_SERVICE_KEY>`; 404 when no key is
     configured (ingestion disabled). Each event: `organization_id`, concrete `channel` (e.g.
     `/api/v5/orgs/<id>/chats`), `action` (`added`, `changed`, `removed`), `resource_id`, `resource`,
-    and an optional `required_scope` that an installation's `allowed_scopes` must include.
+    and `required_scope` (required), the scope an installation's `allowed_scopes` must include for it
+    to be notified.
     """
     ids = await service.ingest_events(session=session, batch=body)
     return schemas.IngestResult(accepted=len(ids), event_ids=ids)
