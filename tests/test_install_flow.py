@@ -477,7 +477,11 @@ async def test_install_trigger_redirects_to_the_trigger_url_with_signed_paramete
     assert installation is not None and installation.app_user_id is not None
 
     data = decode_trigger_data(query["data"], app_secret=app.secret)
-    assert data["sub"] == str(installer.user.id)
+    # Every claim giosg's integrations index, null where it does not apply; `sub` is our host.
+    assert set(data) >= {"sub", "user_id", "org_id", "chat_id", "visitor_id", "inst_id", "app_id"}
+    assert set(data) >= {"app_user_id", "app_user_code", "iat", "exp"}
+    assert data["sub"] == "testserver"
+    assert (data["chat_id"], data["visitor_id"]) == (None, None)
     assert data["user_id"] == str(installer.user.id)
     assert data["org_id"] == str(installer.org_id)
     assert data["app_id"] == str(app.id)
@@ -571,7 +575,9 @@ async def test_redirect_uri_uses_the_public_base_url(
         response = await proxied.post(
             f"/apps/{public.id}/install", data={"csrf_token": csrf_of(page), "next": NEXT}
         )
-    assert query_of(response.headers["location"])["redirect_uri"] == "https://service.example.com" + NEXT
+    query = query_of(response.headers["location"])
+    assert query["redirect_uri"] == "https://service.example.com" + NEXT
+    assert decode_trigger_data(query["data"], app_secret=public.secret)["sub"] == "service.example.com"
 
 
 # --- refusals --------------------------------------------------------------------------------

@@ -83,6 +83,8 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 "privacy_policy_url": "https://secretive.example.com/privacy",
                 "trigger_url": trigger_url,
                 "trigger_conditions": ["install", "uninstall"],
+                # The installed_apps channel needs it (an app hears only what it is allowed).
+                "required_scopes": ["settings"],
             },
         )
         assert created.status_code == 201, created.text

@@ -50,7 +50,7 @@ from apps_api.models import (
 )
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform_service
-from apps_api.webhooks.triggers import schedule_uninstall_trigger
+from apps_api.webhooks.triggers import schedule_install_trigger, schedule_uninstall_trigger
 
 NAME_MAX_LENGTH = 150
 
@@ -388,8 +388,13 @@ async def install(
     actor_user_id: uuid.UUID | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
+    host: str | None = None,
 ) -> dict[str, Any]:
     """`install_app()` for a caller that ends its transaction on any error (the API); returns the view.
+
+    No browser is there to follow an `install` trigger: the worker sends it (`host`, this
+    service's host as the request named it, becomes the trigger's `sub` unless
+    APPS_API_PUBLIC_BASE_URL is set).
 
     No savepoint: the API's unit of work rolls the whole transaction back on any exception,
     which leaves nothing behind just as well, two round trips cheaper. Same checks, same order.
@@ -403,6 +408,15 @@ async def install(
         actor_user_id=actor_user_id,
         allowed_scopes=allowed_scopes,
         app_user=app_user,
+    )
+    await schedule_install_trigger(
+        session=session,
+        app=installed.app,
+        installation_id=installed.values["id"],
+        organization_id=organization.id,
+        app_user_id=installed.values["app_user_id"],
+        actor_user_id=actor_user_id,
+        host=host,
     )
     return installed.view
 

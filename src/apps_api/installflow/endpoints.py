@@ -33,6 +33,7 @@ from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 from apps_api.models import App
 from apps_api.settings import Settings
+from apps_api.triggers.tokens import FALLBACK_HOST, service_host
 
 router = APIRouter(prefix="/apps", include_in_schema=False)
 
@@ -480,6 +481,7 @@ async def install(
             redirect_uri=service.absolute_url(
                 next_, request_base_url=str(request.base_url), settings=settings
             ),
+            host=service_host(settings.public_base_url or str(request.base_url)) or FALLBACK_HOST,
         )
         return RedirectResponse(location, status_code=303)
     return RedirectResponse(next_, status_code=303)

@@ -254,7 +254,7 @@ async def list_log_entries(
         datetime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
     ] = None,
 ) -> Response:
-    """One entry per HTTP attempt (webhooks, and the uninstall trigger with `webhook_id` null), newest first.
+    """One entry per HTTP attempt (webhooks; server-sent triggers with `webhook_id` null), newest first.
 
     Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
     """
