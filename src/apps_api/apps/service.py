@@ -11,22 +11,53 @@ import uuid
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, Uuid, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository
-from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput, owned_app_json
+from apps_api.apps.schemas import (
+    REQUIRED_ATTRIBUTES,
+    AppShareInput,
+    InstalledApp,
+    OwnedAppInput,
+    owned_app_json,
+)
 from apps_api.auth.service import Principal
+from apps_api.events.service import SETTINGS_SCOPE
 from apps_api.installations import service as installations
 from apps_api.kit.db import CompiledSelect
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
+from apps_api.kit.views import dumps
 from apps_api.models import App, AppShare, Asset
+from apps_api.models.base import utcnow
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
+# What giosg approved (DESIGN.md section 6): changing any of these clears the approval, so an
+# approved app cannot become something else and stay public. Other edits keep it.
+APPROVED_ATTRIBUTES = (
+    "name",
+    "description",
+    "icon_asset_id",
+    "required_scopes",
+    "trigger_url",
+    "trigger_conditions",
+)
+# One `changed` on `installed_apps` per installing organization, in one statement however many
+# installations the app has; the resource is the changed attributes of the installed view.
+_INSTALLED_APP_CHANGED = text(
+    """
+    INSERT INTO events (organization_id, channel, action, resource_id, resource, required_scope,
+                        actor_user_id, created_at)
+    SELECT organization_id, '/api/v5/orgs/' || organization_id::text || '/installed_apps', 'changed',
+           CAST(:app_id AS text), CAST(:resource AS jsonb), :scope, :actor_user_id, :now
+    FROM app_installations
+    WHERE app_id = :app_id
+    """
+).bindparams(bindparam("app_id", type_=Uuid), bindparam("actor_user_id", type_=Uuid))
 _APPS = cast(Table, App.__table__)
 # Every column named (with_column_defaults fills the model's defaults), straight on the
 # session's connection: the ORM's and Core's execution machinery cost more CPU than the INSERT.
@@ -136,6 +167,11 @@ async def update_app(
     current = await _reload(session=session, app=app)
     changes, _ = await _validate(db=session, owner=principal, data=data, current=current, partial=partial)
     narrowed = any(getattr(current, field) and changes.get(field) is False for field in PUBLICITY)
+    before = InstalledApp.model_validate(current).model_dump(mode="json")
+    if current.is_approved and any(
+        field in changes and changes[field] != getattr(current, field) for field in APPROVED_ATTRIBUTES
+    ):
+        current.is_approved = False
     for field, value in changes.items():
         setattr(current, field, value)
     current.updated_by_user_id = principal.user_id
@@ -144,7 +180,34 @@ async def update_app(
         await installations.uninstall_ineligible(
             session=session, app_ids=[current.id], actor_user_id=principal.user_id
         )
-    return await _reload(session=session, app=current)
+    updated = await _reload(session=session, app=current)
+    await _emit_installed_app_changed(
+        session=session, before=before, app=updated, actor_user_id=principal.user_id
+    )
+    return updated
+
+
+async def _emit_installed_app_changed(
+    *, session: AsyncSession, before: dict[str, Any], app: App, actor_user_id: uuid.UUID | None
+) -> None:
+    """`changed` on every installing organization's `installed_apps` when the installed view changed."""
+    after = InstalledApp.model_validate(app).model_dump(mode="json")
+    # The count moves with installs (their own events), and `updated_at` with any edit.
+    ignored = ("installation_count", "updated_at")
+    changed = {key: value for key, value in after.items() if key not in ignored and before.get(key) != value}
+    if not changed:
+        return
+    changed["updated_at"] = after["updated_at"]
+    await session.execute(
+        _INSTALLED_APP_CHANGED,
+        {
+            "app_id": app.id,
+            "resource": dumps(changed).decode(),
+            "scope": SETTINGS_SCOPE,
+            "actor_user_id": actor_user_id,
+            "now": utcnow(),
+        },
+    )
 
 
 async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:
