@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.platform.service import approve_app, create_asset
-from tests.apps_helpers import events, install_via_api, installed_org_ids, owned_url
+from tests.apps_helpers import app_payload, events, install_via_api, installed_org_ids, owned_url
 from tests.factories import Tenant, make_app, make_tenant
 
 
@@ -157,3 +157,45 @@ async def test_other_edits_keep_the_approval(
         edited = await client.patch(owned_url(tenant, app.id), json=change, headers=tenant.headers)
         assert edited.status_code == 200, edited.text
         assert await _public_ids(client, tenant) == [str(app.id)], change
+
+
+async def test_is_available_to_network_is_an_input_alias_of_partners(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    provider = await make_tenant(session, name="Provider", features=["apps", "app_provider"])
+    created = await client.post(
+        owned_url(provider), json=app_payload(is_available_to_network=True), headers=provider.headers
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["is_available_to_partners"] is True and "is_available_to_network" not in body
+    patched = await client.patch(
+        owned_url(provider, body["id"]), json={"is_available_to_network": False}, headers=provider.headers
+    )
+    assert patched.status_code == 200
+    assert (
+        patched.json()["is_available_to_partners"] is False
+        and "is_available_to_network" not in patched.json()
+    )
+    fetched = await client.get(owned_url(provider, body["id"]), headers=provider.headers)
+    assert "is_available_to_network" not in fetched.json()
+
+    same = await client.patch(
+        owned_url(provider, body["id"]),
+        json={"is_available_to_network": True, "is_available_to_partners": True},
+        headers=provider.headers,
+    )
+    assert same.status_code == 200 and same.json()["is_available_to_partners"] is True
+    conflict = await client.patch(
+        owned_url(provider, body["id"]),
+        json={"is_available_to_network": False, "is_available_to_partners": True},
+        headers=provider.headers,
+    )
+    assert conflict.status_code == 400 and list(conflict.json()["errors"]) == ["is_available_to_network"]
+
+    # The spec's 402 rule names it: without the App provider feature it is refused.
+    plain = await make_tenant(session, name="No provider feature", features=["apps"])
+    refused = await client.post(
+        owned_url(plain), json=app_payload(is_available_to_network=True), headers=plain.headers
+    )
+    assert refused.status_code == 402

@@ -264,6 +264,13 @@ class OwnedAppInput(InputSchema):
     icon_asset_id: uuid.UUID | None = None
     is_available_to_anyone: bool = False
     is_available_to_partners: bool = False
+    is_available_to_network: bool = Field(
+        default=False,
+        description=(
+            "Input alias of `is_available_to_partners` (the spec's 402 rule names it); never returned. "
+            "Giving both with different values is a 400."
+        ),
+    )
     is_app_user_required: bool = False
     app_user_default_first_name: PersonName | None = None
     app_user_default_last_name: PersonName | None = None

@@ -70,9 +70,18 @@ _ICON_ATTRIBUTES = ("url", "kind", "content_type", "size", "width", "height")
 _USER_ATTRIBUTES = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 
 
+NETWORK_ALIAS = "is_available_to_network"
+
+
 def _given(data: OwnedAppInput) -> dict[str, Any]:
-    """The attributes the client sent (read-only and unknown ones were already dropped)."""
-    return {field: getattr(data, field) for field in data.model_fields_set}
+    """The attributes the client sent (read-only and unknown ones were already dropped).
+
+    `is_available_to_network`, the spec's other name of `is_available_to_partners`, becomes it.
+    """
+    given = {field: getattr(data, field) for field in data.model_fields_set}
+    if NETWORK_ALIAS in given:
+        given.setdefault("is_available_to_partners", given[NETWORK_ALIAS])
+    return given
 
 
 async def _validate(
@@ -86,6 +95,10 @@ async def _validate(
     """400s first (every field at once), then 402; returns the changes to apply and the icon's row."""
     changes = _given(data)
     errors: dict[str, list[str]] = {}
+    if changes.pop(NETWORK_ALIAS, changes.get("is_available_to_partners")) != changes.get(
+        "is_available_to_partners"
+    ):
+        errors[NETWORK_ALIAS] = ["An alias of is_available_to_partners: give the same value, or only one."]
     if not partial:
         for field in REQUIRED_ATTRIBUTES:
             if field not in changes:
