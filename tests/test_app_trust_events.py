@@ -10,11 +10,16 @@ events' snapshots, not on how fast it was.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps_api.installations.service import uninstall
-from apps_api.models import AppInstallation
+from apps_api.models import AppInstallation, AppInstallationRemoval, Event
+from apps_api.models.base import utcnow
+from apps_api.settings import Settings
+from apps_api.webhooks.tasks import purge_webhook_logs
 from tests.test_webhooks_delivery import World, chat_event, sub, verified, world  # noqa: F401 - the fixture
 from tests.webhook_helpers import receivers, worker
 
@@ -126,3 +131,43 @@ async def test_an_event_written_before_an_install_never_reaches_it(world: World)
             await world.settle()
 
     assert [b["resource_id"] for b in verified(receiver, app.secret)] == ["after"]
+
+
+async def test_removals_are_kept_by_the_database_and_purged_when_no_event_needs_them(
+    world: World,  # noqa: F811
+    settings: Settings,
+) -> None:
+    provider, org = await world.tenant("Provider"), await world.tenant("Org")
+    old_app, new_app = await world.app(provider, name="Old"), await world.app(provider, name="New")
+    old = await world.install(org, old_app, scopes=["settings", "reports"])
+    new = await world.install(org, new_app, scopes=[])
+    await uninstall_it(world, old.id, org.user.id)
+    await uninstall_it(world, new.id, org.user.id)
+
+    async def removals() -> dict[uuid.UUID, AppInstallationRemoval]:
+        async with AsyncSession(world.engine) as session:
+            rows = await session.scalars(
+                select(AppInstallationRemoval).where(AppInstallationRemoval.organization_id == org.org_id)
+            )
+            return {row.id: row for row in rows}
+
+    kept = await removals()
+    assert set(kept) == {old.id, new.id}
+    assert (kept[old.id].app_id, kept[old.id].app_owner_id) == (old_app.id, provider.org_id)
+    assert kept[old.id].allowed_scopes == ["reports", "settings"]
+    assert kept[old.id].installed_xact_id is not None
+    assert kept[old.id].removed_xact_id > kept[old.id].installed_xact_id
+
+    # Past the retention, a removal goes once no undispatched event was written before it.
+    async with AsyncSession(world.engine) as session, session.begin():
+        await session.execute(
+            update(AppInstallationRemoval)
+            .where(AppInstallationRemoval.id == old.id)
+            .values(removed_at=utcnow() - timedelta(days=settings.webhook_log_retention_days + 1))
+        )
+        await session.execute(
+            update(Event).where(Event.organization_id == org.org_id).values(dispatched_at=utcnow())
+        )
+    sessionmaker = async_sessionmaker(world.engine, expire_on_commit=False)
+    await purge_webhook_logs({"settings": settings, "sessionmaker": sessionmaker})
+    assert set(await removals()) == {new.id}
