@@ -44,6 +44,8 @@ async def _installation(
 
 # --- next -------------------------------------------------------------------------------
 
+ORIGIN = "https://service.example.com"
+
 
 @pytest.mark.parametrize(
     "value",
@@ -61,18 +63,56 @@ async def _installation(
         "evil.example",
         "settings",
         "/" + "a" * 2001,
+        # Absolute URLs of any other origin: scheme, host and port must all be the service's.
+        "http://service.example.com/settings",
+        "https://service.example.com:8443/settings",
+        "https://service.example.com.evil.example/settings",
+        "https://evil.example/https://service.example.com/",
+        "https://user:pass@service.example.com/settings",
+        "https://service.example.com@evil.example/",
+        "https://service.example.com//evil.example",
+        "https://service.example.com/\\evil.example",
+        "ftp://service.example.com/settings",
+        "https://service.example.com:notaport/",
     ],
 )
 def test_safe_next_refuses_everything_but_same_origin_paths(value: str) -> None:
-    assert safe_next(value) is None
+    assert safe_next(value, origin=ORIGIN) is None
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, "/"), ("", "/"), ("/", "/"), ("/settings/apps?x=1#top", "/settings/apps?x=1#top")],
+    [
+        (None, "/"),
+        ("", "/"),
+        ("/", "/"),
+        ("/settings/apps?x=1#top", "/settings/apps?x=1#top"),
+        # The spec's rule is the origin: an absolute URL of the service's own origin is its path.
+        ("https://service.example.com/settings", "/settings"),
+        ("https://SERVICE.example.com:443/settings/apps?x=1#top", "/settings/apps?x=1#top"),
+        ("https://service.example.com", "/"),
+    ],
 )
-def test_safe_next_accepts_relative_paths(value: str | None, expected: str) -> None:
-    assert safe_next(value) == expected
+def test_safe_next_accepts_same_origin_paths_and_urls(value: str | None, expected: str) -> None:
+    assert safe_next(value, origin=ORIGIN) == expected
+
+
+async def test_an_absolute_next_of_the_service_origin_is_followed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_public_app(session, owner.organization)
+    page = await log_in(client, app.id, installer.user.email, next_="http://testserver/settings?tab=apps")
+    assert page.status_code == 200, page.text
+    response = await client.post(
+        f"/apps/{app.id}/install",
+        data={"csrf_token": csrf_of(page), "next": "http://testserver/settings?tab=apps"},
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/settings?tab=apps"
+    foreign = await client.get(install_url(app.id, "http://testserver.evil.example/settings"))
+    assert foreign.status_code == 400 and "Invalid return address" in foreign.text
 
 
 @pytest.mark.parametrize(
@@ -477,7 +517,11 @@ async def test_install_trigger_redirects_to_the_trigger_url_with_signed_paramete
     assert installation is not None and installation.app_user_id is not None
 
     data = decode_trigger_data(query["data"], app_secret=app.secret)
-    assert data["sub"] == str(installer.user.id)
+    # Every claim giosg's integrations index, null where it does not apply; `sub` is our host.
+    assert set(data) >= {"sub", "user_id", "org_id", "chat_id", "visitor_id", "inst_id", "app_id"}
+    assert set(data) >= {"app_user_id", "app_user_code", "iat", "exp"}
+    assert data["sub"] == "testserver"
+    assert (data["chat_id"], data["visitor_id"]) == (None, None)
     assert data["user_id"] == str(installer.user.id)
     assert data["org_id"] == str(installer.org_id)
     assert data["app_id"] == str(app.id)
@@ -571,7 +615,9 @@ async def test_redirect_uri_uses_the_public_base_url(
         response = await proxied.post(
             f"/apps/{public.id}/install", data={"csrf_token": csrf_of(page), "next": NEXT}
         )
-    assert query_of(response.headers["location"])["redirect_uri"] == "https://service.example.com" + NEXT
+    query = query_of(response.headers["location"])
+    assert query["redirect_uri"] == "https://service.example.com" + NEXT
+    assert decode_trigger_data(query["data"], app_secret=public.secret)["sub"] == "service.example.com"
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -692,3 +738,20 @@ async def test_install_flow_is_not_in_the_api_schema(client: httpx.AsyncClient) 
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith("/apps/")]
     assert "/identity/token" in paths
+
+
+async def test_next_is_judged_by_the_public_origin(
+    app: object, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    public = await make_public_app(session, owner.organization)
+    app.state.settings = settings.model_copy(update={"public_base_url": "https://service.example.com/"})  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="https://internal:8000") as proxied:
+        page = await log_in(
+            proxied, public.id, installer.user.email, next_="https://service.example.com/done"
+        )
+        assert 'name="next" value="/done"' in page.text
+        internal = await proxied.get(install_url(public.id, "https://internal:8000/done"))
+    assert internal.status_code == 400

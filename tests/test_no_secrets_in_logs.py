@@ -83,7 +83,7 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 "privacy_policy_url": "https://secretive.example.com/privacy",
                 "trigger_url": trigger_url,
                 "trigger_conditions": ["install", "uninstall"],
-                # The app principals below need it (README "The permission model").
+                # The app principals below need it, and the installed_apps channel too.
                 "required_scopes": ["settings"],
             },
         )

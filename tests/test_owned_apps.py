@@ -139,6 +139,10 @@ async def test_other_organizations_path_is_403(
         ({"privacy_policy_url": "/relative/privacy"}, "privacy_policy_url", None),
         ({"privacy_policy_url": "not a url"}, "privacy_policy_url", None),
         ({"trigger_url": "javascript:alert(1)"}, "trigger_url", None),
+        # Trigger tokens travel in its query string: https only, but for a loopback host.
+        ({"trigger_url": "http://bot.example.com/trigger"}, "trigger_url", None),
+        ({"trigger_url": "http://10.0.0.1/trigger"}, "trigger_url", None),
+        ({"trigger_url": "http://127.0.0.1.example.com/trigger"}, "trigger_url", None),
         ({"allowed_redirect_uris": ["http://bot.example.com/x"]}, "allowed_redirect_uris.0", None),
         (
             {"allowed_redirect_uris": ["https://ok.example.com/", "bot.example.com"]},
@@ -165,6 +169,24 @@ async def test_invalid_attribute_is_400_naming_the_field(
     assert list(errors) == [field]
     if message is not None:
         assert errors[field] == [message]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot.example.com/trigger",
+        "http://127.0.0.1:8080/trigger",
+        "http://127.8.9.10/trigger",
+        "http://[::1]:9000/trigger",
+        "http://localhost:3000/trigger",
+    ],
+)
+async def test_trigger_url_is_https_or_a_loopback_host(
+    client: httpx.AsyncClient, tenant: Tenant, url: str
+) -> None:
+    response = await client.post(owned_url(tenant), json=app_payload(trigger_url=url), headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["trigger_url"] == url
 
 
 async def test_unknown_trigger_condition_and_scope_are_named(

@@ -406,7 +406,7 @@ async def test_ingestion_endpoint(
     assert token_scheme.status_code == 401
 
     accepted = await client.post(
-        url, json={"events": [event, {**event, "required_scope": None}]}, headers=headers
+        url, json={"events": [event, {**event, "required_scope": "users"}]}, headers=headers
     )
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["accepted"] == 2
@@ -421,7 +421,7 @@ async def test_ingestion_endpoint(
     )
     assert [(row.channel, row.action, row.resource_id, row.required_scope) for row in rows] == [
         (event["channel"], "added", "chat-1", "reports"),
-        (event["channel"], "added", "chat-1", None),
+        (event["channel"], "added", "chat-1", "users"),
     ]
     assert rows[0].resource == {"id": "chat-1", "is_private": False}
 
@@ -431,6 +431,9 @@ async def test_ingestion_endpoint(
         ({"events": [{**event, "channel": "/api/v5/orgs/{organization_id}/chats"}]}, "events.0.channel"),
         ({"events": [{**event, "channel": "chats"}]}, "events.0.channel"),
         ({"events": [{**event, "required_scope": "admin"}]}, "events.0.required_scope"),
+        # An app hears only what its installation allows: every event names its scope.
+        ({"events": [{**event, "required_scope": None}]}, "events.0.required_scope"),
+        ({"events": [{k: v for k, v in event.items() if k != "required_scope"}]}, "events.0.required_scope"),
         ({"events": [{**event, "organization_id": "x"}]}, "events.0.organization_id"),
         ({"events": [event] * 501}, "events"),
     ]:

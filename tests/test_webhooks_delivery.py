@@ -77,6 +77,8 @@ class World:
         return created.id
 
     async def install(self, tenant: Tenant, app: App, scopes: list[str] | None = None) -> AppInstallation:
+        """Install with `scopes`; by default `reports`, the scope `chat_event()` needs."""
+        scopes = ["reports"] if scopes is None else scopes
         return await self.run(
             lambda s: install_app(
                 session=s, organization=tenant.organization, app=app, actor=tenant.user, allowed_scopes=scopes
@@ -136,7 +138,7 @@ def sub(pattern: str, added: bool = True, changed: bool = True, removed: bool = 
 
 
 def chat_event(
-    org: uuid.UUID, action: str = "added", scope: str | None = None, resource_id: str = "chat-1"
+    org: uuid.UUID, action: str = "added", scope: str = "reports", resource_id: str = "chat-1"
 ) -> dict[str, Any]:
     return {
         "organization_id": str(org),
@@ -178,11 +180,11 @@ async def test_a_change_reaches_exactly_the_subscribed_webhooks_signed(
             provider, app_a, r2.url, sub("/api/v5/orgs/{organization_id}/users", added=False, changed=False)
         )
         await world.webhook(provider, app_b, r3.url, sub("/api/v5/orgs/{organization_id}/chats"))
-        inst_x = await world.install(x, app_a, scopes=["reports"])
+        inst_x = await world.install(x, app_a, scopes=["reports", "users"])
         await world.install(y, app_a, scopes=[])
-        await world.install(x, app_b, scopes=[])
+        await world.install(x, app_b, scopes=["reports"])
         await world.publish(
-            chat_event(x.org_id, scope="reports"),  # A in X (scope ok); not B (scope missing)
+            chat_event(x.org_id, scope="users"),  # A in X (scope ok); not B (scope missing)
             chat_event(z.org_id),  # nothing installed in Z
             chat_event(y.org_id, action="removed"),  # A's flag for removals is off
             chat_event(x.org_id, action="changed", resource_id="chat-2"),  # A and B in X
@@ -411,7 +413,8 @@ async def main():
             # Triggers off for this transaction: its commit notifies nobody (a lost notification).
             await session.execute(text("SET LOCAL session_replication_role = replica"))
         await emit(session=session, organization_id=org, channel=f"/api/v5/orgs/{org}/chats",
-                   action="added", resource_id="orphan", resource={"id": "orphan"})
+                   action="added", resource_id="orphan", resource={"id": "orphan"},
+                   required_scope="reports")
         await session.commit()
         # The API process dies right after its commit.
         os.kill(os.getpid(), signal.SIGKILL)

@@ -9,10 +9,12 @@ from apps_api.delivery.matching import (
     AppMatcher,
     EventView,
     InstallationView,
+    Snapshot,
     Subscription,
     installations_channel_app,
     match_event,
     pattern_error,
+    was_installed,
 )
 
 ORG = uuid.uuid4()
@@ -166,3 +168,57 @@ def test_pattern_validation() -> None:
     assert pattern_error("/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations/x") is not None
     assert pattern_error("/api/v5/orgs/{organization_id}/ch*ts") is not None
     assert pattern_error("/api/v5/orgs/{organization_id}/a" + "b" * 500) is not None
+
+
+def test_the_owner_hears_its_installations_channel_without_an_installer_scope() -> None:
+    webhook, org_wide = uuid.uuid4(), uuid.uuid4()
+    subscriptions = [
+        sub(webhook, INSTALLATIONS_PATTERN),
+        sub(org_wide, "/api/v5/orgs/{organization_id}/owned_apps/*/installations"),
+    ]
+    channel = f"/api/v5/orgs/{OWNER}/owned_apps/{APP}/installations"
+    event = EventView(OWNER, channel, "added", "settings")
+    own = InstallationView(uuid.uuid4(), APP, OWNER, None, frozenset(), OWNER)
+    # The provider's own data reaches its app; as an installation in the owner's organization
+    # without `settings`, the org-wide pattern hears nothing.
+    assert matched(subscriptions, event, [own], owned_app=(OWNER, APP)) == {webhook}
+    with_settings = InstallationView(uuid.uuid4(), APP, OWNER, None, frozenset({"settings"}), OWNER)
+    assert matched(subscriptions, event, [with_settings], owned_app=(OWNER, APP)) == {webhook, org_wide}
+
+
+def test_snapshots_follow_postgresql_visibility() -> None:
+    snapshot = Snapshot.parse(105, "100:110:103,105")
+    assert (snapshot.xmin, snapshot.xmax, snapshot.in_progress) == (100, 110, frozenset({103, 105}))
+    assert snapshot.sees(99) and snapshot.sees(104) and snapshot.sees(105)  # 105: its own transaction
+    assert not snapshot.sees(103) and not snapshot.sees(110) and not snapshot.sees(200)
+    assert Snapshot.parse(7, "7:7:").in_progress == frozenset()
+
+
+def test_installations_as_the_event_writer_saw_them() -> None:
+    def event(xact_id: int, snapshot: str) -> EventView:
+        return EventView(
+            ORG, f"/api/v5/orgs/{ORG}/chats", "added", "reports", Snapshot.parse(xact_id, snapshot)
+        )
+
+    def inst(installed: int | None, removed: int | None = None) -> InstallationView:
+        return InstallationView(
+            uuid.uuid4(), APP, ORG, None, frozenset({"reports"}), OWNER, installed, removed
+        )
+
+    writer = event(105, "100:110:103,105")
+    assert was_installed(writer, inst(99))
+    assert was_installed(writer, inst(None))  # created before installations recorded their transaction
+    assert was_installed(writer, inst(105))  # installed by the event's own transaction
+    assert not was_installed(writer, inst(103))  # still in progress when the event was written
+    assert not was_installed(writer, inst(111))  # began after the event's statement
+    # Removals: an uninstall's own `removed` events reach the installation they remove.
+    assert was_installed(writer, inst(99, removed=105))
+    assert was_installed(writer, inst(99, removed=103))  # removed by a transaction not committed yet
+    assert was_installed(writer, inst(99, removed=120))
+    assert not was_installed(writer, inst(99, removed=101))  # removed before the event was written
+    # Events without a snapshot (written before snapshots were recorded): what is installed now.
+    legacy = EventView(ORG, f"/api/v5/orgs/{ORG}/chats", "added", "reports")
+    assert was_installed(legacy, inst(111)) and not was_installed(legacy, inst(99, removed=101))
+    subscriptions = [sub(uuid.uuid4(), "/api/v5/orgs/{organization_id}/chats")]
+    assert matched(subscriptions, writer, [inst(103), inst(99, removed=101)]) == set()
+    assert len(matched(subscriptions, writer, [inst(99, removed=105)])) == 1

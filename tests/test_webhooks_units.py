@@ -173,3 +173,11 @@ async def test_concurrent_leases_give_one_attempt_to_one_worker(
     finally:
         async with AsyncSession(engine) as session, session.begin():
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id == delivery.id))
+
+
+def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:
+    from apps_api.delivery.engine import classify
+
+    assert classify(Outcome(302)) == (False, "Redirect (302) not followed.")
+    assert classify(Outcome(302), redirect_delivers=True) == (True, None)
+    assert classify(Outcome(500), redirect_delivers=True)[0] is False

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -147,6 +148,27 @@ def _https_url(value: str) -> str:
     return value
 
 
+def _is_loopback_literal(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8 and ::1
+    except ValueError:
+        return False
+
+
+def _trigger_url(value: str) -> str:
+    """https only: trigger tokens travel in its query string. Plain http for a loopback host (development)."""
+    value = _http_url(value)
+    parts = urlsplit(value)
+    if parts.scheme != "https" and not _is_loopback_literal(parts.hostname or ""):
+        raise ValueError(
+            "The URL must start with https:// (trigger tokens travel in its query string); "
+            "http:// only for a loopback host (127.0.0.0/8, ::1, localhost)."
+        )
+    return value
+
+
 def _choices(allowed: tuple[str, ...], what: str) -> Any:
     def check(values: list[str]) -> list[str]:
         unknown = sorted(set(values) - set(allowed))
@@ -162,6 +184,7 @@ Text = Annotated[str, AfterValidator(_not_blank)]
 PersonName = Annotated[str, Field(max_length=150), AfterValidator(_not_blank)]
 HttpUrl = Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
 HttpsUrl = Annotated[str, Field(max_length=2000), AfterValidator(_https_url)]
+TriggerUrl = Annotated[str, Field(max_length=2000), AfterValidator(_trigger_url)]
 # Lists are bounded so that absurd payloads are refused before every item is validated.
 MAX_LIST_ITEMS = 100
 TriggerConditions = Annotated[
@@ -184,13 +207,20 @@ class OwnedAppInput(InputSchema):
     icon_asset_id: uuid.UUID | None = None
     is_available_to_anyone: bool = False
     is_available_to_partners: bool = False
+    is_available_to_network: bool = Field(
+        default=False,
+        description=(
+            "Input alias of `is_available_to_partners` (the spec's 402 rule names it); never returned. "
+            "Giving both with different values is a 400."
+        ),
+    )
     is_app_user_required: bool = False
     app_user_default_first_name: PersonName | None = None
     app_user_default_last_name: PersonName | None = None
     app_user_default_alias: PersonName | None = None
     terms_of_service_url: HttpUrl = ""
     privacy_policy_url: HttpUrl = ""
-    trigger_url: HttpUrl | None = None
+    trigger_url: TriggerUrl | None = None
     trigger_conditions: TriggerConditions = Field(default_factory=list)
     required_scopes: Scopes = Field(default_factory=list)
     allowed_redirect_uris: list[HttpsUrl] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)

@@ -10,22 +10,53 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, Uuid, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository
-from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput, owned_app_json
+from apps_api.apps.schemas import (
+    REQUIRED_ATTRIBUTES,
+    AppShareInput,
+    OwnedAppInput,
+    owned_app_json,
+)
 from apps_api.auth.service import Principal
 from apps_api.catalog import repository as catalog
+from apps_api.catalog.views import InstalledApp
+from apps_api.delivery.events import SETTINGS_SCOPE
 from apps_api.installations import service as installations
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
+from apps_api.kit.views import dumps
 from apps_api.models import App, AppShare, Asset
+from apps_api.models.base import utcnow
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
+# What giosg approved (DESIGN.md section 6): changing any of these clears the approval, so an
+# approved app cannot become something else and stay public. Other edits keep it.
+APPROVED_ATTRIBUTES = (
+    "name",
+    "description",
+    "icon_asset_id",
+    "required_scopes",
+    "trigger_url",
+    "trigger_conditions",
+)
+# One `changed` on `installed_apps` per installing organization, in one statement however many
+# installations the app has; the resource is the changed attributes of the installed view.
+_INSTALLED_APP_CHANGED = text(
+    """
+    INSERT INTO events (organization_id, channel, action, resource_id, resource, required_scope,
+                        actor_user_id, created_at)
+    SELECT organization_id, '/api/v5/orgs/' || organization_id::text || '/installed_apps', 'changed',
+           CAST(:app_id AS text), CAST(:resource AS jsonb), :scope, :actor_user_id, :now
+    FROM app_installations
+    WHERE app_id = :app_id
+    """
+).bindparams(bindparam("app_id", type_=Uuid), bindparam("actor_user_id", type_=Uuid))
 _APPS = cast(Table, App.__table__)
 # Every column named (with_column_defaults fills the model's defaults), straight on the
 # session's connection: the ORM's and Core's execution machinery cost more CPU than the INSERT.
@@ -38,9 +69,18 @@ _ICON_ATTRIBUTES = ("url", "kind", "content_type", "size", "width", "height")
 _USER_ATTRIBUTES = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 
 
+NETWORK_ALIAS = "is_available_to_network"
+
+
 def _given(data: OwnedAppInput) -> dict[str, Any]:
-    """The attributes the client sent (read-only and unknown ones were already dropped)."""
-    return {field: getattr(data, field) for field in data.model_fields_set}
+    """The attributes the client sent (read-only and unknown ones were already dropped).
+
+    `is_available_to_network`, the spec's other name of `is_available_to_partners`, becomes it.
+    """
+    given = {field: getattr(data, field) for field in data.model_fields_set}
+    if NETWORK_ALIAS in given:
+        given.setdefault("is_available_to_partners", given[NETWORK_ALIAS])
+    return given
 
 
 async def _validate(
@@ -54,6 +94,10 @@ async def _validate(
     """400s first (every field at once), then 402; returns the changes to apply and the icon's row."""
     changes = _given(data)
     errors: dict[str, list[str]] = {}
+    if changes.pop(NETWORK_ALIAS, changes.get("is_available_to_partners")) != changes.get(
+        "is_available_to_partners"
+    ):
+        errors[NETWORK_ALIAS] = ["An alias of is_available_to_partners: give the same value, or only one."]
     if not partial:
         for field in REQUIRED_ATTRIBUTES:
             if field not in changes:
@@ -130,6 +174,11 @@ async def update_app(
     current = await _reload(session=session, app=app)
     changes, _ = await _validate(db=session, owner=principal, data=data, current=current, partial=partial)
     narrowed = any(getattr(current, field) and changes.get(field) is False for field in PUBLICITY)
+    before = InstalledApp.model_validate(current).model_dump(mode="json")
+    if current.is_approved and any(
+        field in changes and changes[field] != getattr(current, field) for field in APPROVED_ATTRIBUTES
+    ):
+        current.is_approved = False
     for field, value in changes.items():
         setattr(current, field, value)
     current.updated_by_user_id = principal.user_id
@@ -138,7 +187,34 @@ async def update_app(
         await installations.uninstall_ineligible(
             session=session, app_ids=[current.id], actor_user_id=principal.user_id
         )
-    return await _reload(session=session, app=current)
+    updated = await _reload(session=session, app=current)
+    await _emit_installed_app_changed(
+        session=session, before=before, app=updated, actor_user_id=principal.user_id
+    )
+    return updated
+
+
+async def _emit_installed_app_changed(
+    *, session: AsyncSession, before: dict[str, Any], app: App, actor_user_id: uuid.UUID | None
+) -> None:
+    """`changed` on every installing organization's `installed_apps` when the installed view changed."""
+    after = InstalledApp.model_validate(app).model_dump(mode="json")
+    # The count moves with installs (their own events), and `updated_at` with any edit.
+    ignored = ("installation_count", "updated_at")
+    changed = {key: value for key, value in after.items() if key not in ignored and before.get(key) != value}
+    if not changed:
+        return
+    changed["updated_at"] = after["updated_at"]
+    await session.execute(
+        _INSTALLED_APP_CHANGED,
+        {
+            "app_id": app.id,
+            "resource": dumps(changed).decode(),
+            "scope": SETTINGS_SCOPE,
+            "actor_user_id": actor_user_id,
+            "now": utcnow(),
+        },
+    )
 
 
 async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:

@@ -17,6 +17,7 @@ from apps_api.delivery.matching import (
     EventView,
     InstallationView,
     Match,
+    Snapshot,
     Subscription,
     installations_channel_app,
     match_event,
@@ -79,7 +80,7 @@ WITH deliveries AS (
 UPDATE events SET dispatched_at = $21 WHERE id = ANY($20::bigint[])
 """
 _TAKE_EVENTS = """
-SELECT id, organization_id, channel, action, resource_id, resource, required_scope
+SELECT id, organization_id, channel, action, resource_id, resource, required_scope, xact_id, snapshot
 FROM events
 WHERE dispatched_at IS NULL
 ORDER BY id
@@ -92,10 +93,19 @@ SELECT s.app_id, s.webhook_id, s.channel_pattern, s.is_additions_subscribed, s.i
 FROM webhook_channel_subscriptions AS s JOIN webhooks AS w ON w.id = s.webhook_id
 WHERE s.app_id = ANY($1::uuid[])
 """
+# The installations of the events' organizations, and those removed by a transaction that a
+# snapshot of the batch may not see yet ($2: the batch's oldest snapshot xmin; a removal
+# before it is visible to every event of the batch).
 _INSTALLATIONS = """
-SELECT i.id, i.app_id, i.organization_id, i.app_user_id, i.allowed_scopes, a.owned_by_organization_id
+SELECT i.id, i.app_id, i.organization_id, i.app_user_id, i.allowed_scopes, a.owned_by_organization_id,
+    i.installed_xact_id, NULL::bigint AS removed_xact_id
 FROM app_installations AS i JOIN apps AS a ON a.id = i.app_id
 WHERE i.organization_id = ANY($1::uuid[])
+UNION ALL
+SELECT r.id, r.app_id, r.organization_id, r.app_user_id, r.allowed_scopes, r.app_owner_id,
+    r.installed_xact_id, r.removed_xact_id
+FROM app_installation_removals AS r
+WHERE r.organization_id = ANY($1::uuid[]) AND r.removed_xact_id >= $2
 """
 _OWNERS = "SELECT id, owned_by_organization_id FROM apps WHERE id = ANY($1::uuid[])"
 
@@ -111,6 +121,14 @@ class EventRow:
     resource_id: str
     resource: Any
     required_scope: str | None
+    xact_id: int | None = None
+    snapshot: str | None = None
+
+    def view(self) -> EventView:
+        snapshot = None
+        if self.xact_id is not None and self.snapshot is not None:
+            snapshot = Snapshot.parse(self.xact_id, self.snapshot)
+        return EventView(self.organization_id, self.channel, self.action, self.required_scope, snapshot)
 
 
 # Notified by a trigger when events commit (migration 0003); the worker listens (tasks.EventListener).
@@ -170,14 +188,29 @@ async def load_matchers(
 
 
 async def _installations(
-    connection: asyncpg.Connection, organization_ids: Iterable[uuid.UUID]
+    connection: asyncpg.Connection, events: Sequence[EventView]
 ) -> dict[uuid.UUID, list[InstallationView]]:
+    """The installations of the events' organizations, with the removals their snapshots may predate."""
     by_org: dict[uuid.UUID, list[InstallationView]] = {}
-    rows = await connection.fetch(_INSTALLATIONS, list(set(organization_ids)))
-    for installation_id, app_id, organization_id, app_user_id, scopes, owner_id in rows:
+    snapshots = [event.snapshot for event in events if event.snapshot is not None]
+    # Events without a snapshot match the present installations only (see `was_installed()`).
+    oldest = min((snapshot.xmin for snapshot in snapshots), default=None)
+    rows = await connection.fetch(
+        _INSTALLATIONS,
+        list({event.organization_id for event in events}),
+        oldest if oldest is not None else 2**63 - 1,
+    )
+    for installation_id, app_id, organization_id, app_user_id, scopes, owner_id, installed, removed in rows:
         by_org.setdefault(organization_id, []).append(
             InstallationView(
-                installation_id, app_id, organization_id, app_user_id, frozenset(scopes), owner_id
+                installation_id,
+                app_id,
+                organization_id,
+                app_user_id,
+                frozenset(scopes),
+                owner_id,
+                installed,
+                removed,
             )
         )
     return by_org
@@ -194,7 +227,8 @@ async def fan_out(
     connection: asyncpg.Connection, events: Sequence[EventRow], index: SubscriptionIndex, *, max_attempts: int
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """The deliveries of these events (each webhook once per event) and their first log entries, as rows."""
-    installations = await _installations(connection, (event.organization_id for event in events))
+    views = {event.id: event.view() for event in events}
+    installations = await _installations(connection, list(views.values()))
     named = {event.id: installations_channel_app(event.channel) for event in events}
     owners = await _owners(connection, (pair[1] for pair in named.values() if pair is not None))
     app_ids = {inst.app_id for group in installations.values() for inst in group} | set(owners)
@@ -206,7 +240,7 @@ async def fan_out(
         if pair is not None and owners.get(pair[1]) == pair[0]:
             owned_app = pair
         matches = match_event(
-            EventView(event.organization_id, event.channel, event.action, event.required_scope),
+            views[event.id],
             installations=installations.get(event.organization_id, ()),
             matchers=matchers,
             owned_app=owned_app,

@@ -40,7 +40,13 @@ from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import OutboundClient, Outcome, send
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import ACCESS_TOKEN_TTL, encode_access_token, encode_trigger_data
+from apps_api.triggers.tokens import (
+    ACCESS_TOKEN_TTL,
+    FALLBACK_HOST,
+    encode_access_token,
+    encode_trigger_data,
+    service_host,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +322,7 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
     return attempt.endpoint_url, headers, content
 
 
-def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
+def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
     secret = attempt.signing_secret
     if not secret:
         return "The trigger has no signing secret."
@@ -325,8 +331,10 @@ def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | st
     def as_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
 
+    host = service_host(deliverer.settings.public_base_url) or claims.get("host") or FALLBACK_HOST
     data = encode_trigger_data(
         app_secret=secret,
+        host=host,
         app_id=attempt.app_id,
         organization_id=uuid.UUID(claims["organization_id"]),
         installation_id=as_uuid(claims.get("installation_id")),
@@ -358,13 +366,17 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max((moment - now).total_seconds(), 0.0)
 
 
-def classify(outcome: Outcome) -> tuple[bool, str | None]:
-    """(success, failure reason)."""
+def classify(outcome: Outcome, *, redirect_delivers: bool = False) -> tuple[bool, str | None]:
+    """(success, failure reason).
+
+    `redirect_delivers`: a trigger URL is a page (the browser flow follows its redirects), so a
+    3xx answer to a server-sent trigger counts as delivered; a webhook must answer 2xx.
+    """
     code = outcome.status_code
     if outcome.error is not None:
         return False, outcome.error
     assert code is not None
-    if 200 <= code < 300:
+    if 200 <= code < 300 or (redirect_delivers and 300 <= code < 400):
         return True, None
     if 300 <= code < 400:
         return False, f"Redirect ({code}) not followed."
@@ -374,10 +386,16 @@ def classify(outcome: Outcome) -> tuple[bool, str | None]:
 
 
 def plan_next(
-    *, settings: Settings, attempt_count: int, max_attempts: int, outcome: Outcome, now: datetime
+    *,
+    settings: Settings,
+    attempt_count: int,
+    max_attempts: int,
+    outcome: Outcome,
+    now: datetime,
+    redirect_delivers: bool = False,
 ) -> Plan:
     """Success, final failure, or the time of the next attempt (schedule with jitter, or Retry-After)."""
-    success, _ = classify(outcome)
+    success, _ = classify(outcome, redirect_delivers=redirect_delivers)
     if success:
         return Plan("successful", attempt_count=attempt_count)
     if outcome.status_code == 410 or attempt_count >= max_attempts:
@@ -393,7 +411,11 @@ def plan_next(
 
 async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
     """Sign and send one leased attempt through the SSRF-guarded client."""
-    request = _webhook_request(deliverer, attempt) if attempt.kind == "webhook" else _trigger_request(attempt)
+    request = (
+        _webhook_request(deliverer, attempt)
+        if attempt.kind == "webhook"
+        else _trigger_request(deliverer, attempt)
+    )
     if isinstance(request, str):
         # Nothing to retry against: the delivery fails now.
         attempt.max_attempts = attempt.attempt_count
@@ -435,10 +457,13 @@ async def _record(
             max_attempts=attempt.max_attempts,
             outcome=outcome,
             now=now,
+            redirect_delivers=attempt.kind == "trigger",
         )
         plans.append(plan)
         next_entry_ids.append(uuid.uuid4() if plan.status == "pending" else None)
-    classified = [classify(outcome) for _, outcome in results]
+    classified = [
+        classify(outcome, redirect_delivers=attempt.kind == "trigger") for attempt, outcome in results
+    ]
     row = await connection.fetchrow(
         _RECORD,
         [attempt.log_entry_id for attempt, _ in results],
@@ -469,7 +494,7 @@ def _report(recorded: _Recorded) -> list[Plan | None]:
             logger.warning("lease of delivery %s was lost during the attempt", attempt.id)
             plans.append(None)
             continue
-        success, reason = classify(outcome)
+        success, reason = classify(outcome, redirect_delivers=attempt.kind == "trigger")
         logger.info(
             "delivery %s attempt %s: %s (%s)",
             attempt.id,

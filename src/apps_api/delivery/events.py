@@ -20,6 +20,12 @@ from apps_api.models import Event
 from apps_api.models.base import utcnow
 
 Action = Literal["added", "changed", "removed"]
+# The scope an installation needs to hear each of the service's own channels (DESIGN.md
+# section 8): installations, installed apps, owned apps and webhooks are settings, users are
+# users. The owner's installations channel carries `settings` too, for other apps installed in
+# the owner's organization; the app whose installations they are hears it without (matching.py).
+SETTINGS_SCOPE = "settings"
+USERS_SCOPE = "users"
 
 
 async def emit(
@@ -30,7 +36,7 @@ async def emit(
     action: Action,
     resource_id: uuid.UUID | str,
     resource: dict[str, Any],
-    required_scope: str | None = None,
+    required_scope: str,
     actor_user_id: uuid.UUID | None = None,
 ) -> Event:
     """Write one event row; it is fanned out to webhooks after the transaction commits."""
@@ -56,7 +62,7 @@ class Change:
     channel: str
     resource_id: uuid.UUID | str
     resource: dict[str, Any]
-    required_scope: str | None = None
+    required_scope: str
 
 
 # A multi-row INSERT on the table, run straight on the session's connection (kit/driver.py): one

@@ -3,7 +3,10 @@
 An event in organization O reaches webhook W of app A when A is installed in O (or, for
 the owner's installations channel, O owns A), a subscription of W matches the channel with
 the placeholders bound for that installation, the action's flag is set, and the
-installation's allowed scopes cover the event's required scope.
+installation's allowed scopes cover the event's required scope (the owner's own
+installations channel needs no installer scope). "Installed" is as the event's writer saw it:
+see `Snapshot`; a `removed` reaches the installation it removes, an event written before an
+install committed never reaches the new installation.
 
 Matching never scans every subscription: each app's patterns are compiled into a trie of
 path segments, and an event only walks the tries of the apps installed in its organization
@@ -141,7 +144,11 @@ class AppMatcher:
 
 @dataclass(frozen=True)
 class InstallationView:
-    """What matching needs of an installation of app `app_id` in `organization_id`."""
+    """What matching needs of an installation of app `app_id` in `organization_id`.
+
+    `installed_xact_id` is the transaction that created it (None: unknown, always visible);
+    `removed_xact_id` the one that deleted it (None: still installed).
+    """
 
     id: uuid.UUID
     app_id: uuid.UUID
@@ -149,6 +156,34 @@ class InstallationView:
     app_user_id: uuid.UUID | None
     allowed_scopes: frozenset[str]
     app_owner_id: uuid.UUID
+    installed_xact_id: int | None = None
+    removed_xact_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A PostgreSQL snapshot (`pg_current_snapshot()`, `xmin:xmax:xip,...`) and its owner's transaction.
+
+    `sees(x)` is PostgreSQL's own rule: what transaction x wrote is visible to the snapshot's
+    statement when x committed before the statement began, or when x is the statement's own.
+    """
+
+    xact_id: int
+    xmin: int
+    xmax: int
+    in_progress: frozenset[int]
+
+    @classmethod
+    def parse(cls, xact_id: int, text: str) -> Snapshot:
+        xmin, xmax, xip = text.split(":")
+        return cls(xact_id, int(xmin), int(xmax), frozenset(int(x) for x in xip.split(",") if x))
+
+    def sees(self, xact_id: int) -> bool:
+        if xact_id == self.xact_id:
+            return True
+        if xact_id < self.xmin:
+            return True
+        return xact_id < self.xmax and xact_id not in self.in_progress
 
 
 @dataclass(frozen=True)
@@ -157,6 +192,23 @@ class EventView:
     channel: str
     action: str
     required_scope: str | None = None
+    # None (events written before snapshots were recorded): the installations present now.
+    snapshot: Snapshot | None = None
+
+
+def was_installed(event: EventView, installation: InstallationView) -> bool:
+    """Whether the installation existed for the event's writer.
+
+    A removal by the event's own transaction does not count: an uninstall writes its `removed`
+    events before it deletes the row, so they reach the installation they remove.
+    """
+    snapshot = event.snapshot
+    if snapshot is None:
+        return installation.removed_xact_id is None
+    if installation.installed_xact_id is not None and not snapshot.sees(installation.installed_xact_id):
+        return False
+    removed = installation.removed_xact_id
+    return removed is None or removed == snapshot.xact_id or not snapshot.sees(removed)
 
 
 @dataclass(frozen=True)
@@ -197,13 +249,15 @@ def match_event(
 ) -> list[Match]:
     """The webhooks an event reaches, each once.
 
-    `installations` are those of the event's organization; `owned_app` is (owner id, app id)
-    of the app named by an installations channel when the event's organization owns it.
+    `installations` are those of the event's organization, removed ones included (see
+    `was_installed()`); `owned_app` is (owner id, app id) of the app named by an installations
+    channel when the event's organization owns it: the provider's own data, so no installer
+    scope applies on that path.
     """
     segments = split_path(event.channel)
     found: dict[uuid.UUID, Match] = {}
     for installation in installations:
-        if installation.organization_id != event.organization_id:
+        if installation.organization_id != event.organization_id or not was_installed(event, installation):
             continue
         if event.required_scope is not None and event.required_scope not in installation.allowed_scopes:
             continue

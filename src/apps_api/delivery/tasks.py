@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from arq import cron
 from arq.worker import func
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps_api.delivery.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
@@ -36,7 +36,7 @@ from apps_api.delivery.engine import (
 from apps_api.delivery.outbox import DELIVER_JOB, deliver_job_id
 from apps_api.kit.driver import driver_connection
 from apps_api.kit.queue import enqueue
-from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
+from apps_api.models import AppInstallationRemoval, Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.outbound.guard import parse_networks
@@ -406,6 +406,16 @@ async def purge_webhook_logs(ctx: dict[str, Any]) -> int:
             (OutboundDelivery.completed_at < cutoff) & OutboundDelivery.status.in_(("successful", "failed")),
         ),
         (Event, (Event.created_at < cutoff) & Event.dispatched_at.is_not(None)),
+        # A removal matters only to events written before it: kept while one may be undispatched
+        # (an hour of margin for the writers' clocks, which set `created_at`).
+        (
+            AppInstallationRemoval,
+            (AppInstallationRemoval.removed_at < cutoff)
+            & ~exists().where(
+                Event.dispatched_at.is_(None),
+                Event.created_at < AppInstallationRemoval.removed_at + timedelta(hours=1),
+            ),
+        ),
     ):
         while True:
             async with sessionmaker() as session, session.begin():

@@ -66,9 +66,12 @@ async def list_app_installations(
     )
 
 
-async def _install(*, session: AsyncSession, principal: Principal, data: AppInstallationInput) -> Response:
+async def _install(
+    *, request: Request, session: AsyncSession, principal: Principal, data: AppInstallationInput
+) -> Response:
     names = data.app_user
     view = await service.install(
+        host=request.url.hostname,
         session=session,
         organization=principal.organization,
         app_id=data.app_id,
@@ -89,14 +92,16 @@ async def _install(*, session: AsyncSession, principal: Principal, data: AppInst
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def install_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
+    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
 ) -> Response:
     """Install an app the organization may install (its own, a public one, or one a partner offers).
 
     Needs the organization's Apps feature (403). Creates the app user when the app requires one
     (the app's default names unless `app_user` overrides them). A second install is a 409.
+    An app with the `install` trigger gets `GET trigger_url?type=install&data=<JWT>` from the
+    worker (retried and logged like a webhook).
     """
-    return await _install(session=session, principal=principal, data=data)
+    return await _install(request=request, session=session, principal=principal, data=data)
 
 
 @router.get(

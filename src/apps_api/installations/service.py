@@ -25,8 +25,16 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from apps_api.catalog.repository import APP_ROW_COLUMNS, APP_ROW_FROM
 from apps_api.catalog.visibility import may_install
-from apps_api.delivery.events import Action, Change, emit_many, event_parameters, insert_events
-from apps_api.delivery.triggers import schedule_uninstall_trigger
+from apps_api.delivery.events import (
+    SETTINGS_SCOPE,
+    USERS_SCOPE,
+    Action,
+    Change,
+    emit_many,
+    event_parameters,
+    insert_events,
+)
+from apps_api.delivery.triggers import schedule_install_trigger, schedule_uninstall_trigger
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
 from apps_api.installations.schemas import installation_json
 from apps_api.kit.driver import SessionStatement
@@ -235,12 +243,16 @@ def _installation_changes(
     organization_id, app_id = view["organization_id"], view["app_id"]
     org_channels, owner_channels = f"/api/v5/orgs/{organization_id}", f"/api/v5/orgs/{owner_id}"
     changes = [
-        Change(organization_id, f"{org_channels}/app_installations", view["id"], view),
-        Change(organization_id, f"{org_channels}/installed_apps", app_id, view["app"]),
-        Change(owner_id, f"{owner_channels}/owned_apps/{app_id}/installations", view["id"], view),
+        Change(organization_id, f"{org_channels}/app_installations", view["id"], view, SETTINGS_SCOPE),
+        Change(organization_id, f"{org_channels}/installed_apps", app_id, view["app"], SETTINGS_SCOPE),
+        Change(
+            owner_id, f"{owner_channels}/owned_apps/{app_id}/installations", view["id"], view, SETTINGS_SCOPE
+        ),
     ]
     if app_user is not None:
-        changes.append(Change(organization_id, f"{org_channels}/users", app_user["id"], app_user))
+        changes.append(
+            Change(organization_id, f"{org_channels}/users", app_user["id"], app_user, USERS_SCOPE)
+        )
     return changes
 
 
@@ -376,8 +388,13 @@ async def install(
     actor_user_id: uuid.UUID | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
+    host: str | None = None,
 ) -> dict[str, Any]:
     """`install_app()` for a caller that ends its transaction on any error (the API); returns the view.
+
+    No browser is there to follow an `install` trigger: the worker sends it (`host`, this
+    service's host as the request named it, becomes the trigger's `sub` unless
+    APPS_API_PUBLIC_BASE_URL is set).
 
     No savepoint: the API's unit of work rolls the whole transaction back on any exception,
     which leaves nothing behind just as well, two round trips cheaper. Same checks, same order.
@@ -391,6 +408,15 @@ async def install(
         actor_user_id=actor_user_id,
         allowed_scopes=allowed_scopes,
         app_user=app_user,
+    )
+    await schedule_install_trigger(
+        session=session,
+        app=installed.app,
+        installation_id=installed.values["id"],
+        organization_id=organization.id,
+        app_user_id=installed.values["app_user_id"],
+        actor_user_id=actor_user_id,
+        host=host,
     )
     return installed.view
 

@@ -33,6 +33,7 @@ from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 from apps_api.models import App
 from apps_api.settings import Settings
+from apps_api.triggers.tokens import FALLBACK_HOST, service_host
 
 router = APIRouter(prefix="/apps", include_in_schema=False)
 
@@ -115,6 +116,12 @@ def _error_page(
         back_label=back_label,
         **context,
     )
+
+
+def _safe_next(request: Request, value: str | None) -> str | None:
+    """`next` as a path on this service's public origin, or None when it must be refused."""
+    origin = service.public_origin(request_base_url=str(request.base_url), settings=_settings(request))
+    return safe_next(value, origin=origin)
 
 
 def _bad_next(request: Request) -> HTMLResponse:
@@ -299,7 +306,7 @@ async def install_page(
     request: Request, session: SessionDep, app_id: str, next: NextParam = None
 ) -> Response:
     """Login page without a session; otherwise the confirmation page."""
-    next_ = safe_next(next)
+    next_ = _safe_next(request, next)
     if next_ is None:
         return _bad_next(request)
     app_uuid = _parse_app_id(app_id)
@@ -339,7 +346,7 @@ async def login(
     password: FormField = None,
 ) -> Response:
     """Check the credentials; on success start a fresh logged-in session and go to the install page."""
-    next_ = safe_next(next)
+    next_ = _safe_next(request, next)
     if next_ is None:
         return _bad_next(request)
     if _parse_app_id(app_id) is None:
@@ -375,7 +382,7 @@ async def login(
 @router.post("/{app_id}/install/logout", response_class=HTMLResponse)
 async def logout(request: Request, app_id: str, csrf: CsrfField = None, next: FormField = None) -> Response:
     """End the session and go back to the install page (which asks to log in)."""
-    next_ = safe_next(next)
+    next_ = _safe_next(request, next)
     if next_ is None:
         return _bad_next(request)
     if _parse_app_id(app_id) is None:
@@ -418,7 +425,7 @@ async def install(
     alias: FormField = None,
 ) -> Response:
     """Install, then redirect to the app's install trigger or to `next`."""
-    next_ = safe_next(next)
+    next_ = _safe_next(request, next)
     if next_ is None:
         return _bad_next(request)
     app_uuid = _parse_app_id(app_id)
@@ -480,6 +487,7 @@ async def install(
             redirect_uri=service.absolute_url(
                 next_, request_base_url=str(request.base_url), settings=settings
             ),
+            host=service_host(settings.public_base_url or str(request.base_url)) or FALLBACK_HOST,
         )
         return RedirectResponse(location, status_code=303)
     return RedirectResponse(next_, status_code=303)

@@ -125,6 +125,12 @@ def trigger_origin(app: App) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def public_origin(*, request_base_url: str, settings: Settings) -> str:
+    """This service's public origin: APPS_API_PUBLIC_BASE_URL's, else the request's (`scheme://host[:port]`)."""
+    parts = urlsplit(settings.public_base_url or request_base_url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 def absolute_url(path: str, *, request_base_url: str, settings: Settings) -> str:
     """`path` on this service's public origin."""
     origin = (settings.public_base_url or request_base_url).rstrip("/")
@@ -149,6 +155,7 @@ async def install_trigger_url(
     installation: AppInstallation,
     actor: User,
     redirect_uri: str,
+    host: str,
 ) -> str:
     """`trigger_url?type=install&data=<JWT>&token=<JWT>&redirect_uri=<next>` (DESIGN.md section 7)."""
     app_user_code = (
@@ -158,6 +165,7 @@ async def install_trigger_url(
     )
     data = encode_trigger_data(
         app_secret=app.secret,
+        host=host,
         app_id=app.id,
         organization_id=installation.organization_id,
         installation_id=installation.id,

@@ -13,6 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -124,21 +125,44 @@ def csrf_valid(browser_session: BrowserSession | None, token: str | None, *, sec
     return isinstance(sid, str) and constant_time_equals(sid, browser_session.sid)
 
 
-def safe_next(value: str | None) -> str | None:
-    """`next` if it is a same-origin relative path, `/` when absent, None when it must be refused.
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute http(s) URL, default ports made explicit; None if not one."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None
+    return scheme, parts.hostname.lower(), port
 
-    Refused: absolute URLs (`https://...`, `javascript:...`), protocol-relative `//host`,
-    backslashes (browsers read `/\\host` as `//host`), control characters and whitespace that
-    browsers strip (`/\\t/host`), and anything not starting with `/`.
+
+def _unsafe(value: str) -> bool:
+    """Backslashes (browsers read a backslash as `/`), whitespace and control characters (browsers
+    strip them, so `/<tab>/host` would be `//host`)."""
+    return "\\" in value or any(ord(char) < 0x21 or ord(char) == 0x7F for char in value)
+
+
+def safe_next(value: str | None, *, origin: str) -> str | None:
+    """`next` as a same-origin path, `/` when absent, None when it must be refused.
+
+    The spec's rule is about the origin: `next` is a path (starting with one `/`), or an absolute
+    URL whose origin (scheme, host, port) is `origin`, this service's public origin; the latter
+    becomes its path, query and fragment. Refused: other origins, `javascript:` and other
+    schemes, protocol-relative `//host`, credentials in the URL, backslashes, whitespace and
+    control characters, anything over 2000 characters.
     """
     if value is None or value == "":
         return "/"
-    if len(value) > MAX_NEXT_LENGTH:
+    if len(value) > MAX_NEXT_LENGTH or _unsafe(value):
         return None
+    if not value.startswith("/"):
+        parts = urlsplit(value)
+        own = _origin(origin)
+        if own is None or _origin(value) != own or parts.username is not None or parts.password is not None:
+            return None
+        value = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
     if not value.startswith("/") or value.startswith("//"):
-        return None
-    if "\\" in value:
-        return None
-    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value):
         return None
     return value

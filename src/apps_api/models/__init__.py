@@ -3,6 +3,7 @@
 from apps_api.models.api_token import ApiToken
 from apps_api.models.app import SCOPES, TRIGGER_CONDITIONS, App
 from apps_api.models.app_installation import AppInstallation
+from apps_api.models.app_installation_removal import AppInstallationRemoval
 from apps_api.models.app_share import AppShare
 from apps_api.models.app_user_code import AppUserCode
 from apps_api.models.asset import Asset
@@ -24,6 +25,7 @@ __all__ = [
     "ApiToken",
     "App",
     "AppInstallation",
+    "AppInstallationRemoval",
     "AppShare",
     "AppUserCode",
     "Asset",

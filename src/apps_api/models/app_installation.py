@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,6 +31,11 @@ class AppInstallation(IdMixin, TimestampMixin, Base):
     allowed_scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # The creating transaction, set by the database: events written before it committed never
+    # reach it (delivery/matching.py). A trigger keeps a deleted row in `app_installation_removals`.
+    installed_xact_id: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=text("pg_current_xact_id()::text::bigint")
     )
 
     app: Mapped[App] = relationship(lazy="raise")

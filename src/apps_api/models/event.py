@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity, Index, String, text
+from sqlalchemy import BigInteger, Identity, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,5 +27,11 @@ class Event(Base):
     # Who caused the change (the uninstall trigger's `user_id`); None for system actions.
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The writing transaction and the statement's snapshot, set by the database: matching sees
+    # the installations as the writer saw them (delivery/matching.py `Snapshot`).
+    xact_id: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=text("pg_current_xact_id()::text::bigint")
+    )
+    snapshot: Mapped[str | None] = mapped_column(Text, server_default=text("pg_current_snapshot()::text"))
     # Set once the event has been fanned out into deliveries.
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
 from apps_api.models.base import utcnow
 
 DATA_TTL = timedelta(minutes=10)
+# `sub` of a server-sent trigger when neither APPS_API_PUBLIC_BASE_URL nor a request names the host.
+FALLBACK_HOST = "localhost"
 ACCESS_TOKEN_TTL = timedelta(minutes=15)
 ACCESS_TOKEN_AUDIENCE = "giosgapp"  # noqa: S105 - a JWT audience, not a secret
 ISSUER = "apps-api"
@@ -28,24 +31,41 @@ def _id(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
 
 
+def service_host(base_url: str | None) -> str | None:
+    """The host of a base URL (`https://service.example.com/` -> `service.example.com`)."""
+    if not base_url:
+        return None
+    return urlsplit(base_url).hostname or None
+
+
 def encode_trigger_data(
     *,
     app_secret: str,
+    host: str,
     app_id: uuid.UUID,
     organization_id: uuid.UUID,
     installation_id: uuid.UUID | None,
     user_id: uuid.UUID | None,
     app_user_id: uuid.UUID | None,
     app_user_code: str | None,
+    chat_id: str | None = None,
+    visitor_id: str | None = None,
     ttl: timedelta = DATA_TTL,
 ) -> str:
-    """The `data` parameter: who did what, signed with the app secret."""
+    """The `data` parameter: who did what, signed with the app secret.
+
+    Every claim giosg's own integrations index is present, null where it does not apply
+    (their parsers read `data["chat_id"]`, not `.get`); `sub` is this service's host, as giosg's
+    `data` carries `sub: "service.giosg.com"`.
+    """
     now = utcnow()
     claims: dict[str, Any] = {
         "iss": ISSUER,
-        "sub": _id(user_id) or _id(app_user_id) or str(organization_id),
+        "sub": host,
         "user_id": _id(user_id),
         "org_id": str(organization_id),
+        "chat_id": chat_id,
+        "visitor_id": visitor_id,
         "app_id": str(app_id),
         "inst_id": _id(installation_id),
         "app_user_id": _id(app_user_id),

@@ -219,7 +219,7 @@ async def list_log_entries(
         datetime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
     ] = None,
 ) -> Response:
-    """One entry per HTTP attempt (webhooks, and the uninstall trigger with `webhook_id` null), newest first.
+    """One entry per HTTP attempt (webhooks; server-sent triggers with `webhook_id` null), newest first.
 
     Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
     """
@@ -288,7 +288,8 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     Authenticated with `Authorization: Bearer <APPS_API_INGEST_SERVICE_KEY>`; 404 when no key is
     configured (ingestion disabled). Each event: `organization_id`, concrete `channel` (e.g.
     `/api/v5/orgs/<id>/chats`), `action` (`added`, `changed`, `removed`), `resource_id`, `resource`,
-    and an optional `required_scope` that an installation's `allowed_scopes` must include.
+    and `required_scope` (required), the scope an installation's `allowed_scopes` must include for it
+    to be notified.
     """
     ids = await service.ingest_events(session=session, batch=body)
     return schemas.IngestResult(accepted=len(ids), event_ids=ids)

@@ -194,8 +194,11 @@ class IngestEvent(InputSchema):
     action: Action
     resource_id: Annotated[str, Field(min_length=1, max_length=200)]
     resource: dict[str, Any] = Field(description="The resource (`changed`: only the changed attributes).")
-    required_scope: Scope | None = Field(
-        default=None, description="Only installations whose allowed_scopes include it are notified."
+    required_scope: Scope = Field(
+        description=(
+            "The scope an installation's `allowed_scopes` must include for its webhooks to be notified "
+            "(required: an app hears only what its installation allows)."
+        )
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.events import emit
+from apps_api.delivery.events import SETTINGS_SCOPE, emit
 from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry
 from apps_api.kit.errors import Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
@@ -76,6 +76,7 @@ async def create_webhook(
         action="added",
         resource_id=webhook.id,
         resource=view(webhook),
+        required_scope=SETTINGS_SCOPE,
         actor_user_id=actor.id,
     )
     return webhook
@@ -112,6 +113,7 @@ async def update_webhook(
         action="changed",
         resource_id=webhook.id,
         resource=changed,
+        required_scope=SETTINGS_SCOPE,
         actor_user_id=actor.id,
     )
     return webhook
@@ -129,6 +131,7 @@ async def delete_webhook(*, session: AsyncSession, app: App, webhook: Webhook, a
         action="removed",
         resource_id=webhook.id,
         resource=resource,
+        required_scope=SETTINGS_SCOPE,
         actor_user_id=actor.id,
     )
 
