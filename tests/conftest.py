@@ -30,6 +30,7 @@ from apps_api.main import create_app
 from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
 from tests.factories import Tenant, make_tenant
+from tests.redis_cleanup import remove_queue_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = secrets.token_hex(4)
@@ -105,6 +106,8 @@ def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
     os.environ.update(env)
     get_settings.cache_clear()
     yield get_settings()
+    # Leave nothing of this run in Redis (it may be shared); the queue name is the namespace.
+    asyncio.run(remove_queue_keys(redis_url, env["APPS_API_QUEUE_NAME"]))
     for key, value in previous.items():
         if value is None:
             os.environ.pop(key, None)

@@ -36,6 +36,7 @@ class World:
     webhook_id: uuid.UUID
     entry_id: uuid.UUID
     app_user_code: str
+    app_user_token_id: uuid.UUID  # a token of the app user, minted as its provider would
     public_app_id: uuid.UUID  # an approved public app of another organization
     partner_app_id: uuid.UUID  # an app the partner offers to X
     installable_app_id: uuid.UUID  # an app of X that is not installed anywhere
@@ -108,6 +109,9 @@ async def populate(session: AsyncSession, owner: Tenant, *, tag: str = "") -> Wo
     )
     assert installation.app_user_id is not None
     code = await issue_app_user_code(session=session, installation=installation)
+    app_user_token, _ = await platform.create_token(
+        session=session, user_id=installation.app_user_id, app_installation_id=installation.id
+    )
     share = AppShare(app_id=app.id, organization_id=partner.org_id)
     disposable_share = AppShare(app_id=app.id, organization_id=second_partner.org_id)
     session.add_all([share, disposable_share])
@@ -160,6 +164,7 @@ async def populate(session: AsyncSession, owner: Tenant, *, tag: str = "") -> Wo
         webhook_id=webhook_id,
         entry_id=entry.id,
         app_user_code=code,
+        app_user_token_id=app_user_token.id,
         public_app_id=public_app.id,
         partner_app_id=partner_app.id,
         installable_app_id=installable.id,

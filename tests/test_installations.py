@@ -412,3 +412,82 @@ async def test_concurrent_installs_exactly_one_wins(engine: AsyncEngine) -> None
             await cleanup.execute(delete(Event).where(Event.organization_id.in_(org_ids)))
             await cleanup.execute(delete(Organization).where(Organization.id.in_(org_ids)))
             await cleanup.commit()
+
+
+async def _uninstall_state(
+    session: AsyncSession, installation_id: uuid.UUID, app_id: uuid.UUID
+) -> dict[str, Any]:
+    """What an uninstall changes, read straight from the database (not from the session's objects)."""
+    from sqlalchemy import text
+
+    queries = {
+        "installation": "SELECT count(*) FROM app_installations WHERE id = :installation",
+        "count": "SELECT installation_count FROM apps WHERE id = :app",
+        "events": "SELECT count(*) FROM events",
+        "deliveries": "SELECT count(*) FROM outbound_deliveries WHERE app_id = :app",
+        "app user deleted": (
+            "SELECT count(*) FROM users u JOIN app_installations i ON i.app_user_id = u.id "
+            "WHERE i.id = :installation AND u.deleted_at IS NOT NULL"
+        ),
+        "live tokens": (
+            "SELECT count(*) FROM api_tokens t JOIN app_installations i ON i.app_user_id = t.user_id "
+            "WHERE i.id = :installation AND t.revoked_at IS NULL"
+        ),
+    }
+    values = {"installation": installation_id, "app": app_id}
+    return {name: (await session.execute(text(sql), values)).scalar() for name, sql in queries.items()}
+
+
+async def test_uninstall_failing_half_way_leaves_everything_installed(
+    app: Any,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure after the events, the uninstall trigger, the token revocation and the app user's
+    deletion were written (at the counter update) takes all of them back: one savepoint."""
+    asgi_app = app
+    bot_app = await _bot_app(
+        session, tenant, trigger_url="https://hooks.example.com/trigger", trigger_conditions=["uninstall"]
+    )
+    installed = await install_via_api(client, tenant, bot_app.id)
+    installation_id = uuid.UUID(installed["id"])
+    _, _key = await platform.create_token(
+        session=session, user_id=uuid.UUID(installed["app_user"]["id"]), app_installation_id=installation_id
+    )
+    before = await _uninstall_state(session, installation_id, bot_app.id)
+    assert before["installation"] == 1 and before["count"] == 1 and before["live tokens"] == 1
+    assert before["app user deleted"] == 0
+
+    real_count = service._add_to_installation_count
+
+    async def broken(**_: Any) -> int:
+        # Everything before the counter is written by now: prove it, then fail.
+        mid = await _uninstall_state(session, installation_id, bot_app.id)
+        assert mid["events"] > before["events"] and mid["deliveries"] == before["deliveries"] + 1
+        assert mid["live tokens"] == 0
+        raise RuntimeError("counter store is down")
+
+    monkeypatch.setattr(service, "_add_to_installation_count", broken)
+    installation = await session.get(AppInstallation, installation_id)
+    assert installation is not None
+    with pytest.raises(RuntimeError, match="counter store is down"):
+        await service.uninstall(session=session, installation=installation, actor_user_id=tenant.user.id)
+    assert await _uninstall_state(session, installation_id, bot_app.id) == before
+
+    # The same through the API: a 500 and nothing changed.
+    transport = httpx.ASGITransport(app=asgi_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as failing:
+        response = await failing.delete(installations_url(tenant, installation_id), headers=tenant.headers)
+    assert response.status_code == 500 and response.json() == {"detail": "Internal server error."}
+    assert await _uninstall_state(session, installation_id, bot_app.id) == before
+
+    # Repaired, the same uninstall goes through.
+    monkeypatch.setattr(service, "_add_to_installation_count", real_count)
+    deleted = await client.delete(installations_url(tenant, installation_id), headers=tenant.headers)
+    assert deleted.status_code == 204
+    after = await _uninstall_state(session, installation_id, bot_app.id)
+    assert (
+        after["installation"] == 0 and after["count"] == 0 and after["deliveries"] == before["deliveries"] + 1
+    )

@@ -434,3 +434,225 @@ async def test_the_code_survives_the_matrix_and_the_owner_sees_its_data(
     )
     assert exchange.status_code == 200 and exchange.json()["user_id"] == str(world.app_user_id)
     assert uuid.UUID(exchange.json()["organization_id"]) == world.owner.org_id
+
+
+# --- Y on its own paths with X's ids: per-resource scoping -----------------------------------
+#
+# The matrix above sends Y to X's paths, so it only ever meets the organization check. Here Y
+# calls ITS OWN organization's paths (where every access check passes) with X's resource ids,
+# which only the per-resource scoping of each query stops. For a route with nested ids, Y names
+# its own app with X's nested id (so the app check passes and the nested lookup must filter by
+# app) and also X's app with X's ids. Every call is a 404 that leaves X's data as it was.
+
+# Path parameter -> the id of that resource in a World. A new nested resource (e.g. app-user
+# tokens: `token_id`) is added here; a route with a parameter missing here fails the test.
+NESTED_IDS: dict[str, Callable[[World], uuid.UUID]] = {
+    "app_id": lambda w: w.app.id,
+    "share_id": lambda w: w.share_id,
+    "installation_id": lambda w: w.installation_id,
+    "installer_organization_id": lambda w: w.owner.org_id,
+    "webhook_id": lambda w: w.webhook_id,
+    "entry_id": lambda w: w.entry_id,
+    "token_id": lambda w: w.app_user_token_id,
+}
+
+
+def _parameters(template: str) -> list[str]:
+    return [part[1:-1] for part in template.split("/") if part.startswith("{")]
+
+
+def _item_routes(settings: Settings) -> list[tuple[str, str]]:
+    """Routes under an organization that name at least one resource by id."""
+    return [
+        (method, template)
+        for method, template in app_routes(settings)
+        if template.startswith(ORGS) and set(_parameters(template)) - {"organization_id"}
+    ]
+
+
+def _foreign_paths(template: str, y: World, x: World) -> list[str]:
+    """Y's organization in the path; X's ids, with Y's own app or X's app for nested ids."""
+    names = _parameters(template)
+    unknown = [name for name in names if name != "organization_id" and name not in NESTED_IDS]
+    if unknown:
+        raise AssertionError(f"new path parameter {unknown} ({template}): add it to NESTED_IDS")
+    variants = [{"app_id": x.app.id}]
+    if "app_id" in names and len(names) > 2:
+        variants.append({"app_id": y.app.id})  # the app check passes; the nested one must not
+    paths = []
+    for variant in variants:
+        path = template.replace("{organization_id}", str(y.owner.org_id))
+        for name in names[1:]:
+            value = variant.get(name, NESTED_IDS[name](x))
+            path = path.replace("{" + name + "}", str(value))
+        paths.append(path)
+    return paths
+
+
+def _own_path(template: str, y: World) -> str:
+    path = template.replace("{organization_id}", str(y.owner.org_id))
+    for name in _parameters(template)[1:]:
+        path = path.replace("{" + name + "}", str(NESTED_IDS[name](y)))
+    return path
+
+
+async def _x_state(client: httpx.AsyncClient, connection: AsyncConnection, x: World) -> dict[str, Any]:
+    """Everything of X that a foreign call could change, read back as X (API) and from the database."""
+    headers = {"Authorization": f"Token {x.owner.token}"}
+    state: dict[str, Any] = {}
+    for template in (
+        OWNED,
+        OWNED + "/shares",
+        OWNED + "/shares/{share_id}",
+        OWNED + "/installations",
+        OWNED + "/installations/{installation_id}",
+        OWNED + "/installations/{installation_id}/app_user_tokens",
+        OWNED + "/webhooks",
+        OWNED + "/webhooks/{webhook_id}",
+        OWNED + "/webhook_log_entries",
+        OWNED + "/webhook_log_entries/{entry_id}",
+        ORGS + "/app_installations/{installation_id}",
+        ORGS + "/installed_apps/{app_id}",
+    ):
+        response = await client.get(_path(template, x), headers=headers)
+        assert response.status_code == 200, (template, response.text)
+        state[template] = response.json()
+    org = str(x.owner.org_id)
+    for name, sql in {
+        "events": f"SELECT count(*) FROM events WHERE organization_id = '{org}'",  # noqa: S608
+        "log entries": f"SELECT count(*) FROM webhook_log_entries WHERE organization_id = '{org}'",  # noqa: S608
+        "deliveries": f"SELECT count(*) FROM outbound_deliveries WHERE organization_id = '{org}'",  # noqa: S608
+        "tokens revoked": (
+            "SELECT count(*) FROM api_tokens t JOIN users u ON u.id = t.user_id "  # noqa: S608
+            f"WHERE u.organization_id = '{org}' AND t.revoked_at IS NOT NULL"
+        ),
+    }.items():
+        state[name] = (await connection.exec_driver_sql(sql)).scalar()
+    return state
+
+
+@pytest.fixture
+async def y_world(session: AsyncSession) -> World:
+    """Organization Y with one resource of every kind of its own (a full world, like X's)."""
+    y = await make_tenant(session, name="Yttrium Own Org", features=["apps", "app_provider"])
+    return await populate(session, y, tag="y-own")
+
+
+def test_every_item_route_is_probed_with_foreign_ids(settings: Settings) -> None:
+    routes = _item_routes(settings)
+    # Every item route's parameters are known (else `_foreign_paths` names the new one).
+    assert all(set(_parameters(t)) - {"organization_id"} <= set(NESTED_IDS) for _, t in routes), routes
+    assert len(routes) >= 20, routes
+
+
+async def test_y_on_its_own_paths_with_x_ids_gets_404_and_changes_nothing(
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    world: World,
+    y_world: World,
+    settings: Settings,
+) -> None:
+    y_headers = {"Authorization": f"Token {y_world.owner.token}"}
+    before = await _x_state(client, connection, world)
+    failures: list[str] = []
+    probed = 0
+    for method, template in _item_routes(settings):
+        route = ROUTES[(method, template)]
+        body = route.json(y_world) if route.json else None
+        # The control: Y's own ids reach the resource (so a 404 below is the scoping, not a typo).
+        savepoint = await connection.begin_nested()
+        try:
+            own = await client.request(method, _own_path(template, y_world), json=body, headers=y_headers)
+        finally:
+            await savepoint.rollback()
+        if own.status_code != route.expect["owner"]:
+            failures.append(f"control {method} {template}: {own.status_code}: {own.text[:200]}")
+        for path in _foreign_paths(template, y_world, world):
+            probed += 1
+            response = await client.request(method, path, json=body, headers=y_headers)
+            leaks = _leaks(response, world)
+            if response.status_code != 404 or leaks:
+                failures.append(
+                    f"{method} {path} ({template}) as Y: {response.status_code} (expected 404)"
+                    + (f", leaks {leaks}" if leaks else "")
+                    + f": {response.text[:200]}"
+                )
+    assert not failures, "\n".join(failures)
+    assert probed >= 30
+    after = await _x_state(client, connection, world)
+    changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+    assert not changed, f"a foreign call changed X's data: {changed}"
+
+
+async def test_foreign_ids_in_bodies_and_filters_are_scoped_too(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World, y_world: World
+) -> None:
+    """Ids outside the path: X's app to install, X's webhook as a log filter."""
+    y_headers = {"Authorization": f"Token {y_world.owner.token}"}
+    y_org = f"/api/v5/orgs/{y_world.owner.org_id}"
+    install = await client.post(
+        f"{y_org}/app_installations", json={"app_id": str(world.installable_app_id)}, headers=y_headers
+    )
+    assert install.status_code == 404, install.text
+    entries = await client.get(
+        f"{y_org}/owned_apps/{y_world.app.id}/webhook_log_entries",
+        params={"webhook_id": str(world.webhook_id)},
+        headers=y_headers,
+    )
+    assert entries.status_code == 200 and entries.json()["results"] == [], entries.text
+    own = await client.get(
+        f"{y_org}/owned_apps/{y_world.app.id}/webhook_log_entries",
+        params={"webhook_id": str(y_world.webhook_id)},
+        headers=y_headers,
+    )
+    assert [entry["id"] for entry in own.json()["results"]] == [str(y_world.entry_id)]
+
+
+async def test_foreign_redeliver_creates_nothing_and_own_redeliver_does(
+    client: httpx.AsyncClient, connection: AsyncConnection, world: World, y_world: World
+) -> None:
+    """Redeliver of X's real entry through Y's own app: 404, no new attempt; Y's own: 202, one."""
+    y_headers = {"Authorization": f"Token {y_world.owner.token}"}
+    y_app = f"/api/v5/orgs/{y_world.owner.org_id}/owned_apps/{y_world.app.id}"
+
+    async def attempts(app_id: uuid.UUID) -> int:
+        sql = f"SELECT count(*) FROM webhook_log_entries WHERE app_id = '{app_id}'"  # noqa: S608
+        return int((await connection.exec_driver_sql(sql)).scalar() or 0)
+
+    x_before, y_before = await attempts(world.app.id), await attempts(y_world.app.id)
+    foreign = await client.post(f"{y_app}/webhook_log_entries/{world.entry_id}/redeliver", headers=y_headers)
+    assert foreign.status_code == 404, foreign.text
+    assert foreign.json() == {"detail": "No webhook log entry found with the given ID."}
+    assert await attempts(world.app.id) == x_before and await attempts(y_world.app.id) == y_before
+    own = await client.post(f"{y_app}/webhook_log_entries/{y_world.entry_id}/redeliver", headers=y_headers)
+    assert own.status_code == 202, own.text
+    assert await attempts(y_world.app.id) == y_before + 1 and await attempts(world.app.id) == x_before
+
+
+ORGANIZATION_ERROR = "You do not have access to this organization."
+SETTINGS_ERROR = "You do not have the `settings` permission."
+
+
+async def test_another_orgs_user_without_settings_gets_the_organization_error(
+    client: httpx.AsyncClient, session: AsyncSession, world: World, settings: Settings
+) -> None:
+    """The organization check comes before the `settings` check (README's order of access checks).
+
+    Both are 403s, so only the message tells them apart: a user of Y without `settings` on X's
+    paths is refused for the organization; on Y's own paths, for the permission.
+    """
+    y = await make_tenant(session, name="Ytterbium Org", permissions=["users"], features=["apps"])
+    wrong: list[str] = []
+    for method, template in app_routes(settings):
+        if not template.startswith(ORGS):
+            continue
+        route = ROUTES[(method, template)]
+        body = route.json(world) if route.json else None
+        on_x = await client.request(method, _path(template, world), json=body, headers=y.headers)
+        if (on_x.status_code, on_x.json()) != (403, {"detail": ORGANIZATION_ERROR}):
+            wrong.append(f"{method} {template} on X: {on_x.status_code} {on_x.text[:120]}")
+        own = _path(template, world).replace(str(world.owner.org_id), str(y.org_id))
+        on_y = await client.request(method, own, json=body, headers=y.headers)
+        if (on_y.status_code, on_y.json()) != (403, {"detail": SETTINGS_ERROR}):
+            wrong.append(f"{method} {template} on Y: {on_y.status_code} {on_y.text[:120]}")
+    assert not wrong, "\n".join(wrong)

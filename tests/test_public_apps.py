@@ -66,13 +66,15 @@ async def test_retrieve_public_app_and_404_for_non_public(
 ) -> None:
     public = await make_app(session, tenant.organization, is_available_to_anyone=True, is_approved=True)
     private = await make_app(session, tenant.organization)
+    # Offered to anyone but not (yet) approved by the platform: not public.
+    unapproved = await make_app(session, tenant.organization, is_available_to_anyone=True)
 
     found = await client.get(f"/api/v5/public_apps/{public.id}", headers=tenant.headers)
     assert found.status_code == 200
     assert found.json()["id"] == str(public.id)
     assert set(found.json()) == PUBLIC_APP_ATTRIBUTES
 
-    for missing in (private.id, uuid.uuid4()):
+    for missing in (private.id, unapproved.id, uuid.uuid4()):
         response = await client.get(f"/api/v5/public_apps/{missing}", headers=tenant.headers)
         assert response.status_code == 404
         assert response.json() == {"detail": "No public app found with the given ID."}

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Seconds to open a PostgreSQL connection / to wait for a pooled one: past either, the
+    # request is a 503 with Retry-After rather than a hung request.
+    db_connect_timeout: float = 5.0
+    db_pool_timeout: float = 5.0
     queue_name: str = "apps_api:queue"
 
     # Comma-separated CIDRs the SSRF guard lets outbound requests reach.

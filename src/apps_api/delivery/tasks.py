@@ -387,7 +387,8 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
             )
         ).all()
     if undispatched is not None:
-        await enqueue(ctx.get("redis"), "dispatch_events", _job_id=f"dispatch-sweep:{int(time.time())}")
+        job_id = f"dispatch-sweep:{ctx['settings'].queue_name}:{int(time.time())}"
+        await enqueue(ctx.get("redis"), "dispatch_events", _job_id=job_id)
     # Lapsed leases first: each frees a slot of its endpoint.
     await _enqueue_per_endpoint(ctx, [(row[0], row[1], row[2]) for row in [*stale, *due]])
     return {"undispatched": int(undispatched is not None), "due": len(due), "stale": len(stale)}
@@ -442,13 +443,23 @@ def functions() -> list[Any]:
 
 def cron_jobs(settings: Settings) -> list[Any]:
     interval = max(1, min(settings.webhook_sweep_interval_seconds, 30))
+    # A unique cron job's id is `<name>:<time>` and arq's job keys are global: named after the
+    # queue, deployments (or test runs) sharing a Redis never skip each other's runs.
     return [
         cron(
             sweep_outbound,
+            name=f"cron:{settings.queue_name}:sweep_outbound",
             second=set(range(0, 60, interval)),
             run_at_startup=True,
             unique=True,
             keep_result=0,
         ),
-        cron(purge_webhook_logs, minute={17}, second={30}, unique=True, keep_result=0),
+        cron(
+            purge_webhook_logs,
+            name=f"cron:{settings.queue_name}:purge_webhook_logs",
+            minute={17},
+            second={30},
+            unique=True,
+            keep_result=0,
+        ),
     ]

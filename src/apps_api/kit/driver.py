@@ -24,8 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-# Errors after which the connection cannot be trusted and must leave the pool.
-_BROKEN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# Errors after which the connection cannot be trusted and must leave the pool: a lost socket, a
+# protocol left mid-operation (asyncpg's InternalClientError, seen when PostgreSQL shut down
+# under a statement), and PostgreSQL's own shutdown notices (class 57P).
+_BROKEN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 

@@ -1,0 +1,446 @@
+"""Mutation probe: plant one-line bugs in security- and delivery-critical code; the tests must catch each.
+
+Each mutation names its file (under src/apps_api), the function (or module-level name, or
+`Class.method`) it lives in, the exact text it changes and what replaces it, and the test
+files (with a `-k` selection) that should catch it. The probe:
+
+1. checks that every text still occurs exactly once in its function: if the code moved on, it
+   stops with a message naming the mutation, file, function and the missing text, so the list
+   gets re-aligned instead of silently testing nothing;
+2. runs the targeted tests once on the unchanged code (they must pass, or nothing is proven);
+3. for each mutation, copies src/ into a scratch folder, applies the change there, and runs the
+   targeted tests with that copy first on PYTHONPATH (subprocesses the tests start, such as the
+   worker and the API server, inherit it), stopping at the first failure (`-x`);
+4. reports which test caught each mutant and exits non-zero if any survived.
+
+    .venv/bin/python scripts/mutation_probe.py [--only M1,M2] [--no-baseline] [--list]
+
+It needs what the tests need (APPS_API_TEST_DATABASE_URL etc., or the embedded servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "apps_api"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    id: str
+    what: str
+    file: str  # under src/apps_api
+    function: str  # function, Class.method, or module-level assigned name
+    old: str
+    new: str
+    tests: tuple[str, ...]  # test files
+    select: str = ""  # pytest -k expression
+
+
+ISOLATION = "tests/test_isolation_matrix.py"
+FOREIGN_IDS = "own_paths_with_x_ids or foreign_redeliver"
+
+MUTATIONS: list[Mutation] = [
+    Mutation(
+        "M1",
+        "the `settings` check runs before the organization check",
+        "auth/dependencies.py",
+        "org_member",
+        "principal: Annotated[Principal, Depends(subscribed)],",
+        "principal: Annotated[Principal, Depends(with_settings)],",
+        (ISOLATION,),
+        "organization_error",
+    ),
+    Mutation(
+        "M2",
+        "a log entry is looked up without its app filter",
+        "webhooks/repository.py",
+        "get_log_entry",
+        "WebhookLogEntry.app_id == app_id, WebhookLogEntry.id == entry_id",
+        "WebhookLogEntry.id == entry_id",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M3",
+        "a wrong constraint name in the 409 check of installs",
+        "installations/service.py",
+        "_install",
+        '"uq_app_installations_app_id_organization_id" in str(exc.orig)',
+        '"uq_app_installations_organization_id_app_id" in str(exc.orig)',
+        ("tests/test_installations.py",),
+        "second_install_is_409 or concurrent_installs",
+    ),
+    Mutation(
+        "M4",
+        "webhook-id suffixed per attempt (receivers can no longer de-duplicate)",
+        "delivery/engine.py",
+        "_webhook_request",
+        "secret=secret, message_id=attempt.message_id,",
+        'secret=secret, message_id=f"{attempt.message_id}_{attempt.attempt_count}",',
+        ("tests/test_webhooks_delivery.py",),
+        "retries_until_success",
+    ),
+    Mutation(
+        "M5a",
+        "the SSRF guard skips the check for IP literals",
+        "outbound/guard.py",
+        "resolve_checked",
+        "candidates: list[IPAddress] = [address]",
+        "return str(address)",
+        ("tests/test_ssrf_end_to_end.py",),
+        "non_public_destinations",
+    ),
+    Mutation(
+        "M5b",
+        "the client connects to the hostname, not the checked address (DNS rebinding)",
+        "outbound/client.py",
+        "GuardedBackend.connect_tcp",
+        "address, port, timeout=timeout,",
+        "host, port, timeout=timeout,",
+        ("tests/test_ssrf_end_to_end.py",),
+        "rebinding",
+    ),
+    Mutation(
+        "M6",
+        "the signed string drops its trailing `.`",
+        "delivery/signing.py",
+        "sign",
+        'f"{message_id}.{timestamp}.".encode()',
+        'f"{message_id}.{timestamp}".encode()',
+        ("tests/test_webhooks_units.py",),
+        "standard_webhooks",
+    ),
+    Mutation(
+        "M7",
+        "a lease re-takes a delivery still in flight (lease not lapsed)",
+        "delivery/engine.py",
+        "_LEASE",
+        "(status = 'started' AND locked_until < $2)",
+        "(status = 'started')",
+        ("tests/test_webhooks_units.py",),
+        "concurrent_leases",
+    ),
+    Mutation(
+        "M8",
+        "an owned app is looked up without its organization",
+        "apps/repository.py",
+        "get_owned_app",
+        "statement = owned_apps(organization_id=organization_id).where(App.id == app_id)",
+        "statement = select(App).where(App.id == app_id)",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M9",
+        "a share is looked up without its app",
+        "apps/repository.py",
+        "get_app_share",
+        "statement = app_shares(app_id=app_id).where(AppShare.id == share_id)",
+        "statement = select(AppShare).where(AppShare.id == share_id)",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M10",
+        "removing a share does not check that it belongs to the app",
+        "apps/service.py",
+        "delete_share",
+        "if share is None or share.app_id != app.id:",
+        "if share is None:",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M11",
+        "an owned app's installation is looked up without its app",
+        "installations/repository.py",
+        "get_app_installation",
+        "statement = app_installations(app_id=app_id)",
+        "statement = select(AppInstallation)",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M12",
+        "an organization's installation is looked up without its organization",
+        "installations/repository.py",
+        "get_organization_installation",
+        "statement = organization_installations(organization_id=organization_id)",
+        "statement = select(AppInstallation)",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M13",
+        "a webhook is looked up without its app",
+        "webhooks/repository.py",
+        "get_webhook",
+        "select(Webhook).where(Webhook.app_id == app_id, Webhook.id == webhook_id)",
+        "select(Webhook).where(Webhook.id == webhook_id)",
+        (ISOLATION,),
+        FOREIGN_IDS,
+    ),
+    Mutation(
+        "M14",
+        "webhooks are signed with the service's key instead of the app secret",
+        "delivery/engine.py",
+        "_webhook_request",
+        "secret=secret, message_id=attempt.message_id,",
+        "secret=deliverer.settings.secret_key, message_id=attempt.message_id,",
+        ("tests/test_webhooks_delivery.py",),
+        "retries_until_success",
+    ),
+    Mutation(
+        "M15",
+        "expired API tokens are accepted",
+        "auth/service.py",
+        "_TOKEN_PRINCIPAL",
+        '(_tokens.c.expires_at > bindparam("now"))',
+        "(_tokens.c.expires_at.is_not(None))",
+        ("tests/test_auth.py",),
+        "expired_token",
+    ),
+    Mutation(
+        "M16",
+        "revoked API tokens are accepted",
+        "auth/service.py",
+        "_TOKEN_PRINCIPAL",
+        "_tokens.c.revoked_at.is_(None),",
+        "_tokens.c.id.is_not(None),",
+        ("tests/test_auth.py",),
+        "revoked_token",
+    ),
+    Mutation(
+        "M17",
+        "the CSRF token of any session is accepted",
+        "installflow/session.py",
+        "csrf_valid",
+        "return isinstance(sid, str) and constant_time_equals(sid, browser_session.sid)",
+        "return isinstance(sid, str)",
+        ("tests/test_install_flow.py",),
+        "csrf_token_of_its_session",
+    ),
+    Mutation(
+        "M18",
+        "the SSRF guard checks IPv4-mapped IPv6 addresses as IPv6",
+        "outbound/guard.py",
+        "refusal_reason",
+        "address = _unmapped(address)",
+        "address = address",
+        ("tests/test_ssrf_end_to_end.py",),
+        "non_public_destinations or loopback_forms",
+    ),
+    Mutation(
+        "M19",
+        "uninstall runs without its savepoint (a failure half-way leaves half an uninstall)",
+        "installations/service.py",
+        "uninstall",
+        "async with session.begin_nested():",
+        "for _no_savepoint in (None,):",
+        ("tests/test_installations.py",),
+        "uninstall_failing_half_way",
+    ),
+    Mutation(
+        "M20",
+        "the purge deletes events not yet dispatched",
+        "delivery/tasks.py",
+        "purge_webhook_logs",
+        "(Event.created_at < cutoff) & Event.dispatched_at.is_not(None)",
+        "(Event.created_at < cutoff)",
+        ("tests/test_delivery_paths.py",),
+        "purge",
+    ),
+    Mutation(
+        "M21",
+        "redeliver starts a second attempt while one is in flight",
+        "webhooks/service.py",
+        "redeliver",
+        'if delivery.status == "started":',
+        'if delivery.status == "never":',
+        ("tests/test_webhooks_api.py",),
+        "redeliver",
+    ),
+    Mutation(
+        "M22",
+        "unapproved apps count as public",
+        "catalog/visibility.py",
+        "is_public",
+        "return and_(App.is_available_to_anyone, App.is_approved)",
+        "return and_(App.is_available_to_anyone)",
+        ("tests/test_public_apps.py",),
+        "retrieve_public_app",
+    ),
+]
+
+
+class Stale(Exception):
+    """The code moved on: a mutation's text is not where the probe expects it."""
+
+
+def _segment(source: str, name: str, relative: str) -> tuple[int, int]:
+    """(start, end) character offsets of `name` (function, Class.method, or assigned name) in source."""
+    tree = ast.parse(source)
+    parts = name.split(".")
+    body: list[ast.stmt] = tree.body
+    node: ast.AST | None = None
+    for depth, part in enumerate(parts):
+        node = None
+        for candidate in body:
+            names: list[str] = []
+            if isinstance(candidate, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names = [candidate.name]
+            elif isinstance(candidate, ast.Assign):
+                names = [target.id for target in candidate.targets if isinstance(target, ast.Name)]
+            elif isinstance(candidate, ast.AnnAssign) and isinstance(candidate.target, ast.Name):
+                names = [candidate.target.id]
+            if part in names:
+                node = candidate
+                break
+        if node is None:
+            raise Stale(f"{relative}: no `{'.'.join(parts[: depth + 1])}` any more")
+        body = getattr(node, "body", [])
+    assert node is not None
+    lines = source.splitlines(keepends=True)
+    start = sum(len(line) for line in lines[: node.lineno - 1])  # type: ignore[attr-defined]
+    end = sum(len(line) for line in lines[: node.end_lineno])  # type: ignore[attr-defined]
+    return start, end
+
+
+def mutated_source(mutation: Mutation, root: Path = PACKAGE) -> tuple[Path, str]:
+    """The mutated text of the mutation's file; Stale when its text is not exactly once in its function."""
+    path = root / mutation.file
+    where = f"{mutation.id} ({mutation.what}): src/apps_api/{mutation.file}, `{mutation.function}`"
+    if not path.exists():
+        raise Stale(f"{where}: the file is gone")
+    source = path.read_text()
+    try:
+        start, end = _segment(source, mutation.function, mutation.file)
+    except Stale as error:
+        raise Stale(f"{where}: {error}") from None
+    segment = source[start:end]
+    count = segment.count(mutation.old)
+    if count != 1:
+        raise Stale(
+            f"{where}: the text to mutate occurs {count} times there (expected once):\n"
+            f"    {mutation.old!r}\n"
+            "  Re-align this mutation in scripts/mutation_probe.py with the code as it is now."
+        )
+    return path, source[:start] + segment.replace(mutation.old, mutation.new) + source[end:]
+
+
+def _pytest(tests: tuple[str, ...], select: str, env: dict[str, str]) -> tuple[int, str]:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    if select:
+        command += ["-k", select]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    return done.returncode, done.stdout + done.stderr
+
+
+def _failed_test(output: str) -> str:
+    found = re.findall(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.MULTILINE)
+    return found[0] if found else "(no test named; see the output)"
+
+
+def _run_mutant(mutation: Mutation, scratch: Path, base_env: dict[str, str]) -> tuple[bool, str, float]:
+    copy = scratch / mutation.id / "src"
+    shutil.copytree(ROOT / "src", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    path, text = mutated_source(mutation)
+    (copy / "apps_api" / path.relative_to(PACKAGE)).write_text(text)
+    env = {
+        **base_env,
+        "PYTHONPATH": os.pathsep.join([str(copy), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import apps_api; print(apps_api.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not loaded.startswith(str(copy)):
+        raise SystemExit(f"the scratch copy is not the one imported ({loaded}): PYTHONPATH does not win")
+    started = time.monotonic()
+    code, output = _pytest(mutation.tests, mutation.select, env)
+    elapsed = time.monotonic() - started
+    if code == 0:
+        return False, output, elapsed
+    if code not in (1,):  # 2: interrupted/collection error, 4: usage, 5: no tests collected
+        raise SystemExit(f"{mutation.id}: pytest exited {code}, not a test failure:\n{output[-3000:]}")
+    return True, _failed_test(output), elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", help="comma-separated mutation ids")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the run on the unchanged code")
+    parser.add_argument("--list", action="store_true", help="list the mutations and check their texts")
+    args = parser.parse_args()
+    chosen = MUTATIONS
+    if args.only:
+        wanted = set(args.only.split(","))
+        chosen = [mutation for mutation in MUTATIONS if mutation.id in wanted]
+        if unknown := wanted - {mutation.id for mutation in chosen}:
+            parser.error(f"unknown mutation ids: {sorted(unknown)}")
+
+    stale = []
+    for mutation in chosen:
+        try:
+            mutated_source(mutation)
+        except Stale as error:
+            stale.append(str(error))
+    if stale:
+        print("mutation probe: the code moved on; these mutations no longer apply:\n", file=sys.stderr)
+        print("\n".join(stale), file=sys.stderr)
+        return 2
+    if args.list:
+        for mutation in chosen:
+            print(f"{mutation.id:4} {mutation.file}:{mutation.function}: {mutation.what}")
+        return 0
+
+    base_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    if not args.no_baseline:
+        groups: dict[tuple[str, ...], set[str]] = {}
+        for mutation in chosen:
+            groups.setdefault(mutation.tests, set()).add(mutation.select)
+        for tests, selects in groups.items():
+            select = "" if "" in selects else " or ".join(f"({s})" for s in sorted(selects))
+            code, output = _pytest(tests, select, base_env)
+            if code != 0:
+                print(f"baseline: the targeted tests fail on the unchanged code ({tests}):", file=sys.stderr)
+                print(output[-4000:], file=sys.stderr)
+                return 2
+        print(f"baseline: the targeted tests pass on the unchanged code ({len(groups)} groups)")
+
+    survivors = []
+    with tempfile.TemporaryDirectory(prefix="apps-api-mutants-") as folder:
+        for mutation in chosen:
+            caught, detail, elapsed = _run_mutant(mutation, Path(folder), base_env)
+            if caught:
+                print(f"{mutation.id:4} caught   ({elapsed:5.1f} s) {mutation.what}", flush=True)
+                print(f"       by {detail}", flush=True)
+            else:
+                survivors.append(mutation)
+                print(f"{mutation.id:4} SURVIVED ({elapsed:5.1f} s) {mutation.what}")
+                print(f"       {mutation.file}:{mutation.function}: {mutation.old!r} -> {mutation.new!r}")
+                print(f"       tests: {' '.join(mutation.tests)} -k {mutation.select!r}", flush=True)
+            shutil.rmtree(Path(folder) / mutation.id, ignore_errors=True)
+    print(f"\n{len(chosen) - len(survivors)} of {len(chosen)} mutants caught")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
