@@ -21,6 +21,7 @@ from apps_api.kit.schemas import (
     user_embed_json,
 )
 from apps_api.models import SCOPES, TRIGGER_CONDITIONS, User
+from apps_api.outbound.urls import unsendable_reason
 
 NAME_MAX_LENGTH = 75
 
@@ -194,6 +195,10 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)  # note: urlsplit silently drops tabs and newlines, hence the check
     if parts.scheme not in ("http", "https") or not parts.hostname or _unsafe_character(value):
         raise ValueError("Enter a valid absolute http:// or https:// URL.")
+    # The trigger sender's parser (httpx) has the last word: what it refuses would fail every attempt.
+    reason = unsendable_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 SHORT_WAIT_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 INTERRUPTED = "Interrupted: the worker stopped during the attempt; its lease lapsed."
+INTERRUPTED_LAST = INTERRUPTED + " It was the last attempt: the delivery failed."
 
 
 @dataclass
@@ -119,12 +120,15 @@ class Attempt:
 # The endpoint's leases are taken one transaction at a time, so the bound below is exact.
 _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
+# A lapsed lease counts as an attempt: a delivery whose lapsed attempt was its last is failed
+# here (with its entry "Interrupted") instead of being sent again, so even an attempt that kills
+# its worker every time ends within the schedule.
 # Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
 # `bound` minus the endpoint's live leases (all workers), and at most `wanted`; their pending
 # log entries become started (`entry_started` false: the entry is missing or was left started
 # by a worker that died mid-request, see `_start_other_entries`). Always at least one row:
 # `free` is the number of slots it could fill (a row with a NULL id when it leased none).
-# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id.
+# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason.
 _LEASE = """
 WITH slots AS (
     SELECT greatest(0, least(
@@ -134,10 +138,26 @@ WITH slots AS (
             WHERE endpoint_host = $1 AND status = 'started' AND locked_until > $2
         )
     )) AS free
+), exhausted AS (
+    UPDATE outbound_deliveries AS d
+    SET status = 'failed', locked_until = NULL, locked_by = NULL, updated_at = $2, completed_at = $2
+    WHERE d.id IN (
+        SELECT id FROM outbound_deliveries
+        WHERE endpoint_host = $1 AND status = 'started' AND locked_until < $2
+          AND attempt_count >= max_attempts
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.current_log_entry_id
+), exhausted_entries AS (
+    UPDATE webhook_log_entries AS e
+    SET status = 'failed', reason = $7, completed_at = $2, updated_at = $2
+    FROM exhausted
+    WHERE e.id = exhausted.current_log_entry_id AND e.status IN ('pending', 'started')
 ), picked AS (
     SELECT id FROM outbound_deliveries
     WHERE endpoint_host = $1
-      AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'started' AND locked_until < $2))
+      AND ((status = 'pending' AND next_attempt_at <= $2)
+           OR (status = 'started' AND locked_until < $2 AND attempt_count < max_attempts))
     ORDER BY next_attempt_at
     LIMIT (SELECT free FROM slots)
     FOR UPDATE SKIP LOCKED
@@ -239,6 +259,7 @@ async def _lease(
         deliverer.settings.webhook_max_concurrency_per_endpoint,
         now + timedelta(seconds=deliverer.lease_seconds),
         deliverer.worker_id,
+        INTERRUPTED_LAST,
     )
     attempts: list[Attempt] = []
     others: list[Attempt] = []
@@ -384,21 +405,36 @@ def plan_next(
 
 
 async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
-    """Sign and send one leased attempt through the SSRF-guarded client."""
-    request = _webhook_request(deliverer, attempt) if attempt.kind == "webhook" else _trigger_request(attempt)
+    """Sign and send one leased attempt through the SSRF-guarded client; never raises.
+
+    Whatever goes wrong inside an attempt (a row that cannot be signed, a URL the client
+    refuses) is that attempt's failure with a reason: it must never crash the endpoint's pump,
+    which would cancel the other attempts in flight and leave this one to lapse forever.
+    """
+    try:
+        request = (
+            _webhook_request(deliverer, attempt) if attempt.kind == "webhook" else _trigger_request(attempt)
+        )
+    except Exception as error:
+        logger.warning("delivery %s: request could not be built (%s)", attempt.id, type(error).__name__)
+        return Outcome(error=f"The request could not be built: {type(error).__name__}.")
     if isinstance(request, str):
         # Nothing to retry against: the delivery fails now.
         attempt.max_attempts = attempt.attempt_count
         return Outcome(error=request)
     url, headers, content = request
-    return await send(
-        deliverer.client,
-        method=attempt.method,
-        url=url,
-        headers=headers,
-        content=content if attempt.method != "GET" else None,
-        total_timeout=deliverer.settings.webhook_timeout,
-    )
+    try:
+        return await send(
+            deliverer.client,
+            method=attempt.method,
+            url=url,
+            headers=headers,
+            content=content if attempt.method != "GET" else None,
+            total_timeout=deliverer.settings.webhook_timeout,
+        )
+    except Exception as error:
+        logger.warning("delivery %s: sending failed (%s)", attempt.id, type(error).__name__)
+        return Outcome(error=f"Request failed: {type(error).__name__}.")
 
 
 @dataclass

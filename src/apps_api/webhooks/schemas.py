@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from apps_api.apps.schemas import AppBase, EmbeddedUser
 from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
+from apps_api.outbound.urls import unsendable_reason
 from apps_api.webhooks.matching import pattern_error
 
 MAX_SUBSCRIPTIONS = 100
@@ -39,6 +40,10 @@ def _endpoint_url(value: str) -> str:
         raise ValueError("Must not contain credentials.")
     if parts.fragment:
         raise ValueError("Must not contain a fragment.")
+    # The sender's own parser has the last word: what it refuses would fail every attempt.
+    reason = unsendable_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 
