@@ -178,7 +178,10 @@ async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedi
 
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    # A client address of its own per test: login throttling counts failures per address, and
+    # one test's failed logins must not lock out the next test.
+    address = f"127.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 

@@ -22,6 +22,7 @@ from apps_api.kit import fastpath
 from apps_api.kit.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
+from apps_api.kit.security import configure_password_hashing
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.settings import Settings, get_settings
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc",
     )
     app.state.settings = settings
+    configure_password_hashing(
+        concurrency=settings.password_hash_concurrency, wait_seconds=settings.password_hash_wait_seconds
+    )
     install_error_handlers(app)
     # Innermost of ours: a request a fast path answers is still logged, measured and tagged.
     app.add_middleware(

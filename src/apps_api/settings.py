@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Key that other platform services use on the internal event ingestion endpoint.
     ingest_service_key: str | None = None
 
+    # Password checks (argon2id, 19 MiB each) running at once per process; more wait up to
+    # password_hash_wait_seconds for a slot, then get 503.
+    password_hash_concurrency: int = 2
+    password_hash_wait_seconds: float = 5.0
+
     log_level: str = "INFO"
     log_json: bool = False
 
