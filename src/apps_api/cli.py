@@ -265,6 +265,26 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return _run_admin(settings, action)
 
 
+def cmd_set_password(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        return _user_json(
+            await service.set_password(session=session, user_id=args.user, password=args.password)
+        )
+
+    return _run_admin(settings, action)
+
+
+def cmd_delete_user(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        return _user_json(await service.delete_user(session=session, user_id=args.user))
+
+    return _run_admin(settings, action)
+
+
 def cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
     from apps_api.platform import service
 
@@ -355,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--first-name")
     create_user.add_argument("--last-name")
     create_user.set_defaults(handler=cmd_create_user)
+
+    set_password = admin_commands.add_parser(
+        "set-password", help="change a password; ends the user's sessions"
+    )
+    set_password.add_argument("--user", type=_uuid, required=True)
+    set_password.add_argument("--password", required=True)
+    set_password.set_defaults(handler=cmd_set_password)
+
+    delete_user = admin_commands.add_parser("delete-user", help="soft-delete a user; ends their sessions")
+    delete_user.add_argument("--user", type=_uuid, required=True)
+    delete_user.set_defaults(handler=cmd_delete_user)
 
     create_token = admin_commands.add_parser("create-token")
     create_token.add_argument("--user", type=_uuid, required=True)

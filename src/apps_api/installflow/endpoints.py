@@ -34,6 +34,7 @@ from apps_api.kit.errors import APIError, BadRequest, Conflict, Forbidden, NotFo
 from apps_api.kit.security import HashingBusy
 from apps_api.kit.throttle import Subject, ThrottleUnavailable, locked_for, record_failure, record_success
 from apps_api.models import App
+from apps_api.platform.service import end_sessions
 from apps_api.settings import Settings
 
 router = APIRouter(prefix="/apps", include_in_schema=False)
@@ -428,8 +429,10 @@ def _throttled(
 
 
 @router.post("/{app_id}/install/logout", response_class=HTMLResponse)
-async def logout(request: Request, app_id: str, csrf: CsrfField = None, next: FormField = None) -> Response:
-    """End the session and go back to the install page (which asks to log in)."""
+async def logout(
+    request: Request, session: SessionDep, app_id: str, csrf: CsrfField = None, next: FormField = None
+) -> Response:
+    """End the user's sessions (this browser's and any other) and go back to the install page."""
     next_ = safe_next(next)
     if next_ is None:
         return _bad_next(request)
@@ -439,6 +442,9 @@ async def logout(request: Request, app_id: str, csrf: CsrfField = None, next: Fo
     browser_session = read_session(request, secret_key=settings.secret_key)
     if not csrf_valid(browser_session, csrf, secret_key=settings.secret_key):
         return _csrf_failed(request, app_id, next_)
+    # Clearing the cookie is not enough: a copy of it (saved, stolen) must stop working too.
+    if browser_session is not None and browser_session.user_id is not None:
+        await end_sessions(session=session, user_id=browser_session.user_id)
     response = RedirectResponse(_install_path(app_id, next_), status_code=303)
     clear_session(response, secure=is_https(request, public_base_url=settings.public_base_url))
     return response

@@ -65,7 +65,8 @@ async def authenticate_login(*, session: AsyncSession, email: str, password: str
 
 
 async def session_user(*, session: AsyncSession, browser_session: BrowserSession | None) -> LoggedIn | None:
-    """The logged-in user of a cookie, while they are live, keep `settings` and their password."""
+    """The logged-in user of a cookie, while they are live, keep `settings` and their password, and
+    have not logged out (their session epoch is the cookie's)."""
     if browser_session is None or browser_session.user_id is None:
         return None
     row = (
@@ -78,6 +79,8 @@ async def session_user(*, session: AsyncSession, browser_session: BrowserSession
     if row is None:
         return None
     user, organization = row
+    if browser_session.epoch != user.session_epoch:
+        return None  # logged out, password changed or user deleted since this session began
     if not user.has_permission("settings") or not constant_time_equals(
         password_digest(user), browser_session.password_digest or ""
     ):
