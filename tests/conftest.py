@@ -101,6 +101,7 @@ def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
         "APPS_API_QUEUE_NAME": f"apps_api_test:{RUN_ID}",
         "APPS_API_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
         "APPS_API_INGEST_SERVICE_KEY": f"ingest-{RUN_ID}",
+        "APPS_API_METRICS_TOKEN": f"metrics-{RUN_ID}",
     }
     previous = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     # Key that other platform services use on the internal event ingestion endpoint.
     ingest_service_key: str | None = None
+    # Prometheus scrapes the API's /metrics with `Authorization: Bearer <this>`; unset, /metrics
+    # is a 404 for everyone (it shows status counts per route, failed logins among them).
+    metrics_token: str | None = None
 
     # Password checks (argon2id, 19 MiB each) running at once per process; more wait up to
     # password_hash_wait_seconds for a slot, then get 503.
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
         "database_url",
         "redis_url",
         "ingest_service_key",
+        "metrics_token",
         "public_base_url",
         "worker_metrics_port",
         mode="before",
