@@ -107,6 +107,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("PUT", OWNED): Route({**DENIED_ORG, "owner": 200}, json=_app_body),
     ("PATCH", OWNED): Route({**DENIED_ORG, "owner": 200}, json=lambda w: {"description": "patched"}),
     ("DELETE", OWNED): Route({**DENIED_ORG, "owner": 204}),
+    ("POST", OWNED + "/rotate_secret"): Route(
+        {**DENIED_ORG, "owner": 200}, json=lambda w: {"grace_period_seconds": 0}
+    ),
     ("GET", OWNED + "/shares"): Route({**DENIED_ORG, "owner": 200}),
     # Already shared with that partner: the owner's control gets past every check to the 409.
     ("POST", OWNED + "/shares"): Route(

@@ -258,5 +258,20 @@ class OwnedAppInput(InputSchema):
     allowed_redirect_uris: list[HttpsUrl] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
+MAX_GRACE_PERIOD_SECONDS = 7 * 24 * 3600
+
+
+class RotateSecretInput(InputSchema):
+    grace_period_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=MAX_GRACE_PERIOD_SECONDS,
+        description=(
+            "How long the previous secret keeps working (GIOSGAPP, `/identity/token`, and a second "
+            "webhook signature), 0 to 604800 seconds; 0 ends it at once. Default: one day."
+        ),
+    )
+
+
 class AppShareInput(InputSchema):
     organization_id: uuid.UUID = Field(description="The partner organization to share the app with.")

@@ -8,6 +8,7 @@ it is uninstalled through `installations.service.uninstall()`, in the same trans
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any, cast
 
 import asyncpg
@@ -18,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.apps import repository
 from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppInput, owned_app_json
 from apps_api.auth.service import Principal
+from apps_api.events.service import emit
 from apps_api.installations import service as installations
 from apps_api.kit.db import CompiledSelect
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, AppShare, Asset
+from apps_api.models.base import utcnow
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
@@ -144,6 +147,46 @@ async def update_app(
         await installations.uninstall_ineligible(
             session=session, app_ids=[current.id], actor_user_id=principal.user_id
         )
+    return await _reload(session=session, app=current)
+
+
+async def rotate_secret(
+    *, session: AsyncSession, principal: Principal, app: App, grace_period_seconds: int
+) -> App:
+    """Give the app a new secret; the previous one keeps working for the grace period (0: not at all).
+
+    A second rotation within a grace period replaces the older secret: only one previous secret
+    is ever valid. Emits `changed` on the owner's webhooks channel of the app (without secrets).
+    """
+    await installations.lock_app(session=session, app_id=app.id)
+    current = await _reload(session=session, app=app)
+    now = utcnow()
+    if grace_period_seconds > 0:
+        current.previous_secret = current.secret
+        current.previous_secret_expires_at = now + timedelta(seconds=grace_period_seconds)
+    else:
+        current.previous_secret = None
+        current.previous_secret_expires_at = None
+    current.secret = new_app_secret()
+    current.updated_by_user_id = principal.user_id
+    await session.flush()
+    await emit(
+        session=session,
+        organization_id=current.owned_by_organization_id,
+        channel=f"/api/v5/orgs/{current.owned_by_organization_id}/owned_apps/{current.id}/webhooks",
+        action="changed",
+        resource_id=current.id,
+        resource={
+            "app_id": str(current.id),
+            "secret_rotated_at": now.isoformat().replace("+00:00", "Z"),
+            "previous_secret_expires_at": (
+                current.previous_secret_expires_at.isoformat().replace("+00:00", "Z")
+                if current.previous_secret_expires_at is not None
+                else None
+            ),
+        },
+        actor_user_id=principal.user_id,
+    )
     return await _reload(session=session, app=current)
 
 

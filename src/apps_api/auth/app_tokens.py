@@ -13,13 +13,11 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.apps.secrets import app_secret_matches
 from apps_api.auth.service import Principal
-from apps_api.kit.security import constant_time_equals
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token
-
-_DUMMY_SECRET = "0" * 44
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -49,7 +47,7 @@ async def authenticate_app_token(
     if claims.get("inst_id") is not None and installation_id is None:
         return None
     app = await session.get(App, app_id)
-    if not constant_time_equals(app.secret if app is not None else _DUMMY_SECRET, app_secret) or app is None:
+    if not app_secret_matches(app, app_secret) or app is None:
         return None
     row = (
         await session.execute(

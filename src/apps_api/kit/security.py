@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -41,8 +40,13 @@ def digest(key: str) -> bytes:
 
 
 def new_app_secret() -> str:
-    """32 random bytes, standard base64 (DESIGN.md section 6)."""
-    return base64.b64encode(secrets.token_bytes(32)).decode()
+    """32 random bytes as 64 lowercase hex characters.
+
+    URL- and form-safe (integrators post it unencoded in form bodies, as giosg's 40-hex secrets),
+    and still a valid Standard Webhooks secret: the signing key is its base64 decoding (48 bytes),
+    so `standardwebhooks.Webhook(secret)` verifies. Older base64 secrets stay valid.
+    """
+    return secrets.token_hex(32)
 
 
 def hash_password(password: str) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -72,6 +73,10 @@ class App(IdMixin, TimestampMixin, Base):
     # Maintained in the same transaction as every install and uninstall.
     installation_count: Mapped[int] = mapped_column(default=0)
     secret: Mapped[str] = mapped_column(String(64))
+    # After a rotation, the replaced secret keeps working until `previous_secret_expires_at`
+    # (GIOSGAPP, /identity/token, and a second webhook signature): apps/secrets.py.
+    previous_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )

@@ -111,6 +111,8 @@ class Attempt:
     # Joined at lease time: the app's current secret (None once the app is deleted) and
     # whether the installation still exists (its app user may act only while it does).
     app_secret: str | None
+    # The secret a rotation replaced, while its grace period lasts: a second signature.
+    app_previous_secret: str | None
     installed: bool
 
 
@@ -172,6 +174,8 @@ WITH slots AS (
         d.action, d.resource_id, d.payload, d.signing_secret, d.message_id, d.attempt_count,
         d.max_attempts, d.next_attempt_at, d.created_at, d.current_log_entry_id AS log_entry_id,
         (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
+        (SELECT apps.previous_secret FROM apps
+         WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > $2) AS app_previous_secret,
         EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
 ), started AS (
     UPDATE webhook_log_entries AS e
@@ -323,14 +327,20 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
         )
     content = json.dumps(body, separators=(",", ":"), default=str).encode()
     headers = signature_headers(
-        secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=content
+        secret=secret,
+        message_id=attempt.message_id,
+        timestamp=int(time.time()),
+        body=content,
+        previous_secret=attempt.app_previous_secret,
     )
     headers["content-type"] = "application/json"
     return attempt.endpoint_url, headers, content
 
 
 def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
-    secret = attempt.signing_secret
+    # The app's current secret (a rotation since the trigger was scheduled signs with the new one);
+    # the copy kept with the delivery once the app is deleted.
+    secret = attempt.app_secret or attempt.signing_secret
     if not secret:
         return "The trigger has no signing secret."
     claims = attempt.payload.get("claims", {})
@@ -350,7 +360,11 @@ def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | st
     separator = "&" if "?" in attempt.endpoint_url else "?"
     url = attempt.endpoint_url + separator + urlencode({"type": attempt.payload.get("type"), "data": data})
     headers = signature_headers(
-        secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=b""
+        secret=secret,
+        message_id=attempt.message_id,
+        timestamp=int(time.time()),
+        body=b"",
+        previous_secret=attempt.app_previous_secret if attempt.app_secret else None,
     )
     return url, headers, b""
 
