@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from apps_api.embedded import start_postgres, start_redis
 from apps_api.kit import fastpath
+from apps_api.kit.crypto import new_encryption_key
 from apps_api.kit.db import get_session, unit_of_work
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
@@ -34,6 +35,8 @@ from tests.factories import Tenant, make_tenant
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = secrets.token_hex(4)
+# App secrets are encrypted at rest under this run's key (workers inherit it with the settings).
+TEST_ENCRYPTION_KEY = new_encryption_key()
 
 
 def _with_database(url: str, database: str) -> str:
@@ -102,6 +105,7 @@ def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
         "APPS_API_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
         "APPS_API_INGEST_SERVICE_KEY": f"ingest-{RUN_ID}",
         "APPS_API_METRICS_TOKEN": f"metrics-{RUN_ID}",
+        "APPS_API_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
     }
     previous = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -96,6 +96,8 @@ async def test_poison_urls_in_the_database_fail_within_their_schedule(world: Wor
         await world.run(poison)
         with worker() as process:
             await world.publish(*(chat_event(org.org_id, resource_id=f"chat-{i}") for i in range(3)))
+            # Installations are read at dispatch: settle before uninstalling.
+            await world.settle()
 
             async def uninstall_it(session: AsyncSession) -> None:
                 current = await session.get(AppInstallation, installation.id)

@@ -19,6 +19,7 @@ from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit import fastpath
+from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc",
     )
     app.state.settings = settings
+    configure_encryption(settings.encryption_keys)
     configure_password_hashing(
         concurrency=settings.password_hash_concurrency, wait_seconds=settings.password_hash_wait_seconds
     )

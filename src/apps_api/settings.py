@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # Signs pagination cursors, web-flow session cookies and CSRF tokens. A random
     # per-process key is fine for one process; set it for several API processes.
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    # AES-GCM keys of app secrets at rest, comma-separated URL-safe base64 of 32 bytes: the first
+    # encrypts, all decrypt (kit/crypto.py). Embedded, one is generated in the state folder.
+    encryption_keys: str | None = None
     # Absolute URLs (pagination links, install page) use the request's own host
     # unless this is set (behind a proxy that rewrites Host).
     public_base_url: str | None = None
@@ -70,6 +73,7 @@ class Settings(BaseSettings):
         "redis_url",
         "ingest_service_key",
         "metrics_token",
+        "encryption_keys",
         "public_base_url",
         "worker_metrics_port",
         mode="before",

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from apps_api.kit.crypto import decrypt
 from apps_api.kit.schemas import (
     AssetEmbed,
     InputSchema,
@@ -155,7 +156,7 @@ def owned_app_json(row: Any) -> dict[str, Any]:
         created_by_user=user_embed_json(row, "created_by_"),
         updated_by_user_id=row["updated_by_user_id"],
         updated_by_user=user_embed_json(row, "updated_by_"),
-        secret=row["secret"],
+        secret=decrypt(row["secret"]),  # a raw row: the column's ciphertext
     )
     return view
 

@@ -21,6 +21,7 @@ from apps_api.apps.schemas import REQUIRED_ATTRIBUTES, AppShareInput, OwnedAppIn
 from apps_api.auth.service import Principal
 from apps_api.events.service import emit
 from apps_api.installations import service as installations
+from apps_api.kit.crypto import encrypt
 from apps_api.kit.db import CompiledSelect
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
@@ -119,7 +120,8 @@ async def create_app(
         _APPS,
         {
             "owned_by_organization_id": principal.organization_id,
-            "secret": new_app_secret(),
+            # The INSERT bypasses the ORM (and its EncryptedText): encrypt here.
+            "secret": encrypt(new_app_secret()),
             "created_by_user_id": principal.user_id,
             "updated_by_user_id": principal.user_id,
             **changes,

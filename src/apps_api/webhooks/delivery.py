@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from apps_api.kit.crypto import decrypt_optional
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
@@ -308,7 +309,9 @@ async def _start_other_entries(
 
 
 def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
-    secret = attempt.app_secret
+    # Secrets come from raw rows, encrypted (kit/crypto.py); decrypted here, inside the attempt,
+    # so a secret that cannot be decrypted fails this attempt only.
+    secret = decrypt_optional(attempt.app_secret)
     if secret is None:
         return "The app no longer exists."
     body: dict[str, Any] = dict(attempt.payload)
@@ -331,7 +334,7 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
         message_id=attempt.message_id,
         timestamp=int(time.time()),
         body=content,
-        previous_secret=attempt.app_previous_secret,
+        previous_secret=decrypt_optional(attempt.app_previous_secret),
     )
     headers["content-type"] = "application/json"
     return attempt.endpoint_url, headers, content
@@ -340,7 +343,7 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
 def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
     # The app's current secret (a rotation since the trigger was scheduled signs with the new one);
     # the copy kept with the delivery once the app is deleted.
-    secret = attempt.app_secret or attempt.signing_secret
+    secret = decrypt_optional(attempt.app_secret or attempt.signing_secret)
     if not secret:
         return "The trigger has no signing secret."
     claims = attempt.payload.get("claims", {})
@@ -364,7 +367,7 @@ def _trigger_request(attempt: Attempt) -> tuple[str, dict[str, str], bytes] | st
         message_id=attempt.message_id,
         timestamp=int(time.time()),
         body=b"",
-        previous_secret=attempt.app_previous_secret if attempt.app_secret else None,
+        previous_secret=decrypt_optional(attempt.app_previous_secret) if attempt.app_secret else None,
     )
     return url, headers, b""
 
