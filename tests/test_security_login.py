@@ -78,8 +78,8 @@ async def test_a_locked_account_refuses_even_the_right_password(
     # Per account: from another address the account is locked too.
     async with await _client(client._transport.app) as elsewhere:  # type: ignore[attr-defined]
         assert (await _login(elsewhere, public_app.id, installer.user.email, PASSWORD)).status_code == 429
-    # Another account from the same address is unaffected (4 failures of the address so far... 5:
-    # the address is locked too), so use a fresh address for the other account.
+    # Only the guessed account is locked (and this address, which made the 5 failures): another
+    # account from another address logs in.
     other = await make_installer(session)
     async with await _client(client._transport.app) as fresh:  # type: ignore[attr-defined]
         assert (await _login(fresh, public_app.id, other.user.email, PASSWORD)).status_code == 303
