@@ -30,6 +30,7 @@ LOG_DIR = STATE_DIR / "logs"
 DATABASE = "apps_api_bench"
 QUEUE = "apps_api_bench:queue"
 SECRET_KEY = "bench-secret-key-not-for-production"
+ENCRYPTION_KEY = "YmVuY2gtZW5jcnlwdGlvbi1rZXktbm90LTQtcHJvZCE="  # 32 bytes, not for production
 # Pagination links are absolute; both the service and the baseline build them from this origin,
 # so their bodies can be compared byte for byte.
 PUBLIC_BASE_URL = "http://api.bench.invalid"
@@ -62,6 +63,8 @@ class Services:
             "APPS_API_DATABASE_URL": self.database_url,
             "APPS_API_REDIS_URL": self.redis_url,
             "APPS_API_SECRET_KEY": SECRET_KEY,
+            # App secrets at rest (kit/crypto.py); seeded rows hold plaintext, which reads as is.
+            "APPS_API_ENCRYPTION_KEYS": ENCRYPTION_KEY,
             "APPS_API_QUEUE_NAME": QUEUE,
             "APPS_API_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
             "APPS_API_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",

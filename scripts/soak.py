@@ -691,11 +691,15 @@ def main() -> int:
         else:
             redis_process, redis_url = start_redis(folder / "redis")
         upgrade(database_url)
+        from apps_api.kit.crypto import new_encryption_key
+
         env = {
             **os.environ,
             "APPS_API_DATABASE_URL": database_url,
             "APPS_API_REDIS_URL": redis_url,
             "APPS_API_SECRET_KEY": secrets.token_urlsafe(32),
+            # App secrets at rest (kit/crypto.py): a fresh database, so a fresh key.
+            "APPS_API_ENCRYPTION_KEYS": new_encryption_key(),
             "APPS_API_QUEUE_NAME": f"apps_api_soak:{secrets.token_hex(4)}",
             "APPS_API_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
             "APPS_API_INGEST_SERVICE_KEY": secrets.token_urlsafe(24),

@@ -25,6 +25,7 @@ from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from apps_api.embedded import start_postgres, start_redis
+from apps_api.kit.crypto import new_encryption_key
 from apps_api.kit.db import unit_of_work
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
@@ -34,6 +35,8 @@ from tests.redis_cleanup import remove_queue_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = secrets.token_hex(4)
+# App secrets are encrypted at rest under this run's key (workers inherit it with the settings).
+TEST_ENCRYPTION_KEY = new_encryption_key()
 
 
 def _with_database(url: str, database: str) -> str:
@@ -101,6 +104,8 @@ def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
         "APPS_API_QUEUE_NAME": f"apps_api_test:{RUN_ID}",
         "APPS_API_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
         "APPS_API_INGEST_SERVICE_KEY": f"ingest-{RUN_ID}",
+        "APPS_API_METRICS_TOKEN": f"metrics-{RUN_ID}",
+        "APPS_API_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
     }
     previous = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -178,7 +183,10 @@ async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedi
 
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    # A client address of its own per test: login throttling counts failures per address, and
+    # one test's failed logins must not lock out the next test.
+    address = f"127.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 

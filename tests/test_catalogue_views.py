@@ -199,6 +199,7 @@ async def test_secret_appears_in_the_owned_view_only(
         ("GET", owned + "/{app_id}", "200"),
         ("PUT", owned + "/{app_id}", "200"),
         ("PATCH", owned + "/{app_id}", "200"),
+        ("POST", owned + "/{app_id}/rotate_secret", "200"),
     }
 
     # The responses themselves.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from typing import Any
 
@@ -74,7 +75,11 @@ async def test_create_returns_every_owned_attribute(
     assert body["required_scopes"] == ["reports", "users"]
     assert body["installation_count"] == 0
     assert body["is_available_to_partners"] is True and body["is_available_to_anyone"] is False
-    assert len(base64.b64decode(body["secret"], validate=True)) == 32
+    # 32 random bytes as 64 lowercase hex (URL- and form-safe); its base64 decoding is the signing key.
+    assert (
+        re.fullmatch(r"[0-9a-f]{64}", body["secret"])
+        and len(base64.b64decode(body["secret"], validate=True)) == 48
+    )
     assert body["created_by_user_id"] == body["updated_by_user_id"] == str(tenant.user.id)
     assert body["created_by_user"] == {
         "id": str(tenant.user.id),

@@ -1,7 +1,7 @@
 """app_installations: one installation per app user, found by index
 
 Revision ID: 1300_trusta
-Revises: 0003
+Revises: 0006_sec
 Create Date: 2026-11-30 13:00:00+00:00
 
 Every API token's principal is looked up together with the installation whose app user its
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "1300_trusta"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006_sec"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.embedded import EmbeddedServices, ensure_services
+from apps_api.kit.crypto import configure_encryption
 from apps_api.logs import configure_logging
 from apps_api.settings import Settings, get_settings
 
@@ -51,6 +52,7 @@ def _migrate(settings: Settings) -> None:
 
 def _prepare(settings: Settings, *, migrate: bool = True) -> EmbeddedServices:
     services = ensure_services(settings)
+    configure_encryption(settings.encryption_keys)
     if migrate and "postgres" in services.started:
         # Embedded databases are ours to keep at the latest schema.
         _migrate(settings)
@@ -111,6 +113,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 "APPS_API_DATABASE_URL": settings.database_url or "",
                 "APPS_API_REDIS_URL": settings.redis_url or "",
                 "APPS_API_SECRET_KEY": settings.secret_key,
+                "APPS_API_ENCRYPTION_KEYS": settings.encryption_keys or "",
             }
             worker = subprocess.Popen([sys.executable, "-m", "apps_api", "worker"], env=env)
             logger.info("arq worker started (pid %s)", worker.pid)
@@ -265,6 +268,40 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return _run_admin(settings, action)
 
 
+def cmd_set_password(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        return _user_json(
+            await service.set_password(session=session, user_id=args.user, password=args.password)
+        )
+
+    return _run_admin(settings, action)
+
+
+def cmd_delete_user(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.platform import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        return _user_json(await service.delete_user(session=session, user_id=args.user))
+
+    return _run_admin(settings, action)
+
+
+def cmd_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.auth.secrets import reencrypt_secrets
+    from apps_api.kit.crypto import EncryptionKeyMissing
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        try:
+            counts = await reencrypt_secrets(session=session)
+        except EncryptionKeyMissing as exc:
+            raise CommandError(str(exc)) from None
+        return {"reencrypted": counts}
+
+    return _run_admin(settings, action)
+
+
 def cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
     from apps_api.platform import service
 
@@ -355,6 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--first-name")
     create_user.add_argument("--last-name")
     create_user.set_defaults(handler=cmd_create_user)
+
+    set_password = admin_commands.add_parser(
+        "set-password", help="change a password; ends the user's sessions"
+    )
+    set_password.add_argument("--user", type=_uuid, required=True)
+    set_password.add_argument("--password", required=True)
+    set_password.set_defaults(handler=cmd_set_password)
+
+    delete_user = admin_commands.add_parser("delete-user", help="soft-delete a user; ends their sessions")
+    delete_user.add_argument("--user", type=_uuid, required=True)
+    delete_user.set_defaults(handler=cmd_delete_user)
+
+    reencrypt = admin_commands.add_parser(
+        "reencrypt", help="encrypt every stored app secret under the first APPS_API_ENCRYPTION_KEYS key"
+    )
+    reencrypt.set_defaults(handler=cmd_reencrypt)
 
     create_token = admin_commands.add_parser("create-token")
     create_token.add_argument("--user", type=_uuid, required=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apps_api.kit.crypto import new_encryption_key
 from apps_api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -126,11 +127,24 @@ def ensure_secret_key(settings: Settings) -> None:
     settings.secret_key = path.read_text().strip()
 
 
+def ensure_encryption_key(settings: Settings) -> None:
+    """Persist one encryption key per state folder (app secrets at rest), unless keys are configured."""
+    if settings.encryption_keys:
+        return
+    path = settings.state_dir / "encryption_key"
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(new_encryption_key())
+        path.chmod(0o600)
+    settings.encryption_keys = path.read_text().strip()
+
+
 def ensure_services(settings: Settings) -> EmbeddedServices:
     """Fill in `database_url` / `redis_url` with embedded servers where none is configured."""
     services = EmbeddedServices()
     if settings.database_url is None or settings.redis_url is None:
         ensure_secret_key(settings)
+        ensure_encryption_key(settings)
     if settings.database_url is None:
         services.postgres, settings.database_url = start_postgres(settings.state_dir / "postgres")
         services.started.append("postgres")

@@ -19,9 +19,11 @@ from apps_api.auth.app_tokens import app_token_authenticator
 from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
+from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, engine_request_sessions
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
+from apps_api.kit.security import configure_password_hashing
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.settings import Settings, get_settings
@@ -72,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc",
     )
     app.state.settings = settings
+    configure_encryption(settings.encryption_keys)
+    configure_password_hashing(
+        concurrency=settings.password_hash_concurrency, wait_seconds=settings.password_hash_wait_seconds
+    )
     install_error_handlers(app)
     app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # Signs pagination cursors, web-flow session cookies and CSRF tokens. A random
     # per-process key is fine for one process; set it for several API processes.
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    # AES-GCM keys of app secrets at rest, comma-separated URL-safe base64 of 32 bytes: the first
+    # encrypts, all decrypt (kit/crypto.py). Embedded, one is generated in the state folder.
+    encryption_keys: str | None = None
     # Absolute URLs (pagination links, install page) use the request's own host
     # unless this is set (behind a proxy that rewrites Host).
     public_base_url: str | None = None
@@ -54,6 +57,14 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     # Key that other platform services use on the internal event ingestion endpoint.
     ingest_service_key: str | None = None
+    # Prometheus scrapes the API's /metrics with `Authorization: Bearer <this>`; unset, /metrics
+    # is a 404 for everyone (it shows status counts per route, failed logins among them).
+    metrics_token: str | None = None
+
+    # Password checks (argon2id, 19 MiB each) running at once per process; more wait up to
+    # password_hash_wait_seconds for a slot, then get 503.
+    password_hash_concurrency: int = 2
+    password_hash_wait_seconds: float = 5.0
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -62,6 +73,8 @@ class Settings(BaseSettings):
         "database_url",
         "redis_url",
         "ingest_service_key",
+        "metrics_token",
+        "encryption_keys",
         "public_base_url",
         "worker_metrics_port",
         mode="before",

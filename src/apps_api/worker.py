@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, create_sessionmaker
 from apps_api.kit.queue import wake_channel
 from apps_api.settings import Settings
@@ -108,6 +109,7 @@ def worker_cron_jobs(settings: Settings) -> list[Any]:
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
+        configure_encryption(settings.encryption_keys)
         engine = create_engine(settings)
         ctx["settings"] = settings
         ctx["engine"] = engine

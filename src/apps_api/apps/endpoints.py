@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from apps_api.apps.schemas import (
     OwnedAppInput,
     PartnerApp,
     PublicApp,
+    RotateSecretInput,
     owned_app_json,
     public_app_json,
 )
@@ -250,6 +251,31 @@ async def update_owned_app(
     may no longer be installed."""
     updated = await service.update_app(session=session, principal=principal, app=app, data=data, partial=True)
     return OwnedApp.model_validate(updated)
+
+
+@router.post(
+    "/orgs/{organization_id}/owned_apps/{app_id}/rotate_secret",
+    response_model=OwnedApp,
+    summary="Rotate an owned app's secret",
+    tags=["Owned apps"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def rotate_owned_app_secret(
+    session: SessionDep,
+    principal: OrgSettingsPrincipal,
+    app: OwnedAppDep,
+    data: Annotated[RotateSecretInput | None, Body()] = None,
+) -> OwnedApp:
+    """A new `secret` (64 hex characters), returned here. During `grace_period_seconds` (default
+    86400, at most 604800; 0 ends it at once) the previous secret still authenticates GIOSGAPP and
+    `/identity/token`, and webhooks carry a second signature made with it
+    (`webhook-signature: v1,<new> v1,<previous>`). Trigger JWTs are signed with the new secret.
+    Emits `changed` on the app's webhooks channel."""
+    grace = (data or RotateSecretInput()).grace_period_seconds
+    rotated = await service.rotate_secret(
+        session=session, principal=principal, app=app, grace_period_seconds=grace
+    )
+    return OwnedApp.model_validate(rotated)
 
 
 @router.delete(

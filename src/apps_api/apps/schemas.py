@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from apps_api.catalog.views import AppBase, EmbeddedUser, app_base_json
+from apps_api.kit.crypto import decrypt
 from apps_api.kit.schemas import (
     InputSchema,
     OrganizationEmbed,
@@ -21,6 +22,7 @@ from apps_api.kit.schemas import (
     user_embed_json,
 )
 from apps_api.models import SCOPES, TRIGGER_CONDITIONS
+from apps_api.outbound.urls import unsendable_reason
 
 NAME_MAX_LENGTH = 75
 
@@ -98,7 +100,7 @@ def owned_app_json(row: Any) -> dict[str, Any]:
         created_by_user=user_embed_json(row, "created_by_"),
         updated_by_user_id=row["updated_by_user_id"],
         updated_by_user=user_embed_json(row, "updated_by_"),
-        secret=row["secret"],
+        secret=decrypt(row["secret"]),  # a raw row: the column's ciphertext
     )
     return view
 
@@ -138,6 +140,10 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)  # note: urlsplit silently drops tabs and newlines, hence the check
     if parts.scheme not in ("http", "https") or not parts.hostname or _unsafe_character(value):
         raise ValueError("Enter a valid absolute http:// or https:// URL.")
+    # The trigger sender's parser (httpx) has the last word: what it refuses would fail every attempt.
+    reason = unsendable_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 
@@ -224,6 +230,21 @@ class OwnedAppInput(InputSchema):
     trigger_conditions: TriggerConditions = Field(default_factory=list)
     required_scopes: Scopes = Field(default_factory=list)
     allowed_redirect_uris: list[HttpsUrl] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+
+
+MAX_GRACE_PERIOD_SECONDS = 7 * 24 * 3600
+
+
+class RotateSecretInput(InputSchema):
+    grace_period_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=MAX_GRACE_PERIOD_SECONDS,
+        description=(
+            "How long the previous secret keeps working (GIOSGAPP, `/identity/token`, and a second "
+            "webhook signature), 0 to 604800 seconds; 0 ends it at once. Default: one day."
+        ),
+    )
 
 
 class AppShareInput(InputSchema):

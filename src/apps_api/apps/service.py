@@ -8,6 +8,7 @@ it is uninstalled through `installations.service.uninstall()`, in the same trans
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, Uuid, bindparam, insert, select, text
@@ -24,8 +25,9 @@ from apps_api.apps.schemas import (
 from apps_api.auth.service import Principal
 from apps_api.catalog import repository as catalog
 from apps_api.catalog.views import InstalledApp
-from apps_api.delivery.events import SETTINGS_SCOPE
+from apps_api.delivery.events import SETTINGS_SCOPE, emit
 from apps_api.installations import service as installations
+from apps_api.kit.crypto import encrypt
 from apps_api.kit.driver import SessionStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
@@ -154,7 +156,8 @@ async def create_app(*, session: AsyncSession, principal: Principal, data: Owned
         _APPS,
         {
             "owned_by_organization_id": principal.organization_id,
-            "secret": new_app_secret(),
+            # The INSERT bypasses the ORM (and its EncryptedText): encrypt here.
+            "secret": encrypt(new_app_secret()),
             "created_by_user_id": principal.user_id,
             "updated_by_user_id": principal.user_id,
             **changes,
@@ -215,6 +218,47 @@ async def _emit_installed_app_changed(
             "now": utcnow(),
         },
     )
+
+
+async def rotate_secret(
+    *, session: AsyncSession, principal: Principal, app: App, grace_period_seconds: int
+) -> App:
+    """Give the app a new secret; the previous one keeps working for the grace period (0: not at all).
+
+    A second rotation within a grace period replaces the older secret: only one previous secret
+    is ever valid. Emits `changed` on the owner's webhooks channel of the app (without secrets).
+    """
+    await installations.lock_app(session=session, app_id=app.id)
+    current = await _reload(session=session, app=app)
+    now = utcnow()
+    if grace_period_seconds > 0:
+        current.previous_secret = current.secret
+        current.previous_secret_expires_at = now + timedelta(seconds=grace_period_seconds)
+    else:
+        current.previous_secret = None
+        current.previous_secret_expires_at = None
+    current.secret = new_app_secret()
+    current.updated_by_user_id = principal.user_id
+    await session.flush()
+    await emit(
+        session=session,
+        organization_id=current.owned_by_organization_id,
+        channel=f"/api/v5/orgs/{current.owned_by_organization_id}/owned_apps/{current.id}/webhooks",
+        action="changed",
+        required_scope=SETTINGS_SCOPE,
+        resource_id=current.id,
+        resource={
+            "app_id": str(current.id),
+            "secret_rotated_at": now.isoformat().replace("+00:00", "Z"),
+            "previous_secret_expires_at": (
+                current.previous_secret_expires_at.isoformat().replace("+00:00", "Z")
+                if current.previous_secret_expires_at is not None
+                else None
+            ),
+        },
+        actor_user_id=principal.user_id,
+    )
+    return await _reload(session=session, app=current)
 
 
 async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:

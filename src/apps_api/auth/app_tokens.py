@@ -20,13 +20,11 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.secrets import app_secret_matches
 from apps_api.auth.service import APP_AS_USER, APP_USER, Principal
-from apps_api.kit.security import constant_time_equals
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import APP_USER_ACTOR, decode_access_token
-
-_DUMMY_SECRET = "0" * 44
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -57,10 +55,8 @@ async def authenticate_app_token(
         return None
     if app_secret is not None:
         app = await session.get(App, app_id)
-        if (
-            not constant_time_equals(app.secret if app is not None else _DUMMY_SECRET, app_secret)
-            or app is None
-        ):
+        # Compared even without an app, so a missing app takes as long as a wrong secret.
+        if not app_secret_matches(app, app_secret) or app is None:
             return None
     row = (
         await session.execute(

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps_api.delivery.outbox import delivery_fields, log_entry_fields
 from apps_api.delivery.signing import signature_headers
+from apps_api.kit.crypto import decrypt_optional
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 SHORT_WAIT_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 INTERRUPTED = "Interrupted: the worker stopped during the attempt; its lease lapsed."
+INTERRUPTED_LAST = INTERRUPTED + " It was the last attempt: the delivery failed."
 
 
 @dataclass
@@ -116,6 +118,8 @@ class Attempt:
     # Joined at lease time: the app's current secret (None once the app is deleted) and
     # whether the installation still exists (its app user may act only while it does).
     app_secret: str | None
+    # The secret a rotation replaced, while its grace period lasts: a second signature.
+    app_previous_secret: str | None
     installed: bool
 
 
@@ -125,12 +129,15 @@ class Attempt:
 # The endpoint's leases are taken one transaction at a time, so the bound below is exact.
 _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
+# A lapsed lease counts as an attempt: a delivery whose lapsed attempt was its last is failed
+# here (with its entry "Interrupted") instead of being sent again, so even an attempt that kills
+# its worker every time ends within the schedule.
 # Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
 # `bound` minus the endpoint's live leases (all workers), and at most `wanted`; their pending
 # log entries become started (`entry_started` false: the entry is missing or was left started
 # by a worker that died mid-request, see `_start_other_entries`). Always at least one row:
 # `free` is the number of slots it could fill (a row with a NULL id when it leased none).
-# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id.
+# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason.
 _LEASE = """
 WITH slots AS (
     SELECT greatest(0, least(
@@ -140,10 +147,26 @@ WITH slots AS (
             WHERE endpoint_host = $1 AND status = 'started' AND locked_until > $2
         )
     )) AS free
+), exhausted AS (
+    UPDATE outbound_deliveries AS d
+    SET status = 'failed', locked_until = NULL, locked_by = NULL, updated_at = $2, completed_at = $2
+    WHERE d.id IN (
+        SELECT id FROM outbound_deliveries
+        WHERE endpoint_host = $1 AND status = 'started' AND locked_until < $2
+          AND attempt_count >= max_attempts
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.current_log_entry_id
+), exhausted_entries AS (
+    UPDATE webhook_log_entries AS e
+    SET status = 'failed', reason = $7, completed_at = $2, updated_at = $2
+    FROM exhausted
+    WHERE e.id = exhausted.current_log_entry_id AND e.status IN ('pending', 'started')
 ), picked AS (
     SELECT id FROM outbound_deliveries
     WHERE endpoint_host = $1
-      AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'started' AND locked_until < $2))
+      AND ((status = 'pending' AND next_attempt_at <= $2)
+           OR (status = 'started' AND locked_until < $2 AND attempt_count < max_attempts))
     ORDER BY next_attempt_at
     LIMIT (SELECT free FROM slots)
     FOR UPDATE SKIP LOCKED
@@ -158,6 +181,8 @@ WITH slots AS (
         d.action, d.resource_id, d.payload, d.signing_secret, d.message_id, d.attempt_count,
         d.max_attempts, d.next_attempt_at, d.created_at, d.current_log_entry_id AS log_entry_id,
         (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
+        (SELECT apps.previous_secret FROM apps
+         WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > $2) AS app_previous_secret,
         EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
 ), started AS (
     UPDATE webhook_log_entries AS e
@@ -245,6 +270,7 @@ async def _lease(
         deliverer.settings.webhook_max_concurrency_per_endpoint,
         now + timedelta(seconds=deliverer.lease_seconds),
         deliverer.worker_id,
+        INTERRUPTED_LAST,
     )
     attempts: list[Attempt] = []
     others: list[Attempt] = []
@@ -289,7 +315,9 @@ async def _start_other_entries(
 
 
 def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
-    secret = attempt.app_secret
+    # Secrets come from raw rows, encrypted (kit/crypto.py); decrypted here, inside the attempt,
+    # so a secret that cannot be decrypted fails this attempt only.
+    secret = decrypt_optional(attempt.app_secret)
     if secret is None:
         return "The app no longer exists."
     body: dict[str, Any] = dict(attempt.payload)
@@ -316,14 +344,20 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
         }
     content = json.dumps(body, separators=(",", ":"), default=str).encode()
     headers = signature_headers(
-        secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=content
+        secret=secret,
+        message_id=attempt.message_id,
+        timestamp=int(time.time()),
+        body=content,
+        previous_secret=decrypt_optional(attempt.app_previous_secret),
     )
     headers["content-type"] = "application/json"
     return attempt.endpoint_url, headers, content
 
 
 def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
-    secret = attempt.signing_secret
+    # The app's current secret (a rotation since the trigger was scheduled signs with the new one);
+    # the copy kept with the delivery once the app is deleted.
+    secret = decrypt_optional(attempt.app_secret or attempt.signing_secret)
     if not secret:
         return "The trigger has no signing secret."
     claims = attempt.payload.get("claims", {})
@@ -345,7 +379,11 @@ def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
     separator = "&" if "?" in attempt.endpoint_url else "?"
     url = attempt.endpoint_url + separator + urlencode({"type": attempt.payload.get("type"), "data": data})
     headers = signature_headers(
-        secret=secret, message_id=attempt.message_id, timestamp=int(time.time()), body=b""
+        secret=secret,
+        message_id=attempt.message_id,
+        timestamp=int(time.time()),
+        body=b"",
+        previous_secret=decrypt_optional(attempt.app_previous_secret) if attempt.app_secret else None,
     )
     return url, headers, b""
 
@@ -410,25 +448,38 @@ def plan_next(
 
 
 async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
-    """Sign and send one leased attempt through the SSRF-guarded client."""
-    request = (
-        _webhook_request(deliverer, attempt)
-        if attempt.kind == "webhook"
-        else _trigger_request(deliverer, attempt)
-    )
+    """Sign and send one leased attempt through the SSRF-guarded client; never raises.
+
+    Whatever goes wrong inside an attempt (a row that cannot be signed, a URL the client
+    refuses) is that attempt's failure with a reason: it must never crash the endpoint's pump,
+    which would cancel the other attempts in flight and leave this one to lapse forever.
+    """
+    try:
+        request = (
+            _webhook_request(deliverer, attempt)
+            if attempt.kind == "webhook"
+            else _trigger_request(deliverer, attempt)
+        )
+    except Exception as error:
+        logger.warning("delivery %s: request could not be built (%s)", attempt.id, type(error).__name__)
+        return Outcome(error=f"The request could not be built: {type(error).__name__}.")
     if isinstance(request, str):
         # Nothing to retry against: the delivery fails now.
         attempt.max_attempts = attempt.attempt_count
         return Outcome(error=request)
     url, headers, content = request
-    return await send(
-        deliverer.client,
-        method=attempt.method,
-        url=url,
-        headers=headers,
-        content=content if attempt.method != "GET" else None,
-        total_timeout=deliverer.settings.webhook_timeout,
-    )
+    try:
+        return await send(
+            deliverer.client,
+            method=attempt.method,
+            url=url,
+            headers=headers,
+            content=content if attempt.method != "GET" else None,
+            total_timeout=deliverer.settings.webhook_timeout,
+        )
+    except Exception as error:
+        logger.warning("delivery %s: sending failed (%s)", attempt.id, type(error).__name__)
+        return Outcome(error=f"Request failed: {type(error).__name__}.")
 
 
 @dataclass

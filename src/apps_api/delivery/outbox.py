@@ -22,10 +22,16 @@ def new_message_id() -> str:
 
 def endpoint_host(url: str) -> str:
     """scheme://host:port of a URL: the unit of the per-endpoint concurrency bound."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"[:300]
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+        hostname = (parts.hostname or "").lower()
+    except ValueError:
+        # A URL that cannot even be split (written before write-time checks, or by hand) still
+        # gets a delivery row, whose attempts then fail with a reason: it must never stop dispatch.
+        return f"invalid://{url[:200]}"[:300]
+    return f"{scheme}://{hostname}:{port}"[:300]
 
 
 def deliver_job_id(delivery_id: uuid.UUID, attempt_count: int) -> str:

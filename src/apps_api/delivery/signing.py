@@ -11,7 +11,8 @@ import hmac
 def signing_key(secret: str) -> bytes:
     """The HMAC key of an app secret, decoded as the `standardwebhooks` library does it.
 
-    App secrets are standard base64 of 32 random bytes; a `whsec_` prefix is accepted too.
+    App secrets are 64 hex characters (older ones standard base64 of 32 random bytes); either is
+    base64-decoded, as Standard Webhooks defines it; a `whsec_` prefix is accepted too.
     """
     raw = secret.removeprefix("whsec_")
     try:
@@ -27,9 +28,16 @@ def sign(*, secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signature_headers(*, secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def signature_headers(
+    *, secret: str, message_id: str, timestamp: int, body: bytes, previous_secret: str | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers; during a rotation's grace period, signed with both secrets
+    (`v1,<new> v1,<previous>`), so a receiver that knows either one verifies."""
+    signatures = [sign(secret=secret, message_id=message_id, timestamp=timestamp, body=body)]
+    if previous_secret is not None and previous_secret != secret:
+        signatures.append(sign(secret=previous_secret, message_id=message_id, timestamp=timestamp, body=body))
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret=secret, message_id=message_id, timestamp=timestamp, body=body),
+        "webhook-signature": " ".join(signatures),
     }

@@ -53,6 +53,8 @@ UNDISPATCHED_GRACE = timedelta(seconds=2)
 DRAIN_SECONDS = 30.0
 # Endpoints whose new deliveries the dispatching job sends itself; more get jobs of their own.
 INLINE_ENDPOINTS = 8
+# How often a pump tries to record outcomes before it gives up (their leases then lapse).
+SETTLE_TRIES = 5
 
 
 def startup(ctx: dict[str, Any]) -> None:
@@ -165,9 +167,7 @@ class EndpointPump:
                     self.poked = False
                     self.wakeup.clear()
                 if finished or wanted > 0:
-                    plans, leased, found_more = await settle(
-                        deliverer, host=self.host, results=finished, wanted=wanted
-                    )
+                    plans, leased, found_more = await self._settle(finished, wanted)
                     if wanted > 0:
                         more = found_more
                     recorded += len(finished)
@@ -190,7 +190,7 @@ class EndpointPump:
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if waiter is not None:
                     waiter.cancel()
-                finished = [(in_flight.pop(task), task.result()) for task in list(in_flight) if task in done]
+                finished = [(in_flight.pop(task), _outcome(task)) for task in list(in_flight) if task in done]
         finally:
             pumps.pop(self.host, None)
             # Only on an error or cancellation: the leases of these attempts lapse and are retried.
@@ -202,6 +202,25 @@ class EndpointPump:
             await enqueue(self.ctx.get("redis"), DELIVER_JOB, None, self.host, _job_id=job_id)
         return recorded
 
+    async def _settle(
+        self, finished: list[tuple[Attempt, Outcome]], wanted: int
+    ) -> tuple[list[Plan | None], list[Attempt], bool]:
+        """`settle()`, tried again on a database error while the attempts in flight keep running.
+
+        Giving up (re-raising) only after several tries: the leases then lapse and count as attempts.
+        """
+        for attempt in range(SETTLE_TRIES):
+            try:
+                return await settle(self.deliverer, host=self.host, results=finished, wanted=wanted)
+            except Exception as error:
+                if attempt + 1 == SETTLE_TRIES:
+                    raise
+                logger.warning(
+                    "recording attempts of %s failed (%s); trying again", self.host, type(error).__name__
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
     async def _schedule_retries(
         self, finished: list[tuple[Attempt, Outcome]], plans: list[Plan | None]
     ) -> None:
@@ -209,6 +228,16 @@ class EndpointPump:
             due_soon = plan is not None and plan.delay is not None and plan.delay <= SHORT_WAIT_SECONDS
             if plan is not None and plan.status == "pending" and due_soon:
                 await _enqueue_delivery(self.ctx, attempt.id, plan.attempt_count, _defer_by=plan.delay)
+
+
+def _outcome(task: asyncio.Task[Outcome]) -> Outcome:
+    """A finished attempt's outcome; `send_attempt` never raises, but a pump must not rely on it."""
+    if task.cancelled():
+        return Outcome(error="The attempt was cancelled.")
+    error = task.exception()
+    if error is not None:
+        return Outcome(error=f"Request failed: {type(error).__name__}.")
+    return task.result()
 
 
 async def pump_endpoint(ctx: dict[str, Any], host: str) -> int:
@@ -261,7 +290,11 @@ async def dispatch_events(ctx: dict[str, Any]) -> int:
     handled, hosts = await _dispatch(ctx)
     inline = await _share_endpoints(ctx, hosts)
     if inline:
-        await asyncio.gather(*(pump_endpoint(ctx, host) for host in inline))
+        # One endpoint's pump failing must not abandon the others (gather would raise at once).
+        results = await asyncio.gather(*(pump_endpoint(ctx, host) for host in inline), return_exceptions=True)
+        for host, result in zip(inline, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("pump of %s stopped (%s)", host, type(result).__name__)
     return handled
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from apps_api.identity import service
 from apps_api.identity.schemas import AppUserToken, OAuthError, TokenRequest
 from apps_api.kit.db import SessionDep
+from apps_api.kit.throttle import Subject, ThrottleUnavailable, locked_for, record_failure, record_success
 
 router = APIRouter(prefix="/identity", tags=["Identity"])
 
@@ -24,7 +25,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "`invalid_client` (unknown app or wrong secret) or `invalid_grant` (the code is unknown, "
             "used, expired, issued to another app, or its installation is gone)."
         ),
-    }
+    },
+    429: {
+        "model": OAuthError,
+        "description": (
+            "`temporarily_unavailable`: 5 failed client authentications of this `client_id` within "
+            "15 minutes lock it (`Retry-After` seconds: 1 minute, doubling per lock up to 1 hour), "
+            "even for the right secret."
+        ),
+    },
+    503: {
+        "model": OAuthError,
+        "description": "`temporarily_unavailable`: the throttle's store (Redis) did not answer; retry.",
+    },
 }
 
 
@@ -35,7 +48,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ERRORS,
 )
 async def issue_token(
-    session: SessionDep, form: Annotated[TokenRequest, Form()]
+    request: Request, session: SessionDep, form: Annotated[TokenRequest, Form()]
 ) -> AppUserToken | JSONResponse:
     """Form-encoded (`application/x-www-form-urlencoded`): `grant_type=authorization_code`,
     `code` (the `app_user_code` of an install trigger's `data`), `client_id` (the app id) and
@@ -64,13 +77,28 @@ async def issue_token(
     if missing:
         return _error("invalid_request", f"Missing parameter(s): {', '.join(missing)}.")
     assert code is not None and client_id is not None and client_secret is not None
+    # Secret guessing is throttled per client_id across processes (Redis), before any check.
+    redis = getattr(request.app.state, "arq", None)
+    subjects = [Subject("token-client", client_id)]
     try:
-        app = await service.authenticate_client(
-            session=session, client_id=client_id, client_secret=client_secret
-        )
+        locked = await locked_for(redis, subjects)
+        if locked:
+            return _locked(locked)
+        try:
+            app = await service.authenticate_client(
+                session=session, client_id=client_id, client_secret=client_secret
+            )
+        except service.TokenError:
+            locked = await record_failure(redis, subjects)
+            if locked:
+                return _locked(locked)
+            raise
+        await record_success(redis, subjects)
         issued = await service.exchange_app_user_code(session=session, app=app, code=code)
     except service.TokenError as exc:
         return _error(exc.error, exc.description)
+    except ThrottleUnavailable:
+        return _error("temporarily_unavailable", "Try again in a moment.", status_code=503, retry_after=5)
     body = AppUserToken(
         access_token=issued.access_token,
         user_id=issued.user_id,
@@ -80,7 +108,19 @@ async def issue_token(
     return JSONResponse(body.model_dump(mode="json"), headers=_NO_STORE)
 
 
-def _error(error: str, description: str) -> JSONResponse:
+def _error(
+    error: str, description: str, *, status_code: int = 400, retry_after: int | None = None
+) -> JSONResponse:
+    headers = _NO_STORE if retry_after is None else {**_NO_STORE, "Retry-After": str(retry_after)}
     return JSONResponse(
-        {"error": error, "error_description": description}, status_code=400, headers=_NO_STORE
+        {"error": error, "error_description": description}, status_code=status_code, headers=headers
+    )
+
+
+def _locked(seconds: int) -> JSONResponse:
+    return _error(
+        "temporarily_unavailable",
+        f"Too many failed client authentications for this client_id; retry after {seconds} seconds.",
+        status_code=429,
+        retry_after=seconds,
     )

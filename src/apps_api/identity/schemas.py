@@ -21,7 +21,13 @@ class AppUserToken(Schema):
 
 
 class OAuthError(BaseModel):
-    error: Literal["invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"]
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "temporarily_unavailable",
+    ]
     error_description: str
 
 

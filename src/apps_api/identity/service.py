@@ -10,14 +10,13 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.kit.security import constant_time_equals, digest
+from apps_api.auth.secrets import app_secret_matches
+from apps_api.kit.security import digest
 from apps_api.models import App, AppInstallation, AppUserCode, User
 from apps_api.models.base import utcnow
 from apps_api.platform.service import create_token
 
 APP_USER_CODE_TTL = timedelta(minutes=10)
-# Compared against when the client_id names no app, so both failures take the same time.
-_DUMMY_SECRET = "0" * 44
 
 
 class TokenError(Exception):
@@ -73,8 +72,7 @@ async def authenticate_client(*, session: AsyncSession, client_id: str, client_s
         app_id = None
     if app_id is not None:
         app = await session.get(App, app_id)
-    expected = app.secret if app is not None else _DUMMY_SECRET
-    if not constant_time_equals(expected, client_secret) or app is None:
+    if not app_secret_matches(app, client_secret) or app is None:
         raise TokenError("invalid_client", "Client authentication failed: unknown client_id or wrong secret.")
     return app
 

@@ -37,6 +37,7 @@ from apps_api.delivery.events import (
 from apps_api.delivery.triggers import schedule_install_trigger, schedule_uninstall_trigger
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
 from apps_api.installations.schemas import installation_json
+from apps_api.kit.crypto import EncryptedText, decrypt_optional
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps_api.kit.schemas import UserEmbed
@@ -369,7 +370,10 @@ async def install_app(
     # The caller's app as checked under the lock (what `populate_existing` did for an ORM
     # load), and the installation as a loaded object: the rows are written, nothing to flush.
     for attribute in inspect(App).column_attrs:
-        set_committed_value(app, attribute.key, installed.app[attribute.columns[0].name])
+        value = installed.app[attribute.columns[0].name]
+        if isinstance(attribute.columns[0].type, EncryptedText):
+            value = decrypt_optional(value)  # a raw row holds the secrets' ciphertext
+        set_committed_value(app, attribute.key, value)
     set_committed_value(app, "installation_count", installed.installation_count)
     installation = AppInstallation(**installed.values)
     make_transient_to_detached(installation)

@@ -31,7 +31,10 @@ from apps_api.installflow.session import (
 )
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
+from apps_api.kit.security import HashingBusy
+from apps_api.kit.throttle import Subject, ThrottleUnavailable, locked_for, record_failure, record_success
 from apps_api.models import App
+from apps_api.platform.service import end_sessions
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import FALLBACK_HOST, service_host
 
@@ -355,7 +358,41 @@ async def login(
     browser_session = read_session(request, secret_key=settings.secret_key)
     if not csrf_valid(browser_session, csrf, secret_key=settings.secret_key):
         return _csrf_failed(request, app_id, next_)
-    logged_in = await service.authenticate_login(session=session, email=email or "", password=password or "")
+    # Guessing is throttled per account and per client address, across processes (Redis): a
+    # locked subject is refused before any password work, even with the right password.
+    redis = getattr(request.app.state, "arq", None)
+    account = (email or "").strip().lower()
+    subjects = [Subject("login-address", request.client.host if request.client else "unknown")]
+    if account:
+        subjects.insert(0, Subject("login-account", account))
+    try:
+        locked = await locked_for(redis, subjects)
+        if locked:
+            return _throttled(
+                request, app_id=app_id, next_=next_, browser_session=browser_session, seconds=locked
+            )
+        logged_in = await service.authenticate_login(
+            session=session, email=email or "", password=password or ""
+        )
+        if logged_in is None:
+            locked = await record_failure(redis, subjects)
+            if locked:
+                return _throttled(
+                    request, app_id=app_id, next_=next_, browser_session=browser_session, seconds=locked
+                )
+        else:
+            await record_success(redis, subjects[:-1])
+    except (HashingBusy, ThrottleUnavailable):
+        busy = _error_page(
+            request,
+            503,
+            "Try again in a moment",
+            "Too many logins are being checked right now. Nothing was changed; please retry.",
+            back_url=_install_path(app_id, next_),
+            back_label="Back to the install page",
+        )
+        busy.headers["Retry-After"] = "5"
+        return busy
     if logged_in is None:
         return _login_page(
             request,
@@ -379,9 +416,30 @@ async def login(
     return response
 
 
+def _throttled(
+    request: Request, *, app_id: str, next_: str, browser_session: BrowserSession | None, seconds: int
+) -> HTMLResponse:
+    minutes = max(1, -(-seconds // 60))
+    response = _login_page(
+        request,
+        app_id=app_id,
+        next_=next_,
+        browser_session=_anonymous(browser_session),
+        status_code=429,
+        error=(
+            "Too many failed logins for this account or from this network. For your safety, "
+            f"logging in is paused: try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        ),
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @router.post("/{app_id}/install/logout", response_class=HTMLResponse)
-async def logout(request: Request, app_id: str, csrf: CsrfField = None, next: FormField = None) -> Response:
-    """End the session and go back to the install page (which asks to log in)."""
+async def logout(
+    request: Request, session: SessionDep, app_id: str, csrf: CsrfField = None, next: FormField = None
+) -> Response:
+    """End the user's sessions (this browser's and any other) and go back to the install page."""
     next_ = _safe_next(request, next)
     if next_ is None:
         return _bad_next(request)
@@ -391,6 +449,9 @@ async def logout(request: Request, app_id: str, csrf: CsrfField = None, next: Fo
     browser_session = read_session(request, secret_key=settings.secret_key)
     if not csrf_valid(browser_session, csrf, secret_key=settings.secret_key):
         return _csrf_failed(request, app_id, next_)
+    # Clearing the cookie is not enough: a copy of it (saved, stolen) must stop working too.
+    if browser_session is not None and browser_session.user_id is not None:
+        await end_sessions(session=session, user_id=browser_session.user_id)
     response = RedirectResponse(_install_path(app_id, next_), status_code=303)
     clear_session(response, secure=is_https(request, public_base_url=settings.public_base_url))
     return response

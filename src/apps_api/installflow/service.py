@@ -9,11 +9,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.concurrency import run_in_threadpool
 
 from apps_api.identity.service import issue_app_user_code
 from apps_api.installflow.session import BrowserSession, password_digest
-from apps_api.kit.security import constant_time_equals, verify_password
+from apps_api.kit.security import (
+    constant_time_equals,
+    hash_password_bounded,
+    password_needs_rehash,
+    verify_password_bounded,
+)
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
@@ -48,15 +52,21 @@ async def authenticate_login(*, session: AsyncSession, email: str, password: str
             )
         ).first()
     user, organization = row if row is not None else (None, None)
-    # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-    ok = await run_in_threadpool(verify_password, user.password_hash if user else None, password)
+    # argon2 takes tens of milliseconds of CPU: off the event loop, within the process's bound
+    # (HashingBusy, a 503, when every slot stays busy).
+    ok = await verify_password_bounded(user.password_hash if user else None, password)
     if not ok or user is None or organization is None or user.is_bot or not user.has_permission("settings"):
         return None
+    if user.password_hash is not None and password_needs_rehash(user.password_hash):
+        # Parameters changed since this hash was made: the password is at hand only now.
+        user.password_hash = await hash_password_bounded(password)
+        await session.flush()
     return LoggedIn(user=user, organization=organization)
 
 
 async def session_user(*, session: AsyncSession, browser_session: BrowserSession | None) -> LoggedIn | None:
-    """The logged-in user of a cookie, while they are live, keep `settings` and their password."""
+    """The logged-in user of a cookie, while they are live, keep `settings` and their password, and
+    have not logged out (their session epoch is the cookie's)."""
     if browser_session is None or browser_session.user_id is None:
         return None
     row = (
@@ -69,6 +79,8 @@ async def session_user(*, session: AsyncSession, browser_session: BrowserSession
     if row is None:
         return None
     user, organization = row
+    if browser_session.epoch != user.session_epoch:
+        return None  # logged out, password changed or user deleted since this session began
     if not user.has_permission("settings") or not constant_time_equals(
         password_digest(user), browser_session.password_digest or ""
     ):

@@ -1,9 +1,11 @@
 """The install web flow's browser session: a signed cookie, CSRF tokens bound to it, and `next` checks.
 
 The cookie is stateless (itsdangerous, keyed with `settings.secret_key`, so every API process
-accepts it) and carries a random session id `sid`, and after login the user's id and a digest of
-their password hash (changing the password ends every session). CSRF tokens are the `sid`
-signed under another salt: a form posted from another site cannot know them.
+accepts it) and carries a random session id `sid`, and after login the user's id, the user's
+session epoch and a digest of their password hash. A session is valid only while the user's
+epoch is the one it was issued with: logging out, changing the password and deleting the user
+increment it, so a cookie saved before is worthless afterwards (`users.session_epoch`).
+CSRF tokens are the `sid` signed under another salt: a form posted from another site cannot know them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class BrowserSession:
     sid: str
     user_id: uuid.UUID | None = None
     password_digest: str | None = None
+    epoch: int | None = None
 
 
 def _serializer(secret_key: str, salt: str) -> URLSafeTimedSerializer:
@@ -48,7 +51,10 @@ def new_session(user: User | None = None) -> BrowserSession:
     if user is None:
         return BrowserSession(sid=secrets.token_urlsafe(24))
     return BrowserSession(
-        sid=secrets.token_urlsafe(24), user_id=user.id, password_digest=password_digest(user)
+        sid=secrets.token_urlsafe(24),
+        user_id=user.id,
+        password_digest=password_digest(user),
+        epoch=user.session_epoch,
     )
 
 
@@ -75,8 +81,12 @@ def read_session(request: Request, *, secret_key: str) -> BrowserSession | None:
         except ValueError:
             return None
     pwd = data.get("pwd")
+    epoch = data.get("ep")
     return BrowserSession(
-        sid=data["sid"], user_id=user_id, password_digest=pwd if isinstance(pwd, str) else None
+        sid=data["sid"],
+        user_id=user_id,
+        password_digest=pwd if isinstance(pwd, str) else None,
+        epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
     )
 
 
@@ -94,6 +104,7 @@ def write_session(
     if browser_session.user_id is not None:
         payload["uid"] = str(browser_session.user_id)
         payload["pwd"] = browser_session.password_digest
+        payload["ep"] = browser_session.epoch
     response.set_cookie(
         COOKIE_NAME,
         _serializer(secret_key, _SESSION_SALT).dumps(payload),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, field_validator
 
-from apps_api.models import Organization, User
+if TYPE_CHECKING:  # the embeds read a model's attributes; kit imports no model at run time
+    from apps_api.models import Organization, User
 
 
 def iso_utc(value: datetime) -> str:

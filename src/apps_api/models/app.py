@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from apps_api.kit.crypto import EncryptedText
 from apps_api.models.asset import Asset
 from apps_api.models.base import Base, IdMixin, TimestampMixin
 from apps_api.models.organization import Organization
@@ -71,7 +73,12 @@ class App(IdMixin, TimestampMixin, Base):
     allowed_redirect_uris: Mapped[list[str]] = mapped_column(ARRAY(String(2000)), default=list)
     # Maintained in the same transaction as every install and uninstall.
     installation_count: Mapped[int] = mapped_column(default=0)
-    secret: Mapped[str] = mapped_column(String(64))
+    # Encrypted at rest (kit/crypto.py); plaintext on the ORM object.
+    secret: Mapped[str] = mapped_column(EncryptedText())
+    # After a rotation, the replaced secret keeps working until `previous_secret_expires_at`
+    # (GIOSGAPP, /identity/token, and a second webhook signature): auth/secrets.py.
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText(), default=None)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )

@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, U
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from apps_api.kit.crypto import EncryptedText
 from apps_api.models.base import Base, IdMixin, utcnow
 
 DELIVERY_KINDS = ("webhook", "trigger")
@@ -70,7 +71,8 @@ class OutboundDelivery(IdMixin, Base):
     # Webhook: the JSON body (without `app_user_auth`, minted per attempt).
     # Trigger: {"type": ..., "claims": {...}} for the `data` JWT, signed per attempt.
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    signing_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Encrypted at rest like the app's own (kit/crypto.py).
+    signing_secret: Mapped[str | None] = mapped_column(EncryptedText(), default=None)
     # Standard Webhooks `webhook-id`: the same on every attempt of this delivery.
     message_id: Mapped[str] = mapped_column(String(64))
 

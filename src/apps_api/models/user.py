@@ -34,6 +34,9 @@ class User(IdMixin, TimestampMixin, Base):
     is_bot: Mapped[bool] = mapped_column(default=False)
     permissions: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Browser sessions carry the epoch of their login; logout, a password change and deletion
+    # increment it, which ends every session issued before (installflow/session.py).
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @property

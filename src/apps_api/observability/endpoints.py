@@ -10,7 +10,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from apps_api.kit.errors import ErrorResponse
+from apps_api.kit.security import constant_time_equals
 from apps_api.observability.delivery_metrics import refresh_queue_metrics
 from apps_api.observability.metrics import REGISTRY
 
@@ -19,8 +22,9 @@ router = APIRouter(tags=["Operations"])
 
 
 class Health(BaseModel):
+    """Only ok / unavailable: which dependency failed is logged, not shown to anyone who asks."""
+
     status: str
-    checks: dict[str, str] = {}
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
@@ -56,13 +60,35 @@ async def readyz(request: Request) -> JSONResponse:
             logger.warning("readiness: redis unreachable: %s", type(exc).__name__)
             checks["redis"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())
-    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    body = Health(status="ok" if ready else "unavailable")
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def _metrics_allowed(request: Request) -> bool:
+    """`Authorization: Bearer <APPS_API_METRICS_TOKEN>`; without a configured token, nobody."""
+    token = request.app.state.settings.metrics_token
+    if not token:
+        return False
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and constant_time_equals(presented.strip(), token)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (with `Authorization: Bearer <APPS_API_METRICS_TOKEN>`)",
+    response_class=Response,
+    responses={
+        404: {"model": ErrorResponse, "description": "No or another metrics token (or none configured)."}
+    },
+)
 async def metrics(request: Request) -> Response:
-    """HTTP metrics of this process, plus the delivery queue's state read from PostgreSQL."""
+    """HTTP metrics of this process, plus the delivery queue's state read from PostgreSQL.
+
+    Not public: status counts per route (failed logins among them) are for the operator. Without
+    the token the answer is the 404 of a path that does not exist.
+    """
+    if not _metrics_allowed(request):
+        raise StarletteHTTPException(status_code=404)
     engine = getattr(request.app.state, "engine", None)  # set by the lifespan
     if engine is not None:
         await refresh_queue_metrics(engine)

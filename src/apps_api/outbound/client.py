@@ -179,5 +179,10 @@ async def send(
         outcome.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     except OSError as error:
         outcome.error = f"Connection error: {error}"
+    except httpx.InvalidURL as error:
+        # URLs are checked when written (outbound/urls.py); one that slipped in fails its attempt.
+        outcome.error = f"Invalid URL: {error}"
+    except Exception as error:
+        outcome.error = f"Request failed: {type(error).__name__}"
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     return outcome

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.security import digest, hash_password, new_token_key
@@ -123,6 +123,35 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    return user
+
+
+async def end_sessions(*, session: AsyncSession, user_id: uuid.UUID) -> None:
+    """End every browser session of the user issued so far (their cookies carry the old epoch)."""
+    await session.execute(update(User).where(User.id == user_id).values(session_epoch=User.session_epoch + 1))
+
+
+async def set_password(*, session: AsyncSession, user_id: uuid.UUID, password: str) -> User:
+    """Change a user's password (argon2id); ends every session logged in with the old one."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None or user.email is None:
+        raise PlatformError(f"unknown user, or a user without an email: {user_id}")
+    user.password_hash = hash_password(password)
+    await session.flush()
+    await end_sessions(session=session, user_id=user_id)
+    await session.refresh(user)
+    return user
+
+
+async def delete_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
+    """Soft-delete a user: their API tokens stop working and every browser session ends."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise PlatformError(f"unknown user: {user_id}")
+    user.deleted_at = utcnow()
+    await session.flush()
+    await end_sessions(session=session, user_id=user_id)
+    await session.refresh(user)
     return user
 
 

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field, StrictBool, field_validator
 from apps_api.catalog.views import AppBase, EmbeddedUser, app_base_json
 from apps_api.delivery.matching import pattern_error
 from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, user_embed_json
+from apps_api.outbound.urls import unsendable_reason
 
 MAX_SUBSCRIPTIONS = 100
 MAX_URL_LENGTH = 2000
@@ -39,6 +40,10 @@ def _endpoint_url(value: str) -> str:
         raise ValueError("Must not contain credentials.")
     if parts.fragment:
         raise ValueError("Must not contain a fragment.")
+    # The sender's own parser has the last word: what it refuses would fail every attempt.
+    reason = unsendable_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery.events import SETTINGS_SCOPE, emit
 from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry
-from apps_api.kit.errors import Conflict, NotFound
+from apps_api.kit.errors import BadRequest, Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
 from apps_api.models import App, OutboundDelivery, User, Webhook, WebhookChannelSubscription, WebhookLogEntry
 from apps_api.models.base import utcnow
@@ -52,10 +52,55 @@ def _subscriptions(
     ]
 
 
+# Per app: one event fans out to one delivery per matching webhook, and a tenant can fire its
+# own events at will, so both the webhooks and the patterns to match are bounded (README, limits).
+MAX_WEBHOOKS_PER_APP = 20
+MAX_SUBSCRIPTIONS_PER_APP = 500
+
+
+async def _check_app_limits(
+    *, session: AsyncSession, app: App, replacing: Webhook | None, subscriptions: int | None
+) -> None:
+    """400 when the app would exceed its webhooks or channel subscriptions (`replacing`: the webhook
+    whose subscriptions are replaced, None for a new webhook; `subscriptions` None: unchanged)."""
+    # Concurrent changes of one app's webhooks take turns, so two creations cannot both pass
+    # the count (an advisory lock: the app's row lock would also hold up installs).
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"webhooks:{app.id}"}
+    )
+    if replacing is None:
+        webhooks = select(func.count()).select_from(Webhook).where(Webhook.app_id == app.id)
+        count = await session.scalar(webhooks)
+        if (count or 0) >= MAX_WEBHOOKS_PER_APP:
+            raise BadRequest(
+                f"An app may have at most {MAX_WEBHOOKS_PER_APP} webhooks; delete one first.",
+                errors={"non_field_errors": [f"Limit of {MAX_WEBHOOKS_PER_APP} webhooks per app reached."]},
+            )
+    if not subscriptions:
+        return
+    others = (
+        select(func.count())
+        .select_from(WebhookChannelSubscription)
+        .where(WebhookChannelSubscription.app_id == app.id)
+    )
+    if replacing is not None:
+        others = others.where(WebhookChannelSubscription.webhook_id != replacing.id)
+    total = (await session.scalar(others) or 0) + subscriptions
+    if total > MAX_SUBSCRIPTIONS_PER_APP:
+        raise BadRequest.field(
+            "channel_subscriptions",
+            f"An app may have at most {MAX_SUBSCRIPTIONS_PER_APP} channel subscriptions across its "
+            f"webhooks; this change would make {total}.",
+        )
+
+
 async def create_webhook(
     *, session: AsyncSession, app: App, actor: User, data: schemas.WebhookCreate
 ) -> Webhook:
     """Create a webhook of an owned app; emits `added` on the app's webhooks channel."""
+    await _check_app_limits(
+        session=session, app=app, replacing=None, subscriptions=len(data.channel_subscriptions)
+    )
     webhook = Webhook(
         id=uuid.uuid4(),
         app_id=app.id,
@@ -92,6 +137,10 @@ async def update_webhook(
     channel_subscriptions: list[schemas.ChannelSubscriptionInput] | None,
 ) -> Webhook:
     """Change the given attributes (None: unchanged); emits `changed` with the changed attributes."""
+    if channel_subscriptions is not None:
+        await _check_app_limits(
+            session=session, app=app, replacing=webhook, subscriptions=len(channel_subscriptions)
+        )
     before = view(webhook)
     if endpoint_url is not None:
         webhook.endpoint_url = endpoint_url

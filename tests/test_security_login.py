@@ -1,0 +1,218 @@
+"""Issue 13, item 3: password guessing is throttled (Redis, shared by every API process), password
+hashing is bounded per process, and passwords use OWASP's argon2id parameters (rehashed at login)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from arq.connections import ArqRedis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.kit.security import configure_password_hashing, hash_password, password_needs_rehash
+from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject
+from apps_api.main import create_app
+from apps_api.models import AppUserCode
+from apps_api.settings import Settings
+from tests.factories import make_tenant
+from tests.installflow_helpers import (
+    PASSWORD,
+    csrf_of,
+    install_directly,
+    install_url,
+    issue_code,
+    make_bot_app,
+    make_installer,
+    make_public_app,
+    token_form,
+    unique_email,
+)
+
+NEXT = "/settings/apps"
+
+
+def _address() -> str:
+    return f"127.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+
+
+async def _client(app: Any, address: str | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address or _address(), 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def _login(client: httpx.AsyncClient, app_id: Any, email: str | None, password: str) -> httpx.Response:
+    page = await client.get(install_url(app_id, NEXT))
+    assert page.status_code == 200
+    return await client.post(
+        f"/apps/{app_id}/install/login",
+        data={"csrf_token": csrf_of(page), "next": NEXT, "email": email, "password": password},
+    )
+
+
+@pytest.fixture
+async def public_app(session: AsyncSession) -> Any:
+    owner = await make_tenant(session, name="Owner")
+    return await make_public_app(session, owner.organization)
+
+
+async def test_a_locked_account_refuses_even_the_right_password(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any
+) -> None:
+    installer = await make_installer(session)
+    statuses = [
+        (await _login(client, public_app.id, installer.user.email, "wrong")).status_code for _ in range(5)
+    ]
+    # The fifth failure in 15 minutes starts the lock.
+    assert statuses == [400, 400, 400, 400, 429]
+    right = await _login(client, public_app.id, installer.user.email, PASSWORD)
+    assert right.status_code == 429
+    assert 0 < int(right.headers["retry-after"]) <= 60
+    assert "try again in 1 minute" in right.text
+    # Per account: from another address the account is locked too.
+    async with await _client(client._transport.app) as elsewhere:  # type: ignore[attr-defined]
+        assert (await _login(elsewhere, public_app.id, installer.user.email, PASSWORD)).status_code == 429
+    # Only the guessed account is locked (and this address, which made the 5 failures): another
+    # account from another address logs in.
+    other = await make_installer(session)
+    async with await _client(client._transport.app) as fresh:  # type: ignore[attr-defined]
+        assert (await _login(fresh, public_app.id, other.user.email, PASSWORD)).status_code == 303
+
+
+async def test_a_guessing_address_is_locked_for_every_account(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any
+) -> None:
+    victim = await make_installer(session)
+    for _ in range(5):
+        await _login(client, public_app.id, unique_email("nobody"), "guess")
+    # Five different (unknown) accounts failed from this address: it is locked for everyone.
+    locked = await _login(client, public_app.id, victim.user.email, PASSWORD)
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    # The victim's account itself has no failures: from another address it logs in.
+    async with await _client(client._transport.app) as elsewhere:  # type: ignore[attr-defined]
+        assert (await _login(elsewhere, public_app.id, victim.user.email, PASSWORD)).status_code == 303
+
+
+async def test_each_new_lock_lasts_twice_as_long_up_to_one_hour(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any, arq_pool: ArqRedis
+) -> None:
+    email = unique_email("guessed")
+    seen = []
+    for _ in range(8):
+        for _ in range(4):
+            assert (await _login(client, public_app.id, email, "wrong")).status_code == 400
+        locking = await _login(client, public_app.id, email, "wrong")
+        assert locking.status_code == 429
+        seen.append(int(locking.headers["retry-after"]))
+        # Let the lock end without waiting for it: what the passing of time would do in Redis.
+        await arq_pool.delete(Subject("login-account", email).key("lock"))
+        address = client._transport.client[0]  # type: ignore[attr-defined]
+        await arq_pool.delete(Subject("login-address", address).key("lock"))
+        # The address also counted every failure: give it a clean slate to isolate the account.
+        await arq_pool.delete(*(Subject("login-address", address).key(p) for p in ("fails", "level")))
+    assert seen == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert MAX_LOCK_SECONDS == 3600
+
+
+async def test_the_throttle_is_shared_by_api_processes(
+    app: Any, session: AsyncSession, public_app: Any, settings: Settings, arq_pool: ArqRedis
+) -> None:
+    # A second application instance (another process's state: its own hashing bound, its own
+    # memory) on the same Redis sees the first one's lock.
+    second = create_app(settings)
+    second.state.request_sessions = app.state.request_sessions
+    second.state.arq = arq_pool
+    installer = await make_installer(session)
+    async with await _client(app) as first_client, await _client(second) as second_client:
+        for _ in range(5):
+            await _login(first_client, public_app.id, installer.user.email, "wrong")
+        assert (await _login(second_client, public_app.id, installer.user.email, PASSWORD)).status_code == 429
+
+
+async def test_a_success_clears_the_account_failures(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any
+) -> None:
+    installer = await make_installer(session)
+    for _ in range(4):
+        assert (await _login(client, public_app.id, installer.user.email, "wrong")).status_code == 400
+    assert (await _login(client, public_app.id, installer.user.email, PASSWORD)).status_code == 303
+    async with await _client(client._transport.app) as fresh:  # type: ignore[attr-defined]
+        for _ in range(4):
+            assert (await _login(fresh, public_app.id, installer.user.email, "wrong")).status_code == 400
+
+
+async def test_identity_token_is_throttled_per_client_id(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_bot_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    code = await issue_code(session, installation)
+    statuses = []
+    for _ in range(5):
+        response = await client.post("/identity/token", data=token_form(app, code, client_secret="wrong"))
+        statuses.append(response.status_code)
+    assert statuses == [400, 400, 400, 400, 429]
+    right = await client.post("/identity/token", data=token_form(app, code))
+    assert right.status_code == 429
+    assert right.json()["error"] == "temporarily_unavailable" and int(right.headers["retry-after"]) > 0
+    # Refused before the code was looked at: it is still unused.
+    (stored,) = (
+        await session.execute(select(AppUserCode).where(AppUserCode.app_installation_id == installation.id))
+    ).scalars()
+    await session.refresh(stored)
+    assert stored.used_at is None
+
+
+@pytest.fixture
+async def one_hashing_slot() -> AsyncIterator[Any]:
+    bound = configure_password_hashing(concurrency=1, wait_seconds=0.2)
+    yield bound
+    configure_password_hashing(concurrency=2, wait_seconds=5.0)
+
+
+async def test_password_hashing_is_bounded_per_process(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any, one_hashing_slot: Any
+) -> None:
+    installer = await make_installer(session)
+    page = await client.get(install_url(public_app.id, NEXT))
+    form = {"csrf_token": csrf_of(page), "next": NEXT, "email": installer.user.email, "password": PASSWORD}
+    await one_hashing_slot.slots.acquire()  # every slot busy (another login hashing)
+    try:
+        busy = await client.post(f"/apps/{public_app.id}/install/login", data=form)
+    finally:
+        one_hashing_slot.slots.release()
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+    # A login that finds every slot busy waits for one (up to the wait), then goes on.
+    one_hashing_slot.wait_seconds = 60
+    await one_hashing_slot.slots.acquire()
+    waiting = asyncio.create_task(client.post(f"/apps/{public_app.id}/install/login", data=form))
+    while not one_hashing_slot.slots._waiters:  # the login is queued for the slot
+        assert not waiting.done()
+        await asyncio.sleep(0.01)
+    one_hashing_slot.slots.release()
+    assert (await waiting).status_code == 303
+
+
+async def test_argon2id_at_owasp_parameters_and_rehash_on_login(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any
+) -> None:
+    assert hash_password("x").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    installer = await make_installer(session)
+    # A hash made with argon2-cffi's old defaults (m=64 MiB, t=3, p=4), as stored before.
+    old = PasswordHasher().hash(PASSWORD)
+    assert "m=65536,t=3,p=4" in old and password_needs_rehash(old)
+    installer.user.password_hash = old
+    await session.flush()
+    assert (await _login(client, public_app.id, installer.user.email, PASSWORD)).status_code == 303
+    await session.refresh(installer.user)
+    assert installer.user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not password_needs_rehash(installer.user.password_hash)
+    async with await _client(client._transport.app) as again:  # type: ignore[attr-defined]
+        assert (await _login(again, public_app.id, installer.user.email, PASSWORD)).status_code == 303
