@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Seconds a request waits for a pooled connection before it is answered 503.
+    db_pool_timeout: float = 5.0
+    # Requests in flight per API process; past it requests are answered 503 with Retry-After
+    # at once (0: no bound). About the pool (size + overflow) times a few: more only queue on it.
+    max_requests_in_flight: int = 64
     queue_name: str = "apps_api:queue"
 
     # Comma-separated CIDRs the SSRF guard lets outbound requests reach.

@@ -32,7 +32,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Statement parameters hold app secrets and token digests: never in logs or errors.
         hide_parameters=True,
         # Fail fast when PostgreSQL is down: callers get a 503 instead of a hung request.
-        pool_timeout=5,
+        pool_timeout=settings.db_pool_timeout,
         connect_args={
             "timeout": 5,
             "server_settings": {"application_name": "apps-api", "timezone": "UTC"},
