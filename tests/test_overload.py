@@ -5,14 +5,7 @@ ERROR (real `apps-api serve` processes on loopback, real PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,58 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps_api.kit.db import SessionDep
 from apps_api.settings import Settings
-from tests.live_server import ROOT, committed_tenant, free_port
-from tests.webhook_helpers import eventually
-
-
-class Serve:
-    """`apps-api serve --no-worker` against the test database; output in a temporary file."""
-
-    def __init__(self, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="apps-api-serve-", suffix=".log")[1])
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "apps_api", "serve", "--no-worker", "--port", str(self.port), *args],
-                env={**os.environ, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def wait_ready(self) -> None:
-        async def ready() -> bool:
-            assert self.process.poll() is None, self.output()
-            try:
-                async with httpx.AsyncClient(timeout=1) as client:
-                    return (await client.get(f"{self.url}/readyz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(ready, timeout=90, what="the API")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.log.unlink(missing_ok=True)
-
-
-@contextmanager
-def serve(*args: str, **env: str) -> Iterator[Serve]:
-    server = Serve(*args, **env)
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.live_server import committed_tenant, serve
 
 
 def shed_count(metrics: str, reason: str) -> float:

@@ -9,6 +9,7 @@ PostgreSQL it started. These subclasses keep the drain and drop the re-raise.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import signal
 import threading
 from collections.abc import Generator, Iterator
@@ -75,6 +76,10 @@ def served_app() -> Any:
     from apps_api.main import create_app
     from apps_api.settings import get_settings
 
+    if multiprocessing.parent_process() is not None:
+        # A worker of `serve --workers N`: the supervisor turns a SIGHUP (a closed terminal hits
+        # the whole process group) into a SIGTERM for each worker, which drains.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_app(settings)
