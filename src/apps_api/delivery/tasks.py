@@ -288,7 +288,9 @@ class EventListener:
         self.pending.set()
 
     async def _listen(self) -> None:
-        engine = _deliverer(self.ctx).engine
+        # A session of its own (APPS_API_LISTEN_DATABASE_URL): LISTEN cannot go through
+        # PgBouncer's transaction pooling, and it must not hold a slot of the worker's pool.
+        engine = self.ctx.get("listen_engine") or _deliverer(self.ctx).engine
         while True:
             try:
                 async with engine.connect() as connection:
