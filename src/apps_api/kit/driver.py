@@ -25,7 +25,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 # Errors after which the connection cannot be trusted and must leave the pool.
-_BROKEN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# InternalClientError: the connection's protocol is mid-operation (one cut short when the
+# server went away), so no statement can run on it again.
+_BROKEN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 
