@@ -22,8 +22,11 @@ from tests.factories import Tenant, make_app, make_log_entry
 @pytest.fixture
 async def raw(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """A connection of its own, committing: partition DDL is not rolled back with the test."""
+    assert settings.database_url is not None
     connection = await asyncpg.connect(
-        settings.database_url.replace("+asyncpg", "") if settings.database_url else ""
+        settings.database_url.replace("postgresql+asyncpg://", "postgresql://"),
+        # Behind PgBouncer (APPS_API_TEST_PGBOUNCER=1), as the service's connections are.
+        statement_cache_size=max(settings.db_statement_cache_size, 0),
     )
     try:
         yield connection
