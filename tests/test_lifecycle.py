@@ -53,13 +53,20 @@ def _postmaster(state_dir: Path) -> psutil.Process | None:
         return None
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
-def test_a_stop_signal_stops_everything_serve_started(state_dir: Path, stop: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop", "processes"),
+    [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGHUP, 1), (signal.SIGTERM, 2), (signal.SIGHUP, 2)],
+    ids=lambda value: value.name if isinstance(value, signal.Signals) else f"workers{value}",
+)
+def test_a_stop_signal_stops_everything_serve_started(
+    state_dir: Path, stop: signal.Signals, processes: int
+) -> None:
     port = free_port()
-    log = state_dir / f"serve-{stop.name}.log"
+    log = state_dir / f"serve-{stop.name}-{processes}.log"
+    command = ["serve", "--port", str(port), "--workers", str(processes)]
     with log.open("wb") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "apps_api", "--state-dir", str(state_dir), "serve", "--port", str(port)],
+            [sys.executable, "-m", "apps_api", "--state-dir", str(state_dir), *command],
             env=_embedded_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -83,6 +90,9 @@ def test_a_stop_signal_stops_everything_serve_started(state_dir: Path, stop: sig
         started += [postmaster, *postmaster.children(recursive=True)]
         names = {process.name() for process in started}
         assert {"redis-server", "postgres"} <= names and any("python" in name for name in names), names
+        # The embedded servers take connections from every uvicorn process: N > 1 works embedded.
+        spawned = [p for p in started if "spawn_main" in " ".join(p.cmdline())]
+        assert len(spawned) == (processes if processes > 1 else 0), started
 
         marker = f"/lifecycle-{uuid.uuid4().hex}"
         assert httpx.get(f"http://127.0.0.1:{port}{marker}", timeout=10).status_code == 404
@@ -97,8 +107,9 @@ def test_a_stop_signal_stops_everything_serve_started(state_dir: Path, stop: sig
     assert exit_code == 0, output
     _, alive = psutil.wait_procs(started, timeout=15)
     assert alive == [], f"left running after {stop.name}: {alive}\n{output}"
-    # The drain came first, then the worker, Redis and PostgreSQL were stopped.
-    assert output.index("Application shutdown complete") < output.index("worker stopped"), output
+    # The drain came first (in each uvicorn process), then the worker, Redis and PostgreSQL stopped.
+    assert output.count("Application shutdown complete") == processes, output
+    assert output.rindex("Application shutdown complete") < output.index("worker stopped"), output
     assert [line for line in output.splitlines() if marker in line] == [
         line for line in output.splitlines() if "apps_api.access" in line and marker in line
     ]
