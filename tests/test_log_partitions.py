@@ -106,6 +106,14 @@ async def test_maintenance_creates_ahead_moves_default_rows_and_drops_whole_days
     far = now + timedelta(days=partitions.AHEAD_DAYS + 3)
     waiting = await _insert_entry(raw, far)
     assert await _partition_of(raw, waiting) == partitions.DEFAULT_PARTITION
+    # A past day in retention without its partition (loaded in bulk, or the worker was down).
+    stranded_day = (now - timedelta(days=4)).date()
+    existing = await partitions.daily_partitions(raw)
+    if stranded_day in existing:
+        await raw.execute(f"ALTER TABLE webhook_log_entries DETACH PARTITION {existing[stranded_day]}")
+        await raw.execute(f"DROP TABLE {existing[stranded_day]}")
+    stranded = await _insert_entry(raw, now - timedelta(days=4))
+    assert await _partition_of(raw, stranded) == partitions.DEFAULT_PARTITION
     # A day long past retention, with its partition.
     old_day = datetime(2020, 1, 1, 12, tzinfo=UTC)
     async with raw.transaction():
@@ -115,8 +123,9 @@ async def test_maintenance_creates_ahead_moves_default_rows_and_drops_whole_days
 
     done = await partitions.maintain(raw, now=now, retention_days=7, ahead_days=partitions.AHEAD_DAYS + 3)
 
-    assert partitions.partition_name(far.date()) in done.created and done.moved_rows == 1
+    assert partitions.partition_name(far.date()) in done.created and done.moved_rows == 2
     assert await _partition_of(raw, waiting) == partitions.partition_name(far.date())
+    assert await _partition_of(raw, stranded) == partitions.partition_name(stranded_day)
     assert done.dropped == [partitions.partition_name(old_day.date())]
     assert await raw.fetchval("SELECT count(*) FROM webhook_log_entries WHERE id = $1", expired) == 0
     assert await raw.fetchval("SELECT to_regclass($1)", partitions.partition_name(old_day.date())) is None

@@ -4,8 +4,8 @@ The worker creates the partitions of the next `AHEAD_DAYS` days ahead of time, a
 detaches and drops whole partitions once their last day is older than
 `APPS_API_WEBHOOK_LOG_RETENTION_DAYS`: no row is deleted one by one, so the table never bloats.
 A DEFAULT partition catches rows no daily partition takes (the worker was down for longer than
-`AHEAD_DAYS`), so a write never fails for want of a partition; the next maintenance moves them
-into their day's partition.
+`AHEAD_DAYS`, or rows loaded in bulk), so a write never fails for want of a partition; the next
+maintenance moves the rows still in retention into their day's partition.
 
 Partitions are named `webhook_log_entries_pYYYYMMDD` and cover [that day 00:00 UTC, next day).
 """
@@ -112,8 +112,18 @@ async def maintain(
         await connection.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         await connection.execute(_MAINTENANCE_LOCK)
         existing = await daily_partitions(connection)
-        for offset in range(ahead_days + 1):
-            day = today + timedelta(days=offset)
+        # Past days still in retention whose rows DEFAULT took (a worker down for longer than
+        # `ahead_days`, rows loaded in bulk): they get their partition too.
+        stranded = await connection.fetch(
+            f"""
+            SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM {DEFAULT_PARTITION}
+            WHERE created_at >= $1 AND created_at < $2
+            """,  # noqa: S608 - fixed names
+            cutoff,
+            datetime.combine(today, time(), tzinfo=UTC),
+        )
+        days = [row["day"] for row in stranded] + [today + timedelta(days=n) for n in range(ahead_days + 1)]
+        for day in days:
             if day not in existing:
                 result.moved_rows += await create_partition(connection, day)
                 result.created.append(partition_name(day))
