@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from apps_api.kit.errors import OVERLOAD_RETRY_AFTER_SECONDS, OVERLOADED_DETAIL
 from apps_api.observability.metrics import HTTP_SHED
 
-# Answered however loaded the process is: liveness probes and scrapes must not be shed.
-EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
+# Answered however loaded the process is: probes and scrapes are cheap, and a readiness probe
+# shed under load would take every busy instance out of the load balancer at once.
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY = json.dumps({"detail": OVERLOADED_DETAIL}).encode()
 _HEADERS = [
     (b"content-type", b"application/json"),
