@@ -23,4 +23,15 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The connection pooler tests start Debian's PgBouncer (transaction pooling mode).
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's pgbouncer for the connection pooler tests..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+  else
+    echo "warning: pgbouncer is missing; install Debian's 'pgbouncer' package for the pooler tests" >&2
+  fi
+fi
+
 exec .venv/bin/python -m pytest "$@"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from apps_api.embedded import start_postgres, start_redis
 from apps_api.kit.crypto import new_encryption_key
-from apps_api.kit.db import unit_of_work
+from apps_api.kit.db import statement_cache_options, unit_of_work
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
@@ -76,7 +76,8 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(database_server_url: str) -> Iterator[str]:
+def direct_database_url(database_server_url: str) -> Iterator[str]:
+    """The run's own database, migrated, straight on the PostgreSQL server."""
     name = f"apps_api_test_{RUN_ID}"
     admin_url = _with_database(database_server_url, "postgres").replace("postgresql+asyncpg", "postgresql")
 
@@ -94,10 +95,33 @@ def database_url(database_server_url: str) -> Iterator[str]:
     asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+# `APPS_API_TEST_PGBOUNCER=1`: the service and the tests reach the database through a real
+# PgBouncer in transaction pooling mode (started here), as behind a pooler in production;
+# migrations and the worker's LISTEN go straight to PostgreSQL (README, Running at scale).
+PGBOUNCER_MODE = os.environ.get("APPS_API_TEST_PGBOUNCER", "").lower() in ("1", "true", "yes")
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
+def database_url(direct_database_url: str) -> Iterator[str]:
+    if not PGBOUNCER_MODE:
+        yield direct_database_url
+        return
+    from tests.pgbouncer_helpers import pgbouncer
+
+    with pgbouncer(direct_database_url) as bounced:
+        yield bounced
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, direct_database_url: str, redis_url: str) -> Iterator[Settings]:
     """Settings for the whole run, also exported so that subprocesses (workers) inherit them."""
+    pooler = (
+        {"APPS_API_DB_STATEMENT_CACHE_SIZE": "0", "APPS_API_LISTEN_DATABASE_URL": direct_database_url}
+        if PGBOUNCER_MODE
+        else {}
+    )
     env = {
+        **pooler,
         "APPS_API_DATABASE_URL": database_url,
         "APPS_API_REDIS_URL": redis_url,
         "APPS_API_SECRET_KEY": f"test-secret-{RUN_ID}",
@@ -123,7 +147,9 @@ def settings(database_url: str, redis_url: str) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(settings.async_database_url, pool_size=5)
+    engine = create_async_engine(
+        settings.async_database_url, pool_size=5, connect_args=statement_cache_options(settings)
+    )
     yield engine
     await engine.dispose()
 

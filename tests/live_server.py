@@ -121,6 +121,58 @@ def api_server(*, factory: str = "apps_api.main:create_app", **env: str) -> Iter
         server.stop()
 
 
+class Serve:
+    """`apps-api serve --no-worker [args]` against the test database; output in a temporary file."""
+
+    def __init__(self, *args: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.mkstemp(prefix="apps-api-serve-", suffix=".log")[1])
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "apps_api", "serve", "--no-worker", "--port", str(self.port), *args],
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_ready(self) -> None:
+        async def ready() -> bool:
+            assert self.process.poll() is None, self.output()
+            try:
+                async with httpx.AsyncClient(timeout=1) as client:
+                    return (await client.get(f"{self.url}/readyz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        from tests.webhook_helpers import eventually
+
+        await eventually(ready, timeout=90, what="the API")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.log.unlink(missing_ok=True)
+
+
+@contextmanager
+def serve(*args: str, **env: str) -> Iterator[Serve]:
+    server = Serve(*args, **env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 async def committed_tenant(engine: AsyncEngine, name: str, **options: Any) -> Tenant:
     """A tenant committed to the database (visible to other processes); delete it afterwards."""
     async with AsyncSession(engine, expire_on_commit=False) as session, unit_of_work(session):

@@ -101,33 +101,64 @@ def _user_json(user: Any) -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from apps_api.main import create_app
+    from apps_api import serving
 
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
     embedded = settings.database_url is None or settings.redis_url is None
-    services = _prepare(settings)
     worker: subprocess.Popen[bytes] | None = None
-    try:
-        if embedded and not args.no_worker:
-            env = {
-                **os.environ,
-                "APPS_API_DATABASE_URL": settings.database_url or "",
-                "APPS_API_REDIS_URL": settings.redis_url or "",
-                "APPS_API_SECRET_KEY": settings.secret_key,
-                "APPS_API_ENCRYPTION_KEYS": settings.encryption_keys or "",
-            }
-            worker = subprocess.Popen([sys.executable, "-m", "apps_api", "worker"], env=env)
-            logger.info("arq worker started (pid %s)", worker.pid)
-        logger.info("serving on http://%s:%s (docs at /docs)", args.host, args.port)
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, proxy_headers=True)
-    finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        services.stop()
+    services: EmbeddedServices | None = None
+    # A stop signal during start-up unwinds through the `finally` below like one while serving.
+    with serving.stop_signals_raise():
+        try:
+            services = _prepare(settings)
+            # uvicorn worker processes are spawned: they read the resolved servers (embedded ones
+            # included: PostgreSQL and Redis take connections from any process) from the environment.
+            os.environ["APPS_API_DATABASE_URL"] = settings.database_url or ""
+            os.environ["APPS_API_REDIS_URL"] = settings.redis_url or ""
+            os.environ["APPS_API_SECRET_KEY"] = settings.secret_key
+            os.environ["APPS_API_ENCRYPTION_KEYS"] = settings.encryption_keys or ""
+            if embedded and not args.no_worker:
+                worker = subprocess.Popen([sys.executable, "-m", "apps_api", "worker"], env=dict(os.environ))
+                logger.info("arq worker started (pid %s)", worker.pid)
+            config = uvicorn.Config(
+                serving.APP_FACTORY,
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=None,
+                proxy_headers=True,
+                # apps_api.access logs each request once, with its route and request id.
+                access_log=False,
+            )
+            logger.info(
+                "serving on http://%s:%s, %d process(es) (docs at /docs)", args.host, args.port, args.workers
+            )
+            if args.workers > 1:
+                serving.Supervisor(config, sockets=[config.bind_socket()]).run()
+            else:
+                serving.Server(config).run()
+        except (serving.GracefulStop, KeyboardInterrupt):
+            pass
+        finally:
+            serving.ignore_stop_signals()
+            _stop_worker(worker)
+            if services is not None:
+                services.stop()
     return 0
+
+
+def _stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        # The worker lets attempts in flight finish for up to the webhook timeout + 5 s.
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -344,12 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir", type=Path, help="state folder of the embedded servers (default ./.apps-api)"
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="log at DEBUG, library chatter included (on stderr)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the API (and, embedded, PostgreSQL, Redis and the worker)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="do not start the embedded worker")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes sharing the port (default 1)"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     commands.add_parser("worker", help="run the arq worker (webhook delivery)").set_defaults(
@@ -425,12 +462,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose whole output is one JSON object: at the default level nothing else is printed
+# (embedded PostgreSQL's set-up, alembic, platformdirs' warnings are chatter to a script).
+_JSON_COMMANDS = frozenset({"demo", "admin"})
+
+
+def _log_level(args: argparse.Namespace, settings: Settings) -> str:
+    """DEBUG with --verbose; WARNING for the JSON commands unless APPS_API_LOG_LEVEL=DEBUG."""
+    # Library warnings (platformdirs, ...) become log records, filtered by level like the rest.
+    logging.captureWarnings(True)
+    if args.verbose:
+        return "DEBUG"
+    level = settings.log_level.upper()
+    if args.command in _JSON_COMMANDS and level != "DEBUG":
+        return "WARNING"
+    return level
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     if args.state_dir is not None:
         settings.state_dir = args.state_dir
-    configure_logging(settings.log_level, settings.log_json)
+    if args.verbose:
+        # Processes this command starts (uvicorn workers, the embedded worker) log at DEBUG too.
+        settings.log_level = os.environ["APPS_API_LOG_LEVEL"] = "DEBUG"
+    configure_logging(_log_level(args, settings), settings.log_json)
+    if args.command in _JSON_COMMANDS and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Library warnings (platformdirs' XDG_RUNTIME_DIR) are chatter to a script: errors only.
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
     try:
         return int(args.handler(args, settings))
     except CommandError as exc:

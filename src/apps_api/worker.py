@@ -11,6 +11,7 @@ from arq import Worker
 from arq.connections import RedisSettings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.pool import NullPool
 
 from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, create_sessionmaker
@@ -114,6 +115,10 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        # One connection, never pooled (the listener drops it after use), on its own URL.
+        ctx["listen_engine"] = create_engine(
+            settings, database_url=settings.listen_database_url or settings.database_url, poolclass=NullPool
+        )
         from apps_api.delivery import tasks as webhook_tasks
 
         webhook_tasks.startup(ctx)
@@ -127,6 +132,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
 
         await webhook_tasks.close(ctx)
         await ctx["engine"].dispose()
+        await ctx["listen_engine"].dispose()
         logger.info("worker stopped")
 
     options: dict[str, Any] = {

@@ -24,6 +24,7 @@ from arq.worker import func
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from apps_api.delivery import partitions
 from apps_api.delivery.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
 from apps_api.delivery.engine import (
     SHORT_WAIT_SECONDS,
@@ -36,8 +37,9 @@ from apps_api.delivery.engine import (
 from apps_api.delivery.outbox import DELIVER_JOB, deliver_job_id
 from apps_api.kit.driver import driver_connection
 from apps_api.kit.queue import enqueue
-from apps_api.models import AppInstallationRemoval, Event, OutboundDelivery, WebhookLogEntry
+from apps_api.models import AppInstallationRemoval, Event, OutboundDelivery
 from apps_api.models.base import utcnow
+from apps_api.observability.delivery_metrics import LOG_PARTITION_FAILURES, LOG_PARTITIONS_AHEAD
 from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings
@@ -321,7 +323,9 @@ class EventListener:
         self.pending.set()
 
     async def _listen(self) -> None:
-        engine = _deliverer(self.ctx).engine
+        # A session of its own (APPS_API_LISTEN_DATABASE_URL): LISTEN cannot go through
+        # PgBouncer's transaction pooling, and it must not hold a slot of the worker's pool.
+        engine = self.ctx.get("listen_engine") or _deliverer(self.ctx).engine
         while True:
             try:
                 async with engine.connect() as connection:
@@ -427,14 +431,43 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
     return {"undispatched": int(undispatched is not None), "due": len(due), "stale": len(stale)}
 
 
+async def maintain_log_partitions(ctx: dict[str, Any]) -> dict[str, int]:
+    """Create the log's daily partitions ahead of time and drop those past retention (hourly)."""
+    settings: Settings = ctx["settings"]
+    now = utcnow()
+    try:
+        async with driver_connection(ctx["engine"], transaction=False) as connection:
+            done = await partitions.maintain(
+                connection, now=now, retention_days=settings.webhook_log_retention_days
+            )
+            ahead = await partitions.days_ahead(connection, now=now)
+    except Exception:
+        # Alert on it: after AHEAD_DAYS failed days, new entries land in the DEFAULT partition.
+        LOG_PARTITION_FAILURES.inc()
+        logger.exception("webhook log partition maintenance failed; retrying in an hour")
+        raise
+    LOG_PARTITIONS_AHEAD.set(ahead)
+    if done.created or done.dropped or done.moved_rows or done.purged_default_rows:
+        logger.info(
+            "webhook log partitions: created %s, dropped %s, %d rows moved out of and %d purged from DEFAULT",
+            done.created,
+            done.dropped,
+            done.moved_rows,
+            done.purged_default_rows,
+        )
+    return {"created": len(done.created), "dropped": len(done.dropped), "days_ahead": ahead}
+
+
 async def purge_webhook_logs(ctx: dict[str, Any]) -> int:
-    """Delete log entries, finished deliveries and dispatched events older than the retention."""
+    """Delete finished deliveries and dispatched events older than the retention.
+
+    Log entries go by whole partitions (`maintain_log_partitions`).
+    """
     settings: Settings = ctx["settings"]
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     cutoff = utcnow() - timedelta(days=settings.webhook_log_retention_days)
     deleted = 0
     for table, condition in (
-        (WebhookLogEntry, WebhookLogEntry.created_at < cutoff),
         (
             OutboundDelivery,
             (OutboundDelivery.completed_at < cutoff) & OutboundDelivery.status.in_(("successful", "failed")),
@@ -471,6 +504,7 @@ def functions() -> list[Any]:
         func(deliver_outbound, keep_result=0, max_tries=3, timeout=300),
         func(sweep_outbound, keep_result=0),
         func(purge_webhook_logs, keep_result=0),
+        func(maintain_log_partitions, keep_result=0),
     ]
 
 
@@ -483,6 +517,16 @@ def cron_jobs(settings: Settings) -> list[Any]:
             sweep_outbound,
             name=f"cron:{settings.queue_name}:sweep_outbound",
             second=set(range(0, 60, interval)),
+            run_at_startup=True,
+            unique=True,
+            keep_result=0,
+        ),
+        # Partitions first (at start-up too: a worker that was down catches up), then the purge.
+        cron(
+            maintain_log_partitions,
+            name=f"cron:{settings.queue_name}:maintain_log_partitions",
+            minute={15},
+            second={0},
             run_at_startup=True,
             unique=True,
             keep_result=0,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-from apps_api.settings import Settings
+from apps_api.settings import Settings, to_asyncpg_url
 
 AfterCommit = Callable[[], Awaitable[Any]]
 _AFTER_COMMIT_KEY = "apps_api.after_commit"
@@ -22,21 +22,56 @@ _AFTER_COMMIT_KEY = "apps_api.after_commit"
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def driver_options(settings: Settings) -> dict[str, Any]:
+    """asyncpg connect arguments (SQLAlchemy's `connect_args`) for the configured statement cache.
+
+    With `APPS_API_DB_STATEMENT_CACHE_SIZE=0` (PgBouncer, transaction pooling) every statement
+    is unnamed: asyncpg sends Parse, Describe and Flush, then Parse again with Bind, Execute and
+    Sync, so PgBouncer (which may hand the client another server after each Sync) never sees a
+    statement outlive its round trip, and named statements never pile up on its servers.
+    """
+    return {
+        "timeout": settings.db_connect_timeout,
+        "server_settings": {"application_name": "apps-api", "timezone": "UTC"},
+        **statement_cache_options(settings),
+    }
+
+
+def statement_cache_options(settings: Settings) -> dict[str, Any]:
+    """The prepared statement caches (asyncpg's and SQLAlchemy's) of `driver_options`."""
+    if settings.db_statement_cache_size <= 0:
+        return {
+            "statement_cache_size": 0,  # asyncpg's own cache (the driver module's statements)
+            "prepared_statement_cache_size": 0,  # SQLAlchemy's cache of prepared statements
+            "prepared_statement_name_func": _unnamed_statement,  # "" is the unnamed statement
+        }
+    return {
+        "statement_cache_size": settings.db_statement_cache_size,
+        "prepared_statement_cache_size": settings.db_statement_cache_size,
+    }
+
+
+def _unnamed_statement() -> str:
+    return ""
+
+
+def create_engine(settings: Settings, *, database_url: str | None = None, **pool: Any) -> AsyncEngine:
+    """The engine of a process (`database_url` and `pool` arguments override the settings)."""
+    url = to_asyncpg_url(database_url) if database_url else settings.async_database_url
+    pool_options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        # Fail fast when PostgreSQL is down or the pool is exhausted: a 503, not a hung request.
+        "pool_timeout": settings.db_pool_timeout,
+    }
     engine = create_async_engine(
-        settings.async_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        url,
+        **(pool or pool_options),
         # No pool_pre_ping: with asyncpg it is three round trips (BEGIN; ";"; ROLLBACK) before
         # every request. `_discard_closed` below catches what it caught for free.
         # Statement parameters hold app secrets and token digests: never in logs or errors.
         hide_parameters=True,
-        # Fail fast when PostgreSQL is down: callers get a 503 instead of a hung request.
-        pool_timeout=settings.db_pool_timeout,
-        connect_args={
-            "timeout": settings.db_connect_timeout,
-            "server_settings": {"application_name": "apps-api", "timezone": "UTC"},
-        },
+        connect_args=driver_options(settings),
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed)
     return engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ _DESCRIPTIONS = {
     409: "The resource already exists.",
     413: "The request body is too large.",
     415: "The request has a body that is not `application/json`.",
-    503: "PostgreSQL (or Redis) is unreachable; retry after `Retry-After` seconds.",
+    503: "PostgreSQL (or Redis) is unreachable, or the service is overloaded; retry after `Retry-After`.",
 }
 
 
@@ -152,15 +154,35 @@ def _json(
 _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
 
 
-def _unavailable_sqlstate(exc: DBAPIError) -> bool:
+def _sqlstate(exc: DBAPIError) -> str | None:
     for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
         state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        if isinstance(state, str) and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES):
-            return True
-    return False
+        if isinstance(state, str):
+            return state
+    return None
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def _unavailable_sqlstate(exc: DBAPIError) -> bool:
+    state = _sqlstate(exc)
+    return state is not None and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES)
+
+
+# statement_timeout (query_canceled) and lock_timeout (lock_not_available): the database is
+# busy, the request may succeed when retried.
+_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
+OVERLOAD_RETRY_AFTER_SECONDS = 1
+OVERLOADED_DETAIL = "Service temporarily overloaded; retry after `Retry-After` seconds."
+
+
+def install_error_handlers(app: FastAPI, *, on_overload: Callable[[str], object] = lambda _: None) -> None:
+    """The error handlers; `on_overload(reason)` counts the requests shed on a pool or statement timeout."""
+
+    def _overloaded(reason: str) -> JSONResponse:
+        on_overload(reason)
+        return _json(503, OVERLOADED_DETAIL, headers={"Retry-After": str(OVERLOAD_RETRY_AFTER_SECONDS)})
+
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         return _json(exc.status_code, exc.detail, exc.errors, headers=exc.headers)
@@ -189,8 +211,15 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return _json(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(PoolTimeoutError)
+    async def _pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        # Load, not a fault: counted, never logged as an error (README, Running at scale).
+        return _overloaded("pool_timeout")
+
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _sqlstate(exc) in _TIMEOUT_SQLSTATES:
+            return _overloaded("statement_timeout")
         if (
             exc.connection_invalidated
             or isinstance(exc.orig, OSError)

@@ -14,13 +14,18 @@ LOG_STATUSES = ("pending", "started", "successful", "failed")
 
 
 class WebhookLogEntry(IdMixin, Base):
-    """One HTTP attempt of an outbound delivery (webhook or trigger), with its outcome."""
+    """One HTTP attempt of an outbound delivery (webhook or trigger), with its outcome.
+
+    Partitioned by day on `created_at` (migration 0004_scale, delivery/partitions.py), which never
+    changes after the insert. PostgreSQL's primary key is (id, created_at), as it requires the
+    partition key in it; ids are UUIDs, unique on their own, and the mapper identifies rows by id.
+    """
 
     __tablename__ = "webhook_log_entries"
     __table_args__ = (
         Index("ix_webhook_log_entries_app_created", "app_id", "created_at", "id"),
-        Index("ix_webhook_log_entries_created_at", "created_at"),
         Index("ix_webhook_log_entries_delivery_id", "delivery_id"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbound_deliveries.id", ondelete="CASCADE"))

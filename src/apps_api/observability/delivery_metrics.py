@@ -53,6 +53,17 @@ DELIVERY_LATENCY = Histogram(
     registry=WORKER_REGISTRY,
 )
 
+LOG_PARTITION_FAILURES = Counter(
+    "apps_api_log_partition_maintenance_failures_total",
+    "Failed runs of the hourly webhook log partition maintenance (creation ahead, retention).",
+    registry=WORKER_REGISTRY,
+)
+LOG_PARTITIONS_AHEAD = Gauge(
+    "apps_api_log_partitions_ahead_days",
+    "Days after today whose webhook log partition exists (alert below 2).",
+    registry=WORKER_REGISTRY,
+)
+
 
 def attempt_outcome(status_code: int | None, error: str | None) -> str:
     """A bounded label for one attempt: success, gone, redirect, http_4xx, http_5xx, error."""

@@ -19,3 +19,10 @@ HTTP_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+HTTP_SHED = Counter(
+    "apps_api_http_requests_shed_total",
+    "Requests answered 503 (with Retry-After) to shed load: `in_flight` (the process's bound was "
+    "reached), `pool_timeout` (no database connection in time), `statement_timeout`.",
+    ["reason"],
+    registry=REGISTRY,
+)
