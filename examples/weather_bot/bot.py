@@ -162,9 +162,14 @@ class Bot:
         self.record("token_checked", organization_id=organization_id, status_code=answer.status_code)
 
     def forget(self, organization_id: str | None, installation_id: str | None, *, via: str) -> None:
-        """Uninstalled: the API has revoked the app user's tokens; drop ours."""
+        """Uninstalled: the API has revoked the app user's tokens; drop ours.
+
+        By installation id: notifications may arrive out of order, and a late one about an old
+        installation must not drop the token of the organization's newer one."""
         for key, installation in list(self.installations.items()):
-            if key == organization_id or installation.installation_id == installation_id:
+            if installation.installation_id == installation_id or (
+                installation_id is None and key == organization_id
+            ):
                 del self.installations[key]
         self.record("forgotten", organization_id=organization_id, installation_id=installation_id, via=via)
 
@@ -248,6 +253,8 @@ async def trigger(request: Request) -> Response:
         return PlainTextResponse("Goodbye.")
     if kind != "install":
         return PlainTextResponse("Ignored.")
+    if not claims.get("org_id") or not claims.get("inst_id"):
+        return PlainTextResponse("Invalid install trigger.", status_code=400)
 
     redirect_uri = request.query_params.get("redirect_uri")
     known = bot.installations.get(claims["org_id"])
