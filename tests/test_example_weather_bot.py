@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -143,8 +144,9 @@ def register(api: str, owner: Tenant, bot_url: str) -> dict[str, str]:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("export ")
-    return dict(item.split("=", 1) for item in done.stdout.split()[1:])
+    words = shlex.split(done.stdout)
+    assert words[0] == "export"
+    return dict(item.split("=", 1) for item in words[1:])
 
 
 @pytest.fixture
