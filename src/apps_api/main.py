@@ -11,6 +11,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from apps_api import __version__
 from apps_api.apps.endpoints import router as public_apps_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url="/redoc",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -85,6 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticate_app_token = app_token_authenticator(settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operationId: its name (`list_owned_apps`), the method name in generated clients.
+
+    Route names are unique (tests/test_openapi.py checks it); name a route in its decorator
+    (`name=...`) when the function's own name would not read as a method of the API.
+    """
+    return route.name
 
 
 def _freeze_startup_heap() -> None:

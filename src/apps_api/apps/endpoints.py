@@ -17,6 +17,7 @@ from apps_api.apps.schemas import (
     AppShareInput,
     OwnedApp,
     OwnedAppInput,
+    OwnedAppPatch,
     PartnerApp,
     PublicApp,
     owned_app_json,
@@ -241,7 +242,7 @@ async def replace_owned_app(
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def update_owned_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: OwnedAppInput
+    session: SessionDep, principal: OrgSettingsPrincipal, app: OwnedAppDep, data: OwnedAppPatch
 ) -> OwnedApp:
     """Change only the given attributes. Setting publicity to false uninstalls the app wherever it
     may no longer be installed."""

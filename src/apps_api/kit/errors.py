@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,8 +16,16 @@ logger = logging.getLogger(__name__)
 
 
 class ErrorResponse(BaseModel):
-    detail: str
-    errors: dict[str, list[str]] | None = None
+    """The error envelope of every failure."""
+
+    detail: str = Field(description="What went wrong, for a human.")
+    errors: dict[str, list[str]] | None = Field(
+        None,
+        description=(
+            "Present on invalid input: the messages of each invalid field, keyed by the field's name "
+            "(`app_user.first_name` for a nested one, `body` for the body as a whole)."
+        ),
+    )
 
 
 class APIError(Exception):

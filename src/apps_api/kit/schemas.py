@@ -3,23 +3,126 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from apps_api.models import Organization, User
+
+# --- documentation-only annotations -----------------------------------------------------------
+# The OpenAPI document must state what the API enforces and what it returns, but validation
+# (and its 400 texts) stays in the validators: these add to the generated JSON schema only.
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: typing hashes Annotated metadata
+class SchemaHint:
+    """Merges `values` into the JSON schema of the annotated type (formats, patterns, enums)."""
+
+    values: Mapping[str, Any]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.values)
+        return schema
+
+
+def hint(**values: Any) -> SchemaHint:
+    return SchemaHint(values)
+
+
+def one_of(values: Iterable[str]) -> SchemaHint:
+    """A closed set of strings, checked by a validator with its own message."""
+    return SchemaHint({"enum": list(values)})
+
+
+def items_one_of(values: Iterable[str]) -> SchemaHint:
+    """A list whose items come from a closed set of strings."""
+    return SchemaHint({"items": {"type": "string", "enum": list(values)}})
+
+
+# A string the validators refuse when empty or only whitespace.
+NOT_BLANK = r"\S"
+# http(s) URLs as the validators accept them, in their canonical form: a host, an optional port,
+# then anything but whitespace and control characters.
+HTTP_URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/?#@:\[\]]+(:[0-9]{1,4})?([/?#][^\s\x00-\x1f\x7f]*)?$"
+HTTPS_URL_PATTERN = HTTP_URL_PATTERN.replace("https?", "https", 1)
 
 
 def iso_utc(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-UTCDateTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+UTCDateTime = Annotated[
+    datetime, PlainSerializer(iso_utc, return_type=str, when_used="json"), hint(format="date-time")
+]
+# An absolute URL in a response.
+Uri = Annotated[str, hint(format="uri")]
+
+
+def _read_only(editable: Iterable[str]) -> Callable[[dict[str, Any]], None]:
+    kept = frozenset(editable)
+
+    def document(schema: dict[str, Any]) -> None:
+        for name, prop in schema.get("properties", {}).items():
+            if name not in kept:
+                prop["readOnly"] = True
+
+    return document
+
+
+def resource_view(*, editable: Iterable[str] = ()) -> ConfigDict:
+    """Config of a response view: every attribute `readOnly` except those a client may write."""
+    return ConfigDict(from_attributes=True, json_schema_extra=_read_only(editable))
+
+
+def request_body(
+    *,
+    example: dict[str, Any] | None = None,
+    required: Iterable[str] | None = None,
+    not_null: Iterable[str] = (),
+) -> ConfigDict:
+    """Config of a request body's schema as one operation accepts it.
+
+    No `default` is documented: a generated client must send only what its caller set, since
+    an omitted attribute and a default one do not mean the same (PATCH, PUT). `required` lists
+    what the operation demands when the check is not the model's own (None: the model's);
+    `not_null` drops `null` from attributes the validators refuse as null. `example`: one per
+    request body (nested objects need none).
+    """
+    required_names = None if required is None else tuple(required)
+    refuse_null = frozenset(not_null)
+
+    def document(schema: dict[str, Any]) -> None:
+        properties: dict[str, Any] = schema.get("properties", {})
+        for name, prop in properties.items():
+            prop.pop("default", None)
+            if name in refuse_null and "anyOf" in prop:
+                branches = [branch for branch in prop.pop("anyOf") if branch != {"type": "null"}]
+                if len(branches) == 1:
+                    prop.update(branches[0])
+                else:
+                    prop["anyOf"] = branches
+        if required_names is not None:
+            schema.pop("required", None)
+            if required_names:
+                schema["required"] = [name for name in properties if name in required_names]
+        if example is not None:
+            schema["examples"] = [example]
+
+    return ConfigDict(json_schema_extra=document)
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A response view: its attributes are read-only unless a subclass names the editable ones."""
+
+    model_config = resource_view()
 
 
 def _contains_nul(value: Any) -> bool:
@@ -48,8 +151,10 @@ class InputSchema(BaseModel):
 
 
 class OrganizationEmbed(Schema):
-    id: uuid.UUID
-    name: str
+    """An organization, as embedded in other resources."""
+
+    id: uuid.UUID = Field(description="The ID of the organization.")
+    name: str = Field(description="Name of the organization.")
 
     @classmethod
     def of(cls, organization: Organization) -> OrganizationEmbed:
@@ -57,14 +162,16 @@ class OrganizationEmbed(Schema):
 
 
 class UserEmbed(Schema):
-    id: uuid.UUID
-    first_name: str | None
-    last_name: str | None
-    full_name: str
-    alias: str | None
-    organization_id: uuid.UUID
-    is_bot: bool
-    avatar: str | None
+    """A user (or an app user), as embedded in other resources."""
+
+    id: uuid.UUID = Field(description="The ID of the user.")
+    first_name: str | None = Field(description="First name of the user.")
+    last_name: str | None = Field(description="Last name of the user.")
+    full_name: str = Field(description="First and last name, separated by a space.")
+    alias: str | None = Field(description="The name the user shows to visitors, if any.")
+    organization_id: uuid.UUID = Field(description="The ID of the organization the user belongs to.")
+    is_bot: bool = Field(description="Whether the user is an app user (a bot) rather than a person.")
+    avatar: Uri | None = Field(description="URL of the user's avatar image.")
 
     @classmethod
     def of(cls, user: User) -> UserEmbed:
@@ -81,13 +188,15 @@ class UserEmbed(Schema):
 
 
 class AssetEmbed(Schema):
-    id: uuid.UUID
-    url: str
-    kind: str
-    content_type: str | None
-    size: int | None
-    width: int | None
-    height: int | None
+    """An uploaded file (the icon of an app), as embedded in other resources."""
+
+    id: uuid.UUID = Field(description="The ID of the asset.")
+    url: Uri = Field(description="Where the asset can be downloaded.")
+    kind: str = Field(description="What the asset is, such as `image`.")
+    content_type: str | None = Field(description="MIME type of the asset.")
+    size: int | None = Field(description="Size of the asset in bytes.")
+    width: int | None = Field(description="Width of an image in pixels.")
+    height: int | None = Field(description="Height of an image in pixels.")
 
 
 def user_embed_json(row: Any, prefix: str) -> dict[str, Any] | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from apps_api.observability.delivery_metrics import refresh_queue_metrics
@@ -19,11 +20,15 @@ router = APIRouter(tags=["Operations"])
 
 
 class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = {}
+    """Whether the process (and, for readiness, each dependency) is usable."""
+
+    status: Literal["ok", "unavailable"] = Field(description="`ok`, or `unavailable` when a check failed.")
+    checks: dict[str, str] = Field(
+        {}, description="Each dependency (`database`, `redis`) with `ok`, `unreachable` or `not configured`."
+    )
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers", name="get_liveness")
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -32,6 +37,7 @@ async def healthz() -> Health:
     "/readyz",
     response_model=Health,
     summary="Readiness: PostgreSQL and Redis are reachable",
+    name="get_readiness",
     responses={503: {"model": Health, "description": "A dependency is unreachable."}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -60,7 +66,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, name="get_metrics")
 async def metrics(request: Request) -> Response:
     """HTTP metrics of this process, plus the delivery queue's state read from PostgreSQL."""
     engine = getattr(request.app.state, "engine", None)  # set by the lifespan
