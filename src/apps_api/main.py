@@ -20,6 +20,7 @@ from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.db import create_engine, engine_request_sessions
+from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.observability.endpoints import router as operations_router
@@ -63,13 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.arq.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = create_documented_app(
         title="giosg Apps API",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
