@@ -289,7 +289,7 @@ class OwnedAppInput(InputSchema):
     """Body of creating (POST) or replacing (PUT) an owned app.
 
     The required attributes must be given. An optional attribute left out takes its default on
-    create and keeps its current value on PUT.
+    create (false, an empty list or null) and keeps its current value on PUT.
     """
 
     model_config = request_body(required=REQUIRED_ATTRIBUTES, example=_OWNED_APP_EXAMPLE)
@@ -297,12 +297,8 @@ class OwnedAppInput(InputSchema):
     name: Name = Field("", description=_DOC["name"] + f" At most {NAME_MAX_LENGTH} characters.")
     description: Text = Field("", description=_DOC["description"])
     icon_asset_id: uuid.UUID | None = Field(None, description=_DOC["icon_asset_id"])
-    is_available_to_anyone: bool = Field(
-        False, description=_DOC["is_available_to_anyone"] + " Default false."
-    )
-    is_available_to_partners: bool = Field(
-        False, description=_DOC["is_available_to_partners"] + " Default false."
-    )
+    is_available_to_anyone: bool = Field(False, description=_DOC["is_available_to_anyone"])
+    is_available_to_partners: bool = Field(False, description=_DOC["is_available_to_partners"])
     is_app_user_required: bool = Field(False, description=_DOC["is_app_user_required"])
     app_user_default_first_name: PersonName | None = Field(
         None, description=_DOC["app_user_default_first_name"]
@@ -315,15 +311,13 @@ class OwnedAppInput(InputSchema):
     privacy_policy_url: HttpUrl = Field("", description=_DOC["privacy_policy_url"])
     trigger_url: HttpUrl | None = Field(None, description=_DOC["trigger_url"])
     trigger_conditions: TriggerConditions = Field(
-        default_factory=list, description=_DOC["trigger_conditions"] + " Default empty."
+        default_factory=list, description=_DOC["trigger_conditions"]
     )
-    required_scopes: Scopes = Field(
-        default_factory=list, description=_DOC["required_scopes"] + " Default empty."
-    )
+    required_scopes: Scopes = Field(default_factory=list, description=_DOC["required_scopes"])
     allowed_redirect_uris: list[HttpsUrl] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
-        description=_DOC["allowed_redirect_uris"] + " Default empty.",
+        description=_DOC["allowed_redirect_uris"],
     )
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest
-from apps_api.kit.schemas import Uri
+from apps_api.kit.schemas import Uri, hint
 from apps_api.kit.views import json_response
 from apps_api.settings import Settings
 
@@ -64,9 +64,12 @@ async def page_params(
     page_size: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Results per page (1-100).")
     ] = DEFAULT_PAGE_SIZE,
-    ordering: Annotated[Ordering, Query(description="`-created_at` (newest first) or `created_at`.")] = (
-        "-created_at"
-    ),
+    ordering: Annotated[
+        Ordering,
+        # Enum member names for generated clients ("-created_at" is no identifier).
+        hint(**{"x-enum-varnames": ["CREATED_AT", "CREATED_AT_DESC"]}),
+        Query(description="`-created_at` (newest first) or `created_at`."),
+    ] = "-created_at",
 ) -> PageParams:
     return PageParams(cursor=cursor, page_size=page_size, ordering=ordering)
 
