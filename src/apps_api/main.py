@@ -146,5 +146,46 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    _link_creates(schema)
     app.openapi_schema = schema
     return schema
+
+
+def _path_parameters(path: str) -> list[str]:
+    return [segment[1:-1] for segment in path.split("/") if segment.startswith("{") and segment.endswith("}")]
+
+
+def _link_creates(schema: dict[str, Any]) -> None:
+    """OpenAPI links from each create (a 201 on a collection) to the created item's operations.
+
+    For `POST /a/{x}/items`, every operation under `/a/{x}/items/{item_id}` whose other path
+    parameters the request already has gets a link: `item_id` from the created body's `id`,
+    the rest from the request's path. Generated clients and schemathesis' stateful phase
+    follow them (create, then GET, PATCH, PUT, DELETE, and the item's own collections).
+    """
+    paths: dict[str, Any] = schema.get("paths", {})
+    for collection, item in paths.items():
+        create = item.get("post")
+        if create is None or "201" not in create.get("responses", {}):
+            continue
+        known = _path_parameters(collection)
+        links: dict[str, Any] = {}
+        for path, target_item in paths.items():
+            rest = path.removeprefix(collection + "/")
+            if rest == path or not rest.startswith("{"):
+                continue
+            item_parameter = rest.split("/", 1)[0][1:-1]
+            if set(_path_parameters(path)) != {*known, item_parameter}:
+                continue
+            for method, operation in target_item.items():
+                if not isinstance(operation, dict) or "operationId" not in operation:
+                    continue
+                parameters = {name: f"$request.path.{name}" for name in known}
+                parameters[item_parameter] = "$response.body#/id"
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                    "description": f"{method.upper()} {path}, `{item_parameter}` the created `id`.",
+                }
+        if links:
+            create["responses"]["201"]["links"] = links

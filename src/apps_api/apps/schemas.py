@@ -27,7 +27,6 @@ from apps_api.kit.schemas import (
     InputSchema,
     OrganizationEmbed,
     Schema,
-    Uri,
     UTCDateTime,
     hint,
     items_one_of,
@@ -120,12 +119,12 @@ class OwnedApp(AppBase):
     app_user_default_first_name: str | None = Field(description=_DOC["app_user_default_first_name"])
     app_user_default_last_name: str | None = Field(description=_DOC["app_user_default_last_name"])
     app_user_default_alias: str | None = Field(description=_DOC["app_user_default_alias"])
-    terms_of_service_url: Uri = Field(description=_DOC["terms_of_service_url"])
-    privacy_policy_url: Uri = Field(description=_DOC["privacy_policy_url"])
-    trigger_url: Uri | None = Field(description=_DOC["trigger_url"])
+    terms_of_service_url: str = Field(description=_DOC["terms_of_service_url"])
+    privacy_policy_url: str = Field(description=_DOC["privacy_policy_url"])
+    trigger_url: str | None = Field(description=_DOC["trigger_url"])
     trigger_conditions: TriggerConditionList = Field(description=_DOC["trigger_conditions"])
     required_scopes: ScopeList = Field(description=_DOC["required_scopes"])
-    allowed_redirect_uris: list[Uri] = Field(description=_DOC["allowed_redirect_uris"])
+    allowed_redirect_uris: list[str] = Field(description=_DOC["allowed_redirect_uris"])
     created_by_user_id: uuid.UUID | None = Field(description="ID of the user who created this app.")
     created_by_user: EmbeddedUser | None = Field(description="The user resource created this app.")
     updated_by_user_id: uuid.UUID | None = Field(description="ID of the user who last updated this app.")

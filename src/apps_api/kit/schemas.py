@@ -49,9 +49,13 @@ def items_one_of(values: Iterable[str]) -> SchemaHint:
 
 # A string the validators refuse when empty or only whitespace.
 NOT_BLANK = r"\S"
-# http(s) URLs as the validators accept them, in their canonical form: a host, an optional port,
-# then anything but whitespace and control characters.
-HTTP_URL_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/?#@:\[\]]+(:[0-9]{1,4})?([/?#][^\s\x00-\x1f\x7f]*)?$"
+# http(s) URLs in the form clients should send: RFC 3986 characters only (the validators are
+# more lenient, so every URL written this way is accepted). A host, an optional port, a path,
+# a query and a fragment.
+_URL_CHARACTER = r"(%[0-9A-Fa-f]{2}|[A-Za-z0-9._~!$&'()*+,;=:@/-])"
+_URL_HEAD = r"^https?://[A-Za-z0-9._~!$&'()*+,;=-]+(:[0-9]{1,4})?"
+URL_NO_FRAGMENT_PATTERN = _URL_HEAD + rf"(/{_URL_CHARACTER}*)?(\?({_URL_CHARACTER}|\?)*)?$"
+HTTP_URL_PATTERN = URL_NO_FRAGMENT_PATTERN.removesuffix("$") + rf"(#({_URL_CHARACTER}|\?)*)?$"
 HTTPS_URL_PATTERN = HTTP_URL_PATTERN.replace("https?", "https", 1)
 
 
@@ -62,7 +66,7 @@ def iso_utc(value: datetime) -> str:
 UTCDateTime = Annotated[
     datetime, PlainSerializer(iso_utc, return_type=str, when_used="json"), hint(format="date-time")
 ]
-# An absolute URL in a response.
+# An absolute URL the service builds (a URL a client gave is returned as given: no format).
 Uri = Annotated[str, hint(format="uri")]
 
 
@@ -171,7 +175,7 @@ class UserEmbed(Schema):
     alias: str | None = Field(description="The name the user shows to visitors, if any.")
     organization_id: uuid.UUID = Field(description="The ID of the organization the user belongs to.")
     is_bot: bool = Field(description="Whether the user is an app user (a bot) rather than a person.")
-    avatar: Uri | None = Field(description="URL of the user's avatar image.")
+    avatar: str | None = Field(description="URL of the user's avatar image.")
 
     @classmethod
     def of(cls, user: User) -> UserEmbed:
@@ -191,7 +195,7 @@ class AssetEmbed(Schema):
     """An uploaded file (the icon of an app), as embedded in other resources."""
 
     id: uuid.UUID = Field(description="The ID of the asset.")
-    url: Uri = Field(description="Where the asset can be downloaded.")
+    url: str = Field(description="URL where the asset can be downloaded.")
     kind: str = Field(description="What the asset is, such as `image`.")
     content_type: str | None = Field(description="MIME type of the asset.")
     size: int | None = Field(description="Size of the asset in bytes.")

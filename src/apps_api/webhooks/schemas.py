@@ -20,11 +20,10 @@ from apps_api.delivery.matching import (
     pattern_error,
 )
 from apps_api.kit.schemas import (
-    HTTP_URL_PATTERN,
+    URL_NO_FRAGMENT_PATTERN,
     InputSchema,
     OrganizationEmbed,
     Schema,
-    Uri,
     UTCDateTime,
     hint,
     request_body,
@@ -78,14 +77,10 @@ def _channel_pattern_regex() -> str:
     return f"^({literal(INSTALLATIONS_PATTERN)}|({prefixes})(/({segment}))+)$"
 
 
-# No fragment (and no credentials: the host part has no `@`).
-ENDPOINT_URL_PATTERN = HTTP_URL_PATTERN.replace(
-    r"([/?#][^\s\x00-\x1f\x7f]*)?$", r"([/?][^\s\x00-\x1f\x7f#]*)?$"
-)
 EndpointUrl = Annotated[
     str,
     AfterValidator(_endpoint_url),
-    hint(format="uri", maxLength=MAX_URL_LENGTH, pattern=ENDPOINT_URL_PATTERN),
+    hint(format="uri", maxLength=MAX_URL_LENGTH, pattern=URL_NO_FRAGMENT_PATTERN),
 ]
 ChannelPattern = Annotated[
     str,
@@ -212,7 +207,7 @@ class Webhook(Schema):
     )
     app_id: uuid.UUID = Field(description="The ID of the app which uses this webhook.")
     app: WebhookApp = Field(description="The app resource that is using the webhook.")
-    endpoint_url: Uri = Field(description="URL to which the webhook is sent.")
+    endpoint_url: str = Field(description="URL to which the webhook is sent.")
     channel_subscriptions: list[ChannelSubscription] = Field(
         description="List of channel subscriptions objects."
     )
@@ -236,7 +231,7 @@ class WebhookLogEntry(Schema):
     webhook_id: uuid.UUID | None = Field(
         description="The ID of the webhook; null for an attempt of the app's uninstall trigger."
     )
-    endpoint_url: Uri = Field(description="The request URL of the webhook.")
+    endpoint_url: str = Field(description="The request URL of the webhook.")
     action: Action = Field(description="Resource action, either `added`, `removed` or `changed`.")
     resource_id: str = Field(description="The ID of the resource.")
     channel: str = Field(description="Channel that has been about the resource action.")
