@@ -54,8 +54,6 @@ _PersonName = Annotated[str, Field(max_length=150), hint(minLength=1, pattern=NO
 class AppUserInput(InputSchema):
     """Names of the app user created with the installation; null or left out: the app's default."""
 
-    model_config = request_body()
-
     first_name: _PersonName | None = Field(default=None, description="First name of the app user.")
     last_name: _PersonName | None = Field(default=None, description="Last name of the app user.")
     alias: _PersonName | None = Field(default=None, description="Alias of the app user.")

@@ -140,9 +140,13 @@ def _contains_nul(value: Any) -> bool:
 
 
 class InputSchema(BaseModel):
-    """Request bodies: unknown and read-only attributes are ignored (a client may PUT back a GET)."""
+    """Request bodies: unknown and read-only attributes are ignored (a client may PUT back a GET).
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    Documented without defaults (request_body()); a body's own model_config adds its example
+    and, where the operation decides, its required list.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, **request_body())
 
     @field_validator("*", mode="after")
     @classmethod

@@ -275,8 +275,6 @@ def _channel(value: str) -> str:
 class IngestEvent(InputSchema):
     """A change in an organization, to be delivered to the webhooks subscribed to its channel."""
 
-    model_config = request_body()
-
     organization_id: uuid.UUID = Field(description="The organization the change happened in.")
     channel: Annotated[
         str,
