@@ -232,6 +232,7 @@ def _schemathesis(server: ApiServer, config: str, phases: str, *, max_examples: 
         keep = os.environ.get("SCHEMATHESIS_REPORT_DIR")  # to read what a run did
         if keep:
             (Path(keep) / f"{phases.replace(',', '-')}.ndjson").write_text(report.read_text())
+            (Path(keep) / f"{phases.replace(',', '-')}.txt").write_text(result.stdout + result.stderr)
     return Run(result.returncode, result.stdout + result.stderr, events)
 
 

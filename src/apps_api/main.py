@@ -188,4 +188,5 @@ def _link_creates(schema: dict[str, Any]) -> None:
                     "description": f"{method.upper()} {path}, `{item_parameter}` the created `id`.",
                 }
         if links:
-            create["responses"]["201"]["links"] = links
+            # Links a route declares itself (openapi_extra) are kept.
+            create["responses"]["201"]["links"] = {**links, **create["responses"]["201"].get("links", {})}
