@@ -57,7 +57,17 @@ from tests.installflow_helpers import PASSWORD, unique_email
 from tests.reliability_helpers import World, populate
 
 # Not part of the API: documentation, schema and operations endpoints (no tenant data).
-EXCLUDED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz", "/metrics"}
+# Public by design: the document, its pages and their packaged assets, the probes.
+EXCLUDED = {
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/static-offline-docs",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+}
 
 DENIED_ORG = {"other_org": 403, "no_settings": 403, "expired": 401, "deleted": 401, "uninstalled_bot": 401}
 DENIED_NO_ORG = {**DENIED_ORG, "other_org": 404}

@@ -11,6 +11,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from apps_api import __version__
 from apps_api.app_user_tokens.endpoints import router as app_user_tokens_router
@@ -21,6 +22,7 @@ from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, engine_request_sessions
+from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.kit.security import configure_password_hashing
@@ -66,13 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.arq.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = create_documented_app(
         title="giosg Apps API",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     configure_encryption(settings.encryption_keys)
@@ -96,6 +97,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticate_app_token = app_token_authenticator(settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operationId: its name (`list_owned_apps`), the method name in generated clients.
+
+    Route names are unique (tests/test_openapi.py checks it); name a route in its decorator
+    (`name=...`) when the function's own name would not read as a method of the API.
+    """
+    return route.name
 
 
 def _freeze_startup_heap() -> None:
@@ -147,5 +157,47 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    _link_creates(schema)
     app.openapi_schema = schema
     return schema
+
+
+def _path_parameters(path: str) -> list[str]:
+    return [segment[1:-1] for segment in path.split("/") if segment.startswith("{") and segment.endswith("}")]
+
+
+def _link_creates(schema: dict[str, Any]) -> None:
+    """OpenAPI links from each create (a 201 on a collection) to the created item's operations.
+
+    For `POST /a/{x}/items`, every operation under `/a/{x}/items/{item_id}` whose other path
+    parameters the request already has gets a link: `item_id` from the created body's `id`,
+    the rest from the request's path. Generated clients and schemathesis' stateful phase
+    follow them (create, then GET, PATCH, PUT, DELETE, and the item's own collections).
+    """
+    paths: dict[str, Any] = schema.get("paths", {})
+    for collection, item in paths.items():
+        create = item.get("post")
+        if create is None or "201" not in create.get("responses", {}):
+            continue
+        known = _path_parameters(collection)
+        links: dict[str, Any] = {}
+        for path, target_item in paths.items():
+            rest = path.removeprefix(collection + "/")
+            if rest == path or not rest.startswith("{"):
+                continue
+            item_parameter = rest.split("/", 1)[0][1:-1]
+            if set(_path_parameters(path)) != {*known, item_parameter}:
+                continue
+            for method, operation in target_item.items():
+                if not isinstance(operation, dict) or "operationId" not in operation:
+                    continue
+                parameters = {name: f"$request.path.{name}" for name in known}
+                parameters[item_parameter] = "$response.body#/id"
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                    "description": f"{method.upper()} {path}, `{item_parameter}` the created `id`.",
+                }
+        if links:
+            # Links a route declares itself (openapi_extra) are kept.
+            create["responses"]["201"]["links"] = {**links, **create["responses"]["201"].get("links", {})}

@@ -16,6 +16,9 @@ from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import Page, PageParamsDep, paginate
 from apps_api.models import ApiToken, AppInstallation
 
+# No body: a token that never expires.
+_NO_BODY = OwnedAppUserTokenInput()
+
 router = APIRouter(
     prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}/installations/{installation_id}/app_user_tokens",
     tags=["App-user tokens"],
@@ -61,14 +64,12 @@ def _view(token: ApiToken, installation: AppInstallation) -> OwnedAppUserToken:
 async def create_app_user_token(
     session: SessionDep,
     installation: OwnedInstallationDep,
-    data: Annotated[OwnedAppUserTokenInput | None, Body()] = None,
+    data: Annotated[OwnedAppUserTokenInput, Body()] = _NO_BODY,
 ) -> NewOwnedAppUserToken:
     """The token acts as the app user (`Authorization: Token <token>`) within the installation's
     `allowed_scopes`, in the installing organization only. Its key is in this answer only.
     404 when the installation has no app user. Uninstalling the app revokes it."""
-    token, key = await service.mint(
-        session=session, installation=installation, expires_at=data.expires_at if data else None
-    )
+    token, key = await service.mint(session=session, installation=installation, expires_at=data.expires_at)
     return NewOwnedAppUserToken(**_view(token, installation).model_dump(), token=key)
 
 

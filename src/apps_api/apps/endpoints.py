@@ -17,6 +17,7 @@ from apps_api.apps.schemas import (
     AppShareInput,
     OwnedApp,
     OwnedAppInput,
+    OwnedAppPatch,
     PartnerApp,
     PublicApp,
     RotateSecretInput,
@@ -245,12 +246,16 @@ async def replace_owned_app(
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def update_owned_app(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppInput
+    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppPatch
 ) -> OwnedApp:
     """Change only the given attributes. Setting publicity to false uninstalls the app wherever it
     may no longer be installed."""
     updated = await service.update_app(session=session, principal=principal, app=app, data=data, partial=True)
     return OwnedApp.model_validate(updated)
+
+
+# No body: the default grace period.
+_NO_ROTATION_BODY = RotateSecretInput()
 
 
 @router.post(
@@ -262,16 +267,16 @@ async def update_owned_app(
 )
 async def rotate_owned_app_secret(
     session: SessionDep,
-    principal: OrgSettingsPrincipal,
+    principal: OrgProviderPrincipal,
     app: OwnedAppDep,
-    data: Annotated[RotateSecretInput | None, Body()] = None,
+    data: Annotated[RotateSecretInput, Body()] = _NO_ROTATION_BODY,
 ) -> OwnedApp:
     """A new `secret` (64 hex characters), returned here. During `grace_period_seconds` (default
     86400, at most 604800; 0 ends it at once) the previous secret still authenticates GIOSGAPP and
     `/identity/token`, and webhooks carry a second signature made with it
     (`webhook-signature: v1,<new> v1,<previous>`). Trigger JWTs are signed with the new secret.
     Emits `changed` on the app's webhooks channel."""
-    grace = (data or RotateSecretInput()).grace_period_seconds
+    grace = data.grace_period_seconds
     rotated = await service.rotate_secret(
         session=session, principal=principal, app=app, grace_period_seconds=grace
     )

@@ -5,10 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from apps_api.kit.schemas import AssetEmbed, OrganizationEmbed, Schema, UserEmbed, UTCDateTime
-from apps_api.models import User
+from apps_api.kit.schemas import (
+    AssetEmbed,
+    OrganizationEmbed,
+    Schema,
+    UserEmbed,
+    UTCDateTime,
+    items_one_of,
+)
+from apps_api.models import SCOPES, TRIGGER_CONDITIONS, User
 
 
 def _user_embed(value: Any) -> Any:
@@ -19,24 +26,45 @@ def _user_embed(value: Any) -> Any:
 EmbeddedUser = Annotated[UserEmbed, BeforeValidator(_user_embed)]
 
 
+# The values of these lists are closed sets (checked on input).
+TriggerConditionList = Annotated[list[str], items_one_of(TRIGGER_CONDITIONS)]
+ScopeList = Annotated[list[str], items_one_of(SCOPES)]
+
+# Attribute descriptions in the spec's words, shared by every view that has the attribute.
+REQUIRED_SCOPES = (
+    "List of permission scopes the app requires in order to work. The permissions are needed for "
+    "listening webhooks and for bot user permissions."
+)
+TRIGGER_CONDITIONS_DESCRIPTION = "List of trigger conditions in string format, sorted alphabetically."
+
+
 class AppBase(Schema):
-    id: uuid.UUID
-    name: str
-    description: str
-    owned_by_organization_id: uuid.UUID
-    owned_by_organization: OrganizationEmbed
-    icon_asset_id: uuid.UUID | None
-    icon_asset: AssetEmbed | None
-    is_app_user_required: bool
-    installation_count: int
-    created_at: UTCDateTime
-    updated_at: UTCDateTime
+    id: uuid.UUID = Field(description="The ID of the app.")
+    name: str = Field(description="Name of the app.")
+    description: str = Field(description="Description for the app.")
+    owned_by_organization_id: uuid.UUID = Field(
+        description="The ID of the organization that the app belongs to."
+    )
+    owned_by_organization: OrganizationEmbed = Field(
+        description="The organization resource to which the app belongs to."
+    )
+    icon_asset_id: uuid.UUID | None = Field(description="The ID of the icon asset that the app is using.")
+    icon_asset: AssetEmbed | None = Field(description="The icon asset resource that the app is using.")
+    is_app_user_required: bool = Field(
+        description=(
+            "Whether the app requires a bot user for the installing organization. This is done "
+            "automatically when the app is installed."
+        )
+    )
+    installation_count: int = Field(description="How many installations of this app there are.")
+    created_at: UTCDateTime = Field(description="When the app was created.")
+    updated_at: UTCDateTime = Field(description="When the app was updated.")
 
 
 class InstalledApp(AppBase):
     """An app installed in the caller's organization."""
 
-    trigger_conditions: list[str]
+    trigger_conditions: TriggerConditionList = Field(description=TRIGGER_CONDITIONS_DESCRIPTION)
 
 
 def app_base_json(row: Any, prefix: str = "") -> dict[str, Any]:

@@ -45,6 +45,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "/token",
     response_model=AppUserToken,
     summary="Exchange an app user code for an API token",
+    name="exchange_app_user_code",
     responses=_ERRORS,
 )
 async def issue_token(

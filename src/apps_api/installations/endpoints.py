@@ -83,6 +83,31 @@ async def _install(
     return json_response(view, status_code=201)
 
 
+# The installation as its app's owner sees it (links from the installing organization's items
+# are added by main._link_creates).
+_OWNER = "$response.body#/app/owned_by_organization_id"
+_INSTALL_LINKS = {
+    "get_owned_app_installation": {
+        "operationId": "get_owned_app_installation",
+        "parameters": {
+            "organization_id": _OWNER,
+            "app_id": "$response.body#/app_id",
+            "installation_id": "$response.body#/id",
+        },
+        "description": "The app owner's view of the installation.",
+    },
+    "uninstall_owned_app": {
+        "operationId": "uninstall_owned_app",
+        "parameters": {
+            "organization_id": _OWNER,
+            "app_id": "$response.body#/app_id",
+            "installer_organization_id": "$response.body#/organization_id",
+        },
+        "description": "The app owner uninstalls the app from the installing organization.",
+    },
+}
+
+
 @router.post(
     "/orgs/{organization_id}/app_installations",
     response_model=AppInstallation,
@@ -90,6 +115,7 @@ async def _install(
     summary="Install an app",
     tags=["App installations"],
     responses=error_responses(400, 401, 403, 404, 409),
+    openapi_extra={"responses": {"201": {"links": _INSTALL_LINKS}}},
 )
 async def install_app(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput

@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from apps_api.catalog.views import EmbeddedUser, InstalledApp, app_base_json
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime
+from apps_api.catalog.views import EmbeddedUser, InstalledApp, ScopeList, app_base_json
+from apps_api.kit.schemas import (
+    NOT_BLANK,
+    InputSchema,
+    OrganizationEmbed,
+    Schema,
+    UTCDateTime,
+    hint,
+    items_one_of,
+    request_body,
+)
+from apps_api.models import SCOPES
+
+_ALLOWED_SCOPES = (
+    "Which permissions have been accepted for the app. This maps to app required_scopes "
+    "(see permission scopes)."
+)
 
 
 class AppInstallationBase(Schema):
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    organization: OrganizationEmbed
-    app_id: uuid.UUID
-    app: InstalledApp
-    app_user_id: uuid.UUID | None
-    app_user: EmbeddedUser | None
-    allowed_scopes: list[str]
-    created_at: UTCDateTime
-    updated_at: UTCDateTime
+    id: uuid.UUID = Field(description="The ID of the app installation.")
+    organization_id: uuid.UUID = Field(description="The ID of the organization that has installed the app.")
+    organization: OrganizationEmbed = Field(description="The organization resource that installed the app.")
+    app_id: uuid.UUID = Field(description="The ID of the installed app.")
+    app: InstalledApp = Field(description="The installed app resource.")
+    app_user_id: uuid.UUID | None = Field(description="The ID of the app user; null if the app has none.")
+    app_user: EmbeddedUser | None = Field(description="The app user resource; null if the app has none.")
+    allowed_scopes: ScopeList = Field(description=_ALLOWED_SCOPES)
+    created_at: UTCDateTime = Field(description="When the app installation was created.")
+    updated_at: UTCDateTime = Field(description="When the app installation was updated.")
 
 
 class AppInstallation(AppInstallationBase):
@@ -32,19 +47,40 @@ class OwnedAppInstallation(AppInstallationBase):
     """An installation of an app the caller's organization owns, in any organization."""
 
 
+# Names refused when blank (by the service, with the app's defaults in view).
+_PersonName = Annotated[str, Field(max_length=150), hint(minLength=1, pattern=NOT_BLANK)]
+
+
 class AppUserInput(InputSchema):
-    first_name: str | None = Field(default=None, max_length=150)
-    last_name: str | None = Field(default=None, max_length=150)
-    alias: str | None = Field(default=None, max_length=150)
+    """Names of the app user created with the installation; null or left out: the app's default."""
+
+    first_name: _PersonName | None = Field(default=None, description="First name of the app user.")
+    last_name: _PersonName | None = Field(default=None, description="Last name of the app user.")
+    alias: _PersonName | None = Field(default=None, description="Alias of the app user.")
 
 
 class AppInstallationInput(InputSchema):
-    app_id: uuid.UUID
-    allowed_scopes: list[str] | None = Field(
-        default=None, description="Scopes granted to the app; must cover its `required_scopes` (default)."
+    """Body of installing an app in the caller's organization."""
+
+    model_config = request_body(
+        example={
+            "app_id": "3c1e5a7b-9d2f-4b6c-8e0a-1f3b5d7c9e2a",
+            "allowed_scopes": ["reports"],
+            "app_user": {"first_name": "Weather", "last_name": "Bot"},
+        }
+    )
+
+    app_id: uuid.UUID = Field(description="The ID of the app to install.")
+    allowed_scopes: Annotated[list[str], items_one_of(SCOPES)] | None = Field(
+        default=None,
+        description=(
+            "The permission scopes granted to the app; they must include the app's required_scopes. "
+            "Null or left out: the app's required_scopes."
+        ),
     )
     app_user: AppUserInput | None = Field(
-        default=None, description="Names of the app user, overriding the app's defaults."
+        default=None,
+        description="Names of the app user, overriding the app's defaults (apps that require an app user).",
     )
 
 

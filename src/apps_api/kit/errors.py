@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,8 +18,16 @@ logger = logging.getLogger(__name__)
 
 
 class ErrorResponse(BaseModel):
-    detail: str
-    errors: dict[str, list[str]] | None = None
+    """The error envelope of every failure."""
+
+    detail: str = Field(description="What went wrong, for a human.")
+    errors: dict[str, list[str]] | None = Field(
+        None,
+        description=(
+            "Present on invalid input: the messages of each invalid field, keyed by the field's name "
+            "(`app_user.first_name` for a nested one, `body` for the body as a whole)."
+        ),
+    )
 
 
 class APIError(Exception):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import (
     ColumnElement,
     FromClause,
@@ -30,6 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest
+from apps_api.kit.schemas import Uri, hint
 from apps_api.kit.views import json_response
 from apps_api.settings import Settings
 
@@ -41,9 +42,11 @@ MAX_PAGE_SIZE = 100
 
 
 class Page(BaseModel, Generic[T]):
-    next: str | None
-    previous: str | None
-    results: list[T]
+    """A page of a collection, newest first unless `ordering` says otherwise."""
+
+    next: Uri | None = Field(description="The URL of the next page; null on the last one.")
+    previous: Uri | None = Field(description="The URL of the previous page; null on the first one.")
+    results: list[T] = Field(description="The resources of this page.")
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,12 @@ async def page_params(
     page_size: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Results per page (1-100).")
     ] = DEFAULT_PAGE_SIZE,
-    ordering: Annotated[Ordering, Query(description="`-created_at` (newest first) or `created_at`.")] = (
-        "-created_at"
-    ),
+    ordering: Annotated[
+        Ordering,
+        # Enum member names for generated clients ("-created_at" is no identifier).
+        hint(**{"x-enum-varnames": ["CREATED_AT", "CREATED_AT_DESC"]}),
+        Query(description="`-created_at` (newest first) or `created_at`."),
+    ] = "-created_at",
 ) -> PageParams:
     return PageParams(cursor=cursor, page_size=page_size, ordering=ordering)
 

@@ -3,24 +3,131 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 if TYPE_CHECKING:  # the embeds read a model's attributes; kit imports no model at run time
     from apps_api.models import Organization, User
+
+# --- documentation-only annotations -----------------------------------------------------------
+# The OpenAPI document must state what the API enforces and what it returns, but validation
+# (and its 400 texts) stays in the validators: these add to the generated JSON schema only.
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: typing hashes Annotated metadata
+class SchemaHint:
+    """Merges `values` into the JSON schema of the annotated type (formats, patterns, enums)."""
+
+    values: Mapping[str, Any]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.values)
+        return schema
+
+
+def hint(**values: Any) -> SchemaHint:
+    return SchemaHint(values)
+
+
+def one_of(values: Iterable[str]) -> SchemaHint:
+    """A closed set of strings, checked by a validator with its own message."""
+    return SchemaHint({"enum": list(values)})
+
+
+def items_one_of(values: Iterable[str]) -> SchemaHint:
+    """A list whose items come from a closed set of strings."""
+    return SchemaHint({"items": {"type": "string", "enum": list(values)}})
+
+
+# A string the validators refuse when empty or only whitespace.
+NOT_BLANK = r"\S"
+# http(s) URLs in the form clients should send: RFC 3986 characters only (the validators are
+# more lenient, so every URL written this way is accepted). A host, an optional port, a path,
+# a query and a fragment.
+_URL_CHARACTER = r"(%[0-9A-Fa-f]{2}|[A-Za-z0-9._~!$&'()*+,;=:@/-])"
+_URL_HEAD = r"^https?://[A-Za-z0-9._~!$&'()*+,;=-]+(:[0-9]{1,4})?"
+URL_NO_FRAGMENT_PATTERN = _URL_HEAD + rf"(/{_URL_CHARACTER}*)?(\?({_URL_CHARACTER}|\?)*)?$"
+HTTP_URL_PATTERN = URL_NO_FRAGMENT_PATTERN.removesuffix("$") + rf"(#({_URL_CHARACTER}|\?)*)?$"
+HTTPS_URL_PATTERN = HTTP_URL_PATTERN.replace("https?", "https", 1)
 
 
 def iso_utc(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-UTCDateTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+UTCDateTime = Annotated[
+    datetime, PlainSerializer(iso_utc, return_type=str, when_used="json"), hint(format="date-time")
+]
+# An absolute URL the service builds (a URL a client gave is returned as given: no format).
+Uri = Annotated[str, hint(format="uri")]
+
+
+def _read_only(editable: Iterable[str]) -> Callable[[dict[str, Any]], None]:
+    kept = frozenset(editable)
+
+    def document(schema: dict[str, Any]) -> None:
+        for name, prop in schema.get("properties", {}).items():
+            if name not in kept:
+                prop["readOnly"] = True
+
+    return document
+
+
+def resource_view(*, editable: Iterable[str] = ()) -> ConfigDict:
+    """Config of a response view: every attribute `readOnly` except those a client may write."""
+    return ConfigDict(from_attributes=True, json_schema_extra=_read_only(editable))
+
+
+def request_body(
+    *,
+    example: dict[str, Any] | None = None,
+    required: Iterable[str] | None = None,
+    not_null: Iterable[str] = (),
+) -> ConfigDict:
+    """Config of a request body's schema as one operation accepts it.
+
+    No `default` is documented: a generated client must send only what its caller set, since
+    an omitted attribute and a default one do not mean the same (PATCH, PUT). `required` lists
+    what the operation demands when the check is not the model's own (None: the model's);
+    `not_null` drops `null` from attributes the validators refuse as null. `example`: one per
+    request body (nested objects need none).
+    """
+    required_names = None if required is None else tuple(required)
+    refuse_null = frozenset(not_null)
+
+    def document(schema: dict[str, Any]) -> None:
+        properties: dict[str, Any] = schema.get("properties", {})
+        for name, prop in properties.items():
+            prop.pop("default", None)
+            if name in refuse_null and "anyOf" in prop:
+                branches = [branch for branch in prop.pop("anyOf") if branch != {"type": "null"}]
+                if len(branches) == 1:
+                    prop.update(branches[0])
+                else:
+                    prop["anyOf"] = branches
+        if required_names is not None:
+            schema.pop("required", None)
+            if required_names:
+                schema["required"] = [name for name in properties if name in required_names]
+        if example is not None:
+            schema["examples"] = [example]
+
+    return ConfigDict(json_schema_extra=document)
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A response view: its attributes are read-only unless a subclass names the editable ones."""
+
+    model_config = resource_view()
 
 
 def _contains_nul(value: Any) -> bool:
@@ -34,9 +141,13 @@ def _contains_nul(value: Any) -> bool:
 
 
 class InputSchema(BaseModel):
-    """Request bodies: unknown and read-only attributes are ignored (a client may PUT back a GET)."""
+    """Request bodies: unknown and read-only attributes are ignored (a client may PUT back a GET).
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    Documented without defaults (request_body()); a body's own model_config adds its example
+    and, where the operation decides, its required list.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, **request_body())
 
     @field_validator("*", mode="after")
     @classmethod
@@ -49,8 +160,10 @@ class InputSchema(BaseModel):
 
 
 class OrganizationEmbed(Schema):
-    id: uuid.UUID
-    name: str
+    """An organization, as embedded in other resources."""
+
+    id: uuid.UUID = Field(description="The ID of the organization.")
+    name: str = Field(description="Name of the organization.")
 
     @classmethod
     def of(cls, organization: Organization) -> OrganizationEmbed:
@@ -58,14 +171,16 @@ class OrganizationEmbed(Schema):
 
 
 class UserEmbed(Schema):
-    id: uuid.UUID
-    first_name: str | None
-    last_name: str | None
-    full_name: str
-    alias: str | None
-    organization_id: uuid.UUID
-    is_bot: bool
-    avatar: str | None
+    """A user (or an app user), as embedded in other resources."""
+
+    id: uuid.UUID = Field(description="The ID of the user.")
+    first_name: str | None = Field(description="First name of the user.")
+    last_name: str | None = Field(description="Last name of the user.")
+    full_name: str = Field(description="First and last name, separated by a space.")
+    alias: str | None = Field(description="The name the user shows to visitors, if any.")
+    organization_id: uuid.UUID = Field(description="The ID of the organization the user belongs to.")
+    is_bot: bool = Field(description="Whether the user is an app user (a bot) rather than a person.")
+    avatar: str | None = Field(description="URL of the user's avatar image.")
 
     @classmethod
     def of(cls, user: User) -> UserEmbed:
@@ -82,13 +197,15 @@ class UserEmbed(Schema):
 
 
 class AssetEmbed(Schema):
-    id: uuid.UUID
-    url: str
-    kind: str
-    content_type: str | None
-    size: int | None
-    width: int | None
-    height: int | None
+    """An uploaded file (the icon of an app), as embedded in other resources."""
+
+    id: uuid.UUID = Field(description="The ID of the asset.")
+    url: str = Field(description="URL where the asset can be downloaded.")
+    kind: str = Field(description="What the asset is, such as `image`.")
+    content_type: str | None = Field(description="MIME type of the asset.")
+    size: int | None = Field(description="Size of the asset in bytes.")
+    width: int | None = Field(description="Width of an image in pixels.")
+    height: int | None = Field(description="Height of an image in pixels.")
 
 
 def user_embed_json(row: Any, prefix: str) -> dict[str, Any] | None:

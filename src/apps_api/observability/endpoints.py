@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,10 +25,10 @@ router = APIRouter(tags=["Operations"])
 class Health(BaseModel):
     """Only ok / unavailable: which dependency failed is logged, not shown to anyone who asks."""
 
-    status: str
+    status: Literal["ok", "unavailable"] = Field(description="`ok`, or `unavailable` when a check failed.")
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers", name="get_liveness")
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -36,6 +37,7 @@ async def healthz() -> Health:
     "/readyz",
     response_model=Health,
     summary="Readiness: PostgreSQL and Redis are reachable",
+    name="get_readiness",
     responses={503: {"model": Health, "description": "A dependency is unreachable."}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -77,6 +79,7 @@ def _metrics_allowed(request: Request) -> bool:
     "/metrics",
     summary="Prometheus metrics (with `Authorization: Bearer <APPS_API_METRICS_TOKEN>`)",
     response_class=Response,
+    name="get_metrics",
     responses={
         404: {"model": ErrorResponse, "description": "No or another metrics token (or none configured)."}
     },

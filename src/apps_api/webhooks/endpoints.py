@@ -201,6 +201,7 @@ async def _log_entries_page(
     "/webhook_log_entries",
     response_model=Page[schemas.WebhookLogEntry],
     summary="List webhook log entries of an owned app",
+    name="list_webhook_log_entries",
     responses=error_responses(400, 401, 403, 404),
 )
 async def list_log_entries(
@@ -236,6 +237,7 @@ async def list_log_entries(
     "/webhook_log_entries/{entry_id}",
     response_model=schemas.WebhookLogEntry,
     summary="Retrieve a webhook log entry",
+    name="get_webhook_log_entry",
     responses=error_responses(400, 401, 403, 404),
 )
 async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
@@ -247,6 +249,7 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     response_model=schemas.WebhookLogEntry,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Redeliver: schedule a new attempt of the entry's delivery",
+    name="redeliver_webhook_log_entry",
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:

@@ -10,8 +10,26 @@ import orjson
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from apps_api.catalog.views import AppBase, EmbeddedUser, app_base_json
-from apps_api.delivery.matching import pattern_error
-from apps_api.kit.schemas import InputSchema, OrganizationEmbed, Schema, UTCDateTime, user_embed_json
+from apps_api.delivery.matching import (
+    APP_ORGANIZATION_ID,
+    INSTALLATIONS_PATTERN,
+    MAX_PATTERN_LENGTH,
+    ORG_PREFIX,
+    PLACEHOLDERS,
+    USER_PREFIX,
+    pattern_error,
+)
+from apps_api.kit.schemas import (
+    URL_NO_FRAGMENT_PATTERN,
+    InputSchema,
+    OrganizationEmbed,
+    Schema,
+    UTCDateTime,
+    hint,
+    request_body,
+    resource_view,
+    user_embed_json,
+)
 from apps_api.outbound.urls import unsendable_reason
 
 MAX_SUBSCRIPTIONS = 100
@@ -54,28 +72,65 @@ def _channel_pattern(value: str) -> str:
     return value
 
 
-EndpointUrl = Annotated[str, AfterValidator(_endpoint_url)]
-ChannelPattern = Annotated[str, AfterValidator(_channel_pattern)]
+def _channel_pattern_regex() -> str:
+    """`pattern_error()`'s rules as one regular expression, for the OpenAPI document."""
+
+    def literal(text: str) -> str:
+        return text.replace("{", r"\{").replace("}", r"\}")
+
+    segment = "|".join([r"[A-Za-z0-9._~\-]+", r"\*", *(literal(p) for p in PLACEHOLDERS)])
+    prefixes = "|".join(literal(prefix.rstrip("/")) for prefix in (ORG_PREFIX, USER_PREFIX))
+    return f"^({literal(INSTALLATIONS_PATTERN)}|({prefixes})(/({segment}))+)$"
+
+
+EndpointUrl = Annotated[
+    str,
+    AfterValidator(_endpoint_url),
+    hint(format="uri", maxLength=MAX_URL_LENGTH, pattern=URL_NO_FRAGMENT_PATTERN),
+]
+ChannelPattern = Annotated[
+    str,
+    AfterValidator(_channel_pattern),
+    hint(maxLength=MAX_PATTERN_LENGTH, pattern=_channel_pattern_regex()),
+]
+
+_CHANNEL_PATTERN = (
+    "The channel pattern i.e. basically some API endpoint in specific format: it starts with "
+    f"`{ORG_PREFIX}` or `{USER_PREFIX}`, or equals `{INSTALLATIONS_PATTERN}`. After the prefix, each "
+    "segment is a literal, `*` (exactly one segment) or a placeholder. `{organization_id}` matches "
+    "the organization that installed the app, `{user_id}` its app user, "
+    f"`{APP_ORGANIZATION_ID}` the app's owner."
+)
+_ADDITIONS = "Whether a webhook is sent when new resource is added to the collection."
+_CHANGES = "Whether a webhook is sent when resource changes happen for a item."
+_REMOVALS = "Whether a webhook is sent when a resource is removed from the collection."
 
 
 class ChannelSubscription(Schema):
-    channel_pattern: str
-    is_additions_subscribed: bool
-    is_changes_subscribed: bool
-    is_removals_subscribed: bool
+    """Which channel's notifications a webhook receives, and for which actions."""
+
+    model_config = resource_view(
+        editable=(
+            "channel_pattern",
+            "is_additions_subscribed",
+            "is_changes_subscribed",
+            "is_removals_subscribed",
+        )
+    )
+
+    channel_pattern: str = Field(description=_CHANNEL_PATTERN)
+    is_additions_subscribed: bool = Field(description=_ADDITIONS)
+    is_changes_subscribed: bool = Field(description=_CHANGES)
+    is_removals_subscribed: bool = Field(description=_REMOVALS)
 
 
 class ChannelSubscriptionInput(InputSchema):
-    channel_pattern: ChannelPattern = Field(
-        description=(
-            "Starts with `/api/v5/orgs/{organization_id}/` or `/api/v5/users/{user_id}/`, or equals "
-            "`/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations`. Segments are "
-            "literals, `*` (exactly one segment) or those placeholders."
-        )
-    )
-    is_additions_subscribed: StrictBool
-    is_changes_subscribed: StrictBool
-    is_removals_subscribed: StrictBool
+    """A channel subscription of a webhook."""
+
+    channel_pattern: ChannelPattern = Field(description=_CHANNEL_PATTERN)
+    is_additions_subscribed: StrictBool = Field(description=_ADDITIONS)
+    is_changes_subscribed: StrictBool = Field(description=_CHANGES)
+    is_removals_subscribed: StrictBool = Field(description=_REMOVALS)
 
 
 def _unique_patterns(value: list[ChannelSubscriptionInput]) -> list[ChannelSubscriptionInput]:
@@ -89,23 +144,50 @@ def _unique_patterns(value: list[ChannelSubscriptionInput]) -> list[ChannelSubsc
 
 Subscriptions = Annotated[
     list[ChannelSubscriptionInput],
-    Field(max_length=MAX_SUBSCRIPTIONS, description=f"At most {MAX_SUBSCRIPTIONS}, each pattern once."),
+    Field(max_length=MAX_SUBSCRIPTIONS),
     AfterValidator(_unique_patterns),
 ]
+_ENDPOINT_URL = (
+    "URL to which the webhook is sent: an absolute http:// or https:// URL without credentials or "
+    f"fragment, at most {MAX_URL_LENGTH} characters."
+)
+_SUBSCRIPTIONS = (
+    "List of channel subscriptions objects; it replaces the webhook's list. "
+    f"At most {MAX_SUBSCRIPTIONS}, each channel_pattern once."
+)
+_WEBHOOK_EXAMPLE = {
+    "endpoint_url": "https://bot.example.com/webhooks",
+    "channel_subscriptions": [
+        {
+            "channel_pattern": INSTALLATIONS_PATTERN,
+            "is_additions_subscribed": True,
+            "is_changes_subscribed": False,
+            "is_removals_subscribed": True,
+        }
+    ],
+}
 
 
 class WebhookCreate(InputSchema):
-    """POST and PUT body: `endpoint_url` required; `channel_subscriptions` replaces the list."""
+    """Body of creating (POST) or replacing (PUT) a webhook: `channel_subscriptions` left out means none."""
 
-    endpoint_url: EndpointUrl
-    channel_subscriptions: Subscriptions = []
+    model_config = request_body(example=_WEBHOOK_EXAMPLE)
+
+    endpoint_url: EndpointUrl = Field(description=_ENDPOINT_URL)
+    channel_subscriptions: Subscriptions = Field([], description=_SUBSCRIPTIONS + " Default empty.")
 
 
 class WebhookUpdate(InputSchema):
-    """PATCH body: only the attributes given change."""
+    """Body of updating (PATCH) a webhook: only the attributes given change."""
 
-    endpoint_url: EndpointUrl | None = None
-    channel_subscriptions: Subscriptions | None = None
+    model_config = request_body(
+        example={"endpoint_url": "https://bot.example.com/webhooks/v2"},
+        not_null=("endpoint_url", "channel_subscriptions"),
+    )
+
+    # None is the "not given" placeholder (null itself is refused below).
+    endpoint_url: EndpointUrl | None = Field(None, description=_ENDPOINT_URL)
+    channel_subscriptions: Subscriptions | None = Field(None, description=_SUBSCRIPTIONS)
 
     @field_validator("endpoint_url", "channel_subscriptions", mode="before")
     @classmethod
@@ -120,41 +202,63 @@ class WebhookApp(AppBase):
 
 
 class Webhook(Schema):
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    organization: OrganizationEmbed
-    app_id: uuid.UUID
-    app: WebhookApp
-    endpoint_url: str
-    channel_subscriptions: list[ChannelSubscription]
-    created_at: UTCDateTime
-    updated_at: UTCDateTime
-    created_by_user_id: uuid.UUID | None
-    created_by_user: EmbeddedUser | None
-    updated_by_user_id: uuid.UUID | None
-    updated_by_user: EmbeddedUser | None
+    """A URL of an owned app that receives notifications of the channels it subscribes to."""
+
+    model_config = resource_view(editable=("endpoint_url", "channel_subscriptions"))
+
+    id: uuid.UUID = Field(description="The ID of the webhook.")
+    organization_id: uuid.UUID = Field(description="The ID of the organization that owns the webhook.")
+    organization: OrganizationEmbed = Field(
+        description="The organization resource to which owns the webhook."
+    )
+    app_id: uuid.UUID = Field(description="The ID of the app which uses this webhook.")
+    app: WebhookApp = Field(description="The app resource that is using the webhook.")
+    endpoint_url: str = Field(description="URL to which the webhook is sent.")
+    channel_subscriptions: list[ChannelSubscription] = Field(
+        description="List of channel subscriptions objects."
+    )
+    created_at: UTCDateTime = Field(description="When the webhook was created.")
+    updated_at: UTCDateTime = Field(description="When the webhook was updated.")
+    created_by_user_id: uuid.UUID | None = Field(description="ID of the user who created this webhook.")
+    created_by_user: EmbeddedUser | None = Field(description="The user resource created this webhook.")
+    updated_by_user_id: uuid.UUID | None = Field(description="ID of the user who last updated this webhook.")
+    updated_by_user: EmbeddedUser | None = Field(
+        description="The user resource who last updated this webhook."
+    )
 
 
 class WebhookLogEntry(Schema):
     """One HTTP attempt of a webhook (or of the app's uninstall trigger: `webhook_id` null)."""
 
-    id: uuid.UUID
-    created_at: UTCDateTime
-    app_id: uuid.UUID
-    organization_id: uuid.UUID
-    webhook_id: uuid.UUID | None
-    endpoint_url: str
-    action: str
-    resource_id: str
-    channel: str
-    status: LogStatus
-    retry_index: int
-    reason: str | None
-    response_status_code: int | None
-    response_body: str | None
-    response_headers: dict[str, str] | None
-    duration: int | None
-    completed_at: UTCDateTime | None
+    id: uuid.UUID = Field(description="The ID of the log entry.")
+    created_at: UTCDateTime = Field(description="When the log entry was created.")
+    app_id: uuid.UUID = Field(description="The ID of the app.")
+    organization_id: uuid.UUID = Field(description="The ID of the app owner organization.")
+    webhook_id: uuid.UUID | None = Field(
+        description="The ID of the webhook; null for an attempt of the app's uninstall trigger."
+    )
+    endpoint_url: str = Field(description="The request URL of the webhook.")
+    action: Action = Field(description="Resource action, either `added`, `removed` or `changed`.")
+    resource_id: str = Field(description="The ID of the resource.")
+    channel: str = Field(description="Channel that has been about the resource action.")
+    status: LogStatus = Field(
+        description="Status of the webhook request, either `pending`, `started`, `successful` or `failed`."
+    )
+    retry_index: int = Field(description="How many times the request has been retried.")
+    reason: str | None = Field(description="The reason for failure if status is `failed`, otherwise null.")
+    response_status_code: int | None = Field(
+        description="Status code of a completed request, null if in progress."
+    )
+    response_body: str | None = Field(
+        description="Response body of a completed request, null if in progress."
+    )
+    response_headers: dict[str, str] | None = Field(
+        description=("Key-value map containing response headers of a completed request, null if in progress.")
+    )
+    duration: int | None = Field(
+        description="How many milliseconds lasted to get a response for the request, null if in progress."
+    )
+    completed_at: UTCDateTime | None = Field(description="When the request was completed.")
 
 
 def webhook_json(row: Any) -> dict[str, Any]:
@@ -194,10 +298,19 @@ def _channel(value: str) -> str:
 
 
 class IngestEvent(InputSchema):
+    """A change in an organization, to be delivered to the webhooks subscribed to its channel."""
+
     organization_id: uuid.UUID = Field(description="The organization the change happened in.")
-    channel: Annotated[str, Field(max_length=500), AfterValidator(_channel)]
-    action: Action
-    resource_id: Annotated[str, Field(min_length=1, max_length=200)]
+    channel: Annotated[
+        str,
+        Field(max_length=500),
+        AfterValidator(_channel),
+        hint(pattern=r"^/api/v5(/[^/{}*?# ]+)+$"),
+    ] = Field(description="The concrete API path of the collection, such as `/api/v5/orgs/<id>/chats`.")
+    action: Action = Field(description="Resource action, either `added`, `removed` or `changed`.")
+    resource_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="The ID of the resource."
+    )
     resource: dict[str, Any] = Field(description="The resource (`changed`: only the changed attributes).")
     required_scope: Scope = Field(
         description=(
@@ -208,9 +321,30 @@ class IngestEvent(InputSchema):
 
 
 class IngestBatch(InputSchema):
-    events: Annotated[list[IngestEvent], Field(min_length=1, max_length=MAX_INGEST_BATCH)]
+    """Events recorded in one transaction."""
+
+    model_config = request_body(
+        example={
+            "events": [
+                {
+                    "organization_id": "0f5b3d2e-8c1a-4e6b-9d7f-2a4c6e8b0d13",
+                    "channel": "/api/v5/orgs/0f5b3d2e-8c1a-4e6b-9d7f-2a4c6e8b0d13/chats",
+                    "action": "added",
+                    "resource_id": "5a7c9e1b-3d5f-4a6b-8c0d-2e4f6a8b0c1d",
+                    "resource": {"id": "5a7c9e1b-3d5f-4a6b-8c0d-2e4f6a8b0c1d"},
+                    "required_scope": "reports",
+                }
+            ]
+        }
+    )
+
+    events: Annotated[list[IngestEvent], Field(min_length=1, max_length=MAX_INGEST_BATCH)] = Field(
+        description=f"1 to {MAX_INGEST_BATCH} events."
+    )
 
 
 class IngestResult(Schema):
+    """What the ingestion recorded."""
+
     accepted: int = Field(description="How many events were recorded (all or none).")
-    event_ids: list[int]
+    event_ids: list[int] = Field(description="The IDs of the recorded events.")
