@@ -262,6 +262,9 @@ async def test_every_operation_conforms_and_never_5xx(
     assert stateful.returncode == 0, stateful.output[-20000:] + log + server.output()[-5000:]
 
     tested = _tested_operations(fuzzing.events, schema) | _tested_operations(stateful.events, schema)
+    # /metrics answers its documented 404 to anyone without the operator's metrics token, which
+    # schemathesis does not hold (tests/test_security_metrics.py covers both answers).
+    operations.discard(("GET", "/metrics"))
     assert operations <= tested, f"operations schemathesis did not reach: {sorted(operations - tested)}"
     # The stateful run pins no item id, so an item operation answered other than 404 there
     # was reached through a link, on a resource just created. Which links a bounded run takes
