@@ -31,11 +31,14 @@ class LoggedIn:
     organization: Organization
 
 
-async def authenticate_login(*, session: AsyncSession, email: str, password: str) -> LoggedIn | None:
+async def authenticate_login(
+    *, session: AsyncSession, email: str, password: str, require_settings: bool = True
+) -> LoggedIn | None:
     """The live user with this email and password who may install apps (`settings`), else None.
 
     Unknown email, wrong password, deleted user and missing permission all give None after
-    the same argon2 work, so the page cannot tell them apart.
+    the same argon2 work, so the page cannot tell them apart. The console passes
+    `require_settings=False`: its pages run the API's own access checks (a 403 page).
     """
     row = None
     if email and "@" in email and len(email) <= 254:
@@ -50,13 +53,20 @@ async def authenticate_login(*, session: AsyncSession, email: str, password: str
     user, organization = row if row is not None else (None, None)
     # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
     ok = await run_in_threadpool(verify_password, user.password_hash if user else None, password)
-    if not ok or user is None or organization is None or user.is_bot or not user.has_permission("settings"):
+    if not ok or user is None or organization is None or user.is_bot:
+        return None
+    if require_settings and not user.has_permission("settings"):
         return None
     return LoggedIn(user=user, organization=organization)
 
 
-async def session_user(*, session: AsyncSession, browser_session: BrowserSession | None) -> LoggedIn | None:
-    """The logged-in user of a cookie, while they are live, keep `settings` and their password."""
+async def session_user(
+    *, session: AsyncSession, browser_session: BrowserSession | None, require_settings: bool = True
+) -> LoggedIn | None:
+    """The logged-in user of a cookie, while they are live, keep `settings` and their password.
+
+    The console passes `require_settings=False` and checks `settings` as the API does.
+    """
     if browser_session is None or browser_session.user_id is None:
         return None
     row = (
@@ -69,7 +79,7 @@ async def session_user(*, session: AsyncSession, browser_session: BrowserSession
     if row is None:
         return None
     user, organization = row
-    if not user.has_permission("settings") or not constant_time_equals(
+    if (require_settings and not user.has_permission("settings")) or not constant_time_equals(
         password_digest(user), browser_session.password_digest or ""
     ):
         return None
