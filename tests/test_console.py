@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from apps_api.console import queries
 from apps_api.kit.driver import SessionStatement
 from apps_api.models import App, AppInstallation, AppShare, OutboundDelivery, Webhook, WebhookLogEntry
 from apps_api.models.base import utcnow
@@ -500,3 +501,20 @@ async def test_list_pages_run_a_bounded_number_of_queries(
     assert all(count > 0 for count in few), few
     await grow(10)
     assert await counts() == few
+
+
+async def test_a_failure_is_an_html_page_too(
+    client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = await _provider(session)
+    app = await make_app(session, provider.organization)
+    await sign_in(client, provider.user.email)
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(queries, "hourly_attempts", broken)
+    response = await client.get(f"/console/apps/{app.id}")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in response.text and "boom" not in response.text

@@ -198,8 +198,43 @@ class ConsoleRoute(APIRoute):
             except APIError as exc:
                 viewer = getattr(request.state, "console_viewer", None)
                 return error_page(request, exc.status_code, exc.detail, viewer=viewer)
+            except Exception as exc:
+                # The API's own handler decides the status and logs (503 with Retry-After when
+                # PostgreSQL is away, else 500); the browser gets that status as a page.
+                return await _failure_page(request, exc)
 
         return page_handler
+
+
+async def _failure_page(request: Request, exc: Exception) -> Response:
+    handler = next(
+        (
+            request.app.exception_handlers[cls]
+            for cls in type(exc).__mro__
+            if cls in request.app.exception_handlers
+        ),
+        None,
+    )
+    if handler is None:
+        raise exc
+    answer: Response = await handler(request, exc)
+    if answer.status_code == 503:
+        page = error_page(
+            request,
+            503,
+            "The service is temporarily unavailable. Nothing was changed; try again in a few seconds.",
+            title="Temporarily unavailable",
+        )
+        page.headers["Retry-After"] = answer.headers.get("Retry-After", "5")
+        return page
+    if answer.status_code < 500:
+        return error_page(request, answer.status_code, "The request was refused. Nothing was changed.")
+    return error_page(
+        request,
+        answer.status_code,
+        "Something went wrong on our side. Nothing was changed.",
+        title="Something went wrong",
+    )
 
 
 async def signed_in(request: Request, session: Any) -> Viewer:
