@@ -250,6 +250,9 @@ async def test_deliveries_filtered_paginated_detail_and_redeliver(
     second = await client.get(next_url.group(1).replace("&amp;", "&"))
     assert len(re.findall(r'class="entry-link"', second.text)) == 5
     assert 'rel="prev"' in second.text
+    noticed = await client.get(f"/console/apps/{app.id}/deliveries", params={"notice": "redelivered"})
+    noticed_next = re.search(r'href="([^"]+)" rel="next"', noticed.text)
+    assert noticed_next is not None and "notice" not in noticed_next.group(1)
 
     failed = await client.get(f"/console/apps/{app.id}/deliveries", params={"status": "failed"})
     assert len(re.findall(r'class="entry-link"', failed.text)) == 10

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -99,6 +100,14 @@ NOTICES = {
 
 def _notice(request: Request) -> str | None:
     return NOTICES.get(request.query_params.get("notice") or "")
+
+
+def _without_notice(request: Request) -> Request:
+    """The request for the pager's links: a one-time notice is not carried to the next page."""
+    if "notice" not in request.query_params:
+        return request
+    query = urlencode([(key, value) for key, value in request.query_params.multi_items() if key != "notice"])
+    return Request({**request.scope, "query_string": query.encode()})
 
 
 def _page_params(cursor: str | None) -> PageParams:
@@ -223,7 +232,7 @@ async def apps_list(request: Request, session: SessionDep, cursor: Cursor = None
         queries.OWNED_APPS_LIST,
         conditions=queries.OWNED_APPS_LIST_CONDITIONS,
         params=_page_params(cursor),
-        request=request,
+        request=_without_notice(request),
         organization_id=viewer.principal.organization_id,
     )
     return render(
@@ -394,7 +403,7 @@ async def webhooks_list(
         webhooks_repository.WEBHOOKS_PAGE,
         conditions=webhooks_repository.WEBHOOKS_CONDITIONS,
         params=_page_params(cursor),
-        request=request,
+        request=_without_notice(request),
         app_id=app.id,
     )
     return render(
@@ -583,7 +592,7 @@ async def deliveries(
             conditions=webhooks_repository.log_entry_conditions(**shape),
             shape=tuple(shape.values()),
             params=_page_params(cursor),
-            request=request,
+            request=_without_notice(request),
             app_id=app.id,
             **filters,
         )
@@ -676,7 +685,7 @@ async def installations(
         created_at=AppInstallation.created_at,
         id_=AppInstallation.id,
         params=_page_params(cursor),
-        request=request,
+        request=_without_notice(request),
         options=installations_service.installation_options(),
     )
     items = [row[0] for row in rows]
@@ -825,7 +834,7 @@ async def _shares_page(
         created_at=AppShare.created_at,
         id_=AppShare.id,
         params=_page_params(cursor),
-        request=request,
+        request=_without_notice(request),
         options=apps_repository.app_share_options(),
     )
     partners = await queries.partner_organizations(session, organization_id=viewer.principal.organization_id)
@@ -894,7 +903,7 @@ async def installed(request: Request, session: SessionDep, cursor: Cursor = None
         created_at=AppInstallation.created_at,
         id_=AppInstallation.id,
         params=_page_params(cursor),
-        request=request,
+        request=_without_notice(request),
         options=installations_service.installation_options(),
     )
     return render(
@@ -948,7 +957,7 @@ async def install_catalogue(
         created_at=App.created_at,
         id_=App.id,
         params=_page_params(cursor),
-        request=request,
+        request=_without_notice(request),
         options=catalog_repository.app_view_options(),
     )
     apps = [row[0] for row in rows]
