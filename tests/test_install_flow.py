@@ -188,7 +188,7 @@ async def test_login_leads_to_the_confirmation_page(client: httpx.AsyncClient, s
     installer = await make_installer(session, name="Shop Inc")
     app = await make_bot_app(session, owner.organization)
     login_page = await client.get(install_url(app.id, NEXT))
-    anonymous_cookie = client.cookies[COOKIE_NAME]
+    anonymous_cookie = client.cookies.get(COOKIE_NAME, path="/apps/")
     response = await client.post(
         f"/apps/{app.id}/install/login",
         data={
@@ -200,7 +200,7 @@ async def test_login_leads_to_the_confirmation_page(client: httpx.AsyncClient, s
     )
     assert response.status_code == 303
     assert response.headers["location"] == install_url(app.id, NEXT)
-    assert client.cookies[COOKIE_NAME] != anonymous_cookie  # a fresh session after login
+    assert client.cookies.get(COOKIE_NAME, path="/apps/") != anonymous_cookie  # a fresh session after login
     page = await client.get(response.headers["location"])
     assert page.status_code == 200
     text = page.text
@@ -299,7 +299,7 @@ async def test_tampered_cookie_means_logged_out(client: httpx.AsyncClient, sessi
     installer = await make_installer(session)
     app = await make_public_app(session, owner.organization)
     await log_in(client, app.id, installer.user.email)
-    value = client.cookies[COOKIE_NAME]
+    value = client.cookies.get(COOKIE_NAME, path="/apps/")
     client.cookies.set(COOKIE_NAME, value[:-2] + ("AA" if not value.endswith("AA") else "BB"), path="/apps/")
     response = await client.get(install_url(app.id, NEXT))
     assert "Log in to install an app" in response.text

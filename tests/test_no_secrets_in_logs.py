@@ -127,7 +127,7 @@ async def test_a_full_flow_logs_no_secret(server: ApiServer, engine: AsyncEngine
                 },
             )
             assert login.status_code == 303, login.text
-            secrets["session cookie"] = browser.cookies["apps_api_install_session"]
+            secrets["session cookie"] = browser.cookies.get("apps_api_install_session", path="/apps/")
             confirm = browser.get(install_path, params={"next": "/settings"})
             assert confirm.status_code == 200, confirm.text
             installed = browser.post(

@@ -41,11 +41,11 @@ async def test_a_saved_cookie_is_worthless_after_the_session_ends(
     installer = await make_installer(session)
     public = await make_public_app(session, owner.organization)
     page = await log_in(client, public.id, installer.user.email)
-    saved = client.cookies[COOKIE_NAME]
+    saved = client.cookies.get(COOKIE_NAME, path="/apps/")
     # A second browser of the same user, logged in on its own.
     async with _browser(app) as other:
         await log_in(other, public.id, installer.user.email)
-        other_cookie = other.cookies[COOKIE_NAME]
+        other_cookie = other.cookies.get(COOKIE_NAME, path="/apps/")
     assert await _is_logged_in(app, saved, public.id)
     assert await _is_logged_in(app, other_cookie, public.id)
 
@@ -73,4 +73,4 @@ async def test_a_saved_cookie_is_worthless_after_the_session_ends(
         # Logging in again works and starts a session of the new epoch.
         async with _browser(app) as again:
             await log_in(again, public.id, installer.user.email)
-            assert await _is_logged_in(app, again.cookies[COOKIE_NAME], public.id)
+            assert await _is_logged_in(app, again.cookies.get(COOKIE_NAME, path="/apps/"), public.id)

@@ -17,6 +17,7 @@ from apps_api import __version__
 from apps_api.app_user_tokens.endpoints import router as app_user_tokens_router
 from apps_api.apps.endpoints import router as public_apps_router
 from apps_api.auth.app_tokens import app_token_authenticator
+from apps_api.console.endpoints import router as console_router
 from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(app_user_tokens_router)
     app.include_router(identity_router)
     app.include_router(install_flow_router)
+    app.include_router(console_router)
     app.state.authenticate_app_token = app_token_authenticator(settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

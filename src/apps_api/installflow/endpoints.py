@@ -32,7 +32,7 @@ from apps_api.installflow.session import (
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 from apps_api.kit.security import HashingBusy
-from apps_api.kit.throttle import Subject, ThrottleUnavailable, locked_for, record_failure, record_success
+from apps_api.kit.throttle import ThrottleUnavailable
 from apps_api.models import App
 from apps_api.platform.service import end_sessions
 from apps_api.settings import Settings
@@ -358,30 +358,23 @@ async def login(
     browser_session = read_session(request, secret_key=settings.secret_key)
     if not csrf_valid(browser_session, csrf, secret_key=settings.secret_key):
         return _csrf_failed(request, app_id, next_)
-    # Guessing is throttled per account and per client address, across processes (Redis): a
-    # locked subject is refused before any password work, even with the right password.
-    redis = getattr(request.app.state, "arq", None)
-    account = (email or "").strip().lower()
-    subjects = [Subject("login-address", request.client.host if request.client else "unknown")]
-    if account:
-        subjects.insert(0, Subject("login-account", account))
     try:
-        locked = await locked_for(redis, subjects)
-        if locked:
-            return _throttled(
-                request, app_id=app_id, next_=next_, browser_session=browser_session, seconds=locked
-            )
-        logged_in = await service.authenticate_login(
-            session=session, email=email or "", password=password or ""
+        attempt = await service.throttled_login(
+            session=session,
+            redis=getattr(request.app.state, "arq", None),
+            email=email or "",
+            password=password or "",
+            client_host=request.client.host if request.client else "unknown",
         )
-        if logged_in is None:
-            locked = await record_failure(redis, subjects)
-            if locked:
-                return _throttled(
-                    request, app_id=app_id, next_=next_, browser_session=browser_session, seconds=locked
-                )
-        else:
-            await record_success(redis, subjects[:-1])
+        if attempt.locked_seconds:
+            return _throttled(
+                request,
+                app_id=app_id,
+                next_=next_,
+                browser_session=browser_session,
+                seconds=attempt.locked_seconds,
+            )
+        logged_in = attempt.logged_in
     except (HashingBusy, ThrottleUnavailable):
         busy = _error_page(
             request,

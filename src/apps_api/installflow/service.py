@@ -18,6 +18,7 @@ from apps_api.kit.security import (
     password_needs_rehash,
     verify_password_bounded,
 )
+from apps_api.kit.throttle import Subject, locked_for, record_failure, record_success
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
@@ -35,11 +36,14 @@ class LoggedIn:
     organization: Organization
 
 
-async def authenticate_login(*, session: AsyncSession, email: str, password: str) -> LoggedIn | None:
+async def authenticate_login(
+    *, session: AsyncSession, email: str, password: str, require_settings: bool = True
+) -> LoggedIn | None:
     """The live user with this email and password who may install apps (`settings`), else None.
 
     Unknown email, wrong password, deleted user and missing permission all give None after
-    the same argon2 work, so the page cannot tell them apart.
+    the same argon2 work, so the page cannot tell them apart. The console passes
+    `require_settings=False`: its pages run the API's own access checks (a 403 page).
     """
     row = None
     if email and "@" in email and len(email) <= 254:
@@ -55,7 +59,9 @@ async def authenticate_login(*, session: AsyncSession, email: str, password: str
     # argon2 takes tens of milliseconds of CPU: off the event loop, within the process's bound
     # (HashingBusy, a 503, when every slot stays busy).
     ok = await verify_password_bounded(user.password_hash if user else None, password)
-    if not ok or user is None or organization is None or user.is_bot or not user.has_permission("settings"):
+    if not ok or user is None or organization is None or user.is_bot:
+        return None
+    if require_settings and not user.has_permission("settings"):
         return None
     if user.password_hash is not None and password_needs_rehash(user.password_hash):
         # Parameters changed since this hash was made: the password is at hand only now.
@@ -64,9 +70,48 @@ async def authenticate_login(*, session: AsyncSession, email: str, password: str
     return LoggedIn(user=user, organization=organization)
 
 
-async def session_user(*, session: AsyncSession, browser_session: BrowserSession | None) -> LoggedIn | None:
-    """The logged-in user of a cookie, while they are live, keep `settings` and their password, and
-    have not logged out (their session epoch is the cookie's)."""
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login under the throttle: the user, or none; `locked_seconds` > 0 when the throttle refused."""
+
+    logged_in: LoggedIn | None
+    locked_seconds: int
+
+
+async def throttled_login(
+    *,
+    session: AsyncSession,
+    redis: Any,
+    email: str,
+    password: str,
+    client_host: str,
+    require_settings: bool = True,
+) -> LoginAttempt:
+    """One login attempt for every sign-in form (install flow, console), throttled per account and
+    per client address across processes (Redis): a locked subject is refused before any password
+    work, even with the right password. Raises HashingBusy or ThrottleUnavailable (a 503)."""
+    account = email.strip().lower()
+    subjects = [Subject("login-address", client_host)]
+    if account:
+        subjects.insert(0, Subject("login-account", account))
+    locked = await locked_for(redis, subjects)
+    if locked:
+        return LoginAttempt(None, locked)
+    logged_in = await authenticate_login(
+        session=session, email=email, password=password, require_settings=require_settings
+    )
+    if logged_in is None:
+        return LoginAttempt(None, await record_failure(redis, subjects))
+    await record_success(redis, subjects[:-1])
+    return LoginAttempt(logged_in, 0)
+
+
+async def session_user(
+    *, session: AsyncSession, browser_session: BrowserSession | None, require_settings: bool = True
+) -> LoggedIn | None:
+    """The logged-in user of a cookie, while they are live, keep their password (and `settings`,
+    unless the console asks: it checks `settings` as the API does) and have not logged out (their
+    session epoch is the cookie's)."""
     if browser_session is None or browser_session.user_id is None:
         return None
     row = (
@@ -81,7 +126,7 @@ async def session_user(*, session: AsyncSession, browser_session: BrowserSession
     user, organization = row
     if browser_session.epoch != user.session_epoch:
         return None  # logged out, password changed or user deleted since this session began
-    if not user.has_permission("settings") or not constant_time_equals(
+    if (require_settings and not user.has_permission("settings")) or not constant_time_equals(
         password_digest(user), browser_session.password_digest or ""
     ):
         return None

@@ -24,8 +24,11 @@ from apps_api.kit.security import constant_time_equals
 from apps_api.models import User
 
 COOKIE_NAME = "apps_api_install_session"
-# Only the install flow's pages see the cookie, never the JSON API.
+# Only the browser pages see the cookie (the install flow and the developer console, which
+# share one sign-in), never the JSON API: the same cookie is set once for each page prefix.
 COOKIE_PATH = "/apps/"
+CONSOLE_COOKIE_PATH = "/console/"
+COOKIE_PATHS = (COOKIE_PATH, CONSOLE_COOKIE_PATH)
 SESSION_TTL_SECONDS = 2 * 60 * 60
 _SESSION_SALT = "apps-api.install-flow.session"
 _CSRF_SALT = "apps-api.install-flow.csrf"
@@ -105,19 +108,22 @@ def write_session(
         payload["uid"] = str(browser_session.user_id)
         payload["pwd"] = browser_session.password_digest
         payload["ep"] = browser_session.epoch
-    response.set_cookie(
-        COOKIE_NAME,
-        _serializer(secret_key, _SESSION_SALT).dumps(payload),
-        max_age=SESSION_TTL_SECONDS,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-    )
+    value = _serializer(secret_key, _SESSION_SALT).dumps(payload)
+    for path in COOKIE_PATHS:
+        response.set_cookie(
+            COOKIE_NAME,
+            value,
+            max_age=SESSION_TTL_SECONDS,
+            path=path,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+        )
 
 
 def clear_session(response: Response, *, secure: bool) -> None:
-    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure)
+    for path in COOKIE_PATHS:
+        response.delete_cookie(COOKIE_NAME, path=path, httponly=True, samesite="lax", secure=secure)
 
 
 def csrf_token(browser_session: BrowserSession, *, secret_key: str) -> str:

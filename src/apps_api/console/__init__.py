@@ -1,0 +1,1 @@
+"""The developer console: server-rendered pages under /console/ (README "Console")."""
