@@ -104,7 +104,7 @@ async def create_webhooked_apps(
             )
             await connection.execute(
                 "INSERT INTO app_installations (id, app_id, organization_id, allowed_scopes, created_by_user_id, "
-                "created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, clock_timestamp(), clock_timestamp())",
+                "created_at, updated_at) VALUES ($1, $2, $3, '{reports}', $4, clock_timestamp(), clock_timestamp())",
                 uuid.uuid4(),
                 app_id,
                 org.id,
@@ -133,6 +133,8 @@ async def publish(
                     action="added",
                     resource_id=resource_id,
                     resource={**resource, "id": resource_id},
+                    # Chats are heard by installations granted `reports` (as giosg's chat events).
+                    required_scope="reports",
                 )
             await session.commit()
             committed = time.time()
