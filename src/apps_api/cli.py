@@ -164,8 +164,8 @@ def _stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it is installed (uvicorn[standard] brings it), as `serve` gets from uvicorn.
 
-    Its socket transports are native code: asyncio's pure-Python transport writes were ~15 %
-    of the worker's CPU in a fan-out profile.
+    Its socket transports are native code, where asyncio's pure-Python transport writes were a
+    large share of the worker's CPU (figures in bench/ANALYSIS.md).
     """
     try:
         import uvloop

@@ -114,7 +114,7 @@ def _freeze_startup_heap() -> None:
     """Keep what start-up built (modules, models, schemas, compiled SQL) out of every GC pass.
 
     The cyclic collector otherwise walks those hundreds of thousands of long-lived objects in
-    each full collection: ~7 % of a read's CPU in a profile (gc.freeze, Python docs).
+    each full collection (gc.freeze, Python docs; figures in bench/ANALYSIS.md).
     """
     gc.collect()
     gc.freeze()

@@ -36,7 +36,7 @@ class Principal:
     The access checks read plain values (`user_id`, `organization_id`, `has_permission`,
     `has_active_subscription`). `user` and `organization` are the session's ORM objects; a
     principal built from the token row attaches them only when something asks (the writes):
-    building and attaching them was ~6 % of a read's CPU.
+    building and attaching them on every read was measurable (bench/ANALYSIS.md).
     """
 
     __slots__ = (
@@ -157,7 +157,7 @@ def _columns(model: type[Base], prefix: str) -> list[Any]:
 
 
 # Compiled once (every request runs it): the live token's user and organization in one indexed
-# lookup. A Core row, not an ORM load: loading two entities cost ~0.5 ms of CPU per request.
+# lookup. A Core row, not an ORM load of two entities on every request (bench/ANALYSIS.md).
 # The installation whose app user the token's user is, if any, decides the kind of principal.
 _tokens, _users, _organizations = ApiToken.__table__, User.__table__, Organization.__table__
 _installations = AppInstallation.__table__

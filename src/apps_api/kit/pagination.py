@@ -353,7 +353,7 @@ async def json_keyset_page(
 def json_page(next_url: str | None, previous_url: str | None, results: list[dict[str, Any]]) -> Response:
     """A page serialized once by `kit.views`, byte for byte as the response model would.
 
-    orjson: pydantic's `to_json` takes ~1 ms for a page of asyncpg UUIDs, orjson ~0.1 ms;
-    datetimes in native code too (`iso_utc` was ~4 % of a read).
+    orjson serializes asyncpg's UUIDs and the datetimes in native code, where pydantic's `to_json`
+    and `iso_utc` cost more than the query (figures in bench/ANALYSIS.md).
     """
     return json_response({"next": next_url, "previous": previous_url, "results": results}, status_code=200)

@@ -25,7 +25,7 @@ _JSON_PREFIXES = ("/api/", "/internal/")
 
 # Request ids need to be unique, not secret: a random prefix, the process id (forked workers
 # share the prefix) and a counter, 32 hex characters like a UUID's. No system call, where
-# uuid4() reads the kernel's random source on every request (~2 % of a fast request's CPU).
+# uuid4() reads the kernel's random source on every request.
 _REQUEST_ID_PREFIX = secrets.token_hex(6)
 _request_numbers = itertools.count()
 

@@ -126,7 +126,7 @@ _entries = WebhookLogEntry.__table__
 LOG_ENTRIES_PAGE = KeysetQuery(
     # The view's fields in the view's order (schemas.log_entry_json copies the row). The headers
     # come as JSON text, decoded by orjson in the view: the engine's JSONB codec is json.loads,
-    # ~7 % of a page's CPU; orjson is exact for an object of strings (it is not for big integers,
+    # slower for a page of headers; orjson is exact for an object of strings (not for big integers,
     # so the codec stays json.loads for everything else).
     columns=tuple(
         _entries.c.response_headers.cast(Text).label(name) if name == "response_headers" else _entries.c[name]
