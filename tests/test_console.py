@@ -566,3 +566,30 @@ async def test_console_sign_out_ends_a_saved_copy_of_the_session_too(
     for name, value in saved.items():
         client.cookies.set(name, value, path="/console/")
     assert "Sign in to the developer console" in (await client.get("/console/apps")).text
+
+
+async def test_rotate_the_secret_with_a_grace_period(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The rotate form calls the API's rotation: a new secret, the previous kept for the grace period."""
+    provider = await _provider(session, name="Rotator")
+    app = await make_app(session, provider.organization)
+    old_secret = app.secret
+    await sign_in(client, provider.user.email)
+    token = await csrf(client, f"/console/apps/{app.id}")
+    rotated = await client.post(
+        f"/console/apps/{app.id}/secret/rotate", data={"csrf_token": token, "grace_period_seconds": "3600"}
+    )
+    location = _location(rotated)
+    assert location.startswith(f"/console/apps/{app.id}")
+    page = await client.get(location)
+    assert "Secret rotated" in page.text
+    via_api = await client.get(
+        f"/api/v5/orgs/{provider.org_id}/owned_apps/{app.id}", headers=provider.headers
+    )
+    new_secret = via_api.json()["secret"]
+    assert new_secret != old_secret and new_secret in page.text
+    await session.refresh(app)
+    assert app.previous_secret_expires_at is not None
+    refused = await client.post(f"/console/apps/{app.id}/secret/rotate", data={"grace_period_seconds": "0"})
+    assert refused.status_code == 403

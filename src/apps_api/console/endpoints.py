@@ -21,7 +21,7 @@ from apps_api.app_user_tokens import service as app_user_tokens
 from apps_api.app_user_tokens.endpoints import owned_installation
 from apps_api.apps import repository as apps_repository
 from apps_api.apps import service as apps_service
-from apps_api.apps.schemas import AppShareInput, owned_app_json
+from apps_api.apps.schemas import AppShareInput, RotateSecretInput, owned_app_json
 from apps_api.catalog import repository as catalog_repository
 from apps_api.catalog.dependencies import owned_app
 from apps_api.console import chart, forms, queries
@@ -91,6 +91,7 @@ NOTICES = {
     "app-created": "App created.",
     "app-saved": "App saved.",
     "app-deleted": "App deleted and uninstalled everywhere.",
+    "secret-rotated": "Secret rotated. Reveal it below; the previous one works until its grace period ends.",
     "webhook-created": "Webhook created.",
     "webhook-saved": "Webhook saved.",
     "webhook-deleted": "Webhook deleted.",
@@ -421,6 +422,18 @@ async def app_delete(request: Request, session: SessionDep, app_id: AppId) -> Re
     app = await owned_app(session, viewer.principal, app_id)
     await apps_service.delete_app(session=session, principal=viewer.principal, app=app)
     return redirect(HOME, "app-deleted")
+
+
+@router.post("/apps/{app_id}/secret/rotate")
+async def app_secret_rotate(request: Request, session: SessionDep, app_id: AppId) -> Response:
+    """`POST /owned_apps/{id}/rotate_secret`: the same input schema and service as the API."""
+    viewer, form = await posted_form(request, session)
+    app = await owned_app(session, viewer.principal, app_id)
+    grace = RotateSecretInput.model_validate({"grace_period_seconds": field(form, "grace_period_seconds")})
+    await apps_service.rotate_secret(
+        session=session, principal=viewer.principal, app=app, grace_period_seconds=grace.grace_period_seconds
+    )
+    return redirect(f"/console/apps/{app.id}", "secret-rotated")
 
 
 # --- webhooks --------------------------------------------------------------------------------
