@@ -401,12 +401,14 @@ async def test_redis_restarted_empty_loses_nothing(engine: AsyncEngine, settings
 DIE_AFTER_COMMIT = """
 import asyncio, os, signal, sys, uuid
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.delivery.events import emit
+from apps_api.kit.db import create_engine
 from apps_api.settings import get_settings
 
 async def main():
-    engine = create_async_engine(get_settings().async_database_url)
+    # The service's own engine: its statement cache settings hold behind PgBouncer too.
+    engine = create_engine(get_settings())
     async with AsyncSession(engine) as session:
         org = uuid.UUID(sys.argv[1])
         if len(sys.argv) > 2:
