@@ -315,6 +315,8 @@ async def publisher_loop(
                     "action": rng.choice(["added", "changed", "removed"]),
                     "resource_id": f"chat-{counter}",
                     "resource": {"id": f"chat-{counter}", "topic": "soak"},
+                    # Chats are heard by installations granted `reports` (the soak's grant them).
+                    "required_scope": "reports",
                 }
             )
         response = await call(
@@ -436,7 +438,13 @@ async def approve_and_install(
                 for app_id in app_ids:
                     app = await session.get(App, uuid.UUID(app_id))
                     assert app is not None
-                    await install_app(session=session, organization=organization, app=app, actor=None)
+                    await install_app(
+                        session=session,
+                        organization=organization,
+                        app=app,
+                        actor=None,
+                        allowed_scopes=["reports"],
+                    )
     finally:
         await engine.dispose()
 
