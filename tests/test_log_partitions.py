@@ -3,6 +3,7 @@ landed in DEFAULT moved to their day, and keyset pages that cross partition boun
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,45 @@ async def test_maintenance_creates_ahead_moves_default_rows_and_drops_whole_days
     # Idempotent: a second run (another worker) finds nothing to do.
     again = await partitions.maintain(raw, now=now, retention_days=7, ahead_days=partitions.AHEAD_DAYS + 3)
     assert (again.created, again.dropped, again.moved_rows) == ([], [], 0)
+
+
+async def test_maintenance_waits_for_a_delivery_delete_rather_than_deadlocking_with_it(
+    raw: asyncpg.Connection, settings: Settings
+) -> None:
+    """Attaching a partition locks the DEFAULT partition, then outbound_deliveries (the foreign
+    key); deleting a delivery locks them the other way round (its cascade into the log)."""
+    assert settings.database_url is not None
+    other = await asyncpg.connect(
+        settings.database_url.replace("postgresql+asyncpg://", "postgresql://"),
+        statement_cache_size=max(settings.db_statement_cache_size, 0),
+    )
+    try:
+        now = utcnow()
+        ahead = partitions.AHEAD_DAYS + 20
+        far = now + timedelta(days=ahead)
+        entry = await _insert_entry(raw, far)  # no partition for its day yet: DEFAULT holds it
+        assert await _partition_of(raw, entry) == partitions.DEFAULT_PARTITION
+        delivery_id = await raw.fetchval("SELECT delivery_id FROM webhook_log_entries WHERE id = $1", entry)
+        deleting = other.transaction()
+        await deleting.start()
+        await other.execute("UPDATE outbound_deliveries SET updated_at = now() WHERE id = $1", delivery_id)
+        maintenance = asyncio.create_task(
+            partitions.maintain(raw, now=now, retention_days=7, ahead_days=ahead)
+        )
+        maintainer = raw.get_server_pid()
+        while not await other.fetchval(
+            "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND NOT granted", maintainer
+        ):
+            assert not maintenance.done(), maintenance  # it must wait for the open delete
+            await asyncio.sleep(0.02)
+        await other.execute("DELETE FROM outbound_deliveries WHERE id = $1", delivery_id)
+        await deleting.commit()
+        done = await maintenance
+    finally:
+        await other.close()
+    assert partitions.partition_name(far.date()) in done.created
+    assert done.moved_rows == 0  # the delete took the row with it
+    assert await raw.fetchval("SELECT count(*) FROM webhook_log_entries WHERE id = $1", entry) == 0
 
 
 async def test_keyset_pages_cross_partition_boundaries(

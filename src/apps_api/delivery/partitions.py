@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 TABLE = "webhook_log_entries"
 DEFAULT_PARTITION = f"{TABLE}_default"
+REFERENCED = "outbound_deliveries"  # the log's foreign key points here
 AHEAD_DAYS = 7
 _DAILY = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 # Partition DDL waits at most this long for a lock (a long query holding it): the next run
@@ -123,18 +124,24 @@ async def maintain(
             datetime.combine(today, time(), tzinfo=UTC),
         )
         days = [row["day"] for row in stranded] + [today + timedelta(days=n) for n in range(ahead_days + 1)]
-        for day in days:
-            if day not in existing:
-                result.moved_rows += await create_partition(connection, day)
-                result.created.append(partition_name(day))
-        for day, name in sorted(existing.items()):
-            if _bounds(day)[1] <= cutoff:
-                # DETACH, then DROP: the partition's rows go with its files, none one by one.
-                # (DETACH locks the parent ACCESS EXCLUSIVE for a moment: CONCURRENTLY is not
-                # possible beside a DEFAULT partition.)
-                await connection.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
-                await connection.execute(f"DROP TABLE {name}")
-                result.dropped.append(name)
+        missing = sorted({day for day in days if day not in existing})
+        expired = [(day, name) for day, name in sorted(existing.items()) if _bounds(day)[1] <= cutoff]
+        if missing or expired:
+            # Attaching or detaching a partition adds or drops its foreign key, which locks
+            # outbound_deliveries, after the DEFAULT partition is already locked; a delete of
+            # deliveries (cascading into the log) takes them the other way round. Taking the
+            # referenced table first gives both one order, so they wait rather than deadlock.
+            await connection.execute(f"LOCK TABLE {REFERENCED} IN SHARE ROW EXCLUSIVE MODE")
+        for day in missing:
+            result.moved_rows += await create_partition(connection, day)
+            result.created.append(partition_name(day))
+        for _day, name in expired:
+            # DETACH, then DROP: the partition's rows go with its files, none one by one.
+            # (DETACH locks the parent ACCESS EXCLUSIVE for a moment: CONCURRENTLY is not
+            # possible beside a DEFAULT partition.)
+            await connection.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
+            await connection.execute(f"DROP TABLE {name}")
+            result.dropped.append(name)
         status = await connection.execute(
             f"DELETE FROM {DEFAULT_PARTITION} WHERE created_at < $1",  # noqa: S608 - fixed names
             cutoff,
