@@ -74,6 +74,8 @@ class Report:
             f"  {row.measurement:<56} {row.service:>22} {row.baseline:>22} {row.ratio:>8} {row.target:>22} {mark}",
             flush=True,
         )
+        if row.note:
+            print(f"    {row.note}", flush=True)
 
 
 def median(values: list[float]) -> float:

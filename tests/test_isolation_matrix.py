@@ -171,6 +171,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("PUT", OWNED + "/webhooks/{webhook_id}"): Route(provider(200), json=_webhook_body),
     ("PATCH", OWNED + "/webhooks/{webhook_id}"): Route(provider(200), json=_webhook_body),
     ("DELETE", OWNED + "/webhooks/{webhook_id}"): Route(provider(204)),
+    ("POST", OWNED + "/webhooks/{webhook_id}/test"): Route(provider(202)),
+    ("POST", OWNED + "/webhooks/{webhook_id}/recover"): Route(
+        provider(202), json=lambda w: {"since": (utcnow() - timedelta(hours=1)).isoformat()}
+    ),
     ("GET", OWNED + "/webhook_log_entries"): Route(provider(200)),
     ("GET", OWNED + "/webhook_log_entries/{entry_id}"): Route(provider(200)),
     ("POST", OWNED + "/webhook_log_entries/{entry_id}/redeliver"): Route(provider(202)),

@@ -17,6 +17,13 @@ from apps_api.settings import Settings
 from tests.factories import Tenant, make_app
 
 WEBHOOK_ATTRIBUTES = {
+    # Endpoint care (issue 15): disabling and health, read-only.
+    "is_disabled",
+    "disabled_at",
+    "disabled_reason",
+    "last_success_at",
+    "last_failure_at",
+    "delivery_stats",
     "id",
     "organization_id",
     "organization",

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     webhook_max_concurrency_per_endpoint: int = 10
     # How often the sweeper looks for undispatched events and due or stale deliveries.
     webhook_sweep_interval_seconds: int = 5
+    # A webhook whose every attempt has failed for this many days, with at least
+    # `webhook_disable_min_failures` failed attempts, is disabled (checked by the sweeper).
+    webhook_disable_after_days: float = 5.0
+    webhook_disable_min_failures: int = 10
     # The worker serves its delivery metrics (Prometheus) on this port when set.
     worker_metrics_port: int | None = None
     worker_metrics_host: str = "127.0.0.1"

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from apps_api.delivery import columns
 from apps_api.delivery.matching import (
     AppMatcher,
     EventView,
@@ -29,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 # The dispatcher runs on the driver connection (kit/driver.py): a fan-out writes thousands of
 # rows. One statement writes them all and marks the events: the deliveries (one array per
-# column), the pending log entry of each first attempt (from the inserted rows), the events'
-# `dispatched_at`. $1-$19 per delivery (see `_WRITE_COLUMNS`), $20 the events, $21 now.
+# column of `_WRITE_COLUMNS`), the pending log entry of each first attempt (from the inserted
+# rows), the events' `dispatched_at`. Then $N+1 the events, $N+2 now.
 _WRITE_COLUMNS = (
     "id",
     "kind",
@@ -52,33 +53,24 @@ _WRITE_COLUMNS = (
     "max_attempts",
     "current_log_entry_id",
 )
-_WRITE = """
+_EVENTS_PARAMETER = len(_WRITE_COLUMNS) + 1
+_NOW = f"${len(_WRITE_COLUMNS) + 2}"
+_WRITE = f"""
 WITH deliveries AS (
-    INSERT INTO outbound_deliveries (id, kind, app_id, organization_id, webhook_id, event_id,
-        installation_id, target_organization_id, app_user_id, method, endpoint_url, endpoint_host,
-        channel, action, resource_id, payload, message_id, max_attempts, current_log_entry_id,
+    INSERT INTO outbound_deliveries ({columns.names(_WRITE_COLUMNS)},
         status, attempt_count, next_attempt_at, created_at, updated_at)
-    SELECT v.id, v.kind, v.app_id, v.organization_id, v.webhook_id, v.event_id, v.installation_id,
-        v.target_organization_id, v.app_user_id, v.method, v.endpoint_url, v.endpoint_host, v.channel,
-        v.action, v.resource_id, v.payload::jsonb, v.message_id, v.max_attempts, v.entry_id,
-        'pending', 0, $21, $21, $21
-    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::bigint[], $7::uuid[],
-        $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-        $15::text[], $16::text[], $17::text[], $18::integer[], $19::uuid[])
-        AS v(id, kind, app_id, organization_id, webhook_id, event_id, installation_id,
-             target_organization_id, app_user_id, method, endpoint_url, endpoint_host, channel, action,
-             resource_id, payload, message_id, max_attempts, entry_id)
-    RETURNING id, app_id, organization_id, webhook_id, endpoint_url, action, resource_id, channel,
-        current_log_entry_id
+    SELECT {columns.values(columns.DELIVERIES, _WRITE_COLUMNS)}, 'pending', 0, {_NOW}, {_NOW}, {_NOW}
+    FROM {columns.unnest(columns.DELIVERIES, _WRITE_COLUMNS)}
+    RETURNING id, current_log_entry_id, {columns.names(columns.ENTRY_COPIES)}
 ), entries AS (
-    INSERT INTO webhook_log_entries (id, delivery_id, app_id, organization_id, webhook_id, endpoint_url,
-        action, resource_id, channel, status, retry_index, scheduled_at, created_at, updated_at)
-    SELECT current_log_entry_id, id, app_id, organization_id, webhook_id, endpoint_url, action,
-        resource_id, channel, 'pending', 0, $21, $21, $21
+    INSERT INTO webhook_log_entries (id, delivery_id, {columns.names(columns.ENTRY_COPIES)},
+        status, retry_index, scheduled_at, created_at, updated_at)
+    SELECT current_log_entry_id, id, {columns.names(columns.ENTRY_COPIES)},
+        'pending', 0, {_NOW}, {_NOW}, {_NOW}
     FROM deliveries
 )
-UPDATE events SET dispatched_at = $21 WHERE id = ANY($20::bigint[])
-"""
+UPDATE events SET dispatched_at = {_NOW} WHERE id = ANY(${_EVENTS_PARAMETER}::bigint[])
+"""  # noqa: S608 - names from the table metadata
 _TAKE_EVENTS = """
 SELECT id, organization_id, channel, action, resource_id, resource, required_scope, xact_id, snapshot
 FROM events
@@ -91,7 +83,7 @@ _MATCHER_ROWS = """
 SELECT s.app_id, s.webhook_id, s.channel_pattern, s.is_additions_subscribed, s.is_changes_subscribed,
        s.is_removals_subscribed, w.endpoint_url
 FROM webhook_channel_subscriptions AS s JOIN webhooks AS w ON w.id = s.webhook_id
-WHERE s.app_id = ANY($1::uuid[])
+WHERE s.app_id = ANY($1::uuid[]) AND NOT w.is_disabled
 """
 # The installations of the events' organizations, and those removed by a transaction that a
 # snapshot of the batch may not see yet ($2: the batch's oldest snapshot xmin; a removal
@@ -235,19 +227,21 @@ async def fan_out(
     matchers = await index.matchers(connection, app_ids)
     created: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for event in events:
-        pair = named[event.id]
-        owned_app = None
-        if pair is not None and owners.get(pair[1]) == pair[0]:
-            owned_app = pair
         matches = match_event(
             views[event.id],
             installations=installations.get(event.organization_id, ()),
             matchers=matchers,
-            owned_app=owned_app,
+            owned_app=_owned_app(named[event.id], owners),
         )
-        for found in matches:
-            created.append(_delivery(event, found, matchers[found.app_id], max_attempts))
+        created.extend(_delivery(event, found, matchers[found.app_id], max_attempts) for found in matches)
     return created
+
+
+def _owned_app(
+    pair: tuple[uuid.UUID, uuid.UUID] | None, owners: dict[uuid.UUID, uuid.UUID]
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(owner, app) of an owner's installations channel, when that organization does own the app."""
+    return pair if pair is not None and owners.get(pair[1]) == pair[0] else None
 
 
 def _app_user_of(

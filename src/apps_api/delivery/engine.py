@@ -25,7 +25,7 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -33,8 +33,10 @@ from urllib.parse import urlencode
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from apps_api.delivery import columns
 from apps_api.delivery.outbox import delivery_fields, log_entry_fields
 from apps_api.delivery.signing import signature_headers
+from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.crypto import decrypt_optional
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
@@ -83,7 +85,7 @@ class Deliverer:
 class Plan:
     """What happens after an attempt: the delivery's new status and, when pending, its next attempt."""
 
-    status: str
+    status: DeliveryStatus
     next_attempt_at: datetime | None = None
     delay: float | None = None
     attempt_count: int = 0
@@ -132,13 +134,15 @@ _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 # A lapsed lease counts as an attempt: a delivery whose lapsed attempt was its last is failed
 # here (with its entry "Interrupted") instead of being sent again, so even an attempt that kills
 # its worker every time ends within the schedule.
-# Every free slot of the endpoint at once: due (or lapsed) attempts, earliest first, at most
+# Every free slot of the endpoint at once: lapsed attempts first, then due ones, earliest first, at most
 # `bound` minus the endpoint's live leases (all workers), and at most `wanted`; their pending
 # log entries become started (`entry_started` false: the entry is missing or was left started
 # by a worker that died mid-request, see `_start_other_entries`). Always at least one row:
 # `free` is the number of slots it could fill (a row with a NULL id when it leased none).
 # $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason.
-_LEASE = """
+# What a lease returns of the delivery row: the `Attempt` fields that are its columns.
+_LEASED_COLUMNS = tuple(field.name for field in fields(Attempt) if field.name in columns.DELIVERIES.c)
+_LEASE = f"""
 WITH slots AS (
     SELECT greatest(0, least(
         $3::integer,
@@ -162,24 +166,36 @@ WITH slots AS (
     SET status = 'failed', reason = $7, completed_at = $2, updated_at = $2
     FROM exhausted
     WHERE e.id = exhausted.current_log_entry_id AND e.status IN ('pending', 'started')
-), picked AS (
+), lapsed AS (
     SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = $1
-      AND ((status = 'pending' AND next_attempt_at <= $2)
-           OR (status = 'started' AND locked_until < $2 AND attempt_count < max_attempts))
-    ORDER BY next_attempt_at
+    WHERE endpoint_host = $1 AND status = 'started' AND locked_until < $2 AND attempt_count < max_attempts
+      AND NOT EXISTS (
+          SELECT 1 FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id AND w.is_disabled
+      )
+    ORDER BY locked_until
     LIMIT (SELECT free FROM slots)
     FOR UPDATE SKIP LOCKED
+), due AS (
+    -- Its own statement, not an OR with the lapsed ones: this walks the (host, next attempt)
+    -- index of pending rows in order and stops at the limit, whatever the endpoint's backlog.
+    SELECT id FROM outbound_deliveries
+    WHERE endpoint_host = $1 AND status = 'pending' AND next_attempt_at <= $2
+      -- A disabled webhook's deliveries wait for the sweeper to end them (delivery/health.py).
+      AND NOT EXISTS (
+          SELECT 1 FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id AND w.is_disabled
+      )
+    ORDER BY next_attempt_at
+    LIMIT (SELECT free FROM slots) - (SELECT count(*) FROM lapsed)
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM lapsed UNION ALL SELECT id FROM due
 ), leased AS (
     UPDATE outbound_deliveries AS d
     SET status = 'started', locked_until = $5, locked_by = $6,
         attempt_count = d.attempt_count + 1, updated_at = $2
     FROM picked
     WHERE d.id = picked.id
-    RETURNING d.id, d.kind, d.app_id, d.organization_id, d.webhook_id, d.installation_id,
-        d.target_organization_id, d.app_user_id, d.method, d.endpoint_url, d.endpoint_host, d.channel,
-        d.action, d.resource_id, d.payload, d.signing_secret, d.message_id, d.attempt_count,
-        d.max_attempts, d.next_attempt_at, d.created_at, d.current_log_entry_id AS log_entry_id,
+    RETURNING {columns.names(_LEASED_COLUMNS, "d.")}, d.current_log_entry_id AS log_entry_id,
         (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
         (SELECT apps.previous_secret FROM apps
          WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > $2) AS app_previous_secret,
@@ -194,7 +210,7 @@ WITH slots AS (
 SELECT slots.free, leased.*,
     EXISTS (SELECT 1 FROM started WHERE started.id = leased.log_entry_id) AS entry_started
 FROM slots LEFT JOIN leased ON true
-"""
+"""  # noqa: S608 - names from the table metadata
 
 # A started entry of a lapsed lease: its worker died mid-request.
 _CLOSE_INTERRUPTED = """
@@ -212,10 +228,12 @@ WHERE d.id = v.id AND d.locked_by = $4 AND d.attempt_count = v.attempt_count
 
 # Outcomes: the attempts' log entries, their deliveries' next states (fenced: only rows this
 # worker still holds, at the attempt it took, change; `owned` lists them), the pending entries
-# of the retries, and, when $15 (a host) is given, the endpoint's lease lock for the lease next.
+# of the retries, the webhooks' health (last success and failure, the failure streak that
+# automatic disabling reads: delivery/health.py), and, when $15 (a host) is given, the endpoint's
+# lease lock for the lease next. A success in the batch ends the webhook's streak.
 # $1-$7 per entry: id, status, reason, code, body, headers (JSON text), duration;
 # $8-$12 per delivery: id, status, next attempt, next entry id, attempt count; $13 now; $14 worker.
-_RECORD = """
+_RECORD = f"""
 WITH finished_entries AS (
     UPDATE webhook_log_entries AS e
     SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
@@ -232,24 +250,38 @@ WITH finished_entries AS (
     FROM unnest($8::uuid[], $9::text[], $10::timestamptz[], $11::uuid[], $12::integer[])
         AS v(id, status, next_attempt_at, next_entry_id, attempt_count)
     WHERE d.id = v.id AND d.status = 'started' AND d.locked_by = $14 AND d.attempt_count = v.attempt_count
-    RETURNING d.id, d.app_id, d.organization_id, d.webhook_id, d.endpoint_url, d.action, d.resource_id,
-        d.channel, d.attempt_count, d.next_attempt_at, v.next_entry_id
+    RETURNING d.id, {columns.names(columns.ENTRY_COPIES, "d.")}, d.attempt_count, d.next_attempt_at,
+        v.next_entry_id
 ), next_entries AS (
-    INSERT INTO webhook_log_entries (id, delivery_id, app_id, organization_id, webhook_id, endpoint_url,
-        action, resource_id, channel, status, retry_index, scheduled_at, created_at, updated_at)
-    SELECT next_entry_id, id, app_id, organization_id, webhook_id, endpoint_url, action, resource_id,
-        channel, 'pending', attempt_count, next_attempt_at, $13, $13
+    INSERT INTO webhook_log_entries (id, delivery_id, {columns.names(columns.ENTRY_COPIES)},
+        status, retry_index, scheduled_at, created_at, updated_at)
+    SELECT next_entry_id, id, {columns.names(columns.ENTRY_COPIES)},
+        'pending', attempt_count, next_attempt_at, $13, $13
     FROM finished WHERE next_entry_id IS NOT NULL
+), outcomes AS (
+    SELECT f.webhook_id, bool_or(o.outcome = 'successful') AS any_ok,
+        count(*) FILTER (WHERE o.outcome = 'failed') AS failures
+    FROM finished AS f JOIN unnest($8::uuid[], $2::text[]) AS o(delivery_id, outcome) ON o.delivery_id = f.id
+    WHERE f.webhook_id IS NOT NULL
+    GROUP BY f.webhook_id
+), health AS (
+    UPDATE webhooks AS w
+    SET last_success_at = CASE WHEN o.any_ok THEN $13 ELSE w.last_success_at END,
+        last_failure_at = CASE WHEN o.failures > 0 THEN $13 ELSE w.last_failure_at END,
+        failing_since = CASE WHEN o.any_ok THEN NULL ELSE coalesce(w.failing_since, $13) END,
+        failures_in_streak = CASE WHEN o.any_ok THEN 0 ELSE w.failures_in_streak + o.failures END
+    FROM outcomes AS o
+    WHERE w.id = o.webhook_id
 ), endpoint_lock AS (
     SELECT pg_advisory_xact_lock(hashtextextended($15, 0))
 )
 SELECT (SELECT array_agg(id) FROM finished) AS owned, (SELECT count(*) FROM endpoint_lock) AS locked
-"""
+"""  # noqa: S608 - names from the table metadata
 
 
 def _started_log_entry(attempt: Attempt, *, now: datetime) -> dict[str, Any]:
     entry = log_entry_fields(delivery_fields(attempt), retry_index=attempt.attempt_count - 1)
-    return {**entry, "status": "started", "started_at": now, "created_at": now, "updated_at": now}
+    return {**entry, "status": AttemptStatus.STARTED, "started_at": now, "created_at": now, "updated_at": now}
 
 
 async def _lease(
@@ -435,16 +467,16 @@ def plan_next(
     """Success, final failure, or the time of the next attempt (schedule with jitter, or Retry-After)."""
     success, _ = classify(outcome, redirect_delivers=redirect_delivers)
     if success:
-        return Plan("successful", attempt_count=attempt_count)
+        return Plan(DeliveryStatus.SUCCESSFUL, attempt_count=attempt_count)
     if outcome.status_code == 410 or attempt_count >= max_attempts:
-        return Plan("failed", attempt_count=attempt_count)
+        return Plan(DeliveryStatus.FAILED, attempt_count=attempt_count)
     delays = settings.retry_delays or (5.0,)
     delay = delays[min(attempt_count - 1, len(delays) - 1)] * random.uniform(0.9, 1.1)
     if outcome.status_code in (429, 503):
         retry_after = retry_after_seconds(outcome.header("retry-after"), now)
         if retry_after is not None:
             delay = min(max(retry_after, 1.0), MAX_RETRY_AFTER_SECONDS)
-    return Plan("pending", now + timedelta(seconds=delay), delay, attempt_count)
+    return Plan(DeliveryStatus.PENDING, now + timedelta(seconds=delay), delay, attempt_count)
 
 
 async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
@@ -490,6 +522,39 @@ class _Recorded:
     now: datetime
 
 
+def _entry_row(attempt: Attempt, outcome: Outcome) -> tuple[Any, ...]:
+    """One attempt's log entry as it finished: id, status, reason, code, body, headers, duration."""
+    ok, reason = classify(outcome, redirect_delivers=attempt.kind == "trigger")
+    headers = None if outcome.headers is None else json.dumps(outcome.headers)
+    status = AttemptStatus.SUCCESSFUL if ok else AttemptStatus.FAILED
+    return (
+        attempt.log_entry_id,
+        status,
+        reason,
+        outcome.status_code,
+        outcome.body,
+        headers,
+        outcome.duration_ms,
+    )
+
+
+def _entry_arguments(results: Sequence[tuple[Attempt, Outcome]]) -> list[list[Any]]:
+    """`_RECORD`'s $1-$7: one array per column of `_entry_row()`."""
+    rows = [_entry_row(attempt, outcome) for attempt, outcome in results]
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(7)]
+
+
+def _delivery_arguments(results: Sequence[tuple[Attempt, Outcome]], plans: list[Plan]) -> list[list[Any]]:
+    """`_RECORD`'s $8-$12: the deliveries' next states (a new entry id for each retry)."""
+    return [
+        [attempt.id for attempt, _ in results],
+        [plan.status for plan in plans],
+        [plan.next_attempt_at for plan in plans],
+        [uuid.uuid4() if plan.status == DeliveryStatus.PENDING else None for plan in plans],
+        [attempt.attempt_count for attempt, _ in results],
+    ]
+
+
 async def _record(
     connection: asyncpg.Connection,
     deliverer: Deliverer,
@@ -499,10 +564,8 @@ async def _record(
 ) -> _Recorded:
     """Write outcomes (one statement, see `_RECORD`); with `lock_host`, also take its lease lock."""
     now = utcnow()
-    plans: list[Plan] = []
-    next_entry_ids: list[uuid.UUID | None] = []
-    for attempt, outcome in results:
-        plan = plan_next(
+    plans = [
+        plan_next(
             settings=deliverer.settings,
             attempt_count=attempt.attempt_count,
             max_attempts=attempt.max_attempts,
@@ -510,25 +573,12 @@ async def _record(
             now=now,
             redirect_delivers=attempt.kind == "trigger",
         )
-        plans.append(plan)
-        next_entry_ids.append(uuid.uuid4() if plan.status == "pending" else None)
-    classified = [
-        classify(outcome, redirect_delivers=attempt.kind == "trigger") for attempt, outcome in results
+        for attempt, outcome in results
     ]
     row = await connection.fetchrow(
         _RECORD,
-        [attempt.log_entry_id for attempt, _ in results],
-        ["successful" if ok else "failed" for ok, _ in classified],
-        [reason for _, reason in classified],
-        [outcome.status_code for _, outcome in results],
-        [outcome.body for _, outcome in results],
-        [None if outcome.headers is None else json.dumps(outcome.headers) for _, outcome in results],
-        [outcome.duration_ms for _, outcome in results],
-        [attempt.id for attempt, _ in results],
-        [plan.status for plan in plans],
-        [plan.next_attempt_at for plan in plans],
-        next_entry_ids,
-        [attempt.attempt_count for attempt, _ in results],
+        *_entry_arguments(results),
+        *_delivery_arguments(results, plans),
         now,
         deliverer.worker_id,
         lock_host,

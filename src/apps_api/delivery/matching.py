@@ -54,17 +54,19 @@ def pattern_error(pattern: str) -> str | None:
     rest = pattern.removeprefix(ORG_PREFIX) if pattern.startswith(ORG_PREFIX) else pattern[len(USER_PREFIX) :]
     if not rest:
         return "Must name at least one segment after the prefix."
-    for segment in rest.split("/"):
-        if not segment:
-            return "Must not contain empty segments (`//` or a trailing `/`)."
-        if segment == WILDCARD or segment in PLACEHOLDERS:
-            continue
-        if not _LITERAL.match(segment):
-            return (
-                f"Segment `{segment}` is not allowed: a segment is a literal (letters, digits, `-._~`), "
-                f"`*`, or one of {', '.join(f'`{p}`' for p in PLACEHOLDERS)}."
-            )
-    return None
+    return next(filter(None, map(_segment_error, rest.split("/"))), None)
+
+
+def _segment_error(segment: str) -> str | None:
+    """Why one segment after the prefix is not allowed, or None when it is."""
+    if not segment:
+        return "Must not contain empty segments (`//` or a trailing `/`)."
+    if segment == WILDCARD or segment in PLACEHOLDERS or _LITERAL.match(segment):
+        return None
+    return (
+        f"Segment `{segment}` is not allowed: a segment is a literal (letters, digits, `-._~`), "
+        f"`*`, or one of {', '.join(f'`{p}`' for p in PLACEHOLDERS)}."
+    )
 
 
 def split_path(path: str) -> tuple[str, ...]:
@@ -257,28 +259,37 @@ def match_event(
     segments = split_path(event.channel)
     found: dict[uuid.UUID, Match] = {}
     for installation in installations:
-        if installation.organization_id != event.organization_id or not was_installed(event, installation):
-            continue
-        if event.required_scope is not None and event.required_scope not in installation.allowed_scopes:
-            continue
         matcher = matchers.get(installation.app_id)
-        if matcher is None:
-            continue
-        for subscription in matcher.match(segments, bindings_for(installation)):
-            if subscription.wants(event.action) and subscription.webhook_id not in found:
-                found[subscription.webhook_id] = Match(
-                    subscription.webhook_id, installation.app_id, installation
-                )
+        if matcher is not None and _hears(event, installation):
+            for subscription in matcher.match(segments, bindings_for(installation)):
+                if subscription.wants(event.action):
+                    match = Match(subscription.webhook_id, installation.app_id, installation)
+                    found.setdefault(subscription.webhook_id, match)
     if owned_app is not None and owned_app[0] == event.organization_id:
-        owner_id, app_id = owned_app
-        matcher = matchers.get(app_id)
-        if matcher is not None:
-            bindings = {APP_ORGANIZATION_ID: str(owner_id), APP_ID: str(app_id)}
-            for subscription in matcher.match(segments, bindings):
-                if (
-                    subscription.channel_pattern == INSTALLATIONS_PATTERN
-                    and subscription.wants(event.action)
-                    and subscription.webhook_id not in found
-                ):
-                    found[subscription.webhook_id] = Match(subscription.webhook_id, app_id, None)
+        _match_owner(event, segments, owned_app, matchers, found)
     return list(found.values())
+
+
+def _hears(event: EventView, installation: InstallationView) -> bool:
+    """Whether the installation was there for the event and allows the event's scope."""
+    if installation.organization_id != event.organization_id or not was_installed(event, installation):
+        return False
+    return event.required_scope is None or event.required_scope in installation.allowed_scopes
+
+
+def _match_owner(
+    event: EventView,
+    segments: Sequence[str],
+    owned_app: tuple[uuid.UUID, uuid.UUID],
+    matchers: Mapping[uuid.UUID, AppMatcher],
+    found: dict[uuid.UUID, Match],
+) -> None:
+    """The owner's own webhooks on its app's installations channel (no installation involved)."""
+    owner_id, app_id = owned_app
+    matcher = matchers.get(app_id)
+    if matcher is None:
+        return
+    bindings = {APP_ORGANIZATION_ID: str(owner_id), APP_ID: str(app_id)}
+    for subscription in matcher.match(segments, bindings):
+        if subscription.channel_pattern == INSTALLATIONS_PATTERN and subscription.wants(event.action):
+            found.setdefault(subscription.webhook_id, Match(subscription.webhook_id, app_id, None))

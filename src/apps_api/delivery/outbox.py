@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.delivery.columns import ENTRY_COPIES
+from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.queue import enqueue_after_commit
 from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
@@ -51,7 +53,7 @@ def log_entry_fields(delivery: dict[str, Any], *, retry_index: int) -> dict[str,
         "action": delivery["action"],
         "resource_id": delivery["resource_id"],
         "channel": delivery["channel"],
-        "status": "pending",
+        "status": AttemptStatus.PENDING,
         "retry_index": retry_index,
         "scheduled_at": delivery["next_attempt_at"],
     }
@@ -67,17 +69,7 @@ def delivery_fields(delivery: Any) -> dict[str, Any]:
     return {key: getattr(delivery, key) for key in _DELIVERY_KEYS_OF_ENTRIES}
 
 
-_DELIVERY_KEYS_OF_ENTRIES = (
-    "id",
-    "app_id",
-    "organization_id",
-    "webhook_id",
-    "endpoint_url",
-    "action",
-    "resource_id",
-    "channel",
-    "next_attempt_at",
-)
+_DELIVERY_KEYS_OF_ENTRIES = ("id", *ENTRY_COPIES, "next_attempt_at")
 
 
 def delivery_rows(**fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -90,7 +82,7 @@ def delivery_rows(**fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "id": uuid.uuid4(),
         "message_id": new_message_id(),
         "endpoint_host": endpoint_host(fields["endpoint_url"]),
-        "status": "pending",
+        "status": DeliveryStatus.PENDING,
         "attempt_count": 0,
         "next_attempt_at": now,
         "created_at": now,
@@ -109,12 +101,17 @@ def build_delivery(**fields: Any) -> tuple[OutboundDelivery, WebhookLogEntry]:
     return OutboundDelivery(**delivery), WebhookLogEntry(**entry)
 
 
-async def schedule_delivery(*, session: AsyncSession, **fields: Any) -> OutboundDelivery:
-    """Record a delivery in this transaction; a worker sends it once the transaction commits."""
+async def schedule_delivery(
+    *, session: AsyncSession, **fields: Any
+) -> tuple[OutboundDelivery, WebhookLogEntry]:
+    """Record a delivery in this transaction; a worker sends it once the transaction commits.
+
+    Returns the delivery and the pending log entry of its first attempt.
+    """
     delivery, entry = build_delivery(**fields)
     session.add(delivery)
     await session.flush()
     session.add(entry)
     await session.flush()
     enqueue_after_commit(session, DELIVER_JOB, str(delivery.id), _job_id=deliver_job_id(delivery.id, 0))
-    return delivery
+    return delivery, entry

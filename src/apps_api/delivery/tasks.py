@@ -15,7 +15,8 @@ import os
 import socket
 import time
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,7 @@ from arq.worker import func
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps_api.delivery import partitions
+from apps_api.delivery import health, partitions
 from apps_api.delivery.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
 from apps_api.delivery.engine import (
     SHORT_WAIT_SECONDS,
@@ -35,6 +36,7 @@ from apps_api.delivery.engine import (
     settle,
 )
 from apps_api.delivery.outbox import DELIVER_JOB, deliver_job_id
+from apps_api.delivery.states import FINISHED, DeliveryStatus
 from apps_api.kit.driver import driver_connection
 from apps_api.kit.queue import enqueue
 from apps_api.models import AppInstallationRemoval, Event, OutboundDelivery
@@ -124,6 +126,21 @@ async def _enqueue_per_endpoint(ctx: dict[str, Any], due: list[tuple[uuid.UUID, 
         await _enqueue_delivery(ctx, delivery_id, attempt_count)
 
 
+@dataclass
+class _PumpState:
+    """A pump's attempts between rounds."""
+
+    bound: int
+    deadline: float
+    in_flight: dict[asyncio.Task[Outcome], Attempt] = field(default_factory=dict)
+    finished: list[tuple[Attempt, Outcome]] = field(default_factory=list)
+    recorded: int = 0
+    # Whether the endpoint may have due attempts this pump has not seen: after a lease that
+    # came back short, only a poke (new work, a retry's job, the sweeper) says so, and
+    # recording then costs one statement instead of a lease round.
+    more: bool = True
+
+
 class EndpointPump:
     """Keeps one endpoint's free slots busy with its due attempts, within this worker process.
 
@@ -144,65 +161,80 @@ class EndpointPump:
         self.poked = True
         self.wakeup.set()
 
-    def _taking(self, deadline: float) -> bool:
+    def _accepting(self) -> bool:
         # A worker that is shutting down takes no new work (SIGTERM: finish what runs, nothing more).
-        worker = self.ctx.get("arq_worker")
-        return time.monotonic() < deadline and getattr(worker, "allow_pick_jobs", True)
+        return bool(getattr(self.ctx.get("arq_worker"), "allow_pick_jobs", True))
+
+    def _taking(self, deadline: float) -> bool:
+        return time.monotonic() < deadline and self._accepting()
 
     async def run(self, pumps: dict[str, EndpointPump]) -> int:
         """Pump until the endpoint has nothing due (or the drain limit); returns the attempts recorded."""
-        deliverer = self.deliverer
-        bound = max(1, deliverer.settings.webhook_max_concurrency_per_endpoint)
-        deadline = time.monotonic() + DRAIN_SECONDS
-        in_flight: dict[asyncio.Task[Outcome], Attempt] = {}
-        recorded = 0
-        finished: list[tuple[Attempt, Outcome]] = []
-        # Whether the endpoint may have due attempts this pump has not seen: after a lease that
-        # came back short, only a poke (new work, a retry's job, the sweeper) says so, and
-        # recording then costs one statement instead of a lease round.
-        more = True
+        bound = max(1, self.deliverer.settings.webhook_max_concurrency_per_endpoint)
+        state = _PumpState(bound=bound, deadline=time.monotonic() + DRAIN_SECONDS)
         try:
-            while True:
-                taking = self._taking(deadline)
-                wanted = bound - len(in_flight) if taking and (more or self.poked) else 0
-                if wanted > 0:
-                    self.poked = False
-                    self.wakeup.clear()
-                if finished or wanted > 0:
-                    plans, leased, found_more = await self._settle(finished, wanted)
-                    if wanted > 0:
-                        more = found_more
-                    recorded += len(finished)
-                    await self._schedule_retries(finished, plans)
-                    finished = []
-                    for attempt in leased:
-                        in_flight[asyncio.create_task(send_attempt(deliverer, attempt))] = attempt
-                if not in_flight:
-                    if self.poked and taking:
-                        continue
-                    # No await between the last look and leaving the registry: a poke either
-                    # reached this loop or finds no pump and starts one.
-                    pumps.pop(self.host, None)
-                    break
-                waiting: set[asyncio.Future[Any]] = set(in_flight)
-                waiter = None
-                if taking and len(in_flight) < bound:
-                    waiter = asyncio.ensure_future(self.wakeup.wait())
-                    waiting.add(waiter)
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if waiter is not None:
-                    waiter.cancel()
-                finished = [(in_flight.pop(task), _outcome(task)) for task in list(in_flight) if task in done]
+            while await self._round(state, pumps):
+                pass
         finally:
             pumps.pop(self.host, None)
             # Only on an error or cancellation: the leases of these attempts lapse and are retried.
-            for task in in_flight:
+            for task in state.in_flight:
                 task.cancel()
-        if time.monotonic() >= deadline and getattr(self.ctx.get("arq_worker"), "allow_pick_jobs", True):
+        if time.monotonic() >= state.deadline and getattr(
+            self.ctx.get("arq_worker"), "allow_pick_jobs", True
+        ):
             # Drain limit reached: hand the rest of the endpoint's backlog to a new job.
             job_id = f"drain:{self.host}:{time.time()}"
             await enqueue(self.ctx.get("redis"), DELIVER_JOB, None, self.host, _job_id=job_id)
-        return recorded
+        return state.recorded
+
+    async def _round(self, state: _PumpState, pumps: dict[str, EndpointPump]) -> bool:
+        """Record what finished, lease the free slots, wait for a change; false once the pump is done."""
+        taking = self._taking(state.deadline)
+        wanted = self._wanted(state, taking)
+        if state.finished or wanted > 0:
+            await self._record_and_lease(state, wanted)
+        if not state.in_flight:
+            if self.poked and taking:
+                return True
+            # No await between the last look and leaving the registry: a poke either
+            # reached this loop or finds no pump and starts one.
+            pumps.pop(self.host, None)
+            return False
+        await self._wait(state, taking)
+        return True
+
+    def _wanted(self, state: _PumpState, taking: bool) -> int:
+        """Free slots to lease now: none after a short lease until a poke says more is due."""
+        wanted = state.bound - len(state.in_flight) if taking and (state.more or self.poked) else 0
+        if wanted > 0:
+            self.poked = False
+            self.wakeup.clear()
+        return wanted
+
+    async def _record_and_lease(self, state: _PumpState, wanted: int) -> None:
+        plans, leased, found_more = await self._settle(state.finished, wanted)
+        if wanted > 0:
+            state.more = found_more
+        state.recorded += len(state.finished)
+        await self._schedule_retries(state.finished, plans)
+        state.finished = []
+        for attempt in leased:
+            state.in_flight[asyncio.create_task(send_attempt(self.deliverer, attempt))] = attempt
+
+    async def _wait(self, state: _PumpState, taking: bool) -> None:
+        """Until an attempt finishes or, with a free slot, a poke arrives."""
+        waiting: set[asyncio.Future[Any]] = set(state.in_flight)
+        waiter = None
+        if taking and len(state.in_flight) < state.bound:
+            waiter = asyncio.ensure_future(self.wakeup.wait())
+            waiting.add(waiter)
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if waiter is not None:
+            waiter.cancel()
+        state.finished = [
+            (state.in_flight.pop(task), _outcome(task)) for task in list(state.in_flight) if task in done
+        ]
 
     async def _settle(
         self, finished: list[tuple[Attempt, Outcome]], wanted: int
@@ -228,7 +260,7 @@ class EndpointPump:
     ) -> None:
         for (attempt, _), plan in zip(finished, plans, strict=True):
             due_soon = plan is not None and plan.delay is not None and plan.delay <= SHORT_WAIT_SECONDS
-            if plan is not None and plan.status == "pending" and due_soon:
+            if plan is not None and plan.status == DeliveryStatus.PENDING and due_soon:
                 await _enqueue_delivery(self.ctx, attempt.id, plan.attempt_count, _defer_by=plan.delay)
 
 
@@ -402,6 +434,7 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
     """Re-enqueue what Redis may have lost: undispatched events, due deliveries, lapsed leases."""
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     now = utcnow()
+    await _disable_failing(ctx, now)
     async with sessionmaker() as session:
         undispatched = await session.scalar(
             select(Event.id)
@@ -411,7 +444,9 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
         due = (
             await session.execute(
                 select(OutboundDelivery.id, OutboundDelivery.attempt_count, OutboundDelivery.endpoint_host)
-                .where(OutboundDelivery.status == "pending", OutboundDelivery.next_attempt_at <= now)
+                .where(
+                    OutboundDelivery.status == DeliveryStatus.PENDING, OutboundDelivery.next_attempt_at <= now
+                )
                 .order_by(OutboundDelivery.next_attempt_at)
                 .limit(SWEEP_LIMIT)
             )
@@ -419,7 +454,7 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
         stale = (
             await session.execute(
                 select(OutboundDelivery.id, OutboundDelivery.attempt_count, OutboundDelivery.endpoint_host)
-                .where(OutboundDelivery.status == "started", OutboundDelivery.locked_until < now)
+                .where(OutboundDelivery.status == DeliveryStatus.STARTED, OutboundDelivery.locked_until < now)
                 .limit(SWEEP_LIMIT)
             )
         ).all()
@@ -429,6 +464,22 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
     # Lapsed leases first: each frees a slot of its endpoint.
     await _enqueue_per_endpoint(ctx, [(row[0], row[1], row[2]) for row in [*stale, *due]])
     return {"undispatched": int(undispatched is not None), "due": len(due), "stale": len(stale)}
+
+
+async def _disable_failing(ctx: dict[str, Any], now: datetime) -> None:
+    """Disable the webhooks that only fail, and end the pending deliveries of disabled ones."""
+    settings: Settings = ctx["settings"]
+    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
+    async with sessionmaker() as session, session.begin():
+        disabled = await health.disable_failing_webhooks(
+            session=session,
+            now=now,
+            after_days=settings.webhook_disable_after_days,
+            min_failures=settings.webhook_disable_min_failures,
+        )
+        await health.end_deliveries_of_disabled(session=session, now=now)
+    if disabled:
+        logger.warning("disabled %d webhooks whose every attempt failed", len(disabled))
 
 
 async def maintain_log_partitions(ctx: dict[str, Any]) -> dict[str, int]:
@@ -470,7 +521,7 @@ async def purge_webhook_logs(ctx: dict[str, Any]) -> int:
     for table, condition in (
         (
             OutboundDelivery,
-            (OutboundDelivery.completed_at < cutoff) & OutboundDelivery.status.in_(("successful", "failed")),
+            (OutboundDelivery.completed_at < cutoff) & OutboundDelivery.status.in_(FINISHED),
         ),
         (Event, (Event.created_at < cutoff) & Event.dispatched_at.is_not(None)),
         # A removal matters only to events written before it: kept while one may be undispatched

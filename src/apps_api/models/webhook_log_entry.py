@@ -25,6 +25,13 @@ class WebhookLogEntry(IdMixin, Base):
     __table_args__ = (
         Index("ix_webhook_log_entries_app_created", "app_id", "created_at", "id"),
         Index("ix_webhook_log_entries_delivery_id", "delivery_id"),
+        # One webhook's recent attempts, index-only (its delivery stats).
+        Index(
+            "ix_webhook_log_entries_webhook_created",
+            "webhook_id",
+            "created_at",
+            postgresql_include=["status", "duration"],
+        ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 

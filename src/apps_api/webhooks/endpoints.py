@@ -148,8 +148,62 @@ async def update_webhook(
         actor=principal.user,
         endpoint_url=body.endpoint_url,
         channel_subscriptions=body.channel_subscriptions,
+        is_disabled=body.is_disabled,
     )
     return schemas.Webhook.model_validate(updated)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/test",
+    response_model=schemas.WebhookLogEntry,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a test notification to a webhook",
+    name="test_webhook",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def test_webhook(
+    request: Request, session: SessionDep, principal: OrgProviderPrincipal, webhook: OwnedWebhookDep
+) -> schemas.WebhookLogEntry:
+    """202 with the `pending` log entry of a signed notification with action `test`.
+
+    Its body is `{"channel": <the webhook's path>, "action": "test", "resource_id": <webhook id>,
+    "resource": <the webhook>}`; it is logged and retried like every notification. 409 while the
+    webhook is disabled.
+    """
+    settings: Settings = request.app.state.settings
+    entry = await service.send_test_event(
+        session=session, webhook=webhook, max_attempts=len(settings.retry_delays) + 1
+    )
+    return schemas.WebhookLogEntry.model_validate(entry)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/recover",
+    response_model=schemas.RecoverResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Recover: requeue a webhook's failed notifications since a time",
+    name="recover_webhook",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def recover_webhook(
+    request: Request,
+    session: SessionDep,
+    principal: OrgProviderPrincipal,
+    webhook: OwnedWebhookDep,
+    body: schemas.RecoverRequest,
+) -> schemas.RecoverResult:
+    """One new attempt (same `webhook-id`) of each delivery of the webhook that ended `failed` since `since`.
+
+    400 when `since` is further back than the log's retention; 409 while the webhook is disabled.
+    """
+    settings: Settings = request.app.state.settings
+    requeued = await service.recover(
+        session=session,
+        webhook=webhook,
+        since=_utc(body.since) or body.since,
+        retention_days=settings.webhook_log_retention_days,
+    )
+    return schemas.RecoverResult(requeued=requeued)
 
 
 @router.delete(

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, bindparam, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, Text, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, selectinload, with_expression
 
 from apps_api.catalog.repository import (
     APP_BASE_FROM,
@@ -23,10 +23,46 @@ from apps_api.catalog.repository import (
 from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import App, Organization, Webhook, WebhookChannelSubscription, WebhookLogEntry
 
+STATS_WINDOW = "24 hours"
+
+
+def delivery_stats(webhook_id: Any) -> ColumnElement[Any]:
+    """The webhook's attempts of the last 24 h as one JSON object (`schemas.DeliveryStats`).
+
+    An index-only range scan of `ix_webhook_log_entries_webhook_created` (webhook_id, created_at
+    INCLUDE status, duration) over at most two daily partitions: it reads this webhook's recent
+    entries only, never the log.
+    """
+    # Literals, not parameters: the list view is a compiled statement bound by name (kit/driver.py).
+    entries = WebhookLogEntry.__table__
+    durations = entries.c.duration
+    fields = {
+        "successful": func.count().filter(entries.c.status == literal_column("'successful'")),
+        "failed": func.count().filter(entries.c.status == literal_column("'failed'")),
+        "pending": func.count().filter(
+            entries.c.status.in_([literal_column("'pending'"), literal_column("'started'")])
+        ),
+        "p50_duration_ms": func.percentile_disc(literal_column("0.5")).within_group(durations),
+        "p95_duration_ms": func.percentile_disc(literal_column("0.95")).within_group(durations),
+    }
+    return (
+        select(
+            func.json_build_object(
+                *(item for name, value in fields.items() for item in (literal_column(f"'{name}'"), value))
+            )
+        )
+        .where(
+            entries.c.webhook_id == webhook_id,
+            entries.c.created_at >= func.now() - text(f"interval '{STATS_WINDOW}'"),
+        )
+        .scalar_subquery()
+    )
+
 
 def webhook_options() -> Sequence[Any]:
-    """Eager loads for the webhook view's embedded objects."""
+    """Eager loads for the webhook view's embedded objects and its delivery stats."""
     return (
+        with_expression(Webhook.delivery_stats, delivery_stats(Webhook.id)),
         joinedload(Webhook.organization),
         joinedload(Webhook.app).joinedload(App.owned_by_organization),
         joinedload(Webhook.app).joinedload(App.icon_asset),
@@ -64,6 +100,7 @@ async def get_log_entry(
 _webhooks = Webhook.__table__
 _subscriptions = WebhookChannelSubscription.__table__
 _webhook_organization = Organization.__table__.alias("webhook_organization")
+HEALTH_COLUMNS = ("is_disabled", "disabled_at", "disabled_reason", "last_success_at", "last_failure_at")
 _SUBSCRIPTION_FIELDS = (
     "channel_pattern",
     "is_additions_subscribed",
@@ -101,6 +138,8 @@ WEBHOOKS_PAGE = KeysetQuery(
             _webhooks.c[name]
             for name in ("id", "organization_id", "app_id", "endpoint_url", "created_at", "updated_at")
         ),
+        *(_webhooks.c[name] for name in HEALTH_COLUMNS),
+        delivery_stats(_webhooks.c.id).cast(Text).label("delivery_stats"),
         _webhooks.c.created_by_user_id,
         _webhooks.c.updated_by_user_id,
         _webhook_organization.c.name.label("organization_name"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -35,8 +36,10 @@ from apps_api.outbound.urls import unsendable_reason
 MAX_SUBSCRIPTIONS = 100
 MAX_URL_LENGTH = 2000
 MAX_INGEST_BATCH = 500
+# The wire values of `AttemptStatus` (tests/test_endpoint_care.py checks they agree).
 LogStatus = Literal["pending", "started", "successful", "failed"]
 Action = Literal["added", "changed", "removed"]
+LogAction = Literal["added", "changed", "removed", "test"]
 Scope = Literal["reports", "settings", "users"]
 
 
@@ -182,19 +185,40 @@ class WebhookUpdate(InputSchema):
 
     model_config = request_body(
         example={"endpoint_url": "https://bot.example.com/webhooks/v2"},
-        not_null=("endpoint_url", "channel_subscriptions"),
+        not_null=("endpoint_url", "channel_subscriptions", "is_disabled"),
     )
 
     # None is the "not given" placeholder (null itself is refused below).
     endpoint_url: EndpointUrl | None = Field(None, description=_ENDPOINT_URL)
     channel_subscriptions: Subscriptions | None = Field(None, description=_SUBSCRIPTIONS)
+    is_disabled: StrictBool | None = Field(
+        None,
+        description=(
+            "`false` re-enables a disabled webhook (its failure count starts again); `true` disables it: "
+            "its pending notifications end failed and new events skip it."
+        ),
+    )
 
-    @field_validator("endpoint_url", "channel_subscriptions", mode="before")
+    @field_validator("endpoint_url", "channel_subscriptions", "is_disabled", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
             raise ValueError("Must not be null.")
         return value
+
+
+class DeliveryStats(Schema):
+    """The webhook's attempts of the last 24 hours."""
+
+    successful: int = Field(description="Attempts that succeeded in the last 24 hours.")
+    failed: int = Field(description="Attempts that failed in the last 24 hours.")
+    pending: int = Field(description="Attempts scheduled or in progress, created in the last 24 hours.")
+    p50_duration_ms: int | None = Field(
+        description="Median duration in milliseconds of the completed attempts; null without any."
+    )
+    p95_duration_ms: int | None = Field(
+        description="95th percentile duration in milliseconds of the completed attempts; null without any."
+    )
 
 
 class WebhookApp(AppBase):
@@ -204,7 +228,7 @@ class WebhookApp(AppBase):
 class Webhook(Schema):
     """A URL of an owned app that receives notifications of the channels it subscribes to."""
 
-    model_config = resource_view(editable=("endpoint_url", "channel_subscriptions"))
+    model_config = resource_view(editable=("endpoint_url", "channel_subscriptions", "is_disabled"))
 
     id: uuid.UUID = Field(description="The ID of the webhook.")
     organization_id: uuid.UUID = Field(description="The ID of the organization that owns the webhook.")
@@ -225,6 +249,42 @@ class Webhook(Schema):
     updated_by_user: EmbeddedUser | None = Field(
         description="The user resource who last updated this webhook."
     )
+    is_disabled: bool = Field(
+        description=(
+            "Whether the webhook is disabled: it then receives no notifications. Set automatically when "
+            "every attempt has failed for `APPS_API_WEBHOOK_DISABLE_AFTER_DAYS` (5) days with at least "
+            "10 failed attempts; PATCH `false` re-enables it."
+        )
+    )
+    disabled_at: UTCDateTime | None = Field(description="When the webhook was disabled; null while enabled.")
+    disabled_reason: str | None = Field(description="Why the webhook was disabled; null while enabled.")
+    last_success_at: UTCDateTime | None = Field(description="When an attempt last succeeded; null if never.")
+    last_failure_at: UTCDateTime | None = Field(description="When an attempt last failed; null if never.")
+    delivery_stats: DeliveryStats = Field(
+        description="Counts and durations of the webhook's attempts in the last 24 hours."
+    )
+
+
+HEALTH_FIELDS = ("is_disabled", "disabled_at", "disabled_reason", "last_success_at", "last_failure_at")
+
+
+class RecoverRequest(InputSchema):
+    """Body of recovering a webhook's failed notifications."""
+
+    model_config = request_body(example={"since": "2026-11-30T08:00:00Z"})
+
+    since: datetime = Field(
+        description=(
+            "Requeue the deliveries that ended failed at or after this time; at most "
+            "`APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days ago. ISO-8601; no offset means UTC."
+        )
+    )
+
+
+class RecoverResult(Schema):
+    """What a recovery scheduled."""
+
+    requeued: int = Field(description="How many failed deliveries got one new attempt.")
 
 
 class WebhookLogEntry(Schema):
@@ -238,7 +298,9 @@ class WebhookLogEntry(Schema):
         description="The ID of the webhook; null for an attempt of the app's uninstall trigger."
     )
     endpoint_url: str = Field(description="The request URL of the webhook.")
-    action: Action = Field(description="Resource action, either `added`, `removed` or `changed`.")
+    action: LogAction = Field(
+        description="Resource action, either `added`, `removed` or `changed`; `test` for a test notification."
+    )
     resource_id: str = Field(description="The ID of the resource.")
     channel: str = Field(description="Channel that has been about the resource action.")
     status: LogStatus = Field(
@@ -277,6 +339,8 @@ def webhook_json(row: Any) -> dict[str, Any]:
         "created_by_user": user_embed_json(row, "created_by_"),
         "updated_by_user_id": row["updated_by_user_id"],
         "updated_by_user": user_embed_json(row, "updated_by_"),
+        **{name: row[name] for name in HEALTH_FIELDS},
+        "delivery_stats": orjson.loads(row["delivery_stats"]),
     }
 
 

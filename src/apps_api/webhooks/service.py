@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.delivery import columns
 from apps_api.delivery.events import SETTINGS_SCOPE, emit
-from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry
+from apps_api.delivery.health import webhooks_channel
+from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry, schedule_delivery
+from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.errors import BadRequest, Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
 from apps_api.models import App, OutboundDelivery, User, Webhook, WebhookChannelSubscription, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.webhooks import repository, schemas
 
-
-def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
-    return f"/api/v5/orgs/{owner_id}/owned_apps/{app_id}/webhooks"
+# Health attributes change on their own: a change event carries what the caller changed.
+_NOT_CHANGES = frozenset({"delivery_stats", "last_success_at", "last_failure_at"})
+DISABLED_BY_OWNER = "Disabled by the app owner."
 
 
 def view(webhook: Webhook) -> dict[str, Any]:
@@ -135,6 +139,7 @@ async def update_webhook(
     actor: User,
     endpoint_url: str | None,
     channel_subscriptions: list[schemas.ChannelSubscriptionInput] | None,
+    is_disabled: bool | None = None,
 ) -> Webhook:
     """Change the given attributes (None: unchanged); emits `changed` with the changed attributes."""
     if channel_subscriptions is not None:
@@ -149,12 +154,16 @@ async def update_webhook(
             await session.delete(subscription)
         await session.flush()
         session.add_all(_subscriptions(app, webhook.id, channel_subscriptions))
+    if is_disabled is not None and is_disabled != webhook.is_disabled:
+        _set_disabled(webhook, is_disabled)
     webhook.updated_by_user_id = actor.id
     webhook.updated_at = utcnow()
     await session.flush()
     webhook = await _reload(session, webhook)
     after = view(webhook)
-    changed = {key: value for key, value in after.items() if before.get(key) != value}
+    changed = {
+        key: value for key, value in after.items() if before.get(key) != value and key not in _NOT_CHANGES
+    }
     await emit(
         session=session,
         organization_id=app.owned_by_organization_id,
@@ -166,6 +175,15 @@ async def update_webhook(
         actor_user_id=actor.id,
     )
     return webhook
+
+
+def _set_disabled(webhook: Webhook, disabled: bool) -> None:
+    """Disable (the sweeper then ends its pending deliveries) or re-enable with a fresh streak."""
+    webhook.is_disabled = disabled
+    webhook.disabled_at = utcnow() if disabled else None
+    webhook.disabled_reason = DISABLED_BY_OWNER if disabled else None
+    webhook.failing_since = None
+    webhook.failures_in_streak = 0
 
 
 async def delete_webhook(*, session: AsyncSession, app: App, webhook: Webhook, actor: User) -> None:
@@ -194,15 +212,15 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
     delivery = await session.get(OutboundDelivery, entry.delivery_id, with_for_update=True)
     if delivery is None:
         raise NotFound("No webhook log entry found with the given ID.")
-    if delivery.status == "started":
+    if delivery.status == DeliveryStatus.STARTED:
         raise Conflict("An attempt of this delivery is in progress; try again when it has finished.")
     now = utcnow()
     pending = None
-    if delivery.status == "pending" and delivery.current_log_entry_id is not None:
+    if delivery.status == DeliveryStatus.PENDING and delivery.current_log_entry_id is not None:
         pending = await session.get(WebhookLogEntry, delivery.current_log_entry_id)
     delivery.next_attempt_at = now
-    if pending is None or pending.status != "pending":
-        delivery.status = "pending"
+    if pending is None or pending.status != AttemptStatus.PENDING:
+        delivery.status = DeliveryStatus.PENDING
         delivery.completed_at = None
         delivery.max_attempts = max(delivery.max_attempts, delivery.attempt_count + 1)
         pending = new_log_entry(delivery, retry_index=delivery.attempt_count)
@@ -230,3 +248,72 @@ async def ingest_events(*, session: AsyncSession, batch: schemas.IngestBatch) ->
         )
         ids.append(event.id)
     return ids
+
+
+def _refuse_disabled(webhook: Webhook) -> None:
+    if webhook.is_disabled:
+        raise Conflict("The webhook is disabled; re-enable it first (PATCH `is_disabled` false).")
+
+
+async def send_test_event(*, session: AsyncSession, webhook: Webhook, max_attempts: int) -> WebhookLogEntry:
+    """Schedule a signed `test` notification of the webhook; returns its first attempt's pending entry.
+
+    It enters the outbox like every delivery: logged, retried, and sent by the same engine.
+    """
+    _refuse_disabled(webhook)
+    path = f"{webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id)}/{webhook.id}"
+    _, entry = await schedule_delivery(
+        session=session,
+        kind="webhook",
+        app_id=webhook.app_id,
+        organization_id=webhook.organization_id,
+        webhook_id=webhook.id,
+        method="POST",
+        endpoint_url=webhook.endpoint_url,
+        channel=path,
+        action="test",
+        resource_id=str(webhook.id),
+        payload={
+            "channel": path,
+            "action": "test",
+            "resource_id": str(webhook.id),
+            "resource": view(webhook),
+        },
+        max_attempts=max_attempts,
+    )
+    return entry
+
+
+# One new attempt of each delivery of the webhook that ended failed since :since: pending now,
+# with a pending log entry of its own (same delivery, so the same `webhook-id`).
+_RECOVER = f"""
+WITH requeued AS (
+    UPDATE outbound_deliveries AS d
+    SET status = 'pending', completed_at = NULL, next_attempt_at = :now, updated_at = :now,
+        max_attempts = greatest(d.max_attempts, d.attempt_count + 1), current_log_entry_id = gen_random_uuid()
+    WHERE d.webhook_id = :webhook_id AND d.status = 'failed' AND d.completed_at >= :since
+    RETURNING d.*
+), entries AS (
+    INSERT INTO webhook_log_entries (id, delivery_id, {columns.names(columns.ENTRY_COPIES)},
+        status, retry_index, scheduled_at, created_at, updated_at)
+    SELECT current_log_entry_id, id, {columns.names(columns.ENTRY_COPIES)},
+        'pending', attempt_count, :now, :now, :now
+    FROM requeued
+)
+SELECT endpoint_host, count(*) FROM requeued GROUP BY endpoint_host
+"""  # noqa: S608 - names from the table metadata
+
+
+async def recover(*, session: AsyncSession, webhook: Webhook, since: datetime, retention_days: int) -> int:
+    """Schedule one new attempt of each delivery of the webhook that ended failed since `since`."""
+    _refuse_disabled(webhook)
+    now = utcnow()
+    if since < now - timedelta(days=retention_days):
+        raise BadRequest.field("since", f"Must be at most {retention_days} days ago (the log's retention).")
+    rows = (
+        await session.execute(text(_RECOVER), {"webhook_id": webhook.id, "since": since, "now": now})
+    ).all()
+    for host, _ in rows:
+        # A job of its own per endpoint: its pump sends every due attempt of the endpoint.
+        enqueue_after_commit(session, DELIVER_JOB, None, host, _job_id=f"recover:{uuid.uuid4()}")
+    return sum(count for _, count in rows)
