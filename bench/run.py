@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -835,6 +835,7 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
                 ],
             ),
         ]
+        queries += await _compiled_plans(connection)
         plans = []
         for title, sql, parameters in queries:
             # EXPLAIN ANALYZE runs the statement: writes are rolled back.
@@ -848,6 +849,38 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
         return plans
     finally:
         await connection.close()
+
+
+async def _compiled_plans(connection: asyncpg.Connection) -> list[tuple[str, str, list[Any]]]:
+    """The ORM-built statements among the hot ones, compiled with their values inline."""
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql
+
+    from apps_api.delivery import tasks
+    from apps_api.webhooks.repository import delivery_stats
+
+    def sql(statement: Any) -> str:
+        return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+    webhook = await connection.fetchval(
+        "SELECT webhook_id FROM webhook_log_entries WHERE webhook_id IS NOT NULL "
+        "AND created_at > now() - interval '1 day' LIMIT 1"
+    )
+    plans: list[tuple[str, str, list[Any]]] = []
+    if webhook is not None:
+        plans.append(
+            (
+                "Webhook view: delivery_stats over the last 24 h (one webhook of the seeded log)",
+                sql(select(delivery_stats(webhook).label("stats"))),
+                [],
+            )
+        )
+    cutoff = datetime.now(UTC) - timedelta(days=7)
+    for table, statement in tasks.purge_batches(cutoff):
+        plans.append(
+            (f"Purge: one batch of {table} past a 7-day retention (rolled back)", sql(statement), [])
+        )
+    return plans
 
 
 def write_results(

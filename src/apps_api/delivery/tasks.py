@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from arq import cron
 from arq.worker import func
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ColumnElement, Delete, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps_api.delivery import health, partitions
@@ -509,16 +509,9 @@ async def maintain_log_partitions(ctx: dict[str, Any]) -> dict[str, int]:
     return {"created": len(done.created), "dropped": len(done.dropped), "days_ahead": ahead}
 
 
-async def purge_webhook_logs(ctx: dict[str, Any]) -> int:
-    """Delete finished deliveries and dispatched events older than the retention.
-
-    Log entries go by whole partitions (`maintain_log_partitions`).
-    """
-    settings: Settings = ctx["settings"]
-    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
-    cutoff = utcnow() - timedelta(days=settings.webhook_log_retention_days)
-    deleted = 0
-    for table, condition in (
+def purge_batches(cutoff: datetime) -> list[tuple[str, Delete]]:
+    """One batch's DELETE per table the purge empties of rows older than `cutoff` (bench explains them)."""
+    conditions: list[tuple[Any, ColumnElement[bool]]] = [
         (
             OutboundDelivery,
             (OutboundDelivery.completed_at < cutoff) & OutboundDelivery.status.in_(FINISHED),
@@ -534,11 +527,31 @@ async def purge_webhook_logs(ctx: dict[str, Any]) -> int:
                 Event.created_at < AppInstallationRemoval.removed_at + timedelta(hours=1),
             ),
         ),
-    ):
+    ]
+    return [
+        (
+            table.__tablename__,
+            delete(table).where(
+                table.id.in_(select(table.id).where(condition).limit(PURGE_BATCH).scalar_subquery())
+            ),
+        )
+        for table, condition in conditions
+    ]
+
+
+async def purge_webhook_logs(ctx: dict[str, Any]) -> int:
+    """Delete finished deliveries and dispatched events older than the retention.
+
+    Log entries go by whole partitions (`maintain_log_partitions`).
+    """
+    settings: Settings = ctx["settings"]
+    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
+    cutoff = utcnow() - timedelta(days=settings.webhook_log_retention_days)
+    deleted = 0
+    for _table, statement in purge_batches(cutoff):
         while True:
             async with sessionmaker() as session, session.begin():
-                ids = select(table.id).where(condition).limit(PURGE_BATCH).scalar_subquery()
-                result = await session.execute(delete(table).where(table.id.in_(ids)))
+                result = await session.execute(statement)
             count = int(getattr(result, "rowcount", 0) or 0)
             deleted += count
             if count < PURGE_BATCH:
