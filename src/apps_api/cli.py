@@ -175,12 +175,13 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.kit import arq_adapter
     from apps_api.worker import create_worker
 
     services = _prepare(settings)
     try:
         asyncio.set_event_loop(_new_event_loop())
-        create_worker(settings).run()
+        arq_adapter.run(create_worker(settings))
     finally:
         services.stop()
     return 0

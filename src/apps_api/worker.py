@@ -2,91 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from arq import Worker
 from arq.connections import RedisSettings
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.pool import NullPool
 
 from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, create_sessionmaker
-from apps_api.kit.queue import wake_channel
 from apps_api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-
-class ResilientWorker(Worker):
-    """arq's worker, woken by enqueues and surviving a Redis that is briefly unreachable.
-
-    arq only polls its queue (every `poll_delay`): each hop of a webhook (event -> dispatch)
-    would wait half a poll on average. Producers publish on the queue's wake channel after an
-    enqueue (`kit.queue.enqueue`); the worker polls as soon as it hears one, and every
-    `idle_poll` seconds regardless (deferred jobs, a lost wake-up, Redis restarted).
-
-    arq lets a connection error of its queue poll end the worker; PostgreSQL holds every job's
-    work, so waiting for Redis to come back loses nothing.
-    """
-
-    def __init__(self, *args: Any, idle_poll: float = 0.2, **kwargs: Any) -> None:
-        # arq's own sleep between polls is replaced by the wait for a wake-up below.
-        kwargs["poll_delay"] = 0
-        super().__init__(*args, **kwargs)
-        self.idle_poll = idle_poll
-        self._woken = asyncio.Event()
-        self._listener: asyncio.Task[None] | None = None
-
-    async def _poll_iteration(self) -> None:
-        try:
-            await super()._poll_iteration()
-        except (RedisConnectionError, RedisTimeoutError, ConnectionError) as error:
-            logger.warning("Redis unreachable (%s); polling again in 1 s", type(error).__name__)
-            await asyncio.sleep(1)
-            return
-        if self._listener is None:
-            self._listener = asyncio.create_task(self._listen_for_wakeups())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), self.idle_poll)
-        self._woken.clear()
-
-    def _release_sem_dec_counter_on_complete(self) -> None:
-        # A worker that was full polls again as soon as a slot frees.
-        was_full = self.job_counter >= self.max_jobs
-        super()._release_sem_dec_counter_on_complete()
-        if was_full:
-            self._woken.set()
-
-    async def _listen_for_wakeups(self) -> None:
-        channel = wake_channel(self.queue_name)
-        while True:
-            pubsub = self.pool.pubsub()
-            try:
-                await pubsub.subscribe(channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
-                        self._woken.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # Redis restarting: the timed polls go on meanwhile.
-                logger.debug("wake-up channel lost (%s); listening again in 1 s", type(error).__name__)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
-        await super().close()
+POLL_SECONDS = 0.05
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -110,6 +39,10 @@ def worker_cron_jobs(settings: Settings) -> list[Any]:
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
+        if ctx.get("started"):
+            # arq runs this again when polling resumes after a Redis outage (kit/arq_adapter.py).
+            logger.info("worker polling its queue again")
+            return
         configure_encryption(settings.encryption_keys)
         engine = create_engine(settings)
         ctx["settings"] = settings
@@ -125,6 +58,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         from apps_api.observability.delivery_metrics import start_worker_metrics_server
 
         start_worker_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
+        ctx["started"] = True
         logger.info("worker started on queue %s", settings.queue_name)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -143,8 +77,10 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": 50,
-        # Polls happen on every wake-up (see ResilientWorker) and at least this often.
-        "idle_poll": 0.2,
+        # How soon a job enqueued elsewhere (a trigger, a retry, another worker's endpoint)
+        # starts: one ZRANGEBYSCORE per poll is cheap for Redis, and events do not wait on it
+        # (they arrive by NOTIFY).
+        "poll_delay": POLL_SECONDS,
         "handle_signals": True,
         # SIGTERM: stop taking jobs and let running attempts finish (each is bounded by the
         # webhook timeout); whatever still runs after this is cancelled, its lease lapses and
@@ -153,7 +89,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "keep_result": 60,
     }
     options.update(overrides)
-    worker = ResilientWorker(**options)
+    worker = Worker(**options)
     # Jobs see the worker (through their copy of its context) to stop draining on shutdown.
     worker.ctx["arq_worker"] = worker
     return worker

@@ -22,19 +22,12 @@ logger = logging.getLogger(__name__)
 current_arq: contextvars.ContextVar[Any | None] = contextvars.ContextVar("apps_api_arq", default=None)
 
 
-def wake_channel(queue_name: str) -> str:
-    """The pub/sub channel a queue's workers listen on to poll at once (see `worker.ResilientWorker`)."""
-    return f"{queue_name}:wake"
-
-
 async def enqueue(pool: Any | None, function: str, *args: Any, **options: Any) -> bool:
-    """Enqueue one job and wake the workers; False (logged, never raised) without a pool or Redis."""
+    """Enqueue one job; False (logged, never raised) without a pool or Redis."""
     if pool is None:
         return False
     try:
-        job = await pool.enqueue_job(function, *args, **options)
-        if job is not None and "_defer_by" not in options and "_defer_until" not in options:
-            await pool.publish(wake_channel(options.get("_queue_name") or pool.default_queue_name), b"")
+        await pool.enqueue_job(function, *args, **options)
     except Exception:  # Redis down: the sweeper will find the work in PostgreSQL.
         logger.warning("could not enqueue %s; the sweeper will pick it up", function, exc_info=True)
         return False
