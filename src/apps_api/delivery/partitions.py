@@ -97,6 +97,28 @@ async def create_partition(connection: asyncpg.Connection, day: date) -> int:
     return int(status.split()[-1])
 
 
+async def _work(
+    connection: asyncpg.Connection, *, now: datetime, cutoff: datetime, ahead_days: int
+) -> tuple[list[date], list[str]]:
+    """The days whose partition is missing and the partitions past the retention."""
+    today = now.astimezone(UTC).date()
+    existing = await daily_partitions(connection)
+    # Past days still in retention whose rows DEFAULT took (a worker down for longer than
+    # `ahead_days`, rows loaded in bulk): they get their partition too.
+    stranded = await connection.fetch(
+        f"""
+        SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM {DEFAULT_PARTITION}
+        WHERE created_at >= $1 AND created_at < $2
+        """,  # noqa: S608 - fixed names
+        cutoff,
+        datetime.combine(today, time(), tzinfo=UTC),
+    )
+    days = [row["day"] for row in stranded] + [today + timedelta(days=n) for n in range(ahead_days + 1)]
+    missing = sorted({day for day in days if day not in existing})
+    expired = [name for day, name in sorted(existing.items()) if _bounds(day)[1] <= cutoff]
+    return missing, expired
+
+
 async def maintain(
     connection: asyncpg.Connection, *, now: datetime, retention_days: int, ahead_days: int = AHEAD_DAYS
 ) -> Maintenance:
@@ -108,24 +130,10 @@ async def maintain(
     """
     result = Maintenance()
     cutoff = now - timedelta(days=retention_days)
-    today = now.astimezone(UTC).date()
     async with connection.transaction():
         await connection.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         await connection.execute(_MAINTENANCE_LOCK)
-        existing = await daily_partitions(connection)
-        # Past days still in retention whose rows DEFAULT took (a worker down for longer than
-        # `ahead_days`, rows loaded in bulk): they get their partition too.
-        stranded = await connection.fetch(
-            f"""
-            SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM {DEFAULT_PARTITION}
-            WHERE created_at >= $1 AND created_at < $2
-            """,  # noqa: S608 - fixed names
-            cutoff,
-            datetime.combine(today, time(), tzinfo=UTC),
-        )
-        days = [row["day"] for row in stranded] + [today + timedelta(days=n) for n in range(ahead_days + 1)]
-        missing = sorted({day for day in days if day not in existing})
-        expired = [(day, name) for day, name in sorted(existing.items()) if _bounds(day)[1] <= cutoff]
+        missing, expired = await _work(connection, now=now, cutoff=cutoff, ahead_days=ahead_days)
         if missing or expired:
             # Attaching or detaching a partition adds or drops its foreign key, which locks
             # outbound_deliveries, after the DEFAULT partition is already locked; a delete of
@@ -135,7 +143,7 @@ async def maintain(
         for day in missing:
             result.moved_rows += await create_partition(connection, day)
             result.created.append(partition_name(day))
-        for _day, name in expired:
+        for name in expired:
             # DETACH, then DROP: the partition's rows go with its files, none one by one.
             # (DETACH locks the parent ACCESS EXCLUSIVE for a moment: CONCURRENTLY is not
             # possible beside a DEFAULT partition.)
