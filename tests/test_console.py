@@ -3,6 +3,7 @@ the API's services (checked through the API itself where it matters)."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,10 +17,21 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from apps_api.console import queries
+from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.driver import SessionStatement
-from apps_api.models import App, AppInstallation, AppShare, OutboundDelivery, Webhook, WebhookLogEntry
+from apps_api.models import (
+    App,
+    AppInstallation,
+    AppShare,
+    Event,
+    OutboundDelivery,
+    Webhook,
+    WebhookLogEntry,
+)
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
+from apps_api.settings import Settings
 from tests.console_helpers import csrf, sign_in
 from tests.factories import Tenant, make_app, make_log_entry
 from tests.installflow_helpers import PASSWORD, install_directly, make_bot_app, make_installer
@@ -218,6 +230,242 @@ async def test_webhook_rows_create_edit_and_errors(client: httpx.AsyncClient, se
         f"/console/apps/{app.id}/webhooks/{webhook_id}/delete", data={"csrf_token": token}
     )
     assert _location(deleted).startswith(f"/console/apps/{app.id}/webhooks")
+
+
+async def _webhook(session: AsyncSession, app: App, **health: Any) -> Webhook:
+    webhook = Webhook(
+        app_id=app.id, organization_id=app.owned_by_organization_id, endpoint_url="https://hooks.example/x"
+    )
+    for name, value in health.items():
+        setattr(webhook, name, value)
+    session.add(webhook)
+    await session.flush()
+    return webhook
+
+
+async def _attempt(
+    session: AsyncSession,
+    webhook: Webhook,
+    status: str,
+    *,
+    completed_minutes_ago: float | None = None,
+    duration: int | None = None,
+) -> OutboundDelivery:
+    """A delivery of the webhook with one attempt in `status`, as the engine leaves it."""
+    delivery, entry = build_delivery(
+        kind="webhook",
+        app_id=webhook.app_id,
+        organization_id=webhook.organization_id,
+        webhook_id=webhook.id,
+        method="POST",
+        endpoint_url=webhook.endpoint_url,
+        channel=f"/api/v5/orgs/{webhook.organization_id}/chats",
+        action="added",
+        resource_id=str(uuid.uuid4()),
+        payload={},
+    )
+    completed_at = (
+        None if completed_minutes_ago is None else utcnow() - timedelta(minutes=completed_minutes_ago)
+    )
+    if status != AttemptStatus.PENDING:
+        delivery.status, delivery.completed_at, delivery.attempt_count = status, completed_at, 1
+    session.add(delivery)
+    await session.flush()
+    entry.status, entry.completed_at, entry.duration = status, completed_at, duration
+    session.add(entry)
+    await session.flush()
+    return delivery
+
+
+def _api_webhook(provider: Tenant, webhook: Webhook, tail: str = "") -> str:
+    return f"/api/v5/orgs/{provider.org_id}/owned_apps/{webhook.app_id}/webhooks/{webhook.id}{tail}"
+
+
+async def test_webhook_health_at_a_glance_on_the_list_and_the_page(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    provider = await _provider(session)
+    app = await make_app(session, provider.organization)
+    now = utcnow()
+    healthy = await _webhook(session, app, last_success_at=now - timedelta(minutes=5))
+    for status, duration in (("successful", 100), ("successful", 300), ("failed", 200), ("pending", None)):
+        await _attempt(session, healthy, status, completed_minutes_ago=10, duration=duration)
+    disabled = await _webhook(
+        session,
+        app,
+        endpoint_url="https://down.example/x",
+        is_disabled=True,
+        disabled_at=now - timedelta(hours=1),
+        disabled_reason="Every attempt failed for 5 days.",
+        last_success_at=now - timedelta(days=6),
+        last_failure_at=now - timedelta(hours=2),
+    )
+    await sign_in(client, provider.user.email)
+
+    listed = await client.get(f"/console/apps/{app.id}/webhooks")
+    assert listed.status_code == 200
+    rows = {
+        webhook_id: row
+        for webhook_id, row in re.findall(
+            r'<tr(?: class="disabled")? id="webhook-([0-9a-f-]{36})">(.*?)</tr>', listed.text, re.S
+        )
+    }
+    assert ">Enabled<" in rows[str(healthy.id)] and "Disabled" not in rows[str(healthy.id)]
+    assert "24 h: 2 successful, 1 failed, 1 pending; p50 200 ms, p95 300 ms" in rows[str(healthy.id)]
+    assert f'<tr class="disabled" id="webhook-{disabled.id}">' in listed.text
+    assert "Disabled</span> since" in rows[str(disabled.id)]
+    assert "Every attempt failed for 5 days." in rows[str(disabled.id)]
+    assert (now - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S") in rows[str(disabled.id)]
+
+    # The page shows what the API's view of the webhook says.
+    page = await client.get(f"/console/apps/{app.id}/webhooks/{healthy.id}")
+    api = (await client.get(_api_webhook(provider, healthy), headers=provider.headers)).json()
+    stats = api["delivery_stats"]
+    assert stats == {
+        "successful": 2,
+        "failed": 1,
+        "pending": 1,
+        "p50_duration_ms": 200,
+        "p95_duration_ms": 300,
+    }
+    for name in ("successful", "failed", "pending"):
+        assert f'id="stats-{name}">{stats[name]}<' in page.text
+    assert 'id="stats-p50">200 ms<' in page.text and 'id="stats-p95">300 ms<' in page.text
+    assert 'id="webhook-disabled"' not in page.text and 'id="last-failure">—<' in page.text
+    assert 'id="send-test"' in page.text and 'id="recover"' in page.text
+
+    page = await client.get(f"/console/apps/{app.id}/webhooks/{disabled.id}")
+    assert 'id="webhook-disabled"' in page.text and 'id="enable-webhook"' in page.text
+    assert 'id="disabled-reason">Every attempt failed for 5 days.<' in page.text
+    assert 'id="send-test"' not in page.text and 'id="care-disabled"' in page.text
+    assert 'id="stats-successful">0<' in page.text and 'id="stats-p95">—<' in page.text
+
+
+async def test_re_enable_goes_through_the_apis_update(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    provider = await _provider(session)
+    app = await make_app(session, provider.organization)
+    webhook = await _webhook(
+        session,
+        app,
+        is_disabled=True,
+        disabled_at=utcnow(),
+        disabled_reason="Every attempt failed for 5 days.",
+        failing_since=utcnow() - timedelta(days=5),
+        failures_in_streak=12,
+    )
+    await sign_in(client, provider.user.email)
+    token = await csrf(client)
+    base = f"/console/apps/{app.id}/webhooks/{webhook.id}"
+
+    # While disabled, a test event and recover are the API's 409, as a page with its message.
+    for tail, data in (("/test", {}), ("/recover", {"since": utcnow().strftime("%Y-%m-%dT%H:%M")})):
+        refused = await client.post(base + tail, data={"csrf_token": token, **data})
+        assert refused.status_code == 409, (tail, refused.text)
+        assert '<h1 id="error-title">Webhook disabled</h1>' in refused.text
+        assert "The webhook is disabled; re-enable it first" in refused.text
+    assert (
+        await session.scalar(select(WebhookLogEntry.id).where(WebhookLogEntry.webhook_id == webhook.id))
+        is None
+    )
+
+    enabled = await client.post(f"{base}/enable", data={"csrf_token": token})
+    assert _location(enabled) == f"{base}?notice=webhook-enabled"
+    await session.refresh(webhook)
+    assert not webhook.is_disabled and webhook.disabled_at is None and webhook.disabled_reason is None
+    assert webhook.failing_since is None and webhook.failures_in_streak == 0
+    assert webhook.updated_by_user_id == provider.user.id
+    changed = (
+        await session.execute(
+            select(Event).where(Event.resource_id == str(webhook.id), Event.action == "changed")
+        )
+    ).scalar_one()
+    assert changed.resource["is_disabled"] is False and changed.actor_user_id == provider.user.id
+    api = await client.get(_api_webhook(provider, webhook), headers=provider.headers)
+    assert api.json()["is_disabled"] is False and api.json()["disabled_at"] is None
+    page = await client.get(enabled.headers["location"])
+    assert "Webhook re-enabled" in page.text
+    assert 'id="webhook-disabled"' not in page.text and 'id="send-test"' in page.text
+
+
+async def test_send_test_event_shows_its_pending_attempt(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    provider = await _provider(session)
+    app = await make_app(session, provider.organization)
+    webhook = await _webhook(session, app)
+    await sign_in(client, provider.user.email)
+    token = await csrf(client)
+
+    sent = await client.post(f"/console/apps/{app.id}/webhooks/{webhook.id}/test", data={"csrf_token": token})
+
+    entry = (
+        await session.execute(select(WebhookLogEntry).where(WebhookLogEntry.webhook_id == webhook.id))
+    ).scalar_one()
+    assert entry.action == "test" and entry.status == AttemptStatus.PENDING and entry.retry_index == 0
+    assert _location(sent) == f"/console/apps/{app.id}/deliveries/{entry.id}?notice=test-sent"
+    delivery = await session.get(OutboundDelivery, entry.delivery_id)
+    assert delivery is not None and delivery.payload["action"] == "test"
+    # The API's own test event schedules the same number of attempts.
+    assert delivery.max_attempts == settings.max_delivery_attempts
+    page = await client.get(sent.headers["location"])
+    assert "Test event scheduled" in page.text
+    assert 'id="entry-action">test<' in page.text and "status-pending" in page.text
+    # The API lists the console's test attempt like its own.
+    listed = await client.get(
+        f"/api/v5/orgs/{provider.org_id}/owned_apps/{app.id}/webhook_log_entries",
+        params={"webhook_id": str(webhook.id)},
+        headers=provider.headers,
+    )
+    assert [item["id"] for item in listed.json()["results"]] == [str(entry.id)]
+
+
+async def test_recover_requeues_the_failed_deliveries_since_a_time(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    provider = await _provider(session)
+    app = await make_app(session, provider.organization)
+    webhook = await _webhook(session, app)
+    recent = [await _attempt(session, webhook, "failed", completed_minutes_ago=60) for _ in range(2)]
+    older = await _attempt(session, webhook, "failed", completed_minutes_ago=180)
+    succeeded = await _attempt(session, webhook, "successful", completed_minutes_ago=60)
+    await sign_in(client, provider.user.email)
+    token = await csrf(client)
+    base = f"/console/apps/{app.id}/webhooks/{webhook.id}"
+
+    # The API's input schema and the service's retention rule, with the API's messages.
+    for since in ("yesterday", "", (utcnow() - timedelta(days=8)).strftime("%Y-%m-%dT%H:%M")):
+        refused = await client.post(f"{base}/recover", data={"csrf_token": token, "since": since})
+        assert refused.status_code == 400, (since, refused.text)
+        assert 'id="since-errors"' in refused.text and f'value="{since}"' in refused.text
+        api = await client.post(
+            _api_webhook(provider, webhook, "/recover"), json={"since": since}, headers=provider.headers
+        )
+        assert api.status_code == 400
+        for message in api.json()["errors"]["since"]:
+            assert message in html.unescape(refused.text), (since, message)
+    assert "Must be at most 7 days ago (the log's retention)." in html.unescape(refused.text)
+    assert await session.scalar(select(WebhookLogEntry.id).where(WebhookLogEntry.status == "pending")) is None
+
+    since = (utcnow() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    recovered = await client.post(f"{base}/recover", data={"csrf_token": token, "since": since})
+    assert _location(recovered) == f"{base}?requeued=2&notice=recovered"
+    page = await client.get(recovered.headers["location"])
+    assert 'id="notice"' in page.text and "2 deliveries requeued" in page.text
+    for delivery in (*recent, older, succeeded):
+        await session.refresh(delivery)
+    assert [delivery.status for delivery in recent] == [DeliveryStatus.PENDING] * 2
+    assert (older.status, succeeded.status) == (DeliveryStatus.FAILED, DeliveryStatus.SUCCESSFUL)
+    pending = (
+        (await session.execute(select(WebhookLogEntry).where(WebhookLogEntry.status == "pending")))
+        .scalars()
+        .all()
+    )
+    assert {entry.delivery_id for entry in pending} == {delivery.id for delivery in recent}
+    assert {entry.retry_index for entry in pending} == {1}
+    # A forged count in the address is no notice.
+    assert 'id="notice"' not in (await client.get(f"{base}?requeued=x&notice=recovered")).text
 
 
 async def test_deliveries_filtered_paginated_detail_and_redeliver(

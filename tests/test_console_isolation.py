@@ -21,7 +21,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.app_user_tokens.service import mint
-from apps_api.models import ApiToken, App, AppInstallation, AppShare, Webhook, WebhookLogEntry
+from apps_api.models import (
+    ApiToken,
+    App,
+    AppInstallation,
+    AppShare,
+    OutboundDelivery,
+    Webhook,
+    WebhookLogEntry,
+)
+from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
 from tests.console_helpers import csrf, sign_in
 from tests.factories import Tenant, make_log_entry
@@ -73,7 +82,15 @@ async def world(session: AsyncSession) -> World:
     app = await make_bot_app(session, owner.organization, name="Secret Sauce")
     installation = await install_directly(session, installer, app)
     token, _ = await mint(session=session, installation=installation, expires_at=None)
-    webhook = Webhook(app_id=app.id, organization_id=owner.org_id, endpoint_url="https://hooks.example/x")
+    # Disabled, so that a re-enable getting through would show in `_state`.
+    webhook = Webhook(
+        app_id=app.id,
+        organization_id=owner.org_id,
+        endpoint_url="https://hooks.example/x",
+        is_disabled=True,
+        disabled_at=utcnow(),
+        disabled_reason="Every attempt failed for 5 days.",
+    )
     session.add(webhook)
     share = AppShare(app_id=app.id, organization_id=installer.org_id)
     session.add(share)
@@ -102,9 +119,11 @@ def _url(template: str, ids: dict[str, uuid.UUID]) -> str:
 async def _state(session: AsyncSession) -> tuple[int, ...]:
     """What any console action would change."""
     counts = []
-    for model in (App, Webhook, WebhookLogEntry, AppInstallation, AppShare):
+    for model in (App, Webhook, WebhookLogEntry, AppInstallation, AppShare, OutboundDelivery):
         counts.append(await session.scalar(select(func.count()).select_from(model)) or 0)
     counts.append(await session.scalar(select(func.count()).where(ApiToken.revoked_at.is_(None))) or 0)
+    counts.append(await session.scalar(select(func.count()).where(Webhook.is_disabled)) or 0)
+    counts.append(await session.scalar(select(func.count()).where(OutboundDelivery.status == "pending")) or 0)
     names = await session.scalar(select(func.string_agg(App.name, ",")))
     return (*counts, hash(names))
 
@@ -124,7 +143,9 @@ async def test_every_console_route_is_in_the_matrix(app: Any) -> None:
     routes = console_routes(app)
     assert ("POST", "/console/apps/{app_id}/deliveries/{entry_id}/redeliver") in routes
     assert ("GET", "/console/installed") in routes
-    assert len(routes) >= 28
+    for care in ("enable", "test", "recover"):
+        assert ("POST", "/console/apps/{app_id}/webhooks/{webhook_id}/" + care) in routes
+    assert len(routes) >= 31
 
 
 async def test_no_session_gets_the_login_page(app: Any, client: httpx.AsyncClient, world: World) -> None:
@@ -166,7 +187,7 @@ async def test_another_organizations_user_gets_a_404_page(
         assert _is_html(response) and '<h1 id="error-title">Not found</h1>' in response.text
         assert "Secret Sauce" not in response.text
         checked += 1
-    assert checked >= 23
+    assert checked >= 26
     assert await _state(session) == before
     # Its own pages show its own (empty) world.
     for template in OWN:
@@ -184,7 +205,7 @@ async def test_every_form_refuses_a_post_without_this_sessions_csrf_token(
     await sign_in(client, world.owner.user.email)
     before = await _state(session)
     posts = [template for method, template in console_routes(app) if method == "POST"]
-    assert len(posts) >= 13
+    assert len(posts) >= 16
     for template in posts:
         for token in (None, "", foreign_token):
             response = await _request(client, "POST", _url(template, world.ids), token)
@@ -206,3 +227,22 @@ async def test_malformed_ids_are_a_404_page(client: httpx.AsyncClient, world: Wo
     await sign_in(client, world.owner.user.email)
     response = await client.get("/console/apps/not-a-uuid/webhooks")
     assert response.status_code == 404 and _is_html(response)
+
+
+async def test_another_organizations_webhook_under_ones_own_app_is_a_404_page(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    # The stranger's own app in the path: the webhook loader, not the app's, must refuse.
+    own_app = await make_bot_app(session, world.stranger.organization, name="Own")
+    await sign_in(client, world.stranger.user.email)
+    token = await csrf(client)
+    before = await _state(session)
+    base = f"/console/apps/{own_app.id}/webhooks/{world.ids['webhook_id']}"
+    since = utcnow().strftime("%Y-%m-%dT%H:%M")
+    assert (await client.get(base)).status_code == 404
+    for tail in ("/enable", "/test", "/recover", "", "/delete"):
+        response = await client.post(base + tail, data={"csrf_token": token, "since": since})
+        assert response.status_code == 404, (tail, response.status_code)
+        assert '<h1 id="error-title">Not found</h1>' in response.text
+        assert "No webhook found with the given ID." in response.text
+    assert await _state(session) == before

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         return tuple(float(item) for item in self.webhook_retry_schedule.split(",") if item.strip())
 
     @property
+    def max_delivery_attempts(self) -> int:
+        """Attempts of one delivery: the first, then one per retry delay."""
+        return len(self.retry_delays) + 1
+
+    @property
     def async_database_url(self) -> str:
         """The configured URL with SQLAlchemy's asyncpg driver selected."""
         if self.database_url is None:

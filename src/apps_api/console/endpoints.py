@@ -95,6 +95,8 @@ NOTICES = {
     "webhook-created": "Webhook created.",
     "webhook-saved": "Webhook saved.",
     "webhook-deleted": "Webhook deleted.",
+    "webhook-enabled": "Webhook re-enabled: new events reach it again.",
+    "test-sent": "Test event scheduled: this is its first attempt.",
     "redelivered": "Redelivery scheduled: a new attempt appears at the top of the log.",
     "token-revoked": "Token revoked: it no longer works.",
     "uninstalled": "App uninstalled from the organization.",
@@ -473,37 +475,53 @@ def _webhook_form(
     app: App,
     *,
     values: dict[str, Any],
-    webhook_id: uuid.UUID | None,
+    webhook: Webhook | None,
     errors: dict[str, list[str]] | None = None,
+    recover: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The webhook's form; for an existing one also its health and the endpoint-care forms."""
+    webhook_id = str(webhook.id) if webhook is not None else None
     return render(
         request,
         "console/webhook_form.html",
         status_code=status_code,
         viewer=viewer,
-        title="Edit webhook" if webhook_id is not None else "New webhook",
+        title="Edit webhook" if webhook is not None else "New webhook",
         section="apps",
         app=_app_nav(app, "webhooks"),
         values=values,
         rows=forms.with_blank_rows(values),
         errors=errors or {},
-        webhook_id=str(webhook_id) if webhook_id is not None else None,
+        webhook_id=webhook_id,
+        # The API's view: the same health attributes and 24-hour stats as GET .../webhooks/{id}.
+        health=webhook_schemas.Webhook.model_validate(webhook).model_dump() if webhook is not None else None,
+        recover=recover or {"since": "", "errors": {}},
+        retention_days=settings_of(request).webhook_log_retention_days,
         channel_example="/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations",
         action=(
             f"/console/apps/{app.id}/webhooks/{webhook_id}"
             if webhook_id is not None
             else f"/console/apps/{app.id}/webhooks"
         ),
-        notice=_notice(request),
+        notice=_recovered_notice(request) or _notice(request),
     )
+
+
+def _recovered_notice(request: Request) -> str | None:
+    """After a recovery: how many deliveries it requeued (the count rides in the redirect)."""
+    requeued = request.query_params.get("requeued") or ""
+    if request.query_params.get("notice") != "recovered" or not requeued.isdigit():
+        return None
+    count = int(requeued)
+    return f"{count} {'delivery' if count == 1 else 'deliveries'} requeued: each gets one new attempt now."
 
 
 @router.get("/apps/{app_id}/webhooks/new")
 async def webhook_new(request: Request, session: SessionDep, app_id: AppId) -> Response:
     viewer, app = await _provider_app(request, session, app_id)
     return _webhook_form(
-        request, viewer, app, values={"endpoint_url": "", "channel_subscriptions": []}, webhook_id=None
+        request, viewer, app, values={"endpoint_url": "", "channel_subscriptions": []}, webhook=None
     )
 
 
@@ -520,7 +538,7 @@ async def webhook_create(request: Request, session: SessionDep, app_id: AppId) -
         _, data = forms.webhook_input(form)
     except forms.FormErrors as exc:
         return _webhook_form(
-            request, viewer, app, values=values, webhook_id=None, errors=exc.errors, status_code=400
+            request, viewer, app, values=values, webhook=None, errors=exc.errors, status_code=400
         )
     webhook = await webhooks_service.create_webhook(session=session, app=app, actor=viewer.user, data=data)
     return redirect(f"/console/apps/{app_id}/webhooks/{webhook.id}", "webhook-created")
@@ -532,9 +550,7 @@ async def webhook_edit(
 ) -> Response:
     viewer, app = await _provider_app(request, session, app_id)
     webhook = await owned_webhook(session, app, webhook_id)
-    return _webhook_form(
-        request, viewer, app, values=forms.webhook_form_values(webhook), webhook_id=webhook.id
-    )
+    return _webhook_form(request, viewer, app, values=forms.webhook_form_values(webhook), webhook=webhook)
 
 
 @router.post("/apps/{app_id}/webhooks/{webhook_id}")
@@ -553,7 +569,7 @@ async def webhook_update(
         _, data = forms.webhook_input(form)
     except forms.FormErrors as exc:
         return _webhook_form(
-            request, viewer, app, values=values, webhook_id=webhook.id, errors=exc.errors, status_code=400
+            request, viewer, app, values=values, webhook=webhook, errors=exc.errors, status_code=400
         )
     await webhooks_service.update_webhook(
         session=session,
@@ -577,6 +593,74 @@ async def webhook_delete(
     return redirect(f"/console/apps/{app_id}/webhooks", "webhook-deleted")
 
 
+@router.post("/apps/{app_id}/webhooks/{webhook_id}/enable")
+async def webhook_enable(
+    request: Request, session: SessionDep, app_id: AppId, webhook_id: WebhookId
+) -> Response:
+    """`PATCH /webhooks/{id}` with `{"is_disabled": false}`, through `webhooks.service.update_webhook`."""
+    viewer, _ = await posted_form(request, session)
+    app = await owned_app(session, viewer.principal, app_id)
+    webhook = await owned_webhook(session, app, webhook_id)
+    data = forms.validated(webhook_schemas.WebhookUpdate, {"is_disabled": False})
+    await webhooks_service.update_webhook(
+        session=session,
+        app=app,
+        webhook=webhook,
+        actor=viewer.user,
+        endpoint_url=data.endpoint_url,
+        channel_subscriptions=data.channel_subscriptions,
+        is_disabled=data.is_disabled,
+    )
+    return redirect(f"/console/apps/{app_id}/webhooks/{webhook_id}", "webhook-enabled")
+
+
+@router.post("/apps/{app_id}/webhooks/{webhook_id}/test")
+async def webhook_test(
+    request: Request, session: SessionDep, app_id: AppId, webhook_id: WebhookId
+) -> Response:
+    """`POST /webhooks/{id}/test` through `webhooks.service.send_test_event`; on to its pending attempt."""
+    viewer, _ = await posted_form(request, session)
+    app = await owned_app(session, viewer.principal, app_id)
+    webhook = await owned_webhook(session, app, webhook_id)
+    try:
+        entry = await webhooks_service.send_test_event(
+            session=session, webhook=webhook, max_attempts=settings_of(request).max_delivery_attempts
+        )
+    except Conflict as exc:
+        return error_page(request, 409, exc.detail, viewer=viewer, title="Webhook disabled")
+    return redirect(f"/console/apps/{app_id}/deliveries/{entry.id}", "test-sent")
+
+
+@router.post("/apps/{app_id}/webhooks/{webhook_id}/recover")
+async def webhook_recover(
+    request: Request, session: SessionDep, app_id: AppId, webhook_id: WebhookId
+) -> Response:
+    """`POST /webhooks/{id}/recover` (the API's body schema, then `webhooks.service.recover`)."""
+    viewer, form = await posted_form(request, session)
+    app = await owned_app(session, viewer.principal, app_id)
+    webhook = await owned_webhook(session, app, webhook_id)
+    since = field(form, "since")
+    try:
+        data = forms.validated(webhook_schemas.RecoverRequest, {"since": since})
+        requeued = await webhooks_service.recover(
+            session=session,
+            webhook=webhook,
+            since=_as_utc(data.since),
+            retention_days=settings_of(request).webhook_log_retention_days,
+        )
+    except (forms.FormErrors, BadRequest) as exc:
+        errors = exc.errors if isinstance(exc, forms.FormErrors) else forms.api_errors(exc).errors
+        values = forms.webhook_form_values(webhook)
+        recover = {"since": since, "errors": errors}
+        return _webhook_form(
+            request, viewer, app, values=values, webhook=webhook, recover=recover, status_code=400
+        )
+    except Conflict as exc:
+        return error_page(request, 409, exc.detail, viewer=viewer, title="Webhook disabled")
+    path = f"/console/apps/{app_id}/webhooks/{webhook_id}?{urlencode({'requeued': requeued})}"
+    return redirect(path, "recovered")
+
+
 # --- deliveries (webhook log entries) --------------------------------------------------------
 
 
@@ -584,8 +668,11 @@ def _utc_input(value: str | None) -> datetime | None:
     """A `datetime-local` input (no offset: UTC, as the API reads it); None when empty."""
     if not value:
         return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return _as_utc(datetime.fromisoformat(value))
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @router.get("/apps/{app_id}/deliveries")

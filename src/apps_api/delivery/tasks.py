@@ -299,7 +299,7 @@ async def _dispatch(ctx: dict[str, Any]) -> tuple[int, dict[str, uuid.UUID]]:
     for _ in range(50):
         async with driver_connection(engine, transaction=True) as connection:
             handled, created = await dispatch_batch(
-                connection, index, max_attempts=len(settings.retry_delays) + 1
+                connection, index, max_attempts=settings.max_delivery_attempts
             )
         for delivery_id, host in created:
             hosts.setdefault(host, delivery_id)

@@ -172,7 +172,7 @@ async def test_webhook(
     """
     settings: Settings = request.app.state.settings
     entry = await service.send_test_event(
-        session=session, webhook=webhook, max_attempts=len(settings.retry_delays) + 1
+        session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts
     )
     return schemas.WebhookLogEntry.model_validate(entry)
 
