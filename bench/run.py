@@ -860,6 +860,8 @@ def phase_scale(
     started = time.monotonic()
     seeded = asyncio.run(seed.seed(scaled.asyncpg_url, factor=factor))
     seeding = f"seeded in {time.monotonic() - started:.0f} s" if seeded else "seeded earlier, reused"
+    for url in (services.asyncpg_url, scaled.asyncpg_url):
+        asyncio.run(scaling.prepare(url))
     sizes = [asyncio.run(scaling.database_size(url)) for url in (services.asyncpg_url, scaled.asyncpg_url)]
     label = f"{factor}x"
     with env.api_server(scaled, name=f"api-x{factor}") as (_, scaled_api):
@@ -925,7 +927,7 @@ def _scale_matching(report: Report, services: env.Services, scaled: env.Services
             f"{big / base:.2f}x",
             f"<= {SCALE_READ}x the 1x",
             big / base <= SCALE_READ,
-            f"dispatch.fan_out on each database (4,000 events over all its organizations, matcher "
+            f"dispatch.fan_out on each database ({scaling.DISPATCH_EVENTS:,} events over all its organizations, matcher "
             f"cache warm); {big_matches:.1f} vs {base_matches:.1f} deliveries per event",
         )
     )
