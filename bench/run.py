@@ -357,23 +357,32 @@ def phase_overload(report: Report, api: str, seconds: float, rounds: int) -> Non
         )
 
 
+def _pooled(counts: list[dict[Any, int]]) -> dict[Any, int]:
+    total: dict[Any, int] = {}
+    for one in counts:
+        for key, count in one.items():
+            total[key] = total.get(key, 0) + count
+    return total
+
+
 def _overload_note(runs: list[load.StatusRun]) -> str:
     total = sum(run.requests for run in runs)
-    statuses: dict[int, int] = {}
-    for run in runs:
-        for status, count in run.statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
-    socket = {kind: sum(run.socket_errors[kind] for run in runs) for kind in runs[0].socket_errors}
-    shed = statuses.get(503, 0)
-    admitted = sum(run.count(200, 300) for run in runs)
+    statuses = _pooled([run.statuses for run in runs])
+    socket = _pooled([run.socket_errors for run in runs])
+    shed = statuses.get(503, 0) / total if total else 0.0
+    listed = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
+    errors = ", ".join(f"{kind} {count}" for kind, count in socket.items())
     return (
-        f"{shed / total if total else 0:.1%} shed (503); {admitted / sum(r.seconds for r in runs):,.0f} admitted "
-        f"req/s (p50 {median([r.admitted_p50_ms for r in runs]):.1f} ms); statuses "
-        + ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
-        + f"; socket errors {', '.join(f'{k} {v}' for k, v in socket.items())} (shedding closes no "
-        f"connection: expected 0); {sum(r.unstamped for r in runs)} 2xx without the echoed send time; "
+        f"{shed:.1%} shed (503); {_admitted(runs)}; statuses {listed}; socket errors {errors} "
+        "(shedding closes no connection: expected 0); "
+        f"{sum(r.unstamped for r in runs)} 2xx without the echoed send time; "
         f"{len(runs)} runs, latencies of all their 2xx pooled per run, median of the runs' p99"
     )
+
+
+def _admitted(runs: list[load.StatusRun]) -> str:
+    rate = sum(run.count(200, 300) for run in runs) / sum(run.seconds for run in runs)
+    return f"{rate:,.0f} admitted req/s (p50 {median([r.admitted_p50_ms for r in runs]):.1f} ms)"
 
 
 # --- writes ---------------------------------------------------------------------------------
@@ -898,22 +907,24 @@ def _scale_reads(report: Report, urls: dict[str, str], label: str, seconds: floa
     figures = {f"{name} page 1": runs for name, runs in measured.items()}
     figures["GET webhook_log_entries page 400"] = {who: deep[(who, "400")] for who in urls}
     for name, runs in figures.items():
-        scaled, base = median([r.p50_ms for r in runs[label]]), median([r.p50_ms for r in runs["1x"]])
-        ratio = scaled / base if base else float("inf")
-        failures = sum(run.non2xx + run.errors for who in urls for run in runs[who])
-        report.add(
-            Row(
-                f"Scale {label}: {name}, latency",
-                f"{scaled:.2f} ms",
-                f"{base:.2f} ms (1x)",
-                f"{ratio:.2f}x",
-                f"<= {SCALE_READ}x the 1x",
-                ratio <= SCALE_READ and not failures,
-                (f"{failures} non-2xx/errors; " if failures else "")
-                + f"median latency, 1 connection; p99 {median([r.p99_ms for r in runs[label]]):.2f} vs "
-                f"{median([r.p99_ms for r in runs['1x']]):.2f} ms",
-            )
-        )
+        report.add(_scale_read_row(f"Scale {label}: {name}, latency", runs[label], runs["1x"]))
+
+
+def _scale_read_row(measurement: str, scaled_runs: list[Run], base_runs: list[Run]) -> Row:
+    scaled, base = median([r.p50_ms for r in scaled_runs]), median([r.p50_ms for r in base_runs])
+    ratio = scaled / base if base else float("inf")
+    failures = sum(run.non2xx + run.errors for run in scaled_runs + base_runs)
+    return Row(
+        measurement,
+        f"{scaled:.2f} ms",
+        f"{base:.2f} ms (1x)",
+        f"{ratio:.2f}x",
+        f"<= {SCALE_READ}x the 1x",
+        ratio <= SCALE_READ and not failures,
+        (f"{failures} non-2xx/errors; " if failures else "")
+        + f"median latency, 1 connection; p99 {median([r.p99_ms for r in scaled_runs]):.2f} vs "
+        f"{median([r.p99_ms for r in base_runs]):.2f} ms",
+    )
 
 
 def _scale_matching(report: Report, services: env.Services, scaled: env.Services, factor: int) -> None:
@@ -1217,6 +1228,28 @@ def flush_redis(url: str) -> None:
         client.close()
 
 
+def run_api_phases(
+    report: Report, args: argparse.Namespace, services: env.Services, api_pid: int, api: str, base: str
+) -> None:
+    """The phases that need only the API and the baseline (no worker, no receiver)."""
+    if "reads" in args.phases:
+        log("API reads (wrk, 32 connections)")
+        with profiled(api_pid, "reads", args.profile):
+            phase_reads(report, api, base, args.seconds, args.rounds)
+    if "deep" in args.phases:
+        log("deep pages (wrk, 1 connection)")
+        phase_deep(report, api, base, max(2.0, args.seconds / 2), args.rounds)
+    if "overload" in args.phases:
+        log(f"overload (wrk, {', '.join(str(READS_CONNECTIONS * f) for f in OVERLOAD_FACTORS)} connections)")
+        phase_overload(report, api, args.seconds, args.rounds)
+    if "writes" in args.phases:
+        log("API writes (wrk, 32 connections)")
+        asyncio.run(phase_writes(report, services.asyncpg_url, api, base, args.seconds, args.rounds))
+    if "matching" in args.phases:
+        log("matching (CPU per event)")
+        phase_matching(report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1285,24 +1318,7 @@ def main(argv: list[str] | None = None) -> int:
             env.baseline_server(services) as (baseline_process, base),
             env.receiver_process() if needs_worker else nullcontext((None, "")) as (_, receiver),
         ):
-            if "reads" in phases:
-                log("API reads (wrk, 32 connections)")
-                with profiled(api_process.pid, "reads", args.profile):
-                    phase_reads(report, api, base, args.seconds, args.rounds)
-            if "deep" in phases:
-                log("deep pages (wrk, 1 connection)")
-                phase_deep(report, api, base, max(2.0, args.seconds / 2), args.rounds)
-            if "overload" in phases:
-                log(
-                    f"overload (wrk, {', '.join(str(READS_CONNECTIONS * f) for f in OVERLOAD_FACTORS)} connections)"
-                )
-                phase_overload(report, api, args.seconds, args.rounds)
-            if "writes" in phases:
-                log("API writes (wrk, 32 connections)")
-                asyncio.run(phase_writes(report, services.asyncpg_url, api, base, args.seconds, args.rounds))
-            if "matching" in phases:
-                log("matching (CPU per event)")
-                phase_matching(report)
+            run_api_phases(report, args, services, api_process.pid, api, base)
             if needs_worker:
                 # The worker starts on an empty queue: write benchmarks left dispatch jobs and events behind.
                 asyncio.run(seed.cleanup_run_data_events(services.asyncpg_url))
