@@ -123,6 +123,20 @@ def start_services() -> Services:
     return Services(database_url, redis_url, handles, f"{where}; {redis_where}")
 
 
+def scaled_services(services: Services, factor: int) -> Services:
+    """The same servers with a second database, `<bench database>_x<factor>`, created and migrated.
+
+    It holds `factor` times the data set (bench/seed.py), for the scale phase's second API.
+    """
+    from apps_api.migrate import upgrade
+
+    name = make_url(services.database_url).database
+    url = _with_database(services.database_url, f"{name}_x{factor}")
+    asyncio.run(_ensure_database(url))
+    upgrade(url)
+    return Services(url, services.redis_url, [], services.description)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -192,11 +206,11 @@ def wait_http(url: str, process: Process, timeout: float = 30) -> None:
 
 
 @contextmanager
-def api_server(services: Services, **env: str) -> Any:
+def api_server(services: Services, name: str = "api", **env: str) -> Any:
     """`apps-api serve` (one uvicorn process, no embedded worker) on a free loopback port."""
     port = free_port()
     process = Process(
-        "api",
+        name,
         [
             sys.executable,
             "-m",

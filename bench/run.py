@@ -1,9 +1,13 @@
 """The benchmark run: every measurement next to its baseline, in one run, on this machine.
 
     .venv/bin/python -m bench [--seconds 5] [--rounds 3] [--soak 60] [--only reads,deep,...] [--profile]
+        [--scale 10]
 
 Phases (each interleaves service and baseline rounds and quotes medians and their ratio):
-reads, deep, writes, fanout, latency, matching, soak (memory). See README.md, Benchmarks.
+reads, deep, overload, writes, fanout, latency, matching, soak (memory), scale. See README.md,
+Benchmarks. `overload` drives owned_apps at 4x and 16x the reads' connections (load shedding);
+`scale` seeds `--scale N` times the data set into a second database and compares a second API
+on it with the 1x one.
 `--only` runs some phases: RESULTS.md then has only their rows and names the phases that did not
 run. `--profile` attaches py-spy to the API during the reads phase (bench/profiles/).
 """
@@ -37,13 +41,13 @@ import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from bench import env, fixtures, load, seed
+from bench import env, fixtures, load, scaling, seed
 from bench.load import Run
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ANALYSIS = Path(__file__).with_name("ANALYSIS.md")
 PROFILES = Path(__file__).with_name("profiles")
-PHASES = ("reads", "deep", "writes", "fanout", "latency", "matching", "soak")
+PHASES = ("reads", "deep", "overload", "writes", "fanout", "latency", "matching", "soak", "scale")
 # Phases that need the worker (and the webhook receiver); a run without them starts neither.
 WORKER_PHASES = ("fanout", "latency", "soak")
 
@@ -121,6 +125,30 @@ HOT_P99 = 1.5  # ... and p99 <= 1.5x the baseline's p99, both at 32 connections
 OTHER_THROUGHPUT = 0.5  # every other benchmarked read: >= 0.5x
 
 
+def measure_reads(
+    urls: dict[str, str],
+    paths: dict[str, str],
+    authorization: str,
+    seconds: float,
+    rounds: int,
+    connections: int = 32,
+) -> dict[str, dict[str, list[Run]]]:
+    """wrk runs of each path on each server (`urls`: who -> base URL), warmed, rounds interleaved."""
+    for path in paths.values():
+        for url in urls.values():
+            load.wrk(url, path, authorization=authorization, seconds=2, connections=connections)
+    who = list(urls)
+    results: dict[str, dict[str, list[Run]]] = {name: {key: [] for key in who} for name in paths}
+    for index in range(rounds):
+        for name, path in paths.items():
+            for key in who if index % 2 == 0 else who[::-1]:
+                run = load.wrk(
+                    urls[key], path, authorization=authorization, seconds=seconds, connections=connections
+                )
+                results[name][key].append(run)
+    return results
+
+
 def phase_reads(report: Report, api: str, base: str, seconds: float, rounds: int) -> None:
     authorization = f"Token {seed.token_key(0)}"
     hot = read_paths()
@@ -131,16 +159,8 @@ def phase_reads(report: Report, api: str, base: str, seconds: float, rounds: int
         report.details.append(
             f"- {name}: service and baseline bodies identical: **{'yes' if same else 'NO'}**"
         )
-        # Warm both (connections, caches, statement caches).
-        load.wrk(api, path, authorization=authorization, seconds=2)
-        load.wrk(base, path, authorization=authorization, seconds=2)
-    results: dict[str, tuple[list[Run], list[Run]]] = {name: ([], []) for name in paths}
-    for index in range(rounds):
-        for name, path in paths.items():
-            order = [(api, 0), (base, 1)] if index % 2 == 0 else [(base, 1), (api, 0)]
-            for url, slot in order:
-                run = load.wrk(url, path, authorization=authorization, seconds=seconds)
-                results[name][slot].append(run)
+    measured = measure_reads({"service": api, "baseline": base}, paths, authorization, seconds, rounds)
+    results = {name: (runs["service"], runs["baseline"]) for name, runs in measured.items()}
     for name, (service_runs, baseline_runs) in results.items():
         service_rps = median([run.rps for run in service_runs])
         baseline_rps = median([run.rps for run in baseline_runs])
@@ -247,6 +267,21 @@ def page_400(api: str, path: str, authorization: str) -> str:
     return url.removeprefix(api)
 
 
+def measure_deep(
+    urls: dict[str, str], pages: dict[str, dict[str, str]], seconds: float, rounds: int
+) -> dict[tuple[str, str], list[Run]]:
+    """1-connection wrk runs of each server's pages (who -> page -> path), rounds interleaved."""
+    authorization = f"Token {seed.token_key(0)}"
+    runs: dict[tuple[str, str], list[Run]] = {}
+    for index in range(rounds):
+        for who, url in urls.items():
+            order = list(pages[who].items())
+            for page, path in order if index % 2 == 0 else order[::-1]:
+                run = load.wrk(url, path, authorization=authorization, seconds=seconds, connections=1)
+                runs.setdefault((who, page), []).append(run)
+    return runs
+
+
 def phase_deep(report: Report, api: str, base: str, seconds: float, rounds: int) -> None:
     authorization = f"Token {seed.token_key(0)}"
     first = read_paths()["GET webhook_log_entries"]
@@ -255,13 +290,10 @@ def phase_deep(report: Report, api: str, base: str, seconds: float, rounds: int)
     report.details.append(
         f"- page 400 of webhook_log_entries: bodies identical: **{'yes' if same else 'NO'}**"
     )
-    runs: dict[tuple[str, str], list[Run]] = {}
-    for index in range(rounds):
-        for url, who in ((api, "service"), (base, "baseline")):
-            pages = [("1", first), ("400", deep)] if index % 2 == 0 else [("400", deep), ("1", first)]
-            for page, path in pages:
-                run = load.wrk(url, path, authorization=authorization, seconds=seconds, connections=1)
-                runs.setdefault((who, page), []).append(run)
+    pages = {"1": first, "400": deep}
+    runs = measure_deep(
+        {"service": api, "baseline": base}, {"service": pages, "baseline": pages}, seconds, rounds
+    )
 
     def cost(who: str, page: str) -> float:
         return median([run.p50_ms for run in runs[(who, page)]])
@@ -281,6 +313,78 @@ def phase_deep(report: Report, api: str, base: str, seconds: float, rounds: int)
     )
 
 
+# --- overload ----------------------------------------------------------------------------------
+
+READS_CONNECTIONS = 32  # the reads phase's wrk connections
+OVERLOAD_FACTORS = (4, 16)
+
+
+def phase_overload(report: Report, api: str, seconds: float, rounds: int) -> None:
+    """GET owned_apps at 4x and 16x the reads phase's connections: what the admitted requests see.
+
+    Past APPS_API_MAX_REQUESTS_IN_FLIGHT the service answers 503 at once (shedding); the rows
+    give the p99 of the 2xx responses alone (bench/load.py, STATUS_LUA: per-request latency from
+    a send time the service echoes back), the share shed, and any 500 or socket error.
+    """
+    authorization = f"Token {seed.token_key(0)}"
+    path = read_paths()["GET owned_apps"]
+    reference = [
+        load.wrk_by_status(
+            api, path, authorization=authorization, seconds=seconds, connections=READS_CONNECTIONS
+        )
+        for _ in range(rounds)
+    ]
+    reference_p99 = median([run.admitted_p99_ms for run in reference])
+    for factor in OVERLOAD_FACTORS:
+        connections = READS_CONNECTIONS * factor
+        runs = [
+            load.wrk_by_status(
+                api, path, authorization=authorization, seconds=seconds, connections=connections
+            )
+            for _ in range(rounds)
+        ]
+        p99 = median([run.admitted_p99_ms for run in runs])
+        report.add(
+            Row(
+                f"Overload: GET owned_apps at {connections} conn. ({factor}x), admitted p99",
+                f"{p99:.1f} ms",
+                f"{reference_p99:.1f} ms ({READS_CONNECTIONS} conn.)",
+                f"{p99 / reference_p99 if reference_p99 else float('inf'):.2f}x",
+                "no 500",
+                sum(run.statuses.get(500, 0) for run in runs) == 0,
+                _overload_note(runs),
+            )
+        )
+
+
+def _pooled(counts: list[dict[Any, int]]) -> dict[Any, int]:
+    total: dict[Any, int] = {}
+    for one in counts:
+        for key, count in one.items():
+            total[key] = total.get(key, 0) + count
+    return total
+
+
+def _overload_note(runs: list[load.StatusRun]) -> str:
+    total = sum(run.requests for run in runs)
+    statuses = _pooled([run.statuses for run in runs])
+    socket = _pooled([run.socket_errors for run in runs])
+    shed = statuses.get(503, 0) / total if total else 0.0
+    listed = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
+    errors = ", ".join(f"{kind} {count}" for kind, count in socket.items())
+    return (
+        f"{shed:.1%} shed (503); {_admitted(runs)}; statuses {listed}; socket errors {errors} "
+        "(shedding closes no connection: expected 0); "
+        f"{sum(r.unstamped for r in runs)} 2xx without the echoed send time; "
+        f"{len(runs)} runs, latencies of all their 2xx pooled per run, median of the runs' p99"
+    )
+
+
+def _admitted(runs: list[load.StatusRun]) -> str:
+    rate = sum(run.count(200, 300) for run in runs) / sum(run.seconds for run in runs)
+    return f"{rate:,.0f} admitted req/s (p50 {median([r.admitted_p50_ms for r in runs]):.1f} ms)"
+
+
 # --- writes ---------------------------------------------------------------------------------
 
 APP_BODY = json.dumps(
@@ -294,65 +398,85 @@ APP_BODY = json.dumps(
 )
 
 
+async def measure_writes(
+    targets: dict[str, tuple[str, str]],
+    seconds: float,
+    rounds: int,
+    kinds: tuple[str, ...] = ("create", "install"),
+) -> dict[tuple[str, str], list[Run]]:
+    """wrk runs of the writes (`kinds`) on each server (who -> (database URL, base URL)), interleaved.
+
+    Each server writes into an organization of its own, in its own database.
+    """
+    connections = {who: await asyncpg.connect(database_url) for who, (database_url, _) in targets.items()}
+    try:
+        orgs = {who: await fixtures.create_org(connections[who], f"writes-{who}") for who in targets}
+        results: dict[tuple[str, str], list[Run]] = {}
+        who = list(targets)
+        for index in range(rounds + 1):  # round 0 warms up
+            for key in who if index % 2 == 0 else who[::-1]:
+                for kind in kinds:
+                    run = await _write_run(
+                        kind, connections[key], orgs[key], targets[key][1], seconds if index else 1, index
+                    )
+                    if index:
+                        results.setdefault((kind, key), []).append(run)
+        return results
+    finally:
+        for connection in connections.values():
+            await connection.close()
+
+
+async def _write_run(
+    kind: str, connection: asyncpg.Connection, org: fixtures.RunOrg, url: str, seconds: float, index: int
+) -> Run:
+    if kind == "create":
+        return load.wrk(
+            url,
+            f"/api/v5/orgs/{org.id}/owned_apps",
+            authorization=org.authorization,
+            seconds=seconds,
+            method="POST",
+            bodies=[APP_BODY],
+        )
+    # Fresh, never-installed apps for every install run (one install each).
+    app_ids = await fixtures.create_apps(connection, org, 12_000 if index else 2_000)
+    return load.wrk(
+        url,
+        f"/api/v5/orgs/{org.id}/app_installations",
+        authorization=org.authorization,
+        seconds=seconds,
+        method="POST",
+        bodies=[json.dumps({"app_id": str(app_id)}) for app_id in app_ids],
+    )
+
+
 async def phase_writes(
     report: Report, database_url: str, api: str, base: str, seconds: float, rounds: int
 ) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        orgs = {
-            "service": await fixtures.create_org(connection, "writes-service"),
-            "baseline": await fixtures.create_org(connection, "writes-baseline"),
-        }
-        urls = {"service": api, "baseline": base}
-        results: dict[tuple[str, str], list[Run]] = {}
-        for index in range(rounds + 1):  # round 0 warms up
-            order = ["service", "baseline"] if index % 2 == 0 else ["baseline", "service"]
-            for who in order:
-                org = orgs[who]
-                run = load.wrk(
-                    urls[who],
-                    f"/api/v5/orgs/{org.id}/owned_apps",
-                    authorization=org.authorization,
-                    seconds=seconds if index else 1,
-                    method="POST",
-                    bodies=[APP_BODY],
-                )
-                if index:
-                    results.setdefault(("create", who), []).append(run)
-                # Fresh, never-installed apps for every install run (one install each).
-                app_ids = await fixtures.create_apps(connection, org, 12_000 if index else 2_000)
-                run = load.wrk(
-                    urls[who],
-                    f"/api/v5/orgs/{org.id}/app_installations",
-                    authorization=org.authorization,
-                    seconds=seconds if index else 1,
-                    method="POST",
-                    bodies=[json.dumps({"app_id": str(app_id)}) for app_id in app_ids],
-                )
-                if index:
-                    results.setdefault(("install", who), []).append(run)
-        for kind, label in (
-            ("create", "POST owned_apps (create app)"),
-            ("install", "POST app_installations"),
-        ):
-            service, baseline = results[(kind, "service")], results[(kind, "baseline")]
-            service_rps, baseline_rps = median([r.rps for r in service]), median([r.rps for r in baseline])
-            ratio = service_rps / baseline_rps if baseline_rps else 0.0
-            failures = sum(run.non2xx + run.errors for run in service + baseline)
-            report.add(
-                Row(
-                    f"{label}: throughput (32 conn.)",
-                    f"{service_rps:,.0f} req/s",
-                    f"{baseline_rps:,.0f} req/s",
-                    f"{ratio:.2f}x",
-                    ">= 0.5x",
-                    ratio >= 0.5,
-                    (f"{failures} non-2xx/errors; " if failures else "")
-                    + f"p99 {median([r.p99_ms for r in service]):.0f} vs {median([r.p99_ms for r in baseline]):.0f} ms",
-                )
+    results = await measure_writes(
+        {"service": (database_url, api), "baseline": (database_url, base)}, seconds, rounds
+    )
+    for kind, label in (
+        ("create", "POST owned_apps (create app)"),
+        ("install", "POST app_installations"),
+    ):
+        service, baseline = results[(kind, "service")], results[(kind, "baseline")]
+        service_rps, baseline_rps = median([r.rps for r in service]), median([r.rps for r in baseline])
+        ratio = service_rps / baseline_rps if baseline_rps else 0.0
+        failures = sum(run.non2xx + run.errors for run in service + baseline)
+        report.add(
+            Row(
+                f"{label}: throughput (32 conn.)",
+                f"{service_rps:,.0f} req/s",
+                f"{baseline_rps:,.0f} req/s",
+                f"{ratio:.2f}x",
+                ">= 0.5x",
+                ratio >= 0.5,
+                (f"{failures} non-2xx/errors; " if failures else "")
+                + f"p99 {median([r.p99_ms for r in service]):.0f} vs {median([r.p99_ms for r in baseline]):.0f} ms",
             )
-    finally:
-        await connection.close()
+        )
 
 
 # --- fan-out and latency ----------------------------------------------------------------------
@@ -722,6 +846,154 @@ async def phase_soak(
     )
 
 
+# --- scale --------------------------------------------------------------------------------------
+
+SCALE_READ = 1.2  # hot list pages, the deep page and matching: scaled / 1x
+SCALE_INSTALL = 1.3  # the install write: time per install, scaled / 1x
+
+
+def phase_scale(
+    report: Report,
+    services: env.Services,
+    api: str,
+    factor: int,
+    seconds: float,
+    rounds: int,
+) -> None:
+    """The service on `factor` times the data set against the 1x set, side by side in the same run.
+
+    A second API process serves the scaled database; the reads, deep-page and write phases'
+    measurements run on both APIs, interleaved.
+    """
+    scaled = env.scaled_services(services, factor)
+    started = time.monotonic()
+    seeded = asyncio.run(seed.seed(scaled.asyncpg_url, factor=factor))
+    seeding = f"seeded in {time.monotonic() - started:.0f} s" if seeded else "seeded earlier, reused"
+    for url in (services.asyncpg_url, scaled.asyncpg_url):
+        asyncio.run(scaling.prepare(url))
+    sizes = [asyncio.run(scaling.database_size(url)) for url in (services.asyncpg_url, scaled.asyncpg_url)]
+    label = f"{factor}x"
+    with env.api_server(scaled, name=f"api-x{factor}") as (_, scaled_api):
+        urls = {"1x": api, label: scaled_api}
+        _scale_reads(report, urls, label, max(2.0, seconds / 2), rounds)
+        log(f"scale {label}: matching, install writes, log purge")
+        _scale_matching(report, services, scaled, factor)
+        _scale_install(report, services, scaled, urls, label, seconds, rounds)
+    _scale_purge(report, services, scaled, label)
+    report.add(
+        Row(
+            f"Scale {label}: disk of the data set",
+            f"{sizes[1] / 2**30:.2f} GiB",
+            f"{sizes[0] / 2**30:.2f} GiB (1x)",
+            f"{sizes[1] / sizes[0]:.2f}x",
+            "-",
+            None,
+            f"pg_database_size of the {label} database ({_database_name(scaled)}); {seeding}",
+        )
+    )
+    asyncio.run(seed.cleanup(scaled.asyncpg_url))
+
+
+def _database_name(services: env.Services) -> str:
+    return services.asyncpg_url.rsplit("/", 1)[-1]
+
+
+def _scale_reads(report: Report, urls: dict[str, str], label: str, seconds: float, rounds: int) -> None:
+    authorization = f"Token {seed.token_key(0)}"
+    measured = measure_reads(urls, read_paths(), authorization, seconds, rounds, connections=1)
+    first = read_paths()["GET webhook_log_entries"]
+    pages = {who: {"400": page_400(url, first, authorization)} for who, url in urls.items()}
+    deep = measure_deep(urls, pages, seconds, rounds)
+    figures = {f"{name} page 1": runs for name, runs in measured.items()}
+    figures["GET webhook_log_entries page 400"] = {who: deep[(who, "400")] for who in urls}
+    for name, runs in figures.items():
+        report.add(_scale_read_row(f"Scale {label}: {name}, latency", runs[label], runs["1x"]))
+
+
+def _scale_read_row(measurement: str, scaled_runs: list[Run], base_runs: list[Run]) -> Row:
+    scaled, base = median([r.p50_ms for r in scaled_runs]), median([r.p50_ms for r in base_runs])
+    ratio = scaled / base if base else float("inf")
+    failures = sum(run.non2xx + run.errors for run in scaled_runs + base_runs)
+    return Row(
+        measurement,
+        f"{scaled:.2f} ms",
+        f"{base:.2f} ms (1x)",
+        f"{ratio:.2f}x",
+        f"<= {SCALE_READ}x the 1x",
+        ratio <= SCALE_READ and not failures,
+        (f"{failures} non-2xx/errors; " if failures else "")
+        + f"median latency, 1 connection; p99 {median([r.p99_ms for r in scaled_runs]):.2f} vs "
+        f"{median([r.p99_ms for r in base_runs]):.2f} ms",
+    )
+
+
+def _scale_matching(report: Report, services: env.Services, scaled: env.Services, factor: int) -> None:
+    base, base_matches = asyncio.run(scaling.dispatch_cpu(services.asyncpg_url, seed.ORGANIZATIONS))
+    big, big_matches = asyncio.run(scaling.dispatch_cpu(scaled.asyncpg_url, seed.ORGANIZATIONS * factor))
+    report.add(
+        Row(
+            f"Scale {factor}x: matching, dispatcher CPU per event",
+            f"{big / 1000:.3f} ms",
+            f"{base / 1000:.3f} ms (1x)",
+            f"{big / base:.2f}x",
+            f"<= {SCALE_READ}x the 1x",
+            big / base <= SCALE_READ,
+            f"dispatch.fan_out on each database ({scaling.DISPATCH_EVENTS:,} events over all its organizations, matcher "
+            f"cache warm); {big_matches:.1f} vs {base_matches:.1f} deliveries per event",
+        )
+    )
+
+
+def _scale_install(
+    report: Report,
+    services: env.Services,
+    scaled: env.Services,
+    urls: dict[str, str],
+    label: str,
+    seconds: float,
+    rounds: int,
+) -> None:
+    targets = {"1x": (services.asyncpg_url, urls["1x"]), label: (scaled.asyncpg_url, urls[label])}
+    results = asyncio.run(measure_writes(targets, seconds, rounds, kinds=("install",)))
+    scaled_rps = median([r.rps for r in results[("install", label)]])
+    base_rps = median([r.rps for r in results[("install", "1x")]])
+    ratio = base_rps / scaled_rps if scaled_rps else float("inf")
+    failures = sum(run.non2xx + run.errors for runs in results.values() for run in runs)
+    report.add(
+        Row(
+            f"Scale {label}: POST app_installations, time per install",
+            f"{scaled_rps:,.0f} req/s",
+            f"{base_rps:,.0f} req/s (1x)",
+            f"{ratio:.2f}x",
+            f"<= {SCALE_INSTALL}x the 1x",
+            ratio <= SCALE_INSTALL and not failures,
+            (f"{failures} non-2xx/errors; " if failures else "")
+            + "ratio = 1x throughput / scaled throughput, 32 conn.; p99 "
+            f"{median([r.p99_ms for r in results[('install', label)]]):.0f} vs "
+            f"{median([r.p99_ms for r in results[('install', '1x')]]):.0f} ms",
+        )
+    )
+
+
+def _scale_purge(report: Report, services: env.Services, scaled: env.Services, label: str) -> None:
+    base = asyncio.run(scaling.purge_day(services.asyncpg_url))
+    big = asyncio.run(scaling.purge_day(scaled.asyncpg_url))
+    report.add(
+        Row(
+            f"Scale {label}: purge of one day's log partition",
+            f"{big.detach_drop_ms:,.0f} ms",
+            f"{big.delete_ms:,.0f} ms (DELETE)",
+            f"{big.detach_drop_ms / big.delete_ms:.3f}x",
+            "-",
+            None,
+            f"{label}: DETACH + DROP of {big.partition} ({big.rows:,} rows) against a DELETE of the same "
+            f"rows; 1x: {base.detach_drop_ms:,.0f} ms against {base.delete_ms:,.0f} ms ({base.rows:,} rows); "
+            "each in a transaction rolled back (the data set stays), so neither commit nor the "
+            "DELETE's vacuum is counted",
+        )
+    )
+
+
 # --- machine, plans, report ----------------------------------------------------------------------
 
 
@@ -906,7 +1178,7 @@ def write_results(
         f"- Load average (1/5/15 min) when the run started: {info['load']}; at its end: "
         + " / ".join(Path("/proc/loadavg").read_text().split()[:3])
         + " (other work on the machine shows up here; the figures are only as quiet as the machine was).",
-        f"- Run: `--seconds {args.seconds} --rounds {args.rounds} --soak {args.soak}`; each figure is the median "
+        f"- Run: `--seconds {args.seconds} --rounds {args.rounds} --soak {args.soak} --scale {args.scale}`; each figure is the median "
         "of the rounds, service and baseline rounds interleaved.",
     ]
     skipped = [phase for phase in PHASES if phase not in args.phases]
@@ -956,6 +1228,28 @@ def flush_redis(url: str) -> None:
         client.close()
 
 
+def run_api_phases(
+    report: Report, args: argparse.Namespace, services: env.Services, api_pid: int, api: str, base: str
+) -> None:
+    """The phases that need only the API and the baseline (no worker, no receiver)."""
+    if "reads" in args.phases:
+        log("API reads (wrk, 32 connections)")
+        with profiled(api_pid, "reads", args.profile):
+            phase_reads(report, api, base, args.seconds, args.rounds)
+    if "deep" in args.phases:
+        log("deep pages (wrk, 1 connection)")
+        phase_deep(report, api, base, max(2.0, args.seconds / 2), args.rounds)
+    if "overload" in args.phases:
+        log(f"overload (wrk, {', '.join(str(READS_CONNECTIONS * f) for f in OVERLOAD_FACTORS)} connections)")
+        phase_overload(report, api, args.seconds, args.rounds)
+    if "writes" in args.phases:
+        log("API writes (wrk, 32 connections)")
+        asyncio.run(phase_writes(report, services.asyncpg_url, api, base, args.seconds, args.rounds))
+    if "matching" in args.phases:
+        log("matching (CPU per event)")
+        phase_matching(report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -974,6 +1268,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--latency-seconds", type=float, default=20, help="length of the latency stream (default 20)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=10,
+        help="the scale phase's data set, N times the 1x one (default 10), in the database <bench database>_xN",
     )
     parser.add_argument("--reseed", action="store_true", help="drop and seed the data set again")
     parser.add_argument(
@@ -1018,19 +1318,7 @@ def main(argv: list[str] | None = None) -> int:
             env.baseline_server(services) as (baseline_process, base),
             env.receiver_process() if needs_worker else nullcontext((None, "")) as (_, receiver),
         ):
-            if "reads" in phases:
-                log("API reads (wrk, 32 connections)")
-                with profiled(api_process.pid, "reads", args.profile):
-                    phase_reads(report, api, base, args.seconds, args.rounds)
-            if "deep" in phases:
-                log("deep pages (wrk, 1 connection)")
-                phase_deep(report, api, base, max(2.0, args.seconds / 2), args.rounds)
-            if "writes" in phases:
-                log("API writes (wrk, 32 connections)")
-                asyncio.run(phase_writes(report, services.asyncpg_url, api, base, args.seconds, args.rounds))
-            if "matching" in phases:
-                log("matching (CPU per event)")
-                phase_matching(report)
+            run_api_phases(report, args, services, api_process.pid, api, base)
             if needs_worker:
                 # The worker starts on an empty queue: write benchmarks left dispatch jobs and events behind.
                 asyncio.run(seed.cleanup_run_data_events(services.asyncpg_url))
@@ -1076,6 +1364,9 @@ def main(argv: list[str] | None = None) -> int:
                                 seconds=args.soak,
                             )
                         )
+            if "scale" in phases:
+                log(f"scale: {args.scale}x the data set in a second database, a second API on it")
+                phase_scale(report, services, api, args.scale, args.seconds, args.rounds)
         plans = asyncio.run(explain_plans(services))
         asyncio.run(seed.cleanup(services.asyncpg_url))
         if not args.no_write:
