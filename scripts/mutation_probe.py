@@ -267,7 +267,7 @@ MUTATIONS: list[Mutation] = [
         "redeliver starts a second attempt while one is in flight",
         "webhooks/service.py",
         "redeliver",
-        'if delivery.status == DeliveryStatus.STARTED:',
+        "if delivery.status == DeliveryStatus.STARTED:",
         'if delivery.status == "never":',
         ("tests/test_webhooks_api.py",),
         "redeliver",
