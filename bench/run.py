@@ -343,13 +343,15 @@ def phase_overload(report: Report, api: str, seconds: float, rounds: int) -> Non
             )
             for _ in range(rounds)
         ]
-        p99 = median([run.admitted_p99_ms for run in runs])
+        # A run in which no request was admitted has no p99 (wrk's script says -1): left out.
+        answered = [run.admitted_p99_ms for run in runs if run.admitted_p99_ms >= 0]
+        p99 = median(answered) if answered else None
         report.add(
             Row(
                 f"Overload: GET owned_apps at {connections} conn. ({factor}x), admitted p99",
-                f"{p99:.1f} ms",
+                "none admitted" if p99 is None else f"{p99:.1f} ms",
                 f"{reference_p99:.1f} ms ({READS_CONNECTIONS} conn.)",
-                f"{p99 / reference_p99 if reference_p99 else float('inf'):.2f}x",
+                "-" if p99 is None or not reference_p99 else f"{p99 / reference_p99:.2f}x",
                 "no 500",
                 sum(run.statuses.get(500, 0) for run in runs) == 0,
                 _overload_note(runs),
@@ -382,7 +384,10 @@ def _overload_note(runs: list[load.StatusRun]) -> str:
 
 def _admitted(runs: list[load.StatusRun]) -> str:
     rate = sum(run.count(200, 300) for run in runs) / sum(run.seconds for run in runs)
-    return f"{rate:,.0f} admitted req/s (p50 {median([r.admitted_p50_ms for r in runs]):.1f} ms)"
+    p50s = [run.admitted_p50_ms for run in runs if run.admitted_p50_ms >= 0]
+    p50 = f"{median(p50s):.1f} ms" if p50s else "none admitted"
+    empty = sum(1 for run in runs if run.requests == 0)
+    return f"{rate:,.0f} admitted req/s (p50 {p50}); {empty} of {len(runs)} runs got no answer at all"
 
 
 # --- writes ---------------------------------------------------------------------------------
