@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from apps_api.app_user_tokens import service as app_user_tokens
+from apps_api.app_user_tokens.endpoints import owned_installation
 from apps_api.apps import repository as apps_repository
 from apps_api.apps import service as apps_service
 from apps_api.apps.schemas import AppShareInput, RotateSecretInput, owned_app_json
@@ -43,7 +44,6 @@ from apps_api.console.web import (
 )
 from apps_api.installations import repository as installations_repository
 from apps_api.installations import service as installations_service
-from apps_api.installations.dependencies import owned_installation
 from apps_api.installflow import service as installflow
 from apps_api.installflow.session import (
     clear_session,

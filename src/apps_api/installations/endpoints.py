@@ -13,7 +13,6 @@ from apps_api.auth.dependencies import OrgProviderPrincipal, OrgSettingsPrincipa
 from apps_api.auth.service import Principal
 from apps_api.catalog.dependencies import OwnedAppDep
 from apps_api.installations import repository, service
-from apps_api.installations.dependencies import OwnedInstallationDep
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
@@ -200,7 +199,14 @@ async def list_owned_app_installations(
     tags=["Owned app installations"],
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_owned_app_installation(installation: OwnedInstallationDep) -> OwnedAppInstallation:
+async def get_owned_app_installation(
+    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
+) -> OwnedAppInstallation:
+    installation = await repository.get_app_installation(
+        session=session, app_id=app.id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No owned app installation found with the given ID.")
     return OwnedAppInstallation.model_validate(installation)
 
 
