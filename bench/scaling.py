@@ -6,6 +6,7 @@ side by side.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from apps_api.worker import GC_THRESHOLDS
 from bench import seed
 
 MAX_ATTEMPTS = 8
@@ -51,6 +53,12 @@ async def dispatch_cpu(url: str, organizations: int, events: int = DISPATCH_EVEN
             )
         batches.append(batch)
     connection = await asyncpg.connect(url)
+    # The worker's collector settings (worker.tune_garbage_collector): with this process's
+    # defaults the figure would be the collector's, not the dispatcher's (bench/ANALYSIS.md).
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         index = dispatch.SubscriptionIndex(max_age=3600)
         for batch in batches:
@@ -60,6 +68,8 @@ async def dispatch_cpu(url: str, organizations: int, events: int = DISPATCH_EVEN
             deliveries += len(await dispatch.fan_out(connection, batch, index, max_attempts=MAX_ATTEMPTS))
         return (time.process_time() - started) / events * 1e6, deliveries / events
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         await connection.close()
 
 
