@@ -572,12 +572,7 @@ async def webhook_update(
             request, viewer, app, values=values, webhook=webhook, errors=exc.errors, status_code=400
         )
     await webhooks_service.update_webhook(
-        session=session,
-        app=app,
-        webhook=webhook,
-        actor=viewer.user,
-        endpoint_url=data.endpoint_url,
-        channel_subscriptions=data.channel_subscriptions,
+        session=session, app=app, webhook=webhook, actor=viewer.user, changes=data.as_update()
     )
     return redirect(f"/console/apps/{app_id}/webhooks/{webhook_id}", "webhook-saved")
 
@@ -603,13 +598,7 @@ async def webhook_enable(
     webhook = await owned_webhook(session, app, webhook_id)
     data = forms.validated(webhook_schemas.WebhookUpdate, {"is_disabled": False})
     await webhooks_service.update_webhook(
-        session=session,
-        app=app,
-        webhook=webhook,
-        actor=viewer.user,
-        endpoint_url=data.endpoint_url,
-        channel_subscriptions=data.channel_subscriptions,
-        is_disabled=data.is_disabled,
+        session=session, app=app, webhook=webhook, actor=viewer.user, changes=data
     )
     return redirect(f"/console/apps/{app_id}/webhooks/{webhook_id}", "webhook-enabled")
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.events import SETTINGS_SCOPE, emit
+from apps_api.delivery.events import SETTINGS_SCOPE, Action, emit
 from apps_api.kit.schemas import iso_utc
 from apps_api.models import Webhook
 
@@ -30,6 +31,27 @@ DISABLED_DELIVERY_REASON = "Webhook disabled"
 def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
     """The app owner's channel of its webhooks."""
     return f"/api/v5/orgs/{owner_id}/owned_apps/{app_id}/webhooks"
+
+
+async def emit_webhook_event(
+    *,
+    session: AsyncSession,
+    webhook: Webhook,
+    action: Action,
+    resource: dict[str, Any],
+    actor_user_id: uuid.UUID | None = None,
+) -> None:
+    """An `added`/`changed`/`removed` event of a webhook on its owner's webhooks channel."""
+    await emit(
+        session=session,
+        organization_id=webhook.organization_id,
+        channel=webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id),
+        action=action,
+        resource_id=webhook.id,
+        resource=resource,
+        required_scope=SETTINGS_SCOPE,
+        actor_user_id=actor_user_id,
+    )
 
 
 def disabled_view(webhook: Webhook) -> dict[str, object]:
@@ -59,14 +81,8 @@ async def disable_failing_webhooks(
     disabled = [row[0] for row in rows]
     for webhook_id in disabled:
         webhook = await session.get_one(Webhook, webhook_id, populate_existing=True)
-        await emit(
-            session=session,
-            organization_id=webhook.organization_id,
-            channel=webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id),
-            action="changed",
-            resource_id=webhook.id,
-            resource=disabled_view(webhook),
-            required_scope=SETTINGS_SCOPE,
+        await emit_webhook_event(
+            session=session, webhook=webhook, action="changed", resource=disabled_view(webhook)
         )
     return disabled
 

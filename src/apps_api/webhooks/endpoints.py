@@ -117,12 +117,7 @@ async def replace_webhook(
 ) -> schemas.Webhook:
     """`endpoint_url` is required; omitted `channel_subscriptions` become an empty list."""
     updated = await service.update_webhook(
-        session=session,
-        app=app,
-        webhook=webhook,
-        actor=principal.user,
-        endpoint_url=body.endpoint_url,
-        channel_subscriptions=body.channel_subscriptions,
+        session=session, app=app, webhook=webhook, actor=principal.user, changes=body.as_update()
     )
     return schemas.Webhook.model_validate(updated)
 
@@ -142,13 +137,7 @@ async def update_webhook(
 ) -> schemas.Webhook:
     """Only the attributes given change; `channel_subscriptions`, when given, replaces the list."""
     updated = await service.update_webhook(
-        session=session,
-        app=app,
-        webhook=webhook,
-        actor=principal.user,
-        endpoint_url=body.endpoint_url,
-        channel_subscriptions=body.channel_subscriptions,
-        is_disabled=body.is_disabled,
+        session=session, app=app, webhook=webhook, actor=principal.user, changes=body
     )
     return schemas.Webhook.model_validate(updated)
 

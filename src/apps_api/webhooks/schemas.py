@@ -179,6 +179,13 @@ class WebhookCreate(InputSchema):
     endpoint_url: EndpointUrl = Field(description=_ENDPOINT_URL)
     channel_subscriptions: Subscriptions = Field([], description=_SUBSCRIPTIONS + " Default empty.")
 
+    def as_update(self) -> WebhookUpdate:
+        """The same change as an update that gives every attribute (a PUT is a PATCH of all of them)."""
+        # Validated already, as this model: constructing skips validating the same values twice.
+        return WebhookUpdate.model_construct(
+            endpoint_url=self.endpoint_url, channel_subscriptions=self.channel_subscriptions
+        )
+
 
 class WebhookUpdate(InputSchema):
     """Body of updating (PATCH) a webhook: only the attributes given change."""

@@ -10,8 +10,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery import columns
-from apps_api.delivery.events import SETTINGS_SCOPE, emit
-from apps_api.delivery.health import webhooks_channel
+from apps_api.delivery.events import emit
+from apps_api.delivery.health import emit_webhook_event, webhooks_channel
 from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry, schedule_delivery
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.errors import BadRequest, Conflict, NotFound
@@ -118,30 +118,18 @@ async def create_webhook(
     session.add_all(_subscriptions(app, webhook.id, data.channel_subscriptions))
     await session.flush()
     webhook = await _reload(session, webhook)
-    await emit(
-        session=session,
-        organization_id=app.owned_by_organization_id,
-        channel=webhooks_channel(owner_id=app.owned_by_organization_id, app_id=app.id),
-        action="added",
-        resource_id=webhook.id,
-        resource=view(webhook),
-        required_scope=SETTINGS_SCOPE,
-        actor_user_id=actor.id,
+    await emit_webhook_event(
+        session=session, webhook=webhook, action="added", resource=view(webhook), actor_user_id=actor.id
     )
     return webhook
 
 
 async def update_webhook(
-    *,
-    session: AsyncSession,
-    app: App,
-    webhook: Webhook,
-    actor: User,
-    endpoint_url: str | None,
-    channel_subscriptions: list[schemas.ChannelSubscriptionInput] | None,
-    is_disabled: bool | None = None,
+    *, session: AsyncSession, app: App, webhook: Webhook, actor: User, changes: schemas.WebhookUpdate
 ) -> Webhook:
-    """Change the given attributes (None: unchanged); emits `changed` with the changed attributes."""
+    """Change what `changes` gives (None: unchanged); emits `changed` with the changed attributes."""
+    endpoint_url, channel_subscriptions = changes.endpoint_url, changes.channel_subscriptions
+    is_disabled = changes.is_disabled
     if channel_subscriptions is not None:
         await _check_app_limits(
             session=session, app=app, replacing=webhook, subscriptions=len(channel_subscriptions)
@@ -164,15 +152,8 @@ async def update_webhook(
     changed = {
         key: value for key, value in after.items() if before.get(key) != value and key not in _NOT_CHANGES
     }
-    await emit(
-        session=session,
-        organization_id=app.owned_by_organization_id,
-        channel=webhooks_channel(owner_id=app.owned_by_organization_id, app_id=app.id),
-        action="changed",
-        resource_id=webhook.id,
-        resource=changed,
-        required_scope=SETTINGS_SCOPE,
-        actor_user_id=actor.id,
+    await emit_webhook_event(
+        session=session, webhook=webhook, action="changed", resource=changed, actor_user_id=actor.id
     )
     return webhook
 
@@ -191,15 +172,8 @@ async def delete_webhook(*, session: AsyncSession, app: App, webhook: Webhook, a
     resource = view(webhook)
     await session.delete(webhook)
     await session.flush()
-    await emit(
-        session=session,
-        organization_id=app.owned_by_organization_id,
-        channel=webhooks_channel(owner_id=app.owned_by_organization_id, app_id=app.id),
-        action="removed",
-        resource_id=webhook.id,
-        resource=resource,
-        required_scope=SETTINGS_SCOPE,
-        actor_user_id=actor.id,
+    await emit_webhook_event(
+        session=session, webhook=webhook, action="removed", resource=resource, actor_user_id=actor.id
     )
 
 
