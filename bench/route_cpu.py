@@ -1,4 +1,5 @@
-"""CPU per request of the declared routes, in process: the ASGI app called directly, no network.
+"""CPU per request of the declared routes and of the baseline's, in process: each ASGI app called
+directly, no network.
 
     .venv/bin/python -m bench.route_cpu [--requests 2000]
 
@@ -49,11 +50,16 @@ async def _call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
 
 
 async def _measure(database_url: str, redis_url: str, requests: int) -> None:
+    import os
+
     from apps_api.main import create_app
     from apps_api.settings import Settings
 
     settings = Settings(database_url=database_url, redis_url=redis_url, log_level="WARNING")
-    app = create_app(settings)
+    service = create_app(settings)
+    os.environ.setdefault("APPS_API_DATABASE_URL", database_url)
+    from bench import baseline
+
     org, app_id = seed.org_id(0), seed.app_id(0)
     headers = [(b"host", b"127.0.0.1:8000"), (b"authorization", f"Token {seed.token_key(0)}".encode())]
     paths = {
@@ -64,16 +70,23 @@ async def _measure(database_url: str, redis_url: str, requests: int) -> None:
         "GET installed_apps": f"/api/v5/orgs/{org}/installed_apps",
         "GET owned_apps/{app_id}/webhooks": f"/api/v5/orgs/{org}/owned_apps/{app_id}/webhooks",
     }
-    async with app.router.lifespan_context(app):
+    print(f"{'route':36} {'service CPU':>16} {'baseline CPU':>16} {'ratio':>6}   (µs per request; wall)")
+    async with service.router.lifespan_context(service), baseline.app.router.lifespan_context(baseline.app):
         for name, path in paths.items():
-            for _ in range(50):  # warm caches, pools and compiled statements
-                assert await _call(app, path, headers) == 200, name
-            started_cpu, started = time.process_time(), time.perf_counter()
-            for _ in range(requests):
-                await _call(app, path, headers)
-            cpu = (time.process_time() - started_cpu) / requests * 1e6
-            wall = (time.perf_counter() - started) / requests * 1e6
-            print(f"{name:36} {cpu:8.0f} µs CPU/request  {wall:8.0f} µs wall/request")
+            cpu = {}
+            wall = {}
+            for label, app in (("service", service), ("baseline", baseline.app)):
+                for _ in range(50):  # warm caches, pools and compiled statements
+                    assert await _call(app, path, headers) == 200, (label, name)
+                started_cpu, started = time.process_time(), time.perf_counter()
+                for _ in range(requests):
+                    await _call(app, path, headers)
+                cpu[label] = (time.process_time() - started_cpu) / requests * 1e6
+                wall[label] = (time.perf_counter() - started) / requests * 1e6
+            print(
+                f"{name:36} {cpu['service']:16.0f} {cpu['baseline']:16.0f} "
+                f"{cpu['service'] / cpu['baseline']:5.2f}x   ({wall['service']:.0f} vs {wall['baseline']:.0f})"
+            )
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -116,17 +116,23 @@ class SessionStatement:
     async def fetch(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
         """Run the statement; returns its rows (none without RETURNING)."""
         args = tuple(values[name] for name in self._names)
-        connection = await session.connection()
-        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
-        autocommit = connection.sync_engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        if not autocommit and not driver.is_in_transaction():
-            # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on
-            # the connection; a statement sent straight to asyncpg now would run outside it.
-            result = await connection.exec_driver_sql(self.sql, args)
-            return result.mappings().all() if result.returns_rows else []
+        known = _known_driver(session)
+        if known is None:
+            connection = await session.connection()
+            driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+            autocommit = connection.sync_engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+            if not autocommit and not driver.is_in_transaction():
+                # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on
+                # the connection; a statement sent straight to asyncpg now would run outside it.
+                result = await connection.exec_driver_sql(self.sql, args)
+                return result.mappings().all() if result.returns_rows else []
+            _remember_driver(session, connection, driver)
+        else:
+            connection, driver = known
         try:
             records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
         except _BROKEN as exc:
+            session.info.pop(_DRIVER_KEY, None)
             await connection.invalidate(exc)
             raise DBAPIError(self.sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
         except asyncpg.IntegrityConstraintViolationError as exc:
@@ -134,3 +140,20 @@ class SessionStatement:
         except asyncpg.PostgresError as exc:
             raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
         return records
+
+
+# A request runs two to four statements on one session: the first finds the session's driver
+# connection (a greenlet hop into the ORM session and the pool), the others reuse it for as long
+# as the session's transaction (hence its connection) is the same one.
+_DRIVER_KEY = "apps_api.driver_connection"
+
+
+def _known_driver(session: AsyncSession) -> tuple[AsyncConnection, asyncpg.Connection] | None:
+    known = session.info.get(_DRIVER_KEY)
+    if known is None or known[0] is not session.sync_session.get_transaction():
+        return None
+    return known[1], known[2]
+
+
+def _remember_driver(session: AsyncSession, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
+    session.info[_DRIVER_KEY] = (session.sync_session.get_transaction(), connection, driver)
