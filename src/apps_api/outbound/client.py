@@ -9,6 +9,8 @@ Redirects are never followed; proxies from the environment are ignored.
 from __future__ import annotations
 
 import asyncio
+import select
+import ssl
 import time
 import typing
 from collections.abc import Iterable
@@ -40,9 +42,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         address = await resolve_checked(host, port, self._allow)
-        return await self._inner.connect_tcp(
+        stream = await self._inner.connect_tcp(
             address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
         )
+        return KnownSocketStream(stream)
 
     async def connect_unix_socket(
         self,
@@ -54,6 +57,50 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class KnownSocketStream(httpcore.AsyncNetworkStream):
+    """A backend stream whose socket is looked up once, not on every pool assignment.
+
+    Each time httpcore's pool assigns a request (and again when a response closes) it asks every
+    idle connection whether the server closed it: `get_extra_info("is_readable")`. AnyIO answers
+    through its typed-attribute lookup, rebuilt on each call, which cost the worker more CPU than
+    the poll itself (bench/ANALYSIS.md). Everything else goes to the backend's stream unchanged.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket = inner.get_extra_info("socket")
+        self._poller: typing.Any = None
+        if self._socket is not None and hasattr(select, "poll"):
+            self._poller = select.poll()
+            self._poller.register(self._socket, select.POLLIN)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - httpcore's interface
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 - httpcore's interface
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+    ) -> httpcore.AsyncNetworkStream:
+        # TLS runs over the same socket: the wrapped stream keeps the same readiness check.
+        return KnownSocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "socket":
+            return self._socket
+        if info == "is_readable" and self._poller is not None:
+            # As httpcore's own check: readable while idle means closed (or garbage) from the server.
+            return bool(self._poller.poll(0))
+        return self._inner.get_extra_info(info)
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
