@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from apps_api.outbound.client import guarded_client, send
 from apps_api.outbound.guard import parse_networks
 
@@ -36,8 +38,15 @@ async def _server(*, close_after_response: bool) -> tuple[asyncio.Server, list[i
     return server, connections
 
 
-async def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
-    server, connections = await _server(close_after_response=True)
+@pytest.mark.parametrize(
+    ("close_after_response", "connections_opened"),
+    [
+        pytest.param(True, 3, id="an idle connection the server closed is not reused"),
+        pytest.param(False, 1, id="a live idle connection is reused"),
+    ],
+)
+async def test_idle_connections(close_after_response: bool, connections_opened: int) -> None:
+    server, connections = await _server(close_after_response=close_after_response)
     port = server.sockets[0].getsockname()[1]
     async with server, guarded_client(parse_networks("127.0.0.0/8")) as client:
         for _ in range(3):
@@ -45,18 +54,5 @@ async def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
                 client, method="POST", url=f"http://127.0.0.1:{port}/hook", headers={}, content=b"{}"
             )
             assert (outcome.status_code, outcome.error) == (200, None)
-            await asyncio.sleep(0.05)  # the server's FIN arrives: the idle connection turns readable
-    assert len(connections) == 3
-
-
-async def test_a_live_idle_connection_is_reused() -> None:
-    server, connections = await _server(close_after_response=False)
-    port = server.sockets[0].getsockname()[1]
-    async with server, guarded_client(parse_networks("127.0.0.0/8")) as client:
-        for _ in range(3):
-            outcome = await send(
-                client, method="POST", url=f"http://127.0.0.1:{port}/hook", headers={}, content=b"{}"
-            )
-            assert (outcome.status_code, outcome.error) == (200, None)
-            await asyncio.sleep(0.05)
-    assert len(connections) == 1
+            await asyncio.sleep(0.05)  # a closing server's FIN arrives: its idle connection turns readable
+    assert len(connections) == connections_opened
