@@ -114,3 +114,27 @@ async def test_named_statements_break_behind_pgbouncer(settings: Settings, direc
             await _moved_to_another_server(engine, holder)
 
     await _through(direct_database_url, settings, 100, scenario)
+
+
+@pytest.mark.parametrize(
+    ("cache_size", "generic_plans", "mode"),
+    [(100, True, "force_generic_plan"), (100, False, "auto"), (0, True, "auto")],
+)
+async def test_the_workers_statements_are_planned_once_with_the_cache_on(
+    settings: Settings, direct_database_url: str, cache_size: int, generic_plans: bool, mode: str
+) -> None:
+    """The worker's engine plans a prepared statement once per connection; never with the cache
+    off (PgBouncer's transaction pooling), where the setting would stay on PgBouncer's server."""
+    engine = create_engine(
+        _settings(settings, cache_size),
+        database_url=direct_database_url,
+        generic_plans=generic_plans,
+        pool_size=1,
+        max_overflow=0,
+    )
+    try:
+        for _ in range(2):  # a pooled connection keeps it, and so does its next checkout
+            async with engine.connect() as connection:
+                assert await connection.scalar(text("SHOW plan_cache_mode")) == mode
+    finally:
+        await engine.dispose()

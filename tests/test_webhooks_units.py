@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
@@ -173,6 +173,95 @@ async def test_concurrent_leases_give_one_attempt_to_one_worker(
     finally:
         async with AsyncSession(engine) as session, session.begin():
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id == delivery.id))
+
+
+async def _live_leases(engine: AsyncEngine, host: str) -> int:
+    async with AsyncSession(engine) as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OutboundDelivery)
+            .where(
+                OutboundDelivery.endpoint_host == host,
+                OutboundDelivery.status == "started",
+                OutboundDelivery.locked_until > func.now(),
+            )
+        )
+    return int(count or 0)
+
+
+async def test_a_finished_attempt_passes_its_slot_and_the_bound_holds(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Recording an outcome leases into the slot it frees (one statement, no lock): only a slot
+    whose lease was still live passes on, so the endpoint's bound holds across workers."""
+    bounded = settings.model_copy(update={"webhook_max_concurrency_per_endpoint": 2})
+    url = f"http://127.0.0.1:9/pass-{uuid.uuid4().hex}"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids = []
+    async with sessionmaker() as session, session.begin():
+        for n in range(7):
+            delivery, entry = build_delivery(
+                kind="webhook",
+                app_id=uuid.uuid4(),
+                organization_id=uuid.uuid4(),
+                method="POST",
+                endpoint_url=url,
+                channel="/api/v5/orgs/x/chats",
+                action="added",
+                resource_id=f"r{n}",
+                payload={},
+            )
+            delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60 - n)
+            session.add(delivery)
+            await session.flush()
+            session.add(entry)
+            ids.append(delivery.id)
+    host = delivery.endpoint_host
+    ok = Outcome(status_code=200, body="ok")
+    try:
+        async with guarded_client(()) as client:
+            a, b, c = (Deliverer(sessionmaker, bounded, client, f"worker-{name}") for name in "abc")
+            _, first, _ = await settle(a, host=host, wanted=2)
+            assert [attempt.id for attempt in first] == ids[:2]
+            assert (await settle(b, host=host, wanted=2))[1] == []  # the bound is full
+            # a's second lease lapses while a records it (its row locked), so b counts a free slot
+            # and leases the next due attempt into it.
+            async with sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboundDelivery)
+                    .where(OutboundDelivery.id == ids[1])
+                    .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            async with engine.connect() as recording:
+                await recording.execute(
+                    select(OutboundDelivery.id).where(OutboundDelivery.id == ids[1]).with_for_update()
+                )
+                _, taken, _ = await settle(b, host=host, wanted=2)
+                await recording.rollback()
+            assert [attempt.id for attempt in taken] == [ids[2]]
+            # a finishes both, still its own: only the slot whose lease was live passes on.
+            finished = [(first[0], ok), (first[1], ok)]
+            plans, passed, more = await settle(a, host=host, results=finished, wanted=2)
+            assert [plan and plan.status for plan in plans] == ["successful", "successful"]
+            assert [attempt.id for attempt in passed] == [ids[3]] and more
+            assert await _live_leases(engine, host) == 2
+            # Both finish while a third worker counts free slots: never more than the bound.
+            outcomes = await asyncio.gather(
+                settle(a, host=host, results=[(passed[0], ok)], wanted=1),
+                settle(b, host=host, results=[(taken[0], ok)], wanted=1),
+                settle(c, host=host, wanted=2),
+            )
+            assert sum(len(leased) for _, leased, _ in outcomes) == 2
+            assert await _live_leases(engine, host) == 2
+        async with sessionmaker() as session:
+            rows = await session.execute(
+                select(OutboundDelivery.id, OutboundDelivery.status).where(OutboundDelivery.id.in_(ids))
+            )
+            statuses = dict(rows.all())
+        assert [statuses[i] for i in ids] == ["successful"] * 4 + ["started"] * 2 + ["pending"]
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
 
 
 def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:

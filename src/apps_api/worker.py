@@ -58,7 +58,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
             logger.info("worker polling its queue again")
             return
         configure_encryption(settings.encryption_keys)
-        engine = create_engine(settings)
+        engine = create_engine(settings, generic_plans=True)
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)

@@ -128,47 +128,40 @@ class Attempt:
 # Round trips are what a settle costs (and each waits for a busy PostgreSQL to be scheduled), so
 # each step is one statement: data-modifying CTEs in place of separate UPDATEs and INSERTs.
 
-# The endpoint's leases are taken one transaction at a time, so the bound below is exact.
+# An endpoint's new leases are counted one transaction at a time, so the bound below is exact.
 _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
-# A lapsed lease counts as an attempt: a delivery whose lapsed attempt was its last is failed
-# here (with its entry "Interrupted") instead of being sent again, so even an attempt that kills
-# its worker every time ends within the schedule.
-# Every free slot of the endpoint at once: lapsed attempts first, then due ones, earliest first, at most
-# `bound` minus the endpoint's live leases (all workers), and at most `wanted`; their pending
-# log entries become started (`entry_started` false: the entry is missing or was left started
-# by a worker that died mid-request, see `_start_other_entries`). Always at least one row:
-# `free` is the number of slots it could fill (a row with a NULL id when it leased none).
-# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason.
+# The lease once its free slots are known (a CTE `slots` with one row, `free`): lapsed attempts
+# first, then due ones, earliest first, at most `free`; their pending log entries become started
+# (`entry_started` false: the entry is missing or was left started by a worker that died
+# mid-request, see `_start_other_entries`). A lapsed lease counts as an attempt: a delivery
+# whose lapsed attempt was its last is failed here (its entry "Interrupted") instead of being
+# sent again, so even an attempt that kills its worker every time ends within the schedule.
+# Placeholders: {host}, {now}, {until} (the lease's end), {worker}, {reason} (the interrupted
+# reason), {recorded} (deliveries recorded by the same statement, which it must not touch) and
+# {returning} (what the statement returns besides).
 # What a lease returns of the delivery row: the `Attempt` fields that are its columns.
 _LEASED_COLUMNS = tuple(field.name for field in fields(Attempt) if field.name in columns.DELIVERIES.c)
-_LEASE = f"""
-WITH slots AS (
-    SELECT greatest(0, least(
-        $3::integer,
-        $4::integer - (
-            SELECT count(*) FROM outbound_deliveries
-            WHERE endpoint_host = $1 AND status = 'started' AND locked_until > $2
-        )
-    )) AS free
-), exhausted AS (
+_LEASE_STEPS = f"""
+exhausted AS (
     UPDATE outbound_deliveries AS d
-    SET status = 'failed', locked_until = NULL, locked_by = NULL, updated_at = $2, completed_at = $2
+    SET status = 'failed', locked_until = NULL, locked_by = NULL, updated_at = {{now}}, completed_at = {{now}}
     WHERE d.id IN (
         SELECT id FROM outbound_deliveries
-        WHERE endpoint_host = $1 AND status = 'started' AND locked_until < $2
-          AND attempt_count >= max_attempts
+        WHERE endpoint_host = {{host}} AND status = 'started' AND locked_until < {{now}}
+          AND attempt_count >= max_attempts AND id <> ALL({{recorded}})
         FOR UPDATE SKIP LOCKED
     )
     RETURNING d.current_log_entry_id
 ), exhausted_entries AS (
     UPDATE webhook_log_entries AS e
-    SET status = 'failed', reason = $7, completed_at = $2, updated_at = $2
+    SET status = 'failed', reason = {{reason}}, completed_at = {{now}}, updated_at = {{now}}
     FROM exhausted
     WHERE e.id = exhausted.current_log_entry_id AND e.status IN ('pending', 'started')
 ), lapsed AS (
     SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = $1 AND status = 'started' AND locked_until < $2 AND attempt_count < max_attempts
+    WHERE endpoint_host = {{host}} AND status = 'started' AND attempt_count < max_attempts
+      AND locked_until < {{now}} AND id <> ALL({{recorded}})
       AND NOT EXISTS (
           SELECT 1 FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id AND w.is_disabled
       )
@@ -179,7 +172,7 @@ WITH slots AS (
     -- Its own statement, not an OR with the lapsed ones: this walks the (host, next attempt)
     -- index of pending rows in order and stops at the limit, whatever the endpoint's backlog.
     SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = $1 AND status = 'pending' AND next_attempt_at <= $2
+    WHERE endpoint_host = {{host}} AND status = 'pending' AND next_attempt_at <= {{now}}
       -- A disabled webhook's deliveries wait for the sweeper to end them (delivery/health.py).
       AND NOT EXISTS (
           SELECT 1 FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id AND w.is_disabled
@@ -191,26 +184,44 @@ WITH slots AS (
     SELECT id FROM lapsed UNION ALL SELECT id FROM due
 ), leased AS (
     UPDATE outbound_deliveries AS d
-    SET status = 'started', locked_until = $5, locked_by = $6,
-        attempt_count = d.attempt_count + 1, updated_at = $2
+    SET status = 'started', locked_until = {{until}}, locked_by = {{worker}},
+        attempt_count = d.attempt_count + 1, updated_at = {{now}}
     FROM picked
     WHERE d.id = picked.id
     RETURNING {columns.names(_LEASED_COLUMNS, "d.")}, d.current_log_entry_id AS log_entry_id,
         (SELECT apps.secret FROM apps WHERE apps.id = d.app_id) AS app_secret,
         (SELECT apps.previous_secret FROM apps
-         WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > $2) AS app_previous_secret,
+         WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > {{now}}) AS app_previous_secret,
         EXISTS (SELECT 1 FROM app_installations AS i WHERE i.id = d.installation_id) AS installed
 ), started AS (
     UPDATE webhook_log_entries AS e
-    SET status = 'started', retry_index = leased.attempt_count - 1, started_at = $2, updated_at = $2
+    SET status = 'started', retry_index = leased.attempt_count - 1, started_at = {{now}}, updated_at = {{now}}
     FROM leased
     WHERE e.id = leased.log_entry_id AND e.status = 'pending'
     RETURNING e.id
 )
-SELECT slots.free, leased.*,
+SELECT slots.free,{{returning}} leased.*,
     EXISTS (SELECT 1 FROM started WHERE started.id = leased.log_entry_id) AS entry_started
 FROM slots LEFT JOIN leased ON true
 """  # noqa: S608 - names from the table metadata
+
+# Every free slot of the endpoint at once: at most `bound` minus the endpoint's live leases (all
+# workers), and at most `wanted`. Always at least one row: `free` is the number of slots it could
+# fill (a row with a NULL id when it leased none). The caller holds the endpoint's lock.
+# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason.
+_COUNTED_SLOTS = """
+WITH slots AS (
+    SELECT greatest(0, least(
+        $3::integer,
+        $4::integer - (
+            SELECT count(*) FROM outbound_deliveries
+            WHERE endpoint_host = $1 AND status = 'started' AND locked_until > $2
+        )
+    )) AS free
+),"""
+_LEASE = _COUNTED_SLOTS + _LEASE_STEPS.format(
+    host="$1", now="$2", until="$5", worker="$6", reason="$7", recorded="'{}'::uuid[]", returning=""
+)
 
 # A started entry of a lapsed lease: its worker died mid-request.
 _CLOSE_INTERRUPTED = """
@@ -227,14 +238,12 @@ WHERE d.id = v.id AND d.locked_by = $4 AND d.attempt_count = v.attempt_count
 """
 
 # Outcomes: the attempts' log entries, their deliveries' next states (fenced: only rows this
-# worker still holds, at the attempt it took, change; `owned` lists them), the pending entries
-# of the retries, the webhooks' health (last success and failure, the failure streak that
-# automatic disabling reads: delivery/health.py), and, when $15 (a host) is given, the endpoint's
-# lease lock for the lease next. A success in the batch ends the webhook's streak.
+# worker still holds, at the attempt it took, change; `finished` lists them), the pending entries
+# of the retries, and the webhooks' health (last success and failure, the failure streak that
+# automatic disabling reads: delivery/health.py). A success in the batch ends the webhook's streak.
 # $1-$7 per entry: id, status, reason, code, body, headers (JSON text), duration;
 # $8-$12 per delivery: id, status, next attempt, next entry id, attempt count; $13 now; $14 worker.
-_RECORD = f"""
-WITH finished_entries AS (
+_RECORD_STEPS = f"""WITH finished_entries AS (
     UPDATE webhook_log_entries AS e
     SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
         response_headers = v.headers::jsonb, duration = v.duration, completed_at = $13, updated_at = $13
@@ -272,11 +281,41 @@ WITH finished_entries AS (
         failures_in_streak = CASE WHEN o.any_ok THEN 0 ELSE w.failures_in_streak + o.failures END
     FROM outcomes AS o
     WHERE w.id = o.webhook_id
-), endpoint_lock AS (
+)"""  # noqa: S608 - names from the table metadata
+
+# The outcomes alone; when $15 (a host) is given, also the endpoint's lock for a counted lease next.
+_RECORD = f"""{_RECORD_STEPS}, endpoint_lock AS (
     SELECT pg_advisory_xact_lock(hashtextextended($15, 0))
 )
 SELECT (SELECT array_agg(id) FROM finished) AS owned, (SELECT count(*) FROM endpoint_lock) AS locked
-"""  # noqa: S608 - names from the table metadata
+"""  # noqa: S608 - fixed text
+
+# The outcomes and, in the same statement, a new lease in each slot they free: a slot passes
+# from a finished attempt to the next due one without ever being free, so the endpoint's count of
+# live leases cannot grow and needs neither its lock nor a transaction of several statements
+# (one round trip where a counted lease takes four). Only a slot whose lease was still live is
+# passed on: a lapsed one may have been counted free and taken by another worker already.
+# $1-$14 as `_RECORD`; $15 host, $16 lease until, $17 the interrupted reason, $18 wanted.
+_PASSED_SLOTS = """, live AS (
+    SELECT id FROM outbound_deliveries
+    WHERE id = ANY($8::uuid[]) AND status = 'started' AND locked_by = $14 AND locked_until > $13
+), slots AS (
+    SELECT least($18::integer, (SELECT count(*) FROM finished JOIN live USING (id)))::integer AS free
+),"""
+_OWNED = " (SELECT array_agg(id) FROM finished) AS owned,"
+_RECORD_AND_LEASE = (
+    _RECORD_STEPS
+    + _PASSED_SLOTS
+    + _LEASE_STEPS.format(
+        host="$15",
+        now="$13",
+        until="$16",
+        worker="$14",
+        reason="$17",
+        recorded="$8::uuid[]",
+        returning=_OWNED,
+    )
+)
 
 
 def _started_log_entry(attempt: Attempt, *, now: datetime) -> dict[str, Any]:
@@ -304,6 +343,13 @@ async def _lease(
         deliverer.worker_id,
         INTERRUPTED_LAST,
     )
+    return await _leased(connection, deliverer, rows, now)
+
+
+async def _leased(
+    connection: asyncpg.Connection, deliverer: Deliverer, rows: Sequence[asyncpg.Record], now: datetime
+) -> tuple[list[Attempt], bool]:
+    """The attempts a lease statement returned (see `_LEASE_STEPS`), each with a started log entry."""
     attempts: list[Attempt] = []
     others: list[Attempt] = []
     free = 0
@@ -311,6 +357,7 @@ async def _lease(
         fields = dict(row)
         free = fields.pop("free")
         entry_started = fields.pop("entry_started")
+        fields.pop("owned", None)
         if fields["id"] is None:
             continue
         attempt = Attempt(**fields)
@@ -328,22 +375,24 @@ async def _start_other_entries(
     """Give a fresh, started log entry to attempts whose entry was missing or not pending.
 
     An entry still `started` belonged to a worker that died mid-request: it is closed as
-    interrupted and the new attempt starts a new entry (the log shows both).
+    interrupted and the new attempt starts a new entry (the log shows both). All or nothing (a
+    savepoint inside a counted lease's transaction): a new entry is never left unreferenced.
     """
     stale = [attempt.log_entry_id for attempt in attempts if attempt.log_entry_id is not None]
-    if stale:
-        await connection.execute(_CLOSE_INTERRUPTED, stale, INTERRUPTED, now)
     entries = [_started_log_entry(attempt, now=now) for attempt in attempts]
-    await insert_rows(connection, "webhook_log_entries", list(entries[0]), entries)
+    async with connection.transaction():
+        if stale:
+            await connection.execute(_CLOSE_INTERRUPTED, stale, INTERRUPTED, now)
+        await insert_rows(connection, "webhook_log_entries", list(entries[0]), entries)
+        await connection.execute(
+            _SET_CURRENT_ENTRIES,
+            [attempt.id for attempt in attempts],
+            [entry["id"] for entry in entries],
+            [attempt.attempt_count for attempt in attempts],
+            deliverer.worker_id,
+        )
     for attempt, entry in zip(attempts, entries, strict=True):
         attempt.log_entry_id = entry["id"]
-    await connection.execute(
-        _SET_CURRENT_ENTRIES,
-        [attempt.id for attempt in attempts],
-        [entry["id"] for entry in entries],
-        [attempt.attempt_count for attempt in attempts],
-        deliverer.worker_id,
-    )
 
 
 def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
@@ -555,16 +604,8 @@ def _delivery_arguments(results: Sequence[tuple[Attempt, Outcome]], plans: list[
     ]
 
 
-async def _record(
-    connection: asyncpg.Connection,
-    deliverer: Deliverer,
-    results: Sequence[tuple[Attempt, Outcome]],
-    *,
-    lock_host: str | None,
-) -> _Recorded:
-    """Write outcomes (one statement, see `_RECORD`); with `lock_host`, also take its lease lock."""
-    now = utcnow()
-    plans = [
+def _plans(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]], now: datetime) -> list[Plan]:
+    return [
         plan_next(
             settings=deliverer.settings,
             attempt_count=attempt.attempt_count,
@@ -575,6 +616,25 @@ async def _record(
         )
         for attempt, outcome in results
     ]
+
+
+def _recorded(
+    results: Sequence[tuple[Attempt, Outcome]], plans: list[Plan], row: Any, now: datetime
+) -> _Recorded:
+    owned = set(row["owned"] or ()) if row is not None else set()
+    return _Recorded(results, plans, owned, now)
+
+
+async def _record(
+    connection: asyncpg.Connection,
+    deliverer: Deliverer,
+    results: Sequence[tuple[Attempt, Outcome]],
+    *,
+    lock_host: str | None,
+) -> _Recorded:
+    """Write outcomes (one statement, see `_RECORD`); with `lock_host`, also take its lease lock."""
+    now = utcnow()
+    plans = _plans(deliverer, results, now)
     row = await connection.fetchrow(
         _RECORD,
         *_entry_arguments(results),
@@ -583,8 +643,33 @@ async def _record(
         deliverer.worker_id,
         lock_host,
     )
-    owned = set(row["owned"] or ()) if row is not None else set()
-    return _Recorded(results, plans, owned, now)
+    return _recorded(results, plans, row, now)
+
+
+async def _record_and_lease(
+    connection: asyncpg.Connection,
+    deliverer: Deliverer,
+    results: Sequence[tuple[Attempt, Outcome]],
+    *,
+    host: str,
+    wanted: int,
+) -> tuple[_Recorded, list[Attempt], bool]:
+    """Write outcomes and lease into the slots they free, one statement (see `_RECORD_AND_LEASE`)."""
+    now = utcnow()
+    plans = _plans(deliverer, results, now)
+    rows = await connection.fetch(
+        _RECORD_AND_LEASE,
+        *_entry_arguments(results),
+        *_delivery_arguments(results, plans),
+        now,
+        deliverer.worker_id,
+        host,
+        now + timedelta(seconds=deliverer.lease_seconds),
+        INTERRUPTED_LAST,
+        wanted,
+    )
+    leased, more = await _leased(connection, deliverer, rows, now)
+    return _recorded(results, plans, rows[0], now), leased, more
 
 
 def _report(recorded: _Recorded) -> list[Plan | None]:
@@ -619,18 +704,24 @@ def _report(recorded: _Recorded) -> list[Plan | None]:
 async def settle(
     deliverer: Deliverer, *, host: str, results: Sequence[tuple[Attempt, Outcome]] = (), wanted: int = 0
 ) -> tuple[list[Plan | None], list[Attempt], bool]:
-    """Record finished attempts of an endpoint and lease up to `wanted` more, in one transaction.
+    """Record finished attempts of an endpoint and lease up to `wanted` more, atomically.
 
     Returns the recorded attempts' plans (None where the lease was lost), the new leases, and
     whether more attempts may be due (see `_lease`; false when nothing was leased for lack of
-    due attempts, and when `wanted` was 0). A slot freed by a recorded outcome is taken again
-    before the commit: BEGIN, outcomes (with the endpoint's lock), lease, COMMIT. Recording
-    alone is one autocommitted statement.
+    due attempts, and when `wanted` was 0). When the finished attempts free every slot wanted,
+    their slots pass straight to new leases in one statement (`_RECORD_AND_LEASE`, the steady
+    state of a busy endpoint); otherwise the free slots are counted under the endpoint's lock:
+    BEGIN, outcomes (with the lock), lease, COMMIT. Recording alone is one statement.
     """
     recorded = _Recorded(results, [], set(), utcnow())
     leased: list[Attempt] = []
     more = False
-    if wanted > 0:
+    if wanted > 0 and len(results) >= wanted:
+        async with driver_connection(deliverer.engine, transaction=False) as connection:
+            recorded, leased, more = await _record_and_lease(
+                connection, deliverer, results, host=host, wanted=wanted
+            )
+    elif wanted > 0:
         async with driver_connection(deliverer.engine, transaction=True) as connection:
             if results:
                 recorded = await _record(connection, deliverer, results, lock_host=host)

@@ -55,8 +55,19 @@ def _unnamed_statement() -> str:
     return ""
 
 
-def create_engine(settings: Settings, *, database_url: str | None = None, **pool: Any) -> AsyncEngine:
-    """The engine of a process (`database_url` and `pool` arguments override the settings)."""
+def create_engine(
+    settings: Settings, *, database_url: str | None = None, generic_plans: bool = False, **pool: Any
+) -> AsyncEngine:
+    """The engine of a process (`database_url` and `pool` arguments override the settings).
+
+    `generic_plans`: its prepared statements are planned once per connection, not at every run.
+    For the worker, whose few fixed statements run thousands of times a second: PostgreSQL's
+    default replans a statement whose custom plans look cheaper, and planning the engine's
+    statements (their UPDATEs reach every partition of the log) took longer than running them
+    (bench/ANALYSIS.md). Only with the statement cache on: unnamed statements (PgBouncer's
+    transaction pooling) are planned at every run anyway, and a session setting would outlive
+    the transaction on PgBouncer's server.
+    """
     url = to_asyncpg_url(database_url) if database_url else settings.async_database_url
     pool_options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
@@ -74,7 +85,13 @@ def create_engine(settings: Settings, *, database_url: str | None = None, **pool
         connect_args=driver_options(settings),
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed)
+    if generic_plans and settings.db_statement_cache_size > 0:
+        event.listen(engine.sync_engine, "connect", _plan_once)
     return engine
+
+
+def _plan_once(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.run_async(lambda driver: driver.execute("SET plan_cache_mode = force_generic_plan"))
 
 
 def _discard_closed(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
