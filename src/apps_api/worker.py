@@ -58,10 +58,12 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
             logger.info("worker polling its queue again")
             return
         configure_encryption(settings.encryption_keys)
-        engine = create_engine(settings, generic_plans=True)
+        engine = create_engine(settings)
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        # The pumps' own pool: their few fixed statements are planned once per connection.
+        ctx["settle_engine"] = create_engine(settings, generic_plans=True)
         # One connection, never pooled (the listener drops it after use), on its own URL.
         ctx["listen_engine"] = create_engine(
             settings, database_url=settings.listen_database_url or settings.database_url, poolclass=NullPool
@@ -81,6 +83,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
 
         await webhook_tasks.close(ctx)
         await ctx["engine"].dispose()
+        await ctx["settle_engine"].dispose()
         await ctx["listen_engine"].dispose()
         logger.info("worker stopped")
 

@@ -69,6 +69,9 @@ class Deliverer:
     settings: Settings
     client: OutboundClient
     worker_id: str
+    # Where `settle()` runs its fixed statements: an engine that plans them once per connection
+    # (kit/db.create_engine's `generic_plans`, the worker's); the sessionmaker's when not given.
+    settle_engine: AsyncEngine | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -716,19 +719,20 @@ async def settle(
     recorded = _Recorded(results, [], set(), utcnow())
     leased: list[Attempt] = []
     more = False
+    engine = deliverer.settle_engine or deliverer.engine
     if wanted > 0 and len(results) >= wanted:
-        async with driver_connection(deliverer.engine, transaction=False) as connection:
+        async with driver_connection(engine, transaction=False) as connection:
             recorded, leased, more = await _record_and_lease(
                 connection, deliverer, results, host=host, wanted=wanted
             )
     elif wanted > 0:
-        async with driver_connection(deliverer.engine, transaction=True) as connection:
+        async with driver_connection(engine, transaction=True) as connection:
             if results:
                 recorded = await _record(connection, deliverer, results, lock_host=host)
             else:
                 await connection.execute(_LOCK_ENDPOINT, host)
             leased, more = await _lease(connection, deliverer, host=host, wanted=wanted)
     elif results:
-        async with driver_connection(deliverer.engine, transaction=False) as connection:
+        async with driver_connection(engine, transaction=False) as connection:
             recorded = await _record(connection, deliverer, results, lock_host=None)
     return _report(recorded), leased, more

@@ -89,6 +89,7 @@ def _deliverer(ctx: dict[str, Any]) -> Deliverer:
                 total_timeout=settings.webhook_timeout,
             ),
             worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            settle_engine=ctx.get("settle_engine"),
         )
         ctx["deliverer"] = deliverer
     return deliverer
