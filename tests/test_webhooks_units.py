@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
-from apps_api.delivery.engine import Deliverer, plan_next, retry_after_seconds, settle
+from apps_api.delivery.engine import INTERRUPTED, Deliverer, plan_next, retry_after_seconds, settle
 from apps_api.delivery.outbox import build_delivery
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.security import new_app_secret
@@ -259,6 +259,61 @@ async def test_a_finished_attempt_passes_its_slot_and_the_bound_holds(
             )
             statuses = dict(rows.all())
         assert [statuses[i] for i in ids] == ["successful"] * 4 + ["started"] * 2 + ["pending"]
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+async def test_a_passed_slot_takes_over_an_abandoned_attempt_first(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A slot passed in the recording statement goes to a lapsed attempt before a due one; the
+    dead worker's started log entry ends "Interrupted" and the new attempt gets its own."""
+    url = f"http://127.0.0.1:9/abandoned-{uuid.uuid4().hex}"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids, entries = [], []
+    async with sessionmaker() as session, session.begin():
+        for n in range(3):
+            delivery, entry = build_delivery(
+                kind="webhook",
+                app_id=uuid.uuid4(),
+                organization_id=uuid.uuid4(),
+                method="POST",
+                endpoint_url=url,
+                channel="/api/v5/orgs/x/chats",
+                action="added",
+                resource_id=f"r{n}",
+                payload={},
+            )
+            delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60 - n)
+            session.add(delivery)
+            await session.flush()
+            session.add(entry)
+            ids.append(delivery.id)
+            entries.append(entry.id)
+    host = delivery.endpoint_host
+    try:
+        async with guarded_client(()) as client:
+            dead, a = (Deliverer(sessionmaker, settings, client, f"worker-{name}") for name in ("dead", "a"))
+            assert [attempt.id for attempt in (await settle(dead, host=host, wanted=1))[1]] == [ids[0]]
+            _, mine, _ = await settle(a, host=host, wanted=1)
+            assert [attempt.id for attempt in mine] == [ids[1]]
+            async with sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboundDelivery)
+                    .where(OutboundDelivery.id == ids[0])
+                    .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            _, passed, _ = await settle(a, host=host, results=[(mine[0], Outcome(status_code=200))], wanted=1)
+        assert [(attempt.id, attempt.attempt_count) for attempt in passed] == [(ids[0], 2)]
+        assert passed[0].log_entry_id not in (None, entries[0])
+        async with sessionmaker() as session:
+            old = await session.get(WebhookLogEntry, entries[0])
+            new = await session.get(WebhookLogEntry, passed[0].log_entry_id)
+            stored = await session.get(OutboundDelivery, ids[0])
+        assert old is not None and (old.status, old.reason) == ("failed", INTERRUPTED)
+        assert new is not None and (new.status, new.retry_index) == ("started", 1)
+        assert stored is not None and stored.current_log_entry_id == new.id and stored.locked_by == "worker-a"
     finally:
         async with AsyncSession(engine) as session, session.begin():
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
