@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
 from apps_api.delivery.engine import INTERRUPTED, Deliverer, plan_next, retry_after_seconds, settle
-from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.security import new_app_secret
 from apps_api.models import OutboundDelivery, WebhookLogEntry
@@ -175,6 +176,32 @@ async def test_concurrent_leases_give_one_attempt_to_one_worker(
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id == delivery.id))
 
 
+async def _queued(
+    sessionmaker: async_sessionmaker[AsyncSession], url: str, count: int
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """`count` due deliveries to `url`, oldest first: (delivery id, log entry id) each."""
+    queued = []
+    async with sessionmaker() as session, session.begin():
+        for n in range(count):
+            delivery, entry = build_delivery(
+                kind="webhook",
+                app_id=uuid.uuid4(),
+                organization_id=uuid.uuid4(),
+                method="POST",
+                endpoint_url=url,
+                channel="/api/v5/orgs/x/chats",
+                action="added",
+                resource_id=f"r{n}",
+                payload={},
+            )
+            delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60 - n)
+            session.add(delivery)
+            await session.flush()
+            session.add(entry)
+            queued.append((delivery.id, entry.id))
+    return queued
+
+
 async def _live_leases(engine: AsyncEngine, host: str) -> int:
     async with AsyncSession(engine) as session:
         count = await session.scalar(
@@ -195,28 +222,10 @@ async def test_a_finished_attempt_passes_its_slot_and_the_bound_holds(
     """Recording an outcome leases into the slot it frees (one statement, no lock): only a slot
     whose lease was still live passes on, so the endpoint's bound holds across workers."""
     bounded = settings.model_copy(update={"webhook_max_concurrency_per_endpoint": 2})
-    url = f"http://127.0.0.1:9/pass-{uuid.uuid4().hex}"
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/pass"
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    ids = []
-    async with sessionmaker() as session, session.begin():
-        for n in range(7):
-            delivery, entry = build_delivery(
-                kind="webhook",
-                app_id=uuid.uuid4(),
-                organization_id=uuid.uuid4(),
-                method="POST",
-                endpoint_url=url,
-                channel="/api/v5/orgs/x/chats",
-                action="added",
-                resource_id=f"r{n}",
-                payload={},
-            )
-            delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60 - n)
-            session.add(delivery)
-            await session.flush()
-            session.add(entry)
-            ids.append(delivery.id)
-    host = delivery.endpoint_host
+    ids = [delivery_id for delivery_id, _ in await _queued(sessionmaker, url, 7)]
+    host = endpoint_host(url)
     ok = Outcome(status_code=200, body="ok")
     try:
         async with guarded_client(()) as client:
@@ -269,29 +278,11 @@ async def test_a_passed_slot_takes_over_an_abandoned_attempt_first(
 ) -> None:
     """A slot passed in the recording statement goes to a lapsed attempt before a due one; the
     dead worker's started log entry ends "Interrupted" and the new attempt gets its own."""
-    url = f"http://127.0.0.1:9/abandoned-{uuid.uuid4().hex}"
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/abandoned"
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    ids, entries = [], []
-    async with sessionmaker() as session, session.begin():
-        for n in range(3):
-            delivery, entry = build_delivery(
-                kind="webhook",
-                app_id=uuid.uuid4(),
-                organization_id=uuid.uuid4(),
-                method="POST",
-                endpoint_url=url,
-                channel="/api/v5/orgs/x/chats",
-                action="added",
-                resource_id=f"r{n}",
-                payload={},
-            )
-            delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60 - n)
-            session.add(delivery)
-            await session.flush()
-            session.add(entry)
-            ids.append(delivery.id)
-            entries.append(entry.id)
-    host = delivery.endpoint_host
+    queued = await _queued(sessionmaker, url, 3)
+    ids, entries = [delivery_id for delivery_id, _ in queued], [entry_id for _, entry_id in queued]
+    host = endpoint_host(url)
     try:
         async with guarded_client(()) as client:
             dead, a = (Deliverer(sessionmaker, settings, client, f"worker-{name}") for name in ("dead", "a"))

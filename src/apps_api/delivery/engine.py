@@ -607,8 +607,11 @@ def _delivery_arguments(results: Sequence[tuple[Attempt, Outcome]], plans: list[
     ]
 
 
-def _plans(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]], now: datetime) -> list[Plan]:
-    return [
+def _recording(
+    deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]], now: datetime
+) -> tuple[list[Plan], list[Any]]:
+    """The attempts' plans, and the parameters `_RECORD` and `_RECORD_AND_LEASE` share ($1-$14)."""
+    plans = [
         plan_next(
             settings=deliverer.settings,
             attempt_count=attempt.attempt_count,
@@ -619,6 +622,8 @@ def _plans(deliverer: Deliverer, results: Sequence[tuple[Attempt, Outcome]], now
         )
         for attempt, outcome in results
     ]
+    arguments = [*_entry_arguments(results), *_delivery_arguments(results, plans), now, deliverer.worker_id]
+    return plans, arguments
 
 
 def _recorded(
@@ -637,15 +642,8 @@ async def _record(
 ) -> _Recorded:
     """Write outcomes (one statement, see `_RECORD`); with `lock_host`, also take its lease lock."""
     now = utcnow()
-    plans = _plans(deliverer, results, now)
-    row = await connection.fetchrow(
-        _RECORD,
-        *_entry_arguments(results),
-        *_delivery_arguments(results, plans),
-        now,
-        deliverer.worker_id,
-        lock_host,
-    )
+    plans, arguments = _recording(deliverer, results, now)
+    row = await connection.fetchrow(_RECORD, *arguments, lock_host)
     return _recorded(results, plans, row, now)
 
 
@@ -659,18 +657,9 @@ async def _record_and_lease(
 ) -> tuple[_Recorded, list[Attempt], bool]:
     """Write outcomes and lease into the slots they free, one statement (see `_RECORD_AND_LEASE`)."""
     now = utcnow()
-    plans = _plans(deliverer, results, now)
-    rows = await connection.fetch(
-        _RECORD_AND_LEASE,
-        *_entry_arguments(results),
-        *_delivery_arguments(results, plans),
-        now,
-        deliverer.worker_id,
-        host,
-        now + timedelta(seconds=deliverer.lease_seconds),
-        INTERRUPTED_LAST,
-        wanted,
-    )
+    plans, arguments = _recording(deliverer, results, now)
+    until = now + timedelta(seconds=deliverer.lease_seconds)
+    rows = await connection.fetch(_RECORD_AND_LEASE, *arguments, host, until, INTERRUPTED_LAST, wanted)
     leased, more = await _leased(connection, deliverer, rows, now)
     return _recorded(results, plans, rows[0], now), leased, more
 
