@@ -1,19 +1,21 @@
 """Sending attempts of deliveries: lease, sign, SSRF-guarded request, log entry, retry plan.
 
 Shared by webhook notifications and trigger requests. PostgreSQL holds every guarantee:
-- leases (`status='started'`, `locked_until`, `locked_by`) are taken by one conditional
-  UPDATE under the endpoint's advisory lock, so two workers never send the same attempt at
-  once, and a lapsed lease (a killed worker) lets another worker take over;
-- the per-endpoint bound is part of that UPDATE: no new lease while the endpoint already has
-  `webhook_max_concurrency_per_endpoint` live ones, so a hanging receiver ties up at most that
-  many worker slots and never delays other endpoints;
+- leases (`status='started'`, `locked_until`, `locked_by`) are taken by conditional UPDATEs
+  with `FOR UPDATE SKIP LOCKED`, so two workers never send the same attempt at once, and a
+  lapsed lease (a killed worker) lets another worker take over;
+- the per-endpoint bound: a lease that adds to the endpoint's live leases counts them under
+  the endpoint's advisory lock and takes no more than the bound allows; a lease that replaces
+  finished ones in the statement recording them adds nothing, so a hanging receiver ties up at
+  most `webhook_max_concurrency_per_endpoint` worker slots and never delays other endpoints;
 - an outcome is written only while this worker still holds the lease (fencing on
   `locked_by` and `attempt_count`).
 
-The hot path is batched: one transaction leases every free slot of an endpoint (and marks the
-attempts' log entries started), and one transaction records a batch of outcomes. The
-statements are plain SQL built once, run on the engine's connections without the ORM: per
-attempt the worker pays for the HTTP request and a share of a few round trips.
+The hot path is batched: one statement records a batch of outcomes and leases into the slots
+they free (a counted lease, when slots were free, is one transaction of two). The statements
+are plain SQL built once and run without the ORM on connections that plan them once (the
+worker's `settle_engine`): per attempt the worker pays for the HTTP request and a share of a
+round trip.
 """
 
 from __future__ import annotations
