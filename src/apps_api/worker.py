@@ -51,41 +51,51 @@ def worker_cron_jobs(settings: Settings) -> list[Any]:
     return [*webhook_tasks.cron_jobs(settings)]
 
 
+def _open_engines(ctx: dict[str, Any], settings: Settings) -> None:
+    engine = create_engine(settings)
+    ctx["engine"] = engine
+    ctx["sessionmaker"] = create_sessionmaker(engine)
+    # The pumps' own pool: their few fixed statements are planned once per connection.
+    ctx["settle_engine"] = create_engine(settings, generic_plans=True)
+    # One connection, never pooled (the listener drops it after use), on its own URL.
+    ctx["listen_engine"] = create_engine(
+        settings, database_url=settings.listen_database_url or settings.database_url, poolclass=NullPool
+    )
+
+
+async def _start(ctx: dict[str, Any], settings: Settings) -> None:
+    """The worker's start-up (arq's `on_startup`): engines, the delivery machinery, metrics."""
+    if ctx.get("started"):
+        # arq runs this again when polling resumes after a Redis outage (kit/arq_adapter.py).
+        logger.info("worker polling its queue again")
+        return
+    configure_encryption(settings.encryption_keys)
+    ctx["settings"] = settings
+    _open_engines(ctx, settings)
+    from apps_api.delivery import tasks as webhook_tasks
+
+    webhook_tasks.startup(ctx)
+    from apps_api.observability.delivery_metrics import start_worker_metrics_server
+
+    start_worker_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
+    ctx["started"] = True
+    tune_garbage_collector()
+    logger.info("worker started on queue %s", settings.queue_name)
+
+
+async def _stop(ctx: dict[str, Any]) -> None:
+    """The worker's shutdown (arq's `on_shutdown`): deliveries first, then the engines."""
+    from apps_api.delivery import tasks as webhook_tasks
+
+    await webhook_tasks.close(ctx)
+    for name in ("engine", "settle_engine", "listen_engine"):
+        await ctx[name].dispose()
+    logger.info("worker stopped")
+
+
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
-        if ctx.get("started"):
-            # arq runs this again when polling resumes after a Redis outage (kit/arq_adapter.py).
-            logger.info("worker polling its queue again")
-            return
-        configure_encryption(settings.encryption_keys)
-        engine = create_engine(settings)
-        ctx["settings"] = settings
-        ctx["engine"] = engine
-        ctx["sessionmaker"] = create_sessionmaker(engine)
-        # The pumps' own pool: their few fixed statements are planned once per connection.
-        ctx["settle_engine"] = create_engine(settings, generic_plans=True)
-        # One connection, never pooled (the listener drops it after use), on its own URL.
-        ctx["listen_engine"] = create_engine(
-            settings, database_url=settings.listen_database_url or settings.database_url, poolclass=NullPool
-        )
-        from apps_api.delivery import tasks as webhook_tasks
-
-        webhook_tasks.startup(ctx)
-        from apps_api.observability.delivery_metrics import start_worker_metrics_server
-
-        start_worker_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
-        ctx["started"] = True
-        tune_garbage_collector()
-        logger.info("worker started on queue %s", settings.queue_name)
-
-    async def on_shutdown(ctx: dict[str, Any]) -> None:
-        from apps_api.delivery import tasks as webhook_tasks
-
-        await webhook_tasks.close(ctx)
-        await ctx["engine"].dispose()
-        await ctx["settle_engine"].dispose()
-        await ctx["listen_engine"].dispose()
-        logger.info("worker stopped")
+        await _start(ctx, settings)
 
     options: dict[str, Any] = {
         "functions": worker_functions(),
@@ -93,7 +103,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
         "queue_name": settings.queue_name,
         "on_startup": on_startup,
-        "on_shutdown": on_shutdown,
+        "on_shutdown": _stop,
         "max_jobs": 50,
         # How soon a job enqueued elsewhere (a trigger, a retry, another worker's endpoint)
         # starts: one ZRANGEBYSCORE per poll is cheap for Redis, and events do not wait on it

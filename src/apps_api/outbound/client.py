@@ -206,30 +206,40 @@ async def send(
             try:
                 outcome.status_code = response.status_code
                 outcome.headers = _headers(response)
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) >= MAX_BODY_BYTES:
-                        break
-                outcome.body = bytes(body[:MAX_BODY_BYTES]).decode("utf-8", errors="replace")
+                outcome.body = await _body_start(response)
             finally:
                 await response.aclose()
-    except DestinationBlocked as error:
-        outcome.error = str(error)
-    except TimeoutError:
-        outcome.error = f"Timed out after {total_timeout:g} s (total)."
-    except httpx.ConnectTimeout:
-        outcome.error = "Timed out connecting."
-    except httpx.TimeoutException:
-        outcome.error = f"Timed out after {total_timeout:g} s."
-    except httpx.HTTPError as error:
-        outcome.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    except OSError as error:
-        outcome.error = f"Connection error: {error}"
-    except httpx.InvalidURL as error:
-        # URLs are checked when written (outbound/urls.py); one that slipped in fails its attempt.
-        outcome.error = f"Invalid URL: {error}"
     except Exception as error:
-        outcome.error = f"Request failed: {type(error).__name__}"
+        outcome.error = _failure(error, total_timeout)
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     return outcome
+
+
+async def _body_start(response: httpx.Response) -> str:
+    """The first 4 KiB of the body (the rest is never read)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body.extend(chunk)
+        if len(body) >= MAX_BODY_BYTES:
+            break
+    return bytes(body[:MAX_BODY_BYTES]).decode("utf-8", errors="replace")
+
+
+def _failure(error: Exception, total_timeout: float) -> str:
+    """The reason a request got no (whole) response, as its log entry shows it."""
+    if isinstance(error, DestinationBlocked):
+        return str(error)
+    if isinstance(error, TimeoutError):
+        return f"Timed out after {total_timeout:g} s (total)."
+    if isinstance(error, httpx.ConnectTimeout):
+        return "Timed out connecting."
+    if isinstance(error, httpx.TimeoutException):
+        return f"Timed out after {total_timeout:g} s."
+    if isinstance(error, httpx.HTTPError):
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if isinstance(error, OSError):
+        return f"Connection error: {error}"
+    if isinstance(error, httpx.InvalidURL):
+        # URLs are checked when written (outbound/urls.py); one that slipped in fails its attempt.
+        return f"Invalid URL: {error}"
+    return f"Request failed: {type(error).__name__}"
