@@ -1,4 +1,4 @@
-"""The arq worker: functions and cron jobs of every domain, with a shared database engine."""
+"""The arq worker: functions and cron jobs of every domain, and the engines they share."""
 
 from __future__ import annotations
 
