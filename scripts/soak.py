@@ -439,6 +439,7 @@ async def approve_and_install(
                     app = await session.get(App, uuid.UUID(app_id))
                     assert app is not None
                     await install_app(
+                        granter=None,
                         session=session,
                         organization=organization,
                         app=app,

@@ -105,7 +105,9 @@ async def install_directly(session: AsyncSession, tenant: Tenant, app: App) -> A
     """Install through the installations service (for token tests that skip the web flow)."""
     from apps_api.installations.service import install_app
 
-    return await install_app(session=session, organization=tenant.organization, app=app, actor=tenant.user)
+    return await install_app(
+        granter=None, session=session, organization=tenant.organization, app=app, actor=tenant.user
+    )
 
 
 async def issue_code(session: AsyncSession, installation: AppInstallation) -> str:

@@ -105,7 +105,7 @@ async def populate(session: AsyncSession, owner: Tenant, *, tag: str = "") -> Wo
         required_scopes=["users"],
     )
     installation = await install_app(
-        session=session, organization=owner.organization, app=app, actor=owner.user
+        granter=None, session=session, organization=owner.organization, app=app, actor=owner.user
     )
     assert installation.app_user_id is not None
     code = await issue_app_user_code(session=session, installation=installation)
@@ -148,10 +148,14 @@ async def populate(session: AsyncSession, owner: Tenant, *, tag: str = "") -> Wo
     disposable_installed = await make_app(session, owner.organization, name="Disposable installed")
     another = await make_app(session, owner.organization, name="Disposable installation")
     disposable_installation = await install_app(
-        session=session, organization=owner.organization, app=another, actor=owner.user
+        granter=None, session=session, organization=owner.organization, app=another, actor=owner.user
     )
     await install_app(
-        session=session, organization=owner.organization, app=disposable_installed, actor=owner.user
+        granter=None,
+        session=session,
+        organization=owner.organization,
+        app=disposable_installed,
+        actor=owner.user,
     )
     await session.flush()
     return World(

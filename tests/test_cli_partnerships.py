@@ -26,7 +26,7 @@ async def test_remove_partner_uninstalls_and_prints_json(settings: Settings, eng
         installed = []
         for app in (offered, public):
             installation = await service.install_app(
-                session=setup, organization=partner.organization, app=app, actor=None
+                granter=None, session=setup, organization=partner.organization, app=app, actor=None
             )
             installed.append(installation.id)
         await setup.commit()

@@ -347,7 +347,7 @@ async def test_failure_half_way_leaves_nothing(
     monkeypatch.setattr(service, "_create_app_user", broken)
     with pytest.raises(RuntimeError):
         await service.install_app(
-            session=session, organization=tenant.organization, app=bot_app, actor=tenant.user
+            granter=None, session=session, organization=tenant.organization, app=bot_app, actor=tenant.user
         )
 
     # The installation row was flushed before the failure; the savepoint took it back.
@@ -386,7 +386,7 @@ async def test_concurrent_installs_exactly_one_wins(engine: AsyncEngine) -> None
                 assert organization is not None and found is not None
                 try:
                     await service.install_app(
-                        session=session, organization=organization, app=found, actor=None
+                        granter=None, session=session, organization=organization, app=found, actor=None
                     )
                     await session.commit()
                     return "installed"

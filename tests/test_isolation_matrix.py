@@ -88,6 +88,11 @@ def installer(status: int, denied: dict[str, int] = DENIED_ORG) -> dict[str, int
     return {**denied, **dict.fromkeys(APPS, status), "owner": status}
 
 
+def granter(status: int) -> dict[str, int]:
+    """Installing and uninstalling: X's own user only; an app never grants or revokes access."""
+    return {**DENIED_ORG, **dict.fromkeys(APPS, 403), "owner": status}
+
+
 def everyone(status: int, **others: int) -> dict[str, int]:
     return {**dict.fromkeys(ALL, status), **others}
 
@@ -153,10 +158,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", ORGS + "/installed_apps/{app_id}"): Route(installer(200)),
     ("GET", ORGS + "/app_installations"): Route(installer(200)),
     ("POST", ORGS + "/app_installations"): Route(
-        installer(201), json=lambda w: {"app_id": str(w.installable_app_id)}
+        granter(201), json=lambda w: {"app_id": str(w.installable_app_id)}
     ),
     ("GET", ORGS + "/app_installations/{installation_id}"): Route(installer(200)),
-    ("DELETE", ORGS + "/app_installations/{installation_id}"): Route(installer(204)),
+    ("DELETE", ORGS + "/app_installations/{installation_id}"): Route(granter(204)),
     ("GET", OWNED + "/installations"): Route(provider(200)),
     ("GET", OWNED + "/installations/{installation_id}"): Route(provider(200)),
     ("DELETE", OWNED + "/installations/{installer_organization_id}"): Route(provider(204)),
@@ -273,7 +278,9 @@ async def callers(
         app_user_default_first_name="Gone",
         app_user_default_last_name="Bot",
     )
-    installation = await install_app(session=session, organization=x, app=bot_app, actor=world.owner.user)
+    installation = await install_app(
+        granter=None, session=session, organization=x, app=bot_app, actor=world.owner.user
+    )
     assert installation.app_user_id is not None
     _, bot_key = await platform.create_token(
         session=session, user_id=installation.app_user_id, app_installation_id=installation.id

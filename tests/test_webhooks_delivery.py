@@ -81,7 +81,12 @@ class World:
         scopes = ["reports"] if scopes is None else scopes
         return await self.run(
             lambda s: install_app(
-                session=s, organization=tenant.organization, app=app, actor=tenant.user, allowed_scopes=scopes
+                granter=None,
+                session=s,
+                organization=tenant.organization,
+                app=app,
+                actor=tenant.user,
+                allowed_scopes=scopes,
             )
         )
 

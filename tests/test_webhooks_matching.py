@@ -82,9 +82,12 @@ def test_placeholders_bind_to_the_installation() -> None:
         == set()
     )
     assert matched(subscriptions, EventView(ORG, f"/api/v5/orgs/{OTHER_ORG}/chats", "added"), [inst]) == set()
-    assert matched(
-        subscriptions, EventView(ORG, f"/api/v5/orgs/{ORG}/owned_apps/{APP}/webhooks", "changed"), [inst]
-    ) == {w_app}
+    # An organization's provider channels reach its own apps only, never a third-party app
+    # installed there (auth.policy: an app principal never reads `owned_apps/...`).
+    own_webhooks = EventView(ORG, f"/api/v5/orgs/{ORG}/owned_apps/{APP}/webhooks", "changed", "settings")
+    assert matched(subscriptions, own_webhooks, [inst]) == set()
+    own_inst = InstallationView(uuid.uuid4(), APP, ORG, APP_USER, frozenset({"reports"}), ORG)
+    assert matched(subscriptions, own_webhooks, [own_inst]) == {w_app}
     assert (
         matched(
             subscriptions,
@@ -179,11 +182,14 @@ def test_the_owner_hears_its_installations_channel_without_an_installer_scope() 
     channel = f"/api/v5/orgs/{OWNER}/owned_apps/{APP}/installations"
     event = EventView(OWNER, channel, "added", "settings")
     own = InstallationView(uuid.uuid4(), APP, OWNER, None, frozenset(), OWNER)
-    # The provider's own data reaches its app; as an installation in the owner's organization
-    # without `settings`, the org-wide pattern hears nothing.
-    assert matched(subscriptions, event, [own], owned_app=(OWNER, APP)) == {webhook}
-    with_settings = InstallationView(uuid.uuid4(), APP, OWNER, None, frozenset({"settings"}), OWNER)
-    assert matched(subscriptions, event, [with_settings], owned_app=(OWNER, APP)) == {webhook, org_wide}
+    # The provider's own data reaches its app without an installation, on the spec's pattern.
+    assert matched(subscriptions, event, [], owned_app=(OWNER, APP)) == {webhook}
+    # Installed in the owner's organization, the app reads the owner's `owned_apps/...` as its
+    # provider (auth.policy), whatever scopes its installation was granted.
+    assert matched(subscriptions, event, [own], owned_app=(OWNER, APP)) == {webhook, org_wide}
+    # A third-party app installed there with every scope hears neither.
+    third = InstallationView(uuid.uuid4(), APP, OWNER, None, frozenset({"settings", "users"}), OTHER_ORG)
+    assert matched(subscriptions, event, [third]) == set()
 
 
 def test_snapshots_follow_postgresql_visibility() -> None:

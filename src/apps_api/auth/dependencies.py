@@ -1,7 +1,8 @@
 """Access checks as dependencies, in DESIGN.md section 4's order.
 
 401 (credentials) -> 403 (subscription) -> 403 (organization) -> 403 (`settings`)
-[-> 403 (an app principal on a provider route)] -> 404 (resource).
+[-> 403 (an app principal on a provider route)] -> 404 (resource). The organization, permission
+and provider checks are `auth.policy.refusal()`, the rule event matching uses too.
 
 `authenticated` decides once per request who calls (a `Principal`: kind, organization,
 permissions); the other dependencies only check it (README "The permission model").
@@ -16,6 +17,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.policy import SETTINGS, Collection, Family, refusal
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import Forbidden, Unauthorized
@@ -86,24 +88,39 @@ def check_subscribed(principal: Principal) -> None:
         raise Forbidden("Your organization does not have an active subscription.")
 
 
-def check_member(principal: Principal, organization_id: uuid.UUID) -> None:
-    """403 when the path's organization is not the caller's."""
-    if organization_id != principal.organization_id:
-        raise Forbidden("You do not have access to this organization.")
-
-
 def check_settings(principal: Principal) -> None:
-    """403 without the `settings` permission."""
-    if not principal.has_permission("settings"):
-        raise Forbidden("You do not have the `settings` permission.")
+    """403 without the `settings` permission (routes with no organization in the path)."""
+    if not principal.has_permission(SETTINGS):
+        raise Forbidden(f"You do not have the `{SETTINGS}` permission.")
 
 
-def check_provider(principal: Principal) -> None:
-    """403 for an app principal: an app never reaches app-provider resources of any organization
-    (owned apps and their secrets, shares, webhooks, log entries, owned app installations,
-    app-user tokens), whatever its scopes."""
+def check_reads(principal: Principal, collection: Collection) -> None:
+    """403 with `auth.policy`'s reason when the caller may not read the collection."""
+    reason = refusal(principal, collection)
+    if reason is not None:
+        raise Forbidden(reason)
+
+
+def check_organization_settings(principal: Principal, organization_id: uuid.UUID) -> None:
+    """The checks of an organization's own collections: subscription, organization, `settings`."""
+    check_subscribed(principal)
+    check_reads(principal, Collection(Family.ORGANIZATION, organization_id, SETTINGS))
+
+
+def check_organization_provider(principal: Principal, organization_id: uuid.UUID) -> None:
+    """The checks of an organization's provider collections (`owned_apps/...`): never an app
+    principal, whatever its scopes (owned apps and their secrets, shares, webhooks, log
+    entries, owned app installations, app-user tokens)."""
+    check_subscribed(principal)
+    check_reads(principal, Collection(Family.PROVIDER, organization_id, SETTINGS))
+
+
+def check_not_app(principal: Principal) -> None:
+    """403 for an app principal on what only a person grants: installing, uninstalling, minting."""
     if principal.is_app:
-        raise Forbidden("Apps cannot access app provider resources.")
+        raise Forbidden(
+            "Apps cannot install or uninstall apps or mint tokens; a user of the organization must."
+        )
 
 
 # --- the caller, then one checking dependency per kind of route -------------------------------
@@ -131,23 +148,27 @@ async def with_settings(principal: Caller) -> Principal:
 
 async def org_settings(principal: Caller, organization_id: OrganizationId) -> Principal:
     """A caller of the path's organization with a subscription and `settings`."""
-    check_subscribed(principal)
-    check_member(principal, organization_id)
-    check_settings(principal)
+    check_organization_settings(principal, organization_id)
+    return principal
+
+
+async def org_installer(principal: Caller, organization_id: OrganizationId) -> Principal:
+    """`org_settings`, and a person, not an app: installing and uninstalling."""
+    check_organization_settings(principal, organization_id)
+    check_not_app(principal)
     return principal
 
 
 async def org_provider(principal: Caller, organization_id: OrganizationId) -> Principal:
     """`org_settings`, and never an app: the app-provider routes."""
-    check_subscribed(principal)
-    check_member(principal, organization_id)
-    check_settings(principal)
-    check_provider(principal)
+    check_organization_provider(principal, organization_id)
     return principal
 
 
 AuthenticatedPrincipal = Caller
 SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
 OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
+# Installing and uninstalling: the organization's own user with `settings`, never an app.
+OrgInstallerPrincipal = Annotated[Principal, Depends(org_installer)]
 # Provider routes: the organization's own user with `settings`, never an app.
 OrgProviderPrincipal = Annotated[Principal, Depends(org_provider)]

@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
 
-from apps_api.auth.dependencies import check_member, check_provider, check_settings, check_subscribed
+from apps_api.auth.dependencies import check_organization_provider, check_organization_settings
 from apps_api.auth.service import Principal
 from apps_api.installflow import service as installflow
 from apps_api.installflow.session import (
@@ -266,15 +266,12 @@ async def signed_in(request: Request, session: Any) -> Viewer:
 
 async def _settings_checks(principal: Principal) -> None:
     """The API's `org_settings` checks, in the viewer's own organization (403 pages)."""
-    check_subscribed(principal)
-    check_member(principal, principal.organization_id)
-    check_settings(principal)
+    check_organization_settings(principal, principal.organization_id)
 
 
 async def _provider_checks(principal: Principal) -> None:
     """The API's `org_provider` checks: the provider's routes (owned apps and everything below)."""
-    await _settings_checks(principal)
-    check_provider(principal)
+    check_organization_provider(principal, principal.organization_id)
 
 
 async def settings_viewer(request: Request, session: Any) -> Viewer:

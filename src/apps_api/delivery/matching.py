@@ -2,11 +2,12 @@
 
 An event in organization O reaches webhook W of app A when A is installed in O (or, for
 the owner's installations channel, O owns A), a subscription of W matches the channel with
-the placeholders bound for that installation, the action's flag is set, and the
-installation's allowed scopes cover the event's required scope (the owner's own
-installations channel needs no installer scope). "Installed" is as the event's writer saw it:
-see `Snapshot`; a `removed` reaches the installation it removes, an event written before an
-install committed never reaches the new installation.
+the placeholders bound for that installation, the action's flag is set, and A may read the
+event's collection by `auth.policy`, the rule of the REST routes: as the installation's
+principal (its allowed scopes cover the event's scope) for O's data, as its provider (O owns
+A) for O's `owned_apps/...` channels, which no third-party app hears. "Installed" is as the
+event's writer saw it: see `Snapshot`; a `removed` reaches the installation it removes, an event
+written before an install committed never reaches the new installation.
 
 Matching never scans every subscription: each app's patterns are compiled into a trie of
 path segments, and an event only walks the tries of the apps installed in its organization
@@ -21,6 +22,9 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from apps_api.auth.policy import Collection, ProviderReader, collection_of, may_read, reader_for_event
 
 ORGANIZATION_ID = "{organization_id}"
 USER_ID = "{user_id}"
@@ -160,6 +164,11 @@ class InstallationView:
     app_owner_id: uuid.UUID
     installed_xact_id: int | None = None
     removed_xact_id: int | None = None
+    # As an `auth.policy.Reader`: the installation's app principal.
+    is_app: ClassVar[bool] = True
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.allowed_scopes
 
 
 @dataclass(frozen=True)
@@ -257,24 +266,31 @@ def match_event(
     scope applies on that path.
     """
     segments = split_path(event.channel)
+    collection = collection_of(
+        channel=event.channel, organization_id=event.organization_id, scope=event.required_scope
+    )
     found: dict[uuid.UUID, Match] = {}
     for installation in installations:
         matcher = matchers.get(installation.app_id)
-        if matcher is not None and _hears(event, installation):
+        if matcher is not None and _hears(event, collection, installation):
             for subscription in matcher.match(segments, bindings_for(installation)):
                 if subscription.wants(event.action):
                     match = Match(subscription.webhook_id, installation.app_id, installation)
                     found.setdefault(subscription.webhook_id, match)
-    if owned_app is not None and owned_app[0] == event.organization_id:
+    if owned_app is not None and may_read(ProviderReader(owned_app[0]), collection):
         _match_owner(event, segments, owned_app, matchers, found)
     return list(found.values())
 
 
-def _hears(event: EventView, installation: InstallationView) -> bool:
-    """Whether the installation was there for the event and allows the event's scope."""
+def _hears(event: EventView, collection: Collection, installation: InstallationView) -> bool:
+    """Whether the installation was there for the event and its app may read the event's
+    collection (`auth.policy`: as the installation's principal, or as its provider)."""
     if installation.organization_id != event.organization_id or not was_installed(event, installation):
         return False
-    return event.required_scope is None or event.required_scope in installation.allowed_scopes
+    reader = reader_for_event(
+        collection=collection, app_owner_id=installation.app_owner_id, installation=installation
+    )
+    return reader is not None and may_read(reader, collection)
 
 
 def _match_owner(

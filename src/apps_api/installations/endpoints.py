@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgProviderPrincipal, OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgInstallerPrincipal, OrgProviderPrincipal, OrgSettingsPrincipal
 from apps_api.auth.service import Principal
 from apps_api.catalog.dependencies import OwnedAppDep
 from apps_api.installations import repository, service
@@ -76,6 +76,7 @@ async def _install(
         organization=principal.organization,
         app_id=data.app_id,
         actor_user_id=principal.user_id,
+        granter=principal,
         allowed_scopes=data.allowed_scopes,
         app_user=service.AppUserInput(**names.model_dump()) if names is not None else None,
     )
@@ -118,14 +119,15 @@ _INSTALL_LINKS = {
     openapi_extra={"responses": {"201": {"links": _INSTALL_LINKS}}},
 )
 async def install_app(
-    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, data: AppInstallationInput
+    request: Request, session: SessionDep, principal: OrgInstallerPrincipal, data: AppInstallationInput
 ) -> Response:
     """Install an app the organization may install (its own, a public one, or one a partner offers).
 
-    Needs the organization's Apps feature (403). Creates the app user when the app requires one
-    (the app's default names unless `app_user` overrides them). A second install is a 409.
-    An app with the `install` trigger gets `GET trigger_url?type=install&data=<JWT>` from the
-    worker (retried and logged like a webhook).
+    Needs the organization's Apps feature (403), and a user, not an app, who holds every permission
+    `allowed_scopes` grants (403 naming the missing ones: no grant beyond the granter). Creates the
+    app user when the app requires one (the app's default names unless `app_user` overrides them).
+    A second install is a 409. An app with the `install` trigger gets
+    `GET trigger_url?type=install&data=<JWT>` from the worker (retried and logged like a webhook).
     """
     return await _install(request=request, session=session, principal=principal, data=data)
 
@@ -156,9 +158,11 @@ async def get_app_installation(
     responses=error_responses(400, 401, 403, 404),
 )
 async def uninstall_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
+    session: SessionDep, principal: OrgInstallerPrincipal, installation_id: InstallationId
 ) -> Response:
-    """Uninstall: the app user is deleted and its tokens revoked; the app's uninstall trigger is sent."""
+    """Uninstall: the app user is deleted and its tokens revoked; the app's uninstall trigger is sent.
+
+    A user of the organization uninstalls; an app principal gets 403."""
     installation = await repository.get_organization_installation(
         session=session, organization_id=principal.organization_id, installation_id=installation_id
     )

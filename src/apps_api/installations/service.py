@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from apps_api.auth.policy import Reader, missing_grants
 from apps_api.catalog.repository import APP_ROW_COLUMNS, APP_ROW_FROM
 from apps_api.catalog.visibility import may_install
 from apps_api.delivery.events import (
@@ -183,6 +184,16 @@ def _check_scopes(app: Any, allowed_scopes: list[str] | None) -> list[str]:
     return sorted(set(allowed_scopes))
 
 
+def _check_grantable(granter: Reader | None, scopes: list[str]) -> None:
+    """403 when the installing user would grant the app a permission they do not hold themselves."""
+    missing = missing_grants(granter=granter, scopes=frozenset(scopes))
+    if missing:
+        raise Forbidden(
+            f"You cannot grant the app permissions you do not have: {', '.join(missing)}. "
+            "A user of your organization who has them, or your administrator, can install it."
+        )
+
+
 def _app_user_names(app: Any, given: AppUserInput | None) -> tuple[str | None, str | None, str | None]:
     """The app user's names: the given ones over the defaults of the app's row."""
     given = given or AppUserInput()
@@ -288,6 +299,7 @@ async def _install(
     organization: Organization,
     app_id: uuid.UUID,
     actor_user_id: uuid.UUID | None,
+    granter: Reader | None,
     allowed_scopes: list[str] | None,
     app_user: AppUserInput | None,
 ) -> _Installed:
@@ -301,6 +313,7 @@ async def _install(
         raise NotFound("No installable app found with the given ID.")
     app = rows[0]
     scopes = _check_scopes(app, allowed_scopes)
+    _check_grantable(granter, scopes)
     names = _app_user_names(app, app_user) if app["is_app_user_required"] else None
     user = None
     if names is not None:
@@ -346,12 +359,14 @@ async def install_app(
     organization: Organization,
     app: App,
     actor: User | None,
+    granter: Reader | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
 ) -> AppInstallation:
     """Install atomically: row, app user, installation_count, events.
 
-    Forbidden (403) without the `apps` feature, NotFound (404) when the organization may not
+    Forbidden (403) without the `apps` feature or when the granted scopes exceed the
+    `granter`'s own permissions (None: an operator), NotFound (404) when the organization may not
     install the app, Conflict (409) when already installed (the unique constraint decides
     between concurrent installs), BadRequest (400) for scopes not covering required_scopes
     or bad app-user names. allowed_scopes=None means the app's required_scopes.
@@ -364,6 +379,7 @@ async def install_app(
             organization=organization,
             app_id=app.id,
             actor_user_id=actor.id if actor is not None else None,
+            granter=granter,
             allowed_scopes=allowed_scopes,
             app_user=app_user,
         )
@@ -390,6 +406,7 @@ async def install(
     organization: Organization,
     app_id: uuid.UUID,
     actor_user_id: uuid.UUID | None,
+    granter: Reader | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
     host: str | None = None,
@@ -410,6 +427,7 @@ async def install(
         organization=organization,
         app_id=app_id,
         actor_user_id=actor_user_id,
+        granter=granter,
         allowed_scopes=allowed_scopes,
         app_user=app_user,
     )

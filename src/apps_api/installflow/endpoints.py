@@ -16,6 +16,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from apps_api.auth.service import Principal
 from apps_api.installations.service import AppUserInput, find_installable_app, install_app
 from apps_api.installflow import service
 from apps_api.installflow.session import (
@@ -511,6 +512,7 @@ async def install(
             organization=logged_in.organization,
             app=app,
             actor=logged_in.user,
+            granter=Principal(user=logged_in.user, organization=logged_in.organization),
             app_user=app_user,
         )
     except Conflict:
