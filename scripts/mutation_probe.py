@@ -55,10 +55,12 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M1",
         "the `settings` check runs before the organization check",
-        "auth/dependencies.py",
-        "check_member",
-        "    if organization_id != principal.organization_id:",
-        "    check_settings(principal)\n    if organization_id != principal.organization_id:",
+        "auth/policy.py",
+        "refusal",
+        "    if reader.organization_id != collection.organization_id:",
+        "    if collection.scope is not None and not reader.has_permission(collection.scope):\n"
+        '        return "You do not have the `settings` permission."\n'
+        "    if reader.organization_id != collection.organization_id:",
         (ISOLATION,),
         "organization_error",
     ),

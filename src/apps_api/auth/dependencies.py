@@ -17,7 +17,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.policy import SETTINGS, Collection, Family, refusal
+from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, refusal
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import Forbidden, Unauthorized
@@ -159,6 +159,13 @@ async def org_installer(principal: Caller, organization_id: OrganizationId) -> P
     return principal
 
 
+async def org_users(principal: Caller, organization_id: OrganizationId) -> Principal:
+    """A caller of the path's organization with a subscription and `users` (its users collection)."""
+    check_subscribed(principal)
+    check_reads(principal, Collection(Family.ORGANIZATION, organization_id, USERS))
+    return principal
+
+
 async def org_provider(principal: Caller, organization_id: OrganizationId) -> Principal:
     """`org_settings`, and never an app: the app-provider routes."""
     check_organization_provider(principal, organization_id)
@@ -168,6 +175,7 @@ async def org_provider(principal: Caller, organization_id: OrganizationId) -> Pr
 AuthenticatedPrincipal = Caller
 SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
 OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
+OrgUsersPrincipal = Annotated[Principal, Depends(org_users)]
 # Installing and uninstalling: the organization's own user with `settings`, never an app.
 OrgInstallerPrincipal = Annotated[Principal, Depends(org_installer)]
 # Provider routes: the organization's own user with `settings`, never an app.

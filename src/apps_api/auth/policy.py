@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Protocol
 
 SETTINGS = "settings"
+USERS = "users"
 
 
 class Family(StrEnum):

@@ -1,0 +1,1 @@
+"""An organization's users (the collection of the `users` channel)."""
