@@ -49,10 +49,10 @@ from apps_api.installflow.session import (
     clear_session,
     csrf_valid,
     is_https,
-    new_session,
+    read_device,
     read_session,
     safe_next,
-    write_session,
+    sign_in,
 )
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
@@ -200,6 +200,7 @@ async def login(request: Request, session: SessionDep) -> Response:
             email=email,
             password=field(form, "password"),
             client_host=request.client.host if request.client else "unknown",
+            device=read_device(request, secret_key=settings.secret_key),
             require_settings=False,
         )
     except (HashingBusy, ThrottleUnavailable):
@@ -232,9 +233,9 @@ async def login(request: Request, session: SessionDep) -> Response:
             email=email,
         )
     response = redirect(next_)
-    write_session(
+    sign_in(
         response,
-        new_session(logged_in.user),
+        logged_in.user,
         secret_key=settings.secret_key,
         secure=is_https(request, public_base_url=settings.public_base_url),
     )
