@@ -93,6 +93,13 @@ async def _public_ids(client: httpx.AsyncClient, tenant: Tenant) -> list[str]:
         {"required_scopes": ["reports", "settings", "users"]},
         {"trigger_url": "https://elsewhere.example.com/trigger"},
         {"trigger_conditions": ["install", "chat_start"]},
+        # What users are shown: where the terms and the privacy policy are, the bot and its names.
+        {"terms_of_service_url": "https://phish.example.net/tos"},
+        {"privacy_policy_url": "https://phish.example.net/privacy"},
+        {"is_app_user_required": True},
+        {"app_user_default_first_name": "giosg"},
+        {"app_user_default_last_name": "Support Team"},
+        {"app_user_default_alias": "giosg Support Team"},
     ],
     ids=lambda change: next(iter(change)),
 )
@@ -111,6 +118,9 @@ async def test_a_material_edit_clears_the_approval(
         required_scopes=["reports"],
         trigger_url="https://bot.example.com/trigger",
         trigger_conditions=["install"],
+        app_user_default_first_name="Weather",
+        app_user_default_last_name="Bot",
+        app_user_default_alias="Weather Bot",
     )
     (installer,) = await _installers(session, 1)
     await install_via_api(client, installer, app.id, allowed_scopes=["reports"])
@@ -148,11 +158,10 @@ async def test_other_edits_keep_the_approval(
         required_scopes=["reports"],
     )
     for change in (
-        {"terms_of_service_url": "https://example.com/tos-2"},
-        {"privacy_policy_url": "https://example.com/privacy-2"},
         {"allowed_redirect_uris": ["https://bot.example.com/back"]},
         # The same values again are no change.
         {"name": "Approved", "required_scopes": ["reports"]},
+        {"terms_of_service_url": app.terms_of_service_url, "is_app_user_required": False},
     ):
         edited = await client.patch(owned_url(tenant, app.id), json=change, headers=tenant.headers)
         assert edited.status_code == 200, edited.text

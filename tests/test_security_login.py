@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 from arq.connections import ArqRedis
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.installflow.session import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_TTL_SECONDS
 from apps_api.kit.security import configure_password_hashing, hash_password, password_needs_rehash
 from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject
 from apps_api.main import create_app
@@ -61,7 +64,7 @@ async def public_app(session: AsyncSession) -> Any:
     return await make_public_app(session, owner.organization)
 
 
-async def test_a_locked_account_refuses_even_the_right_password(
+async def test_a_locked_account_refuses_even_the_right_password_without_a_device_cookie(
     client: httpx.AsyncClient, session: AsyncSession, public_app: Any
 ) -> None:
     installer = await make_installer(session)
@@ -77,25 +80,135 @@ async def test_a_locked_account_refuses_even_the_right_password(
     # Per account: from another address the account is locked too.
     async with await _client(client._transport.app) as elsewhere:  # type: ignore[attr-defined]
         assert (await _login(elsewhere, public_app.id, installer.user.email, PASSWORD)).status_code == 429
-    # Only the guessed account is locked (and this address, which made the 5 failures): another
-    # account from another address logs in.
+    # Only the guessed account is locked (5 failures are far from the address's 20): another
+    # account from the same address logs in.
     other = await make_installer(session)
-    async with await _client(client._transport.app) as fresh:  # type: ignore[attr-defined]
-        assert (await _login(fresh, public_app.id, other.user.email, PASSWORD)).status_code == 303
+    assert (await _login(client, public_app.id, other.user.email, PASSWORD)).status_code == 303
 
 
-async def test_a_guessing_address_is_locked_for_every_account(
+async def test_a_guessing_address_is_locked_after_20_failures_for_every_account(
     client: httpx.AsyncClient, session: AsyncSession, public_app: Any
 ) -> None:
     victim = await make_installer(session)
-    for _ in range(5):
-        await _login(client, public_app.id, unique_email("nobody"), "guess")
-    # Five different (unknown) accounts failed from this address: it is locked for everyone.
+    # Distinct (unknown) accounts: no account's own lock (5) trips first.
+    statuses = [
+        (await _login(client, public_app.id, unique_email("nobody"), "guess")).status_code for _ in range(20)
+    ]
+    assert statuses == [400] * 19 + [429]
+    # The address is locked for everyone.
     locked = await _login(client, public_app.id, victim.user.email, PASSWORD)
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     # The victim's account itself has no failures: from another address it logs in.
     async with await _client(client._transport.app) as elsewhere:  # type: ignore[attr-defined]
         assert (await _login(elsewhere, public_app.id, victim.user.email, PASSWORD)).status_code == 303
+
+
+async def _sign_in(
+    client: httpx.AsyncClient, form: str, app_id: Any, email: str, password: str
+) -> httpx.Response:
+    """One attempt at either sign-in form: the install flow's or the developer console's."""
+    if form == "install":
+        return await _login(client, app_id, email, password)
+    page = await client.get("/console/login", params={"next": "/console/apps"})
+    assert page.status_code == 200, page.text
+    return await client.post(
+        "/console/login",
+        data={"csrf_token": csrf_of(page), "next": "/console/apps", "email": email, "password": password},
+    )
+
+
+@asynccontextmanager
+async def _browser_that_signed_in(
+    app: Any, form: str, app_id: Any, email: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser where the user signed in before: its session is over, its device cookie stays."""
+    async with await _client(app) as browser:
+        assert (await _sign_in(browser, form, app_id, email, PASSWORD)).status_code == 303
+        assert browser.cookies.get(DEVICE_COOKIE_NAME, path="/apps/")
+        browser.cookies.delete(COOKIE_NAME)
+        yield browser
+
+
+SIGN_IN_FORMS = pytest.mark.parametrize("form", ["install", "console"])
+
+
+@SIGN_IN_FORMS
+async def test_a_device_cookie_signs_in_to_an_account_a_stranger_locked(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any, form: str
+) -> None:
+    victim = await make_installer(session)
+    email = victim.user.email
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with _browser_that_signed_in(app, form, public_app.id, email) as own_browser:
+        # A stranger who knows the email locks the account.
+        statuses = [
+            (await _sign_in(client, form, public_app.id, email, "guess")).status_code for _ in range(5)
+        ]
+        assert statuses == [400, 400, 400, 400, 429]
+        # A browser without the device cookie is refused, even with the right password.
+        async with await _client(app) as other_browser:
+            assert (await _sign_in(other_browser, form, public_app.id, email, PASSWORD)).status_code == 429
+        # The owner's browser is still checked against the password: wrong is 400, right signs in.
+        assert (await _sign_in(own_browser, form, public_app.id, email, "typo")).status_code == 400
+        assert (await _sign_in(own_browser, form, public_app.id, email, PASSWORD)).status_code == 303
+
+
+@SIGN_IN_FORMS
+async def test_failures_with_a_device_cookie_lock_that_cookie_not_the_account(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any, form: str
+) -> None:
+    user = await make_installer(session)
+    email = user.user.email
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with _browser_that_signed_in(app, form, public_app.id, email) as browser:
+        statuses = [
+            (await _sign_in(browser, form, public_app.id, email, "guess")).status_code for _ in range(5)
+        ]
+        assert statuses == [400, 400, 400, 400, 429]
+        assert (await _sign_in(browser, form, public_app.id, email, PASSWORD)).status_code == 429
+    # The account has no failures: another browser signs in.
+    assert (await _sign_in(client, form, public_app.id, email, PASSWORD)).status_code == 303
+
+
+async def test_only_a_valid_device_cookie_of_the_account_passes_its_lock(
+    client: httpx.AsyncClient, session: AsyncSession, public_app: Any, settings: Settings
+) -> None:
+    mine, locked = await make_installer(session), await make_installer(session)
+    app = client._transport.app  # type: ignore[attr-defined]
+    for _ in range(5):
+        await _login(client, public_app.id, locked.user.email, "guess")
+    # A device cookie of another account does not open this one's lock.
+    async with _browser_that_signed_in(app, "install", public_app.id, mine.user.email) as browser:
+        assert (await _login(browser, public_app.id, locked.user.email, PASSWORD)).status_code == 429
+
+    # Nor does one that the service did not sign; the same cookie under the service's key does.
+    def device_cookie(key: str) -> str:
+        serializer = URLSafeTimedSerializer(key, salt="apps-api.sign-in.device")
+        return serializer.dumps({"uid": str(locked.user.id), "n": secrets.token_urlsafe(8)})
+
+    for key, status in (("not-the-key", 429), (settings.secret_key, 303)):
+        async with await _client(app) as browser:
+            browser.cookies.set(
+                DEVICE_COOKIE_NAME, device_cookie(key), domain="testserver.local", path="/apps/"
+            )
+            assert (await _login(browser, public_app.id, locked.user.email, PASSWORD)).status_code == status
+
+
+async def test_the_device_cookie_is_signed_httponly_samesite_and_secure_over_https(
+    app: Any, session: AsyncSession, public_app: Any
+) -> None:
+    user = await make_installer(session)
+    transport = httpx.ASGITransport(app=app, client=(_address(), 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as browser:
+        signed_in = await _login(browser, public_app.id, user.user.email, PASSWORD)
+    assert signed_in.status_code == 303
+    cookies = [
+        value for value in signed_in.headers.get_list("set-cookie") if value.startswith(DEVICE_COOKIE_NAME)
+    ]
+    assert {cookie.split("Path=")[1].split(";")[0] for cookie in cookies} == {"/apps/", "/console/"}
+    for cookie in cookies:
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+        assert f"Max-Age={DEVICE_TTL_SECONDS}" in cookie
 
 
 async def test_each_new_lock_lasts_twice_as_long_up_to_one_hour(
@@ -146,7 +259,7 @@ async def test_a_success_clears_the_account_failures(
             assert (await _login(fresh, public_app.id, installer.user.email, "wrong")).status_code == 400
 
 
-async def test_identity_token_is_throttled_per_client_id(
+async def test_identity_token_lock_refuses_only_wrong_secrets(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     owner = await make_tenant(session, name="Owner")
@@ -155,19 +268,59 @@ async def test_identity_token_is_throttled_per_client_id(
     installation = await install_directly(session, installer, app)
     code = await issue_code(session, installation)
     statuses = []
-    for _ in range(5):
+    for _ in range(6):
         response = await client.post("/identity/token", data=token_form(app, code, client_secret="wrong"))
         statuses.append(response.status_code)
-    assert statuses == [400, 400, 400, 400, 429]
+    assert statuses == [400, 400, 400, 400, 429, 429]
+    assert response.json()["error"] == "temporarily_unavailable" and int(response.headers["retry-after"]) > 0
+    # Whoever knows the app id cannot block the app: its own secret still gets the token.
     right = await client.post("/identity/token", data=token_form(app, code))
-    assert right.status_code == 429
-    assert right.json()["error"] == "temporarily_unavailable" and int(right.headers["retry-after"]) > 0
-    # Refused before the code was looked at: it is still unused.
+    assert right.status_code == 200, right.text
+    assert right.json()["user_id"] == str(installation.app_user_id)
+
+
+async def test_identity_token_counts_every_spelling_of_a_client_id_once(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_bot_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    code = await issue_code(session, installation)
+    spellings = [
+        str(app.id).upper(),
+        "{" + str(app.id) + "}",
+        f"urn:uuid:{app.id}",
+        app.id.hex,
+        str(app.id),
+    ]
+    statuses = [
+        (
+            await client.post(
+                "/identity/token", data=token_form(app, code, client_id=spelling, client_secret="x")
+            )
+        ).status_code
+        for spelling in spellings
+    ]
+    assert statuses == [400, 400, 400, 400, 429]
+    # The canonical id is locked for wrong secrets, whatever the spelling.
+    for spelling in spellings:
+        again = await client.post(
+            "/identity/token", data=token_form(app, code, client_id=spelling, client_secret="x")
+        )
+        assert again.status_code == 429, spelling
+    # A client_id that is no spelling of a UUID is refused without a lookup, the right secret too.
+    for malformed in (f"app-{app.id}", f"{app.id}0", ""):
+        refused = await client.post("/identity/token", data=token_form(app, code, client_id=malformed))
+        assert refused.status_code == 400 and refused.json()["error"] in ("invalid_client", "invalid_request")
+    # The right secret under any spelling still gets the token.
+    right = await client.post("/identity/token", data=token_form(app, code, client_id=f"urn:uuid:{app.id}"))
+    assert right.status_code == 200, right.text
     (stored,) = (
         await session.execute(select(AppUserCode).where(AppUserCode.app_installation_id == installation.id))
     ).scalars()
     await session.refresh(stored)
-    assert stored.used_at is None
+    assert stored.used_at is not None
 
 
 @pytest.fixture

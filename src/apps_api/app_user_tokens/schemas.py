@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field
 
-from apps_api.kit.schemas import InputSchema, Schema, UTCDateTime, request_body, resource_view
+from apps_api.kit.schemas import InputDateTime, InputSchema, Schema, UTCDateTime, request_body, resource_view
 
 
 class OwnedAppUserTokenInput(InputSchema):
@@ -15,7 +14,7 @@ class OwnedAppUserTokenInput(InputSchema):
 
     model_config = request_body(example={"expires_at": "2027-01-01T00:00:00Z"})
 
-    expires_at: datetime | None = Field(
+    expires_at: InputDateTime | None = Field(
         default=None, description="When the token stops working (ISO-8601; no offset means UTC); null: never."
     )
 

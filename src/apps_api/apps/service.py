@@ -37,8 +37,10 @@ from apps_api.models.base import utcnow
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
-# What giosg approved (DESIGN.md section 6): changing any of these clears the approval, so an
-# approved app cannot become something else and stay public. Other edits keep it.
+# What giosg approved (DESIGN.md section 6): everything installing users are shown or given
+# (the terms and privacy links, the bot user and the names it goes by included). Changing any
+# of these clears the approval, so an approved app cannot become something else and stay
+# public. Other edits keep it.
 APPROVED_ATTRIBUTES = (
     "name",
     "description",
@@ -46,6 +48,12 @@ APPROVED_ATTRIBUTES = (
     "required_scopes",
     "trigger_url",
     "trigger_conditions",
+    "terms_of_service_url",
+    "privacy_policy_url",
+    "is_app_user_required",
+    "app_user_default_first_name",
+    "app_user_default_last_name",
+    "app_user_default_alias",
 )
 # One `changed` on `installed_apps` per installing organization, in one statement however many
 # installations the app has; the resource is the changed attributes of the installed view.

@@ -9,7 +9,7 @@ and answer with a redirect (Post/Redirect/Get), or with the form again and the A
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -49,14 +49,15 @@ from apps_api.installflow.session import (
     clear_session,
     csrf_valid,
     is_https,
-    new_session,
+    read_device,
     read_session,
     safe_next,
-    write_session,
+    sign_in,
 )
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.pagination import PageParams, keyset_page, paginate
+from apps_api.kit.schemas import bounded_utc
 from apps_api.kit.security import HashingBusy
 from apps_api.kit.throttle import ThrottleUnavailable
 from apps_api.models import (
@@ -200,6 +201,7 @@ async def login(request: Request, session: SessionDep) -> Response:
             email=email,
             password=field(form, "password"),
             client_host=request.client.host if request.client else "unknown",
+            device=read_device(request, secret_key=settings.secret_key),
             require_settings=False,
         )
     except (HashingBusy, ThrottleUnavailable):
@@ -232,9 +234,9 @@ async def login(request: Request, session: SessionDep) -> Response:
             email=email,
         )
     response = redirect(next_)
-    write_session(
+    sign_in(
         response,
-        new_session(logged_in.user),
+        logged_in.user,
         secret_key=settings.secret_key,
         secure=is_https(request, public_base_url=settings.public_base_url),
     )
@@ -634,7 +636,7 @@ async def webhook_recover(
         requeued = await webhooks_service.recover(
             session=session,
             webhook=webhook,
-            since=_as_utc(data.since),
+            since=data.since,
             retention_days=settings_of(request).webhook_log_retention_days,
         )
     except (forms.FormErrors, BadRequest) as exc:
@@ -654,14 +656,11 @@ async def webhook_recover(
 
 
 def _utc_input(value: str | None) -> datetime | None:
-    """A `datetime-local` input (no offset: UTC, as the API reads it); None when empty."""
+    """A `datetime-local` input (no offset: UTC, as the API reads it, and bounded as the API's
+    inputs are: ValueError outside them); None when empty."""
     if not value:
         return None
-    return _as_utc(datetime.fromisoformat(value))
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return bounded_utc(datetime.fromisoformat(value))
 
 
 @router.get("/apps/{app_id}/deliveries")

@@ -29,9 +29,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: {
         "model": OAuthError,
         "description": (
-            "`temporarily_unavailable`: 5 failed client authentications of this `client_id` within "
-            "15 minutes lock it (`Retry-After` seconds: 1 minute, doubling per lock up to 1 hour), "
-            "even for the right secret."
+            "`temporarily_unavailable`: 5 failed client authentications of an app (its id in any "
+            "spelling) within 15 minutes lock it (`Retry-After` seconds: 1 minute, doubling per lock "
+            "up to 1 hour) for wrong secrets; the right secret is never refused by the lock."
         ),
     },
     503: {
@@ -78,19 +78,22 @@ async def issue_token(
     if missing:
         return _error("invalid_request", f"Missing parameter(s): {', '.join(missing)}.")
     assert code is not None and client_id is not None and client_secret is not None
-    # Secret guessing is throttled per client_id across processes (Redis), before any check.
+    app_id = service.client_app_id(client_id)
+    if app_id is None:
+        # Not an app id in any spelling: refused without a lookup, so nothing is guessed here.
+        return _error("invalid_client", service.invalid_client().description)
+    # Secret guessing is throttled per app across processes (Redis), under the app's canonical id
+    # (every spelling of it counts once). The secret is checked first and the lock refuses only
+    # wrong ones: whoever knows an app's id cannot block its code exchanges.
     redis = getattr(request.app.state, "arq", None)
-    subjects = [Subject("token-client", client_id)]
+    subjects = [Subject("token-client", str(app_id))]
     try:
-        locked = await locked_for(redis, subjects)
-        if locked:
-            return _locked(locked)
         try:
             app = await service.authenticate_client(
-                session=session, client_id=client_id, client_secret=client_secret
+                session=session, app_id=app_id, client_secret=client_secret
             )
         except service.TokenError:
-            locked = await record_failure(redis, subjects)
+            locked = await record_failure(redis, subjects) or await locked_for(redis, subjects)
             if locked:
                 return _locked(locked)
             raise

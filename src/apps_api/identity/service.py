@@ -63,18 +63,24 @@ async def issue_app_user_code(*, session: AsyncSession, installation: AppInstall
     return code
 
 
-async def authenticate_client(*, session: AsyncSession, client_id: str, client_secret: str) -> App:
-    """The app whose id and secret these are; `invalid_client` otherwise (constant-time compare)."""
-    app: App | None = None
+def client_app_id(client_id: str) -> uuid.UUID | None:
+    """The app id a `client_id` spells (any form `uuid.UUID` reads: upper case, braces, `urn:uuid:`)."""
     try:
-        app_id = uuid.UUID(client_id)
+        return uuid.UUID(client_id)
     except ValueError:
-        app_id = None
-    if app_id is not None:
-        app = await session.get(App, app_id)
+        return None
+
+
+async def authenticate_client(*, session: AsyncSession, app_id: uuid.UUID, client_secret: str) -> App:
+    """The app whose id and secret these are; `invalid_client` otherwise (constant-time compare)."""
+    app = await session.get(App, app_id)
     if not app_secret_matches(app, client_secret) or app is None:
-        raise TokenError("invalid_client", "Client authentication failed: unknown client_id or wrong secret.")
+        raise invalid_client()
     return app
+
+
+def invalid_client() -> TokenError:
+    return TokenError("invalid_client", "Client authentication failed: unknown client_id or wrong secret.")
 
 
 async def exchange_app_user_code(*, session: AsyncSession, app: App, code: str) -> IssuedToken:

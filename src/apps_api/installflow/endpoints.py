@@ -26,8 +26,10 @@ from apps_api.installflow.session import (
     csrf_valid,
     is_https,
     new_session,
+    read_device,
     read_session,
     safe_next,
+    sign_in,
     write_session,
 )
 from apps_api.kit.db import SessionDep
@@ -366,6 +368,7 @@ async def login(
             email=email or "",
             password=password or "",
             client_host=request.client.host if request.client else "unknown",
+            device=read_device(request, secret_key=settings.secret_key),
         )
         if attempt.locked_seconds:
             return _throttled(
@@ -401,9 +404,9 @@ async def login(
             email=email,
         )
     response = RedirectResponse(_install_path(app_id, next_), status_code=303)
-    write_session(
+    sign_in(
         response,
-        new_session(logged_in.user),
+        logged_in.user,
         secret_key=settings.secret_key,
         secure=is_https(request, public_base_url=settings.public_base_url),
     )

@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.identity.service import issue_app_user_code
-from apps_api.installflow.session import BrowserSession, password_digest
+from apps_api.installflow.session import BrowserSession, DeviceCookie, password_digest
 from apps_api.kit.security import (
     constant_time_equals,
     hash_password_bounded,
     password_needs_rehash,
     verify_password_bounded,
 )
-from apps_api.kit.throttle import Subject, locked_for, record_failure, record_success
+from apps_api.kit.throttle import ADDRESS_MAX_FAILURES, Subject, locked_for, record_failure, record_success
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
@@ -85,15 +85,20 @@ async def throttled_login(
     email: str,
     password: str,
     client_host: str,
+    device: DeviceCookie | None = None,
     require_settings: bool = True,
 ) -> LoginAttempt:
-    """One login attempt for every sign-in form (install flow, console), throttled per account and
-    per client address across processes (Redis): a locked subject is refused before any password
-    work, even with the right password. Raises HashingBusy or ThrottleUnavailable (a 503)."""
+    """One login attempt for every sign-in form (install flow, console), throttled across processes
+    (Redis) per account and per client address, or, from a browser holding a device cookie of the
+    account, per device cookie only: a stranger's failures then lock neither. A locked subject is
+    refused before any password work. Raises HashingBusy or ThrottleUnavailable (a 503)."""
     account = email.strip().lower()
-    subjects = [Subject("login-address", client_host)]
-    if account:
-        subjects.insert(0, Subject("login-account", account))
+    if device is not None and account and await _is_device_of(session=session, device=device, email=account):
+        subjects = [Subject("login-device", device.nonce)]
+    else:
+        subjects = [Subject("login-address", client_host, max_failures=ADDRESS_MAX_FAILURES)]
+        if account:
+            subjects.insert(0, Subject("login-account", account))
     locked = await locked_for(redis, subjects)
     if locked:
         return LoginAttempt(None, locked)
@@ -102,8 +107,19 @@ async def throttled_login(
     )
     if logged_in is None:
         return LoginAttempt(None, await record_failure(redis, subjects))
-    await record_success(redis, subjects[:-1])
+    # Not the client address's failures: others may share it.
+    await record_success(redis, [subject for subject in subjects if subject.kind != "login-address"])
     return LoginAttempt(logged_in, 0)
+
+
+async def _is_device_of(*, session: AsyncSession, device: DeviceCookie, email: str) -> bool:
+    """Whether the device cookie was issued to the live user of this (lower-cased) email."""
+    found = await session.scalar(
+        select(User.id).where(
+            User.id == device.user_id, func.lower(User.email) == email, User.deleted_at.is_(None)
+        )
+    )
+    return found is not None
 
 
 async def session_user(

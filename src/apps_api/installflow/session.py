@@ -6,6 +6,11 @@ session epoch and a digest of their password hash. A session is valid only while
 epoch is the one it was issued with: logging out, changing the password and deleting the user
 increment it, so a cookie saved before is worthless afterwards (`users.session_epoch`).
 CSRF tokens are the `sid` signed under another salt: a form posted from another site cannot know them.
+
+A successful sign-in also sets a device cookie (OWASP's "device cookies"): the user's id and a
+random nonce, signed under a salt of its own and kept for months, also after logging out. A
+browser holding one for an account still signs in to it while strangers' failures have locked
+the account (`installflow.service.throttled_login`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ COOKIE_PATHS = (COOKIE_PATH, CONSOLE_COOKIE_PATH)
 SESSION_TTL_SECONDS = 2 * 60 * 60
 _SESSION_SALT = "apps-api.install-flow.session"
 _CSRF_SALT = "apps-api.install-flow.csrf"
+DEVICE_COOKIE_NAME = "apps_api_device"
+DEVICE_TTL_SECONDS = 180 * 24 * 60 * 60
+_DEVICE_SALT = "apps-api.sign-in.device"
 MAX_NEXT_LENGTH = 2000
 
 
@@ -43,6 +51,14 @@ class BrowserSession:
     user_id: uuid.UUID | None = None
     password_digest: str | None = None
     epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class DeviceCookie:
+    """A browser where this user signed in before: the user and the cookie's own random nonce."""
+
+    user_id: uuid.UUID
+    nonce: str
 
 
 def _serializer(secret_key: str, salt: str) -> URLSafeTimedSerializer:
@@ -119,6 +135,36 @@ def write_session(
             samesite="lax",
             secure=secure,
         )
+
+
+def sign_in(response: Response, user: User, *, secret_key: str, secure: bool) -> None:
+    """After a successful sign-in (every sign-in form): a fresh session and a new device cookie."""
+    write_session(response, new_session(user), secret_key=secret_key, secure=secure)
+    value = _serializer(secret_key, _DEVICE_SALT).dumps({"uid": str(user.id), "n": secrets.token_urlsafe(24)})
+    for path in COOKIE_PATHS:
+        response.set_cookie(
+            DEVICE_COOKIE_NAME,
+            value,
+            max_age=DEVICE_TTL_SECONDS,
+            path=path,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+        )
+
+
+def read_device(request: Request, *, secret_key: str) -> DeviceCookie | None:
+    """The device cookie of a valid, unexpired signature, or None."""
+    raw = request.cookies.get(DEVICE_COOKIE_NAME)
+    if not raw:
+        return None
+    try:
+        data: Any = _serializer(secret_key, _DEVICE_SALT).loads(raw, max_age=DEVICE_TTL_SECONDS)
+        user_id = uuid.UUID(str(data["uid"]))
+        nonce = data["n"]
+    except (BadSignature, ValueError, TypeError, KeyError):
+        return None
+    return DeviceCookie(user_id=user_id, nonce=nonce) if isinstance(nonce, str) and nonce else None
 
 
 def clear_session(response: Response, *, secure: bool) -> None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    field_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -67,6 +75,31 @@ def iso_utc(value: datetime) -> str:
 UTCDateTime = Annotated[
     datetime, PlainSerializer(iso_utc, return_type=str, when_used="json"), hint(format="date-time")
 ]
+# The years a datetime a client sends may fall in (UTC). Python's datetimes end in year 9999 and
+# PostgreSQL's start in 4713 BC: a year's margin each side keeps the conversion to UTC and the
+# service's `+ timedelta` arithmetic (at most days) from overflowing, and no input of the API
+# means anything before the epoch.
+MIN_INPUT_YEAR = 1970
+MAX_INPUT_YEAR = 9998
+
+
+def bounded_utc(value: datetime) -> datetime:
+    """`value` in UTC (no offset: UTC); ValueError when it is outside years 1970..9998 (UTC)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        utc = aware.astimezone(UTC)
+    except (OverflowError, ValueError):  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        utc = None
+    if utc is None or not MIN_INPUT_YEAR <= utc.year <= MAX_INPUT_YEAR:
+        raise ValueError(
+            f"Must be between {MIN_INPUT_YEAR}-01-01T00:00:00Z and {MAX_INPUT_YEAR}-12-31T23:59:59Z."
+        )
+    return utc
+
+
+# Every datetime the API reads (bodies and query parameters): ISO-8601, no offset means UTC,
+# normalized to UTC and bounded (a 400 naming the field, never an overflow's 500).
+InputDateTime = Annotated[datetime, AfterValidator(bounded_utc)]
 # An absolute URL the service builds (a URL a client gave is returned as given: no format).
 Uri = Annotated[str, hint(format="uri")]
 

@@ -1,10 +1,13 @@
 """Throttling of credential guessing, shared by every API process through Redis.
 
-A subject (an account's email, a client address, an OAuth client_id) that fails 5 times
-within 15 minutes is locked: further attempts are refused with 429 and `Retry-After`, even
-with the right credentials, and without the password hashing. Each new lock of the same
-subject lasts twice as long as the previous one (1 min, 2, 4, ... at most 1 h); the lock level
-is forgotten a day after the last lock, and a success clears a subject's failures and level.
+A subject (an account's email, a device cookie, a client address, an app's canonical id) that
+fails `max_failures` times within 15 minutes (5; a client address 20) is locked. What a lock
+refuses is the caller's rule, made so that a stranger's failures cannot lock the owner out:
+`/identity/token` checks the secret first and refuses only wrong ones; a sign-in from a browser
+holding a device cookie of the account is counted per device cookie, not per account. Each new
+lock of the same subject lasts twice as long as the previous one (1 min, 2, 4, ... at most 1 h);
+the lock level is forgotten a day after the last lock, and a success clears a subject's failures
+and level.
 
 Subjects are stored as SHA-256 digests (no email address or client id in Redis). Each step is
 one Lua script, so concurrent failures on several processes count exactly.
@@ -20,6 +23,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
+# A client address is shared (offices, mobile carriers' NAT): it takes more failures to lock.
+ADDRESS_MAX_FAILURES = 20
 WINDOW_SECONDS = 15 * 60
 FIRST_LOCK_SECONDS = 60
 MAX_LOCK_SECONDS = 60 * 60
@@ -47,10 +52,12 @@ class ThrottleUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Subject:
-    """What failures are counted against: a kind (`login-account`, `login-address`, ...) and a value."""
+    """What failures are counted against: a kind (`login-account`, `login-address`, ...), a value,
+    and how many failures within the window lock it."""
 
     kind: str
     value: str
+    max_failures: int = MAX_FAILURES
 
     def key(self, part: str) -> str:
         hashed = hashlib.sha256(self.value.encode()).hexdigest()[:32]
@@ -81,14 +88,16 @@ async def record_failure(redis: Any, subjects: list[Subject]) -> int:
                 subject.key("fails"),
                 subject.key("level"),
                 subject.key("lock"),
-                MAX_FAILURES,
+                subject.max_failures,
                 WINDOW_SECONDS,
                 FIRST_LOCK_SECONDS,
                 MAX_LOCK_SECONDS,
                 LEVEL_MEMORY_SECONDS,
             )
             if int(seconds):
-                logger.warning("%s locked for %s s after %s failures", subject.kind, seconds, MAX_FAILURES)
+                logger.warning(
+                    "%s locked for %s s after %s failures", subject.kind, seconds, subject.max_failures
+                )
             longest = max(longest, int(seconds))
     except Exception as error:
         raise ThrottleUnavailable(str(type(error).__name__)) from error

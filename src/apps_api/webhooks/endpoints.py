@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -19,6 +18,7 @@ from apps_api.kit.pagination import (
     PageParamsDep,
     json_keyset_page,
 )
+from apps_api.kit.schemas import InputDateTime
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import Settings
@@ -189,7 +189,7 @@ async def recover_webhook(
     requeued = await service.recover(
         session=session,
         webhook=webhook,
-        since=_utc(body.since) or body.since,
+        since=body.since,
         retention_days=settings.webhook_log_retention_days,
     )
     return schemas.RecoverResult(requeued=requeued)
@@ -208,12 +208,6 @@ async def delete_webhook(
     """Undelivered notifications of the webhook are dropped with it."""
     await service.delete_webhook(session=session, app=app, webhook=webhook, actor=principal.user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 async def _log_entries_page(
@@ -257,10 +251,10 @@ async def list_log_entries(
         schemas.LogStatus | None, Query(alias="status", description="Only attempts with this status.")
     ] = None,
     created_at_gte: Annotated[
-        datetime | None, Query(description="Created at or after (ISO-8601; no offset means UTC).")
+        InputDateTime | None, Query(description="Created at or after (ISO-8601; no offset means UTC).")
     ] = None,
     created_at_lte: Annotated[
-        datetime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
+        InputDateTime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
     ] = None,
 ) -> Response:
     """One entry per HTTP attempt (webhooks; server-sent triggers with `webhook_id` null), newest first.
@@ -270,8 +264,8 @@ async def list_log_entries(
     filters = {
         "webhook_id": webhook_id,
         "status": status_,
-        "created_at_gte": _utc(created_at_gte),
-        "created_at_lte": _utc(created_at_lte),
+        "created_at_gte": created_at_gte,
+        "created_at_lte": created_at_lte,
     }
     return await _log_entries_page(session, request=request, params=params, app_id=app_id, filters=filters)
 

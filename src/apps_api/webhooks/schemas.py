@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from apps_api.delivery.matching import (
 )
 from apps_api.kit.schemas import (
     URL_NO_FRAGMENT_PATTERN,
+    InputDateTime,
     InputSchema,
     OrganizationEmbed,
     Schema,
@@ -280,7 +280,7 @@ class RecoverRequest(InputSchema):
 
     model_config = request_body(example={"since": "2026-11-30T08:00:00Z"})
 
-    since: datetime = Field(
+    since: InputDateTime = Field(
         description=(
             "Requeue the deliveries that ended failed at or after this time; at most "
             "`APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days ago. ISO-8601; no offset means UTC."
