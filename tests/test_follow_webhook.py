@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery.health import DELETED_DELIVERY_REASON, DISABLED_DELIVERY_REASON
 from apps_api.models import App, OutboundDelivery
+from apps_api.models.base import utcnow
 from tests import test_endpoint_care, test_webhooks_delivery
 from tests.factories import Tenant
 from tests.test_endpoint_care import CHATS, deliveries_of, entries_of, webhook_url
@@ -135,6 +136,33 @@ async def test_redeliver_after_a_url_change_goes_to_the_new_url(
     assert verified(new, app.secret)[0]["app_user_auth"]["access_token"]
     shown = await api.get(log_url(provider, app.id, f"/{redelivered.json()['id']}"), headers=provider.headers)
     assert (shown.json()["endpoint_url"], shown.json()["status"]) == (new.url, "successful")
+
+
+async def test_recover_after_a_url_change_goes_to_the_new_url(
+    world: World, api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    provider, org = await world.tenant("Provider"), await world.tenant("Org")
+    app = await bot(world, provider)
+    since = utcnow()
+    with receivers(lambda n: Reply(410), None) as (old, new), worker():
+        webhook_id = await world.webhook(provider, app, old.url, sub(CHATS))
+        await world.install(org, app)
+        await world.publish(chat_event(org.org_id))
+        await world.settle()
+        await patch(api, provider, app, webhook_id, endpoint_url=new.url)
+
+        recovered = await api.post(
+            webhook_url(provider, app.id, webhook_id, "/recover"),
+            json={"since": since.isoformat()},
+            headers=provider.headers,
+        )
+
+        assert recovered.status_code == 202 and recovered.json() == {"requeued": 1}, recovered.text
+        await world.settle()
+
+    assert len(old.requests) == 1 and len(new.requests) == 1
+    entries = await entries_of(engine, webhook_id)
+    assert [(e.endpoint_url, e.status) for e in entries] == [(old.url, "failed"), (new.url, "successful")]
 
 
 async def test_disabling_ends_a_pending_retry_at_once_and_sends_nothing_more(

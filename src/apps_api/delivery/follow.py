@@ -26,12 +26,19 @@ from apps_api.delivery.outbox import endpoint_host
 # The webhook's waiting deliveries (pending, or started with a lapsed lease) with another URL
 # take `:url`; pending log entries show the URL their attempt will use. A started entry keeps
 # the URL its interrupted attempt used: the next lease starts a new entry (engine.py).
+# SKIP LOCKED: the caller holds the webhook's row, and the statement that records outcomes locks
+# deliveries, then webhooks; a row a lease holds is in flight, and if it comes back pending with
+# the old URL the lease refuses it and the sweeper moves it.
 _MOVE = """
 WITH moved AS (
     UPDATE outbound_deliveries AS d
     SET endpoint_url = :url, endpoint_host = :host, updated_at = :now
-    WHERE d.webhook_id = :webhook_id AND d.endpoint_url <> :url
-      AND (d.status = 'pending' OR (d.status = 'started' AND d.locked_until < :now))
+    WHERE d.id IN (
+        SELECT id FROM outbound_deliveries
+        WHERE webhook_id = :webhook_id AND endpoint_url <> :url
+          AND (status = 'pending' OR (status = 'started' AND locked_until < :now))
+        FOR UPDATE SKIP LOCKED
+    )
     RETURNING d.current_log_entry_id
 ), entries AS (
     UPDATE webhook_log_entries AS e

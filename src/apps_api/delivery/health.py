@@ -90,12 +90,20 @@ async def disable_failing_webhooks(
 
 # The waiting deliveries (pending, or started with a lapsed lease: their worker died) of the
 # webhooks `{webhooks}` selects end failed, their current log entries too, with `:reason`.
+# SKIP LOCKED: a row a lease holds is skipped, never waited for. Callers may hold webhook rows
+# (a change of the webhook, the sweeper's disabling), and the statement that records outcomes
+# locks deliveries, then their webhooks: waiting here could close a deadlock. A skipped attempt
+# is in flight; if it comes back pending, the lease refuses it and the sweeper ends it.
 _END_WAITING = """
 WITH ended AS (
     UPDATE outbound_deliveries AS d
     SET status = 'failed', locked_until = NULL, locked_by = NULL, completed_at = :now, updated_at = :now
-    WHERE (d.status = 'pending' OR (d.status = 'started' AND d.locked_until < :now))
-      AND {webhooks}
+    WHERE d.id IN (
+        SELECT d.id FROM outbound_deliveries AS d
+        WHERE (d.status = 'pending' OR (d.status = 'started' AND d.locked_until < :now))
+          AND {webhooks}
+        FOR UPDATE SKIP LOCKED
+    )
     RETURNING d.current_log_entry_id
 )
 UPDATE webhook_log_entries AS e

@@ -217,16 +217,16 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
     gets exactly one more attempt with the same `webhook-id`, sent to the webhook's URL as it is
     now. 409 while an attempt is in flight, and when the webhook is disabled or deleted.
     """
-    # The webhook's row first (as a change of it takes it, then its deliveries): a change of its
-    # URL waits for this redelivery, or has committed and is read here.
-    webhook = None
-    if entry.webhook_id is not None:
-        webhook = await session.get(Webhook, entry.webhook_id, with_for_update={"read": True})
     delivery = await session.get(OutboundDelivery, entry.delivery_id, with_for_update=True)
     if delivery is None:
         raise NotFound("No webhook log entry found with the given ID.")
     if delivery.status == DeliveryStatus.STARTED:
         raise Conflict("An attempt of this delivery is in progress; try again when it has finished.")
+    # Then the webhook's row, in the order of the statement that records outcomes (deliveries,
+    # then webhooks): a change of its URL in flight commits first and is read here.
+    webhook = None
+    if delivery.webhook_id is not None:
+        webhook = await session.get(Webhook, delivery.webhook_id, with_for_update={"read": True})
     if delivery.kind == "webhook":
         if webhook is None:
             raise Conflict("The webhook of this delivery was deleted.")
