@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from apps_api.outbound.client import guarded_client, send
+from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
 from apps_api.outbound.guard import IPNetwork, parse_networks
 from tests.webhook_helpers import receivers
 
@@ -79,6 +79,13 @@ class Listener:
         self.socket.close()
 
 
+def refused_privately(outcome: Outcome, caplog: pytest.LogCaptureFixture, *details: str) -> None:
+    """The refusal's reason names neither host nor address; the server log has the detail."""
+    assert outcome.status_code is None and outcome.error == DESTINATION_NOT_ALLOWED, outcome
+    logged = [r.getMessage() for r in caplog.records if r.name == "apps_api.outbound.client"]
+    assert any("SSRF guard" in line and all(d in line for d in details) for line in logged), logged
+
+
 @pytest.fixture
 def listener() -> Iterator[Listener]:
     started = Listener()
@@ -133,34 +140,35 @@ REFUSED_LOOPBACK = [
 
 @pytest.mark.parametrize(("url", "allow", "label"), REFUSED)
 async def test_non_public_destinations_are_refused_before_any_connect(
-    tripwire: Tripwire, url: str, allow: tuple[IPNetwork, ...], label: str
+    tripwire: Tripwire, caplog: pytest.LogCaptureFixture, url: str, allow: tuple[IPNetwork, ...], label: str
 ) -> None:
     async with guarded_client(allow) as client:
         outcome = await send(client, method="POST", url=url, headers={}, content=b"{}")
-    assert outcome.status_code is None and outcome.error is not None, outcome
-    assert "SSRF guard" in outcome.error and label in outcome.error, outcome.error
+    refused_privately(outcome, caplog, label)
     assert tripwire.attempts == [], f"the client tried to connect to {tripwire.attempts}"
 
 
 @pytest.mark.parametrize(("template", "label"), REFUSED_LOOPBACK)
 async def test_loopback_forms_are_refused_without_an_allow_list(
-    tripwire: Tripwire, listener: Listener, template: str, label: str
+    tripwire: Tripwire, caplog: pytest.LogCaptureFixture, listener: Listener, template: str, label: str
 ) -> None:
     async with guarded_client(()) as client:
         outcome = await send(
             client, method="POST", url=template.format(port=listener.port), headers={}, content=b"{}"
         )
-    assert outcome.error is not None and "SSRF guard" in outcome.error and label in outcome.error, outcome
+    refused_privately(outcome, caplog, label)
     assert tripwire.attempts == [] and listener.accepted == []
 
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
-async def test_ipv6_loopback_is_refused_unless_allow_listed(tripwire: Tripwire) -> None:
+async def test_ipv6_loopback_is_refused_unless_allow_listed(
+    tripwire: Tripwire, caplog: pytest.LogCaptureFixture
+) -> None:
     six = Listener("::1")
     try:
         async with guarded_client(LOOPBACK_ALLOWED) as client:
             refused = await send(client, method="GET", url=f"http://[::1]:{six.port}/", headers={})
-        assert refused.error is not None and "loopback address ::1" in refused.error, refused
+        refused_privately(refused, caplog, "loopback address ::1")
         assert tripwire.attempts == [] and six.accepted == []
         # The control: allow-listed, the same URL reaches the listener over a real socket.
         async with guarded_client(parse_networks("::1/128")) as client:

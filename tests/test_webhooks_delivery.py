@@ -302,17 +302,23 @@ async def test_ssrf_guard_blocks_loopback_when_the_allow_list_is_empty(world: Wo
     app = await world.app(provider)
     with (
         receivers(None) as (receiver,),
-        worker(APPS_API_OUTBOUND_ALLOW_NETWORKS="", APPS_API_WEBHOOK_RETRY_SCHEDULE="0.2"),
+        worker(APPS_API_OUTBOUND_ALLOW_NETWORKS="", APPS_API_WEBHOOK_RETRY_SCHEDULE="0.2") as process,
     ):
-        await world.webhook(provider, app, receiver.url, sub("/api/v5/orgs/{organization_id}/chats"))
+        # A name, as a provider would probe how the service's names resolve.
+        url = receiver.url.replace("127.0.0.1", "localhost")
+        await world.webhook(provider, app, url, sub("/api/v5/orgs/{organization_id}/chats"))
         await world.install(org, app)
         await world.publish(chat_event(org.org_id))
         await world.settle()
+        server_log = process.output()
     assert receiver.requests == []
     log = await world.log(app.id)
     assert [e.status for e in log] == ["failed", "failed"]
-    assert all(e.reason and "SSRF guard" in e.reason and "loopback" in e.reason for e in log)
+    # What the provider reads (API and console) names neither the host nor an address ...
+    assert {e.reason for e in log} == {"Destination not allowed."}
     assert all(e.response_status_code is None for e in log)
+    # ... the operator's log has the detail.
+    assert "SSRF guard: localhost resolves to loopback address 127.0.0.1" in server_log
 
 
 async def test_a_hanging_receiver_does_not_delay_other_endpoints(world: World) -> None:

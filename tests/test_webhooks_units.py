@@ -19,7 +19,7 @@ from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.security import new_app_secret
 from apps_api.models import OutboundDelivery, WebhookLogEntry
-from apps_api.outbound.client import Outcome, guarded_client, send
+from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
 from tests.webhook_helpers import Reply, receivers
@@ -95,7 +95,7 @@ async def test_guarded_client_reads_at_most_4_kib_and_never_follows_redirects() 
             assert redirect.status_code == 301 and len(moved.requests) == 1
         async with guarded_client(()) as closed:
             blocked = await send(closed, method="POST", url=large.url, headers={}, content=b"{}")
-            assert blocked.status_code is None and blocked.error is not None and "SSRF guard" in blocked.error
+            assert blocked.status_code is None and blocked.error == DESTINATION_NOT_ALLOWED
         assert len(large.requests) == 1
 
 
@@ -140,8 +140,9 @@ async def test_outbound_requests_keep_no_cookies() -> None:
 async def test_concurrent_leases_give_one_attempt_to_one_worker(
     engine: AsyncEngine, settings: Settings
 ) -> None:
+    # A trigger: a webhook attempt is leased only while its webhook exists (tests/test_follow_webhook.py).
     delivery, entry = build_delivery(
-        kind="webhook",
+        kind="trigger",
         app_id=uuid.uuid4(),
         organization_id=uuid.uuid4(),
         method="POST",
@@ -184,7 +185,7 @@ async def _queued(
     async with sessionmaker() as session, session.begin():
         for n in range(count):
             delivery, entry = build_delivery(
-                kind="webhook",
+                kind="trigger",  # a webhook's would wait for its webhook
                 app_id=uuid.uuid4(),
                 organization_id=uuid.uuid4(),
                 method="POST",

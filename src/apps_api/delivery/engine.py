@@ -136,6 +136,17 @@ class Attempt:
 # An endpoint's new leases are counted one transaction at a time, so the bound below is exact.
 _LOCK_ENDPOINT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
+# A webhook attempt is sent only to its webhook's URL as it is now, and only while the webhook
+# exists and is enabled: the rows of a deleted or disabled webhook wait for the sweeper to end
+# them (delivery/health.py), a row whose URL is out of date for it to move them (delivery/follow.py).
+# A scalar subquery, not EXISTS: the planner may hash an EXISTS (a scan of every webhook per
+# lease); this is one primary-key lookup per candidate row, NULL (not sent) without its webhook.
+_SENDABLE = """
+      AND (outbound_deliveries.kind = 'trigger' OR (
+          SELECT NOT w.is_disabled AND w.endpoint_url = outbound_deliveries.endpoint_url
+          FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id
+      ))"""
+
 # The lease once its free slots are known (a CTE `slots` with one row, `free`): lapsed attempts
 # first, then due ones, earliest first, at most `free`; their pending log entries become started
 # (`entry_started` false: the entry is missing or was left started by a worker that died
@@ -166,10 +177,7 @@ exhausted AS (
 ), lapsed AS (
     SELECT id FROM outbound_deliveries
     WHERE endpoint_host = {{host}} AND status = 'started' AND attempt_count < max_attempts
-      AND locked_until < {{now}} AND id <> ALL({{recorded}})
-      AND NOT EXISTS (
-          SELECT 1 FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id AND w.is_disabled
-      )
+      AND locked_until < {{now}} AND id <> ALL({{recorded}}){_SENDABLE}
     ORDER BY locked_until
     LIMIT (SELECT free FROM slots)
     FOR UPDATE SKIP LOCKED
@@ -177,11 +185,7 @@ exhausted AS (
     -- Its own statement, not an OR with the lapsed ones: this walks the (host, next attempt)
     -- index of pending rows in order and stops at the limit, whatever the endpoint's backlog.
     SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = {{host}} AND status = 'pending' AND next_attempt_at <= {{now}}
-      -- A disabled webhook's deliveries wait for the sweeper to end them (delivery/health.py).
-      AND NOT EXISTS (
-          SELECT 1 FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id AND w.is_disabled
-      )
+    WHERE endpoint_host = {{host}} AND status = 'pending' AND next_attempt_at <= {{now}}{_SENDABLE}
     ORDER BY next_attempt_at
     LIMIT (SELECT free FROM slots) - (SELECT count(*) FROM lapsed)
     FOR UPDATE SKIP LOCKED

@@ -2,7 +2,7 @@
 
 The worker maintains each webhook's failure streak (`failing_since`, `failures_in_streak`)
 with every batch of outcomes (engine.py, `_RECORD`); the sweeper disables the webhooks whose
-streak has lasted long enough, and ends the pending deliveries of every disabled webhook.
+streak has lasted long enough, and ends the waiting deliveries of every disabled (or deleted) webhook.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ WHERE NOT is_disabled AND failing_since <= :cutoff AND failures_in_streak >= :mi
 RETURNING id
 """
 DISABLED_DELIVERY_REASON = "Webhook disabled"
+DELETED_DELIVERY_REASON = "Webhook deleted"
 
 
 def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
@@ -87,22 +88,63 @@ async def disable_failing_webhooks(
     return disabled
 
 
-# The pending deliveries of disabled webhooks end failed, their pending log entries too.
-_END_DISABLED = """
+# The waiting deliveries (pending, or started with a lapsed lease: their worker died) of the
+# webhooks `{webhooks}` selects end failed, their current log entries too, with `:reason`.
+# SKIP LOCKED: a row a lease holds is skipped, never waited for. Callers may hold webhook rows
+# (a change of the webhook, the sweeper's disabling), and the statement that records outcomes
+# locks deliveries, then their webhooks: waiting here could close a deadlock. A skipped attempt
+# is in flight; if it comes back pending, the lease refuses it and the sweeper ends it.
+_END_WAITING = """
 WITH ended AS (
     UPDATE outbound_deliveries AS d
-    SET status = 'failed', completed_at = :now, updated_at = :now
-    WHERE d.status = 'pending'
-      AND d.webhook_id IN (SELECT id FROM webhooks WHERE is_disabled)
+    SET status = 'failed', locked_until = NULL, locked_by = NULL, completed_at = :now, updated_at = :now
+    WHERE d.id IN (
+        SELECT d.id FROM outbound_deliveries AS d
+        WHERE (d.status = 'pending' OR (d.status = 'started' AND d.locked_until < :now))
+          AND {webhooks}
+        FOR UPDATE SKIP LOCKED
+    )
     RETURNING d.current_log_entry_id
 )
 UPDATE webhook_log_entries AS e
 SET status = 'failed', reason = :reason, completed_at = :now, updated_at = :now
 FROM ended
-WHERE e.id = ended.current_log_entry_id AND e.status = 'pending'
+WHERE e.id = ended.current_log_entry_id AND e.status IN ('pending', 'started')
 """
+# The first `:limit` due and the first `:limit` lapsed deliveries: what the sweeper looks at
+# anyway. A row the lease refuses (its webhook deleted, or its URL out of date) stays due and so
+# comes first; each row's webhook is a primary-key lookup, never a scan of all waiting rows.
+WAITING = """
+    (SELECT id, kind, webhook_id, endpoint_url FROM outbound_deliveries
+     WHERE status = 'pending' AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit)
+    UNION ALL
+    (SELECT id, kind, webhook_id, endpoint_url FROM outbound_deliveries
+     WHERE status = 'started' AND locked_until < :now LIMIT :limit)
+"""
+_OF_DISABLED = _END_WAITING.format(webhooks="d.webhook_id IN (SELECT id FROM webhooks WHERE is_disabled)")
+_OF_DELETED = _END_WAITING.format(
+    webhooks=f"""d.id IN (
+        SELECT waiting.id FROM ({WAITING}) AS waiting
+        WHERE waiting.kind = 'webhook'
+          AND (SELECT w.id FROM webhooks AS w WHERE w.id = waiting.webhook_id) IS NULL
+    )"""  # noqa: S608 - fixed text
+)
+_OF_ONE = _END_WAITING.format(webhooks="d.webhook_id = :webhook_id")
 
 
-async def end_deliveries_of_disabled(*, session: AsyncSession, now: datetime) -> None:
-    """Fail the pending deliveries of every disabled webhook ("Webhook disabled")."""
-    await session.execute(text(_END_DISABLED), {"now": now, "reason": DISABLED_DELIVERY_REASON})
+async def end_deliveries_of_disabled(*, session: AsyncSession, now: datetime, limit: int) -> None:
+    """Fail the waiting deliveries of every disabled webhook ("Webhook disabled"), and of deleted
+    ones ("Webhook deleted") among the first `limit` due and lapsed.
+
+    The lease skips them meanwhile (engine.py): an attempt that was in flight when its webhook
+    was disabled or deleted, and came back pending, ends here.
+    """
+    await session.execute(text(_OF_DISABLED), {"now": now, "reason": DISABLED_DELIVERY_REASON})
+    await session.execute(text(_OF_DELETED), {"now": now, "reason": DELETED_DELIVERY_REASON, "limit": limit})
+
+
+async def end_deliveries_of_webhook(
+    *, session: AsyncSession, webhook_id: uuid.UUID, reason: str, now: datetime
+) -> None:
+    """Fail the waiting deliveries of one webhook with `reason`, in the caller's transaction."""
+    await session.execute(text(_OF_ONE), {"now": now, "reason": reason, "webhook_id": webhook_id})

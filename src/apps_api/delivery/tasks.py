@@ -25,7 +25,7 @@ from arq.worker import func
 from sqlalchemy import ColumnElement, Delete, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps_api.delivery import health, partitions
+from apps_api.delivery import follow, health, partitions
 from apps_api.delivery.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
 from apps_api.delivery.engine import (
     SHORT_WAIT_SECONDS,
@@ -436,6 +436,7 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     now = utcnow()
     await _disable_failing(ctx, now)
+    await _follow_webhooks(ctx, now)
     async with sessionmaker() as session:
         undispatched = await session.scalar(
             select(Event.id)
@@ -468,7 +469,7 @@ async def sweep_outbound(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 async def _disable_failing(ctx: dict[str, Any], now: datetime) -> None:
-    """Disable the webhooks that only fail, and end the pending deliveries of disabled ones."""
+    """Disable the webhooks that only fail, and end the waiting deliveries of disabled or deleted ones."""
     settings: Settings = ctx["settings"]
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     async with sessionmaker() as session, session.begin():
@@ -478,9 +479,18 @@ async def _disable_failing(ctx: dict[str, Any], now: datetime) -> None:
             after_days=settings.webhook_disable_after_days,
             min_failures=settings.webhook_disable_min_failures,
         )
-        await health.end_deliveries_of_disabled(session=session, now=now)
+        await health.end_deliveries_of_disabled(session=session, now=now, limit=SWEEP_LIMIT)
     if disabled:
         logger.warning("disabled %d webhooks whose every attempt failed", len(disabled))
+
+
+async def _follow_webhooks(ctx: dict[str, Any], now: datetime) -> None:
+    """Move waiting deliveries whose webhook's URL changed under them, then start their new endpoints."""
+    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
+    async with sessionmaker() as session, session.begin():
+        hosts = await follow.move_stale_deliveries(session=session, now=now, limit=SWEEP_LIMIT)
+    for host in hosts:
+        await enqueue(ctx.get("redis"), DELIVER_JOB, None, host, _job_id=f"moved:{host}:{time.time()}")
 
 
 async def maintain_log_partitions(ctx: dict[str, Any]) -> dict[str, int]:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,12 +49,11 @@ class OutboundDelivery(IdMixin, Base):
     )
 
     kind: Mapped[str] = mapped_column(String(16))
-    # Plain ids, no foreign keys: a trigger outlives its app and installation.
+    # Plain ids, no foreign keys: a trigger outlives its app and installation, a webhook's
+    # delivery (and so its log entries) its webhook: a waiting one ends "Webhook deleted".
     app_id: Mapped[uuid.UUID]
     organization_id: Mapped[uuid.UUID]  # the app's owner organization
-    webhook_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("webhooks.id", ondelete="CASCADE"), default=None
-    )
+    webhook_id: Mapped[uuid.UUID | None] = mapped_column(default=None)  # NULL for a trigger
     event_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     installation_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     # The organization the event happened in (the installing organization).
@@ -62,6 +61,8 @@ class OutboundDelivery(IdMixin, Base):
     app_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
     method: Mapped[str] = mapped_column(String(8), default="POST")
+    # A webhook delivery's next attempt goes to its webhook's URL: these follow a change of it
+    # (delivery/follow.py), and the lease never sends an attempt whose copy is out of date.
     endpoint_url: Mapped[str] = mapped_column(String(2000))
     # scheme://host:port, the unit of the per-endpoint concurrency bound.
     endpoint_host: Mapped[str] = mapped_column(String(300))

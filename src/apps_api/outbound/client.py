@@ -9,6 +9,7 @@ Redirects are never followed; proxies from the environment are ignored.
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import ssl
 import time
@@ -21,7 +22,13 @@ import httpx
 
 from apps_api.outbound.guard import DestinationBlocked, IPNetwork, resolve_checked
 
+logger = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 4096
+# What a refused destination's log entry says. The host and the addresses it resolves to go to
+# the server log only: a provider reading its log entries must not learn how names resolve
+# inside the service's network.
+DESTINATION_NOT_ALLOWED = "Destination not allowed."
 MAX_HEADERS = 100
 MAX_HEADER_VALUE = 2000
 
@@ -228,7 +235,8 @@ async def _body_start(response: httpx.Response) -> str:
 def _failure(error: Exception, total_timeout: float) -> str:
     """The reason a request got no (whole) response, as its log entry shows it."""
     if isinstance(error, DestinationBlocked):
-        return str(error)
+        logger.warning("outbound request refused: %s", error)
+        return DESTINATION_NOT_ALLOWED
     if isinstance(error, TimeoutError):
         return f"Timed out after {total_timeout:g} s (total)."
     if isinstance(error, httpx.ConnectTimeout):

@@ -205,7 +205,7 @@ async def recover_webhook(
 async def delete_webhook(
     session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
 ) -> Response:
-    """Undelivered notifications of the webhook are dropped with it."""
+    """Its undelivered notifications end `failed` ("Webhook deleted"); its log entries stay readable."""
     await service.delete_webhook(session=session, app=app, webhook=webhook, actor=principal.user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -290,9 +290,10 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
-    """202 with the `pending` log entry of the scheduled attempt (same `webhook-id` as the original).
+    """202 with the `pending` log entry of the scheduled attempt (same `webhook-id` as the original),
+    sent to the webhook's URL as it is now.
 
-    409 while an attempt of that delivery is in flight.
+    409 while an attempt of that delivery is in flight, and when its webhook is disabled or deleted.
     """
     pending = await service.redeliver(session=session, entry=entry)
     return schemas.WebhookLogEntry.model_validate(pending)

@@ -304,7 +304,12 @@ class WebhookLogEntry(Schema):
     webhook_id: uuid.UUID | None = Field(
         description="The ID of the webhook; null for an attempt of the app's uninstall trigger."
     )
-    endpoint_url: str = Field(description="The request URL of the webhook.")
+    endpoint_url: str = Field(
+        description=(
+            "The request URL of the attempt: the webhook's URL when the attempt started "
+            "(a pending attempt follows a change of the webhook's URL)."
+        )
+    )
     action: LogAction = Field(
         description="Resource action, either `added`, `removed` or `changed`; `test` for a test notification."
     )

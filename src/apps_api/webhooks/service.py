@@ -11,8 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery import columns
 from apps_api.delivery.events import emit
-from apps_api.delivery.health import emit_webhook_event, webhooks_channel
-from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry, schedule_delivery
+from apps_api.delivery.follow import move_deliveries
+from apps_api.delivery.health import (
+    DELETED_DELIVERY_REASON,
+    DISABLED_DELIVERY_REASON,
+    emit_webhook_event,
+    end_deliveries_of_webhook,
+    webhooks_channel,
+)
+from apps_api.delivery.outbox import DELIVER_JOB, endpoint_host, new_log_entry, schedule_delivery
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.errors import BadRequest, Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
@@ -147,6 +154,7 @@ async def update_webhook(
     webhook.updated_by_user_id = actor.id
     webhook.updated_at = utcnow()
     await session.flush()
+    await _follow(session=session, webhook=webhook, moved=before["endpoint_url"] != webhook.endpoint_url)
     webhook = await _reload(session, webhook)
     after = view(webhook)
     changed = {
@@ -156,6 +164,24 @@ async def update_webhook(
         session=session, webhook=webhook, action="changed", resource=changed, actor_user_id=actor.id
     )
     return webhook
+
+
+async def _follow(*, session: AsyncSession, webhook: Webhook, moved: bool) -> None:
+    """The webhook's waiting deliveries follow the change just flushed (the webhook's row is locked).
+
+    A disabled webhook's end now ("Webhook disabled"); a new URL takes the others along, and
+    the pump of its endpoint starts once the change commits: no token goes to the old URL.
+    """
+    now = utcnow()
+    if webhook.is_disabled:
+        await end_deliveries_of_webhook(
+            session=session, webhook_id=webhook.id, reason=DISABLED_DELIVERY_REASON, now=now
+        )
+    elif moved and await move_deliveries(
+        session=session, webhook_id=webhook.id, endpoint_url=webhook.endpoint_url, now=now
+    ):
+        host = endpoint_host(webhook.endpoint_url)
+        enqueue_after_commit(session, DELIVER_JOB, None, host, _job_id=f"moved:{webhook.id}:{uuid.uuid4()}")
 
 
 def _set_disabled(webhook: Webhook, disabled: bool) -> None:
@@ -168,8 +194,15 @@ def _set_disabled(webhook: Webhook, disabled: bool) -> None:
 
 
 async def delete_webhook(*, session: AsyncSession, app: App, webhook: Webhook, actor: User) -> None:
-    """Delete a webhook, its subscriptions and its undelivered notifications; emits `removed`."""
+    """Delete a webhook and its subscriptions; emits `removed`.
+
+    Its waiting deliveries end failed ("Webhook deleted"); they and their log entries stay (with
+    the webhook's id) until the log's retention ends.
+    """
     resource = view(webhook)
+    await end_deliveries_of_webhook(
+        session=session, webhook_id=webhook.id, reason=DELETED_DELIVERY_REASON, now=utcnow()
+    )
     await session.delete(webhook)
     await session.flush()
     await emit_webhook_event(
@@ -181,13 +214,25 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
     """Schedule one more attempt of the entry's delivery, now; returns that attempt's pending entry.
 
     A delivery waiting for a retry is brought forward; a finished one (successful or failed)
-    gets exactly one more attempt with the same `webhook-id`. 409 while an attempt is in flight.
+    gets exactly one more attempt with the same `webhook-id`, sent to the webhook's URL as it is
+    now. 409 while an attempt is in flight, and when the webhook is disabled or deleted.
     """
     delivery = await session.get(OutboundDelivery, entry.delivery_id, with_for_update=True)
     if delivery is None:
         raise NotFound("No webhook log entry found with the given ID.")
     if delivery.status == DeliveryStatus.STARTED:
         raise Conflict("An attempt of this delivery is in progress; try again when it has finished.")
+    # Then the webhook's row, in the order of the statement that records outcomes (deliveries,
+    # then webhooks): a change of its URL in flight commits first and is read here.
+    webhook = None
+    if delivery.webhook_id is not None:
+        webhook = await session.get(Webhook, delivery.webhook_id, with_for_update={"read": True})
+    if delivery.kind == "webhook":
+        if webhook is None:
+            raise Conflict("The webhook of this delivery was deleted.")
+        _refuse_disabled(webhook)
+        delivery.endpoint_url = webhook.endpoint_url
+        delivery.endpoint_host = endpoint_host(webhook.endpoint_url)
     now = utcnow()
     pending = None
     if delivery.status == DeliveryStatus.PENDING and delivery.current_log_entry_id is not None:
@@ -201,6 +246,7 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
         session.add(pending)
         delivery.current_log_entry_id = pending.id
     pending.scheduled_at = now
+    pending.endpoint_url = delivery.endpoint_url
     await session.flush()
     # A job id of its own: a deferred retry job of this delivery must not swallow it.
     enqueue_after_commit(session, DELIVER_JOB, str(delivery.id), _job_id=f"redeliver:{pending.id}")
@@ -259,12 +305,14 @@ async def send_test_event(*, session: AsyncSession, webhook: Webhook, max_attemp
 
 
 # One new attempt of each delivery of the webhook that ended failed since :since: pending now,
-# with a pending log entry of its own (same delivery, so the same `webhook-id`).
+# to the webhook's URL as it is now, with a pending log entry of its own (same delivery, so the
+# same `webhook-id`).
 _RECOVER = f"""
 WITH requeued AS (
     UPDATE outbound_deliveries AS d
     SET status = 'pending', completed_at = NULL, next_attempt_at = :now, updated_at = :now,
-        max_attempts = greatest(d.max_attempts, d.attempt_count + 1), current_log_entry_id = gen_random_uuid()
+        max_attempts = greatest(d.max_attempts, d.attempt_count + 1),
+        current_log_entry_id = gen_random_uuid(), endpoint_url = :url, endpoint_host = :host
     WHERE d.webhook_id = :webhook_id AND d.status = 'failed' AND d.completed_at >= :since
     RETURNING d.*
 ), entries AS (
@@ -284,9 +332,15 @@ async def recover(*, session: AsyncSession, webhook: Webhook, since: datetime, r
     now = utcnow()
     if since < now - timedelta(days=retention_days):
         raise BadRequest.field("since", f"Must be at most {retention_days} days ago (the log's retention).")
-    rows = (
-        await session.execute(text(_RECOVER), {"webhook_id": webhook.id, "since": since, "now": now})
-    ).all()
+    # Under the webhook's row lock: a change of its URL waits, or has committed and is read here.
+    url = await session.scalar(
+        select(Webhook.endpoint_url).where(Webhook.id == webhook.id).with_for_update(read=True)
+    )
+    if url is None:
+        raise NotFound("No webhook found with the given ID.")
+    parameters = {"webhook_id": webhook.id, "since": since, "now": now}
+    target = {"url": url, "host": endpoint_host(url)}
+    rows = (await session.execute(text(_RECOVER), {**parameters, **target})).all()
     for host, _ in rows:
         # A job of its own per endpoint: its pump sends every due attempt of the endpoint.
         enqueue_after_commit(session, DELIVER_JOB, None, host, _job_id=f"recover:{uuid.uuid4()}")
