@@ -20,10 +20,16 @@ from apps_api.auth.service import Principal
 from apps_api.kit.errors import Conflict
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, Event, Organization
+from tests import test_webhooks_delivery
 from tests.apps_helpers import app_payload, owned_url
 from tests.console_helpers import csrf, sign_in
 from tests.factories import Tenant, make_tenant
 from tests.installflow_helpers import make_installer
+from tests.test_webhooks_delivery import World, chat_event, sub
+from tests.webhook_helpers import receivers, worker
+
+world = test_webhooks_delivery.world  # the fixture
+CHATS = "/api/v5/orgs/{organization_id}/chats"
 
 
 async def _own_apps(session: AsyncSession, tenant: Tenant, count: int) -> None:
@@ -132,3 +138,34 @@ async def test_concurrent_creations_never_pass_the_limit(engine: AsyncEngine) ->
             await cleanup.execute(delete(App).where(App.owned_by_organization_id == owner.org_id))
             await cleanup.execute(delete(Organization).where(Organization.id == owner.org_id))
             await cleanup.commit()
+
+
+async def test_one_event_reaches_one_url_once_per_app(world: World) -> None:
+    """20 webhooks of one app naming one URL: one request; a second app's webhooks there: one more."""
+    provider, other_provider, org = (
+        await world.tenant("Provider"),
+        await world.tenant("Other provider"),
+        await world.tenant("Org"),
+    )
+    app, other_app = await world.app(provider), await world.app(other_provider)
+    with receivers(None) as (receiver,), worker():
+        webhooks = [await world.webhook(provider, app, receiver.url, sub(CHATS)) for _ in range(20)]
+        await world.install(org, app)
+
+        await world.publish(chat_event(org.org_id, resource_id="one"))
+        await world.settle()
+
+        assert len(receiver.requests) == 1
+        (delivery,) = await world.deliveries(app.id)
+        assert delivery.webhook_id == min(webhooks) and delivery.status == "successful"
+
+        for _ in range(2):
+            await world.webhook(other_provider, other_app, receiver.url, sub(CHATS))
+        await world.install(org, other_app)
+        await world.publish(chat_event(org.org_id, resource_id="two"))
+        await world.settle()
+
+    second = receiver.requests[1:]
+    assert len(second) == 2
+    assert len({request.headers["webhook-id"] for request in second}) == 2
+    assert [d.resource_id for d in await world.deliveries(other_app.id)] == ["two"]
