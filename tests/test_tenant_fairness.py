@@ -8,6 +8,8 @@ tests/test_endpoint_care.py and tests/test_webhooks_units.py).
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import httpx
@@ -20,15 +22,17 @@ from apps_api.auth.service import Principal
 from apps_api.kit.errors import Conflict
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, Event, Organization
-from tests import test_webhooks_delivery
+from tests import test_endpoint_care, test_webhooks_delivery
 from tests.apps_helpers import app_payload, owned_url
 from tests.console_helpers import csrf, sign_in
 from tests.factories import Tenant, make_tenant
 from tests.installflow_helpers import make_installer
+from tests.test_endpoint_care import webhook_url
 from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import receivers, worker
+from tests.webhook_helpers import Reply, eventually, receivers, worker
 
-world = test_webhooks_delivery.world  # the fixture
+world = test_webhooks_delivery.world  # the fixtures
+api = test_endpoint_care.api
 CHATS = "/api/v5/orgs/{organization_id}/chats"
 
 
@@ -169,3 +173,42 @@ async def test_one_event_reaches_one_url_once_per_app(world: World) -> None:
     assert len(second) == 2
     assert len({request.headers["webhook-id"] for request in second}) == 2
     assert [d.resource_id for d in await world.deliveries(other_app.id)] == ["two"]
+
+
+def _slowly(_: int) -> Reply:
+    time.sleep(2)
+    return Reply()
+
+
+async def test_a_flooding_app_delays_another_apps_test_event_by_seconds_at_most(
+    world: World, api: httpx.AsyncClient
+) -> None:
+    """60 deliveries of one app to a receiver taking 2 s each; another app's test event to the same
+    host and port arrives within 5 s (strict time order over one bound of 10: 10 s and more)."""
+    flooder, other, org = (
+        await world.tenant("Flooder"),
+        await world.tenant("Other"),
+        await world.tenant("Org"),
+    )
+    flooding_app, other_app = await world.app(flooder), await world.app(other)
+    with receivers(_slowly) as (receiver,), worker():
+        await world.webhook(flooder, flooding_app, receiver.url, sub(CHATS))
+        other_webhook = await world.webhook(other, other_app, receiver.url + "/other", sub(CHATS))
+        await world.install(org, flooding_app)
+        await world.publish(*(chat_event(org.org_id, resource_id=f"flood-{n}") for n in range(60)))
+        await eventually(lambda: receiver.in_flight >= 10, what="the flood in flight")
+
+        started = time.monotonic()
+        sent = await api.post(webhook_url(other, other_app.id, other_webhook, "/test"), headers=other.headers)
+        assert sent.status_code == 202, sent.text
+
+        def tested() -> bool:
+            return any(json.loads(request.body)["action"] == "test" for request in list(receiver.requests))
+
+        await eventually(tested, timeout=30, what="the other app's test event")
+        waited = time.monotonic() - started
+        assert waited < 5, f"the test event waited {waited:.1f} s behind another app's flood"
+        # The flooding app never had more than its own bound in flight.
+        assert receiver.max_in_flight <= 11
+        await world.settle()
+    assert len(receiver.requests) == 61
