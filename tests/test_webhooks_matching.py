@@ -228,3 +228,28 @@ def test_installations_as_the_event_writer_saw_them() -> None:
     subscriptions = [sub(uuid.uuid4(), "/api/v5/orgs/{organization_id}/chats")]
     assert matched(subscriptions, writer, [inst(103), inst(99, removed=101)]) == set()
     assert len(matched(subscriptions, writer, [inst(99, removed=105)])) == 1
+
+
+def test_one_match_per_app_and_endpoint_url_the_smallest_webhook_id() -> None:
+    """Issue 24: an app's webhooks naming one URL get the event once, through the first webhook."""
+    same = sorted(uuid.uuid4() for _ in range(20))
+    elsewhere, other_app_webhook, other_app = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    pattern = "/api/v5/orgs/{organization_id}/chats"
+    urls = {webhook: "https://hooks.example.com/x" for webhook in same}
+    matchers = {
+        APP: AppMatcher(
+            [sub(webhook, pattern) for webhook in [*reversed(same), elsewhere]],
+            {**urls, elsewhere: "https://hooks.example.com/y"},
+        ),
+        other_app: AppMatcher(
+            [sub(other_app_webhook, pattern)], {other_app_webhook: "https://hooks.example.com/x"}
+        ),
+    }
+    other_installation = InstallationView(uuid.uuid4(), other_app, ORG, None, frozenset({"reports"}), OWNER)
+    event = EventView(ORG, f"/api/v5/orgs/{ORG}/chats", "added", "reports")
+
+    found = match_event(event, installations=[installation(), other_installation], matchers=matchers)
+
+    assert sorted((m.app_id, m.webhook_id) for m in found) == sorted(
+        [(APP, same[0]), (APP, elsewhere), (other_app, other_app_webhook)]
+    )

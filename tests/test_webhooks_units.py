@@ -178,15 +178,19 @@ async def test_concurrent_leases_give_one_attempt_to_one_worker(
 
 
 async def _queued(
-    sessionmaker: async_sessionmaker[AsyncSession], url: str, count: int
+    sessionmaker: async_sessionmaker[AsyncSession], url: str, count: int, app_id: uuid.UUID | None = None
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """`count` due deliveries to `url`, oldest first: (delivery id, log entry id) each."""
+    """`count` due deliveries of one app to `url`, oldest first: (delivery id, log entry id) each.
+
+    One app: an endpoint's apps take turns, so only one app's attempts go strictly oldest first.
+    """
     queued = []
+    app_id = app_id or uuid.uuid4()
     async with sessionmaker() as session, session.begin():
         for n in range(count):
             delivery, entry = build_delivery(
                 kind="trigger",  # a webhook's would wait for its webhook
-                app_id=uuid.uuid4(),
+                app_id=app_id,
                 organization_id=uuid.uuid4(),
                 method="POST",
                 endpoint_url=url,
@@ -317,3 +321,83 @@ def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:
     assert classify(Outcome(302)) == (False, "Redirect (302) not followed.")
     assert classify(Outcome(302), redirect_delivers=True) == (True, None)
     assert classify(Outcome(500), redirect_delivers=True)[0] is False
+
+
+async def _live_by_app(engine: AsyncEngine, host: str) -> dict[uuid.UUID, int]:
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(OutboundDelivery.app_id, func.count())
+            .where(
+                OutboundDelivery.endpoint_host == host,
+                OutboundDelivery.status == "started",
+                OutboundDelivery.locked_until > func.now(),
+            )
+            .group_by(OutboundDelivery.app_id)
+        )
+    return {app_id: int(count) for app_id, count in rows.all()}
+
+
+async def test_apps_take_turns_within_both_bounds_across_workers(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Issue 24: at most 2 attempts of one app and 3 in all at one endpoint, across three workers
+    counting and passing slots at once; a finished attempt's slot goes to the other app first."""
+    bounded = settings.model_copy(
+        update={"webhook_max_concurrency_per_endpoint": 3, "webhook_max_concurrency_per_app_endpoint": 2}
+    )
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/turns"
+    host = endpoint_host(url)
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    first_app, second_app = uuid.uuid4(), uuid.uuid4()
+    ids = [d for d, _ in await _queued(sessionmaker, url, 12, first_app)]
+    ids += [d for d, _ in await _queued(sessionmaker, url, 12, second_app)]
+    async with sessionmaker() as session, session.begin():
+        # The first app's whole backlog was due first: strict time order would serve it alone.
+        await session.execute(
+            update(OutboundDelivery)
+            .where(OutboundDelivery.app_id == second_app)
+            .values(next_attempt_at=OutboundDelivery.next_attempt_at + timedelta(seconds=30))
+        )
+    ok = Outcome(status_code=200, body="ok")
+    try:
+        async with guarded_client(()) as client:
+            a, b, c = (Deliverer(sessionmaker, bounded, client, f"worker-{name}") for name in "abc")
+            _, first, more = await settle(a, host=host, wanted=3)
+            assert more  # attempts wait for their app's slot
+            counts = await _live_by_app(engine, host)
+            assert sorted(counts.values()) == [1, 2]
+            assert (await settle(b, host=host, wanted=3))[1] == []  # the endpoint's bound is full
+            # The app holding two finishes one: its slot passes to the other app, under its bound.
+            full = next(app_id for app_id, count in counts.items() if count == 2)
+            done = next(attempt for attempt in first if attempt.app_id == full)
+            _, passed, _ = await settle(a, host=host, results=[(done, ok)], wanted=1)
+            assert [attempt.app_id for attempt in passed] == [next(iter(set(counts) - {full}))]
+            held = {"a": [attempt for attempt in first if attempt is not done] + passed, "b": [], "c": []}
+            workers = {"a": a, "b": b, "c": c}
+            # Rounds of three workers at once, each recording what it holds and taking what it can.
+            for _ in range(12):
+                outcomes = await asyncio.gather(
+                    *(
+                        settle(workers[name], host=host, results=[(held[name][0], ok)], wanted=1)
+                        if held[name]
+                        else settle(workers[name], host=host, wanted=3)
+                        for name in "abc"
+                    )
+                )
+                for name, (_, leased, _) in zip("abc", outcomes, strict=True):
+                    held[name] = held[name][1:] + leased
+                live = await _live_by_app(engine, host)
+                assert sum(live.values()) <= 3 and max(live.values(), default=0) <= 2, live
+                assert sum(map(len, held.values())) == sum(live.values())
+        async with sessionmaker() as session:
+            rows = await session.execute(
+                select(OutboundDelivery.app_id, func.count())
+                .where(OutboundDelivery.id.in_(ids), OutboundDelivery.status == "successful")
+                .group_by(OutboundDelivery.app_id)
+            )
+            served = dict(rows.all())
+        # Both apps were served all along, neither ran ahead of the other by more than its bound.
+        assert abs(served.get(first_app, 0) - served.get(second_app, 0)) <= 2, served
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))

@@ -59,8 +59,10 @@ class Settings(BaseSettings):
     webhook_timeout: float = 15.0
     # How long a worker owns an attempt; another worker takes over once it lapses.
     webhook_lease_seconds: float = 60.0
-    # Concurrent attempts per endpoint (scheme://host:port) across all workers.
-    webhook_max_concurrency_per_endpoint: int = 10
+    # Concurrent attempts per endpoint (scheme://host:port) across all workers and apps, and of
+    # one app there: one app fills at most its share, the others take turns in the rest.
+    webhook_max_concurrency_per_endpoint: int = 20
+    webhook_max_concurrency_per_app_endpoint: int = 10
     # How often the sweeper looks for undispatched events and due or stale deliveries.
     webhook_sweep_interval_seconds: int = 5
     # A webhook whose every attempt has failed for this many days, with at least

@@ -197,7 +197,17 @@ async def _create_owned_app(*, session: AsyncSession, principal: Principal, data
     status_code=201,
     summary="Create an owned app",
     tags=["Owned apps"],
-    responses=error_responses(400, 401, 402, 403),
+    responses=error_responses(
+        400,
+        401,
+        402,
+        403,
+        409,
+        described={
+            409: f"The organization already owns {service.MAX_APPS_PER_ORGANIZATION} apps, the most"
+            " it may own; delete one first."
+        },
+    ),
 )
 async def create_owned_app(
     session: SessionDep, principal: OrgProviderPrincipal, data: OwnedAppInput

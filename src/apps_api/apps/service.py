@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, Uuid, bindparam, insert, select, text
+from sqlalchemy import String, Table, Uuid, bindparam, func, insert, literal_column, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,6 +72,20 @@ _APPS = cast(Table, App.__table__)
 # session's connection: the ORM's and Core's execution machinery cost more CPU than the INSERT.
 _INSERT_APP = SessionStatement(
     insert(_APPS).values({column.key: bindparam(column.key) for column in _APPS.c})
+)
+# GitHub's limit per owner: every app can fan one event out to its webhooks, so the apps one
+# organization owns bound what one of its API calls can make the workers send (README, limits).
+MAX_APPS_PER_ORGANIZATION = 100
+# Concurrent creations by one organization take turns (an advisory lock: locking the
+# organization's row would also hold up every insert that references it), and the count runs
+# in a statement of its own, after the lock, so it sees what the previous creator committed.
+_LOCK_OWNER_APPS = SessionStatement(
+    select(
+        func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), literal_column("0")))
+    )
+)
+_OWNED_APPS = SessionStatement(
+    select(func.count()).where(_APPS.c.owned_by_organization_id == bindparam("organization_id"))
 )
 _ASSETS = cast(Table, Asset.__table__)
 _ASSET = SessionStatement(select(_ASSETS).where(_ASSETS.c.id == bindparam("asset_id")))
@@ -158,8 +172,18 @@ def _owned_app_row(values: dict[str, Any], creator: Principal, icon: Any) -> dic
 
 
 async def create_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> dict[str, Any]:
-    """Create an app owned by the caller's organization (not installed anywhere); returns its owned view."""
+    """Create an app owned by the caller's organization (not installed anywhere); returns its owned view.
+
+    409 when the organization already owns `MAX_APPS_PER_ORGANIZATION` apps.
+    """
     changes, icon = await _validate(db=session, owner=principal, data=data, current=None, partial=False)
+    await _LOCK_OWNER_APPS.fetch(session, key=f"owned_apps:{principal.organization_id}")
+    owned = await _OWNED_APPS.fetch(session, organization_id=principal.organization_id)
+    if owned[0][0] >= MAX_APPS_PER_ORGANIZATION:
+        raise Conflict(
+            f"An organization may own at most {MAX_APPS_PER_ORGANIZATION} apps and this one owns"
+            f" {MAX_APPS_PER_ORGANIZATION}; delete one before creating another."
+        )
     values = with_column_defaults(
         _APPS,
         {

@@ -343,6 +343,8 @@ async def app_create(request: Request, session: SessionDep) -> Response:
         return _app_form(request, viewer, values=values, app=None, errors=errors, status_code=400)
     except PaymentRequired as exc:
         return _app_form(request, viewer, values=values, app=None, error=exc.detail, status_code=402)
+    except Conflict as exc:
+        return _app_form(request, viewer, values=values, app=None, error=exc.detail, status_code=409)
     return redirect(f"/console/apps/{view['id']}", "app-created")
 
 

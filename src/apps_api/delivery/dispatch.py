@@ -218,7 +218,7 @@ async def _owners(connection: asyncpg.Connection, app_ids: Iterable[uuid.UUID]) 
 async def fan_out(
     connection: asyncpg.Connection, events: Sequence[EventRow], index: SubscriptionIndex, *, max_attempts: int
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """The deliveries of these events (each webhook once per event) and their first log entries, as rows."""
+    """The deliveries of these events (one per app and endpoint URL) and their first log entries."""
     views = {event.id: event.view() for event in events}
     installations = await _installations(connection, list(views.values()))
     named = {event.id: installations_channel_app(event.channel) for event in events}

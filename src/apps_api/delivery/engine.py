@@ -8,6 +8,11 @@ Shared by webhook notifications and trigger requests. PostgreSQL holds every gua
   the endpoint's advisory lock and takes no more than the bound allows; a lease that replaces
   finished ones in the statement recording them adds nothing, so a hanging receiver ties up at
   most `webhook_max_concurrency_per_endpoint` worker slots and never delays other endpoints;
+- the bound per app at an endpoint (`webhook_max_concurrency_per_app_endpoint`, below the
+  endpoint's): every lease, swaps included, takes an app's attempts only among the first ones
+  its statement saw, as many as the app's live leases leave, and locks only those; concurrent
+  leases then take the same attempts, not more of them, so the bound holds without a lock.
+  Apps take turns at a busy endpoint (`walk`: after the app whose attempt finished);
 - an outcome is written only while this worker still holds the lease (fencing on
   `locked_by` and `attempt_count`).
 
@@ -146,6 +151,8 @@ _SENDABLE = """
           SELECT NOT w.is_disabled AND w.endpoint_url = outbound_deliveries.endpoint_url
           FROM webhooks AS w WHERE w.id = outbound_deliveries.webhook_id
       ))"""
+# The same condition on a row aliased `d`.
+_SENDABLE_D = _SENDABLE.replace("outbound_deliveries.", "d.")
 
 # The lease once its free slots are known (a CTE `slots` with one row, `free`): lapsed attempts
 # first, then due ones, earliest first, at most `free`; their pending log entries become started
@@ -174,23 +181,87 @@ exhausted AS (
     SET status = 'failed', reason = {{reason}}, completed_at = {{now}}, updated_at = {{now}}
     FROM exhausted
     WHERE e.id = exhausted.current_log_entry_id AND e.status IN ('pending', 'started')
-), lapsed AS (
-    SELECT id FROM outbound_deliveries
+), holding AS (
+    -- The endpoint's live leases (every worker's) but those this statement records.
+    SELECT app_id FROM outbound_deliveries
+    WHERE endpoint_host = {{host}} AND status = 'started' AND locked_until > {{now}}
+      AND id <> ALL({{released}})
+), lapsed_turns AS (
+    SELECT id, app_id, locked_until,
+        row_number() OVER (PARTITION BY app_id ORDER BY locked_until, id) AS turn
+    FROM outbound_deliveries
     WHERE endpoint_host = {{host}} AND status = 'started' AND attempt_count < max_attempts
       AND locked_until < {{now}} AND id <> ALL({{recorded}}){_SENDABLE}
-    ORDER BY locked_until
+), lapsed_chosen AS (
+    -- An app's n-th attempt is a candidate only while n more stay within the app's bound.
+    SELECT id, app_id, locked_until FROM lapsed_turns AS t
+    WHERE t.turn <= {{app_bound}} - (SELECT count(*) FROM holding AS h WHERE h.app_id = t.app_id)
+), lapsed AS (
+    -- Only candidates are locked, each condition checked again on the row's latest version: as
+    -- every worker's candidates are the first of each app's attempts as its statement saw them,
+    -- workers leasing at once (swaps take no lock) cannot together pass an app's bound.
+    SELECT d.id, d.app_id FROM lapsed_chosen AS c JOIN outbound_deliveries AS d ON d.id = c.id
+    WHERE d.status = 'started' AND d.locked_until < {{now}} AND d.attempt_count < d.max_attempts
+    ORDER BY c.locked_until
     LIMIT (SELECT free FROM slots)
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF d SKIP LOCKED
+), pivot AS (
+    SELECT {{pivot}} AS app_id
+), walk (app_id, lap, step) AS (
+    -- The apps with pending attempts here, one index probe each, in turn: those after the
+    -- pivot's id, then from the first up to the pivot. Read lazily: the walk stops once enough
+    -- candidates are found, however many apps and attempts wait.
+    SELECT app_id, 0, 0 FROM pivot
+    UNION ALL
+    SELECT next_app.app_id, next_app.lap, walk.step + 1
+    FROM walk CROSS JOIN LATERAL (
+        (SELECT d.app_id, walk.lap FROM outbound_deliveries AS d
+         WHERE d.endpoint_host = {{host}} AND d.status = 'pending' AND d.app_id > walk.app_id
+           AND (walk.lap = 0 OR d.app_id <= (SELECT app_id FROM pivot))
+         ORDER BY d.app_id LIMIT 1)
+        UNION ALL
+        (SELECT d.app_id, 1 FROM outbound_deliveries AS d
+         WHERE walk.lap = 0 AND d.endpoint_host = {{host}} AND d.status = 'pending'
+           AND d.app_id <= (SELECT app_id FROM pivot)
+         ORDER BY d.app_id LIMIT 1)
+        LIMIT 1
+    ) AS next_app
+), due_chosen AS (
+    -- Each app's due attempts, earliest first, as many as its bound leaves (index order, so it
+    -- stops at that number whatever the app's backlog); twice the slots' worth in all, so that
+    -- attempts another worker takes meanwhile can be skipped.
+    SELECT queued.id, queued.next_attempt_at, walk.step FROM walk CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM outbound_deliveries AS d
+        WHERE d.endpoint_host = {{host}} AND d.app_id = walk.app_id AND d.status = 'pending'
+          AND d.next_attempt_at <= {{now}}{_SENDABLE_D}
+        ORDER BY d.next_attempt_at
+        -- An app's lapsed attempts count as taken even when another worker holds them now.
+        LIMIT greatest(0,
+            {{app_bound}} - (SELECT count(*) FROM holding AS h WHERE h.app_id = walk.app_id)
+                - (SELECT count(*) FROM lapsed_chosen AS l WHERE l.app_id = walk.app_id)
+        )
+    ) AS queued
+    WHERE walk.step > 0
+    LIMIT 2 * greatest(0, (SELECT free FROM slots) - (SELECT count(*) FROM lapsed))
 ), due AS (
-    -- Its own statement, not an OR with the lapsed ones: this walks the (host, next attempt)
-    -- index of pending rows in order and stops at the limit, whatever the endpoint's backlog.
-    SELECT id FROM outbound_deliveries
-    WHERE endpoint_host = {{host}} AND status = 'pending' AND next_attempt_at <= {{now}}{_SENDABLE}
-    ORDER BY next_attempt_at
-    LIMIT (SELECT free FROM slots) - (SELECT count(*) FROM lapsed)
-    FOR UPDATE SKIP LOCKED
+    SELECT d.id, d.app_id FROM due_chosen AS c JOIN outbound_deliveries AS d ON d.id = c.id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= {{now}}
+    ORDER BY c.step, c.next_attempt_at
+    LIMIT greatest(0, (SELECT free FROM slots) - (SELECT count(*) FROM lapsed))
+    FOR UPDATE OF d SKIP LOCKED
 ), picked AS (
-    SELECT id FROM lapsed UNION ALL SELECT id FROM due
+    SELECT id, app_id FROM lapsed UNION ALL SELECT id, app_id FROM due
+), blocked AS (
+    -- Whether due attempts may have been left for lack of a slot of their app's (or for another
+    -- worker taking them): the pump then leases again when one of its attempts finishes.
+    SELECT (SELECT count(*) FROM picked) < (SELECT free FROM slots) AND (
+            (SELECT count(*) FROM picked)
+                < (SELECT count(*) FROM lapsed_chosen) + (SELECT count(*) FROM due_chosen)
+        )
+        OR EXISTS (
+            SELECT 1 FROM (SELECT app_id FROM holding UNION ALL SELECT app_id FROM picked) AS t
+            GROUP BY app_id HAVING count(*) >= {{app_bound}}
+        ) AS blocked
 ), leased AS (
     UPDATE outbound_deliveries AS d
     SET status = 'started', locked_until = {{until}}, locked_by = {{worker}},
@@ -209,17 +280,18 @@ exhausted AS (
     WHERE e.id = leased.log_entry_id AND e.status = 'pending'
     RETURNING e.id
 )
-SELECT slots.free,{{returning}} leased.*,
+SELECT slots.free, blocked.blocked,{{returning}} leased.*,
     EXISTS (SELECT 1 FROM started WHERE started.id = leased.log_entry_id) AS entry_started
-FROM slots LEFT JOIN leased ON true
+FROM slots CROSS JOIN blocked LEFT JOIN leased ON true
 """  # noqa: S608 - names from the table metadata
 
 # Every free slot of the endpoint at once: at most `bound` minus the endpoint's live leases (all
 # workers), and at most `wanted`. Always at least one row: `free` is the number of slots it could
 # fill (a row with a NULL id when it leased none). The caller holds the endpoint's lock.
-# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason.
+# $1 host, $2 now, $3 wanted, $4 bound, $5 lease until, $6 worker id, $7 the interrupted reason,
+# $8 the bound per app.
 _COUNTED_SLOTS = """
-WITH slots AS (
+WITH RECURSIVE slots AS (
     SELECT greatest(0, least(
         $3::integer,
         $4::integer - (
@@ -229,7 +301,16 @@ WITH slots AS (
     )) AS free
 ),"""
 _LEASE = _COUNTED_SLOTS + _LEASE_STEPS.format(
-    host="$1", now="$2", until="$5", worker="$6", reason="$7", recorded="'{}'::uuid[]", returning=""
+    host="$1",
+    now="$2",
+    until="$5",
+    worker="$6",
+    reason="$7",
+    recorded="'{}'::uuid[]",
+    released="'{}'::uuid[]",
+    app_bound="$8",
+    pivot="gen_random_uuid()",
+    returning="",
 )
 
 # A started entry of a lapsed lease: its worker died mid-request.
@@ -304,7 +385,8 @@ SELECT (SELECT array_agg(id) FROM finished) AS owned, (SELECT count(*) FROM endp
 # live leases cannot grow and needs neither its lock nor a transaction of several statements
 # (one round trip where a counted lease takes four). Only a slot whose lease was still live is
 # passed on: a lapsed one may have been counted free and taken by another worker already.
-# $1-$14 as `_RECORD`; $15 host, $16 lease until, $17 the interrupted reason, $18 wanted.
+# $1-$14 as `_RECORD`; $15 host, $16 lease until, $17 the interrupted reason, $18 wanted, $19 the
+# bound per app.
 _PASSED_SLOTS = """, live AS (
     SELECT id FROM outbound_deliveries
     WHERE id = ANY($8::uuid[]) AND status = 'started' AND locked_by = $14 AND locked_until > $13
@@ -312,8 +394,10 @@ _PASSED_SLOTS = """, live AS (
     SELECT least($18::integer, (SELECT count(*) FROM finished JOIN live USING (id)))::integer AS free
 ),"""
 _OWNED = " (SELECT array_agg(id) FROM finished) AS owned,"
+# RECURSIVE: the lease walks the endpoint's apps (`walk`).
 _RECORD_AND_LEASE = (
-    _RECORD_STEPS
+    "WITH RECURSIVE"  # noqa: S608 - fixed text
+    + _RECORD_STEPS.removeprefix("WITH")
     + _PASSED_SLOTS
     + _LEASE_STEPS.format(
         host="$15",
@@ -322,6 +406,10 @@ _RECORD_AND_LEASE = (
         worker="$14",
         reason="$17",
         recorded="$8::uuid[]",
+        # The finished attempts' slots are theirs no more; the turn passes to the app after theirs.
+        released="coalesce((SELECT array_agg(id) FROM finished), '{}'::uuid[])",
+        app_bound="$19",
+        pivot="coalesce((SELECT app_id FROM finished ORDER BY app_id LIMIT 1), gen_random_uuid())",
         returning=_OWNED,
     )
 )
@@ -351,6 +439,7 @@ async def _lease(
         now + timedelta(seconds=deliverer.lease_seconds),
         deliverer.worker_id,
         INTERRUPTED_LAST,
+        deliverer.settings.webhook_max_concurrency_per_app_endpoint,
     )
     return await _leased(connection, deliverer, rows, now)
 
@@ -361,10 +450,10 @@ async def _leased(
     """The attempts a lease statement returned (see `_LEASE_STEPS`), each with a started log entry."""
     attempts: list[Attempt] = []
     others: list[Attempt] = []
-    free = 0
+    free, blocked = 0, False
     for row in rows:
         fields = dict(row)
-        free = fields.pop("free")
+        free, blocked = fields.pop("free"), fields.pop("blocked")
         entry_started = fields.pop("entry_started")
         fields.pop("owned", None)
         if fields["id"] is None:
@@ -375,7 +464,7 @@ async def _leased(
             others.append(attempt)
     if others:
         await _start_other_entries(connection, deliverer, others, now)
-    return attempts, len(attempts) >= free
+    return attempts, len(attempts) >= free or blocked
 
 
 async def _start_other_entries(
@@ -665,7 +754,10 @@ async def _record_and_lease(
     now = utcnow()
     plans, arguments = _recording(deliverer, results, now)
     until = now + timedelta(seconds=deliverer.lease_seconds)
-    rows = await connection.fetch(_RECORD_AND_LEASE, *arguments, host, until, INTERRUPTED_LAST, wanted)
+    app_bound = deliverer.settings.webhook_max_concurrency_per_app_endpoint
+    rows = await connection.fetch(
+        _RECORD_AND_LEASE, *arguments, host, until, INTERRUPTED_LAST, wanted, app_bound
+    )
     leased, more = await _leased(connection, deliverer, rows, now)
     return _recorded(results, plans, rows[0], now), leased, more
 

@@ -258,7 +258,7 @@ def match_event(
     matchers: Mapping[uuid.UUID, AppMatcher],
     owned_app: tuple[uuid.UUID, uuid.UUID] | None = None,
 ) -> list[Match]:
-    """The webhooks an event reaches, each once.
+    """The webhooks an event reaches: at most one per (app, endpoint URL), see `_one_per_endpoint()`.
 
     `installations` are those of the event's organization, removed ones included (see
     `was_installed()`); `owned_app` is (owner id, app id) of the app named by an installations
@@ -279,7 +279,26 @@ def match_event(
                     found.setdefault(subscription.webhook_id, match)
     if owned_app is not None and may_read(ProviderReader(owned_app[0]), collection):
         _match_owner(event, segments, owned_app, matchers, found)
-    return list(found.values())
+    if len(found) < 2:
+        return list(found.values())
+    return _one_per_endpoint(found, matchers)
+
+
+def _one_per_endpoint(
+    found: Mapping[uuid.UUID, Match], matchers: Mapping[uuid.UUID, AppMatcher]
+) -> list[Match]:
+    """One match per (app, endpoint URL), the matching webhook with the smallest id.
+
+    An app's webhooks may all name one URL: sending the event once per webhook would let one
+    API call fan out to that URL as many times as the app has webhooks (issue 24). A webhook
+    whose URL the matcher does not know stands for itself.
+    """
+    chosen: dict[tuple[uuid.UUID, object], Match] = {}
+    for webhook_id in sorted(found):
+        match = found[webhook_id]
+        endpoint = matchers[match.app_id].endpoints.get(webhook_id, webhook_id)
+        chosen.setdefault((match.app_id, endpoint), match)
+    return list(chosen.values())
 
 
 def _hears(event: EventView, collection: Collection, installation: InstallationView) -> bool:

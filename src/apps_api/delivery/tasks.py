@@ -140,6 +140,10 @@ class _PumpState:
     # came back short, only a poke (new work, a retry's job, the sweeper) says so, and
     # recording then costs one statement instead of a lease round.
     more: bool = True
+    # After a lease that left attempts due for want of their app's slots (the bound per app) or
+    # of the endpoint's (other workers hold them), each finished attempt passes its slot on in
+    # the statement recording it; only a poke counts the free slots again.
+    passing: bool = False
 
 
 class EndpointPump:
@@ -208,6 +212,8 @@ class EndpointPump:
     def _wanted(self, state: _PumpState, taking: bool) -> int:
         """Free slots to lease now: none after a short lease until a poke says more is due."""
         wanted = state.bound - len(state.in_flight) if taking and (state.more or self.poked) else 0
+        if state.passing and not self.poked:
+            wanted = min(wanted, len(state.finished))
         if wanted > 0:
             self.poked = False
             self.wakeup.clear()
@@ -217,6 +223,7 @@ class EndpointPump:
         plans, leased, found_more = await self._settle(state.finished, wanted)
         if wanted > 0:
             state.more = found_more
+            state.passing = found_more and (state.passing or len(leased) < wanted)
         state.recorded += len(state.finished)
         await self._schedule_retries(state.finished, plans)
         state.finished = []

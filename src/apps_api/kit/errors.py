@@ -98,9 +98,12 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the given error status codes."""
-    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
+def error_responses(*codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error status codes (`described`: a route's own wording)."""
+    own = described or {}
+    return {
+        code: {"model": ErrorResponse, "description": own.get(code, _DESCRIPTIONS[code])} for code in codes
+    }
 
 
 _FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"

@@ -39,6 +39,15 @@ class OutboundDelivery(IdMixin, Base):
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),
+        # The lease walks an endpoint's apps (one probe each) and takes each app's next due
+        # attempts (delivery/engine.py), whatever one app's backlog.
+        Index(
+            "ix_outbound_deliveries_host_app_due",
+            "endpoint_host",
+            "app_id",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index(
             "ix_outbound_deliveries_host_started",
             "endpoint_host",
