@@ -33,6 +33,8 @@ def integrator_parse(data: str, app_secret: str) -> dict[str, Any]:
         "org_id": payload["org_id"],
         "chat_id": payload["chat_id"],
         "visitor_id": payload["visitor_id"],
+        "room_id": payload["room_id"],
+        "domain_host": payload["domain_host"],
         "inst_id": payload["inst_id"],
         "app_id": payload["app_id"],
         "app_user_id": payload["app_user_id"],
@@ -99,19 +101,29 @@ async def test_an_api_install_sends_the_install_trigger(
     assert all(q["source"] == ["apps"] for q in queries)
     install = integrator_parse(queries[1]["data"][0], app["secret"])
     assert install == {
-        "sub": "127.0.0.1",  # the service's host, as the request named it
+        "sub": "localhost",  # the configured public host (unset: the fallback), not the Host header
         "user_id": str(owner.user.id),
         "org_id": str(owner.org_id),
         "chat_id": None,
         "visitor_id": None,
+        "room_id": None,
+        "domain_host": None,
         "inst_id": installation["id"],
         "app_id": app["id"],
         "app_user_id": installation["app_user_id"],
-        "app_user_code": None,
+        "app_user_code": install["app_user_code"],  # minted per attempt (tests/test_triggers_giosg.py)
         "iat": install["iat"],
         "exp": install["exp"],
     }
     assert installation["app_user_id"] is not None and install["exp"] > install["iat"]
+    # The retry carries a code and a token of its own, minted when it was sent.
+    first = integrator_parse(queries[0]["data"][0], app["secret"])
+    assert (
+        first["app_user_code"]
+        and install["app_user_code"]
+        and first["app_user_code"] != install["app_user_code"]
+    )
+    assert queries[0]["token"] != queries[1]["token"] and "token" not in queries[2]
     uninstall = integrator_parse(queries[2]["data"][0], app["secret"])
     assert (uninstall["inst_id"], uninstall["chat_id"], uninstall["visitor_id"]) == (
         installation["id"],

@@ -329,14 +329,14 @@ def _service_sent_install_trigger(world: World, installation: dict[str, Any]) ->
 
 
 async def _minted_used_and_forgotten(world: World, installation: dict[str, Any]) -> None:
-    """After an install trigger without code: the bot minted its app user's token through the
-    provider's app-user token endpoint and used it; uninstalling makes it forget."""
+    """After the API install's trigger, which carries an app user code like the browser's (issue
+    26): the bot exchanged it at /identity/token and used the token; uninstalling makes it forget."""
     await eventually(lambda: world.installation(world.installer.org_id), what="the install trigger")
     assert world.installation(world.installer.org_id) == {
         "organization_id": str(world.installer.org_id),
         "installation_id": installation["id"],
         "app_user_id": installation["app_user_id"],
-        "source": "app_user_tokens",
+        "source": "identity/token",
     }
     await eventually(lambda: world.activity("token_checked"), what="the bot's call with its token")
     assert [entry["status_code"] for entry in world.activity("token_checked")] == [200]

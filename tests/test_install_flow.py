@@ -14,7 +14,7 @@ from apps_api.installflow.session import COOKIE_NAME, safe_next
 from apps_api.models import AppInstallation, AppUserCode, User
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
+from apps_api.triggers.tokens import decode_access_token, decode_trigger_data, trigger_host
 from tests.factories import make_app, make_tenant
 from tests.installflow_helpers import (
     PASSWORD,
@@ -491,6 +491,7 @@ async def test_install_trigger_redirects_to_the_trigger_url_with_signed_paramete
         owner.organization,
         trigger_url="https://bot.example.com/giosg/trigger?tenant=a&type=keep-not",
         trigger_conditions=["install", "uninstall"],
+        required_scopes=["settings"],
     )
     page = await log_in(client, app.id, installer.user.email, next_=NEXT)
     csp = page.headers["content-security-policy"]
@@ -520,8 +521,9 @@ async def test_install_trigger_redirects_to_the_trigger_url_with_signed_paramete
     # Every claim giosg's integrations index, null where it does not apply; `sub` is our host.
     assert set(data) >= {"sub", "user_id", "org_id", "chat_id", "visitor_id", "inst_id", "app_id"}
     assert set(data) >= {"app_user_id", "app_user_code", "iat", "exp"}
-    assert data["sub"] == "testserver"
-    assert (data["chat_id"], data["visitor_id"]) == (None, None)
+    # The configured public host (here unset: the fallback), never the request's Host header.
+    assert data["sub"] == "localhost" == trigger_host(settings.public_base_url)
+    assert (data["chat_id"], data["visitor_id"], data["room_id"], data["domain_host"]) == (None,) * 4
     assert data["user_id"] == str(installer.user.id)
     assert data["org_id"] == str(installer.org_id)
     assert data["app_id"] == str(app.id)
@@ -532,7 +534,10 @@ async def test_install_trigger_redirects_to_the_trigger_url_with_signed_paramete
 
     token = decode_access_token(query["token"], secret_key=settings.secret_key)
     assert token is not None
-    assert token["sub"] == str(installer.user.id)
+    assert token["sub"] == token["user_id"] == str(installer.user.id)
+    # giosg's `perms`: the installer's permissions within the installation's scopes.
+    assert token["perms"] == sorted(set(installer.user.permissions) & set(installation.allowed_scopes))
+    assert token["perms"] == installation.allowed_scopes != []
     assert (token["org_id"], token["app_id"], token["inst_id"]) == (
         str(installer.org_id),
         str(app.id),

@@ -310,6 +310,11 @@ async def test_put_requires_all_required_attributes_and_patch_changes_only_given
     )
     assert replaced.status_code == 200
     assert replaced.json()["name"] == "Put name" and replaced.json()["is_app_user_required"] is False
+    # PUT replaces: every optional attribute left out returns to its default.
+    assert replaced.json()["trigger_url"] is None
+    assert replaced.json()["required_scopes"] == []
+    stored = await client.get(url, headers=tenant.headers)
+    assert stored.json()["trigger_url"] is None and stored.json()["required_scopes"] == []
 
     # PATCH validates against the stored app: turning the app user on needs default names.
     no_names = await create_app_via_api(

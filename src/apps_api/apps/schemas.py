@@ -313,13 +313,14 @@ _OWNED_APP_EXAMPLE = {
 
 # One validation path for create, PUT and PATCH: the service tells the attributes the client
 # sent from those it omitted, and demands REQUIRED_ATTRIBUTES on create and PUT (one 400 with
-# every missing field). The defaults below are never applied as values; the documented
-# schemas (request_body) carry no defaults and state what each operation requires.
+# every missing field). On create and PUT the defaults below are the values of the optional
+# attributes left out (PUT replaces); PATCH ignores them. The documented schemas
+# (request_body) carry no defaults and state what each operation requires.
 class OwnedAppInput(InputSchema):
     """Body of creating (POST) or replacing (PUT) an owned app.
 
-    The required attributes must be given. An optional attribute left out takes its default on
-    create (false, an empty list or null) and keeps its current value on PUT.
+    The required attributes must be given. An optional attribute left out takes its default
+    (false, an empty list or null), on create and on PUT alike: PUT replaces.
     """
 
     model_config = request_body(required=REQUIRED_ATTRIBUTES, example=_OWNED_APP_EXAMPLE)

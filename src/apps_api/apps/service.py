@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository
 from apps_api.apps.schemas import (
+    EDITABLE,
     REQUIRED_ATTRIBUTES,
     AppShareInput,
     OwnedAppInput,
@@ -96,14 +97,19 @@ _USER_ATTRIBUTES = ("id", "first_name", "last_name", "alias", "organization_id",
 NETWORK_ALIAS = "is_available_to_network"
 
 
-def _given(data: OwnedAppInput) -> dict[str, Any]:
-    """The attributes the client sent (read-only and unknown ones were already dropped).
+def _given(data: OwnedAppInput, *, replace: bool) -> dict[str, Any]:
+    """The attributes to write: those sent, plus, on create and PUT, every omitted one's default.
 
+    PUT replaces (README "API conventions"): an omitted optional attribute returns to its
+    default, as on create. Read-only and unknown attributes were already dropped.
     `is_available_to_network`, the spec's other name of `is_available_to_partners`, becomes it.
     """
     given = {field: getattr(data, field) for field in data.model_fields_set}
     if NETWORK_ALIAS in given:
         given.setdefault("is_available_to_partners", given[NETWORK_ALIAS])
+    if replace:
+        for field in EDITABLE:
+            given.setdefault(field, getattr(data, field))
     return given
 
 
@@ -116,7 +122,7 @@ async def _validate(
     partial: bool,
 ) -> tuple[dict[str, Any], Any]:
     """400s first (every field at once), then 402; returns the changes to apply and the icon's row."""
-    changes = _given(data)
+    changes = _given(data, replace=not partial)
     errors: dict[str, list[str]] = {}
     if changes.pop(NETWORK_ALIAS, changes.get("is_available_to_partners")) != changes.get(
         "is_available_to_partners"
@@ -124,7 +130,7 @@ async def _validate(
         errors[NETWORK_ALIAS] = ["An alias of is_available_to_partners: give the same value, or only one."]
     if not partial:
         for field in REQUIRED_ATTRIBUTES:
-            if field not in changes:
+            if field not in data.model_fields_set:
                 errors[field] = ["This field is required."]
 
     def effective(field: str) -> Any:

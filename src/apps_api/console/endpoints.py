@@ -11,10 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from apps_api.app_user_tokens import service as app_user_tokens
@@ -42,6 +42,7 @@ from apps_api.console.web import (
     settings_of,
     settings_viewer,
 )
+from apps_api.delivery.triggers import installed_app_page
 from apps_api.installations import repository as installations_repository
 from apps_api.installations import service as installations_service
 from apps_api.installflow import service as installflow
@@ -1030,17 +1031,68 @@ async def installed(request: Request, session: SessionDep, cursor: Cursor = None
         request=_without_notice(request),
         options=installations_service.installation_options(),
     )
+    installations = [row[0] for row in rows]
     return render(
         request,
         "console/installed.html",
         viewer=viewer,
         title="Installed apps",
         section="installed",
-        installations=[row[0] for row in rows],
+        installations=installations,
+        actions={inst.id: _console_triggers(inst.app) for inst in installations},
+        trigger_origins=[
+            _origin(inst.app.trigger_url) for inst in installations if _console_triggers(inst.app)
+        ],
         next_url=next_url,
         previous_url=previous_url,
         notice=_notice(request),
     )
+
+
+# The trigger conditions the console fires (README "Install flow, triggers and app tokens").
+CONSOLE_TRIGGERS = ("setup", "manual_nav", "manual_dialog")
+
+
+def _console_triggers(app: App) -> list[str]:
+    """The console's trigger conditions the app has (none without an http(s) trigger_url)."""
+    if _origin(app.trigger_url) == "":
+        return []
+    return [condition for condition in CONSOLE_TRIGGERS if condition in app.trigger_conditions]
+
+
+def _origin(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+@router.post("/installed/{installation_id}/trigger")
+async def installed_trigger(
+    request: Request, session: SessionDep, installation_id: InstallationId
+) -> Response:
+    """`setup`, `manual_nav` or `manual_dialog`: 303 to the app's trigger_url, as the install flow's
+    trigger redirect (type, data, token, redirect_uri back to this page)."""
+    viewer, form = await posted_form(request, session, provider=False)
+    installation = await installations_repository.get_organization_installation(
+        session=session, organization_id=viewer.principal.organization_id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No app installation found with the given ID.")
+    type_ = field(form, "type")
+    if type_ not in _console_triggers(installation.app):
+        raise BadRequest(f"The app has no {type_ or 'such'} trigger.")
+    settings = settings_of(request)
+    location = await installflow.trigger_redirect(
+        session=session,
+        settings=settings,
+        type_=type_,
+        app=installation.app,
+        installation=installation,
+        actor=viewer.user,
+        redirect_uri=installed_app_page(
+            base_url=settings.public_base_url or str(request.base_url), installation_id=installation.id
+        ),
+    )
+    return RedirectResponse(location, status_code=303)
 
 
 @router.post("/installed/{installation_id}/uninstall")

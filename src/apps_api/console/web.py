@@ -11,7 +11,7 @@ same 404 here as there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,9 +104,14 @@ def render(
     *,
     status_code: int = 200,
     viewer: Viewer | None = None,
+    trigger_origins: Sequence[str] = (),
     **context: Any,
 ) -> HTMLResponse:
-    """A page with the install flow's headers: no frames, no caching, forms only to this site."""
+    """A page with the install flow's headers: no frames, no caching, forms only to this site.
+
+    `trigger_origins`: apps' trigger URL origins that the page's forms are redirected to (CSP
+    `form-action` covers redirects) and that its dialog may frame (`manual_dialog`).
+    """
     context.setdefault("title", "Developer console")
     context.setdefault("section", None)
     context.setdefault("notice", None)
@@ -118,7 +123,14 @@ def render(
         current_path=request.url.path,
         **context,
     )
-    return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+    headers = SECURITY_HEADERS
+    if trigger_origins:
+        origins = " ".join(sorted(set(trigger_origins)))
+        policy = SECURITY_HEADERS["Content-Security-Policy"].replace(
+            "form-action 'self';", f"form-action 'self' {origins}; frame-src 'self' {origins};"
+        )
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": policy}
+    return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
 def error_page(

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -44,19 +43,14 @@ from apps_api.delivery import columns
 from apps_api.delivery.outbox import delivery_fields, log_entry_fields
 from apps_api.delivery.signing import signature_headers
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
+from apps_api.delivery.triggers import trigger_location
 from apps_api.kit.crypto import decrypt_optional
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
 from apps_api.outbound.client import OutboundClient, Outcome, send
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import (
-    ACCESS_TOKEN_TTL,
-    FALLBACK_HOST,
-    encode_access_token,
-    encode_trigger_data,
-    service_host,
-)
+from apps_api.triggers.tokens import ACCESS_TOKEN_TTL, encode_access_token
 
 logger = logging.getLogger(__name__)
 
@@ -533,7 +527,7 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
     return attempt.endpoint_url, headers, content
 
 
-def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
+async def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
     # The app's current secret (a rotation since the trigger was scheduled signs with the new one);
     # the copy kept with the delivery once the app is deleted.
     secret = decrypt_optional(attempt.app_secret or attempt.signing_secret)
@@ -544,19 +538,21 @@ def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
     def as_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
 
-    host = service_host(deliverer.settings.public_base_url) or claims.get("host") or FALLBACK_HOST
-    data = encode_trigger_data(
-        app_secret=secret,
-        host=host,
-        app_id=attempt.app_id,
-        organization_id=uuid.UUID(claims["organization_id"]),
-        installation_id=as_uuid(claims.get("installation_id")),
-        user_id=as_uuid(claims.get("user_id")),
-        app_user_id=as_uuid(claims.get("app_user_id")),
-        app_user_code=None,
-    )
-    separator = "&" if "?" in attempt.endpoint_url else "?"
-    url = attempt.endpoint_url + separator + urlencode({"type": attempt.payload.get("type"), "data": data})
+    # Its token and app user code are minted per attempt, in a transaction of their own.
+    async with deliverer.sessionmaker() as session, session.begin():
+        url = await trigger_location(
+            session=session,
+            settings=deliverer.settings,
+            type_=str(attempt.payload.get("type")),
+            trigger_url=attempt.endpoint_url,
+            app_secret=secret,
+            app_id=attempt.app_id,
+            organization_id=uuid.UUID(claims["organization_id"]),
+            installation_id=as_uuid(claims.get("installation_id")),
+            actor_user_id=as_uuid(claims.get("user_id")),
+            app_user_id=as_uuid(claims.get("app_user_id")),
+            redirect_uri=attempt.payload.get("redirect_uri"),
+        )
     headers = signature_headers(
         secret=secret,
         message_id=attempt.message_id,
@@ -637,7 +633,7 @@ async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
         request = (
             _webhook_request(deliverer, attempt)
             if attempt.kind == "webhook"
-            else _trigger_request(deliverer, attempt)
+            else await _trigger_request(deliverer, attempt)
         )
     except Exception as error:
         logger.warning("delivery %s: request could not be built (%s)", attempt.id, type(error).__name__)

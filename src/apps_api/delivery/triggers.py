@@ -1,8 +1,9 @@
-"""Server-sent triggers (`install` on an API install, `uninstall`): GETs sent by the worker like webhooks.
+"""Triggers: `trigger_location()` builds every trigger's URL (browser redirects and the worker's
+GETs alike); `install` on an API install and `uninstall` are GETs sent by the worker like webhooks.
 
-Both go through the delivery pipeline (retries, log entries, SSRF guard); a 2xx or 3xx answer
-counts as delivered (delivery.classify). In the browser flow the `install` trigger is the
-browser's redirect instead (installflow/service.py).
+The worker's go through the delivery pipeline (retries, log entries, SSRF guard); a 2xx or 3xx
+answer counts as delivered (delivery.classify). In the browser flow the `install` trigger is the
+browser's redirect instead (installflow), and the console's `setup` / `manual_*` too.
 """
 
 from __future__ import annotations
@@ -10,10 +11,84 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery.outbox import schedule_delivery
-from apps_api.models import App, AppInstallation
+from apps_api.identity.service import issue_app_user_code
+from apps_api.models import App, AppInstallation, User
+from apps_api.settings import Settings, get_settings
+from apps_api.triggers.tokens import trigger_perms, trigger_request_url
+
+# The installing organization's console page of an installed app (console/installed.html's row
+# anchors): the `redirect_uri` of a trigger no browser follows.
+INSTALLED_APP_PAGE = "/console/installed#installation-{installation_id}"
+
+
+def installed_app_page(*, base_url: str, installation_id: uuid.UUID) -> str:
+    """The absolute URL of an installed app's console page on this service's public base URL."""
+    return base_url.rstrip("/") + INSTALLED_APP_PAGE.format(installation_id=installation_id)
+
+
+async def trigger_location(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    type_: str,
+    trigger_url: str,
+    app_secret: str,
+    app_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    installation_id: uuid.UUID | None,
+    actor_user_id: uuid.UUID | None,
+    app_user_id: uuid.UUID | None,
+    redirect_uri: str | None,
+) -> str:
+    """The URL of one trigger, its short-lived credentials minted now (in this transaction).
+
+    `user_id` is the actor only while they are a live user of the installing organization
+    (the owner uninstalling from another organization is not: null). While the installation
+    exists (every trigger but `uninstall`), the `token` carries the user's permissions ∩ its
+    scopes and an app user gets a fresh single-use `app_user_code`.
+    """
+    installation = (
+        await session.get(AppInstallation, installation_id)
+        if installation_id is not None and type_ != "uninstall"
+        else None
+    )
+    user_id, perms = None, list[str]()
+    if actor_user_id is not None:
+        permissions = (
+            await session.execute(
+                select(User.permissions).where(
+                    User.id == actor_user_id,
+                    User.organization_id == organization_id,
+                    User.deleted_at.is_(None),
+                )
+            )
+        ).scalar_one_or_none()
+        if permissions is not None:
+            user_id = actor_user_id
+            perms = trigger_perms(permissions, installation.allowed_scopes if installation else ())
+    app_user_code = None
+    if installation is not None and installation.app_user_id is not None:
+        app_user_id = installation.app_user_id
+        app_user_code = await issue_app_user_code(session=session, installation=installation)
+    return trigger_request_url(
+        trigger_url=trigger_url,
+        type_=type_,
+        app_secret=app_secret,
+        secret_key=settings.secret_key,
+        public_base_url=settings.public_base_url,
+        app_id=app_id,
+        organization_id=organization_id,
+        installation_id=installation_id,
+        user_id=user_id,
+        perms=perms,
+        app_user_id=app_user_id,
+        app_user_code=app_user_code,
+        redirect_uri=redirect_uri,
+    )
 
 
 def installations_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
@@ -36,17 +111,17 @@ async def _schedule_trigger(
     organization_id: uuid.UUID,
     app_user_id: uuid.UUID | None,
     actor_user_id: uuid.UUID | None,
-    host: str | None,
+    redirect_uri: str | None,
 ) -> None:
-    """Record (in this transaction) `GET trigger_url?type=<type_>&data=<JWT>` for the worker to send."""
-    # The claims of the `data` JWT; it is signed at send time so its `exp` is fresh on every attempt.
+    """Record (in this transaction) `GET trigger_url?type=<type_>&data=<JWT>…` for the worker to send."""
+    # What the trigger names; its JWTs and app user code are minted when each attempt is sent
+    # (`trigger_location`), so a retry hours later carries fresh ones.
     claims: dict[str, Any] = {
         "app_id": str(app_id),
         "organization_id": str(organization_id),
         "installation_id": str(installation_id),
         "user_id": str(actor_user_id) if actor_user_id else None,
         "app_user_id": str(app_user_id) if app_user_id else None,
-        "host": host,
     }
     await schedule_delivery(
         session=session,
@@ -61,9 +136,11 @@ async def _schedule_trigger(
         channel=installations_channel(owner_id=owner_id, app_id=app_id),
         action="added" if type_ == "install" else "removed",
         resource_id=str(installation_id),
-        payload={"type": type_, "claims": claims},
+        payload={"type": type_, "claims": claims, "redirect_uri": redirect_uri},
         # A copy, so the trigger can still be signed after the app is deleted.
         signing_secret=secret,
+        # Retried on the webhook schedule (APPS_API_WEBHOOK_RETRY_SCHEDULE), whatever its length.
+        max_attempts=get_settings().max_delivery_attempts,
     )
 
 
@@ -75,10 +152,11 @@ async def schedule_install_trigger(
     organization_id: uuid.UUID,
     app_user_id: uuid.UUID | None,
     actor_user_id: uuid.UUID | None,
-    host: str | None = None,
+    base_url: str | None = None,
 ) -> None:
     """If the app (a row of `apps`) has the `install` trigger condition and a trigger_url, record the
-    server-to-server `GET trigger_url?type=install&data=<JWT>` of an install without a browser."""
+    server-to-server `GET trigger_url?type=install&data=…&token=…&redirect_uri=…` of an install
+    without a browser; `redirect_uri` is the installed app's console page on `base_url`."""
     if not has_trigger(app["trigger_conditions"], app["trigger_url"], "install"):
         return
     await _schedule_trigger(
@@ -92,7 +170,9 @@ async def schedule_install_trigger(
         organization_id=organization_id,
         app_user_id=app_user_id,
         actor_user_id=actor_user_id,
-        host=host,
+        redirect_uri=(
+            installed_app_page(base_url=base_url, installation_id=installation_id) if base_url else None
+        ),
     )
 
 
@@ -119,5 +199,5 @@ async def schedule_uninstall_trigger(
         organization_id=installation.organization_id,
         app_user_id=installation.app_user_id,
         actor_user_id=actor_user_id,
-        host=None,
+        redirect_uri=None,
     )

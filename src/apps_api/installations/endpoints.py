@@ -71,7 +71,7 @@ async def _install(
 ) -> Response:
     names = data.app_user
     view = await service.install(
-        host=request.url.hostname,
+        base_url=request.app.state.settings.public_base_url or str(request.base_url),
         session=session,
         organization=principal.organization,
         app_id=data.app_id,

@@ -409,13 +409,12 @@ async def install(
     granter: Reader | None,
     allowed_scopes: list[str] | None = None,
     app_user: AppUserInput | None = None,
-    host: str | None = None,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
     """`install_app()` for a caller that ends its transaction on any error (the API); returns the view.
 
-    No browser is there to follow an `install` trigger: the worker sends it (`host`, this
-    service's host as the request named it, becomes the trigger's `sub` unless
-    APPS_API_PUBLIC_BASE_URL is set).
+    No browser is there to follow an `install` trigger: the worker sends it, with the installed
+    app's console page on `base_url` (this service's public base URL) as its `redirect_uri`.
 
     No savepoint: the API's unit of work rolls the whole transaction back on any exception,
     which leaves nothing behind just as well, two round trips cheaper. Same checks, same order.
@@ -438,7 +437,7 @@ async def install(
         organization_id=organization.id,
         app_user_id=installed.values["app_user_id"],
         actor_user_id=actor_user_id,
-        host=host,
+        base_url=base_url,
     )
     return installed.view
 

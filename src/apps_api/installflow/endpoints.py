@@ -39,7 +39,6 @@ from apps_api.kit.throttle import ThrottleUnavailable
 from apps_api.models import App
 from apps_api.platform.service import end_sessions
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import FALLBACK_HOST, service_host
 
 router = APIRouter(prefix="/apps", include_in_schema=False)
 
@@ -537,16 +536,16 @@ async def install(
     except APIError as exc:  # pragma: no cover - install_app documents only the four above
         return _error_page(request, exc.status_code, "Cannot install", exc.detail, back_url=next_, **chrome)
     if service.has_install_trigger(app):
-        location = await service.install_trigger_url(
+        location = await service.trigger_redirect(
             session=session,
             settings=settings,
+            type_="install",
             app=app,
             installation=installation,
             actor=logged_in.user,
             redirect_uri=service.absolute_url(
                 next_, request_base_url=str(request.base_url), settings=settings
             ),
-            host=service_host(settings.public_base_url or str(request.base_url)) or FALLBACK_HOST,
         )
         return RedirectResponse(location, status_code=303)
     return RedirectResponse(next_, status_code=303)

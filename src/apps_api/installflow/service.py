@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.identity.service import issue_app_user_code
+from apps_api.delivery.triggers import trigger_location
 from apps_api.installflow.session import BrowserSession, DeviceCookie, password_digest
 from apps_api.kit.security import (
     constant_time_equals,
@@ -21,7 +21,6 @@ from apps_api.kit.security import (
 from apps_api.kit.throttle import ADDRESS_MAX_FAILURES, Subject, locked_for, record_failure, record_success
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token, encode_trigger_data
 
 SCOPE_DESCRIPTIONS = {
     "reports": "read your organization's reports",
@@ -210,50 +209,28 @@ def absolute_url(path: str, *, request_base_url: str, settings: Settings) -> str
     return origin + path
 
 
-def with_query(url: str, params: dict[str, str]) -> str:
-    """`url` with `params` added to its query (replacing same-named ones it already has)."""
-    parts = urlsplit(url)
-    query = [
-        (key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in params
-    ]
-    query.extend(params.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
-
-
-async def install_trigger_url(
+async def trigger_redirect(
     *,
     session: AsyncSession,
     settings: Settings,
+    type_: str,
     app: App,
     installation: AppInstallation,
     actor: User,
     redirect_uri: str,
-    host: str,
 ) -> str:
-    """`trigger_url?type=install&data=<JWT>&token=<JWT>&redirect_uri=<next>` (DESIGN.md section 7)."""
-    app_user_code = (
-        await issue_app_user_code(session=session, installation=installation)
-        if installation.app_user_id is not None
-        else None
-    )
-    data = encode_trigger_data(
+    """`trigger_url?type=<type_>&data=<JWT>&token=<JWT>&redirect_uri=<URL>` (DESIGN.md section 7):
+    the install flow's redirect and the console's `setup` / `manual_*`, built as the worker's."""
+    return await trigger_location(
+        session=session,
+        settings=settings,
+        type_=type_,
+        trigger_url=app.trigger_url or "",
         app_secret=app.secret,
-        host=host,
         app_id=app.id,
         organization_id=installation.organization_id,
         installation_id=installation.id,
-        user_id=actor.id,
+        actor_user_id=actor.id,
         app_user_id=installation.app_user_id,
-        app_user_code=app_user_code,
-    )
-    token = encode_access_token(
-        secret_key=settings.secret_key,
-        user_id=actor.id,
-        organization_id=installation.organization_id,
-        app_id=app.id,
-        installation_id=installation.id,
-    )
-    return with_query(
-        app.trigger_url or "",
-        {"type": "install", "data": data, "token": token, "redirect_uri": redirect_uri},
+        redirect_uri=redirect_uri,
     )

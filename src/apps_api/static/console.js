@@ -13,4 +13,12 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // manual_dialog: the app's page opens in a dialog on this page.
+  for (const form of document.querySelectorAll("form[data-dialog]")) {
+    const dialog = document.getElementById(form.dataset.dialog);
+    const frame = dialog && dialog.querySelector("iframe");
+    if (!frame || typeof dialog.showModal !== "function") continue;
+    form.target = frame.name;
+    form.addEventListener("submit", () => dialog.showModal());
+  }
 });

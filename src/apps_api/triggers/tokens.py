@@ -8,16 +8,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 
 from apps_api.models.base import utcnow
 
 DATA_TTL = timedelta(minutes=10)
-# `sub` of a server-sent trigger when neither APPS_API_PUBLIC_BASE_URL nor a request names the host.
+# `sub` of every trigger when APPS_API_PUBLIC_BASE_URL is not set.
 FALLBACK_HOST = "localhost"
 ACCESS_TOKEN_TTL = timedelta(minutes=15)
 ACCESS_TOKEN_AUDIENCE = "giosgapp"  # noqa: S105 - a JWT audience, not a secret
@@ -38,6 +39,17 @@ def service_host(base_url: str | None) -> str | None:
     return urlsplit(base_url).hostname or None
 
 
+def trigger_host(public_base_url: str | None) -> str:
+    """`sub` of every trigger's `data`: the configured public host, never a request's Host header,
+    so an app sees the same value whichever path (browser, worker, console) sent the trigger."""
+    return service_host(public_base_url) or FALLBACK_HOST
+
+
+def trigger_perms(user_permissions: Iterable[str], allowed_scopes: Iterable[str]) -> list[str]:
+    """The acting principal's permissions: the user's, cut to the installation's scopes."""
+    return sorted(set(user_permissions) & set(allowed_scopes))
+
+
 def encode_trigger_data(
     *,
     app_secret: str,
@@ -50,6 +62,8 @@ def encode_trigger_data(
     app_user_code: str | None,
     chat_id: str | None = None,
     visitor_id: str | None = None,
+    room_id: str | None = None,
+    domain_host: str | None = None,
     ttl: timedelta = DATA_TTL,
 ) -> str:
     """The `data` parameter: who did what, signed with the app secret.
@@ -66,6 +80,8 @@ def encode_trigger_data(
         "org_id": str(organization_id),
         "chat_id": chat_id,
         "visitor_id": visitor_id,
+        "room_id": room_id,
+        "domain_host": domain_host,
         "app_id": str(app_id),
         "inst_id": _id(installation_id),
         "app_user_id": _id(app_user_id),
@@ -91,14 +107,20 @@ def encode_access_token(
     installation_id: uuid.UUID | None,
     ttl: timedelta = ACCESS_TOKEN_TTL,
     as_app_user: bool = False,
+    perms: Iterable[str] | None = None,
 ) -> str:
     """A short-lived access token acting as `user_id`, bound to `app_id` (`as_app_user`: the
-    installation's app user, usable without the app secret)."""
+    installation's app user, usable without the app secret).
+
+    Like giosg's, it names the user (`user_id`, besides `sub`) and, on a trigger's token, what
+    they may do (`perms`). These claims inform the app; the API decides from the database.
+    """
     now = utcnow()
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": ACCESS_TOKEN_AUDIENCE,
         "sub": str(user_id),
+        "user_id": str(user_id),
         "org_id": str(organization_id),
         "app_id": str(app_id),
         "inst_id": _id(installation_id),
@@ -108,6 +130,8 @@ def encode_access_token(
     }
     if as_app_user:
         claims["act"] = APP_USER_ACTOR
+    if perms is not None:
+        claims["perms"] = sorted(perms)
     return jwt.encode(claims, secret_key, algorithm="HS256")
 
 
@@ -120,3 +144,61 @@ def decode_access_token(token: str, *, secret_key: str) -> dict[str, Any] | None
     except jwt.PyJWTError:
         return None
     return claims
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` added to its query (replacing same-named ones it already has)."""
+    parts = urlsplit(url)
+    query = [
+        (key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in params
+    ]
+    query.extend(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def trigger_request_url(
+    *,
+    trigger_url: str,
+    type_: str,
+    app_secret: str,
+    secret_key: str,
+    public_base_url: str | None,
+    app_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    installation_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    perms: Iterable[str],
+    app_user_id: uuid.UUID | None,
+    app_user_code: str | None,
+    redirect_uri: str | None,
+) -> str:
+    """`trigger_url?type=…&data=<JWT>&token=<JWT>&redirect_uri=…`: the one builder of every trigger.
+
+    The browser redirects (install flow, console) and the worker's GETs all come from here, so
+    every path carries the same parameters (README "Install flow, triggers and app tokens").
+    `token` acts as `user_id`, so there is none without a user; `uninstall` never has one (the
+    installation is gone), nor a `redirect_uri`.
+    """
+    data = encode_trigger_data(
+        app_secret=app_secret,
+        host=trigger_host(public_base_url),
+        app_id=app_id,
+        organization_id=organization_id,
+        installation_id=installation_id,
+        user_id=user_id,
+        app_user_id=app_user_id,
+        app_user_code=app_user_code,
+    )
+    params = {"type": type_, "data": data}
+    if user_id is not None and type_ != "uninstall":
+        params["token"] = encode_access_token(
+            secret_key=secret_key,
+            user_id=user_id,
+            organization_id=organization_id,
+            app_id=app_id,
+            installation_id=installation_id,
+            perms=perms,
+        )
+    if redirect_uri is not None and type_ != "uninstall":
+        params["redirect_uri"] = redirect_uri
+    return with_query(trigger_url, params)
