@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.events import SETTINGS_SCOPE, Action, emit
+from apps_api.delivery.channels import WEBHOOKS
+from apps_api.delivery.events import Action, emit
 from apps_api.kit.schemas import iso_utc
 from apps_api.models import Webhook
 
@@ -26,11 +27,6 @@ WHERE NOT is_disabled AND failing_since <= :cutoff AND failures_in_streak >= :mi
 RETURNING id
 """
 DISABLED_DELIVERY_REASON = "Webhook disabled"
-
-
-def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
-    """The app owner's channel of its webhooks."""
-    return f"/api/v5/orgs/{owner_id}/owned_apps/{app_id}/webhooks"
 
 
 async def emit_webhook_event(
@@ -45,11 +41,11 @@ async def emit_webhook_event(
     await emit(
         session=session,
         organization_id=webhook.organization_id,
-        channel=webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id),
+        channel=WEBHOOKS.channel(organization_id=webhook.organization_id, app_id=webhook.app_id),
         action=action,
         resource_id=webhook.id,
         resource=resource,
-        required_scope=SETTINGS_SCOPE,
+        required_scope=WEBHOOKS.scope,
         actor_user_id=actor_user_id,
     )
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgProviderPrincipal
+from apps_api.auth.dependencies import OrgProviderPrincipal, SettingsPrincipal
 from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
@@ -18,11 +18,12 @@ from apps_api.kit.pagination import (
     PageParams,
     PageParamsDep,
     json_keyset_page,
+    paginate_items,
 )
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import Settings
-from apps_api.webhooks import repository, schemas, service
+from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
 log_router = APIRouter(
@@ -30,6 +31,7 @@ log_router = APIRouter(
     tags=["Webhook log entries"],
 )
 internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
+channels_router = APIRouter(prefix="/api/v5", tags=["Webhook channels"])
 
 WebhookId = Annotated[uuid.UUID, Path(description="The ID of the webhook.")]
 EntryId = Annotated[uuid.UUID, Path(description="The ID of the webhook log entry.")]
@@ -302,6 +304,28 @@ async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.Web
     """
     pending = await service.redeliver(session=session, entry=entry)
     return schemas.WebhookLogEntry.model_validate(pending)
+
+
+@channels_router.get(
+    "/webhook_channels",
+    response_model=Page[schemas.WebhookChannel],
+    summary="List the channel families webhooks can subscribe to",
+    name="list_webhook_channels",
+    responses=error_responses(400, 401, 403),
+)
+async def list_webhook_channels(
+    request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
+) -> Page[schemas.WebhookChannel]:
+    """The channel catalogue: each family's pattern, actions, the scope an installation needs, the
+    JSON Schema of `resource` per action and example bodies; this service's own families and those
+    the operator registered for other services' events. Newest first (the service's own last)."""
+    entries = await channel_registry.catalogue(session=session)
+    page, next_url, previous_url = await paginate_items(
+        entries, position=catalogue.CatalogueEntry.position, params=params, request=request
+    )
+    return Page[schemas.WebhookChannel](
+        next=next_url, previous=previous_url, results=[channel_registry.entry_view(entry) for entry in page]
+    )
 
 
 async def ingest_service(

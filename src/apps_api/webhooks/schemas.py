@@ -419,3 +419,31 @@ class IngestResult(Schema):
 
     accepted: int = Field(description="How many events were recorded (all or none).")
     event_ids: list[int] = Field(description="The IDs of the recorded events.")
+
+
+class WebhookChannel(Schema):
+    """A channel family webhooks can subscribe to: its pattern, actions, scope and payloads."""
+
+    id: uuid.UUID = Field(description="The ID of the channel family.")
+    pattern: str = Field(description="The channel pattern, as a subscription's `channel_pattern` names it.")
+    description: str = Field(description="What the channel's events are about.")
+    actions: list[LogAction] = Field(description="The actions sent on the channel.")
+    scope: Scope = Field(
+        description="The scope an installation's `allowed_scopes` must include for its webhooks to hear it."
+    )
+    subscribable: bool = Field(
+        description="Whether a subscription can name it (false: the test event, sent to one webhook)."
+    )
+    source: Literal["service", "operator"] = Field(
+        description="`service`: this service emits it; `operator`: another service publishes it (registered)."
+    )
+    resource_schemas: dict[str, dict[str, Any]] = Field(
+        description=(
+            "Per action, the JSON Schema (2020-12) of the body's `resource` (`changed`: the changed "
+            "attributes only)."
+        )
+    )
+    examples: dict[str, dict[str, Any]] = Field(
+        description="Per action, an example body as a webhook receives it (without `app_user_auth`)."
+    )
+    created_at: UTCDateTime = Field(description="When the family was registered.")

@@ -10,8 +10,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery import columns
+from apps_api.delivery.channels import WEBHOOK_TEST
 from apps_api.delivery.events import emit
-from apps_api.delivery.health import emit_webhook_event, webhooks_channel
+from apps_api.delivery.health import emit_webhook_event
 from apps_api.delivery.outbox import DELIVER_JOB, new_log_entry, schedule_delivery
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.kit.errors import BadRequest, Conflict, NotFound
@@ -235,7 +236,9 @@ async def send_test_event(*, session: AsyncSession, webhook: Webhook, max_attemp
     It enters the outbox like every delivery: logged, retried, and sent by the same engine.
     """
     _refuse_disabled(webhook)
-    path = f"{webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id)}/{webhook.id}"
+    path = WEBHOOK_TEST.channel(
+        organization_id=webhook.organization_id, app_id=webhook.app_id, webhook_id=webhook.id
+    )
     _, entry = await schedule_delivery(
         session=session,
         kind="webhook",
