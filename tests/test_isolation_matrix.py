@@ -202,6 +202,14 @@ ROUTES: dict[tuple[str, str], Route] = {
             ]
         },
     ),
+    ("POST", "/internal/v1/webhook_channels"): Route(
+        everyone(401),
+        json=lambda w: {
+            "pattern": "/api/v5/orgs/{organization_id}/chats",
+            "scope": "reports",
+            "resource_schema": {},
+        },
+    ),
     # The client authenticates with the app secret, not a header: a wrong secret is a 400 for
     # everyone, and X's real app user code is not consumed.
     ("POST", "/identity/token"): Route(

@@ -363,3 +363,22 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     """
     ids = await service.ingest_events(session=session, batch=body)
     return schemas.IngestResult(accepted=len(ids), event_ids=ids)
+
+
+@internal_router.post(
+    "/webhook_channels",
+    response_model=schemas.WebhookChannel,
+    summary="Register a channel family other services publish",
+    name="register_webhook_channel",
+    responses=error_responses(400, 401, 404, 413),
+    dependencies=[Depends(ingest_service)],
+)
+async def register_webhook_channel(
+    session: SessionDep, body: schemas.ChannelRegistration
+) -> schemas.WebhookChannel:
+    """Register a family (or replace the one with the same `pattern`): its scope, actions and the JSON
+    Schema of `resource`. Ingested events whose channel matches it are then checked against it (400
+    naming the field), and the channel catalogue lists it. Authenticated like `POST /internal/v1/events`.
+    """
+    entry = await channel_registry.register_channel(session=session, registration=body)
+    return channel_registry.entry_view(entry)

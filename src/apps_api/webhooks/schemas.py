@@ -447,3 +447,44 @@ class WebhookChannel(Schema):
         description="Per action, an example body as a webhook receives it (without `app_user_auth`)."
     )
     created_at: UTCDateTime = Field(description="When the family was registered.")
+
+
+def _distinct_actions(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("Each action at most once.")
+    return value
+
+
+class ChannelRegistration(InputSchema):
+    """A channel family another service publishes through ingestion (registered by the operator)."""
+
+    model_config = request_body(
+        example={
+            "pattern": "/api/v5/orgs/{organization_id}/chats",
+            "scope": "reports",
+            "actions": ["added", "changed", "removed"],
+            "description": "Chats of the organization.",
+            "resource_schema": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "is_ended": {"type": "boolean"}},
+                "required": ["id", "is_ended"],
+            },
+            "example_resource": {"id": "5a7c9e1b-3d5f-4a6b-8c0d-2e4f6a8b0c1d", "is_ended": False},
+        }
+    )
+
+    pattern: ChannelPattern = Field(description="The channel pattern its events' channels match.")
+    scope: Scope = Field(description="The scope an installation needs to hear it; its events must name it.")
+    actions: Annotated[list[Action], Field(min_length=1), AfterValidator(_distinct_actions)] = Field(
+        ["added", "changed", "removed"], description="The actions its events may have (default all three)."
+    )
+    description: Annotated[str, Field(max_length=500)] = Field("", description="What its events are about.")
+    resource_schema: dict[str, Any] = Field(
+        description=(
+            "The JSON Schema (2020-12) of `resource`; for `changed` the same without required attributes "
+            "(a change carries the changed attributes only)."
+        )
+    )
+    example_resource: dict[str, Any] | None = Field(
+        None, description="An example resource (it must fit the schema): the catalogue's example bodies."
+    )
