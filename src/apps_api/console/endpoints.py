@@ -644,12 +644,33 @@ async def webhook_test(
     request: Request, session: SessionDep, app_id: AppId, webhook_id: WebhookId
 ) -> Response:
     """`POST /webhooks/{id}/test` through `webhooks.service.send_test_event`; on to its pending attempt."""
-    viewer, _ = await posted_form(request, session)
+    viewer, form = await posted_form(request, session)
     app = await owned_app(session, viewer.principal, app_id)
     webhook = await owned_webhook(session, app, webhook_id)
+    # `<action> <pattern>` of the catalogue's examples; empty: the plain test event.
+    action, _, pattern = field(form, "example").partition(" ")
     try:
+        example = (
+            forms.validated(
+                webhook_schemas.WebhookTestRequest, {"channel": pattern, "action": action or None}
+            )
+            if pattern
+            else None
+        )
         entry = await webhooks_service.send_test_event(
-            session=session, webhook=webhook, max_attempts=settings_of(request).max_delivery_attempts
+            session=session,
+            webhook=webhook,
+            max_attempts=settings_of(request).max_delivery_attempts,
+            example=example,
+        )
+    except (forms.FormErrors, BadRequest) as exc:
+        errors = exc.errors if isinstance(exc, forms.FormErrors) else forms.api_errors(exc).errors
+        return error_page(
+            request,
+            400,
+            "; ".join(m for ms in errors.values() for m in ms),
+            viewer=viewer,
+            title="No example",
         )
     except Conflict as exc:
         return error_page(request, 409, exc.detail, viewer=viewer, title="Webhook disabled")

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.dependencies import OrgProviderPrincipal, SettingsPrincipal
@@ -153,17 +153,24 @@ async def update_webhook(
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def test_webhook(
-    request: Request, session: SessionDep, principal: OrgProviderPrincipal, webhook: OwnedWebhookDep
+    request: Request,
+    session: SessionDep,
+    principal: OrgProviderPrincipal,
+    webhook: OwnedWebhookDep,
+    # Optional, and documented as the schema itself (not "the schema or null").
+    body: schemas.WebhookTestRequest = Body(None),
 ) -> schemas.WebhookLogEntry:
     """202 with the `pending` log entry of a signed notification with action `test`.
 
     Its body is `{"channel": <the webhook's path>, "action": "test", "resource_id": <webhook id>,
-    "resource": <the webhook>}`; it is logged and retried like every notification. 409 while the
-    webhook is disabled.
+    "resource": <the webhook>}`; with a request body `{"channel": <a catalogue pattern>, "action"?}`,
+    it is that channel's example body instead (the webhook's own organization and app in it; 400 for
+    a channel or action not in the catalogue). It is logged and retried like every notification. 409
+    while the webhook is disabled.
     """
     settings: Settings = request.app.state.settings
     entry = await service.send_test_event(
-        session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts
+        session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts, example=body
     )
     return schemas.WebhookLogEntry.model_validate(entry)
 

@@ -488,3 +488,16 @@ class ChannelRegistration(InputSchema):
     example_resource: dict[str, Any] | None = Field(
         None, description="An example resource (it must fit the schema): the catalogue's example bodies."
     )
+
+
+class WebhookTestRequest(InputSchema):
+    """Body of sending a test notification: a channel's example instead of the `test` event."""
+
+    model_config = request_body(
+        example={"channel": "/api/v5/orgs/{organization_id}/users", "action": "added"}
+    )
+
+    channel: Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)] = Field(
+        description="A pattern of the channel catalogue (`GET /api/v5/webhook_channels`)."
+    )
+    action: LogAction | None = Field(None, description="One of the channel's actions; left out: its first.")
