@@ -184,9 +184,13 @@ async def _run(browser: Any, base: str, world: _World, engine: AsyncEngine, rece
     await provider.click("nav.appnav >> text=Webhooks")
     await provider.click("#new-webhook")
     await provider.fill("#endpoint_url", receiver.url)
-    await provider.fill(
-        "#sub-0-pattern", "/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations"
-    )
+    # The channel picker fills the row's pattern (free text stays possible) and shows each scope.
+    installations = "/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations"
+    assert "(scope: users)" in await provider.inner_text("#sub-0-pick")
+    await provider.select_option("#sub-0-pick", installations)
+    assert await provider.input_value("#sub-0-pattern") == installations
+    assert not await provider.is_visible("#sub-0-warning")
+    await _shot(provider, "webhook-picker")
     async with provider.expect_navigation():
         await provider.click("#save-webhook")
     assert "Webhook created." in await provider.inner_text("#notice")

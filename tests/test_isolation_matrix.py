@@ -137,6 +137,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     # Public apps: no organization in the path; X's private app is simply not there (404).
     ("GET", "/api/v5/public_apps"): Route({**installer(200), "other_org": 200}),
     ("GET", "/api/v5/public_apps/{app_id}"): Route(installer(404, DENIED_NO_ORG)),
+    # The channel catalogue: anyone with `settings`, like the public apps (no organization's data).
+    ("GET", "/api/v5/webhook_channels"): Route({**installer(200), "other_org": 200}),
     ("GET", ORGS + "/partner_apps"): Route(installer(200)),
     # X's own app is not one of its partner apps.
     ("GET", ORGS + "/partner_apps/{app_id}"): Route(installer(404)),
@@ -198,6 +200,14 @@ ROUTES: dict[tuple[str, str], Route] = {
                     "resource": {},
                 }
             ]
+        },
+    ),
+    ("POST", "/internal/v1/webhook_channels"): Route(
+        everyone(401),
+        json=lambda w: {
+            "pattern": "/api/v5/orgs/{organization_id}/chats",
+            "scope": "reports",
+            "resource_schema": {},
         },
     ),
     # The client authenticates with the app secret, not a header: a wrong secret is a 400 for

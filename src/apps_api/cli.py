@@ -240,6 +240,46 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return _run_admin(settings, action)
 
 
+def _json_file(path: str | None) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{path}: {exc}") from None
+
+
+def cmd_register_channel(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from apps_api.kit.errors import APIError
+    from apps_api.webhooks import channel_registry, schemas
+
+    values = {
+        "pattern": args.pattern,
+        "scope": args.scope,
+        "actions": [action.strip() for action in args.actions.split(",") if action.strip()],
+        "description": args.description,
+        "resource_schema": _json_file(args.schema_file),
+        "example_resource": _json_file(args.example_file),
+    }
+    try:
+        registration = schemas.ChannelRegistration.model_validate(values)
+    except ValidationError as exc:
+        raise CommandError(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        try:
+            entry = await channel_registry.register_channel(session=session, registration=registration)
+        except APIError as exc:
+            raise CommandError(f"{exc.detail} {exc.errors or ''}".strip()) from None
+        return channel_registry.entry_view(entry).model_dump(mode="json")
+
+    return _run_admin(settings, action)
+
+
 def cmd_create_org(args: argparse.Namespace, settings: Settings) -> int:
     from apps_api.platform import service
 
@@ -456,6 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_asset.add_argument("--url", required=True)
     create_asset.add_argument("--content-type")
     create_asset.set_defaults(handler=cmd_create_asset)
+
+    register_channel = admin_commands.add_parser(
+        "register-channel", help="register (or replace) a channel family other services publish"
+    )
+    register_channel.add_argument("--pattern", required=True)
+    register_channel.add_argument("--scope", required=True)
+    register_channel.add_argument("--schema-file", required=True, help="the JSON Schema of `resource`")
+    register_channel.add_argument("--actions", default="added,changed,removed", help="comma-separated")
+    register_channel.add_argument("--description", default="")
+    register_channel.add_argument("--example-file", help="an example resource (JSON)")
+    register_channel.set_defaults(handler=cmd_register_channel)
 
     approve_app = admin_commands.add_parser("approve-app")
     approve_app.add_argument("app", type=_uuid)

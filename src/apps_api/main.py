@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,8 @@ from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.observability.shedding import LoadShedMiddleware, count_shed
 from apps_api.settings import Settings, get_settings
 from apps_api.users.endpoints import router as users_router
+from apps_api.webhooks.catalogue import document_channels
+from apps_api.webhooks.endpoints import channels_router as webhook_channels_router
 from apps_api.webhooks.endpoints import internal_router as ingest_router
 from apps_api.webhooks.endpoints import log_router as webhook_log_router
 from apps_api.webhooks.endpoints import router as webhooks_router
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public_apps_router)
     app.include_router(webhooks_router)
     app.include_router(webhook_log_router)
+    app.include_router(webhook_channels_router)
     app.include_router(ingest_router)
     app.include_router(installations_router)
     app.include_router(users_router)
@@ -98,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(install_flow_router)
     app.include_router(console_router)
+    document_channels(app)
     app.state.authenticate_app_token = app_token_authenticator(settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -152,18 +157,34 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """The schema without FastAPI's 422 responses: validation failures are 400s here."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        webhooks=app.webhooks.routes,
+    )
     for path, path_item in schema.get("paths", {}).items():
         for operation in path_item.values():
             if isinstance(operation, dict):
                 operation.get("responses", {}).pop("422", None)
                 _document_common_errors(schema, path, operation)
+    _restore_webhook_bodies(app, schema)
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     _link_creates(schema)
     app.openapi_schema = schema
     return schema
+
+
+def _restore_webhook_bodies(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The channels' bodies as the catalogue states them: FastAPI drops every null from the
+    document, which would leave the examples' null attributes out (and the examples invalid)."""
+    for route in app.webhooks.routes:
+        if isinstance(route, APIRoute) and route.openapi_extra:
+            for method in route.methods or ():
+                schema["webhooks"][route.path][method.lower()].update(copy.deepcopy(route.openapi_extra))
 
 
 def _path_parameters(path: str) -> list[str]:

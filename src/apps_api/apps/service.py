@@ -26,7 +26,9 @@ from apps_api.apps.schemas import (
 from apps_api.auth.service import Principal
 from apps_api.catalog import repository as catalog
 from apps_api.catalog.views import InstalledApp
-from apps_api.delivery.events import SETTINGS_SCOPE, emit
+from apps_api.delivery.channels import INSTALLED_APPS, WEBHOOKS
+from apps_api.delivery.events import emit
+from apps_api.delivery.matching import ORGANIZATION_ID
 from apps_api.installations import service as installations
 from apps_api.kit.crypto import encrypt
 from apps_api.kit.driver import SessionStatement, with_column_defaults
@@ -57,17 +59,19 @@ APPROVED_ATTRIBUTES = (
     "app_user_default_alias",
 )
 # One `changed` on `installed_apps` per installing organization, in one statement however many
-# installations the app has; the resource is the changed attributes of the installed view.
+# installations the app has; the resource is the changed attributes of the installed view. The
+# channel is the family's pattern (delivery/channels.py) around the organization's id.
 _INSTALLED_APP_CHANGED = text(
     """
     INSERT INTO events (organization_id, channel, action, resource_id, resource, required_scope,
                         actor_user_id, created_at)
-    SELECT organization_id, '/api/v5/orgs/' || organization_id::text || '/installed_apps', 'changed',
+    SELECT organization_id, :channel_prefix || organization_id::text || :channel_suffix, 'changed',
            CAST(:app_id AS text), CAST(:resource AS jsonb), :scope, :actor_user_id, :now
     FROM app_installations
     WHERE app_id = :app_id
     """
 ).bindparams(bindparam("app_id", type_=Uuid), bindparam("actor_user_id", type_=Uuid))
+_INSTALLED_APPS_CHANNEL = INSTALLED_APPS.pattern.partition(ORGANIZATION_ID)
 _APPS = cast(Table, App.__table__)
 # Every column named (with_column_defaults fills the model's defaults), straight on the
 # session's connection: the ORM's and Core's execution machinery cost more CPU than the INSERT.
@@ -251,7 +255,9 @@ async def _emit_installed_app_changed(
         {
             "app_id": app.id,
             "resource": dumps(changed).decode(),
-            "scope": SETTINGS_SCOPE,
+            "scope": INSTALLED_APPS.scope,
+            "channel_prefix": _INSTALLED_APPS_CHANNEL[0],
+            "channel_suffix": _INSTALLED_APPS_CHANNEL[2],
             "actor_user_id": actor_user_id,
             "now": utcnow(),
         },
@@ -281,9 +287,9 @@ async def rotate_secret(
     await emit(
         session=session,
         organization_id=current.owned_by_organization_id,
-        channel=f"/api/v5/orgs/{current.owned_by_organization_id}/owned_apps/{current.id}/webhooks",
+        channel=WEBHOOKS.channel(organization_id=current.owned_by_organization_id, app_id=current.id),
         action="changed",
-        required_scope=SETTINGS_SCOPE,
+        required_scope=WEBHOOKS.scope,
         resource_id=current.id,
         resource={
             "app_id": str(current.id),

@@ -73,6 +73,7 @@ from apps_api.models import (
 from apps_api.models.base import utcnow
 from apps_api.models.webhook_log_entry import LOG_STATUSES
 from apps_api.platform.service import end_sessions
+from apps_api.webhooks import catalogue, channel_registry
 from apps_api.webhooks import repository as webhooks_repository
 from apps_api.webhooks import schemas as webhook_schemas
 from apps_api.webhooks import service as webhooks_service
@@ -474,8 +475,9 @@ async def webhooks_list(
     )
 
 
-def _webhook_form(
+async def _webhook_form(
     request: Request,
+    session: SessionDep,
     viewer: Viewer,
     app: App,
     *,
@@ -485,8 +487,11 @@ def _webhook_form(
     recover: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The webhook's form; for an existing one also its health and the endpoint-care forms."""
+    """The webhook's form with the channel catalogue's picker; for an existing one also its health,
+    the example sender and the endpoint-care forms."""
     webhook_id = str(webhook.id) if webhook is not None else None
+    entries = await channel_registry.catalogue(session=session)
+    rows = forms.with_blank_rows(values)
     return render(
         request,
         "console/webhook_form.html",
@@ -496,14 +501,26 @@ def _webhook_form(
         section="apps",
         app=_app_nav(app, "webhooks"),
         values=values,
-        rows=forms.with_blank_rows(values),
+        rows=rows,
         errors=errors or {},
         webhook_id=webhook_id,
         # The API's view: the same health attributes and 24-hour stats as GET .../webhooks/{id}.
         health=webhook_schemas.Webhook.model_validate(webhook).model_dump() if webhook is not None else None,
         recover=recover or {"since": "", "errors": {}},
         retention_days=settings_of(request).webhook_log_retention_days,
-        channel_example="/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations",
+        channels=[
+            {
+                "pattern": entry.pattern,
+                "scope": entry.scope,
+                "actions": entry.actions,
+                "description": entry.description,
+                "missing_scope": catalogue.scope_not_required(entry, app.required_scopes),
+                "subscribable": entry.subscribable,
+                "examples": list(entry.examples),
+            }
+            for entry in entries
+        ],
+        row_warnings=_scope_warnings(rows, entries, app.required_scopes),
         action=(
             f"/console/apps/{app.id}/webhooks/{webhook_id}"
             if webhook_id is not None
@@ -511,6 +528,23 @@ def _webhook_form(
         ),
         notice=_recovered_notice(request) or _notice(request),
     )
+
+
+def _scope_warnings(
+    rows: list[dict[str, Any]], entries: list[catalogue.CatalogueEntry], required_scopes: list[str]
+) -> dict[int, list[str]]:
+    """Per subscription row: the scopes its channels need that the app does not require."""
+    warnings: dict[int, list[str]] = {}
+    for index, row in enumerate(rows):
+        pattern = row.get("channel_pattern") or ""
+        missing = {
+            scope
+            for entry in catalogue.entries_subscribed(pattern, entries)
+            if (scope := catalogue.scope_not_required(entry, required_scopes)) is not None
+        }
+        if pattern and missing:
+            warnings[index] = sorted(missing)
+    return warnings
 
 
 def _recovered_notice(request: Request) -> str | None:
@@ -525,8 +559,8 @@ def _recovered_notice(request: Request) -> str | None:
 @router.get("/apps/{app_id}/webhooks/new")
 async def webhook_new(request: Request, session: SessionDep, app_id: AppId) -> Response:
     viewer, app = await _provider_app(request, session, app_id)
-    return _webhook_form(
-        request, viewer, app, values={"endpoint_url": "", "channel_subscriptions": []}, webhook=None
+    return await _webhook_form(
+        request, session, viewer, app, values={"endpoint_url": "", "channel_subscriptions": []}, webhook=None
     )
 
 
@@ -542,8 +576,8 @@ async def webhook_create(request: Request, session: SessionDep, app_id: AppId) -
     try:
         _, data = forms.webhook_input(form)
     except forms.FormErrors as exc:
-        return _webhook_form(
-            request, viewer, app, values=values, webhook=None, errors=exc.errors, status_code=400
+        return await _webhook_form(
+            request, session, viewer, app, values=values, webhook=None, errors=exc.errors, status_code=400
         )
     webhook = await webhooks_service.create_webhook(session=session, app=app, actor=viewer.user, data=data)
     return redirect(f"/console/apps/{app_id}/webhooks/{webhook.id}", "webhook-created")
@@ -555,7 +589,9 @@ async def webhook_edit(
 ) -> Response:
     viewer, app = await _provider_app(request, session, app_id)
     webhook = await owned_webhook(session, app, webhook_id)
-    return _webhook_form(request, viewer, app, values=forms.webhook_form_values(webhook), webhook=webhook)
+    return await _webhook_form(
+        request, session, viewer, app, values=forms.webhook_form_values(webhook), webhook=webhook
+    )
 
 
 @router.post("/apps/{app_id}/webhooks/{webhook_id}")
@@ -573,8 +609,8 @@ async def webhook_update(
     try:
         _, data = forms.webhook_input(form)
     except forms.FormErrors as exc:
-        return _webhook_form(
-            request, viewer, app, values=values, webhook=webhook, errors=exc.errors, status_code=400
+        return await _webhook_form(
+            request, session, viewer, app, values=values, webhook=webhook, errors=exc.errors, status_code=400
         )
     await webhooks_service.update_webhook(
         session=session, app=app, webhook=webhook, actor=viewer.user, changes=data.as_update()
@@ -613,12 +649,33 @@ async def webhook_test(
     request: Request, session: SessionDep, app_id: AppId, webhook_id: WebhookId
 ) -> Response:
     """`POST /webhooks/{id}/test` through `webhooks.service.send_test_event`; on to its pending attempt."""
-    viewer, _ = await posted_form(request, session)
+    viewer, form = await posted_form(request, session)
     app = await owned_app(session, viewer.principal, app_id)
     webhook = await owned_webhook(session, app, webhook_id)
+    # `<action> <pattern>` of the catalogue's examples; empty: the plain test event.
+    action, _, pattern = field(form, "example").partition(" ")
     try:
+        example = (
+            forms.validated(
+                webhook_schemas.WebhookTestRequest, {"channel": pattern, "action": action or None}
+            )
+            if pattern
+            else None
+        )
         entry = await webhooks_service.send_test_event(
-            session=session, webhook=webhook, max_attempts=settings_of(request).max_delivery_attempts
+            session=session,
+            webhook=webhook,
+            max_attempts=settings_of(request).max_delivery_attempts,
+            example=example,
+        )
+    except (forms.FormErrors, BadRequest) as exc:
+        errors = exc.errors if isinstance(exc, forms.FormErrors) else forms.api_errors(exc).errors
+        return error_page(
+            request,
+            400,
+            "; ".join(m for ms in errors.values() for m in ms),
+            viewer=viewer,
+            title="No example",
         )
     except Conflict as exc:
         return error_page(request, 409, exc.detail, viewer=viewer, title="Webhook disabled")
@@ -646,8 +703,8 @@ async def webhook_recover(
         errors = exc.errors if isinstance(exc, forms.FormErrors) else forms.api_errors(exc).errors
         values = forms.webhook_form_values(webhook)
         recover = {"since": since, "errors": errors}
-        return _webhook_form(
-            request, viewer, app, values=values, webhook=webhook, recover=recover, status_code=400
+        return await _webhook_form(
+            request, session, viewer, app, values=values, webhook=webhook, recover=recover, status_code=400
         )
     except Conflict as exc:
         return error_page(request, 409, exc.detail, viewer=viewer, title="Webhook disabled")

@@ -126,12 +126,18 @@ APP_CHOICES = {"trigger_conditions": TRIGGER_CONDITIONS, "required_scopes": SCOP
 
 
 def subscription_rows(form: FormData) -> list[dict[str, Any]]:
-    """The subscription rows as posted (`sub-<i>-pattern`, `sub-<i>-added`, ...); empty rows dropped."""
+    """The subscription rows as posted (`sub-<i>-pattern` or `sub-<i>-pick`, `sub-<i>-added`, ...);
+    empty rows dropped."""
     rows = []
     for index in range(MAX_SUBSCRIPTIONS + BLANK_SUBSCRIPTION_ROWS):
         pattern = form.get(f"sub-{index}-pattern")
         if pattern is None:
             continue
+        # The row's channel picker counts when nothing was typed (the page's script copies a
+        # pick into the pattern; without it, the pick is posted as is).
+        picked = form.get(f"sub-{index}-pick")
+        if isinstance(pattern, str) and not pattern.strip() and isinstance(picked, str):
+            pattern = picked
         flags = {
             "is_additions_subscribed": form.get(f"sub-{index}-added") == "on",
             "is_changes_subscribed": form.get(f"sub-{index}-changed") == "on",

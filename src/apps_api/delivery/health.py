@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.events import SETTINGS_SCOPE, Action, emit
+from apps_api.delivery.channels import WEBHOOKS
+from apps_api.delivery.events import Action, emit
 from apps_api.kit.schemas import iso_utc
 from apps_api.models import Webhook
 
@@ -29,11 +30,6 @@ DISABLED_DELIVERY_REASON = "Webhook disabled"
 DELETED_DELIVERY_REASON = "Webhook deleted"
 
 
-def webhooks_channel(*, owner_id: uuid.UUID, app_id: uuid.UUID) -> str:
-    """The app owner's channel of its webhooks."""
-    return f"/api/v5/orgs/{owner_id}/owned_apps/{app_id}/webhooks"
-
-
 async def emit_webhook_event(
     *,
     session: AsyncSession,
@@ -46,11 +42,11 @@ async def emit_webhook_event(
     await emit(
         session=session,
         organization_id=webhook.organization_id,
-        channel=webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id),
+        channel=WEBHOOKS.channel(organization_id=webhook.organization_id, app_id=webhook.app_id),
         action=action,
         resource_id=webhook.id,
         resource=resource,
-        required_scope=SETTINGS_SCOPE,
+        required_scope=WEBHOOKS.scope,
         actor_user_id=actor_user_id,
     )
 

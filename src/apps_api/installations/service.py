@@ -26,9 +26,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from apps_api.auth.policy import Reader, missing_grants
 from apps_api.catalog.repository import APP_ROW_COLUMNS, APP_ROW_FROM
 from apps_api.catalog.visibility import may_install
+from apps_api.delivery import channels
 from apps_api.delivery.events import (
-    SETTINGS_SCOPE,
-    USERS_SCOPE,
     Action,
     Change,
     emit_many,
@@ -253,17 +252,38 @@ def _installation_changes(
     # The owner's view has the same attributes (test_events_of_install_and_uninstall checks
     # it), and the installed app's view is the installation's embedded `app`.
     organization_id, app_id = view["organization_id"], view["app_id"]
-    org_channels, owner_channels = f"/api/v5/orgs/{organization_id}", f"/api/v5/orgs/{owner_id}"
     changes = [
-        Change(organization_id, f"{org_channels}/app_installations", view["id"], view, SETTINGS_SCOPE),
-        Change(organization_id, f"{org_channels}/installed_apps", app_id, view["app"], SETTINGS_SCOPE),
         Change(
-            owner_id, f"{owner_channels}/owned_apps/{app_id}/installations", view["id"], view, SETTINGS_SCOPE
+            organization_id,
+            channels.APP_INSTALLATIONS.channel(organization_id=organization_id),
+            view["id"],
+            view,
+            channels.APP_INSTALLATIONS.scope,
+        ),
+        Change(
+            organization_id,
+            channels.INSTALLED_APPS.channel(organization_id=organization_id),
+            app_id,
+            view["app"],
+            channels.INSTALLED_APPS.scope,
+        ),
+        Change(
+            owner_id,
+            channels.OWNED_APP_INSTALLATIONS.channel(app_organization_id=owner_id, app_id=app_id),
+            view["id"],
+            view,
+            channels.OWNED_APP_INSTALLATIONS.scope,
         ),
     ]
     if app_user is not None:
         changes.append(
-            Change(organization_id, f"{org_channels}/users", app_user["id"], app_user, USERS_SCOPE)
+            Change(
+                organization_id,
+                channels.USERS.channel(organization_id=organization_id),
+                app_user["id"],
+                app_user,
+                channels.USERS.scope,
+            )
         )
     return changes
 

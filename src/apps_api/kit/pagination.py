@@ -238,6 +238,41 @@ async def paginate(
     )
 
 
+async def paginate_items(
+    items: Sequence[Row],
+    *,
+    position: Callable[[Row], tuple[datetime, uuid.UUID]],
+    params: PageParams,
+    request: Request,
+) -> tuple[list[Row], str | None, str | None]:
+    """`paginate()` over a short list held in memory (same cursors, order and links)."""
+    walk = _walk(request, params)
+
+    def ahead_of(mark: tuple[datetime, uuid.UUID], descending: bool) -> Callable[[Row], bool]:
+        return lambda item: position(item) < mark if descending else position(item) > mark
+
+    ordered = sorted(items, key=position, reverse=walk.reads_descending)
+    if walk.cursor is not None:
+        ahead = ahead_of((walk.cursor.created_at, walk.cursor.id), walk.reads_descending)
+        ordered = [item for item in ordered if ahead(item)]
+
+    async def other_side(page: list[Row]) -> bool:
+        if walk.backwards:
+            beyond = ahead_of(position(page[-1]), walk.descending)
+        else:
+            beyond = ahead_of(position(page[0]), not walk.descending)
+        return any(beyond(item) for item in items)
+
+    return await _page(
+        ordered[: params.page_size + 1],
+        walk=walk,
+        params=params,
+        request=request,
+        position=position,
+        other_side=other_side,
+    )
+
+
 async def _exists(session: AsyncSession, statement: Select[Any]) -> bool:
     return bool(await session.scalar(select(exists(statement.limit(1).subquery()))))
 

@@ -14,6 +14,7 @@ from apps_api.models.outbound_delivery import OutboundDelivery
 from apps_api.models.partnership import Partnership
 from apps_api.models.user import PERMISSIONS, User
 from apps_api.models.webhook import Webhook
+from apps_api.models.webhook_channel import WebhookChannel
 from apps_api.models.webhook_channel_subscription import WebhookChannelSubscription
 from apps_api.models.webhook_log_entry import WebhookLogEntry
 
@@ -36,6 +37,7 @@ __all__ = [
     "Partnership",
     "User",
     "Webhook",
+    "WebhookChannel",
     "WebhookChannelSubscription",
     "WebhookLogEntry",
 ]

@@ -21,4 +21,20 @@ document.addEventListener("DOMContentLoaded", () => {
     form.target = frame.name;
     form.addEventListener("submit", () => dialog.showModal());
   }
+  // The webhook form's channel pickers: a pick fills its row's pattern and shows the scope warning.
+  for (const picker of document.querySelectorAll("select.channel-pick")) {
+    const target = document.getElementById(picker.dataset.target);
+    const warning = document.getElementById(picker.dataset.warning);
+    picker.addEventListener("change", () => {
+      const option = picker.selectedOptions[0];
+      if (!target || !option || !option.value) return;
+      target.value = option.value;
+      if (warning) {
+        const missing = option.dataset.missing;
+        warning.hidden = !missing;
+        const scope = warning.querySelector("code.scope");
+        if (scope && missing) scope.textContent = missing;
+      }
+    });
+  }
 });

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgProviderPrincipal
+from apps_api.auth.dependencies import OrgProviderPrincipal, SettingsPrincipal
 from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, Unauthorized, error_responses
@@ -17,12 +17,13 @@ from apps_api.kit.pagination import (
     PageParams,
     PageParamsDep,
     json_keyset_page,
+    paginate_items,
 )
 from apps_api.kit.schemas import InputDateTime
 from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import Settings
-from apps_api.webhooks import repository, schemas, service
+from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
 log_router = APIRouter(
@@ -30,6 +31,7 @@ log_router = APIRouter(
     tags=["Webhook log entries"],
 )
 internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
+channels_router = APIRouter(prefix="/api/v5", tags=["Webhook channels"])
 
 WebhookId = Annotated[uuid.UUID, Path(description="The ID of the webhook.")]
 EntryId = Annotated[uuid.UUID, Path(description="The ID of the webhook log entry.")]
@@ -151,17 +153,24 @@ async def update_webhook(
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def test_webhook(
-    request: Request, session: SessionDep, principal: OrgProviderPrincipal, webhook: OwnedWebhookDep
+    request: Request,
+    session: SessionDep,
+    principal: OrgProviderPrincipal,
+    webhook: OwnedWebhookDep,
+    # Optional, and documented as the schema itself (not "the schema or null").
+    body: schemas.WebhookTestRequest = Body(None),
 ) -> schemas.WebhookLogEntry:
     """202 with the `pending` log entry of a signed notification with action `test`.
 
     Its body is `{"channel": <the webhook's path>, "action": "test", "resource_id": <webhook id>,
-    "resource": <the webhook>}`; it is logged and retried like every notification. 409 while the
-    webhook is disabled.
+    "resource": <the webhook>}`; with a request body `{"channel": <a catalogue pattern>, "action"?}`,
+    it is that channel's example body instead (the webhook's own organization and app in it; 400 for
+    a channel or action not in the catalogue). It is logged and retried like every notification. 409
+    while the webhook is disabled.
     """
     settings: Settings = request.app.state.settings
     entry = await service.send_test_event(
-        session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts
+        session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts, example=body
     )
     return schemas.WebhookLogEntry.model_validate(entry)
 
@@ -299,6 +308,28 @@ async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.Web
     return schemas.WebhookLogEntry.model_validate(pending)
 
 
+@channels_router.get(
+    "/webhook_channels",
+    response_model=Page[schemas.WebhookChannel],
+    summary="List the channel families webhooks can subscribe to",
+    name="list_webhook_channels",
+    responses=error_responses(400, 401, 403),
+)
+async def list_webhook_channels(
+    request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
+) -> Page[schemas.WebhookChannel]:
+    """The channel catalogue: each family's pattern, actions, the scope an installation needs, the
+    JSON Schema of `resource` per action and example bodies; this service's own families and those
+    the operator registered for other services' events. Newest first (the service's own last)."""
+    entries = await channel_registry.catalogue(session=session)
+    page, next_url, previous_url = await paginate_items(
+        entries, position=catalogue.CatalogueEntry.position, params=params, request=request
+    )
+    return Page[schemas.WebhookChannel](
+        next=next_url, previous=previous_url, results=[channel_registry.entry_view(entry) for entry in page]
+    )
+
+
 async def ingest_service(
     request: Request,
     authorization: Annotated[
@@ -334,3 +365,22 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     """
     ids = await service.ingest_events(session=session, batch=body)
     return schemas.IngestResult(accepted=len(ids), event_ids=ids)
+
+
+@internal_router.post(
+    "/webhook_channels",
+    response_model=schemas.WebhookChannel,
+    summary="Register a channel family other services publish",
+    name="register_webhook_channel",
+    responses=error_responses(400, 401, 404, 413),
+    dependencies=[Depends(ingest_service)],
+)
+async def register_webhook_channel(
+    session: SessionDep, body: schemas.ChannelRegistration
+) -> schemas.WebhookChannel:
+    """Register a family (or replace the one with the same `pattern`): its scope, actions and the JSON
+    Schema of `resource`. Ingested events whose channel matches it are then checked against it (400
+    naming the field), and the channel catalogue lists it. Authenticated like `POST /internal/v1/events`.
+    """
+    entry = await channel_registry.register_channel(session=session, registration=body)
+    return channel_registry.entry_view(entry)

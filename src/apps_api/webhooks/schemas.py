@@ -424,3 +424,85 @@ class IngestResult(Schema):
 
     accepted: int = Field(description="How many events were recorded (all or none).")
     event_ids: list[int] = Field(description="The IDs of the recorded events.")
+
+
+class WebhookChannel(Schema):
+    """A channel family webhooks can subscribe to: its pattern, actions, scope and payloads."""
+
+    id: uuid.UUID = Field(description="The ID of the channel family.")
+    pattern: str = Field(description="The channel pattern, as a subscription's `channel_pattern` names it.")
+    description: str = Field(description="What the channel's events are about.")
+    actions: list[LogAction] = Field(description="The actions sent on the channel.")
+    scope: Scope = Field(
+        description="The scope an installation's `allowed_scopes` must include for its webhooks to hear it."
+    )
+    subscribable: bool = Field(
+        description="Whether a subscription can name it (false: the test event, sent to one webhook)."
+    )
+    source: Literal["service", "operator"] = Field(
+        description="`service`: this service emits it; `operator`: another service publishes it (registered)."
+    )
+    resource_schemas: dict[str, dict[str, Any]] = Field(
+        description=(
+            "Per action, the JSON Schema (2020-12) of the body's `resource` (`changed`: the changed "
+            "attributes only)."
+        )
+    )
+    examples: dict[str, dict[str, Any]] = Field(
+        description="Per action, an example body as a webhook receives it (without `app_user_auth`)."
+    )
+    created_at: UTCDateTime = Field(description="When the family was registered.")
+
+
+def _distinct_actions(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("Each action at most once.")
+    return value
+
+
+class ChannelRegistration(InputSchema):
+    """A channel family another service publishes through ingestion (registered by the operator)."""
+
+    model_config = request_body(
+        example={
+            "pattern": "/api/v5/orgs/{organization_id}/chats",
+            "scope": "reports",
+            "actions": ["added", "changed", "removed"],
+            "description": "Chats of the organization.",
+            "resource_schema": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "is_ended": {"type": "boolean"}},
+                "required": ["id", "is_ended"],
+            },
+            "example_resource": {"id": "5a7c9e1b-3d5f-4a6b-8c0d-2e4f6a8b0c1d", "is_ended": False},
+        }
+    )
+
+    pattern: ChannelPattern = Field(description="The channel pattern its events' channels match.")
+    scope: Scope = Field(description="The scope an installation needs to hear it; its events must name it.")
+    actions: Annotated[list[Action], Field(min_length=1), AfterValidator(_distinct_actions)] = Field(
+        ["added", "changed", "removed"], description="The actions its events may have (default all three)."
+    )
+    description: Annotated[str, Field(max_length=500)] = Field("", description="What its events are about.")
+    resource_schema: dict[str, Any] = Field(
+        description=(
+            "The JSON Schema (2020-12) of `resource`; for `changed` the same without required attributes "
+            "(a change carries the changed attributes only)."
+        )
+    )
+    example_resource: dict[str, Any] | None = Field(
+        None, description="An example resource (it must fit the schema): the catalogue's example bodies."
+    )
+
+
+class WebhookTestRequest(InputSchema):
+    """Body of sending a test notification: a channel's example instead of the `test` event."""
+
+    model_config = request_body(
+        example={"channel": "/api/v5/orgs/{organization_id}/users", "action": "added"}
+    )
+
+    channel: Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)] = Field(
+        description="A pattern of the channel catalogue (`GET /api/v5/webhook_channels`)."
+    )
+    action: LogAction | None = Field(None, description="One of the channel's actions; left out: its first.")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery import columns
+from apps_api.delivery.channels import WEBHOOK_TEST
 from apps_api.delivery.events import emit
 from apps_api.delivery.follow import move_deliveries
 from apps_api.delivery.health import (
@@ -17,7 +18,6 @@ from apps_api.delivery.health import (
     DISABLED_DELIVERY_REASON,
     emit_webhook_event,
     end_deliveries_of_webhook,
-    webhooks_channel,
 )
 from apps_api.delivery.outbox import DELIVER_JOB, endpoint_host, new_log_entry, schedule_delivery
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
@@ -25,7 +25,7 @@ from apps_api.kit.errors import BadRequest, Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
 from apps_api.models import App, OutboundDelivery, User, Webhook, WebhookChannelSubscription, WebhookLogEntry
 from apps_api.models.base import utcnow
-from apps_api.webhooks import repository, schemas
+from apps_api.webhooks import catalogue, channel_registry, repository, schemas
 
 # Health attributes change on their own: a change event carries what the caller changed.
 _NOT_CHANGES = frozenset({"delivery_stats", "last_success_at", "last_failure_at"})
@@ -254,7 +254,9 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
 
 
 async def ingest_events(*, session: AsyncSession, batch: schemas.IngestBatch) -> list[int]:
-    """Record a batch of other services' events in one transaction (all or none)."""
+    """Record a batch of other services' events in one transaction (all or none); 400 when an
+    event of a registered channel family does not fit it."""
+    channel_registry.check_ingested(batch, await channel_registry.registered_entries(session=session))
     ids = []
     for item in batch.events:
         event = await emit(
@@ -275,13 +277,26 @@ def _refuse_disabled(webhook: Webhook) -> None:
         raise Conflict("The webhook is disabled; re-enable it first (PATCH `is_disabled` false).")
 
 
-async def send_test_event(*, session: AsyncSession, webhook: Webhook, max_attempts: int) -> WebhookLogEntry:
-    """Schedule a signed `test` notification of the webhook; returns its first attempt's pending entry.
+async def send_test_event(
+    *,
+    session: AsyncSession,
+    webhook: Webhook,
+    max_attempts: int,
+    example: schemas.WebhookTestRequest | None = None,
+) -> WebhookLogEntry:
+    """Schedule a signed `test` notification of the webhook, or a channel's example body (`example`);
+    returns its first attempt's pending entry.
 
     It enters the outbox like every delivery: logged, retried, and sent by the same engine.
     """
     _refuse_disabled(webhook)
-    path = f"{webhooks_channel(owner_id=webhook.organization_id, app_id=webhook.app_id)}/{webhook.id}"
+    if example is None:
+        path = WEBHOOK_TEST.channel(
+            organization_id=webhook.organization_id, app_id=webhook.app_id, webhook_id=webhook.id
+        )
+        body = {"channel": path, "action": "test", "resource_id": str(webhook.id), "resource": view(webhook)}
+    else:
+        body = await _example_body(session=session, webhook=webhook, example=example)
     _, entry = await schedule_delivery(
         session=session,
         kind="webhook",
@@ -290,18 +305,32 @@ async def send_test_event(*, session: AsyncSession, webhook: Webhook, max_attemp
         webhook_id=webhook.id,
         method="POST",
         endpoint_url=webhook.endpoint_url,
-        channel=path,
-        action="test",
-        resource_id=str(webhook.id),
-        payload={
-            "channel": path,
-            "action": "test",
-            "resource_id": str(webhook.id),
-            "resource": view(webhook),
-        },
+        channel=body["channel"],
+        action=body["action"],
+        resource_id=body["resource_id"],
+        payload=body,
         max_attempts=max_attempts,
     )
     return entry
+
+
+async def _example_body(
+    *, session: AsyncSession, webhook: Webhook, example: schemas.WebhookTestRequest
+) -> dict[str, Any]:
+    """The catalogue's example body of a channel and action, as the webhook's own; 400 if none."""
+    entries = await channel_registry.catalogue(session=session)
+    entry = next((entry for entry in entries if entry.pattern == example.channel), None)
+    if entry is None:
+        raise BadRequest.field("channel", "Not a channel of the catalogue (GET /api/v5/webhook_channels).")
+    action = example.action or entry.actions[0]
+    if action not in entry.actions:
+        raise BadRequest.field("action", f"`{entry.pattern}` has the actions {', '.join(entry.actions)}.")
+    body = catalogue.example_for_webhook(
+        entry, action, organization_id=webhook.organization_id, app_id=webhook.app_id, webhook_id=webhook.id
+    )
+    if body is None:
+        raise BadRequest.field("channel", "The channel has no example (its registration gave none).")
+    return body
 
 
 # One new attempt of each delivery of the webhook that ended failed since :since: pending now,
