@@ -15,6 +15,7 @@ with each permission set read the same collections, so the printed table shows t
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.policy import SETTINGS, Collection, Family, family_of, may_read
 from apps_api.auth.service import authenticate_token
-from apps_api.delivery.matching import INSTALLATIONS_PATTERN
+from apps_api.delivery.channels import FAMILIES
+from apps_api.delivery.matching import INSTALLATIONS_PATTERN, AppMatcher, Subscription, split_path
 from apps_api.identity.service import issue_app_user_code
 from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
@@ -215,6 +217,17 @@ async def test_an_app_hears_an_event_exactly_when_its_reader_may_read_the_collec
             ),
             *(Probe(f"{orgs}/{name}", f"{name}-1", scope, None) for name, scope in INGESTED.items()),
         ]
+        # Every subscribable family of the catalogue (delivery/channels.py) is probed here.
+        for family in FAMILIES:
+            matcher = AppMatcher([Subscription(uuid.uuid4(), family.pattern, True, True, True)])
+            bindings = {
+                "{organization_id}": str(e.org_id),
+                "{app_organization_id}": str(e.org_id),
+                "{app_id}": str(probed.id),
+            }
+            probed_channels = [p.channel for p in probes]
+            found = any(list(matcher.match(split_path(c), bindings)) for c in probed_channels)
+            assert found or not family.subscribable, f"no probe of the family {family.name}"
         with worker():
             await world.settle()
 
