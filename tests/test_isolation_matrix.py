@@ -131,6 +131,7 @@ def _csrf_form(_: World, csrf: str) -> dict[str, str]:
 
 
 ORGS = "/api/v5/orgs/{organization_id}"
+OPERATOR = "/internal/v1/organizations"
 OWNED = ORGS + "/owned_apps/{app_id}"
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -200,6 +201,31 @@ ROUTES: dict[tuple[str, str], Route] = {
             ]
         },
     ),
+    # The operator API: only a service key opens it; no user or app credential does, not even X's.
+    **{
+        (method, OPERATOR + path): Route(everyone(401), json=body)
+        for method, path, body in (
+            ("GET", "", None),
+            ("POST", "", lambda w: {"name": "Matrix org"}),
+            ("GET", "/{organization}", None),
+            ("PUT", "/{organization}", lambda w: {"name": "Matrix org", "features": ["apps"]}),
+            ("PATCH", "/{organization}", lambda w: {"features": []}),
+            ("GET", "/{organization}/users", None),
+            ("POST", "/{organization}/users", lambda w: {"permissions": ["settings"]}),
+            ("GET", "/{organization}/users/{user}", None),
+            ("PUT", "/{organization}/users/{user}", lambda w: {"permissions": ["settings"]}),
+            ("PATCH", "/{organization}/users/{user}", lambda w: {"permissions": ["settings"]}),
+            ("DELETE", "/{organization}/users/{user}", None),
+            ("GET", "/{organization}/users/{user}/tokens", None),
+            ("POST", "/{organization}/users/{user}/tokens", lambda w: {"expires_at": None}),
+            ("DELETE", "/{organization}/users/{user}/tokens/{token_id}", None),
+            ("GET", "/{organization}/partners", None),
+            ("PUT", "/{organization}/partners/{partner}", None),
+            ("DELETE", "/{organization}/partners/{partner}", None),
+            ("GET", "/{organization}/assets", None),
+            ("POST", "/{organization}/assets", lambda w: {"url": "https://matrix.example.com/i.png"}),
+        )
+    },
     # The client authenticates with the app secret, not a header: a wrong secret is a 400 for
     # everyone, and X's real app user code is not consumed.
     ("POST", "/identity/token"): Route(
@@ -328,6 +354,10 @@ def _path(template: str, world: World, token_id: uuid.UUID | None = None) -> str
         "installer_organization_id": world.owner.org_id,
         "webhook_id": world.webhook_id,
         "entry_id": world.entry_id,
+        # The operator API names objects by external id or `id:<uuid>`.
+        "organization": f"id:{world.owner.org_id}",
+        "user": f"id:{world.owner.user.id}",
+        "partner": f"id:{world.partner.org_id}",
     }
     path = template
     for name in [part[1:-1] for part in template.split("/") if part.startswith("{")]:

@@ -79,6 +79,7 @@ def _org_json(organization: Any) -> dict[str, Any]:
     return {
         "id": organization.id,
         "name": organization.name,
+        "external_id": organization.external_id,
         "features": organization.features,
         "subscription_active": organization.subscription_active,
         "subscription_expires_at": organization.subscription_expires_at,
@@ -89,6 +90,7 @@ def _user_json(user: Any) -> dict[str, Any]:
     return {
         "id": user.id,
         "organization_id": user.organization_id,
+        "external_id": user.external_id,
         "email": user.email,
         "permissions": user.permissions,
         "is_bot": user.is_bot,
@@ -245,9 +247,47 @@ def cmd_create_org(args: argparse.Namespace, settings: Settings) -> int:
 
     async def action(session: AsyncSession) -> dict[str, Any]:
         organization = await service.create_organization(
-            session=session, name=args.name, features=args.features, subscription_days=args.subscription_days
+            session=session,
+            name=args.name,
+            features=args.features,
+            subscription_days=args.subscription_days,
+            external_id=args.external_id,
         )
         return _org_json(organization)
+
+    return _run_admin(settings, action)
+
+
+def cmd_set_features(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.operator import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        organization, uninstalled = await service.set_features(
+            session=session, organization_id=args.org, features=args.features
+        )
+        return {**_org_json(organization), "uninstalled_installation_ids": uninstalled}
+
+    return _run_admin(settings, action)
+
+
+def cmd_set_subscription(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.operator import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        organization = await service.set_subscription(
+            session=session, organization_id=args.org, days=args.days
+        )
+        return _org_json(organization)
+
+    return _run_admin(settings, action)
+
+
+def cmd_set_permissions(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.operator import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        user = await service.set_permissions(session=session, user_id=args.user, permissions=args.permissions)
+        return _user_json(user)
 
     return _run_admin(settings, action)
 
@@ -266,7 +306,7 @@ def cmd_add_partner(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_remove_partner(args: argparse.Namespace, settings: Settings) -> int:
-    from apps_api.installations import service
+    from apps_api.operator import service
 
     async def action(session: AsyncSession) -> dict[str, Any]:
         removed, uninstalled = await service.end_partnership(session=session, a=args.org_a, b=args.org_b)
@@ -294,6 +334,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
             password=args.password,
             first_name=args.first_name,
             last_name=args.last_name,
+            external_id=args.external_id,
         )
         return _user_json(user)
 
@@ -406,7 +447,28 @@ def build_parser() -> argparse.ArgumentParser:
     create_org.add_argument("--name", required=True)
     create_org.add_argument("--features", type=_csv, default=[], help="comma-separated: apps,app_provider")
     create_org.add_argument("--subscription-days", type=int, default=None)
+    create_org.add_argument("--external-id", help="the operator's own id of the organization")
     create_org.set_defaults(handler=cmd_create_org)
+
+    set_features = admin_commands.add_parser(
+        "set-features", help="give an organization exactly these features; losing one has its consequences"
+    )
+    set_features.add_argument("--org", type=_uuid, required=True)
+    set_features.add_argument(
+        "--features", type=_csv, required=True, help="comma-separated: apps,app_provider ('' for none)"
+    )
+    set_features.set_defaults(handler=cmd_set_features)
+
+    set_subscription = admin_commands.add_parser(
+        "set-subscription", help="make an organization's subscription run for D days from now"
+    )
+    set_subscription.add_argument("--org", type=_uuid, required=True)
+    set_subscription_end = set_subscription.add_mutually_exclusive_group(required=True)
+    set_subscription_end.add_argument("--days", type=int, help="days from now (0: ends now)")
+    set_subscription_end.add_argument(
+        "--no-end", dest="days", action="store_const", const=None, help="a subscription without end"
+    )
+    set_subscription.set_defaults(handler=cmd_set_subscription)
 
     add_partner = admin_commands.add_parser("add-partner")
     add_partner.add_argument("org_a", type=_uuid)
@@ -429,7 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--password")
     create_user.add_argument("--first-name")
     create_user.add_argument("--last-name")
+    create_user.add_argument("--external-id", help="the operator's own id of the user")
     create_user.set_defaults(handler=cmd_create_user)
+
+    set_permissions = admin_commands.add_parser(
+        "set-permissions", help="give a user exactly these permissions"
+    )
+    set_permissions.add_argument("--user", type=_uuid, required=True)
+    set_permissions.add_argument(
+        "--permissions", type=_csv, required=True, help="comma-separated: settings,users,reports ('' none)"
+    )
+    set_permissions.set_defaults(handler=cmd_set_permissions)
 
     set_password = admin_commands.add_parser(
         "set-password", help="change a password; ends the user's sessions"

@@ -30,6 +30,7 @@ from apps_api.kit.security import configure_password_hashing
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.observability.shedding import LoadShedMiddleware, count_shed
+from apps_api.operator.endpoints import router as operator_router
 from apps_api.settings import Settings, get_settings
 from apps_api.users.endpoints import router as users_router
 from apps_api.webhooks.endpoints import internal_router as ingest_router
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(webhook_log_router)
     app.include_router(ingest_router)
+    app.include_router(operator_router)
     app.include_router(installations_router)
     app.include_router(users_router)
     app.include_router(app_user_tokens_router)

@@ -526,6 +526,24 @@ async def uninstall_everywhere(
     return [installation.id for installation in installations]
 
 
+async def uninstall_all_in(
+    *, session: AsyncSession, organization_id: uuid.UUID, actor_user_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """Uninstall every app installed in the organization (it lost the Apps feature)."""
+    installations = list(
+        (
+            await session.scalars(
+                select(AppInstallation)
+                .where(AppInstallation.organization_id == organization_id)
+                .order_by(AppInstallation.app_id, AppInstallation.id)
+            )
+        ).all()
+    )
+    for installation in installations:
+        await uninstall(session=session, installation=installation, actor_user_id=actor_user_id)
+    return [installation.id for installation in installations]
+
+
 async def end_partnership(
     *, session: AsyncSession, a: uuid.UUID, b: uuid.UUID, actor_user_id: uuid.UUID | None = None
 ) -> tuple[bool, list[uuid.UUID]]:

@@ -6,20 +6,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.dependencies import OrgProviderPrincipal
+from apps_api.auth.service_keys import ServiceKeyRequired
 from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import NotFound, Unauthorized, error_responses
+from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import (
     Page,
     PageParams,
     PageParamsDep,
     json_keyset_page,
 )
-from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import Settings
 from apps_api.webhooks import repository, schemas, service
@@ -29,7 +29,9 @@ log_router = APIRouter(
     prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}",
     tags=["Webhook log entries"],
 )
-internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
+internal_router = APIRouter(
+    prefix="/internal/v1", tags=["Internal: event ingestion"], dependencies=[ServiceKeyRequired]
+)
 
 WebhookId = Annotated[uuid.UUID, Path(description="The ID of the webhook.")]
 EntryId = Annotated[uuid.UUID, Path(description="The ID of the webhook log entry.")]
@@ -304,38 +306,21 @@ async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.Web
     return schemas.WebhookLogEntry.model_validate(pending)
 
 
-async def ingest_service(
-    request: Request,
-    authorization: Annotated[
-        str | None, Header(description="`Bearer <APPS_API_INGEST_SERVICE_KEY>`.")
-    ] = None,
-) -> None:
-    """404 when ingestion is not configured; 401 without the service key."""
-    settings: Settings = request.app.state.settings
-    key = settings.ingest_service_key
-    if not key:
-        raise NotFound("Event ingestion is not enabled (APPS_API_INGEST_SERVICE_KEY is unset).")
-    scheme, _, credentials = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not constant_time_equals(credentials.strip(), key):
-        raise Unauthorized("A valid service key is required.")
-
-
 @internal_router.post(
     "/events",
     response_model=schemas.IngestResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Publish events of other platform services",
     responses=error_responses(400, 401, 404, 413),
-    dependencies=[Depends(ingest_service)],
 )
 async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schemas.IngestResult:
     """Record up to 500 events in one transaction; they are matched and delivered to webhooks after commit.
 
-    Authenticated with `Authorization: Bearer <APPS_API_INGEST_SERVICE_KEY>`; 404 when no key is
-    configured (ingestion disabled). Each event: `organization_id`, concrete `channel` (e.g.
-    `/api/v5/orgs/<id>/chats`), `action` (`added`, `changed`, `removed`), `resource_id`, `resource`,
-    and `required_scope` (required), the scope an installation's `allowed_scopes` must include for it
-    to be notified.
+    Authenticated with `Authorization: Bearer <service key>` (one of `APPS_API_SERVICE_KEYS`, or
+    `APPS_API_INGEST_SERVICE_KEY`); 404 when no key is configured (the internal API is off).
+    Each event: `organization_id`, concrete `channel` (e.g. `/api/v5/orgs/<id>/chats`), `action`
+    (`added`, `changed`, `removed`), `resource_id`, `resource`, and `required_scope` (required),
+    the scope an installation's `allowed_scopes` must include for it to be notified.
     """
     ids = await service.ingest_events(session=session, batch=body)
     return schemas.IngestResult(accepted=len(ids), event_ids=ids)
