@@ -693,7 +693,7 @@ async def test_foreign_redeliver_creates_nothing_and_own_redeliver_does(
 
 
 ORGANIZATION_ERROR = "You do not have access to this organization."
-SETTINGS_ERROR = "You do not have the `settings` permission."
+SETTINGS_ERROR = "You do not have the `settings` permission; your administrator can grant it."
 
 
 async def test_another_orgs_user_without_settings_gets_the_organization_error(

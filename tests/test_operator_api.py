@@ -92,7 +92,7 @@ async def test_provision_by_external_id_then_losing_apps_uninstalls_with_its_rem
     # Signed in without `settings`, the console's pages say what is missing.
     await sign_in(client, email, next_="/console/installed")
     refused = await client.get("/console/installed")
-    assert refused.status_code == 403 and "settings" in refused.text
+    assert refused.status_code == 403 and "settings" in refused.text and "your administrator" in refused.text
 
     granted = await client.put(org_url, json={**org_state, "features": ["apps"]}, headers=operator)
     assert granted.status_code == 200 and granted.json()["features"] == ["apps"]

@@ -126,7 +126,8 @@ async def _validate(
         raise BadRequest(errors=errors)
     if not owner.has_feature("app_provider") and any(changes.get(field) is True for field in PUBLICITY):
         raise PaymentRequired(
-            "Making an app available to partners or to anyone needs the organization's App provider feature."
+            "Making an app available to partners or to anyone needs the organization's App provider "
+            "feature; the operator of this service can enable it."
         )
     return changes, icon
 

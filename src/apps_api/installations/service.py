@@ -84,7 +84,9 @@ def installation_options() -> tuple[Any, ...]:
 def require_apps_feature(organization: Organization) -> None:
     """403 unless the organization may install apps."""
     if not organization.has_feature("apps"):
-        raise Forbidden("Your organization does not have the Apps feature.")
+        raise Forbidden(
+            "Your organization does not have the Apps feature; the operator of this service can enable it."
+        )
 
 
 # Built once (every install runs them), run straight on the session's connection
