@@ -60,8 +60,11 @@ from tests.reliability_helpers import World, populate
 # The developer console's pages (session cookie, HTML) have a matrix of their own built from the
 # same route list: tests/test_console_isolation.py.
 CONSOLE = "/console"
-# Public by design: the document, its pages and their packaged assets, the probes.
+# Public by design: the landing page and its icon, the document, its pages and their packaged
+# assets, the probes.
 EXCLUDED = {
+    "/",
+    "/favicon.ico",
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",
