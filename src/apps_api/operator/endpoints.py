@@ -114,7 +114,6 @@ async def list_organizations(
 )
 async def create_organization(session: SessionDep, data: schemas.OrganizationCreate) -> schemas.Organization:
     """409 when `external_id` is another organization's."""
-    assert data.name is not None
     with operator_errors():
         organization = await platform.create_organization(
             session=session,

@@ -106,6 +106,7 @@ class OrganizationCreate(_OrganizationFields):
         example={"name": "Customer Co", "features": ["apps"], "external_id": "crm-1042"}, required=("name",)
     )
 
+    name: str = Field(min_length=1, max_length=200, description="Name of the organization.")
     external_id: ExternalId | None = Field(None, description=_EXTERNAL_ID)
 
 
