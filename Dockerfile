@@ -1,8 +1,16 @@
 # syntax=docker/dockerfile:1
-# Runs `apps-api serve` against external PostgreSQL and Redis:
-#   docker run -e APPS_API_DATABASE_URL=postgresql://... -e APPS_API_REDIS_URL=redis://... \
-#              -e APPS_API_SECRET_KEY=... -p 8000:8000 apps-api
-# Run the worker from the same image with `apps-api worker`, and `apps-api migrate` once per release.
+# Runs `apps-api serve` against external PostgreSQL and Redis. Every variable below is required
+# (serve, worker and migrate stop with a one-line error naming a missing one):
+#   docker build -t apps-api .
+#   docker run --rm apps-api apps-api keygen      # -> ENCRYPTION_KEY; SECRET_KEY: any long random string
+#   export APPS_API_DATABASE_URL=postgresql://user:password@db-host:5432/apps_api \
+#          APPS_API_REDIS_URL=redis://redis-host:6379/0 \
+#          APPS_API_SECRET_KEY=<long random string> APPS_API_ENCRYPTION_KEYS=<ENCRYPTION_KEY>
+#   ENV="-e APPS_API_DATABASE_URL -e APPS_API_REDIS_URL -e APPS_API_SECRET_KEY -e APPS_API_ENCRYPTION_KEYS"
+#   docker run --rm $ENV apps-api apps-api migrate                  # once per release
+#   docker run -d $ENV -p 8000:8000 apps-api                        # the API (/, /docs, /console/)
+#   docker run -d $ENV apps-api apps-api worker                     # webhook delivery (one or more)
+# The same keys in every container; keep them (losing APPS_API_ENCRYPTION_KEYS loses app secrets).
 
 FROM python:3.11-slim AS build
 WORKDIR /build
@@ -24,5 +32,5 @@ ENV PATH=/opt/venv/bin:$PATH \
     APPS_API_STATE_DIR=/app/state
 USER app
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/docs')"
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
 CMD ["apps-api", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -12,6 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.auth.dependencies import OrgSettingsPrincipal
 from tests.factories import Tenant, make_tenant
 
+SETTINGS_MISSING = "You do not have the `settings` permission; your administrator can grant it."
+SUBSCRIPTION_ENDED = (
+    "Your organization does not have an active subscription; the operator of this service can renew it."
+)
+
 
 @pytest.fixture
 def org_route_app(app: Any) -> Any:
@@ -49,7 +54,7 @@ async def test_organization_check_comes_before_permission_check(
     assert foreign.json()["detail"] == "You do not have access to this organization."
     own = await client.get(f"/test/orgs/{reporter.org_id}/whoami", headers=reporter.headers)
     assert own.status_code == 403
-    assert own.json()["detail"] == "You do not have the `settings` permission."
+    assert own.json()["detail"] == SETTINGS_MISSING
 
 
 async def test_subscription_check_comes_before_organization_check(
@@ -57,7 +62,7 @@ async def test_subscription_check_comes_before_organization_check(
 ) -> None:
     lapsed = await make_tenant(session, name="Lapsed", subscription_days=-1)
     response = await client.get(f"/test/orgs/{other_tenant.org_id}/whoami", headers=lapsed.headers)
-    assert response.json()["detail"] == "Your organization does not have an active subscription."
+    assert response.json()["detail"] == SUBSCRIPTION_ENDED
 
 
 async def test_bad_organization_id_is_400_after_authentication(

@@ -86,7 +86,10 @@ async def test_inactive_subscription_is_403(client: httpx.AsyncClient, session: 
     await session.flush()
     response = await client.get(PUBLIC, headers=lapsed.headers)
     assert response.status_code == 403
-    assert response.json() == {"detail": "Your organization does not have an active subscription."}
+    assert response.json() == {
+        "detail": "Your organization does not have an active subscription; "
+        "the operator of this service can renew it."
+    }
 
 
 async def test_expired_subscription_is_403(client: httpx.AsyncClient, session: AsyncSession) -> None:
@@ -109,7 +112,9 @@ async def test_missing_settings_permission_is_403(client: httpx.AsyncClient, ses
     reporter = await make_tenant(session, name="Reporters", permissions=["reports", "users"])
     response = await client.get(PUBLIC, headers=reporter.headers)
     assert response.status_code == 403
-    assert response.json() == {"detail": "You do not have the `settings` permission."}
+    assert response.json() == {
+        "detail": "You do not have the `settings` permission; your administrator can grant it."
+    }
 
 
 async def test_401_comes_before_400_for_bad_path_parameters(client: httpx.AsyncClient) -> None:

@@ -167,7 +167,8 @@ async def test_a_user_without_settings_gets_a_403_page(
     for method, template in console_routes(app):
         response = await _request(client, method, _url(template, world.ids), token)
         assert response.status_code == 403, (method, template, response.status_code)
-        assert _is_html(response) and "You do not have the `settings` permission." in response.text
+        assert _is_html(response)
+        assert "You do not have the `settings` permission; your administrator can grant it." in response.text
         assert "Secret Sauce" not in response.text
     assert await _state(session) == before
 

@@ -667,7 +667,8 @@ async def test_feature_missing(client: httpx.AsyncClient, session: AsyncSession)
     page = await log_in(client, app.id, installer.user.email)
     assert page.status_code == 403
     assert "Apps feature missing" in page.text
-    assert "Shop Inc does not have the giosg Apps feature" in page.text
+    assert "Shop Inc does not have the Apps feature" in page.text
+    assert "The operator of this service can enable it" in page.text and "giosg support" not in page.text
     response = await client.post(f"/apps/{app.id}/install", data={"csrf_token": csrf_of(page), "next": NEXT})
     assert response.status_code == 403
     assert await _installation(session, app.id, installer.org_id) is None

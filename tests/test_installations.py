@@ -163,7 +163,10 @@ async def test_refusals(
         installations_url(no_feature), json={"app_id": str(scoped.id)}, headers=no_feature.headers
     )
     assert refused.status_code == 403
-    assert refused.json() == {"detail": "Your organization does not have the Apps feature."}
+    assert refused.json() == {
+        "detail": "Your organization does not have the Apps feature; "
+        "the operator of this service can enable it."
+    }
     reader = await make_tenant(session, name="Reader", permissions=["reports"])
     assert (
         await client.post(installations_url(reader), json={"app_id": str(scoped.id)}, headers=reader.headers)

@@ -60,8 +60,11 @@ from tests.reliability_helpers import World, populate
 # The developer console's pages (session cookie, HTML) have a matrix of their own built from the
 # same route list: tests/test_console_isolation.py.
 CONSOLE = "/console"
-# Public by design: the document, its pages and their packaged assets, the probes.
+# Public by design: the landing page and its icon, the document, its pages and their packaged
+# assets, the probes.
 EXCLUDED = {
+    "/",
+    "/favicon.ico",
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",
@@ -131,6 +134,7 @@ def _csrf_form(_: World, csrf: str) -> dict[str, str]:
 
 
 ORGS = "/api/v5/orgs/{organization_id}"
+OPERATOR = "/internal/v1/organizations"
 OWNED = ORGS + "/owned_apps/{app_id}"
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -210,6 +214,31 @@ ROUTES: dict[tuple[str, str], Route] = {
             "resource_schema": {},
         },
     ),
+    # The operator API: only a service key opens it; no user or app credential does, not even X's.
+    **{
+        (method, OPERATOR + path): Route(everyone(401), json=body)
+        for method, path, body in (
+            ("GET", "", None),
+            ("POST", "", lambda w: {"name": "Matrix org"}),
+            ("GET", "/{organization}", None),
+            ("PUT", "/{organization}", lambda w: {"name": "Matrix org", "features": ["apps"]}),
+            ("PATCH", "/{organization}", lambda w: {"features": []}),
+            ("GET", "/{organization}/users", None),
+            ("POST", "/{organization}/users", lambda w: {"permissions": ["settings"]}),
+            ("GET", "/{organization}/users/{user}", None),
+            ("PUT", "/{organization}/users/{user}", lambda w: {"permissions": ["settings"]}),
+            ("PATCH", "/{organization}/users/{user}", lambda w: {"permissions": ["settings"]}),
+            ("DELETE", "/{organization}/users/{user}", None),
+            ("GET", "/{organization}/users/{user}/tokens", None),
+            ("POST", "/{organization}/users/{user}/tokens", lambda w: {"expires_at": None}),
+            ("DELETE", "/{organization}/users/{user}/tokens/{token_id}", None),
+            ("GET", "/{organization}/partners", None),
+            ("PUT", "/{organization}/partners/{partner}", None),
+            ("DELETE", "/{organization}/partners/{partner}", None),
+            ("GET", "/{organization}/assets", None),
+            ("POST", "/{organization}/assets", lambda w: {"url": "https://matrix.example.com/i.png"}),
+        )
+    },
     # The client authenticates with the app secret, not a header: a wrong secret is a 400 for
     # everyone, and X's real app user code is not consumed.
     ("POST", "/identity/token"): Route(
@@ -338,6 +367,10 @@ def _path(template: str, world: World, token_id: uuid.UUID | None = None) -> str
         "installer_organization_id": world.owner.org_id,
         "webhook_id": world.webhook_id,
         "entry_id": world.entry_id,
+        # The operator API names objects by external id or `id:<uuid>`.
+        "organization": f"id:{world.owner.org_id}",
+        "user": f"id:{world.owner.user.id}",
+        "partner": f"id:{world.partner.org_id}",
     }
     path = template
     for name in [part[1:-1] for part in template.split("/") if part.startswith("{")]:
@@ -673,7 +706,7 @@ async def test_foreign_redeliver_creates_nothing_and_own_redeliver_does(
 
 
 ORGANIZATION_ERROR = "You do not have access to this organization."
-SETTINGS_ERROR = "You do not have the `settings` permission."
+SETTINGS_ERROR = "You do not have the `settings` permission; your administrator can grant it."
 
 
 async def test_another_orgs_user_without_settings_gets_the_organization_error(

@@ -20,7 +20,14 @@ import pytest
 from tests.live_server import ROOT, free_port
 
 # The embedded default: no configured servers (the suite's session fixtures export them).
-_CONFIGURED = ("APPS_API_DATABASE_URL", "APPS_API_REDIS_URL", "APPS_API_SECRET_KEY", "APPS_API_LOG_LEVEL")
+# No XDG_RUNTIME_DIR either, as in containers: start-up must not warn about it.
+_CONFIGURED = (
+    "APPS_API_DATABASE_URL",
+    "APPS_API_REDIS_URL",
+    "APPS_API_SECRET_KEY",
+    "APPS_API_LOG_LEVEL",
+    "XDG_RUNTIME_DIR",
+)
 
 
 def _embedded_env(**extra: str) -> dict[str, str]:
@@ -105,6 +112,14 @@ def test_a_stop_signal_stops_everything_serve_started(
             serve.wait(10)
     output = log.read_text()
     assert exit_code == 0, output
+    # Announced once, when the port is bound (after the app's start-up in a single process).
+    announced = [line for line in output.splitlines() if "serving on" in line]
+    assert len(announced) == 1, output
+    assert f"serving on http://127.0.0.1:{port}" in announced[0]
+    assert f"http://127.0.0.1:{port}/console/" in announced[0] and "/docs" in announced[0]
+    if processes == 1:
+        assert output.index("Application startup complete") < output.index("serving on"), output
+    assert "XDG_RUNTIME_DIR" not in output and "RuntimeDirWarning" not in output, output
     _, alive = psutil.wait_procs(started, timeout=15)
     assert alive == [], f"left running after {stop.name}: {alive}\n{output}"
     # The drain came first (in each uvicorn process), then the worker, Redis and PostgreSQL stopped.
@@ -130,7 +145,13 @@ def test_demo_prints_one_json_object_and_nothing_else(state_dir: Path) -> None:
         [*command, "demo"], capture_output=True, text=True, env=_embedded_env(), cwd=ROOT, timeout=120
     )
     assert set(_json_only(quiet)) == {"organization_id", "user_id", "token", "email", "password"}
-    assert quiet.stderr == ""  # embedded PostgreSQL and Redis were started and stopped silently
+    # Embedded PostgreSQL and Redis were started and stopped silently; stderr says which state
+    # folder was used, and that no `serve` runs on it (a running service elsewhere won't see it).
+    assert quiet.stderr.splitlines() == [
+        f"apps-api: state folder {state_dir.resolve()} (embedded PostgreSQL and Redis)",
+        f"apps-api: warning: no `apps-api serve` is running on {state_dir.resolve()}; a service started "
+        "with another --state-dir will not see this (pass the --state-dir serve uses)",
+    ]
 
     verbose = subprocess.run(
         [*command, "--verbose", "demo"],

@@ -105,7 +105,8 @@ def test_formats_of_datetimes_ids_and_urls() -> None:
         formats = {branch.get("format") for branch in _branches(prop)}
         if name.endswith("_at"):
             assert formats == {"date-time"}, f"{component}.{name}"
-        if (name == "id" or name.endswith("_id")) and name != "resource_id":
+        # An event's resource_id and the operator's external_id are ids of other systems.
+        if (name == "id" or name.endswith("_id")) and name not in ("resource_id", "external_id"):
             assert formats == {"uuid"}, f"{component}.{name}"
         # URLs a client sends are documented as URIs (with a pattern of RFC 3986 characters) and
         # the links the service builds are URIs. A URL returned as a client gave it has no

@@ -1,3 +1,3 @@
 """giosg Apps API v5: apps, installations, app users and signed webhooks."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

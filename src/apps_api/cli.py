@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.embedded import EmbeddedServices, ensure_services
+from apps_api import __version__
+from apps_api.embedded import EmbeddedServices, ensure_services, mark_serving, serving_pid
 from apps_api.kit.crypto import configure_encryption
 from apps_api.logs import configure_logging
 from apps_api.settings import Settings, get_settings
@@ -41,6 +42,32 @@ def _uuid(value: str) -> uuid.UUID:
 
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# Generated per state folder when embedded; with an external database they must be the operator's,
+# the same in every process (a random secret key per process breaks cursors and sessions between
+# processes; without encryption keys every app read and write fails).
+_REQUIRED_WITH_EXTERNAL_DATABASE = (
+    ("APPS_API_SECRET_KEY", "signs cursors, session cookies and CSRF tokens; any long random string"),
+    ("APPS_API_ENCRYPTION_KEYS", "encrypts app secrets at rest; generate one with `apps-api keygen`"),
+)
+
+
+def _check_required_keys(settings: Settings) -> None:
+    """With an external database, stop before anything starts when a required key is missing."""
+    if settings.database_url is None:
+        return
+    given = {
+        # The default is a random key per process: set means given (by the environment).
+        "APPS_API_SECRET_KEY": "secret_key" in settings.model_fields_set
+        and bool(settings.secret_key.strip()),
+        "APPS_API_ENCRYPTION_KEYS": bool(settings.encryption_keys),
+    }
+    for variable, purpose in _REQUIRED_WITH_EXTERNAL_DATABASE:
+        if not given[variable]:
+            raise CommandError(
+                f"{variable} is not set; it is required with APPS_API_DATABASE_URL ({purpose})"
+            )
 
 
 def _migrate(settings: Settings) -> None:
@@ -79,6 +106,7 @@ def _org_json(organization: Any) -> dict[str, Any]:
     return {
         "id": organization.id,
         "name": organization.name,
+        "external_id": organization.external_id,
         "features": organization.features,
         "subscription_active": organization.subscription_active,
         "subscription_expires_at": organization.subscription_expires_at,
@@ -89,6 +117,7 @@ def _user_json(user: Any) -> dict[str, Any]:
     return {
         "id": user.id,
         "organization_id": user.organization_id,
+        "external_id": user.external_id,
         "email": user.email,
         "permissions": user.permissions,
         "is_bot": user.is_bot,
@@ -108,6 +137,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     embedded = settings.database_url is None or settings.redis_url is None
     worker: subprocess.Popen[bytes] | None = None
     services: EmbeddedServices | None = None
+    pid_file: Path | None = None
     # A stop signal during start-up unwinds through the `finally` below like one while serving.
     with serving.stop_signals_raise():
         try:
@@ -132,17 +162,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 # apps_api.access logs each request once, with its route and request id.
                 access_log=False,
             )
-            logger.info(
-                "serving on http://%s:%s, %d process(es) (docs at /docs)", args.host, args.port, args.workers
-            )
+            if embedded:
+                pid_file = mark_serving(settings.state_dir)
+
+            def announce() -> None:
+                shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+                base = f"http://{shown}:{args.port}"
+                logger.info(
+                    "serving on %s, %d process(es): docs at %s/docs, console at %s/console/",
+                    base,
+                    args.workers,
+                    base,
+                    base,
+                )
+
             if args.workers > 1:
-                serving.Supervisor(config, sockets=[config.bind_socket()]).run()
+                sockets = [config.bind_socket()]
+                # The port is bound here; the worker processes accept on it.
+                announce()
+                serving.Supervisor(config, sockets=sockets).run()
             else:
-                serving.Server(config).run()
+                # Logged by the server once it listens (after the app's start-up).
+                serving.Server(config, on_listening=announce).run()
         except (serving.GracefulStop, KeyboardInterrupt):
             pass
         finally:
             serving.ignore_stop_signals()
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)
             _stop_worker(worker)
             if services is not None:
                 services.stop()
@@ -200,6 +247,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _run_admin(settings: Settings, action: Callable[[AsyncSession], Awaitable[dict[str, Any]]]) -> int:
     from apps_api.platform.service import PlatformError
 
+    _say_where(settings)
     services = _prepare(settings)
     try:
         result = asyncio.run(_in_transaction(settings, action))
@@ -209,6 +257,19 @@ def _run_admin(settings: Settings, action: Callable[[AsyncSession], Awaitable[di
         services.stop()
     _print(result)
     return 0
+
+
+def _say_where(settings: Settings) -> None:
+    """On stderr: the state folder used, and a warning when no `serve` runs on it."""
+    if settings.database_url is not None:
+        return  # the configured database: no state folder involved
+    folder = settings.state_dir.resolve()
+    sys.stderr.write(f"apps-api: state folder {folder} (embedded PostgreSQL and Redis)\n")
+    if serving_pid(settings.state_dir) is None:
+        sys.stderr.write(
+            f"apps-api: warning: no `apps-api serve` is running on {folder}; a service started with "
+            "another --state-dir will not see this (pass the --state-dir serve uses)\n"
+        )
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -285,9 +346,47 @@ def cmd_create_org(args: argparse.Namespace, settings: Settings) -> int:
 
     async def action(session: AsyncSession) -> dict[str, Any]:
         organization = await service.create_organization(
-            session=session, name=args.name, features=args.features, subscription_days=args.subscription_days
+            session=session,
+            name=args.name,
+            features=args.features,
+            subscription_days=args.subscription_days,
+            external_id=args.external_id,
         )
         return _org_json(organization)
+
+    return _run_admin(settings, action)
+
+
+def cmd_set_features(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.operator import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        organization, uninstalled = await service.set_features(
+            session=session, organization_id=args.org, features=args.features
+        )
+        return {**_org_json(organization), "uninstalled_installation_ids": uninstalled}
+
+    return _run_admin(settings, action)
+
+
+def cmd_set_subscription(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.operator import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        organization = await service.set_subscription(
+            session=session, organization_id=args.org, days=args.days
+        )
+        return _org_json(organization)
+
+    return _run_admin(settings, action)
+
+
+def cmd_set_permissions(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.operator import service
+
+    async def action(session: AsyncSession) -> dict[str, Any]:
+        user = await service.set_permissions(session=session, user_id=args.user, permissions=args.permissions)
+        return _user_json(user)
 
     return _run_admin(settings, action)
 
@@ -306,7 +405,7 @@ def cmd_add_partner(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_remove_partner(args: argparse.Namespace, settings: Settings) -> int:
-    from apps_api.installations import service
+    from apps_api.operator import service
 
     async def action(session: AsyncSession) -> dict[str, Any]:
         removed, uninstalled = await service.end_partnership(session=session, a=args.org_a, b=args.org_b)
@@ -334,6 +433,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
             password=args.password,
             first_name=args.first_name,
             last_name=args.last_name,
+            external_id=args.external_id,
         )
         return _user_json(user)
 
@@ -358,6 +458,13 @@ def cmd_delete_user(args: argparse.Namespace, settings: Settings) -> int:
         return _user_json(await service.delete_user(session=session, user_id=args.user))
 
     return _run_admin(settings, action)
+
+
+def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from apps_api.kit.crypto import new_encryption_key
+
+    sys.stdout.write(new_encryption_key() + "\n")
+    return 0
 
 
 def cmd_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
@@ -419,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="log at DEBUG, library chatter included (on stderr)"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the API (and, embedded, PostgreSQL, Redis and the worker)")
@@ -434,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_worker
     )
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
+    commands.add_parser(
+        "keygen", help="print a new key for APPS_API_ENCRYPTION_KEYS (or APPS_API_SECRET_KEY)"
+    ).set_defaults(handler=cmd_keygen)
 
     demo = commands.add_parser("demo", help="create a demo organization, user and token")
     demo.add_argument("--password", default="demo-password", help="password of the demo user (install flow)")
@@ -446,7 +557,28 @@ def build_parser() -> argparse.ArgumentParser:
     create_org.add_argument("--name", required=True)
     create_org.add_argument("--features", type=_csv, default=[], help="comma-separated: apps,app_provider")
     create_org.add_argument("--subscription-days", type=int, default=None)
+    create_org.add_argument("--external-id", help="the operator's own id of the organization")
     create_org.set_defaults(handler=cmd_create_org)
+
+    set_features = admin_commands.add_parser(
+        "set-features", help="give an organization exactly these features; losing one has its consequences"
+    )
+    set_features.add_argument("--org", type=_uuid, required=True)
+    set_features.add_argument(
+        "--features", type=_csv, required=True, help="comma-separated: apps,app_provider ('' for none)"
+    )
+    set_features.set_defaults(handler=cmd_set_features)
+
+    set_subscription = admin_commands.add_parser(
+        "set-subscription", help="make an organization's subscription run for D days from now"
+    )
+    set_subscription.add_argument("--org", type=_uuid, required=True)
+    set_subscription_end = set_subscription.add_mutually_exclusive_group(required=True)
+    set_subscription_end.add_argument("--days", type=int, help="days from now (0: ends now)")
+    set_subscription_end.add_argument(
+        "--no-end", dest="days", action="store_const", const=None, help="a subscription without end"
+    )
+    set_subscription.set_defaults(handler=cmd_set_subscription)
 
     add_partner = admin_commands.add_parser("add-partner")
     add_partner.add_argument("org_a", type=_uuid)
@@ -469,7 +601,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--password")
     create_user.add_argument("--first-name")
     create_user.add_argument("--last-name")
+    create_user.add_argument("--external-id", help="the operator's own id of the user")
     create_user.set_defaults(handler=cmd_create_user)
+
+    set_permissions = admin_commands.add_parser(
+        "set-permissions", help="give a user exactly these permissions"
+    )
+    set_permissions.add_argument("--user", type=_uuid, required=True)
+    set_permissions.add_argument(
+        "--permissions", type=_csv, required=True, help="comma-separated: settings,users,reports ('' none)"
+    )
+    set_permissions.set_defaults(handler=cmd_set_permissions)
 
     set_password = admin_commands.add_parser(
         "set-password", help="change a password; ends the user's sessions"
@@ -517,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands whose whole output is one JSON object: at the default level nothing else is printed
 # (embedded PostgreSQL's set-up, alembic, platformdirs' warnings are chatter to a script).
 _JSON_COMMANDS = frozenset({"demo", "admin"})
+# The commands that run the service or change its schema: they check the keys before anything.
+_NEEDS_KEYS = frozenset({"serve", "worker", "migrate"})
 
 
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:
@@ -544,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         # Library warnings (platformdirs' XDG_RUNTIME_DIR) are chatter to a script: errors only.
         logging.getLogger("py.warnings").setLevel(logging.ERROR)
     try:
+        if args.command in _NEEDS_KEYS:
+            _check_required_keys(settings)
         return int(args.handler(args, settings))
     except CommandError as exc:
         sys.stderr.write(f"apps-api: error: {exc}\n")

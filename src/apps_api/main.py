@@ -28,9 +28,12 @@ from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.kit.security import configure_password_hashing
+from apps_api.landing import FAVICON_URL
+from apps_api.landing import router as landing_router
 from apps_api.observability.endpoints import router as operations_router
 from apps_api.observability.middleware import RequestContextMiddleware
 from apps_api.observability.shedding import LoadShedMiddleware, count_shed
+from apps_api.operator.endpoints import router as operator_router
 from apps_api.settings import Settings, get_settings
 from apps_api.users.endpoints import router as users_router
 from apps_api.webhooks.catalogue import document_channels
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        favicon_url=FAVICON_URL,
     )
     app.state.settings = settings
     configure_encryption(settings.encryption_keys)
@@ -90,12 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outermost: a shed request costs no parse, log line or connection.
     app.add_middleware(LoadShedMiddleware, limit=settings.max_requests_in_flight)
+    app.include_router(landing_router)
     app.include_router(operations_router)
     app.include_router(public_apps_router)
     app.include_router(webhooks_router)
     app.include_router(webhook_log_router)
     app.include_router(webhook_channels_router)
     app.include_router(ingest_router)
+    app.include_router(operator_router)
     app.include_router(installations_router)
     app.include_router(users_router)
     app.include_router(app_user_tokens_router)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
+import socket
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import uvicorn
@@ -48,7 +49,19 @@ def ignore_stop_signals() -> None:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, draining on SIGHUP too and returning (not re-raising) afterwards."""
+    """uvicorn's server, draining on SIGHUP too and returning (not re-raising) afterwards.
+
+    `on_listening` runs once the socket listens, after the app's start-up (lifespan).
+    """
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_listening is not None:
+            self.on_listening()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

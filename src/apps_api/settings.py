@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     # The worker serves its delivery metrics (Prometheus) on this port when set.
     worker_metrics_port: int | None = None
     worker_metrics_host: str = "127.0.0.1"
-    # Key that other platform services use on the internal event ingestion endpoint.
+    # Service keys of the internal API (/internal/v1: event ingestion and the operator API),
+    # comma-separated: any of them is accepted, so a new key can be added before the old one goes.
+    service_keys: str | None = None
+    # The former single ingestion key, still accepted beside service_keys.
     ingest_service_key: str | None = None
     # Prometheus scrapes the API's /metrics with `Authorization: Bearer <this>`; unset, /metrics
     # is a 404 for everyone (it shows status counts per route, failed logins among them).
@@ -90,6 +93,7 @@ class Settings(BaseSettings):
         "database_url",
         "listen_database_url",
         "redis_url",
+        "service_keys",
         "ingest_service_key",
         "metrics_token",
         "encryption_keys",
@@ -102,6 +106,14 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @property
+    def accepted_service_keys(self) -> tuple[str, ...]:
+        """Every key the internal API accepts: APPS_API_SERVICE_KEYS, then the ingestion alias."""
+        keys = [key.strip() for key in (self.service_keys or "").split(",") if key.strip()]
+        if self.ingest_service_key:
+            keys.append(self.ingest_service_key.strip())
+        return tuple(keys)
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

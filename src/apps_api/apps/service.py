@@ -158,7 +158,8 @@ async def _validate(
         raise BadRequest(errors=errors)
     if not owner.has_feature("app_provider") and any(changes.get(field) is True for field in PUBLICITY):
         raise PaymentRequired(
-            "Making an app available to partners or to anyone needs the organization's App provider feature."
+            "Making an app available to partners or to anyone needs the organization's App provider "
+            "feature; the operator of this service can enable it."
         )
     return changes, icon
 
@@ -262,6 +263,49 @@ async def _emit_installed_app_changed(
             "now": utcnow(),
         },
     )
+
+
+async def withdraw_offers(
+    *, session: AsyncSession, organization_id: uuid.UUID, actor_user_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """The organization lost App provider: its apps stop being available to partners and anyone.
+
+    As if the owner had set both to false (the 402 rule: only App provider may offer apps), so
+    every installation outside the owner that no share keeps is uninstalled; shares stay (they
+    need no App provider). Returns the ids of the installations removed.
+    """
+    offered = list(
+        (
+            await session.scalars(
+                select(App.id)
+                .where(
+                    App.owned_by_organization_id == organization_id,
+                    App.is_available_to_anyone | App.is_available_to_partners,
+                )
+                .order_by(App.id)
+            )
+        ).all()
+    )
+    before: dict[uuid.UUID, dict[str, Any]] = {}
+    for app_id in offered:
+        await installations.lock_app(session=session, app_id=app_id)
+        current = await catalog.get_owned_app(session=session, organization_id=organization_id, app_id=app_id)
+        assert current is not None
+        before[app_id] = InstalledApp.model_validate(current).model_dump(mode="json")
+        current.is_available_to_anyone = False
+        current.is_available_to_partners = False
+    await session.flush()
+    # As update_app(): first the uninstalls, then `changed` to the organizations that keep the app.
+    removed = await installations.uninstall_ineligible(
+        session=session, app_ids=offered, actor_user_id=actor_user_id
+    )
+    for app_id in offered:
+        updated = await catalog.get_owned_app(session=session, organization_id=organization_id, app_id=app_id)
+        assert updated is not None
+        await _emit_installed_app_changed(
+            session=session, before=before[app_id], app=updated, actor_user_id=actor_user_id
+        )
+    return removed
 
 
 async def rotate_secret(

@@ -17,7 +17,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, refusal
+from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, missing_permission, refusal
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import Forbidden, Unauthorized
@@ -85,13 +85,16 @@ def _is_jwt(key: str) -> bool:
 def check_subscribed(principal: Principal) -> None:
     """403 when the caller's organization has no active subscription."""
     if not principal.has_active_subscription():
-        raise Forbidden("Your organization does not have an active subscription.")
+        raise Forbidden(
+            "Your organization does not have an active subscription; "
+            "the operator of this service can renew it."
+        )
 
 
 def check_settings(principal: Principal) -> None:
     """403 without the `settings` permission (routes with no organization in the path)."""
     if not principal.has_permission(SETTINGS):
-        raise Forbidden(f"You do not have the `{SETTINGS}` permission.")
+        raise Forbidden(missing_permission(principal, SETTINGS))
 
 
 def check_reads(principal: Principal, collection: Collection) -> None:

@@ -88,6 +88,16 @@ def collection_of(*, channel: str, organization_id: uuid.UUID, scope: str | None
     return Collection(family, organization_id, SETTINGS if family is Family.PROVIDER else scope)
 
 
+def missing_permission(reader: Reader, permission: str) -> str:
+    """What is missing and who can grant it (a user's permission, an installation's scope)."""
+    if reader.is_app:
+        return (
+            f"The app's installation was not granted the `{permission}` scope; a user of the "
+            "organization who has it can install the app again with that scope."
+        )
+    return f"You do not have the `{permission}` permission; your administrator can grant it."
+
+
 def refusal(reader: Reader, collection: Collection) -> str | None:
     """Why `reader` may not read `collection` (a 403's detail), or None when it may.
 
@@ -97,7 +107,7 @@ def refusal(reader: Reader, collection: Collection) -> str | None:
     if reader.organization_id != collection.organization_id:
         return "You do not have access to this organization."
     if collection.scope is not None and not reader.has_permission(collection.scope):
-        return f"You do not have the `{collection.scope}` permission."
+        return missing_permission(reader, collection.scope)
     if collection.family is Family.PROVIDER and reader.is_app:
         return "Apps cannot access app provider resources."
     return None

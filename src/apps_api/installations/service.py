@@ -83,7 +83,9 @@ def installation_options() -> tuple[Any, ...]:
 def require_apps_feature(organization: Organization) -> None:
     """403 unless the organization may install apps."""
     if not organization.has_feature("apps"):
-        raise Forbidden("Your organization does not have the Apps feature.")
+        raise Forbidden(
+            "Your organization does not have the Apps feature; the operator of this service can enable it."
+        )
 
 
 # Built once (every install runs them), run straight on the session's connection
@@ -537,6 +539,24 @@ async def uninstall_everywhere(
         (
             await session.scalars(
                 select(AppInstallation).where(AppInstallation.app_id == app.id).order_by(AppInstallation.id)
+            )
+        ).all()
+    )
+    for installation in installations:
+        await uninstall(session=session, installation=installation, actor_user_id=actor_user_id)
+    return [installation.id for installation in installations]
+
+
+async def uninstall_all_in(
+    *, session: AsyncSession, organization_id: uuid.UUID, actor_user_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """Uninstall every app installed in the organization (it lost the Apps feature)."""
+    installations = list(
+        (
+            await session.scalars(
+                select(AppInstallation)
+                .where(AppInstallation.organization_id == organization_id)
+                .order_by(AppInstallation.app_id, AppInstallation.id)
             )
         ).all()
     )

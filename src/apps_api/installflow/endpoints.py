@@ -224,7 +224,8 @@ async def _installable(
             request,
             403,
             "No active subscription",
-            f"{organization.name} does not have an active subscription, so it cannot install apps.",
+            f"{organization.name} does not have an active subscription, so it cannot install apps. "
+            "The operator of this service can renew it (ask your administrator).",
             back_url=next_,
             **chrome,
         )
@@ -233,8 +234,8 @@ async def _installable(
             request,
             403,
             "Apps feature missing",
-            f"{organization.name} does not have the giosg Apps feature, so it cannot install apps. "
-            "Contact giosg support to enable it.",
+            f"{organization.name} does not have the Apps feature, so it cannot install apps. "
+            "The operator of this service can enable it (ask your administrator).",
             back_url=next_,
             **chrome,
         )
@@ -398,7 +399,7 @@ async def login(
             status_code=400,
             error=(
                 "Those credentials do not work here. Check the email and password; the account "
-                "must also have the settings permission to install apps."
+                "must also have the settings permission to install apps (your administrator can grant it)."
             ),
             email=email,
         )

@@ -23,6 +23,14 @@ class User(IdMixin, TimestampMixin, Base):
             unique=True,
             postgresql_where=text("email IS NOT NULL AND deleted_at IS NULL"),
         ),
+        # The operator's id of a user is unique among its organization's live users.
+        Index(
+            "uq_users_organization_external_id_live",
+            "organization_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL AND deleted_at IS NULL"),
+        ),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -38,6 +46,8 @@ class User(IdMixin, TimestampMixin, Base):
     # increment it, which ends every session issued before (installflow/session.py).
     session_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The operator's own id of the user (the operator API's PUT key), if it gave one.
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
 
     @property
     def full_name(self) -> str:

@@ -4,24 +4,75 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from types import EllipsisType
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.kit.security import digest, hash_password, new_token_key
+from apps_api.kit.security import digest, hash_password_bounded, new_token_key, verify_password_bounded
 from apps_api.models import FEATURES, PERMISSIONS, ApiToken, App, Asset, Organization, Partnership, User
 from apps_api.models.base import utcnow
 
 
 class PlatformError(ValueError):
-    """An operator request that cannot be carried out (unknown id, bad value)."""
+    """An operator request that cannot be carried out (bad value); `field` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownObject(PlatformError):
+    """The organization, user, token or app named does not exist (or the user was deleted)."""
+
+
+class AlreadyTaken(PlatformError):
+    """A value that must be unique is another object's (an email, an external id)."""
+
+
+# Not given (keep the current value), as opposed to None (clear it).
+Keep = EllipsisType
+KEEP = ...
+# Path keys of the operator API: the operator's external id, or `id:<uuid>` for our own id.
+ID_PREFIX = "id:"
+EXTERNAL_ID_MAX_LENGTH = 200
 
 
 def _check_subset(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise PlatformError(f"unknown {what}: {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+        raise PlatformError(
+            f"unknown {what}: {', '.join(unknown)} (allowed: {', '.join(allowed)})", field=f"{what}s"
+        )
     return sorted(set(values))
+
+
+def check_external_id(value: str | None) -> str | None:
+    """An external id as stored: not blank, at most 200 characters, never `id:...` (our ids' key)."""
+    if value is None:
+        return None
+    if not value.strip() or value != value.strip():
+        raise PlatformError("external_id must not be blank or padded with spaces", field="external_id")
+    if len(value) > EXTERNAL_ID_MAX_LENGTH:
+        raise PlatformError(
+            f"external_id must be at most {EXTERNAL_ID_MAX_LENGTH} characters", field="external_id"
+        )
+    if value.startswith(ID_PREFIX) or "/" in value:
+        raise PlatformError(
+            f"external_id must not contain '/' or start with {ID_PREFIX!r}", field="external_id"
+        )
+    return value
+
+
+def parse_key(key: str) -> tuple[uuid.UUID | None, str | None]:
+    """(our id, None) for `id:<uuid>`, else (None, the external id); unknown when malformed."""
+    if key.startswith(ID_PREFIX):
+        try:
+            return uuid.UUID(key.removeprefix(ID_PREFIX)), None
+        except ValueError:
+            raise UnknownObject(f"not an id: {key}") from None
+    return None, key
 
 
 async def create_organization(
@@ -30,44 +81,117 @@ async def create_organization(
     name: str,
     features: list[str] | None = None,
     subscription_days: int | None = None,
+    subscription_ends_at: datetime | None = None,
     subscription_active: bool = True,
+    external_id: str | None = None,
 ) -> Organization:
-    """Create an organization; `subscription_days=None` means a subscription without expiry."""
+    """Create an organization; without `subscription_days` or `_ends_at` the subscription never ends."""
     if not name.strip():
-        raise PlatformError("organization name must not be blank")
+        raise PlatformError("organization name must not be blank", field="name")
     expires = utcnow() + timedelta(days=subscription_days) if subscription_days is not None else None
+    external_id = check_external_id(external_id)
+    if external_id is not None and await find_organization(session=session, external_id=external_id):
+        raise AlreadyTaken(f"external_id already in use: {external_id}", field="external_id")
     organization = Organization(
         name=name,
         features=_check_subset(features or [], FEATURES, "feature"),
         subscription_active=subscription_active,
-        subscription_expires_at=expires,
+        subscription_expires_at=expires or subscription_ends_at,
+        external_id=external_id,
     )
     session.add(organization)
     await session.flush()
     return organization
 
 
+async def find_organization(*, session: AsyncSession, external_id: str) -> Organization | None:
+    """The organization with this external id, if any."""
+    return await session.scalar(select(Organization).where(Organization.external_id == external_id))
+
+
+async def organization_by_key(*, session: AsyncSession, key: str) -> Organization:
+    """The organization named by an operator API key (`id:<uuid>` or its external id)."""
+    organization_id, external_id = parse_key(key)
+    if organization_id is not None:
+        return await get_organization(session=session, organization_id=organization_id)
+    assert external_id is not None
+    found = await find_organization(session=session, external_id=external_id)
+    if found is None:
+        raise UnknownObject(f"unknown organization: {key}")
+    return found
+
+
+def organizations() -> Select[Any]:
+    """Every organization (the operator's list)."""
+    return select(Organization)
+
+
+async def update_organization(
+    *,
+    session: AsyncSession,
+    organization: Organization,
+    name: str | None = None,
+    features: list[str] | None = None,
+    subscription_ends_at: datetime | Keep | None = KEEP,
+    external_id: str | Keep | None = KEEP,
+) -> set[str]:
+    """Change what is given (the row only); returns the features removed, whose consequences
+    the caller carries out (`operator.service.set_features`)."""
+    if name is not None:
+        if not name.strip():
+            raise PlatformError("organization name must not be blank", field="name")
+        if name != organization.name:
+            organization.name = name
+    removed: set[str] = set()
+    if features is not None:
+        wanted = _check_subset(features, FEATURES, "feature")
+        removed = set(organization.features) - set(wanted)
+        if wanted != sorted(organization.features):
+            organization.features = wanted
+    if not isinstance(subscription_ends_at, EllipsisType) and (
+        subscription_ends_at != organization.subscription_expires_at or not organization.subscription_active
+    ):
+        organization.subscription_expires_at = subscription_ends_at
+        organization.subscription_active = True
+    if not isinstance(external_id, EllipsisType) and external_id != organization.external_id:
+        external_id = check_external_id(external_id)
+        if external_id is not None and await find_organization(session=session, external_id=external_id):
+            raise AlreadyTaken(f"external_id already in use: {external_id}", field="external_id")
+        organization.external_id = external_id
+    await session.flush()
+    return removed
+
+
 async def get_organization(*, session: AsyncSession, organization_id: uuid.UUID) -> Organization:
+    """The organization with this id; UnknownObject otherwise."""
     organization = await session.get(Organization, organization_id)
     if organization is None:
-        raise PlatformError(f"unknown organization: {organization_id}")
+        raise UnknownObject(f"unknown organization: {organization_id}")
     return organization
 
 
 async def add_partnership(*, session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> Partnership:
     """Make two organizations partners (symmetric; idempotent)."""
+    partnership, _ = await ensure_partnership(session=session, a=a, b=b)
+    return partnership
+
+
+async def ensure_partnership(
+    *, session: AsyncSession, a: uuid.UUID, b: uuid.UUID
+) -> tuple[Partnership, bool]:
+    """Make two organizations partners; returns (the partnership, whether it is new)."""
     if a == b:
-        raise PlatformError("an organization cannot partner with itself")
+        raise PlatformError("an organization cannot partner with itself", field="partner")
     await get_organization(session=session, organization_id=a)
     await get_organization(session=session, organization_id=b)
     first, second = Partnership.ordered(a, b)
     existing = await session.get(Partnership, (first, second))
     if existing is not None:
-        return existing
+        return existing, False
     partnership = Partnership(organization_a_id=first, organization_b_id=second)
     session.add(partnership)
     await session.flush()
-    return partnership
+    return partnership, True
 
 
 async def remove_partnership(*, session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
@@ -97,25 +221,25 @@ async def create_user(
     last_name: str | None = None,
     alias: str | None = None,
     is_bot: bool = False,
+    external_id: str | None = None,
 ) -> User:
     """Create a user; a password is stored only as an argon2id hash."""
     await get_organization(session=session, organization_id=organization_id)
     if password is not None and email is None:
-        raise PlatformError("a password needs an email to log in with")
+        raise PlatformError("a password needs an email to log in with", field="password")
     if email is not None:
-        email = email.strip()
-        if "@" not in email:
-            raise PlatformError(f"not an email address: {email}")
-        taken = await session.scalar(
-            select(User.id).where(User.email.ilike(email), User.deleted_at.is_(None)).limit(1)
-        )
-        if taken is not None:
-            raise PlatformError(f"email already in use: {email}")
+        email = await _free_email(session=session, email=email, user_id=None)
+    external_id = check_external_id(external_id)
+    if external_id is not None and await find_user(
+        session=session, organization_id=organization_id, external_id=external_id
+    ):
+        raise AlreadyTaken(f"external_id already in use: {external_id}", field="external_id")
     user = User(
+        external_id=external_id,
         organization_id=organization_id,
         permissions=_check_subset(permissions or [], PERMISSIONS, "permission"),
         email=email,
-        password_hash=hash_password(password) if password else None,
+        password_hash=await hash_password_bounded(password) if password else None,
         first_name=first_name,
         last_name=last_name,
         alias=alias,
@@ -123,6 +247,98 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    return user
+
+
+async def _free_email(*, session: AsyncSession, email: str, user_id: uuid.UUID | None) -> str:
+    """The email, trimmed, if it is an address no other live user has."""
+    email = email.strip()
+    if "@" not in email:
+        raise PlatformError(f"not an email address: {email}", field="email")
+    others = select(User.id).where(User.email.ilike(email), User.deleted_at.is_(None))
+    if user_id is not None:
+        others = others.where(User.id != user_id)
+    taken = await session.scalar(others.limit(1))
+    if taken is not None:
+        raise AlreadyTaken(f"email already in use: {email}", field="email")
+    return email
+
+
+async def find_user(*, session: AsyncSession, organization_id: uuid.UUID, external_id: str) -> User | None:
+    """The live user of the organization with this external id, if any."""
+    return await session.scalar(
+        select(User).where(
+            User.organization_id == organization_id,
+            User.external_id == external_id,
+            User.deleted_at.is_(None),
+        )
+    )
+
+
+async def user_by_key(*, session: AsyncSession, organization_id: uuid.UUID, key: str) -> User:
+    """The organization's live user named by an operator API key (`id:<uuid>` or its external id)."""
+    user_id, external_id = parse_key(key)
+    if user_id is not None:
+        user = await session.get(User, user_id)
+        if user is None or user.organization_id != organization_id or user.deleted_at is not None:
+            user = None
+    else:
+        assert external_id is not None
+        user = await find_user(session=session, organization_id=organization_id, external_id=external_id)
+    if user is None:
+        raise UnknownObject(f"unknown user: {key}")
+    return user
+
+
+async def update_user(
+    *,
+    session: AsyncSession,
+    user: User,
+    email: str | Keep | None = KEEP,
+    first_name: str | Keep | None = KEEP,
+    last_name: str | Keep | None = KEEP,
+    permissions: list[str] | None = None,
+    password: str | None = None,
+    external_id: str | Keep | None = KEEP,
+) -> User:
+    """Change what is given and differs; a new password or email ends the user's sessions.
+
+    The same password again changes nothing (an operator's sync may send it every time).
+    """
+    ends_sessions = False
+    if not isinstance(email, EllipsisType) and (email or None) != user.email:
+        if email is None:
+            if user.password_hash is not None and password is None:
+                raise PlatformError("a user with a password needs an email to log in with", field="email")
+        else:
+            email = await _free_email(session=session, email=email, user_id=user.id)
+        if email != user.email:
+            user.email = email
+            ends_sessions = True
+    for attribute, value in (("first_name", first_name), ("last_name", last_name)):
+        if not isinstance(value, EllipsisType) and value != getattr(user, attribute):
+            setattr(user, attribute, value)
+    if permissions is not None:
+        wanted = _check_subset(permissions, PERMISSIONS, "permission")
+        if wanted != sorted(user.permissions):
+            user.permissions = wanted
+    if password is not None:
+        if user.email is None:
+            raise PlatformError("a password needs an email to log in with", field="password")
+        if not await verify_password_bounded(user.password_hash, password):
+            user.password_hash = await hash_password_bounded(password)
+            ends_sessions = True
+    if not isinstance(external_id, EllipsisType) and external_id != user.external_id:
+        external_id = check_external_id(external_id)
+        if external_id is not None and await find_user(
+            session=session, organization_id=user.organization_id, external_id=external_id
+        ):
+            raise AlreadyTaken(f"external_id already in use: {external_id}", field="external_id")
+        user.external_id = external_id
+    await session.flush()
+    if ends_sessions:
+        await end_sessions(session=session, user_id=user.id)
+        await session.refresh(user)
     return user
 
 
@@ -134,9 +350,11 @@ async def end_sessions(*, session: AsyncSession, user_id: uuid.UUID) -> None:
 async def set_password(*, session: AsyncSession, user_id: uuid.UUID, password: str) -> User:
     """Change a user's password (argon2id); ends every session logged in with the old one."""
     user = await session.get(User, user_id)
-    if user is None or user.deleted_at is not None or user.email is None:
-        raise PlatformError(f"unknown user, or a user without an email: {user_id}")
-    user.password_hash = hash_password(password)
+    if user is None or user.deleted_at is not None:
+        raise UnknownObject(f"unknown user: {user_id}")
+    if user.email is None:
+        raise PlatformError(f"a user without an email cannot log in: {user_id}", field="password")
+    user.password_hash = await hash_password_bounded(password)
     await session.flush()
     await end_sessions(session=session, user_id=user_id)
     await session.refresh(user)
@@ -147,7 +365,7 @@ async def delete_user(*, session: AsyncSession, user_id: uuid.UUID) -> User:
     """Soft-delete a user: their API tokens stop working and every browser session ends."""
     user = await session.get(User, user_id)
     if user is None or user.deleted_at is not None:
-        raise PlatformError(f"unknown user: {user_id}")
+        raise UnknownObject(f"unknown user: {user_id}")
     user.deleted_at = utcnow()
     await session.flush()
     await end_sessions(session=session, user_id=user_id)
@@ -165,7 +383,7 @@ async def create_token(
     """Mint an API token; returns (row, key). The key is not stored and cannot be shown again."""
     user = await session.get(User, user_id)
     if user is None or user.deleted_at is not None:
-        raise PlatformError(f"unknown user: {user_id}")
+        raise UnknownObject(f"unknown user: {user_id}")
     key = new_token_key()
     token = ApiToken(
         user_id=user_id,
@@ -179,6 +397,17 @@ async def create_token(
     return token, key
 
 
+async def revoke_token(*, session: AsyncSession, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken:
+    """Revoke one of the user's API tokens (again: no change)."""
+    token = await session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id:
+        raise UnknownObject(f"unknown token: {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        await session.flush()
+    return token
+
+
 async def create_asset(
     *,
     session: AsyncSession,
@@ -190,9 +419,10 @@ async def create_asset(
     width: int | None = None,
     height: int | None = None,
 ) -> Asset:
+    """Record an image (an app icon) the organization's apps may use; the file stays where it is."""
     await get_organization(session=session, organization_id=organization_id)
     if not url.startswith(("https://", "http://")):
-        raise PlatformError("asset url must be an absolute http(s) URL")
+        raise PlatformError("asset url must be an absolute http(s) URL", field="url")
     asset = Asset(
         organization_id=organization_id,
         url=url,
@@ -211,7 +441,7 @@ async def approve_app(*, session: AsyncSession, app_id: uuid.UUID) -> App:
     """Mark an app approved by the operator, so it is listed publicly while available to anyone."""
     app = await session.get(App, app_id)
     if app is None:
-        raise PlatformError(f"unknown app: {app_id}")
+        raise UnknownObject(f"unknown app: {app_id}")
     app.is_approved = True
     await session.flush()
     return app

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.dependencies import OrgProviderPrincipal, SettingsPrincipal
+from apps_api.auth.service_keys import ServiceKeyRequired
 from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import NotFound, Unauthorized, error_responses
+from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import (
     Page,
     PageParams,
@@ -20,7 +21,6 @@ from apps_api.kit.pagination import (
     paginate_items,
 )
 from apps_api.kit.schemas import InputDateTime
-from apps_api.kit.security import constant_time_equals
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import Settings
 from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
@@ -30,7 +30,9 @@ log_router = APIRouter(
     prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}",
     tags=["Webhook log entries"],
 )
-internal_router = APIRouter(prefix="/internal/v1", tags=["Internal: event ingestion"])
+internal_router = APIRouter(
+    prefix="/internal/v1", tags=["Internal: event ingestion"], dependencies=[ServiceKeyRequired]
+)
 channels_router = APIRouter(prefix="/api/v5", tags=["Webhook channels"])
 
 WebhookId = Annotated[uuid.UUID, Path(description="The ID of the webhook.")]
@@ -330,38 +332,21 @@ async def list_webhook_channels(
     )
 
 
-async def ingest_service(
-    request: Request,
-    authorization: Annotated[
-        str | None, Header(description="`Bearer <APPS_API_INGEST_SERVICE_KEY>`.")
-    ] = None,
-) -> None:
-    """404 when ingestion is not configured; 401 without the service key."""
-    settings: Settings = request.app.state.settings
-    key = settings.ingest_service_key
-    if not key:
-        raise NotFound("Event ingestion is not enabled (APPS_API_INGEST_SERVICE_KEY is unset).")
-    scheme, _, credentials = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not constant_time_equals(credentials.strip(), key):
-        raise Unauthorized("A valid service key is required.")
-
-
 @internal_router.post(
     "/events",
     response_model=schemas.IngestResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Publish events of other platform services",
     responses=error_responses(400, 401, 404, 413),
-    dependencies=[Depends(ingest_service)],
 )
 async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schemas.IngestResult:
     """Record up to 500 events in one transaction; they are matched and delivered to webhooks after commit.
 
-    Authenticated with `Authorization: Bearer <APPS_API_INGEST_SERVICE_KEY>`; 404 when no key is
-    configured (ingestion disabled). Each event: `organization_id`, concrete `channel` (e.g.
-    `/api/v5/orgs/<id>/chats`), `action` (`added`, `changed`, `removed`), `resource_id`, `resource`,
-    and `required_scope` (required), the scope an installation's `allowed_scopes` must include for it
-    to be notified.
+    Authenticated with `Authorization: Bearer <service key>` (one of `APPS_API_SERVICE_KEYS`, or
+    `APPS_API_INGEST_SERVICE_KEY`); 404 when no key is configured (the internal API is off).
+    Each event: `organization_id`, concrete `channel` (e.g. `/api/v5/orgs/<id>/chats`), `action`
+    (`added`, `changed`, `removed`), `resource_id`, `resource`, and `required_scope` (required),
+    the scope an installation's `allowed_scopes` must include for it to be notified.
     """
     ids = await service.ingest_events(session=session, batch=body)
     return schemas.IngestResult(accepted=len(ids), event_ids=ids)
@@ -373,7 +358,6 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     summary="Register a channel family other services publish",
     name="register_webhook_channel",
     responses=error_responses(400, 401, 404, 413),
-    dependencies=[Depends(ingest_service)],
 )
 async def register_webhook_channel(
     session: SessionDep, body: schemas.ChannelRegistration

@@ -1,0 +1,183 @@
+"""Operator changes with their consequences: the one path of the operator API and `apps-api admin`.
+
+Removing a feature, a permission or a partnership has the same effect whichever way it comes:
+- `apps` removed: every installation in the organization is uninstalled (events, uninstall triggers);
+- `app_provider` removed: the organization's apps stop being available to partners and anyone
+  (`apps.service.withdraw_offers`), which uninstalls them where no share keeps them;
+- a partnership removed: `installations.service.end_partnership`;
+- a permission removed: the user's own access changes at once; installations the user granted
+  keep their scopes (an installation belongs to the organization, not to whoever clicked).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.apps import service as apps
+from apps_api.installations import service as installations
+from apps_api.models import Organization, User
+from apps_api.models.base import utcnow
+from apps_api.platform import service as platform
+from apps_api.platform.service import KEEP, Keep
+
+
+async def withdraw_features(
+    *, session: AsyncSession, organization_id: uuid.UUID, removed: set[str], actor_user_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """Carry out the loss of features; returns the ids of the installations removed."""
+    uninstalled: list[uuid.UUID] = []
+    if "apps" in removed:
+        uninstalled += await installations.uninstall_all_in(
+            session=session, organization_id=organization_id, actor_user_id=actor_user_id
+        )
+    if "app_provider" in removed:
+        uninstalled += await apps.withdraw_offers(
+            session=session, organization_id=organization_id, actor_user_id=actor_user_id
+        )
+    return uninstalled
+
+
+async def update_organization(
+    *,
+    session: AsyncSession,
+    organization: Organization,
+    name: str | None = None,
+    features: list[str] | None = None,
+    subscription_ends_at: datetime | Keep | None = KEEP,
+    external_id: str | Keep | None = KEEP,
+) -> list[uuid.UUID]:
+    """Change the given attributes; returns the installations a lost feature removed."""
+    removed = await platform.update_organization(
+        session=session,
+        organization=organization,
+        name=name,
+        features=features,
+        subscription_ends_at=subscription_ends_at,
+        external_id=external_id,
+    )
+    return await withdraw_features(
+        session=session, organization_id=organization.id, removed=removed, actor_user_id=None
+    )
+
+
+async def put_organization(
+    *,
+    session: AsyncSession,
+    external_id: str,
+    name: str,
+    features: list[str],
+    subscription_ends_at: datetime | None,
+) -> tuple[Organization, bool]:
+    """Create or update the organization with this external id; returns (it, whether it is new)."""
+    platform.check_external_id(external_id)
+    existing = await platform.find_organization(session=session, external_id=external_id)
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                created = await platform.create_organization(
+                    session=session,
+                    name=name,
+                    features=features,
+                    subscription_ends_at=subscription_ends_at,
+                    external_id=external_id,
+                )
+            return created, True
+        except IntegrityError:
+            # A concurrent PUT of the same external id created it first: update that one.
+            existing = await platform.find_organization(session=session, external_id=external_id)
+            if existing is None:
+                raise
+    await update_organization(
+        session=session,
+        organization=existing,
+        name=name,
+        features=features,
+        subscription_ends_at=subscription_ends_at,
+    )
+    return existing, False
+
+
+async def set_features(
+    *, session: AsyncSession, organization_id: uuid.UUID, features: list[str]
+) -> tuple[Organization, list[uuid.UUID]]:
+    """Give the organization exactly these features; returns it and the installations removed."""
+    organization = await platform.get_organization(session=session, organization_id=organization_id)
+    uninstalled = await update_organization(session=session, organization=organization, features=features)
+    return organization, uninstalled
+
+
+async def set_subscription(
+    *, session: AsyncSession, organization_id: uuid.UUID, days: int | None
+) -> Organization:
+    """Make the subscription live for `days` from now (None: without end; 0 or less: ended now)."""
+    organization = await platform.get_organization(session=session, organization_id=organization_id)
+    ends_at = None if days is None else utcnow() + timedelta(days=days)
+    await update_organization(session=session, organization=organization, subscription_ends_at=ends_at)
+    return organization
+
+
+async def set_permissions(*, session: AsyncSession, user_id: uuid.UUID, permissions: list[str]) -> User:
+    """Give the user exactly these permissions (what they granted to installations stays)."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise platform.UnknownObject(f"unknown user: {user_id}")
+    return await platform.update_user(session=session, user=user, permissions=permissions)
+
+
+async def put_user(
+    *,
+    session: AsyncSession,
+    organization: Organization,
+    external_id: str,
+    email: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    permissions: list[str],
+    password: str | None,
+) -> tuple[User, bool]:
+    """Create or update the organization's user with this external id; returns (it, whether it is new)."""
+    platform.check_external_id(external_id)
+    existing = await platform.find_user(
+        session=session, organization_id=organization.id, external_id=external_id
+    )
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                created = await platform.create_user(
+                    session=session,
+                    organization_id=organization.id,
+                    external_id=external_id,
+                    email=email,
+                    first_name=first_name,
+                    last_name=last_name,
+                    permissions=permissions,
+                    password=password,
+                )
+            return created, True
+        except IntegrityError:
+            existing = await platform.find_user(
+                session=session, organization_id=organization.id, external_id=external_id
+            )
+            if existing is None:
+                raise
+    user = await platform.update_user(
+        session=session,
+        user=existing,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        permissions=permissions,
+        password=password,
+    )
+    return user, False
+
+
+async def end_partnership(
+    *, session: AsyncSession, a: uuid.UUID, b: uuid.UUID
+) -> tuple[bool, list[uuid.UUID]]:
+    """End a partnership with its consequences (shares dropped, what may no longer stay uninstalled)."""
+    return await installations.end_partnership(session=session, a=a, b=b)
