@@ -224,7 +224,7 @@ def api_server(services: Services, name: str = "api", **env: str) -> Any:
         ],
         # Pool sizing for 32 client connections: 20 connections kept open, like the baseline's
         # asyncpg pool (max_size=20). The default 10 + 10 overflow closes and reopens the overflow
-        # connections under this load (5-8 % of the API's CPU). README, Operations.
+        # connections under this load (5-8 % of the API's CPU). docs/operations.md.
         services.env(**{"APPS_API_DB_POOL_SIZE": "20", "APPS_API_DB_MAX_OVERFLOW": "0", **env}),
     )
     try:

@@ -1,4 +1,4 @@
-"""CPU per matched event with 1k, 10k and 100k subscriptions (DESIGN.md section 8).
+"""CPU per matched event with 1k, 10k and 100k subscriptions (docs/design.md section 8).
 
 Builds apps with webhooks and channel subscriptions spread over 10k installations in
 1k organizations, compiles them into the per-app tries the dispatcher uses, and times

@@ -4,7 +4,7 @@
         [--scale 10]
 
 Phases (each interleaves service and baseline rounds and quotes medians and their ratio):
-reads, deep, overload, writes, fanout, latency, matching, soak (memory), scale. See README.md,
+reads, deep, overload, writes, fanout, latency, matching, soak (memory), scale. See docs/benchmarks.md,
 Benchmarks. `overload` drives owned_apps at 4x and 16x the reads' connections (load shedding);
 `scale` seeds `--scale N` times the data set into a second database and compares a second API
 on it with the 1x one.

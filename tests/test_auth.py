@@ -1,4 +1,4 @@
-"""Every status code of the access checks, in DESIGN.md section 4's order."""
+"""Every status code of the access checks, in docs/design.md section 4's order."""
 
 from __future__ import annotations
 

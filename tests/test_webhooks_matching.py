@@ -1,4 +1,4 @@
-"""Matching rules of DESIGN.md section 8, on the compiled per-app tries (no database)."""
+"""Matching rules of docs/design.md section 8, on the compiled per-app tries (no database)."""
 
 from __future__ import annotations
 

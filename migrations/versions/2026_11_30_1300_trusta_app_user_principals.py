@@ -5,7 +5,7 @@ Revises: 0006_sec
 Create Date: 2026-11-30 13:00:00+00:00
 
 Every API token's principal is looked up together with the installation whose app user its
-user is (that makes it an app principal, README "The permission model"): the lookup runs on
+user is (that makes it an app principal, docs/permissions.md): the lookup runs on
 every request, so it needs an index, and an app user belongs to exactly one installation.
 """
 

@@ -5,7 +5,7 @@ Revises: 1300_trusta
 Create Date: 2026-11-30 14:00:00+00:00
 
 Matching runs after commit, in the dispatcher, but must see the installations as the event's
-writer saw them (DESIGN.md section 8): a `removed` reaches the installation just removed, and an
+writer saw them (docs/design.md section 8): a `removed` reaches the installation just removed, and an
 event never reaches an installation that committed after it. So:
 - every event records the writing transaction's id and the statement's snapshot;
 - every installation records the id of the transaction that created it;

@@ -14,7 +14,7 @@ the indexes, primary key and foreign key are built, and the old table is dropped
 key becomes (id, created_at): PostgreSQL requires the partition key in it (ids stay unique
 UUIDs). All in the migration's transaction, which holds an ACCESS EXCLUSIVE lock on
 webhook_log_entries throughout: the log's reads and writes (so the worker's deliveries) wait
-until it commits. README ("Running at scale") gives the time it takes at 1M rows.
+until it commits. docs/operations.md ("Running at scale") gives the time it takes at 1M rows.
 """
 
 from collections.abc import Sequence

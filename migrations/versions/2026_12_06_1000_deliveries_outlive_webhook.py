@@ -6,7 +6,7 @@ Create Date: 2026-12-06 10:00:00+00:00
 
 Deleting a webhook used to delete its deliveries, and with them their log entries (ON DELETE
 CASCADE twice), although the log must stay readable for its retention after the webhook is
-gone (DESIGN.md section 8). `webhook_id` becomes a plain id, as `app_id` already is: the
+gone (docs/design.md section 8). `webhook_id` becomes a plain id, as `app_id` already is: the
 deliveries of a deleted webhook keep it (so do the log entries, whose `webhook_id` filter keeps
 finding them), the waiting ones end `failed` ("Webhook deleted", webhooks/service.py and the
 sweeper), and the lease never sends a webhook attempt without its webhook (delivery/engine.py).

@@ -1,4 +1,4 @@
-"""`apps-api`: serve, worker, migrate, demo and admin commands (DESIGN.md section 9).
+"""`apps-api`: serve, worker, migrate, demo and admin commands (docs/design.md section 9).
 
 Admin commands print exactly one JSON object on stdout; logs and errors go to stderr.
 """

@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL and Redis under the state folder (DESIGN.md section 2).
+"""Embedded PostgreSQL and Redis under the state folder (docs/design.md section 2).
 
 Every command resolves services the same way: a configured URL wins; otherwise the
 embedded servers of the state folder are reused when running, and started when not.

@@ -140,7 +140,7 @@ _NO_DATABASE = {"/healthz", "/metrics"}
 
 
 def _document_common_errors(schema: dict[str, Any], path: str, operation: dict[str, Any]) -> None:
-    """413/415 where a body is accepted, 503 where PostgreSQL is used (DESIGN.md section 5)."""
+    """413/415 where a body is accepted, 503 where PostgreSQL is used (docs/design.md section 5)."""
     responses = operation.setdefault("responses", {})
     extra: dict[int | str, dict[str, Any]] = {}
     if "requestBody" in operation:

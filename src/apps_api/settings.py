@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPS_API_", extra="ignore")
 
-    # Unset means "use the embedded server of the state folder" (DESIGN.md section 2).
+    # Unset means "use the embedded server of the state folder" (docs/design.md section 2).
     database_url: str | None = None
     redis_url: str | None = None
     state_dir: Path = Path(".apps-api")
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # Comma-separated CIDRs the SSRF guard lets outbound requests reach.
     outbound_allow_networks: str = ""
     webhook_log_retention_days: int = 7
-    # Webhook and trigger delivery (DESIGN.md section 8). Seconds between attempts, one
+    # Webhook and trigger delivery (docs/design.md section 8). Seconds between attempts, one
     # value per retry (with +-10 % jitter); after the last retry fails the delivery fails.
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     webhook_connect_timeout: float = 5.0

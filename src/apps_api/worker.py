@@ -112,7 +112,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "handle_signals": True,
         # SIGTERM: stop taking jobs and let running attempts finish (each is bounded by the
         # webhook timeout); whatever still runs after this is cancelled, its lease lapses and
-        # the sweeper re-queues it (README, Guarantees).
+        # the sweeper re-queues it (docs/operations.md, Guarantees).
         "job_completion_wait": int(settings.webhook_timeout) + 5,
         "keep_result": 60,
     }

@@ -1,4 +1,4 @@
-"""The app catalogue: public, partner, owned and installed apps, and app shares (DESIGN.md section 6)."""
+"""The app catalogue: public, partner, owned and installed apps, and app shares (docs/design.md section 6)."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ from apps_api.models.base import utcnow
 from apps_api.platform.service import are_partners
 
 PUBLICITY = ("is_available_to_anyone", "is_available_to_partners")
-# What giosg approved (DESIGN.md section 6): everything installing users are shown or given
+# What giosg approved (docs/design.md section 6): everything installing users are shown or given
 # (the terms and privacy links, the bot user and the names it goes by included). Changing any
 # of these clears the approval, so an approved app cannot become something else and stay
 # public. Other edits keep it.
@@ -79,7 +79,7 @@ _INSERT_APP = SessionStatement(
     insert(_APPS).values({column.key: bindparam(column.key) for column in _APPS.c})
 )
 # GitHub's limit per owner: every app can fan one event out to its webhooks, so the apps one
-# organization owns bound what one of its API calls can make the workers send (README, limits).
+# organization owns bound what one of its API calls can make the workers send (docs/webhooks.md, limits).
 MAX_APPS_PER_ORGANIZATION = 100
 # Concurrent creations by one organization take turns (an advisory lock: locking the
 # organization's row would also hold up every insert that references it), and the count runs
@@ -104,7 +104,7 @@ NETWORK_ALIAS = "is_available_to_network"
 def _given(data: OwnedAppInput, *, replace: bool) -> dict[str, Any]:
     """The attributes to write: those sent, plus, on create and PUT, every omitted one's default.
 
-    PUT replaces (README "API conventions"): an omitted optional attribute returns to its
+    PUT replaces (docs/api.md): an omitted optional attribute returns to its
     default, as on create. Read-only and unknown attributes were already dropped.
     `is_available_to_network`, the spec's other name of `is_available_to_partners`, becomes it.
     """

@@ -1,4 +1,4 @@
-"""App credentials -> an app principal (README "The permission model").
+"""App credentials -> an app principal (docs/permissions.md).
 
 - `GIOSGAPP <token> <app_secret>`: `token` is a short-lived access token (`apps_api.triggers.tokens`),
   signed with our secret key and bound to one app and installation: a trigger's `token` (the app

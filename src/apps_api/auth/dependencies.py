@@ -1,11 +1,11 @@
-"""Access checks as dependencies, in DESIGN.md section 4's order.
+"""Access checks as dependencies, in docs/design.md section 4's order.
 
 401 (credentials) -> 403 (subscription) -> 403 (organization) -> 403 (`settings`)
 [-> 403 (an app principal on a provider route)] -> 404 (resource). The organization, permission
 and provider checks are `auth.policy.refusal()`, the rule event matching uses too.
 
 `authenticated` decides once per request who calls (a `Principal`: kind, organization,
-permissions); the other dependencies only check it (README "The permission model").
+permissions); the other dependencies only check it (docs/permissions.md).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _is_jwt(key: str) -> bool:
     return key.count(".") == 2
 
 
-# --- the checks, each defined once, applied in DESIGN.md section 4's order -----------------------
+# --- the checks, each defined once, applied in docs/design.md section 4's order -----------------------
 
 
 def check_subscribed(principal: Principal) -> None:

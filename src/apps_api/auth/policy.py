@@ -1,4 +1,4 @@
-"""Who may read what: the one rule behind REST reads and event delivery (README "Who gets an event").
+"""Who may read what: the one rule behind REST reads and event delivery (docs/webhooks.md, "Who gets an event").
 
 A collection belongs to an organization and to a channel family:
 
@@ -101,7 +101,7 @@ def missing_permission(reader: Reader, permission: str) -> str:
 def refusal(reader: Reader, collection: Collection) -> str | None:
     """Why `reader` may not read `collection` (a 403's detail), or None when it may.
 
-    The order is DESIGN.md section 4's: the organization, then the permission, then (provider
+    The order is docs/design.md section 4's: the organization, then the permission, then (provider
     collections) the kind of caller.
     """
     if reader.organization_id != collection.organization_id:

@@ -19,7 +19,7 @@ from apps_api.models.organization import subscription_is_active
 Model = TypeVar("Model", bound=Base)
 
 
-# The kinds of principal (README "The permission model"):
+# The kinds of principal (docs/permissions.md):
 USER: Final = "user"  # a user's API token: the user's permissions
 APP_AS_USER: Final = "app_as_user"  # an app acting as the user who triggered it: user's permissions ∩ scopes
 APP_USER: Final = "app_user"  # an app acting as its installation's app user: the installation's scopes

@@ -19,7 +19,7 @@ from apps_api.models import SCOPES, TRIGGER_CONDITIONS, User
 
 
 def _user_embed(value: Any) -> Any:
-    """Users embed as DESIGN.md section 3's user object (the model names the avatar `avatar_url`)."""
+    """Users embed as docs/design.md section 3's user object (the model names the avatar `avatar_url`)."""
     return UserEmbed.of(value) if isinstance(value, User) else value
 
 

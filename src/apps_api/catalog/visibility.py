@@ -1,4 +1,4 @@
-"""Who may see and install which app (DESIGN.md section 6), as SQL conditions.
+"""Who may see and install which app (docs/design.md section 6), as SQL conditions.
 
 Every catalogue view, the install check and the auto-uninstall after a change use these
 predicates, so "may install" has exactly one definition. Each predicate takes the

@@ -1,1 +1,1 @@
-"""The developer console: server-rendered pages under /console/ (README "Console")."""
+"""The developer console: server-rendered pages under /console/ (docs/console.md)."""

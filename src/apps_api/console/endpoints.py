@@ -1,4 +1,4 @@
-"""`/console/`: the developer console's pages (server-rendered, not in OpenAPI; README "Console").
+"""`/console/`: the developer console's pages (server-rendered, not in OpenAPI; docs/console.md).
 
 Every page first signs the viewer in (the install flow's session), then runs the API's access
 checks (`web.provider_viewer` / `web.settings_viewer`), then loads resources with the API's own
@@ -1106,7 +1106,7 @@ async def installed(request: Request, session: SessionDep, cursor: Cursor = None
     )
 
 
-# The trigger conditions the console fires (README "Install flow, triggers and app tokens").
+# The trigger conditions the console fires (docs/install-flow.md).
 CONSOLE_TRIGGERS = ("setup", "manual_nav", "manual_dialog")
 
 

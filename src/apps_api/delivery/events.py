@@ -20,7 +20,7 @@ from apps_api.models import Event
 from apps_api.models.base import utcnow
 
 Action = Literal["added", "changed", "removed"]
-# The scope an installation needs to hear each of the service's own channels (DESIGN.md
+# The scope an installation needs to hear each of the service's own channels (docs/design.md
 # section 8): installations, installed apps, owned apps and webhooks are settings, users are
 # users. The owner's installations channel carries `settings` too, for other apps installed in
 # the owner's organization; the app whose installations they are hears it without (matching.py).

@@ -1,4 +1,4 @@
-"""App user codes and their exchange for a persistent API token of the app user (DESIGN.md section 7)."""
+"""App user codes and their exchange for a persistent API token of the app user (docs/design.md section 7)."""
 
 from __future__ import annotations
 

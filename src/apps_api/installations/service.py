@@ -1,4 +1,4 @@
-"""Installing and uninstalling apps (DESIGN.md sections 6 and 7).
+"""Installing and uninstalling apps (docs/design.md sections 6 and 7).
 
 Every path that ends an installation (the installer, the owner, a publicity change, an
 unshare, an ended partnership, a deleted app) goes through `uninstall()`, so each one
@@ -158,7 +158,7 @@ async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
 async def find_installable_app(
     *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
 ) -> App | None:
-    """The app if the organization may install it (DESIGN.md section 6), with its embedded objects loaded."""
+    """The app if the organization may install it (docs/design.md section 6), with its embedded objects loaded."""
     statement = (
         select(App)
         .where(App.id == app_id, may_install(organization_id))

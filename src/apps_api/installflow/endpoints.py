@@ -1,8 +1,8 @@
-"""`/apps/{app_id}/install`: the browser flow that installs an app (DESIGN.md section 7).
+"""`/apps/{app_id}/install`: the browser flow that installs an app (docs/design.md section 7).
 
 Server-rendered pages (no JavaScript): login when there is no session, then a confirmation
 page; every POST carries a CSRF token bound to the session. These routes are for browsers,
-not API clients, so they are left out of the OpenAPI schema (README documents them).
+not API clients, so they are left out of the OpenAPI schema (docs/install-flow.md documents them).
 """
 
 from __future__ import annotations

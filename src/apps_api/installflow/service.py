@@ -219,7 +219,7 @@ async def trigger_redirect(
     actor: User,
     redirect_uri: str,
 ) -> str:
-    """`trigger_url?type=<type_>&data=<JWT>&token=<JWT>&redirect_uri=<URL>` (DESIGN.md section 7):
+    """`trigger_url?type=<type_>&data=<JWT>&token=<JWT>&redirect_uri=<URL>` (docs/design.md section 7):
     the install flow's redirect and the console's `setup` / `manual_*`, built as the worker's."""
     return await trigger_location(
         session=session,

@@ -224,7 +224,7 @@ def install_error_handlers(app: FastAPI, *, on_overload: Callable[[str], object]
 
     @app.exception_handler(PoolTimeoutError)
     async def _pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
-        # Load, not a fault: counted, never logged as an error (README, Running at scale).
+        # Load, not a fault: counted, never logged as an error (docs/operations.md, Running at scale).
         return _overloaded("pool_timeout")
 
     @app.exception_handler(DBAPIError)

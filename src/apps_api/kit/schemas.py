@@ -1,4 +1,4 @@
-"""Base schemas and the embedded objects every view shares (DESIGN.md section 3)."""
+"""Base schemas and the embedded objects every view shares (docs/design.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SSRF guard: which addresses an outbound request may connect to (DESIGN.md section 8)."""
+"""SSRF guard: which addresses an outbound request may connect to (docs/design.md section 8)."""
 
 from __future__ import annotations
 

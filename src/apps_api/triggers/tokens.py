@@ -1,4 +1,4 @@
-"""JWTs of the giosg trigger protocol (DESIGN.md section 7).
+"""JWTs of the giosg trigger protocol (docs/design.md section 7).
 
 - `data`: HS256, signed with the *app secret*, so the app can verify it came from us.
 - access `token`: HS256, signed with *our* secret key; short-lived, for the acting user,
@@ -175,7 +175,7 @@ def trigger_request_url(
     """`trigger_url?type=…&data=<JWT>&token=<JWT>&redirect_uri=…`: the one builder of every trigger.
 
     The browser redirects (install flow, console) and the worker's GETs all come from here, so
-    every path carries the same parameters (README "Install flow, triggers and app tokens").
+    every path carries the same parameters (docs/install-flow.md).
     `token` acts as `user_id`, so there is none without a user; `uninstall` never has one (the
     installation is gone), nor a `redirect_uri`.
     """

@@ -1,1 +1,1 @@
-"""Webhooks: subscriptions, event matching and reliable signed delivery (DESIGN.md section 8)."""
+"""Webhooks: subscriptions, event matching and reliable signed delivery (docs/design.md section 8)."""

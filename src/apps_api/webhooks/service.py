@@ -64,7 +64,7 @@ def _subscriptions(
 
 
 # Per app: one event fans out to one delivery per matching webhook, and a tenant can fire its
-# own events at will, so both the webhooks and the patterns to match are bounded (README, limits).
+# own events at will, so both the webhooks and the patterns to match are bounded (docs/webhooks.md, limits).
 MAX_WEBHOOKS_PER_APP = 20
 MAX_SUBSCRIPTIONS_PER_APP = 500
 
