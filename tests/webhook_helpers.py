@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from apps_api.models import Event, Organization, OutboundDelivery
 
 ROOT = Path(__file__).resolve().parents[1]
-# Fast retries, short timeouts and leases for tests (documented settings, see README).
+# Fast retries, short timeouts and leases for tests (documented settings, see docs/configuration.md).
 FAST_ENV = {
     "APPS_API_WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,0.5",
     "APPS_API_WEBHOOK_SWEEP_INTERVAL_SECONDS": "1",

@@ -1,4 +1,4 @@
-"""Mint, list and revoke the API tokens of an installation's app user (docs/permissions.md, "App-user tokens")."""
+"""Mint, list and revoke the API tokens of an installation's app user (docs/permissions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may read what: the one rule behind REST reads and event delivery (docs/webhooks.md, "Who gets an event").
+"""Who may read what: the one rule behind REST reads and event delivery (docs/permissions.md).
 
 A collection belongs to an organization and to a channel family:
 

@@ -1,4 +1,4 @@
-"""Channel patterns: validation, compilation into per-app tries, and event matching (docs/design.md section 8).
+"""Channel patterns: validation, compilation into per-app tries, event matching (docs/design.md section 8).
 
 An event in organization O reaches webhook W of app A when A is installed in O (or, for
 the owner's installations channel, O owns A), a subscription of W matches the channel with

@@ -158,7 +158,7 @@ async def lock_app(*, session: AsyncSession, app_id: uuid.UUID) -> None:
 async def find_installable_app(
     *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
 ) -> App | None:
-    """The app if the organization may install it (docs/design.md section 6), with its embedded objects loaded."""
+    """The app if the organization may install it (docs/design.md section 6), its embedded objects loaded."""
     statement = (
         select(App)
         .where(App.id == app_id, may_install(organization_id))

@@ -74,7 +74,7 @@ class Keyring:
     def encrypt(self, plaintext: str) -> str:
         if not self.keys:
             raise EncryptionKeyMissing(
-                "APPS_API_ENCRYPTION_KEYS is not set: app secrets cannot be stored (see docs/configuration.md)"
+                "APPS_API_ENCRYPTION_KEYS is not set: app secrets cannot be stored (docs/configuration.md)"
             )
         nonce = os.urandom(_NONCE_BYTES)
         sealed = AESGCM(self.keys[0]).encrypt(nonce, plaintext.encode(), _AAD)
