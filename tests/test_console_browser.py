@@ -7,12 +7,14 @@ organization (a partner). Screenshots of each main page go to test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +24,22 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.matching import INSTALLATIONS_PATTERN
+from apps_api.installations.service import install_app
+from apps_api.kit.db import unit_of_work
 from apps_api.main import create_app
 from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from tests.factories import Tenant
+from apps_api.webhooks import service as webhooks_service
+from apps_api.webhooks.schemas import WebhookCreate
+from tests.factories import Tenant, make_app
 from tests.installflow_helpers import PASSWORD, make_installer
 from tests.webhook_helpers import Reply, cleanup, receivers, worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+SENT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -281,3 +289,97 @@ async def _run(browser: Any, base: str, world: _World, engine: AsyncEngine, rece
     async with AsyncSession(engine) as check:
         left = await check.scalar(select(AppInstallation.id).where(AppInstallation.app_id == app_id))
         assert left is None
+
+
+async def test_a_delivery_in_chromium_shows_its_request_and_next_attempt(
+    live_server: str, world: _World, engine: AsyncEngine
+) -> None:
+    """The list updates a pending row by itself; a delivery shows the headers and body it sent, and
+    when its retry is due."""
+    from playwright.async_api import async_playwright
+
+    plan = {0: Reply(500, hang=True)}
+    with (
+        receivers(lambda n: plan.get(n, Reply())) as (receiver,),
+        worker(APPS_API_WEBHOOK_RETRY_SCHEDULE="3600"),
+    ):
+        async with AsyncSession(engine, expire_on_commit=False) as setup, unit_of_work(setup):
+            app = await make_app(
+                setup,
+                world.provider.organization,
+                is_available_to_anyone=True,
+                is_approved=True,
+                is_app_user_required=True,
+                app_user_default_first_name="Weather",
+                app_user_default_last_name="Bot",
+            )
+            data = WebhookCreate.model_validate(
+                {
+                    "endpoint_url": receiver.url,
+                    "channel_subscriptions": [
+                        {
+                            "channel_pattern": INSTALLATIONS_PATTERN,
+                            "is_additions_subscribed": True,
+                            "is_changes_subscribed": False,
+                            "is_removals_subscribed": False,
+                        }
+                    ],
+                }
+            )
+            await webhooks_service.create_webhook(
+                session=setup, app=app, actor=world.provider.user, data=data
+            )
+        async with AsyncSession(engine, expire_on_commit=False) as setup, unit_of_work(setup):
+            await install_app(
+                granter=None,
+                session=setup,
+                organization=world.installer.organization,
+                app=app,
+                actor=world.installer.user,
+                allowed_scopes=[],
+            )
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = await (await browser.new_context(viewport={"width": 1200, "height": 900})).new_page()
+                await page.goto(f"{live_server}/console/apps/{app.id}/deliveries")
+                await _sign_in(page, world.provider.user.email)
+                # The attempt is in flight (the receiver holds it); then it fails, and the row
+                # changes without a reload (console.js re-reads the page).
+                await _reload_until(page, "#deliveries", "started")
+                receiver.release.set()
+                await page.wait_for_selector('#deliveries tr[data-status="failed"]', timeout=30_000)
+                assert "next" in await page.inner_text('#deliveries tr[data-status="pending"] .next-attempt')
+                await _shot(page, "deliveries-live")
+
+                link = await page.get_attribute('#deliveries tr[data-status="failed"] a.entry-link', "href")
+                assert link is not None
+                await page.goto(live_server + link)
+                (sent,) = receiver.requests
+                headers = await page.inner_text("#request-headers")
+                for name in (
+                    "webhook-id",
+                    "webhook-timestamp",
+                    "webhook-signature",
+                    "content-type",
+                    "user-agent",
+                ):
+                    assert name in headers and sent.headers[name] in headers
+                token = json.loads(sent.body)["app_user_auth"]["access_token"]
+                shown = await page.inner_text("#request-body")
+                assert shown.encode() == sent.body.replace(token.encode(), b"[redacted]")
+                assert await page.is_visible("#entry-started time")
+                await _shot(page, "delivery-request")
+
+                # The retry waits an hour: its page says when it is due.
+                async with page.expect_navigation():
+                    await page.click("#attempts tbody tr:nth-child(2) td a")
+                due = await page.get_attribute("#next-attempt time", "datetime")
+                assert due is not None
+                wait = datetime.fromisoformat(due) - datetime.now(UTC)
+                assert timedelta(minutes=50) < wait < timedelta(minutes=70)
+                assert "Not sent yet." in await page.inner_text("#request-title + dl + h3 + p")
+            finally:
+                await browser.close()

@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.engine import REDACTED
 from apps_api.delivery.health import DELETED_DELIVERY_REASON, DISABLED_DELIVERY_REASON
 from apps_api.models import App, OutboundDelivery
 from apps_api.models.base import utcnow
@@ -262,7 +263,8 @@ async def test_an_attempt_in_flight_when_its_webhook_is_deleted_is_recorded_and_
 
 
 async def test_no_access_token_is_stored_with_a_delivery(world: World, engine: AsyncEngine) -> None:
-    """`app_user_auth` is minted when an attempt is sent, never written to the database."""
+    """`app_user_auth` is minted when an attempt is sent, never written to the database: the log
+    shows the request's body as sent with the access token redacted."""
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await bot(world, provider)
     with receivers(lambda n: Reply(500) if n == 0 else Reply()) as (receiver,), worker():
@@ -283,5 +285,6 @@ async def test_no_access_token_is_stored_with_a_delivery(world: World, engine: A
         ]
     assert len(stored) == 3  # the delivery and its two attempts
     for row in stored:
-        assert "app_user_auth" not in row and "access_token" not in row
         assert not any(token in row for token in tokens)
+        assert row.count("access_token") == row.count(f'\\"access_token\\":\\"{REDACTED}\\"')
+    assert sum("access_token" in row for row in stored) == 2  # each attempt's request body

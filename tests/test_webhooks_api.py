@@ -55,7 +55,11 @@ LOG_ENTRY_ATTRIBUTES = {
     "response_body",
     "response_headers",
     "duration",
+    "started_at",
     "completed_at",
+    "next_attempt_at",
+    "request_headers",
+    "request_body",
 }
 
 
@@ -362,6 +366,21 @@ async def test_log_entries_list_filter_get_and_redeliver(
     assert str(failed.id) not in {item["id"] for item in recent.json()["results"]}
     older = await client.get(base, params={"created_at_lte": since}, headers=tenant.headers)
     assert [item["id"] for item in older.json()["results"]] == [str(failed.id)]
+    # Searching by `webhook-id`, resource, channel and action.
+    ok.resource_id, ok.action = "r2", "changed"
+    await session.flush()
+    users = f"/api/v5/orgs/{tenant.org_id}/users"
+    searches = [
+        ({"message_id": failed_delivery.message_id}, [failed.id]),
+        ({"message_id": "msg_" + "0" * 32}, []),
+        ({"resource_id": "r2"}, [ok.id]),
+        ({"action": "changed"}, [ok.id]),
+        ({"channel": users, "action": "added"}, [trigger_entry.id, failed.id]),
+        ({"channel": f"/api/v5/orgs/{tenant.org_id}/chats"}, []),
+    ]
+    for params, expected in searches:
+        found = await client.get(base, params=params, headers=tenant.headers)
+        assert [item["id"] for item in found.json()["results"]] == [str(i) for i in expected], params
     for params in ({"status": "weird"}, {"webhook_id": "nope"}, {"created_at_gte": "yesterday"}):
         bad = await client.get(base, params=params, headers=tenant.headers)
         assert bad.status_code == 400 and set(bad.json()["errors"]) == {f"query.{key}" for key in params}, (
@@ -379,6 +398,13 @@ async def test_log_entries_list_filter_get_and_redeliver(
     assert pending["webhook_id"] == str(webhook_id) and pending["id"] != str(failed.id)
     await session.refresh(failed_delivery)
     assert failed_delivery.status == "pending" and failed_delivery.max_attempts == 9
+    # While pending, the entry says when it is due: its delivery's next attempt.
+    assert pending["next_attempt_at"] == failed_delivery.next_attempt_at.isoformat().replace("+00:00", "Z")
+    assert pending["started_at"] is None and pending["request_headers"] is None
+    listed_pending = (await client.get(base, params={"status": "pending"}, headers=tenant.headers)).json()
+    newest = listed_pending["results"][0]
+    assert (newest["id"], newest["next_attempt_at"]) == (pending["id"], pending["next_attempt_at"])
+    assert failed_view["next_attempt_at"] is None
     assert str(failed_delivery.current_log_entry_id) == pending["id"]
     # Redelivering again while that attempt waits returns the same pending attempt.
     again = await client.post(f"{base}/{failed.id}/redeliver", headers=tenant.headers)

@@ -8,6 +8,8 @@ and answer with a redirect (Post/Redirect/Get), or with the form again and the A
 
 from __future__ import annotations
 
+import re
+import typing
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -77,7 +79,7 @@ from apps_api.webhooks import catalogue, channel_registry
 from apps_api.webhooks import repository as webhooks_repository
 from apps_api.webhooks import schemas as webhook_schemas
 from apps_api.webhooks import service as webhooks_service
-from apps_api.webhooks.endpoints import owned_log_entry, owned_webhook
+from apps_api.webhooks.endpoints import kept_since, owned_log_entry, owned_webhook
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 
@@ -455,7 +457,7 @@ async def webhooks_list(
     viewer, app = await _provider_app(request, session, app_id)
     rows, next_url, previous_url = await keyset_page(
         session,
-        webhooks_repository.WEBHOOKS_PAGE,
+        queries.WEBHOOKS_LIST,
         conditions=webhooks_repository.WEBHOOKS_CONDITIONS,
         params=_page_params(cursor),
         request=_without_notice(request),
@@ -468,7 +470,14 @@ async def webhooks_list(
         title="Webhooks",
         section="apps",
         app=_app_nav(app, "webhooks"),
-        webhooks=[webhook_schemas.webhook_json(row) for row in rows],
+        webhooks=[
+            {
+                **webhook_schemas.webhook_json(row),
+                "failing_since": row["failing_since"],
+                "failures_in_streak": row["failures_in_streak"],
+            }
+            for row in rows
+        ],
         next_url=next_url,
         previous_url=previous_url,
         notice=_notice(request),
@@ -505,7 +514,15 @@ async def _webhook_form(
         errors=errors or {},
         webhook_id=webhook_id,
         # The API's view: the same health attributes and 24-hour stats as GET .../webhooks/{id}.
-        health=webhook_schemas.Webhook.model_validate(webhook).model_dump() if webhook is not None else None,
+        health=(
+            {
+                **webhook_schemas.Webhook.model_validate(webhook).model_dump(),
+                "failing_since": webhook.failing_since,
+                "failures_in_streak": webhook.failures_in_streak,
+            }
+            if webhook is not None
+            else None
+        ),
         recover=recover or {"since": "", "errors": {}},
         retention_days=settings_of(request).webhook_log_retention_days,
         channels=[
@@ -715,6 +732,11 @@ async def webhook_recover(
 # --- deliveries (webhook log entries) --------------------------------------------------------
 
 
+LOG_ACTIONS = typing.get_args(webhook_schemas.LogAction)
+# A Standard Webhooks `webhook-id` as the service makes them (delivery/outbox.py).
+MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
+
+
 def _utc_input(value: str | None) -> datetime | None:
     """A `datetime-local` input (no offset: UTC, as the API reads it, and bounded as the API's
     inputs are: ValueError outside them); None when empty."""
@@ -733,12 +755,22 @@ async def deliveries(
     webhook: Annotated[str | None, Query()] = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    channel: Annotated[str | None, Query(max_length=500)] = None,
+    action: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
-    """The API's log entries page with its filters, newest first, paginated by its cursors."""
+    """The API's log entries page with its filters, newest first, paginated by its cursors.
+
+    `q` finds a message by its `webhook-id` (`msg_…`), anything else is a resource ID.
+    """
     viewer, app = await _provider_app(request, session, app_id)
     errors: dict[str, list[str]] = {}
     if status and status not in LOG_STATUSES:
         errors["status"] = [f"Must be one of: {', '.join(LOG_STATUSES)}."]
+    if action and action not in LOG_ACTIONS:
+        errors["action"] = [f"Must be one of: {', '.join(LOG_ACTIONS)}."]
+    search = (q or "").strip()
+    is_message_id = MESSAGE_ID.fullmatch(search) is not None
     webhook_id = parse_uuid(webhook) if webhook else None
     if webhook and webhook_id is None:
         errors["webhook"] = ["Must be a webhook of this app."]
@@ -766,6 +798,10 @@ async def deliveries(
             "status": status or None,
             "created_at_gte": bounds.get("since"),
             "created_at_lte": bounds.get("until"),
+            "message_id": search if search and is_message_id else None,
+            "resource_id": search if search and not is_message_id else None,
+            "channel": (channel or "").strip() or None,
+            "action": action or None,
         }
         shape = {name: value is not None for name, value in filters.items()}
         page, next_url, previous_url = await keyset_page(
@@ -776,6 +812,7 @@ async def deliveries(
             params=_page_params(cursor),
             request=_without_notice(request),
             app_id=app.id,
+            kept_since=kept_since(request),
             **filters,
         )
         rows = [webhook_schemas.log_entry_json(row) for row in page]
@@ -790,11 +827,15 @@ async def deliveries(
         entries=rows,
         webhooks=webhooks,
         statuses=LOG_STATUSES,
+        actions=LOG_ACTIONS,
         filters={
             "status": status or "",
             "webhook": webhook or "",
             "since": since or "",
             "until": until or "",
+            "q": q or "",
+            "channel": channel or "",
+            "action": action or "",
         },
         errors=errors,
         next_url=next_url,
@@ -809,13 +850,17 @@ async def delivery_detail(
 ) -> Response:
     """One attempt (request and response) and every attempt of the same delivery."""
     viewer, app = await _provider_app(request, session, app_id)
-    entry = await owned_log_entry(session, app, entry_id)
+    entry = await owned_log_entry(request, session, app, entry_id)
     delivery = await session.get(OutboundDelivery, entry.delivery_id)
     attempts = list(
         (
             await session.execute(
                 select(WebhookLogEntry)
-                .where(WebhookLogEntry.delivery_id == entry.delivery_id, WebhookLogEntry.app_id == app.id)
+                .where(
+                    WebhookLogEntry.delivery_id == entry.delivery_id,
+                    WebhookLogEntry.app_id == app.id,
+                    WebhookLogEntry.created_at >= kept_since(request),
+                )
                 .order_by(WebhookLogEntry.created_at, WebhookLogEntry.id)
                 .limit(100)
             )
@@ -829,8 +874,6 @@ async def delivery_detail(
         section="apps",
         app=_app_nav(app, "deliveries"),
         entry=webhook_schemas.WebhookLogEntry.model_validate(entry).model_dump(),
-        # A trigger's claims may carry a one-time app user code: only a webhook's body is shown.
-        payload=delivery.payload if delivery is not None and delivery.kind == "webhook" else None,
         delivery=delivery,
         attempts=attempts,
         notice=_notice(request),
@@ -844,7 +887,7 @@ async def delivery_redeliver(
     """`POST /webhook_log_entries/{id}/redeliver` through `webhooks.service.redeliver`."""
     viewer, _ = await posted_form(request, session)
     app = await owned_app(session, viewer.principal, app_id)
-    entry = await owned_log_entry(session, app, entry_id)
+    entry = await owned_log_entry(request, session, app, entry_id)
     try:
         pending = await webhooks_service.redeliver(session=session, entry=entry)
     except Conflict as exc:

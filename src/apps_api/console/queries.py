@@ -15,8 +15,9 @@ from apps_api.apps.repository import OWNED_APPS_CONDITIONS, OWNED_APPS_PAGE
 from apps_api.catalog.repository import APPS
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.pagination import KeysetQuery
-from apps_api.models import ApiToken, Organization, Partnership, WebhookLogEntry
+from apps_api.models import ApiToken, Organization, Partnership, Webhook, WebhookLogEntry
 from apps_api.models.base import utcnow
+from apps_api.webhooks.repository import WEBHOOKS_PAGE
 
 # The API's owned apps page plus the approval flag the list shows next to "public".
 OWNED_APPS_LIST = KeysetQuery(
@@ -28,6 +29,15 @@ OWNED_APPS_LIST = KeysetQuery(
 OWNED_APPS_LIST_CONDITIONS = OWNED_APPS_CONDITIONS
 # The approval flag of one owned app (the API's owned view does not show it).
 APP_APPROVED = SessionStatement(select(APPS.c.is_approved).where(APPS.c.id == bindparam("app_id")))
+
+# The API's webhooks page plus the failure streak, so a failing webhook is not shown "Enabled".
+_webhooks = Webhook.__table__
+WEBHOOKS_LIST = KeysetQuery(
+    columns=(*WEBHOOKS_PAGE.columns, _webhooks.c.failing_since, _webhooks.c.failures_in_streak),
+    from_=WEBHOOKS_PAGE.from_,
+    created_at=_webhooks.c.created_at,
+    id_=_webhooks.c.id,
+)
 
 _entries = WebhookLogEntry.__table__
 _hour = func.date_trunc("hour", _entries.c.completed_at)

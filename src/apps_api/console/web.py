@@ -51,10 +51,12 @@ _templates = Environment(
     auto_reload=False,
 )
 
-# The install flow's headers, plus one same-origin script (copy buttons; every page works without).
+# The install flow's headers, plus one same-origin script (copy buttons, pending deliveries that
+# re-read their page: `connect-src 'self'`; every page works without it).
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' https: data:; "
+        "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "img-src 'self' https: data:; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",

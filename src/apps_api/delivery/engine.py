@@ -48,7 +48,7 @@ from apps_api.kit.crypto import decrypt_optional
 from apps_api.kit.driver import driver_connection, insert_rows
 from apps_api.models.base import utcnow
 from apps_api.observability.delivery_metrics import observe_attempt
-from apps_api.outbound.client import OutboundClient, Outcome, send
+from apps_api.outbound.client import USER_AGENT, OutboundClient, Outcome, send
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import ACCESS_TOKEN_TTL, encode_access_token
 
@@ -60,6 +60,8 @@ SHORT_WAIT_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 INTERRUPTED = "Interrupted: the worker stopped during the attempt; its lease lapsed."
 INTERRUPTED_LAST = INTERRUPTED + " It was the last attempt: the delivery failed."
+# What a log entry's request body shows in place of the app user's access token.
+REDACTED = "[redacted]"
 
 
 @dataclass
@@ -127,6 +129,19 @@ class Attempt:
     # The secret a rotation replaced, while its grace period lasts: a second signature.
     app_previous_secret: str | None
     installed: bool
+    # What the attempt sent, for its log entry (set when it is sent).
+    request_headers: dict[str, str] | None = None
+    request_body: str | None = None
+
+
+@dataclass
+class OutboundRequest:
+    """What an attempt sends, and what its log entry shows of the body (None: no body)."""
+
+    url: str
+    headers: dict[str, str]
+    content: bytes
+    logged_body: str | None = None
 
 
 # Round trips are what a settle costs (and each waits for a busy PostgreSQL to be scheduled), so
@@ -325,14 +340,18 @@ WHERE d.id = v.id AND d.locked_by = $4 AND d.attempt_count = v.attempt_count
 # worker still holds, at the attempt it took, change; `finished` lists them), the pending entries
 # of the retries, and the webhooks' health (last success and failure, the failure streak that
 # automatic disabling reads: delivery/health.py). A success in the batch ends the webhook's streak.
-# $1-$7 per entry: id, status, reason, code, body, headers (JSON text), duration;
+# $1-$7 per entry: id, status, reason, code, body, the exchange's headers and the request's body
+# (JSON text: `_exchange()`), duration;
 # $8-$12 per delivery: id, status, next attempt, next entry id, attempt count; $13 now; $14 worker.
 _RECORD_STEPS = f"""WITH finished_entries AS (
     UPDATE webhook_log_entries AS e
     SET status = v.status, reason = v.reason, response_status_code = v.code, response_body = v.body,
-        response_headers = v.headers::jsonb, duration = v.duration, completed_at = $13, updated_at = $13
+        response_headers = v.exchange::jsonb -> 'response_headers',
+        request_headers = v.exchange::jsonb -> 'request_headers',
+        request_body = v.exchange::jsonb ->> 'request_body',
+        duration = v.duration, completed_at = $13, updated_at = $13
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::integer[])
-        AS v(id, status, reason, code, body, headers, duration)
+        AS v(id, status, reason, code, body, exchange, duration)
     WHERE e.id = v.id AND e.status = 'started'
 ), finished AS (
     UPDATE outbound_deliveries AS d
@@ -487,29 +506,31 @@ async def _start_other_entries(
         attempt.log_entry_id = entry["id"]
 
 
-def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
+def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> OutboundRequest | str:
     # Secrets come from raw rows, encrypted (kit/crypto.py); decrypted here, inside the attempt,
     # so a secret that cannot be decrypted fails this attempt only.
     secret = decrypt_optional(attempt.app_secret)
     if secret is None:
         return "The app no longer exists."
     body: dict[str, Any] = dict(attempt.payload)
+    access_token = None
     if (
         attempt.app_user_id is not None
         and attempt.installation_id is not None
         and attempt.installed
         and attempt.target_organization_id is not None
     ):
+        access_token = encode_access_token(
+            secret_key=deliverer.settings.secret_key,
+            user_id=attempt.app_user_id,
+            organization_id=attempt.target_organization_id,
+            app_id=attempt.app_id,
+            installation_id=attempt.installation_id,
+            as_app_user=True,
+        )
         # As giosg sends it: integrations call `Authorization: <token_type> <access_token>`.
         body["app_user_auth"] = {
-            "access_token": encode_access_token(
-                secret_key=deliverer.settings.secret_key,
-                user_id=attempt.app_user_id,
-                organization_id=attempt.target_organization_id,
-                app_id=attempt.app_id,
-                installation_id=attempt.installation_id,
-                as_app_user=True,
-            ),
+            "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": int(ACCESS_TOKEN_TTL.total_seconds()),
             "user_id": str(attempt.app_user_id),
@@ -524,10 +545,13 @@ def _webhook_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[
         previous_secret=decrypt_optional(attempt.app_previous_secret),
     )
     headers["content-type"] = "application/json"
-    return attempt.endpoint_url, headers, content
+    # The log shows the bytes that were signed, not a re-serialization; only the bearer token,
+    # a credential of the app user, is cut out of them (a JWT: JSON needs no escape of it).
+    logged = content if access_token is None else content.replace(access_token.encode(), REDACTED.encode())
+    return OutboundRequest(attempt.endpoint_url, headers, content, logged.decode())
 
 
-async def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str, dict[str, str], bytes] | str:
+async def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> OutboundRequest | str:
     # The app's current secret (a rotation since the trigger was scheduled signs with the new one);
     # the copy kept with the delivery once the app is deleted.
     secret = decrypt_optional(attempt.app_secret or attempt.signing_secret)
@@ -560,7 +584,8 @@ async def _trigger_request(deliverer: Deliverer, attempt: Attempt) -> tuple[str,
         body=b"",
         previous_secret=decrypt_optional(attempt.app_previous_secret) if attempt.app_secret else None,
     )
-    return url, headers, b""
+    # A GET without a body; its URL's `data` JWT is not logged (a trigger may carry an app user code).
+    return OutboundRequest(url, headers, b"")
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -642,14 +667,15 @@ async def send_attempt(deliverer: Deliverer, attempt: Attempt) -> Outcome:
         # Nothing to retry against: the delivery fails now.
         attempt.max_attempts = attempt.attempt_count
         return Outcome(error=request)
-    url, headers, content = request
+    attempt.request_headers = {"user-agent": USER_AGENT, **request.headers}
+    attempt.request_body = request.logged_body
     try:
         return await send(
             deliverer.client,
             method=attempt.method,
-            url=url,
-            headers=headers,
-            content=content if attempt.method != "GET" else None,
+            url=request.url,
+            headers=request.headers,
+            content=request.content if attempt.method != "GET" else None,
             total_timeout=deliverer.settings.webhook_timeout,
         )
     except Exception as error:
@@ -665,10 +691,19 @@ class _Recorded:
     now: datetime
 
 
+def _exchange(attempt: Attempt, outcome: Outcome) -> str:
+    """The headers both ways and the request's body as one JSON object (absent keys: none)."""
+    exchange = {
+        "response_headers": outcome.headers,
+        "request_headers": attempt.request_headers,
+        "request_body": attempt.request_body,
+    }
+    return json.dumps({key: value for key, value in exchange.items() if value is not None})
+
+
 def _entry_row(attempt: Attempt, outcome: Outcome) -> tuple[Any, ...]:
-    """One attempt's log entry as it finished: id, status, reason, code, body, headers, duration."""
+    """One attempt's log entry as it finished: id, status, reason, code, body, exchange, duration."""
     ok, reason = classify(outcome, redirect_delivers=attempt.kind == "trigger")
-    headers = None if outcome.headers is None else json.dumps(outcome.headers)
     status = AttemptStatus.SUCCESSFUL if ok else AttemptStatus.FAILED
     return (
         attempt.log_entry_id,
@@ -676,7 +711,7 @@ def _entry_row(attempt: Attempt, outcome: Outcome) -> tuple[Any, ...]:
         reason,
         outcome.status_code,
         outcome.body,
-        headers,
+        _exchange(attempt, outcome),
         outcome.duration_ms,
     )
 

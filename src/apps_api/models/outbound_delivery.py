@@ -55,6 +55,8 @@ class OutboundDelivery(IdMixin, Base):
         ),
         Index("ix_outbound_deliveries_webhook_id", "webhook_id"),
         Index("ix_outbound_deliveries_completed_at", "completed_at"),
+        # The log is searched by `webhook-id`.
+        Index("ix_outbound_deliveries_message_id", "message_id"),
     )
 
     kind: Mapped[str] = mapped_column(String(16))

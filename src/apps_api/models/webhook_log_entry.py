@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from apps_api.models.base import Base, IdMixin, utcnow
 
@@ -50,9 +50,15 @@ class WebhookLogEntry(IdMixin, Base):
     response_body: Mapped[str | None] = mapped_column(Text, default=None)
     response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     duration: Mapped[int | None] = mapped_column(default=None)
+    # What the attempt sent, as GitHub's "Recent Deliveries" shows it: the headers, and the body's
+    # exact bytes with the app user's access token redacted (delivery/engine.py).
+    request_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    request_body: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # When the attempt is due (pending) and when it started (started and later).
     scheduled_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A pending attempt's due time, from its delivery (webhooks/repository.py, loaded on demand).
+    next_attempt_at: Mapped[datetime | None] = query_expression()

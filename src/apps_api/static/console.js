@@ -38,3 +38,28 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Live regions (`data-live` with an id): while one shows a pending or started attempt
+// (`data-pending`), it is re-read from the page itself every few seconds, until none is left.
+const LIVE_POLL_MS = 3000;
+async function refreshLiveRegions() {
+  const regions = [...document.querySelectorAll("[data-live][id]")].filter(
+    (region) => region.querySelector("[data-pending]") || region.hasAttribute("data-pending"),
+  );
+  if (regions.length === 0) return;
+  try {
+    const response = await fetch(window.location.href, { credentials: "same-origin", cache: "no-store" });
+    if (response.ok) {
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      for (const region of regions) {
+        const fresh = page.getElementById(region.id);
+        // Unchanged regions stay as they are: no flicker, and a link being clicked stays put.
+        if (fresh && fresh.outerHTML !== region.outerHTML) region.replaceWith(document.importNode(fresh, true));
+      }
+    }
+  } catch {
+    // Offline for a moment: try again at the next tick.
+  }
+  window.setTimeout(refreshLiveRegions, LIVE_POLL_MS);
+}
+document.addEventListener("DOMContentLoaded", () => window.setTimeout(refreshLiveRegions, LIVE_POLL_MS));

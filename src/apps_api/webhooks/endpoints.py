@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
@@ -50,12 +51,22 @@ async def owned_webhook(session: SessionDep, app: OwnedAppDep, webhook_id: Webho
 OwnedWebhookDep = Annotated[Webhook, Depends(owned_webhook)]
 
 
-async def owned_log_entry(session: SessionDep, app: OwnedAppDep, entry_id: EntryId) -> WebhookLogEntry:
-    """A log entry of the caller's owned app; 404 otherwise."""
-    entry = await repository.get_log_entry(session=session, app_id=app.id, entry_id=entry_id)
+async def owned_log_entry(
+    request: Request, session: SessionDep, app: OwnedAppDep, entry_id: EntryId
+) -> WebhookLogEntry:
+    """A log entry of the caller's owned app within the log's retention; 404 otherwise."""
+    entry = await repository.get_log_entry(
+        session=session, app_id=app.id, entry_id=entry_id, since=kept_since(request)
+    )
     if entry is None:
         raise NotFound("No webhook log entry found with the given ID.")
     return entry
+
+
+def kept_since(request: Request) -> datetime:
+    """The oldest entry a read of the log returns (`APPS_API_WEBHOOK_LOG_RETENTION_DAYS`)."""
+    settings: Settings = request.app.state.settings
+    return repository.kept_since(retention_days=settings.webhook_log_retention_days)
 
 
 OwnedLogEntryDep = Annotated[WebhookLogEntry, Depends(owned_log_entry)]
@@ -174,7 +185,7 @@ async def test_webhook(
     entry = await service.send_test_event(
         session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts, example=body
     )
-    return schemas.WebhookLogEntry.model_validate(entry)
+    return await _log_entry_view(request, session, entry)
 
 
 @router.post(
@@ -221,6 +232,16 @@ async def delete_webhook(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+async def _log_entry_view(
+    request: Request, session: AsyncSession, entry: WebhookLogEntry
+) -> schemas.WebhookLogEntry:
+    """The view of an entry this request wrote, read back with its next attempt time."""
+    loaded = await repository.get_log_entry(
+        session=session, app_id=entry.app_id, entry_id=entry.id, since=kept_since(request)
+    )
+    return schemas.WebhookLogEntry.model_validate(loaded)
+
+
 async def _log_entries_page(
     db: AsyncSession,
     *,
@@ -241,6 +262,7 @@ async def _log_entries_page(
         params=params,
         request=request,
         app_id=app_id,
+        kept_since=kept_since(request),
         **filters,
     )
 
@@ -267,16 +289,32 @@ async def list_log_entries(
     created_at_lte: Annotated[
         InputDateTime | None, Query(description="Created at or before (ISO-8601; no offset means UTC).")
     ] = None,
+    message_id: Annotated[
+        str | None,
+        Query(max_length=64, description="Only the attempts of the message with this `webhook-id` header."),
+    ] = None,
+    resource_id: Annotated[
+        str | None, Query(max_length=200, description="Only attempts about this resource.")
+    ] = None,
+    channel: Annotated[
+        str | None, Query(max_length=500, description="Only attempts on this concrete channel.")
+    ] = None,
+    action: Annotated[schemas.LogAction | None, Query(description="Only attempts of this action.")] = None,
 ) -> Response:
     """One entry per HTTP attempt (webhooks; server-sent triggers with `webhook_id` null), newest first.
 
-    Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days.
+    Entries are kept for `APPS_API_WEBHOOK_LOG_RETENTION_DAYS` (7) days, also after their webhook
+    is deleted (filter by its `webhook_id`), and never returned once older.
     """
     filters = {
         "webhook_id": webhook_id,
         "status": status_,
         "created_at_gte": created_at_gte,
         "created_at_lte": created_at_lte,
+        "message_id": message_id,
+        "resource_id": resource_id,
+        "channel": channel,
+        "action": action,
     }
     return await _log_entries_page(session, request=request, params=params, app_id=app_id, filters=filters)
 
@@ -300,14 +338,16 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     name="redeliver_webhook_log_entry",
     responses=error_responses(400, 401, 403, 404, 409),
 )
-async def redeliver(session: SessionDep, entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
+async def redeliver(
+    request: Request, session: SessionDep, entry: OwnedLogEntryDep
+) -> schemas.WebhookLogEntry:
     """202 with the `pending` log entry of the scheduled attempt (same `webhook-id` as the original),
     sent to the webhook's URL as it is now.
 
     409 while an attempt of that delivery is in flight, and when its webhook is disabled or deleted.
     """
     pending = await service.redeliver(session=session, entry=entry)
-    return schemas.WebhookLogEntry.model_validate(pending)
+    return await _log_entry_view(request, session, pending)
 
 
 @channels_router.get(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Text, bindparam, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, Table, Text, bindparam, case, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload, with_expression
@@ -21,9 +22,19 @@ from apps_api.catalog.repository import (
     app_base_columns,
 )
 from apps_api.kit.pagination import KeysetQuery
-from apps_api.models import App, Organization, Webhook, WebhookChannelSubscription, WebhookLogEntry
+from apps_api.models import (
+    App,
+    Organization,
+    OutboundDelivery,
+    Webhook,
+    WebhookChannelSubscription,
+    WebhookLogEntry,
+)
+from apps_api.models.base import utcnow
 
 STATS_WINDOW = "24 hours"
+# Log entry columns that come as JSON text, decoded by orjson in the view (`LOG_ENTRIES_PAGE`).
+JSON_COLUMNS = ("response_headers", "request_headers")
 
 
 def delivery_stats(webhook_id: Any) -> ColumnElement[Any]:
@@ -85,11 +96,47 @@ async def get_webhook(*, session: AsyncSession, app_id: uuid.UUID, webhook_id: u
     return webhook
 
 
+def kept_since(*, retention_days: int, now: datetime | None = None) -> datetime:
+    """The oldest `created_at` a read of the log returns.
+
+    The purge drops whole days (delivery/partitions.py) when it runs: entries past the retention
+    may still be stored, and no read shows them.
+    """
+    return (now or utcnow()) - timedelta(days=retention_days)
+
+
+_entries = cast(Table, WebhookLogEntry.__table__)
+_deliveries = cast(Table, OutboundDelivery.__table__)
+
+
+def next_attempt_at(entries: Table) -> ColumnElement[Any]:
+    """A pending attempt's due time, from its delivery (one primary-key lookup); else null."""
+    due = (
+        select(_deliveries.c.next_attempt_at)
+        .where(
+            _deliveries.c.id == entries.c.delivery_id,
+            _deliveries.c.status == literal_column("'pending'"),
+            _deliveries.c.current_log_entry_id == entries.c.id,
+        )
+        .scalar_subquery()
+    )
+    return case((entries.c.status == literal_column("'pending'"), due))
+
+
 async def get_log_entry(
-    *, session: AsyncSession, app_id: uuid.UUID, entry_id: uuid.UUID
+    *, session: AsyncSession, app_id: uuid.UUID, entry_id: uuid.UUID, since: datetime
 ) -> WebhookLogEntry | None:
-    statement = select(WebhookLogEntry).where(
-        WebhookLogEntry.app_id == app_id, WebhookLogEntry.id == entry_id
+    """One log entry of the app within the retention (`kept_since()`), with its next attempt time."""
+    statement = (
+        select(WebhookLogEntry)
+        .where(
+            WebhookLogEntry.app_id == app_id,
+            WebhookLogEntry.id == entry_id,
+            WebhookLogEntry.created_at >= since,
+        )
+        .options(with_expression(WebhookLogEntry.next_attempt_at, next_attempt_at(_entries)))
+        # An entry this session just wrote (a redelivery's) gets its next attempt time too.
+        .execution_options(populate_existing=True)
     )
     entry: WebhookLogEntry | None = (await session.execute(statement)).scalar_one_or_none()
     return entry
@@ -160,15 +207,17 @@ WEBHOOKS_CONDITIONS = (_webhooks.c.app_id == bindparam("app_id"),)
 
 # --- log entries as a compiled list (rows straight to schemas.log_entry_json) -------------------
 
-_entries = WebhookLogEntry.__table__
-
 LOG_ENTRIES_PAGE = KeysetQuery(
     # The view's fields in the view's order (schemas.log_entry_json copies the row). The headers
     # come as JSON text, decoded by orjson in the view: the engine's JSONB codec is json.loads,
     # slower for a page of headers; orjson is exact for an object of strings (not for big integers,
     # so the codec stays json.loads for everything else).
     columns=tuple(
-        _entries.c.response_headers.cast(Text).label(name) if name == "response_headers" else _entries.c[name]
+        next_attempt_at(_entries).label(name)
+        if name == "next_attempt_at"
+        else _entries.c[name].cast(Text).label(name)
+        if name in JSON_COLUMNS
+        else _entries.c[name]
         for name in (
             "id",
             "created_at",
@@ -186,7 +235,11 @@ LOG_ENTRIES_PAGE = KeysetQuery(
             "response_body",
             "response_headers",
             "duration",
+            "started_at",
             "completed_at",
+            "next_attempt_at",
+            "request_headers",
+            "request_body",
         )
     ),
     from_=_entries,
@@ -197,14 +250,39 @@ LOG_ENTRIES_PAGE = KeysetQuery(
 
 @cache
 def log_entry_conditions(
-    *, webhook_id: bool, status: bool, created_at_gte: bool, created_at_lte: bool
+    *,
+    webhook_id: bool,
+    status: bool,
+    created_at_gte: bool,
+    created_at_lte: bool,
+    message_id: bool = False,
+    resource_id: bool = False,
+    channel: bool = False,
+    action: bool = False,
 ) -> tuple[ColumnElement[bool], ...]:
-    """The app's entries and the filters given (as flags: the values are bound parameters)."""
-    conditions = [_entries.c.app_id == bindparam("app_id")]
+    """The app's entries within the retention (`kept_since`) and the filters given (as flags: the
+    values are bound parameters)."""
+    conditions = [
+        _entries.c.app_id == bindparam("app_id"),
+        _entries.c.created_at >= bindparam("kept_since"),
+    ]
     if webhook_id:
         conditions.append(_entries.c.webhook_id == bindparam("webhook_id"))
     if status:
         conditions.append(_entries.c.status == bindparam("status"))
+    if message_id:
+        # Through the deliveries' `message_id` index: the attempts of one `webhook-id`.
+        conditions.append(
+            _entries.c.delivery_id.in_(
+                select(_deliveries.c.id).where(
+                    _deliveries.c.message_id == bindparam("message_id"),
+                    _deliveries.c.app_id == bindparam("app_id"),
+                )
+            )
+        )
+    for name, wanted in (("resource_id", resource_id), ("channel", channel), ("action", action)):
+        if wanted:
+            conditions.append(_entries.c[name] == bindparam(name))
     if created_at_gte:
         conditions.append(_entries.c.created_at >= bindparam("created_at_gte"))
     if created_at_lte:

@@ -332,7 +332,27 @@ class WebhookLogEntry(Schema):
     duration: int | None = Field(
         description="How many milliseconds lasted to get a response for the request, null if in progress."
     )
+    started_at: UTCDateTime | None = Field(
+        description=(
+            "When the request was sent (`created_at` is when the attempt was scheduled); null while pending."
+        )
+    )
     completed_at: UTCDateTime | None = Field(description="When the request was completed.")
+    next_attempt_at: UTCDateTime | None = Field(
+        description="While `pending`: when the request is due to be sent; otherwise null."
+    )
+    request_headers: dict[str, str] | None = Field(
+        description=(
+            "The request's headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`, "
+            "`content-type`, `user-agent`), null until sent."
+        )
+    )
+    request_body: str | None = Field(
+        description=(
+            "The exact body sent, as text, with `app_user_auth.access_token` replaced by "
+            "`[redacted]`; null until sent, and for a trigger (a GET)."
+        )
+    )
 
 
 def webhook_json(row: Any) -> dict[str, Any]:
@@ -360,8 +380,9 @@ def log_entry_json(row: Any) -> dict[str, Any]:
     """`WebhookLogEntry` of a row of `repository.LOG_ENTRIES_PAGE` (tests/test_fast_views.py)."""
     view = dict(row)
     view.pop("_other_side", None)  # the keyset probe of a cursor page (kit/pagination.py)
-    headers = view["response_headers"]
-    view["response_headers"] = None if headers is None else orjson.loads(headers)
+    for name in ("response_headers", "request_headers"):
+        headers = view[name]
+        view[name] = None if headers is None else orjson.loads(headers)
     return view
 
 
