@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.schemas import MAX_INPUT_YEAR, MIN_INPUT_YEAR, bounded_utc
 from apps_api.main import create_app
-from apps_api.settings import Settings
+from apps_api.settings import Settings, get_settings
 from tests.console_helpers import csrf, sign_in
 from tests.factories import make_tenant
 from tests.installflow_helpers import PASSWORD, unique_email
@@ -111,6 +111,8 @@ def test_the_walk_finds_the_known_datetime_inputs() -> None:
         ("recover", "body", "since"),
         ("webhook_log_entries", "query", "created_at_gte"),
         ("webhook_log_entries", "query", "created_at_lte"),
+        ("organizations", "body", "subscription_ends_at"),
+        ("tokens", "body", "expires_at"),
     } <= found
 
 
@@ -133,7 +135,10 @@ async def _send(
     value: str,
 ) -> httpx.Response:
     method, path, where, field, example = item
-    ids: dict[str, uuid.UUID] = {
+    ids: dict[str, uuid.UUID | str] = {
+        # The operator API names organizations and users by `id:<uuid>` (or an external id).
+        "organization": f"id:{world.owner.org_id}",
+        "user": f"id:{world.owner.user.id}",
         "organization_id": world.owner.org_id,
         "installer_organization_id": world.owner.org_id,
         "app_id": world.app.id,
@@ -158,7 +163,13 @@ async def _send(
         params[field[0]] = value
     else:
         pytest.fail(f"a datetime in {where}: teach the test to send it")
-    return await client.request(method, url, params=params, json=body, headers=world.owner.headers)
+    # The operator API takes a service key, everything else the organization's own user.
+    headers = (
+        {"Authorization": f"Bearer {get_settings().ingest_service_key}"}
+        if path.startswith("/internal/")
+        else world.owner.headers
+    )
+    return await client.request(method, url, params=params, json=body, headers=headers)
 
 
 @pytest.mark.parametrize("value", OUT_OF_RANGE)

@@ -182,7 +182,7 @@ async def test_a_generated_client_drives_the_api(
         assert getattr(patched, attribute) == getattr(created, attribute), attribute
     assert patched.updated_at >= created.updated_at
 
-    # PUT: the required attributes again; an optional one left out keeps its value.
+    # PUT replaces: the required attributes again; an optional one left out returns to its default.
     replaced = owned_apps.replace_owned_app.sync(
         owner_id,
         created.id,
@@ -191,8 +191,12 @@ async def test_a_generated_client_drives_the_api(
             name="Weather bot 2",
             description="Forecasts.",
             is_app_user_required=True,
+            app_user_default_first_name="Weather",
+            app_user_default_last_name="Bot",
             terms_of_service_url="https://bot.example.com/terms/v2",
             privacy_policy_url="https://bot.example.com/privacy/v2",
+            is_available_to_partners=True,
+            required_scopes=[models.OwnedAppInputRequiredScopesItem.REPORTS],
         ),
     )
     assert isinstance(replaced, models.OwnedApp), replaced
@@ -202,6 +206,8 @@ async def test_a_generated_client_drives_the_api(
     )
     assert replaced.is_available_to_partners is True
     assert replaced.app_user_default_first_name == "Weather"
+    # Left out of the PUT: back to the defaults.
+    assert replaced.trigger_conditions == []
 
     # A webhook on the owner's installations channel, then an install from the partner.
     receiver = Receiver()

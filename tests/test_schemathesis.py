@@ -31,9 +31,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.kit.db import unit_of_work
+from apps_api.models import WebhookChannel
 from apps_api.settings import Settings
 from tests.live_server import ApiServer, api_server, committed_tenant
 from tests.reliability_helpers import World, delete_organizations, populate
@@ -59,6 +61,10 @@ async def world(engine: AsyncEngine) -> AsyncIterator[World]:
         yield world
     finally:
         await delete_organizations(engine, organization_ids)
+        # The fuzzer registers channel families through the operator's endpoint: they are
+        # global (not an organization's), and a leftover one would validate later tests' events.
+        async with engine.begin() as connection:
+            await connection.execute(delete(WebhookChannel))
 
 
 ORGS = "/api/v5/orgs/{organization_id}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
@@ -11,6 +10,7 @@ from pydantic import Field, field_validator
 from apps_api.kit.schemas import (
     NOT_BLANK,
     AssetEmbed,
+    InputDateTime,
     InputSchema,
     Schema,
     UTCDateTime,
@@ -37,13 +37,6 @@ def _closed_set(values: list[str] | None, allowed: tuple[str, ...]) -> list[str]
     if unknown:
         raise ValueError(f"Unknown: {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
     return sorted(set(values))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """No offset means UTC (as everywhere in the API)."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 # --- organizations ---------------------------------------------------------------------------
@@ -84,14 +77,9 @@ class Organization(Schema):
 class _OrganizationFields(InputSchema):
     name: str | None = Field(None, min_length=1, max_length=200, description="Name of the organization.")
     features: Features | None = Field(None, description="Every feature the organization has.")
-    subscription_ends_at: datetime | None = Field(
+    subscription_ends_at: InputDateTime | None = Field(
         None, description="When the subscription ends; null: never. ISO-8601; no offset means UTC."
     )
-
-    @field_validator("subscription_ends_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return _aware(value)
 
     @field_validator("features")
     @classmethod
@@ -244,14 +232,9 @@ class TokenCreate(InputSchema):
 
     model_config = request_body(example={"expires_at": "2027-01-01T00:00:00Z"})
 
-    expires_at: datetime | None = Field(
+    expires_at: InputDateTime | None = Field(
         None, description="When the token stops working; null: never. ISO-8601; no offset means UTC."
     )
-
-    @field_validator("expires_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return _aware(value)
 
 
 class Token(Schema):
