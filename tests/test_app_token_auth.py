@@ -135,6 +135,27 @@ async def test_refused_credentials_are_401(
     assert response.json()["detail"] == "Invalid, expired or revoked token."
 
 
+async def test_a_token_dies_with_its_installation_even_when_the_app_is_reinstalled(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from apps_api.installations.service import uninstall
+
+    _, installer, app, installation = await _setup(session)
+    old = _token(settings, installer, app, installation)
+    assert (
+        await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {old} {app.secret}"})
+    ).status_code == 200
+    await uninstall(session=session, installation=installation, actor_user_id=None)
+    reinstalled = await install_directly(session, installer, app)
+    assert reinstalled.id != installation.id
+    new = _token(settings, installer, app, reinstalled)
+    assert (
+        await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {new} {app.secret}"})
+    ).status_code == 200
+    response = await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {old} {app.secret}"})
+    assert response.status_code == 401
+
+
 async def test_the_token_is_not_an_api_token(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

@@ -138,6 +138,23 @@ async def test_maintenance_creates_ahead_moves_default_rows_and_drops_whole_days
     assert (again.created, again.dropped, again.moved_rows) == ([], [], 0)
 
 
+async def test_the_partition_holding_the_retention_cutoff_survives_maintenance(
+    raw: asyncpg.Connection,
+) -> None:
+    # Noon, so the cutoff falls inside its day: that day's partition ends after the cutoff and
+    # holds entries still within retention; only partitions that end by the cutoff may go.
+    now = datetime.combine(utcnow().date(), datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
+    cutoff = now - timedelta(days=7)
+    await ensure_partitions(raw, cutoff)
+    within = await _insert_entry(raw, cutoff + timedelta(hours=1))
+    assert await _partition_of(raw, within) == partitions.partition_name(cutoff.date())
+
+    done = await partitions.maintain(raw, now=now, retention_days=7)
+
+    assert partitions.partition_name(cutoff.date()) not in done.dropped
+    assert await _partition_of(raw, within) == partitions.partition_name(cutoff.date())
+
+
 async def test_maintenance_waits_for_a_delivery_delete_rather_than_deadlocking_with_it(
     raw: asyncpg.Connection, settings: Settings
 ) -> None:

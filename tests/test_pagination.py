@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import datetime
 
 import httpx
@@ -9,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.models import App
+from apps_api.settings import Settings
 from tests.factories import Tenant, make_app, minutes_ago
 
 URL = "/api/v5/public_apps"
@@ -157,6 +161,28 @@ async def test_tampered_cursor_is_400(
         response = await client.get(URL, params={"cursor": bad, "page_size": 1}, headers=tenant.headers)
         assert response.status_code == 400, bad
         assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
+
+
+def _signed_cursor(cursor: str, key: bytes) -> str:
+    """The cursor's payload under a signature made with `key` (the cursor format of kit/pagination.py)."""
+    payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))[16:]
+    signature = hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(signature + payload).rstrip(b"=").decode()
+
+
+async def test_well_formed_cursor_signed_with_another_key_is_400(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, settings: Settings
+) -> None:
+    # The tampering test's inputs fail earlier (length, base64, JSON); this one only fails the HMAC.
+    await _public_apps(session, tenant, 3)
+    next_url = (await client.get(f"{URL}?page_size=1", headers=tenant.headers)).json()["next"]
+    cursor = httpx.URL(next_url).params["cursor"]
+    resigned = _signed_cursor(cursor, settings.secret_key.encode())
+    assert resigned == cursor  # the forgery below differs from a genuine cursor only in its key
+    forged = _signed_cursor(cursor, b"not the service's secret key")
+    response = await client.get(URL, params={"cursor": forged, "page_size": 1}, headers=tenant.headers)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
 
 
 async def test_cursor_of_another_ordering_is_400(
