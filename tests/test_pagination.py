@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.models import App
+from apps_api.kit.pagination import _Cursor, decode_cursor, encode_cursor
+from apps_api.models import App, User
 from apps_api.settings import Settings
-from tests.factories import Tenant, make_app, minutes_ago
+from tests.factories import Tenant, make_app, make_user, minutes_ago
 
 URL = "/api/v5/public_apps"
 
@@ -207,3 +211,75 @@ async def test_links_keep_other_query_parameters(
     ]
     params = httpx.URL(next_url).params
     assert params["page_size"] == "1" and params["ordering"] == "created_at" and params["cursor"]
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_the_orm_pages_walk_both_ways_without_gaps_or_repeats(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    """The ORM path (`paginate`, here the users list), with equal timestamps so the id decides."""
+    for _ in range(6):
+        await make_user(session, tenant.organization)
+    await session.execute(
+        update(User).where(User.organization_id == tenant.org_id).values(created_at=minutes_ago(5))
+    )
+    users = f"/api/v5/orgs/{tenant.org_id}/users"
+    everyone = (await client.get(users, params={"page_size": 100}, headers=tenant.headers)).json()["results"]
+    assert len(everyone) == 7
+    ids, pages = await _walk(client, tenant, f"{users}?page_size=3&ordering={ordering}")
+    assert len(ids) == len(set(ids)) == 7
+    assert ids == sorted(ids, reverse=ordering == "-created_at")
+    back = (await client.get(str(pages[-1]["previous"]), headers=tenant.headers)).json()
+    assert back["results"] == pages[1]["results"]
+    # One row a page: back from the second page to the first, which links forward only.
+    second = (await client.get(f"{users}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
+    second = (await client.get(second["next"], headers=tenant.headers)).json()
+    first = await client.get(second["previous"], headers=tenant.headers)
+    assert first.status_code == 200, first.text
+    assert [user["id"] for user in first.json()["results"]] == ids[:1]
+    assert first.json()["previous"] is None and first.json()["next"] is not None
+
+
+async def test_links_use_the_public_base_url(
+    app: Any, client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"public_base_url": "https://api.example.com/"})
+    await _public_apps(session, tenant, 3)
+    page = (await client.get(f"{URL}?page_size=1&ordering=created_at", headers=tenant.headers)).json()
+    next_url = httpx.URL(page["next"])
+    assert str(next_url).startswith("https://api.example.com/api/v5/public_apps?")
+    assert next_url.params["page_size"] == "1" and next_url.params["ordering"] == "created_at"
+    following = await client.get(f"{URL}?{next_url.query.decode()}", headers=tenant.headers)
+    assert following.status_code == 200 and following.json()["previous"].startswith(
+        "https://api.example.com/"
+    )
+
+
+def test_cursors_of_every_length_decode() -> None:
+    """Cursors are unpadded base64: every length (mod 4) gets its padding back."""
+    key = b"k" * 32
+    residues = set()
+    for microseconds in (0, 1):
+        moment = datetime(2026, 1, 1, 12, tzinfo=UTC) + timedelta(microseconds=microseconds)
+        for ordering in ("created_at", "-created_at"):
+            cursor = _Cursor(moment, uuid.uuid4(), False, ordering)  # type: ignore[arg-type]
+            raw = encode_cursor(cursor, key)
+            residues.add(len(raw) % 4)
+            assert decode_cursor(raw, ordering, key) == cursor  # type: ignore[arg-type]
+    assert residues == {0, 2, 3}
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_a_page_whose_earlier_rows_are_gone_links_no_previous(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    apps = await _public_apps(session, tenant, 3)
+    if ordering == "created_at":
+        apps.reverse()
+    first = (await client.get(f"{URL}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
+    assert [app["id"] for app in first["results"]] == [str(apps[0].id)]
+    await session.delete(apps[0])
+    await session.flush()
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    assert [app["id"] for app in second["results"]] == [str(apps[1].id)]
+    assert second["previous"] is None and second["next"] is not None
