@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.auth.secrets import app_secret_matches
+from apps_api.auth.secrets import app_secret_matches, live_previous_secret
 from apps_api.kit.db import engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import ApiToken, AppUserCode
@@ -250,6 +251,31 @@ async def test_the_dummy_secret_matches_no_app_without_a_previous_secret(
             "/api/v5/public_apps", headers={"Authorization": f"GIOSGAPP {token} {secret}"}
         )
         assert response.status_code == status, secret
+
+
+@pytest.mark.parametrize(
+    ("previous", "expires_in", "live"),
+    [
+        ("old", timedelta(hours=1), True),
+        ("old", -timedelta(seconds=1), False),
+        ("old", timedelta(0), False),  # the grace ends at its instant
+        ("old", None, False),  # no end recorded: not live
+        (None, timedelta(hours=1), False),
+    ],
+)
+def test_a_previous_secret_is_live_only_with_an_unexpired_grace(
+    previous: str | None, expires_in: timedelta | None, live: bool
+) -> None:
+    now = utcnow()
+    app = SimpleNamespace(
+        secret="new",
+        previous_secret=previous,
+        previous_secret_expires_at=None if expires_in is None else now + expires_in,
+    )
+    assert live_previous_secret(app, now=now) == ("old" if live else None)
+    # Judged on the clock it is given (here an hour earlier), not on the wall clock.
+    earlier = "old" if previous is not None and expires_in is not None else None
+    assert live_previous_secret(app, now=now - timedelta(hours=1)) == earlier
 
 
 async def test_unknown_code_is_invalid_grant(client: httpx.AsyncClient, session: AsyncSession) -> None:

@@ -270,7 +270,7 @@ def test_cursors_of_every_length_decode() -> None:
 
 
 @pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
-async def test_a_page_whose_earlier_rows_are_gone_links_no_previous(
+async def test_a_page_links_back_exactly_while_earlier_rows_exist(
     client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
 ) -> None:
     apps = await _public_apps(session, tenant, 3)
@@ -278,6 +278,8 @@ async def test_a_page_whose_earlier_rows_are_gone_links_no_previous(
         apps.reverse()
     first = (await client.get(f"{URL}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
     assert [app["id"] for app in first["results"]] == [str(apps[0].id)]
+    # While the first page's one row is there, the second page links back to it.
+    assert (await client.get(first["next"], headers=tenant.headers)).json()["previous"] is not None
     await session.delete(apps[0])
     await session.flush()
     second = (await client.get(first["next"], headers=tenant.headers)).json()

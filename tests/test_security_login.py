@@ -25,7 +25,7 @@ from apps_api.kit.security import (
     password_needs_rehash,
     verify_password,
 )
-from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject, locked_for, record_failure
+from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject, locked_for, record_failure, record_success
 from apps_api.main import create_app
 from apps_api.models import AppUserCode
 from apps_api.settings import Settings
@@ -280,3 +280,19 @@ async def test_the_throttle_window_is_15_minutes_and_the_first_lock_one(arq_pool
         assert 24 * 3600 - 30 <= await arq_pool.ttl(subject.key("level")) <= 24 * 3600
     finally:
         await arq_pool.delete(*(subject.key(part) for part in ("fails", "level", "lock")))
+
+
+async def test_without_redis_configured_nothing_is_counted() -> None:
+    subject = Subject("test-none", "x")
+    assert await locked_for(None, [subject]) == 0
+    assert await record_failure(None, [subject]) == 0
+    await record_success(None, [subject])
+
+
+async def test_a_lock_in_its_last_second_still_counts(arq_pool: ArqRedis) -> None:
+    subject = Subject("test-last-second", secrets.token_hex(8))
+    try:
+        await arq_pool.set(subject.key("lock"), "1", ex=1)
+        assert await locked_for(arq_pool, [subject]) == 1
+    finally:
+        await arq_pool.delete(subject.key("lock"))
