@@ -51,6 +51,19 @@ class Mutation:
 ISOLATION = "tests/test_isolation_matrix.py"
 FOREIGN_IDS = "own_paths_with_x_ids or foreign_redeliver"
 
+# What lies between the lapsed lease's two conditions in engine._LEASE_STEPS (M7).
+_LAPSED_MIDDLE = """
+), lapsed_chosen AS (
+    -- An app's n-th attempt is a candidate only while n more stay within the app's bound.
+    SELECT id, app_id, locked_until FROM lapsed_turns AS t
+    WHERE t.turn <= {{app_bound}} - (SELECT count(*) FROM holding AS h WHERE h.app_id = t.app_id)
+), lapsed AS (
+    -- Only candidates are locked, each condition checked again on the row's latest version: as
+    -- every worker's candidates are the first of each app's attempts as its statement saw them,
+    -- workers leasing at once (swaps take no lock) cannot together pass an app's bound.
+    SELECT d.id, d.app_id FROM lapsed_chosen AS c JOIN outbound_deliveries AS d ON d.id = c.id
+    """
+
 MUTATIONS: list[Mutation] = [
     Mutation(
         "M1",
@@ -129,8 +142,13 @@ MUTATIONS: list[Mutation] = [
         "a lease re-takes a delivery still in flight (lease not lapsed)",
         "delivery/engine.py",
         "_LEASE_STEPS",
-        "AND locked_until < {{now}} AND id <> ALL({{recorded}})",
-        "AND id <> ALL({{recorded}})",
+        # Both places: the candidates, and their re-check on the locked row's latest version.
+        "AND locked_until < {{now}} AND id <> ALL({{recorded}}){_SENDABLE}"
+        + _LAPSED_MIDDLE
+        + "WHERE d.status = 'started' AND d.locked_until < {{now}} AND d.attempt_count",
+        "AND id <> ALL({{recorded}}){_SENDABLE}"
+        + _LAPSED_MIDDLE
+        + "WHERE d.status = 'started' AND d.attempt_count",
         ("tests/test_webhooks_units.py",),
         "concurrent_leases",
     ),
@@ -293,6 +311,118 @@ MUTATIONS: list[Mutation] = [
         "AND locked_by = $14",
         ("tests/test_webhooks_units.py",),
         "passes_its_slot",
+    ),
+    # The survivors of an outside audit (issue 29): each passed the whole suite until a test
+    # was written for it.
+    Mutation(
+        "M25",
+        "the 64-zero dummy secret authenticates an app without a previous secret",
+        "auth/secrets.py",
+        "app_secret_matches",
+        "constant_time_equals(previous or _DUMMY_SECRET, presented) and previous is not None",
+        "constant_time_equals(previous or _DUMMY_SECRET, presented)",
+        ("tests/test_identity_token.py",),
+        "dummy",
+    ),
+    Mutation(
+        "M26",
+        "a trigger token's `inst_id` is not matched to the installation (outlives a reinstall)",
+        "auth/app_tokens.py",
+        "authenticate_app_token",
+        "statement = statement.where(AppInstallation.id == installation_id)",
+        "statement = statement",
+        ("tests/test_app_token_auth.py",),
+        "reinstalled",
+    ),
+    Mutation(
+        "M27",
+        "revoking an app-user token drops its installation filter",
+        "app_user_tokens/service.py",
+        "revoke",
+        "            ApiToken.app_installation_id == installation.id,\n",
+        "",
+        ("tests/test_app_trust.py",),
+        "another_tenants",
+    ),
+    Mutation(
+        "M28",
+        "a cursor's HMAC is never checked",
+        "kit/pagination.py",
+        "decode_cursor",
+        "if len(signature) != 16 or not hmac.compare_digest(signature, _sign(payload, key)):",
+        "if len(signature) != 16:",
+        ("tests/test_pagination.py",),
+        "another_key",
+    ),
+    Mutation(
+        "M29",
+        "a log partition expires by its start, not its end (a day within retention dropped)",
+        "delivery/partitions.py",
+        "_work",
+        "_bounds(day)[1] <= cutoff",
+        "_bounds(day)[0] <= cutoff",
+        ("tests/test_log_partitions.py",),
+        "cutoff_survives",
+    ),
+    Mutation(
+        "M30",
+        "`failing_since` restarts on every failed batch (automatic disabling never fires)",
+        "delivery/engine.py",
+        "_RECORD_STEPS",
+        "coalesce(w.failing_since, $13)",
+        "$13",
+        ("tests/test_endpoint_care.py",),
+        "streak",
+    ),
+    Mutation(
+        "M31",
+        "a lease ignores `previous_secret_expires_at` (an expired old secret still signs)",
+        "delivery/engine.py",
+        "_LEASE_STEPS",
+        "WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > {{now}}) AS app_previous_secret",
+        "WHERE apps.id = d.app_id) AS app_previous_secret",
+        ("tests/test_security_rotation.py",),
+        "past_its_grace",
+    ),
+    Mutation(
+        "M32",
+        "`Retry-After` is no longer capped",
+        "delivery/engine.py",
+        "plan_next",
+        "delay = min(max(retry_after, 1.0), MAX_RETRY_AFTER_SECONDS)",
+        "delay = max(retry_after, 1.0)",
+        ("tests/test_webhooks_units.py",),
+        "retry_plan",
+    ),
+    Mutation(
+        "M33",
+        "the shedding bound admits one request over the limit",
+        "observability/shedding.py",
+        "LoadShedMiddleware.__call__",
+        "if self.in_flight >= self.limit:",
+        "if self.in_flight > self.limit:",
+        ("tests/test_overload.py",),
+        "exactly_limit",
+    ),
+    Mutation(
+        "M34",
+        "the sweeper's age check on undispatched events is inverted",
+        "delivery/tasks.py",
+        "sweep_outbound",
+        "Event.created_at < now - UNDISPATCHED_GRACE",
+        "Event.created_at > now - UNDISPATCHED_GRACE",
+        ("tests/test_delivery_paths.py",),
+        "sweeper_finds",
+    ),
+    Mutation(
+        "M35",
+        "an API install sends no `install` trigger (the weather bot never gets its token)",
+        "delivery/triggers.py",
+        "schedule_install_trigger",
+        'if not has_trigger(app["trigger_conditions"], app["trigger_url"], "install"):',
+        "if True:",
+        ("tests/test_example_weather_bot.py",),
+        "installed_through_the_api",
     ),
 ]
 

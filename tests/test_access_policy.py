@@ -20,9 +20,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.policy import SETTINGS, Collection, Family, family_of, may_read
+from apps_api.auth.policy import (
+    SETTINGS,
+    Collection,
+    Family,
+    ProviderReader,
+    family_of,
+    may_read,
+    missing_grants,
+)
 from apps_api.auth.service import authenticate_token
 from apps_api.delivery.channels import FAMILIES
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN, AppMatcher, Subscription, split_path
@@ -305,3 +314,27 @@ async def test_an_app_hears_an_event_exactly_when_its_reader_may_read_the_collec
     assert any("/users" in line for line in delivered_rows)
     assert any("owned_apps" in line for line in delivered_rows)
     assert any("/chats" in line for line in delivered_rows)
+
+
+@pytest.mark.parametrize(
+    ("channel", "family"),
+    [
+        ("/api/v5/users/{user_id}/chats", Family.USER),
+        ("/api/v5/users/1f0c/routed_chats/", Family.USER),
+        ("/api/v5/orgs/{organization_id}/owned_apps/{app_id}/webhooks", Family.PROVIDER),
+        ("/api/v5/orgs/{organization_id}/chats", Family.ORGANIZATION),
+        ("/api/v5/orgs/{organization_id}/users", Family.ORGANIZATION),
+    ],
+)
+def test_the_family_of_a_channel(channel: str, family: Family) -> None:
+    assert family_of(channel) is family
+
+
+def test_a_granter_lacks_exactly_the_scopes_it_does_not_hold() -> None:
+    provider = ProviderReader(uuid.uuid4())  # holds `settings` only
+    assert missing_grants(granter=provider, scopes=frozenset({"settings", "users", "reports"})) == [
+        "reports",
+        "users",
+    ]
+    assert missing_grants(granter=provider, scopes=frozenset({"settings"})) == []
+    assert missing_grants(granter=None, scopes=frozenset({"users"})) == []  # the operator

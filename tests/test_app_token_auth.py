@@ -15,7 +15,7 @@ from apps_api.models.base import utcnow
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token
 from tests.factories import make_tenant
-from tests.installflow_helpers import install_directly, make_installer, make_public_app
+from tests.installflow_helpers import install_directly, make_bot_app, make_installer, make_public_app
 
 PUBLIC = "/api/v5/public_apps"
 
@@ -82,6 +82,10 @@ async def test_token_without_installation_id_works_while_the_user_is_live(
         "token_only",
         "three_parts",
         "api_token_as_giosgapp",
+        "without_app_id",
+        "without_sub",
+        "without_org_id",
+        "installation_id_not_an_id",
     ],
 )
 async def test_refused_credentials_are_401(
@@ -123,6 +127,14 @@ async def test_refused_credentials_are_401(
         secret = other_app.secret
     elif case == "unknown_app":
         token = _token(settings, installer, app, installation, app_id=uuid.uuid4())
+    elif case.startswith("without_") or case == "installation_id_not_an_id":
+        # Signed with our key, so only the claims' own check refuses it.
+        claims = jwt.decode(token, options={"verify_signature": False})
+        if case == "installation_id_not_an_id":
+            claims["inst_id"] = "not-an-id"
+        else:
+            claims.pop(case.removeprefix("without_"))
+        token = jwt.encode(claims, settings.secret_key, algorithm="HS256")
     header_value = f"GIOSGAPP {token} {secret}"
     if case == "token_only":
         header_value = f"GIOSGAPP {token}"
@@ -133,6 +145,44 @@ async def test_refused_credentials_are_401(
     response = await client.get(PUBLIC, headers={"Authorization": header_value})
     assert response.status_code == 401, case
     assert response.json()["detail"] == "Invalid, expired or revoked token."
+
+
+async def test_a_token_dies_with_its_installation_even_when_the_app_is_reinstalled(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from apps_api.installations.service import uninstall
+
+    _, installer, app, installation = await _setup(session)
+    old = _token(settings, installer, app, installation)
+    assert (
+        await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {old} {app.secret}"})
+    ).status_code == 200
+    await uninstall(session=session, installation=installation, actor_user_id=None)
+    reinstalled = await install_directly(session, installer, app)
+    assert reinstalled.id != installation.id
+    new = _token(settings, installer, app, reinstalled)
+    assert (
+        await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {new} {app.secret}"})
+    ).status_code == 200
+    response = await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {old} {app.secret}"})
+    assert response.status_code == 401
+
+
+async def test_an_app_user_token_works_for_the_installations_app_user_only(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_bot_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    assert installation.app_user_id is not None
+
+    async def as_app_user(user_id: uuid.UUID) -> int:
+        token = _token(settings, installer, app, installation, user_id=user_id, as_app_user=True)
+        return (await client.get(PUBLIC, headers={"Authorization": f"Bearer {token}"})).status_code
+
+    assert await as_app_user(installation.app_user_id) == 200
+    assert await as_app_user(installer.user.id) == 401  # a person of the organization is no app user
 
 
 async def test_the_token_is_not_an_api_token(

@@ -217,6 +217,32 @@ async def test_app_user_token_lifecycle(client: httpx.AsyncClient, session: Asyn
     assert (await client.post(foreign, headers=installer.headers)).status_code == 404
 
 
+async def test_a_provider_cannot_revoke_another_tenants_app_user_token(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Another tenant's token id on the provider's own installation path: 404, and it stays live."""
+    provider = await make_tenant(session, name="Provider", features=["apps", "app_provider"])
+    rival = await make_tenant(session, name="Rival", features=["apps", "app_provider"])
+    installer = await make_installer(session)
+    app = await make_bot_app(session, provider.organization, required_scopes=[])
+    rival_app = await make_bot_app(session, rival.organization, required_scopes=[], name="Rival bot")
+    installation = await _install(client, installer, app.id, scopes=["settings"])
+    rival_installation = await _install(client, installer, rival_app.id, scopes=["settings"])
+    minted = await client.post(
+        _tokens_path(rival, rival_app.id, rival_installation["id"]), headers=rival.headers
+    )
+    assert minted.status_code == 201, minted.text
+    rival_token = minted.json()
+    headers = _auth(f"Token {rival_token['token']}")
+    mine = f"{ORGS}/{installer.org_id}/app_installations"
+    assert (await client.get(mine, headers=headers)).status_code == 200
+
+    own_path = _tokens_path(provider, app.id, installation["id"])
+    refused = await client.delete(f"{own_path}/{rival_token['id']}", headers=provider.headers)
+    assert refused.status_code == 404
+    assert (await client.get(mine, headers=headers)).status_code == 200
+
+
 async def test_app_user_tokens_need_an_app_user_and_a_future_expiry(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import pytest
 from arq.connections import ArqRedis
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps_api.delivery import tasks
 from apps_api.delivery.engine import Deliverer, send_attempt, settle
@@ -34,6 +34,7 @@ from apps_api.outbound.client import guarded_client
 from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings
 from tests import test_webhooks_delivery as delivery_tests
+from tests.factories import Tenant
 from tests.live_server import free_port
 from tests.webhook_helpers import Reply, cleanup, eventually, receivers, worker
 
@@ -276,3 +277,36 @@ async def test_a_driver_connection_whose_backend_died_is_dropped_from_the_pool(
         assert await connection.fetchval("SELECT 41 + 1") == 42
     assert pids[1] != pids[0]
     assert one_connection_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_the_sweeper_finds_undispatched_events_older_than_the_grace_only(
+    connection: AsyncConnection, settings: Settings, tenant: Tenant
+) -> None:
+    """Called directly (the tests' 1 s sweep interval would hide which side of the grace it
+    looks at): an undispatched event younger than the grace is the commit's own notification's
+    to dispatch; one older than it was missed and gets a dispatch job."""
+
+    def scoped() -> AsyncSession:
+        # The test's transaction: its events are invisible to every other test's worker.
+        return AsyncSession(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+
+    ctx: dict[str, Any] = {"sessionmaker": scoped, "settings": settings, "redis": None}
+    async with scoped() as session:
+        # Any other test's leftover undispatched event, hidden for this transaction (rolled back).
+        await session.execute(
+            update(Event).where(Event.dispatched_at.is_(None)).values(dispatched_at=utcnow())
+        )
+        event = Event(
+            organization_id=tenant.org_id,
+            channel=f"/api/v5/orgs/{tenant.org_id}/chats",
+            action="added",
+            resource_id="swept",
+            resource={},
+            created_at=utcnow(),
+        )
+        session.add(event)
+        await session.commit()
+        assert (await tasks.sweep_outbound(ctx))["undispatched"] == 0
+        event.created_at = utcnow() - tasks.UNDISPATCHED_GRACE - timedelta(seconds=5)
+        await session.commit()
+        assert (await tasks.sweep_outbound(ctx))["undispatched"] == 1

@@ -6,8 +6,8 @@ committed database. Waits poll; nothing asserts durations.
 
 from __future__ import annotations
 
-import asyncio
 import math
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -16,14 +16,16 @@ from typing import Any, get_args
 import httpx
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.delivery.dispatch import INDEX_MAX_AGE_SECONDS
+from apps_api.delivery.engine import Deliverer, settle
 from apps_api.delivery.health import DISABLED_DELIVERY_REASON, disable_failing_webhooks
+from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
 from apps_api.main import create_app
 from apps_api.models import Event, OutboundDelivery, Webhook, WebhookLogEntry
 from apps_api.models.base import utcnow
+from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.settings import Settings
 from apps_api.webhooks import schemas
 from tests import test_webhooks_delivery
@@ -246,11 +248,20 @@ async def test_a_webhook_that_only_fails_is_disabled_announced_and_re_enabled(
         enabled = await api.patch(path, json={"is_disabled": False}, headers=provider.headers)
         assert enabled.status_code == 200, enabled.text
         assert (enabled.json()["is_disabled"], enabled.json()["disabled_at"]) == (False, None)
-        # A webhook change applies to events committed a second later at the latest (dispatch.py).
-        await asyncio.sleep(INDEX_MAX_AGE_SECONDS + 0.5)
-        await world.publish(chat_event(org.org_id, resource_id="welcome-back"))
-        await eventually(lambda: len(bad.requests) == 11, what="delivery after re-enabling")
+        # A webhook change applies to events committed a second later at the latest (dispatch.py):
+        # events dispatched before the worker's index sees it skip the webhook. Publish until one
+        # reaches it, waiting on each event's dispatch, never on a clock.
+        probes: list[int] = []
+
+        async def delivered_again() -> bool:
+            (probe,) = await world.publish(chat_event(org.org_id, resource_id=f"welcome-back-{len(probes)}"))
+            probes.append(probe)
+            await eventually(lambda: dispatched(engine, probe), what="the event dispatched")
+            return len(await deliveries_of(engine, webhook_id)) == 2
+
+        await eventually(delivered_again, what="a delivery after re-enabling")
         await world.settle()
+        assert len(bad.requests) == 11
 
     view = (await api.get(path, headers=provider.headers)).json()
     assert view["is_disabled"] is False and view["last_success_at"] is not None
@@ -290,6 +301,53 @@ async def test_disabling_waits_for_the_days_and_the_count(session: AsyncSession,
     assert [(event.action, event.resource["is_disabled"]) for event in events] == [("changed", True)]
     assert events[0].channel == f"/api/v5/orgs/{tenant.org_id}/owned_apps/{app.id}/webhooks"
     assert events[0].required_scope == "settings"
+
+
+async def test_a_failure_streak_keeps_its_start_across_failed_batches(
+    world: World, engine: AsyncEngine, settings: Settings
+) -> None:
+    """`failing_since` is when the streak began: were it restarted by every failed batch, a webhook
+    that keeps failing would never be failing for long enough to be disabled."""
+    provider = await world.tenant("Provider")
+    app = await world.app(provider)
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/streak"
+    webhook_id = await world.webhook(provider, app, url, sub(CHATS))
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as session, session.begin():
+        for n in range(2):
+            delivery, entry = build_delivery(
+                kind="webhook",
+                webhook_id=webhook_id,
+                app_id=app.id,
+                organization_id=provider.org_id,
+                method="POST",
+                endpoint_url=url,
+                channel=f"/api/v5/orgs/{provider.org_id}/chats",
+                action="added",
+                resource_id=f"r{n}",
+                payload={},
+            )
+            session.add(delivery)
+            await session.flush()
+            session.add(entry)
+
+    async def streak() -> tuple[object, int]:
+        async with AsyncSession(engine) as session:
+            webhook = await session.get(Webhook, webhook_id)
+            assert webhook is not None
+            return webhook.failing_since, webhook.failures_in_streak
+
+    host = endpoint_host(url)
+    async with guarded_client(()) as client:
+        deliverer = Deliverer(sessionmaker, settings, client, "worker-streak")
+        for batch in (1, 2):
+            _, (attempt,), _ = await settle(deliverer, host=host, wanted=1)
+            plans, _, _ = await settle(deliverer, host=host, results=[(attempt, Outcome(status_code=500))])
+            assert [plan and plan.status for plan in plans] == ["pending"]
+            if batch == 1:
+                began, _ = await streak()
+                assert began is not None
+    assert await streak() == (began, 2)
 
 
 def test_the_states_in_code_are_the_wire_values() -> None:

@@ -27,7 +27,6 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.delivery import triggers
 from apps_api.delivery.outbox import new_message_id
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.db import unit_of_work
@@ -318,14 +317,11 @@ def _install_through_the_api(world: World) -> dict[str, Any]:
     return installation
 
 
-def _service_sent_install_trigger(world: World, installation: dict[str, Any]) -> bool:
-    """Whether the service sends the `install` trigger on API installs (issue 12, being merged):
-    its pending log entry is written with the install, or the trigger module schedules one."""
+def _install_trigger_logged(world: World, installation: dict[str, Any]) -> bool:
+    """The service logged the `install` trigger of an API install (a log entry of no webhook)."""
     with world.provider() as provider:
         entries = provider.get(world.owned("/webhook_log_entries")).json()["results"]
-    logged = any(e["webhook_id"] is None and e["resource_id"] == installation["id"] for e in entries)
-    scheduled = any("install_trigger" in name and "uninstall" not in name for name in dir(triggers))
-    return logged or scheduled
+    return any(e["webhook_id"] is None and e["resource_id"] == installation["id"] for e in entries)
 
 
 async def _minted_used_and_forgotten(world: World, installation: dict[str, Any]) -> None:
@@ -358,20 +354,23 @@ async def _minted_used_and_forgotten(world: World, installation: dict[str, Any])
 
 
 async def test_weather_bot_installed_through_the_api_mints_its_app_users_token(world: World) -> None:
+    """The service sends the `install` trigger of an API install; the bot mints its app user's
+    token on it. Fails (never skips) when the trigger is not sent or not acted on."""
     installation = _install_through_the_api(world)
-    if not _service_sent_install_trigger(world, installation):
-        pytest.skip("this service sends no `install` trigger on API installs yet (issue 12)")
+    await eventually(lambda: _install_trigger_logged(world, installation), what="the install trigger logged")
     await _minted_used_and_forgotten(world, installation)
 
 
-async def test_weather_bot_mints_its_token_on_an_install_trigger_without_code(world: World) -> None:
-    """The bot's side of the API-install trigger, while the service does not send it yet: the
-    request is built here by the worker's own functions (the `data` JWT and the signature)."""
+async def test_weather_bot_acts_once_on_a_repeated_install_trigger(world: World) -> None:
+    """The bot's side of a re-sent install trigger, built here by the worker's own functions (the
+    `data` JWT and the signature): after the service's own trigger, the same installation again
+    is answered without a second token, and a retry of it (same webhook-id) is not acted on."""
     installation = _install_through_the_api(world)
-    if _service_sent_install_trigger(world, installation):
-        pytest.skip("the service sends the install trigger: the test above covers it")
+    await eventually(lambda: world.installation(world.installer.org_id), what="the service's install trigger")
+    duplicates = world.status()["duplicates"]
     data = encode_trigger_data(
         app_secret=world.app_secret,
+        host="127.0.0.1",
         app_id=uuid.UUID(world.app_id),
         organization_id=world.installer.org_id,
         installation_id=uuid.UUID(installation["id"]),
@@ -388,5 +387,5 @@ async def test_weather_bot_mints_its_token_on_an_install_trigger_without_code(wo
     # A retry of the same trigger (same webhook-id) is answered and not acted on twice.
     retried = httpx.get(url, headers=headers)
     assert retried.status_code == 200 and retried.text == "Already handled."
-    assert world.status()["duplicates"] == 1
+    assert world.status()["duplicates"] == duplicates + 1
     await _minted_used_and_forgotten(world, installation)

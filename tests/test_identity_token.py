@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -11,11 +12,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.auth.secrets import app_secret_matches, live_previous_secret
 from apps_api.kit.db import engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import ApiToken, AppUserCode
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
+from apps_api.triggers.tokens import encode_access_token
 from tests.factories import make_tenant
 from tests.installflow_helpers import (
     delete_organizations,
@@ -202,7 +205,9 @@ async def test_other_grant_types_are_unsupported(
     )
 
 
-@pytest.mark.parametrize("case", ["unknown_app", "malformed_id", "wrong_secret", "secret_of_another_app"])
+@pytest.mark.parametrize(
+    "case", ["unknown_app", "malformed_id", "wrong_secret", "secret_of_another_app", "the_dummy_secret"]
+)
 async def test_bad_client_credentials_are_invalid_client(
     client: httpx.AsyncClient, session: AsyncSession, case: str
 ) -> None:
@@ -216,10 +221,61 @@ async def test_bad_client_credentials_are_invalid_client(
         "malformed_id": {"client_id": "not-an-id"},
         "wrong_secret": {"client_secret": app.secret[:-4] + "AAA="},
         "secret_of_another_app": {"client_secret": other_app.secret},
+        # What the check compares against when an app has no previous secret: never a secret.
+        "the_dummy_secret": {"client_secret": "0" * 64},
     }[case]
     _assert_error(await client.post(TOKEN, data=token_form(app, code, **overrides)), "invalid_client")
     # A failed client authentication does not consume the code.
     assert (await client.post(TOKEN, data=token_form(app, code))).status_code == 200
+
+
+async def test_the_dummy_secret_matches_no_app_without_a_previous_secret(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """64 zeros stand in for a missing previous secret so every check does the same work; they
+    must never authenticate an app (with its app-secret check, or as GIOSGAPP)."""
+    installer, app, installation = await _installed_bot(session)
+    assert app.previous_secret is None
+    assert app_secret_matches(app, "0" * 64) is False
+    assert app_secret_matches(None, "0" * 64) is False
+    assert app_secret_matches(app, app.secret) is True
+    token = encode_access_token(
+        secret_key=settings.secret_key,
+        user_id=installer.user.id,
+        organization_id=installer.org_id,
+        app_id=app.id,
+        installation_id=installation.id,
+    )
+    for secret, status in ((app.secret, 200), ("0" * 64, 401)):
+        response = await client.get(
+            "/api/v5/public_apps", headers={"Authorization": f"GIOSGAPP {token} {secret}"}
+        )
+        assert response.status_code == status, secret
+
+
+@pytest.mark.parametrize(
+    ("previous", "expires_in", "live"),
+    [
+        ("old", timedelta(hours=1), True),
+        ("old", -timedelta(seconds=1), False),
+        ("old", timedelta(0), False),  # the grace ends at its instant
+        ("old", None, False),  # no end recorded: not live
+        (None, timedelta(hours=1), False),
+    ],
+)
+def test_a_previous_secret_is_live_only_with_an_unexpired_grace(
+    previous: str | None, expires_in: timedelta | None, live: bool
+) -> None:
+    now = utcnow()
+    app = SimpleNamespace(
+        secret="new",
+        previous_secret=previous,
+        previous_secret_expires_at=None if expires_in is None else now + expires_in,
+    )
+    assert live_previous_secret(app, now=now) == ("old" if live else None)
+    # Judged on the clock it is given (here an hour earlier), not on the wall clock.
+    earlier = "old" if previous is not None and expires_in is not None else None
+    assert live_previous_secret(app, now=now - timedelta(hours=1)) == earlier
 
 
 async def test_unknown_code_is_invalid_grant(client: httpx.AsyncClient, session: AsyncSession) -> None:

@@ -138,6 +138,23 @@ async def test_maintenance_creates_ahead_moves_default_rows_and_drops_whole_days
     assert (again.created, again.dropped, again.moved_rows) == ([], [], 0)
 
 
+async def test_the_partition_holding_the_retention_cutoff_survives_maintenance(
+    raw: asyncpg.Connection,
+) -> None:
+    # Noon, so the cutoff falls inside its day: that day's partition ends after the cutoff and
+    # holds entries still within retention; only partitions that end by the cutoff may go.
+    now = datetime.combine(utcnow().date(), datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
+    cutoff = now - timedelta(days=7)
+    await ensure_partitions(raw, cutoff)
+    within = await _insert_entry(raw, cutoff + timedelta(hours=1))
+    assert await _partition_of(raw, within) == partitions.partition_name(cutoff.date())
+
+    done = await partitions.maintain(raw, now=now, retention_days=7)
+
+    assert partitions.partition_name(cutoff.date()) not in done.dropped
+    assert await _partition_of(raw, within) == partitions.partition_name(cutoff.date())
+
+
 async def test_maintenance_waits_for_a_delivery_delete_rather_than_deadlocking_with_it(
     raw: asyncpg.Connection, settings: Settings
 ) -> None:
@@ -235,3 +252,40 @@ async def test_a_log_list_reads_only_the_partitions_of_its_days(raw: asyncpg.Con
     assert since.date() in read and now.date() in read, plan
     # The days before `since` are pruned (the days ahead are empty, and cost one probe each).
     assert not any(day < since.date() for day in read), plan
+
+
+def test_partitions_are_made_the_week_ahead_the_readme_alerts_on() -> None:
+    # README, Operations: "after 7 days without maintenance, entries land in the DEFAULT partition".
+    assert partitions.AHEAD_DAYS == 7
+
+
+async def test_maintenance_makes_exactly_the_days_ahead_and_drops_what_ends_by_the_cutoff(
+    raw: asyncpg.Connection,
+) -> None:
+    """On a clock long past (so today's partitions are in its future, untouched): `now` at
+    midnight puts the cutoff on a partition boundary. The partition ending exactly at the cutoff
+    holds only expired entries and goes; the next one stays; `ahead_days` days after today are
+    made, not one more."""
+    now = datetime(2001, 1, 10, tzinfo=UTC)
+    cutoff = now - timedelta(days=7)
+    ends_at_cutoff, starts_at_cutoff = (cutoff - timedelta(days=1)).date(), cutoff.date()
+    made = [partitions.partition_name((now + timedelta(days=n)).date()) for n in range(3)]
+    try:
+        async with raw.transaction():
+            for day in (ends_at_cutoff, starts_at_cutoff):
+                await partitions.create_partition(raw, day)
+        assert await partitions.days_ahead(raw, now=now) == -1
+
+        done = await partitions.maintain(raw, now=now, retention_days=7, ahead_days=2)
+
+        assert done.dropped == [partitions.partition_name(ends_at_cutoff)]
+        assert done.created == made
+        assert await partitions.days_ahead(raw, now=now) == 2
+        existing = await partitions.daily_partitions(raw)
+        assert starts_at_cutoff in existing and ends_at_cutoff not in existing
+    finally:
+        existing = await partitions.daily_partitions(raw)
+        for day, name in existing.items():
+            if day.year == 2001:
+                await raw.execute(f"ALTER TABLE webhook_log_entries DETACH PARTITION {name}")
+                await raw.execute(f"DROP TABLE {name}")

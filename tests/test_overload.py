@@ -12,8 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Receive, Scope, Send
 
 from apps_api.kit.db import SessionDep
+from apps_api.observability.shedding import LoadShedMiddleware
 from apps_api.settings import Settings
 from tests.live_server import committed_tenant, serve
 
@@ -90,3 +92,26 @@ async def test_a_statement_timeout_is_a_503_not_a_500(app: Any, client: httpx.As
 
     response = await client.get("/test-statement-timeout")
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
+
+
+async def test_the_bound_admits_exactly_limit_requests() -> None:
+    """Limit 1 with one request held: the second is shed at once, and after the first finishes
+    the next is admitted again (the bound is `limit`, not `limit` + 1)."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        held.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=LoadShedMiddleware(slow, limit=1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        first = asyncio.create_task(client.get("/api/v5/public_apps"))
+        await asyncio.wait_for(held.wait(), 10)
+        # Were it admitted, it would wait on `release` with the first: a bounded wait fails it.
+        second = await asyncio.wait_for(client.get("/api/v5/public_apps"), 10)
+        assert second.status_code == 503 and second.headers["retry-after"] == "1"
+        release.set()
+        assert (await first).status_code == 200
+        assert (await client.get("/api/v5/public_apps")).status_code == 200

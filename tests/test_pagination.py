@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import hashlib
+import hmac
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.models import App
-from tests.factories import Tenant, make_app, minutes_ago
+from apps_api.kit.pagination import _Cursor, decode_cursor, encode_cursor
+from apps_api.models import App, User
+from apps_api.settings import Settings
+from tests.factories import Tenant, make_app, make_user, minutes_ago
 
 URL = "/api/v5/public_apps"
 
@@ -159,6 +167,28 @@ async def test_tampered_cursor_is_400(
         assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
 
 
+def _signed_cursor(cursor: str, key: bytes) -> str:
+    """The cursor's payload under a signature made with `key` (the cursor format of kit/pagination.py)."""
+    payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))[16:]
+    signature = hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(signature + payload).rstrip(b"=").decode()
+
+
+async def test_well_formed_cursor_signed_with_another_key_is_400(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, settings: Settings
+) -> None:
+    # The tampering test's inputs fail earlier (length, base64, JSON); this one only fails the HMAC.
+    await _public_apps(session, tenant, 3)
+    next_url = (await client.get(f"{URL}?page_size=1", headers=tenant.headers)).json()["next"]
+    cursor = httpx.URL(next_url).params["cursor"]
+    resigned = _signed_cursor(cursor, settings.secret_key.encode())
+    assert resigned == cursor  # the forgery below differs from a genuine cursor only in its key
+    forged = _signed_cursor(cursor, b"not the service's secret key")
+    response = await client.get(URL, params={"cursor": forged, "page_size": 1}, headers=tenant.headers)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
+
+
 async def test_cursor_of_another_ordering_is_400(
     client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
 ) -> None:
@@ -181,3 +211,77 @@ async def test_links_keep_other_query_parameters(
     ]
     params = httpx.URL(next_url).params
     assert params["page_size"] == "1" and params["ordering"] == "created_at" and params["cursor"]
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_the_orm_pages_walk_both_ways_without_gaps_or_repeats(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    """The ORM path (`paginate`, here the users list), with equal timestamps so the id decides."""
+    for _ in range(6):
+        await make_user(session, tenant.organization)
+    await session.execute(
+        update(User).where(User.organization_id == tenant.org_id).values(created_at=minutes_ago(5))
+    )
+    users = f"/api/v5/orgs/{tenant.org_id}/users"
+    everyone = (await client.get(users, params={"page_size": 100}, headers=tenant.headers)).json()["results"]
+    assert len(everyone) == 7
+    ids, pages = await _walk(client, tenant, f"{users}?page_size=3&ordering={ordering}")
+    assert len(ids) == len(set(ids)) == 7
+    assert ids == sorted(ids, reverse=ordering == "-created_at")
+    back = (await client.get(str(pages[-1]["previous"]), headers=tenant.headers)).json()
+    assert back["results"] == pages[1]["results"]
+    # One row a page: back from the second page to the first, which links forward only.
+    second = (await client.get(f"{users}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
+    second = (await client.get(second["next"], headers=tenant.headers)).json()
+    first = await client.get(second["previous"], headers=tenant.headers)
+    assert first.status_code == 200, first.text
+    assert [user["id"] for user in first.json()["results"]] == ids[:1]
+    assert first.json()["previous"] is None and first.json()["next"] is not None
+
+
+async def test_links_use_the_public_base_url(
+    app: Any, client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"public_base_url": "https://api.example.com/"})
+    await _public_apps(session, tenant, 3)
+    page = (await client.get(f"{URL}?page_size=1&ordering=created_at", headers=tenant.headers)).json()
+    next_url = httpx.URL(page["next"])
+    assert str(next_url).startswith("https://api.example.com/api/v5/public_apps?")
+    assert next_url.params["page_size"] == "1" and next_url.params["ordering"] == "created_at"
+    following = await client.get(f"{URL}?{next_url.query.decode()}", headers=tenant.headers)
+    assert following.status_code == 200 and following.json()["previous"].startswith(
+        "https://api.example.com/"
+    )
+
+
+def test_cursors_of_every_length_decode() -> None:
+    """Cursors are unpadded base64: every length (mod 4) gets its padding back."""
+    key = b"k" * 32
+    residues = set()
+    for microseconds in (0, 1):
+        moment = datetime(2026, 1, 1, 12, tzinfo=UTC) + timedelta(microseconds=microseconds)
+        for ordering in ("created_at", "-created_at"):
+            cursor = _Cursor(moment, uuid.uuid4(), False, ordering)  # type: ignore[arg-type]
+            raw = encode_cursor(cursor, key)
+            residues.add(len(raw) % 4)
+            assert decode_cursor(raw, ordering, key) == cursor  # type: ignore[arg-type]
+    assert residues == {0, 2, 3}
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_a_page_links_back_exactly_while_earlier_rows_exist(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    apps = await _public_apps(session, tenant, 3)
+    if ordering == "created_at":
+        apps.reverse()
+    first = (await client.get(f"{URL}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
+    assert [app["id"] for app in first["results"]] == [str(apps[0].id)]
+    # While the first page's one row is there, the second page links back to it.
+    assert (await client.get(first["next"], headers=tenant.headers)).json()["previous"] is not None
+    await session.delete(apps[0])
+    await session.flush()
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    assert [app["id"] for app in second["results"]] == [str(apps[1].id)]
+    assert second["previous"] is None and second["next"] is not None

@@ -12,24 +12,48 @@ import os
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta
 
 import httpx
 import psutil
 from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.dispatch import INDEX_MAX_AGE_SECONDS
+from apps_api.models import Event, Webhook
 from apps_api.settings import Settings
 from tests.live_server import serve
 from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import FAST_ENV, Reply, cleanup, receivers, worker
+from tests.webhook_helpers import FAST_ENV, Reply, cleanup, eventually, receivers, worker
 
 BOUND = 3  # attempts in flight per endpoint, across all workers
+# How long a worker may match events against a webhook's old version, plus the time between the
+# change's `updated_at` and its commit.
+LIFETIME = timedelta(seconds=INDEX_MAX_AGE_SECONDS + 0.2)
 ENV = {**FAST_ENV, "APPS_API_WEBHOOK_MAX_CONCURRENCY_PER_ENDPOINT": str(BOUND)}
 
 
 def slow_ok(_: int) -> Reply:
     time.sleep(0.1)  # attempts overlap, so the bound is what limits them
     return Reply(200, b"ok")
+
+
+async def changed_time(engine: AsyncEngine, webhook_id: uuid.UUID) -> datetime:
+    """When the webhook's last change was committed (its `updated_at`)."""
+    async with AsyncSession(engine) as session:
+        changed = await session.scalar(select(Webhook.updated_at).where(Webhook.id == webhook_id))
+    assert changed is not None
+    return changed
+
+
+async def committed_times(engine: AsyncEngine, organization_id: uuid.UUID) -> dict[str, datetime]:
+    """Each event's creation time (set before its commit) by resource id."""
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(Event.resource_id, Event.created_at).where(Event.organization_id == organization_id)
+        )
+    return {resource_id: created_at for resource_id, created_at in rows.all()}
 
 
 def api_processes(pid: int) -> list[psutil.Process]:
@@ -102,8 +126,24 @@ async def test_two_api_processes_and_three_workers_lose_nothing(
                         headers=provider.headers,
                     )
                     assert changed.status_code == 200, changed.text
-                    await asyncio.sleep(1.0)  # README, Limits: "webhook changes take effect" within 1 s
-                    await asyncio.gather(*(publish(client, "b", batch) for batch in range(6)))
+                    # README, Limits: "webhook changes take effect" for events committed 1 s
+                    # later. No sleep for that second: batches are published (each settled)
+                    # until one committed past that second has arrived, then six more at once;
+                    # the contract is asserted below on each event's commit time against the
+                    # change's.
+                    changed_at = await changed_time(engine, webhook_id)
+                    rounds: list[int] = []
+
+                    async def a_batch_past_the_second() -> bool:
+                        batch = len(rounds)
+                        rounds.append(batch)
+                        await publish(client, "b", batch)
+                        await world.settle(timeout=120)
+                        committed = await committed_times(engine, org.org_id)
+                        return all(committed[f"b-{batch}-{i}"] > changed_at + LIFETIME for i in range(5))
+
+                    await eventually(a_batch_past_the_second, timeout=180, what="a batch a second later")
+                    await asyncio.gather(*(publish(client, "c", batch) for batch in range(6)))
                     await world.settle(timeout=120)
                 outputs = api.output()
         requests = {"before": list(before.requests), "after": list(after.requests)}
@@ -114,12 +154,20 @@ async def test_two_api_processes_and_three_workers_lose_nothing(
             name: Counter(json.loads(request.body)["resource_id"] for request in got)
             for name, got in requests.items()
         }
-        assert set(received["before"]) == {f"a-{b}-{i}" for b in range(12) for i in range(5)}
-        assert set(received["after"]) == {f"b-{b}-{i}" for b in range(6) for i in range(5)}
+        first = {f"a-{b}-{i}" for b in range(12) for i in range(5)}
+        then = {f"{p}-{b}-{i}" for p, n in (("b", len(rounds)), ("c", 6)) for b in range(n) for i in range(5)}
+        assert first <= set(received["before"]) and not first & set(received["after"])
+        # Each later event reached one of the two URLs, once; the old one only if it was committed
+        # within a second of the change (a margin for the change's own commit after its timestamp).
+        assert Counter(received["before"]) + Counter(received["after"]) == Counter(first | then)
+        committed = await committed_times(engine, org.org_id)
+        late = {rid for rid in then if committed[rid] > changed_at + LIFETIME}
+        assert {f"c-{b}-{i}" for b in range(6) for i in range(5)} <= late
+        assert late <= set(received["after"]), late - set(received["after"])
         assert same_id == (1, 1)  # never one delivery's attempt in flight twice
         assert max(bounds) <= BOUND and bounds[0] > 1, bounds
         deliveries = await world.deliveries(app.id)
-        assert len(deliveries) == 90 and {d.status for d in deliveries} == {"successful"}
+        assert len(deliveries) == len(first | then) and {d.status for d in deliveries} == {"successful"}
         assert " ERROR " not in outputs and "Traceback" not in outputs, outputs
     finally:
         await cleanup(engine, world.organization_ids, world.app_ids)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Table, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from apps_api.auth import secrets as secrets_module
 from apps_api.installations.service import uninstall
 from apps_api.kit.crypto import PREFIX, Keyring, configure_encryption, key_id, new_encryption_key
 from apps_api.kit.driver import with_column_defaults
@@ -227,3 +228,26 @@ async def test_installing_keeps_the_app_object_plaintext(session: AsyncSession) 
     # install_app refreshes the caller's object from a raw row: still the plaintext secret.
     assert app.secret == secret and not secret.startswith(PREFIX)
     await session.execute(update(App).where(App.id == app.id).values(name="renamed"))
+
+
+async def test_reencrypt_goes_through_every_batch(
+    session: AsyncSession, settings: Settings, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of one row: a full batch means more may follow, only a short one ends it. In the
+    test's transaction, so every rewrite (other tests' committed rows too) is rolled back."""
+    old_key = settings.encryption_keys or ""
+    new_key = new_encryption_key()
+    apps = [await make_app(session, tenant.organization) for _ in range(3)]
+    monkeypatch.setattr(secrets_module, "_REENCRYPT_BATCH", 1)
+    configure_encryption(f"{new_key},{old_key}")
+    try:
+        counts = await secrets_module.reencrypt_secrets(session=session)
+        assert counts["apps"] >= 3
+        stored = await session.execute(
+            text("SELECT secret FROM apps WHERE id = ANY(:ids)"), {"ids": [app.id for app in apps]}
+        )
+        new_id = key_id(Keyring.parse(new_key).keys[0])
+        assert all(secret.startswith(f"{PREFIX}{new_id}:") for (secret,) in stored)
+        assert (await secrets_module.reencrypt_secrets(session=session))["apps"] == 0
+    finally:
+        configure_encryption(old_key)

@@ -4,6 +4,7 @@ hashing is bounded per process, and passwords use OWASP's argon2id parameters (r
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.installflow.session import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_TTL_SECONDS
-from apps_api.kit.security import configure_password_hashing, hash_password, password_needs_rehash
-from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject
+from apps_api.kit.security import (
+    PasswordHashing,
+    configure_password_hashing,
+    hash_password,
+    new_app_secret,
+    new_token_key,
+    password_needs_rehash,
+    verify_password,
+)
+from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject, locked_for, record_failure, record_success
 from apps_api.main import create_app
 from apps_api.models import AppUserCode
 from apps_api.settings import Settings
@@ -369,3 +378,74 @@ async def test_argon2id_at_owasp_parameters_and_rehash_on_login(
     assert not password_needs_rehash(installer.user.password_hash)
     async with await _client(client._transport.app) as again:  # type: ignore[attr-defined]
         assert (await _login(again, public_app.id, installer.user.email, PASSWORD)).status_code == 303
+
+
+# --- kit/security.py's small guarantees (survivors of its generated mutants) ---------------------
+
+
+def test_keys_and_secrets_have_their_full_length() -> None:
+    assert len(new_token_key()) == 43  # 32 random bytes, URL-safe base64 without padding
+    assert re.fullmatch(r"[0-9a-f]{64}", new_app_secret())
+
+
+def test_a_missing_hash_matches_no_password_not_even_the_dummys() -> None:
+    assert verify_password(None, "not a real password") is False
+    assert verify_password(None, "anything") is False
+    assert verify_password("not a hash", "anything") is False
+    stored = hash_password("right")
+    assert verify_password(stored, "right") is True and verify_password(stored, "wrong") is False
+
+
+def test_an_unreadable_hash_needs_rehashing() -> None:
+    assert password_needs_rehash("not a hash") is True
+    assert password_needs_rehash(hash_password("x")) is False
+
+
+def test_the_hashing_bound_before_startup_is_the_settings_default() -> None:
+    defaults, fields = PasswordHashing(), Settings.model_fields
+    assert defaults.concurrency == fields["password_hash_concurrency"].default
+    assert defaults.wait_seconds == fields["password_hash_wait_seconds"].default
+
+
+def test_each_event_loop_gets_hashing_slots_of_its_own() -> None:
+    hashing = PasswordHashing()
+
+    async def twice() -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+        return hashing.slots, hashing.slots
+
+    first, same = asyncio.run(twice())
+    assert first is same
+    other, _ = asyncio.run(twice())
+    assert other is not first
+
+
+async def test_the_throttle_window_is_15_minutes_and_the_first_lock_one(arq_pool: ArqRedis) -> None:
+    """README, Limits: "5 in 15 min", then locked for 1 min (doubling up to 1 h), the level kept a day."""
+    subject = Subject("test-window", secrets.token_hex(8))
+    try:
+        for _ in range(4):
+            assert await record_failure(arq_pool, [subject]) == 0
+        counted_for = await arq_pool.ttl(subject.key("fails"))
+        assert 15 * 60 - 30 <= counted_for <= 15 * 60
+        assert await record_failure(arq_pool, [subject]) == 60
+        assert 30 <= await locked_for(arq_pool, [subject]) <= 60
+        # README, Security: "the level is forgotten a day after the last lock".
+        assert 24 * 3600 - 30 <= await arq_pool.ttl(subject.key("level")) <= 24 * 3600
+    finally:
+        await arq_pool.delete(*(subject.key(part) for part in ("fails", "level", "lock")))
+
+
+async def test_without_redis_configured_nothing_is_counted() -> None:
+    subject = Subject("test-none", "x")
+    assert await locked_for(None, [subject]) == 0
+    assert await record_failure(None, [subject]) == 0
+    await record_success(None, [subject])
+
+
+async def test_a_lock_in_its_last_second_still_counts(arq_pool: ArqRedis) -> None:
+    subject = Subject("test-last-second", secrets.token_hex(8))
+    try:
+        await arq_pool.set(subject.key("lock"), "1", ex=1)
+        assert await locked_for(arq_pool, [subject]) == 1
+    finally:
+        await arq_pool.delete(subject.key("lock"))

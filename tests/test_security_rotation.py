@@ -247,3 +247,32 @@ async def test_pending_trigger_of_an_app_rotated_since_is_signed_with_the_new_se
     assert decode_trigger_data(data, app_secret=new)["app_id"] == str(app.id)
     with pytest.raises(Exception, match="Signature"):
         decode_trigger_data(data, app_secret=app.secret)
+
+
+async def test_a_previous_secret_past_its_grace_signs_nothing(world: World) -> None:
+    """The grace period ends by its clock, not only by a rotation with grace 0: once
+    `previous_secret_expires_at` has passed, a delivery carries the new secret's signature only."""
+    provider, org = await world.tenant("Provider"), await world.tenant("Org")
+    with receivers(None) as (receiver,):
+        app = await world.app(provider)
+        old = app.secret
+        await world.webhook(provider, app, receiver.url, sub("/api/v5/orgs/{organization_id}/chats"))
+        await world.install(org, app)
+
+        async def rotate_then_expire(session: AsyncSession) -> str:
+            current = await session.get(App, app.id)
+            assert current is not None
+            rotated = await _rotate(session, provider, current, 3600)
+            assert rotated.previous_secret is not None
+            rotated.previous_secret_expires_at = utcnow() - timedelta(seconds=1)
+            return rotated.secret
+
+        new = await world.run(rotate_then_expire)
+        with worker():
+            await world.publish(chat_event(org.org_id, resource_id="after-grace"))
+            await world.settle()
+    (delivered,) = [r for r in receiver.requests if b"after-grace" in r.body]
+    assert len(delivered.headers["webhook-signature"].split(" ")) == 1
+    assert StandardWebhook(new).verify(delivered.body, delivered.headers)["resource_id"] == "after-grace"
+    with pytest.raises(Exception, match="signature"):
+        StandardWebhook(old).verify(delivered.body, delivered.headers)

@@ -14,7 +14,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
-from apps_api.delivery.engine import INTERRUPTED, Deliverer, plan_next, retry_after_seconds, settle
+from apps_api.delivery.engine import (
+    INTERRUPTED,
+    MAX_RETRY_AFTER_SECONDS,
+    Deliverer,
+    plan_next,
+    retry_after_seconds,
+    settle,
+)
 from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.security import new_app_secret
@@ -37,6 +44,23 @@ def test_signatures_verify_with_the_standard_webhooks_library() -> None:
         StandardWebhook(new_app_secret()).verify(body, headers)
     with pytest.raises(Exception, match="signature"):
         StandardWebhook(secret).verify(body + b" ", headers)
+
+
+def test_a_rotation_signs_with_both_secrets_and_never_twice_with_one() -> None:
+    secret, previous = new_app_secret(), new_app_secret()
+    moment = int(datetime.now(UTC).timestamp())
+    both = signature_headers(
+        secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=previous
+    )
+    signatures = both["webhook-signature"].split(" ")
+    assert len(signatures) == 2
+    for key in (secret, previous):
+        assert StandardWebhook(key).verify(b"{}", both) == {}
+    # The same secret as "previous" (a rotation to itself) adds no second, identical signature.
+    same = signature_headers(
+        secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=secret
+    )
+    assert same["webhook-signature"] == signatures[0]
 
 
 @pytest.mark.parametrize(
@@ -123,6 +147,12 @@ def test_retry_plan(settings: Settings) -> None:
     delay = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=unavailable, now=now).delay
     assert delay is not None and 85 <= delay <= 91
     assert retry_after_seconds("soon", now) is None
+    # A receiver cannot push a retry out by decades: Retry-After is capped (a day).
+    for huge in ("999999999", "Fri, 01 Jan 2100 00:00:00 GMT"):
+        pushed = Outcome(503, headers={"retry-after": huge})
+        capped = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=pushed, now=now)
+        assert capped.delay == MAX_RETRY_AFTER_SECONDS == 24 * 3600, huge
+        assert capped.next_attempt_at == now + timedelta(days=1)
 
 
 async def test_outbound_requests_keep_no_cookies() -> None:

@@ -1,0 +1,414 @@
+"""Generated mutants of the modules where a bug is a breach or a loss; the tests must kill them.
+
+Unlike scripts/mutation_probe.py (hand-picked bugs, each with the test meant to catch it), the
+mutants here are generated: every token of the modules below that one of these operators applies
+to becomes one mutant (docstrings, comments, string literals and type annotations excepted):
+
+    comparison   <  <=  >  >=  ==  !=  swapped with their neighbour or negation; `is`/`is not`,
+                 `in`/`not in` negated
+    boolean      `and` <-> `or`; `not` dropped
+    arithmetic   +  -  *  /  //  %  swapped (+ <-> -, * <-> /, // -> /, % -> //)
+    constants    an integer n -> n + 1 (0 -> 1, 1 -> 2, ...), a float x -> x * 2 + 1; True <-> False
+    arguments    a keyword argument `name=True/False/None` flipped or dropped to its default
+                 is not generated (the defaults differ): only the operators above
+
+A mutant that is not valid Python is skipped. Each mutant runs like a probe mutation: src/ is
+copied to a scratch folder, the mutated file written there, and the module's test files run with
+that copy first on PYTHONPATH (subprocesses inherit it), stopping at the first failure. A mutant
+is killed when a test fails or the run exceeds its timeout (a mutant that hangs a test is
+caught: the suite would hang in CI).
+
+    .venv/bin/python scripts/mutation_sample.py --list                      # mutants per module
+    .venv/bin/python scripts/mutation_sample.py --budget 900 --floor 90     # CI: a random sample
+    .venv/bin/python scripts/mutation_sample.py --all --modules kit/pagination.py --report out.json
+
+The sample's order comes from `--seed` (random when not given; always printed, so a run is
+repeatable with `--seed N`). With `--budget`, mutants run in that order until the budget is spent.
+Exits non-zero when the kill rate is under `--floor` (percent). A surviving mutant prints its diff
+and the tests that ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tokenize
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "apps_api"
+
+# The modules (under src/apps_api) and the test files that should kill their mutants: the files
+# that exercise the module directly, fastest first (-x stops at the first failure).
+MODULES: dict[str, tuple[str, ...]] = {
+    "auth/secrets.py": (
+        "tests/test_identity_token.py",
+        "tests/test_app_token_auth.py",
+        "tests/test_security_at_rest.py",
+    ),
+    "auth/app_tokens.py": ("tests/test_app_token_auth.py", "tests/test_app_trust.py"),
+    "auth/policy.py": ("tests/test_access_policy.py", "tests/test_isolation_matrix.py"),
+    "auth/service.py": ("tests/test_auth.py",),
+    "auth/dependencies.py": ("tests/test_auth.py", "tests/test_access_org.py", "tests/test_app_trust.py"),
+    "kit/pagination.py": ("tests/test_pagination.py",),
+    "kit/security.py": ("tests/test_security_login.py", "tests/test_webhooks_units.py"),
+    "kit/throttle.py": ("tests/test_security_login.py",),
+    "kit/crypto.py": ("tests/test_security_at_rest.py",),
+    "installflow/session.py": ("tests/test_install_flow.py", "tests/test_security_sessions.py"),
+    "triggers/tokens.py": ("tests/test_app_token_auth.py", "tests/test_app_trust_triggers.py"),
+    "app_user_tokens/service.py": ("tests/test_app_trust.py",),
+    "catalog/visibility.py": ("tests/test_public_apps.py", "tests/test_catalogue_views.py"),
+    "delivery/signing.py": ("tests/test_webhooks_units.py",),
+    "delivery/partitions.py": ("tests/test_log_partitions.py",),
+    "delivery/matching.py": ("tests/test_webhooks_matching.py",),
+    "delivery/engine.py": ("tests/test_webhooks_units.py", "tests/test_webhooks_delivery.py"),
+    "delivery/tasks.py": ("tests/test_delivery_paths.py", "tests/test_webhooks_delivery.py"),
+    "observability/shedding.py": ("tests/test_overload.py",),
+}
+
+# Mutants no test can tell from the original (triaged in docs/testing.md), keyed by module, the
+# line's text (so they survive code moving around them) and the change: why each is equivalent.
+# In any module: a frozen dataclass made mutable. No code assigns to its fields: mypy --strict
+# refuses such an assignment, so the mutant behaves the same.
+_FROZEN = ("@dataclass(frozen=True)", "True", "False")
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    (
+        "kit/pagination.py",
+        "return bool(await session.scalar(select(exists(statement.limit(1).subquery()))))",
+        "1",
+        "2",
+    ): "EXISTS is true for one row or two alike: the limit only spares reading more",
+    (
+        "kit/pagination.py",
+        "rows = list(await statement.fetch(session, limit=params.page_size + 1, **values))",
+        "1",
+        "2",
+    ): "one row past the page tells that more follow; two extra rows tell it as well",
+    ("kit/throttle.py", "hashed = hashlib.sha256(self.value.encode()).hexdigest()[:32]", "32", "33"): (
+        "a longer prefix of the same hash: key names change alike for every reader and writer"
+    ),
+    (
+        "kit/throttle.py",
+        "return max((int(ttl) for ttl in ttls if ttl and int(ttl) > 0), default=0)",
+        ">",
+        ">=",
+    ): "`ttl and` already leaves out a TTL of 0; -1 and -2 stay out either way",
+    ("auth/secrets.py", '_DUMMY_SECRET = "0" * 64', "64", "65"): (
+        "the dummy only gives every check the same work; no secret is compared equal to it"
+        " (M25 and the dummy-secret tests cover the `previous is not None` that makes it so)"
+    ),
+    (
+        "auth/secrets.py",
+        "for column, value in zip(columns, row[1:], strict=True)",
+        "True",
+        "False",
+    ): "the row is its id and exactly these columns: the lengths always agree",
+    (
+        "auth/app_tokens.py",
+        "if app_id is None or user_id is None or organization_id is None:",
+        "or",
+        "and",
+    ): "a token missing one of these claims is refused further on all the same (no app, user or"
+    " installation has a null id); tests/test_app_token_auth.py's `without_*` cases hold the 401",
+    ("delivery/partitions.py", "purged_default_rows: int = 0", "0", "1"): (
+        "a default never read: maintain() always sets it from the DELETE's row count"
+    ),
+}
+
+_SWAPS: dict[str, tuple[str, ...]] = {
+    "<": ("<=", ">="),
+    "<=": ("<", ">"),
+    ">": (">=", "<="),
+    ">=": (">", "<"),
+    "==": ("!=",),
+    "!=": ("==",),
+    "+": ("-",),
+    "-": ("+",),
+    "*": ("/",),
+    "/": ("*",),
+    "//": ("/",),
+    "%": ("//",),
+    "and": ("or",),
+    "or": ("and",),
+    "True": ("False",),
+    "False": ("True",),
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    module: str
+    line: int
+    column: int
+    old: str
+    new: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.module}:{self.line}:{self.column}:{self.old!r}->{self.new!r}"
+
+    def equivalence(self) -> str | None:
+        """Why this mutant is equivalent (listed in EQUIVALENT), or None."""
+        text = (PACKAGE / self.module).read_text().splitlines()[self.line - 1].strip()
+        if (text, self.old, self.new) == _FROZEN:
+            return "a frozen dataclass made mutable: nothing assigns to it (mypy --strict refuses that)"
+        return EQUIVALENT.get((self.module, text, self.old, self.new))
+
+
+def _annotation_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every type annotation: a mutated annotation changes nothing."""
+    spans = []
+    for node in ast.walk(tree):
+        annotations: list[ast.expr | None] = []
+        if isinstance(node, ast.arg):
+            annotations.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            annotations.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+        for annotation in annotations:
+            if annotation is not None and annotation.end_lineno is not None:
+                end = (annotation.end_lineno, annotation.end_col_offset or 0)
+                spans.append(((annotation.lineno, annotation.col_offset), end))
+    return spans
+
+
+def _operator_gaps(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where binary operators stand (between their operands): a `*` elsewhere is syntax."""
+    gaps = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and node.left.end_lineno is not None:
+            gaps.append(
+                (
+                    (node.left.end_lineno, node.left.end_col_offset or 0),
+                    (node.right.lineno, node.right.col_offset),
+                )
+            )
+    return gaps
+
+
+_ARITHMETIC = frozenset({"+", "-", "*", "/", "//", "%"})
+
+
+def _number(token: str) -> str | None:
+    try:
+        value = ast.literal_eval(token)
+    except ValueError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return repr(value + 1) if isinstance(value, int) else repr(value * 2 + 1)
+
+
+def mutants_of(module: str) -> list[Mutant]:
+    """Every valid mutant of one module, in source order."""
+    source = (PACKAGE / module).read_text()
+    tree = ast.parse(source)
+    skipped = _annotation_spans(tree)
+    gaps = _operator_gaps(tree)
+    lines = source.splitlines(keepends=True)
+    found = []
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    for index, token in enumerate(tokens):
+        if token.type not in (tokenize.OP, tokenize.NAME, tokenize.NUMBER):
+            continue
+        if any(start <= token.start < end for start, end in skipped):
+            continue
+        if "pragma: no mutate" in lines[token.start[0] - 1]:
+            continue
+        if token.string in _ARITHMETIC and not any(start <= token.start < end for start, end in gaps):
+            continue  # a unary minus, a `*` of unpacking or of keyword-only arguments
+        following = tokens[index + 1].string if index + 1 < len(tokens) else ""
+        replacements: tuple[str, ...] = ()
+        if token.type == tokenize.NUMBER:
+            bumped = _number(token.string)
+            replacements = (bumped,) if bumped is not None else ()
+        elif token.string == "not" and following != "in":
+            previous = tokens[index - 1].string if index else ""
+            replacements = ("",) if previous != "is" else ()
+        elif token.string == "is":
+            replacements = ("is not",) if following != "not" else ()
+            if following == "not":
+                found.append(Mutant(module, *token.start, "is not", "is"))
+                continue
+        elif token.string == "in" and index and tokens[index - 1].string == "not":
+            continue  # `not in`: mutated at its `not`
+        elif token.string == "not" and following == "in":
+            found.append(Mutant(module, *token.start, "not in", "in"))
+            continue
+        elif token.string == "in":
+            replacements = ("not in",)
+        else:
+            replacements = _SWAPS.get(token.string, ())
+        found.extend(Mutant(module, *token.start, token.string, new) for new in replacements)
+    return [mutant for mutant in found if _valid(mutant, source)]
+
+
+def apply(mutant: Mutant, source: str) -> str:
+    """The module's source with the mutant's token replaced."""
+    lines = source.splitlines(keepends=True)
+    line = lines[mutant.line - 1]
+    before, after = line[: mutant.column], line[mutant.column :]
+    if mutant.old in ("is not", "not in"):
+        match = re.match(r"(is|not)\s+(not|in)", after)
+        assert match is not None, mutant.id
+        after = mutant.new + after[match.end() :]
+    else:
+        assert after.startswith(mutant.old), mutant.id
+        rest = after[len(mutant.old) :]
+        if mutant.new == "":  # a dropped `not`
+            rest = rest.lstrip(" ")
+        after = mutant.new + rest
+    lines[mutant.line - 1] = before + after
+    return "".join(lines)
+
+
+def _valid(mutant: Mutant, source: str) -> bool:
+    try:
+        compile(apply(mutant, source), mutant.module, "exec")
+    except SyntaxError:
+        return False
+    return True
+
+
+def diff(mutant: Mutant) -> str:
+    source = (PACKAGE / mutant.module).read_text()
+    changed = apply(mutant, source)
+    return "".join(
+        difflib.unified_diff(
+            source.splitlines(keepends=True),
+            changed.splitlines(keepends=True),
+            f"src/apps_api/{mutant.module}",
+            f"src/apps_api/{mutant.module} (mutant)",
+            n=1,
+        )
+    )
+
+
+@dataclass
+class Result:
+    mutant: str
+    outcome: str  # killed, timeout, survived
+    seconds: float
+    detail: str
+
+
+def run(mutant: Mutant, scratch: Path, base_env: dict[str, str], timeout: float) -> Result:
+    copy = scratch / "src"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(ROOT / "src", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    target = copy / "apps_api" / mutant.module
+    target.write_text(apply(mutant, target.read_text()))
+    env = {**base_env, "PYTHONPATH": os.pathsep.join([str(copy), base_env.get("PYTHONPATH", "")])}
+    tests = MODULES[mutant.module]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rA", "-p", "no:cacheprovider", *tests]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(  # noqa: S603
+            command,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        return Result(mutant.id, "timeout", time.monotonic() - started, f"over {timeout:.0f} s")
+    elapsed = time.monotonic() - started
+    output = done.stdout + done.stderr
+    if done.returncode == 0:
+        ran = re.findall(r"^PASSED (\S+)", output, flags=re.MULTILINE)
+        return Result(mutant.id, "survived", elapsed, "\n".join(ran) or output[-2000:])
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.MULTILINE)
+    return Result(mutant.id, "killed", elapsed, failed[0] if failed else output[-500:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--modules", help="comma-separated modules (default: all of MODULES)")
+    parser.add_argument("--list", action="store_true", help="count the mutants per module and stop")
+    parser.add_argument("--all", action="store_true", help="run every mutant, not a sample")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds of mutants (sample)")
+    parser.add_argument("--seed", type=int, help="the sample's seed (default: random, printed)")
+    parser.add_argument("--floor", type=float, default=0.0, help="minimum kill rate, percent")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
+    parser.add_argument("--report", type=Path, help="write every result as JSON here")
+    parser.add_argument("--show", help="print the diff of one mutant id and stop")
+    parser.add_argument("--ids", type=Path, help="run only the mutant ids listed in this file (one a line)")
+    args = parser.parse_args()
+    modules = args.modules.split(",") if args.modules else list(MODULES)
+    if unknown := set(modules) - set(MODULES):
+        parser.error(f"unknown modules: {sorted(unknown)}")
+    mutants = [mutant for module in modules for mutant in mutants_of(module)]
+    if args.show:
+        (chosen,) = [mutant for mutant in mutants if mutant.id == args.show]
+        print(diff(chosen))
+        return 0
+    if args.list:
+        for module in modules:
+            print(f"{sum(m.module == module for m in mutants):5} {module}")
+        print(f"{len(mutants):5} in all")
+        return 0
+
+    equivalent = [mutant for mutant in mutants if mutant.equivalence() is not None]
+    mutants = [mutant for mutant in mutants if mutant.equivalence() is None]
+    print(f"mutation sample: {len(equivalent)} mutants left out as equivalent (EQUIVALENT)")
+    if args.ids:
+        wanted = {line.strip() for line in args.ids.read_text().splitlines() if line.strip()}
+        mutants = [mutant for mutant in mutants if mutant.id in wanted]
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    order = list(mutants)
+    if not args.all:
+        random.Random(seed).shuffle(order)
+        print(f"mutation sample: seed {seed} (repeat with --seed {seed}), budget {args.budget:.0f} s")
+    print(f"mutation sample: {len(mutants)} mutants over {len(modules)} modules", flush=True)
+    base_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    results: list[Result] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="apps-api-sample-") as folder:
+        for mutant in order:
+            if not args.all and results and time.monotonic() - started > args.budget:
+                break
+            result = run(mutant, Path(folder), base_env, args.timeout)
+            results.append(result)
+            print(f"{result.outcome:8} ({result.seconds:5.1f} s) {mutant.id}", flush=True)
+            if result.outcome == "survived":
+                print(diff(mutant))
+                print(f"  tests that ran ({' '.join(MODULES[mutant.module])}):")
+                print("    " + result.detail.replace("\n", "\n    "), flush=True)
+    if args.report:
+        args.report.write_text(json.dumps([asdict(result) for result in results], indent=1))
+    killed = sum(result.outcome != "survived" for result in results)
+    rate = 100.0 * killed / len(results) if results else 100.0
+    per_module: dict[str, list[int]] = {}
+    for result in results:
+        counts = per_module.setdefault(result.mutant.split(":", 1)[0], [0, 0])
+        counts[0] += result.outcome != "survived"
+        counts[1] += 1
+    for module, (dead, ran) in sorted(per_module.items()):
+        print(f"  {module:32} {dead:4}/{ran:<4} {100.0 * dead / ran:5.1f} %")
+    print(
+        f"mutation sample: {killed} of {len(results)} killed ({rate:.1f} %), floor {args.floor:.1f} %, "
+        f"seed {seed}"
+    )
+    return 1 if rate < args.floor else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
