@@ -84,6 +84,9 @@ MODULES: dict[str, tuple[str, ...]] = {
 # refuses such an assignment, so the mutant behaves the same.
 _FROZEN = ("@dataclass(frozen=True)", "True", "False")
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    ("auth/secrets.py", "_REENCRYPT_BATCH = 500", "500", "501"): (
+        "a batch size: re-encryption walks every row in batches of any size alike"
+    ),
     (
         "kit/pagination.py",
         "return bool(await session.scalar(select(exists(statement.limit(1).subquery()))))",

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.pagination import _Cursor, decode_cursor, encode_cursor
-from apps_api.models import App, User
+from apps_api.models import App, User, WebhookChannel
 from apps_api.settings import Settings
 from tests.factories import Tenant, make_app, make_user, minutes_ago
 
@@ -285,3 +285,80 @@ async def test_a_page_links_back_exactly_while_earlier_rows_exist(
     second = (await client.get(first["next"], headers=tenant.headers)).json()
     assert [app["id"] for app in second["results"]] == [str(apps[1].id)]
     assert second["previous"] is None and second["next"] is not None
+
+
+@pytest.mark.parametrize("ordering", ["-created_at", "created_at"])
+async def test_the_in_memory_pages_walk_both_ways_without_gaps_or_repeats(
+    client: httpx.AsyncClient, tenant: Tenant, ordering: str
+) -> None:
+    """`paginate_items` (the channel catalogue) links pages as `paginate` does, both ways."""
+    url = "/api/v5/webhook_channels"
+    whole = await client.get(url, params={"page_size": 100, "ordering": ordering}, headers=tenant.headers)
+    assert whole.status_code == 200, whole.text
+    everything = [item["pattern"] for item in whole.json()["results"]]
+    assert len(everything) >= 5 and whole.json()["next"] is None
+    pages: list[list[str]] = []
+    page = (
+        await client.get(url, params={"page_size": 2, "ordering": ordering}, headers=tenant.headers)
+    ).json()
+    assert page["previous"] is None
+    while True:
+        pages.append([item["pattern"] for item in page["results"]])
+        assert len(pages[-1]) == 2 or page["next"] is None
+        if page["next"] is None:
+            break
+        page = (await client.get(page["next"], headers=tenant.headers)).json()
+    assert [pattern for chunk in pages for pattern in chunk] == everything
+    # Back from the last page, page by page, to the first (which has no `previous`).
+    back = [pages[-1]]
+    while page["previous"] is not None:
+        page = (await client.get(page["previous"], headers=tenant.headers)).json()
+        back.append([item["pattern"] for item in page["results"]])
+    assert back[::-1] == pages
+    assert page["next"] is not None or len(pages) == 1
+
+
+async def test_the_in_memory_links_follow_what_is_left_on_each_side(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, settings: Settings
+) -> None:
+    """A page's other-side link looks past the page's own edge: once the registered families a
+    walk started with are gone, the page beside them links to nothing there."""
+    service = {"Authorization": f"Bearer {settings.ingest_service_key}"}
+    for name in ("chats", "visitors"):
+        body = {
+            "pattern": f"/api/v5/orgs/{{organization_id}}/{name}",
+            "scope": "reports",
+            "resource_schema": {},
+        }
+        registered = await client.post("/internal/v1/webhook_channels", json=body, headers=service)
+        assert registered.status_code in (200, 201), registered.text
+    url = "/api/v5/webhook_channels"
+
+    async def walk_to_the_registered(ordering: str) -> dict[str, Any]:
+        page = (
+            await client.get(url, params={"page_size": 2, "ordering": ordering}, headers=tenant.headers)
+        ).json()
+        while not any(item["source"] == "operator" for item in page["results"]):
+            page = (await client.get(page["next"], headers=tenant.headers)).json()
+        return page
+
+    # Newest first: the registered families are the first page; without them, the second page
+    # has nothing before it.
+    first = await walk_to_the_registered("-created_at")
+    await session.execute(delete(WebhookChannel))
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    assert second["results"] and second["previous"] is None
+    # Oldest first: they are the last page; back from it without them, nothing lies after.
+    for name in ("chats", "visitors"):
+        body = {
+            "pattern": f"/api/v5/orgs/{{organization_id}}/{name}",
+            "scope": "reports",
+            "resource_schema": {},
+        }
+        assert (
+            await client.post("/internal/v1/webhook_channels", json=body, headers=service)
+        ).status_code < 300
+    last = await walk_to_the_registered("created_at")
+    await session.execute(delete(WebhookChannel))
+    before = (await client.get(last["previous"], headers=tenant.headers)).json()
+    assert before["results"] and before["next"] is None
