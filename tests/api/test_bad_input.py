@@ -1,5 +1,5 @@
 # ruff: noqa: RUF001 - the point of these tests is characters that look alike
-"""Bad input the limits and validators must refuse cleanly (tests/test_operations.py has the
+"""Bad input the limits and validators must refuse cleanly (tests/operations/test_operations.py has the
 body-size, content-type and malformed-JSON cases): unicode round-trips, CR/LF and control
 characters in URLs, the subscriptions limit, huge JSON arrays."""
 
@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.models import Webhook
 from apps_api.settings import Settings
 from apps_api.webhooks.schemas import MAX_SUBSCRIPTIONS
-from tests.apps_helpers import app_payload, create_app_via_api, owned_url
-from tests.factories import Tenant
+from tests.fixtures.apps import app_payload, create_app_via_api, owned_url
+from tests.fixtures.factories import Tenant
 
 RTL_NAME = "\u202eمرحبا بالعالم שלום\u202c 🚀 Zoë"
 UNICODE_TEXT = "Ελληνικά · 日本語 · ﷽ · e\u0301 · 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 · \u200f"

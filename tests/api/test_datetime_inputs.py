@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.kit.schemas import MAX_INPUT_YEAR, MIN_INPUT_YEAR, bounded_utc
 from apps_api.main import create_app
 from apps_api.settings import Settings, get_settings
-from tests.console_helpers import csrf, sign_in
-from tests.factories import make_tenant
-from tests.installflow_helpers import PASSWORD, unique_email
-from tests.reliability_helpers import World, populate
+from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.factories import make_tenant
+from tests.fixtures.installflow import PASSWORD, unique_email
+from tests.fixtures.world import World, populate
 
 OUT_OF_RANGE = [
     "9999-12-31T23:59:59-14:00",  # year 10000 in UTC: astimezone overflows

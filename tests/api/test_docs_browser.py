@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from apps_api.settings import Settings
-from tests.live_server import ApiServer, api_server
-from tests.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.live_server import ApiServer, api_server
+from tests.installflow.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium' package"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.models import Asset, User
 from apps_api.models.base import utcnow
-from tests.factories import Tenant, make_app, make_log_entry
+from tests.fixtures.factories import Tenant, make_app, make_log_entry
 
 
 def _page_body(list_body: dict[str, object], items: list[bytes]) -> bytes:

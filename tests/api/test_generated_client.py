@@ -30,10 +30,10 @@ from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.kit.db import unit_of_work
 from apps_api.platform.service import add_partnership
 from apps_api.settings import Settings
-from tests.factories import Tenant
-from tests.live_server import ROOT, ApiServer, api_server, committed_tenant
-from tests.reliability_helpers import delete_organizations
-from tests.webhook_helpers import Receiver, eventually, worker
+from tests.fixtures.factories import Tenant
+from tests.fixtures.live_server import ROOT, ApiServer, api_server, committed_tenant
+from tests.fixtures.webhooks import Receiver, eventually, worker
+from tests.fixtures.world import delete_organizations
 
 SNAPSHOT = ROOT / "openapi.snapshot.json"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"

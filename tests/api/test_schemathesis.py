@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from apps_api.kit.db import unit_of_work
 from apps_api.models import WebhookChannel
 from apps_api.settings import Settings
-from tests.live_server import ApiServer, api_server, committed_tenant
-from tests.reliability_helpers import World, delete_organizations, populate
+from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
+from tests.fixtures.world import World, delete_organizations, populate
 
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
 
@@ -277,7 +277,7 @@ async def test_every_operation_conforms_and_never_5xx(
 
     tested = _tested_operations(fuzzing.events, schema) | _tested_operations(stateful.events, schema)
     # /metrics answers its documented 404 to anyone without the operator's metrics token, which
-    # schemathesis does not hold (tests/test_security_metrics.py covers both answers).
+    # schemathesis does not hold (tests/security/test_security_metrics.py covers both answers).
     operations.discard(("GET", "/metrics"))
     assert operations <= tested, f"operations schemathesis did not reach: {sorted(operations - tested)}"
     # The stateful run pins no item id, so an item operation answered other than 404 there

@@ -7,8 +7,8 @@ import uuid
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.apps_helpers import owned_url, partners
-from tests.factories import Tenant, make_app, make_tenant
+from tests.fixtures.apps import owned_url, partners
+from tests.fixtures.factories import Tenant, make_app, make_tenant
 
 SHARE_ATTRIBUTES = {"id", "app_id", "organization_id", "organization", "created_at"}
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.platform.service import approve_app, create_asset
-from tests.apps_helpers import app_payload, events, install_via_api, installed_org_ids, owned_url
-from tests.factories import Tenant, make_app, make_tenant
+from tests.fixtures.apps import app_payload, events, install_via_api, installed_org_ids, owned_url
+from tests.fixtures.factories import Tenant, make_app, make_tenant
 
 
 async def _installers(session: AsyncSession, count: int) -> list[Tenant]:

@@ -20,8 +20,8 @@ from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation, AppInstallationRemoval, Event
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.test_webhooks_delivery import World, chat_event, sub, verified, world  # noqa: F401 - the fixture
-from tests.webhook_helpers import receivers, worker
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub, verified, world  # noqa: F401 - the fixture
+from tests.fixtures.webhooks import receivers, worker
 
 
 async def uninstall_it(in_world: World, installation_id: uuid.UUID, actor_user_id: uuid.UUID) -> None:

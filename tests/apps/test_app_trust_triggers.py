@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps_api.settings import Settings
-from tests.live_server import ApiServer, api_server, committed_tenant
-from tests.reliability_helpers import delete_organizations
-from tests.webhook_helpers import Receiver, Reply, eventually, quiescent, worker
+from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
+from tests.fixtures.webhooks import Receiver, Reply, eventually, quiescent, worker
+from tests.fixtures.world import delete_organizations
 
 
 def integrator_parse(data: str, app_secret: str) -> dict[str, Any]:
@@ -111,7 +111,9 @@ async def test_an_api_install_sends_the_install_trigger(
         "inst_id": installation["id"],
         "app_id": app["id"],
         "app_user_id": installation["app_user_id"],
-        "app_user_code": install["app_user_code"],  # minted per attempt (tests/test_triggers_giosg.py)
+        "app_user_code": install[
+            "app_user_code"
+        ],  # minted per attempt (tests/installations/test_triggers_giosg.py)
         "iat": install["iat"],
         "exp": install["exp"],
     }

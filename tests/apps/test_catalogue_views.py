@@ -13,8 +13,8 @@ from apps_api.apps.schemas import AppShare, OwnedApp, PartnerApp, PublicApp
 from apps_api.catalog.views import InstalledApp
 from apps_api.installations.schemas import AppInstallation, OwnedAppInstallation
 from apps_api.main import create_app
-from tests.apps_helpers import install_via_api, installations_url, owned_url, partner_app, partners, share
-from tests.factories import Tenant, make_app, make_tenant, minutes_ago
+from tests.fixtures.apps import install_via_api, installations_url, owned_url, partner_app, partners, share
+from tests.fixtures.factories import Tenant, make_app, make_tenant, minutes_ago
 
 VIEW_ATTRIBUTES = {
     "id",

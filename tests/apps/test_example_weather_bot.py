@@ -33,11 +33,11 @@ from apps_api.kit.db import unit_of_work
 from apps_api.platform import service
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_trigger_data
-from tests.factories import Tenant
-from tests.installflow_helpers import PASSWORD, install_url, unique_email
-from tests.live_server import ROOT, committed_tenant, free_port
-from tests.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.webhook_helpers import cleanup, eventually, worker
+from tests.fixtures.factories import Tenant
+from tests.fixtures.installflow import PASSWORD, install_url, unique_email
+from tests.fixtures.live_server import ROOT, committed_tenant, free_port
+from tests.fixtures.webhooks import cleanup, eventually, worker
+from tests.installflow.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
 
 EXAMPLE = ROOT / "examples" / "weather_bot"
 NEXT = "/healthz"  # where the browser should land on the Apps API after the bot's setup

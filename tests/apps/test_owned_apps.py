@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.platform.service import create_asset
-from tests.apps_helpers import app_payload, create_app_via_api, owned_url
-from tests.factories import Tenant, make_app, make_tenant
+from tests.fixtures.apps import app_payload, create_app_via_api, owned_url
+from tests.fixtures.factories import Tenant, make_app, make_tenant
 
 OWNED_APP_ATTRIBUTES = {
     "id",
@@ -336,7 +336,7 @@ async def test_put_requires_all_required_attributes_and_patch_changes_only_given
 async def test_updated_by_is_the_last_editor(
     client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
 ) -> None:
-    from tests.factories import make_user
+    from tests.fixtures.factories import make_user
 
     created = await create_app_via_api(client, tenant)
     editor, key = await make_user(session, tenant.organization)

@@ -5,7 +5,7 @@ import uuid
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import Tenant, make_app, make_tenant, minutes_ago
+from tests.fixtures.factories import Tenant, make_app, make_tenant, minutes_ago
 
 PUBLIC_APP_ATTRIBUTES = {
     "id",

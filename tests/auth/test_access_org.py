@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.dependencies import OrgSettingsPrincipal
-from tests.factories import Tenant, make_tenant
+from tests.fixtures.factories import Tenant, make_tenant
 
 SETTINGS_MISSING = "You do not have the `settings` permission; your administrator can grant it."
 SUBSCRIPTION_ENDED = (

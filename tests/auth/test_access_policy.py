@@ -40,9 +40,9 @@ from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token
-from tests.factories import Tenant, make_user
-from tests.test_webhooks_delivery import World, sub, verified, world  # noqa: F401 - the fixture
-from tests.webhook_helpers import Receiver, receivers, worker
+from tests.delivery.test_webhooks_delivery import World, sub, verified, world  # noqa: F401 - the fixture
+from tests.fixtures.factories import Tenant, make_user
+from tests.fixtures.webhooks import Receiver, receivers, worker
 
 SCOPE_SETS: list[tuple[str, ...]] = [
     (),

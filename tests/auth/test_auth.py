@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.models.base import utcnow
-from tests.factories import Tenant, make_app, make_tenant, make_user
+from tests.fixtures.factories import Tenant, make_app, make_tenant, make_user
 
 PUBLIC = "/api/v5/public_apps"
 

@@ -16,9 +16,9 @@ from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token
-from tests.apps_helpers import installations_url
-from tests.factories import Tenant, make_app, make_tenant
-from tests.installflow_helpers import csrf_of, log_in, make_bot_app, make_installer
+from tests.fixtures.apps import installations_url
+from tests.fixtures.factories import Tenant, make_app, make_tenant
+from tests.fixtures.installflow import csrf_of, log_in, make_bot_app, make_installer
 
 ALL = ["reports", "settings", "users"]
 

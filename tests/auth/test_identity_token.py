@@ -19,8 +19,8 @@ from apps_api.models import ApiToken, AppUserCode
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token
-from tests.factories import make_tenant
-from tests.installflow_helpers import (
+from tests.fixtures.factories import make_tenant
+from tests.fixtures.installflow import (
     delete_organizations,
     install_directly,
     issue_code,

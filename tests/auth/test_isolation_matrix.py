@@ -52,13 +52,13 @@ from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_access_token
-from tests.factories import make_app, make_tenant, make_user
-from tests.installflow_helpers import PASSWORD, unique_email
-from tests.reliability_helpers import World, populate
+from tests.fixtures.factories import make_app, make_tenant, make_user
+from tests.fixtures.installflow import PASSWORD, unique_email
+from tests.fixtures.world import World, populate
 
 # Not part of the API: documentation, schema and operations endpoints (no tenant data).
 # The developer console's pages (session cookie, HTML) have a matrix of their own built from the
-# same route list: tests/test_console_isolation.py.
+# same route list: tests/console/test_console_isolation.py.
 CONSOLE = "/console"
 # Public by design: the landing page and its icon, the document, its pages and their packaged
 # assets, the probes.
@@ -473,7 +473,7 @@ async def test_no_caller_gets_into_another_organization(
             finally:
                 await savepoint.rollback()
                 # The matrix fails credentials on purpose, far more often than the login
-                # throttle allows (tests/test_security_login.py): each call starts unthrottled.
+                # throttle allows (tests/security/test_security_login.py): each call starts unthrottled.
                 keys = [key async for key in arq_pool.scan_iter(match="apps_api:throttle:*")]
                 if keys:
                     await arq_pool.delete(*keys)

@@ -32,9 +32,9 @@ from apps_api.models import (
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from tests.console_helpers import csrf, sign_in
-from tests.factories import Tenant, make_app, make_log_entry
-from tests.installflow_helpers import PASSWORD, install_directly, make_bot_app, make_installer
+from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.factories import Tenant, make_app, make_log_entry
+from tests.fixtures.installflow import PASSWORD, install_directly, make_bot_app, make_installer
 
 
 async def _provider(session: AsyncSession, name: str = "Bot Makers") -> Tenant:

@@ -33,12 +33,12 @@ from apps_api.platform import service as platform
 from apps_api.settings import Settings
 from apps_api.webhooks import service as webhooks_service
 from apps_api.webhooks.schemas import WebhookCreate
-from tests.factories import Tenant, make_app
-from tests.installflow_helpers import PASSWORD, make_installer
-from tests.webhook_helpers import Reply, cleanup, receivers, worker
+from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.installflow import PASSWORD, make_installer
+from tests.fixtures.webhooks import Reply, cleanup, receivers, worker
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SENT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
 CHROMIUM_ARGS = [
     "--no-sandbox",

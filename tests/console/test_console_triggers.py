@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
-from tests.console_helpers import csrf, sign_in
-from tests.installflow_helpers import install_directly, make_bot_app, make_installer
+from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.installflow import install_directly, make_bot_app, make_installer
 
 TRIGGER_URL = "https://bot.example.com/giosg/trigger?tenant=a"
 

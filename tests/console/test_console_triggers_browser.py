@@ -1,7 +1,7 @@
 """The console's trigger buttons in headless Chromium (issue 26, C): "Open" on an installed app
 reaches its trigger_url (a receiver on 127.0.0.1) with a valid `token`; "Open in dialog" loads
 the same in a dialog's frame. A real uvicorn server and committed data, as in
-tests/test_console_browser.py (same Chromium, same launch arguments).
+tests/console/test_console_browser.py (same Chromium, same launch arguments).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from apps_api.main import create_app
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
-from tests.installflow_helpers import PASSWORD, install_directly, make_bot_app, make_installer
-from tests.webhook_helpers import Receiver, Reply, cleanup
+from tests.fixtures.installflow import PASSWORD, install_directly, make_bot_app, make_installer
+from tests.fixtures.webhooks import Receiver, Reply, cleanup
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 APP_PAGE = b"<!doctype html><title>Bot page</title><h1 id='bot-page'>Bot page</h1>"
 

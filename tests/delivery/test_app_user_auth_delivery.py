@@ -25,8 +25,8 @@ from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token
-from tests import test_webhooks_delivery as delivery
-from tests.webhook_helpers import cleanup, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery as delivery
+from tests.fixtures.webhooks import cleanup, eventually, receivers, worker
 
 ORGS = "/api/v5/orgs"
 

@@ -24,13 +24,14 @@ from apps_api.delivery.engine import REDACTED
 from apps_api.delivery.outbox import build_delivery
 from apps_api.models import App, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
-from tests import test_endpoint_care, test_webhooks_delivery
-from tests.console_helpers import sign_in
-from tests.factories import Tenant, make_app
-from tests.installflow_helpers import make_installer
-from tests.test_endpoint_care import CHATS, deliveries_of
-from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import Reply, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.console import sign_in
+from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.installflow import make_installer
+from tests.fixtures.webhooks import Reply, eventually, receivers, worker
+from tests.webhooks import test_endpoint_care
+from tests.webhooks.test_endpoint_care import CHATS, deliveries_of
 
 world = test_webhooks_delivery.world  # the fixtures
 api = test_endpoint_care.api

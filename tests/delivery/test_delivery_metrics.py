@@ -16,12 +16,12 @@ from apps_api.kit.db import unit_of_work
 from apps_api.main import create_app
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.factories import make_app
-from tests.live_server import committed_tenant, free_port
-from tests.reliability_helpers import delete_organizations
-from tests.test_webhooks_delivery import World, chat_event, sub, world  # noqa: F401 - the fixture
-from tests.webhook_helpers import Reply, receivers
-from tests.webhook_helpers import worker as worker_process
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub, world  # noqa: F401 - the fixture
+from tests.fixtures.factories import make_app
+from tests.fixtures.live_server import committed_tenant, free_port
+from tests.fixtures.webhooks import Reply, receivers
+from tests.fixtures.webhooks import worker as worker_process
+from tests.fixtures.world import delete_organizations
 
 
 def metric(text: str, name: str, **labels: str) -> float:

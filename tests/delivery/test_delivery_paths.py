@@ -33,10 +33,10 @@ from apps_api.models.base import utcnow
 from apps_api.outbound.client import guarded_client
 from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings
-from tests import test_webhooks_delivery as delivery_tests
-from tests.factories import Tenant
-from tests.live_server import free_port
-from tests.webhook_helpers import Reply, cleanup, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery as delivery_tests
+from tests.fixtures.factories import Tenant
+from tests.fixtures.live_server import free_port
+from tests.fixtures.webhooks import Reply, cleanup, eventually, receivers, worker
 
 # --- purge and retention -------------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ async def test_the_purge_deletes_exactly_what_the_retention_allows(
                 (await session.scalars(select(Event.id).where(Event.organization_id == org))).all()
             )
         # Deliveries go only when finished (their entries with them); other log entries go with
-        # their day's partition (maintain_log_partitions, tests/test_log_partitions.py).
+        # their day's partition (maintain_log_partitions, tests/delivery/test_log_partitions.py).
         assert rows["old pending"][1] in entries and rows["fresh finished"][1] in entries
         assert rows["old finished"][0] not in deliveries and rows["old failed"][0] not in deliveries
         assert rows["old pending"][0] in deliveries and rows["fresh finished"][0] in deliveries

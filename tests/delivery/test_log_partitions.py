@@ -17,7 +17,7 @@ from apps_api.delivery import partitions
 from apps_api.models import WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.factories import Tenant, make_app, make_log_entry
+from tests.fixtures.factories import Tenant, make_app, make_log_entry
 
 
 @pytest.fixture

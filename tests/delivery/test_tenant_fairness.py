@@ -2,7 +2,7 @@
 
 At most 100 apps per organization; one delivery per (app, endpoint URL) per event; the
 concurrency toward one origin bounded per app below a global bound (the worker tests are in
-tests/test_endpoint_care.py and tests/test_webhooks_units.py).
+tests/webhooks/test_endpoint_care.py and tests/delivery/test_webhooks_units.py).
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from apps_api.auth.service import Principal
 from apps_api.kit.errors import Conflict
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, Event, Organization
-from tests import test_endpoint_care, test_webhooks_delivery
-from tests.apps_helpers import app_payload, owned_url
-from tests.console_helpers import csrf, sign_in
-from tests.factories import Tenant, make_tenant
-from tests.installflow_helpers import make_installer
-from tests.test_endpoint_care import webhook_url
-from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import Reply, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.factories import Tenant, make_tenant
+from tests.fixtures.installflow import make_installer
+from tests.fixtures.webhooks import Reply, eventually, receivers, worker
+from tests.webhooks import test_endpoint_care
+from tests.webhooks.test_endpoint_care import webhook_url
 
 world = test_webhooks_delivery.world  # the fixtures
 api = test_endpoint_care.api

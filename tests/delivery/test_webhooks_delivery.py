@@ -34,8 +34,8 @@ from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEn
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from apps_api.webhooks import schemas, service
-from tests.factories import Tenant, make_app, make_tenant
-from tests.webhook_helpers import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker
+from tests.fixtures.factories import Tenant, make_app, make_tenant
+from tests.fixtures.webhooks import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
-from tests.webhook_helpers import Reply, receivers
+from tests.fixtures.webhooks import Reply, receivers
 
 
 def test_signatures_verify_with_the_standard_webhooks_library() -> None:
@@ -170,7 +170,8 @@ async def test_outbound_requests_keep_no_cookies() -> None:
 async def test_concurrent_leases_give_one_attempt_to_one_worker(
     engine: AsyncEngine, settings: Settings
 ) -> None:
-    # A trigger: a webhook attempt is leased only while its webhook exists (tests/test_follow_webhook.py).
+    # A trigger: a webhook attempt is leased only while its webhook exists
+    # (tests/webhooks/test_follow_webhook.py).
     delivery, entry = build_delivery(
         kind="trigger",
         app_id=uuid.uuid4(),

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.installations import service as installations
 from apps_api.models import App, AppInstallation, OutboundDelivery, User
-from tests.apps_helpers import (
+from tests.fixtures.apps import (
     actual_installations,
     events,
     install_via_api,
@@ -21,7 +21,7 @@ from tests.apps_helpers import (
     partners,
     share,
 )
-from tests.factories import Tenant, make_app, make_tenant
+from tests.fixtures.factories import Tenant, make_app, make_tenant
 
 
 async def _org(session: AsyncSession, name: str) -> Tenant:

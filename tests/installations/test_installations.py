@@ -15,7 +15,7 @@ from apps_api.installations import service
 from apps_api.kit.errors import Conflict
 from apps_api.models import ApiToken, App, AppInstallation, Event, Organization, User
 from apps_api.platform import service as platform
-from tests.apps_helpers import (
+from tests.fixtures.apps import (
     actual_installations,
     events,
     install_via_api,
@@ -25,7 +25,7 @@ from tests.apps_helpers import (
     partner_app,
     partners,
 )
-from tests.factories import Tenant, make_app, make_tenant
+from tests.fixtures.factories import Tenant, make_app, make_tenant
 
 INSTALLATION_ATTRIBUTES = {
     "id",

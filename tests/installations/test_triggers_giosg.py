@@ -22,9 +22,9 @@ from apps_api.kit.db import unit_of_work
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
-from tests.live_server import ApiServer, api_server, committed_tenant
-from tests.reliability_helpers import delete_organizations
-from tests.webhook_helpers import FAST_ENV, Receiver, Reply, eventually, quiescent, worker
+from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
+from tests.fixtures.webhooks import FAST_ENV, Receiver, Reply, eventually, quiescent, worker
+from tests.fixtures.world import delete_organizations
 
 
 def django_request(path: str) -> Any:

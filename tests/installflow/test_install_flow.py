@@ -15,8 +15,8 @@ from apps_api.models import AppInstallation, AppUserCode, User
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data, trigger_host
-from tests.factories import make_app, make_tenant
-from tests.installflow_helpers import (
+from tests.fixtures.factories import make_app, make_tenant
+from tests.fixtures.installflow import (
     PASSWORD,
     csrf_of,
     install_url,
@@ -648,7 +648,7 @@ async def test_already_installed(client: httpx.AsyncClient, session: AsyncSessio
 async def test_already_installed_when_a_concurrent_install_won(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    from tests.installflow_helpers import install_directly
+    from tests.fixtures.installflow import install_directly
 
     owner = await make_tenant(session, name="Owner")
     installer = await make_installer(session, name="Shop Inc")

@@ -25,8 +25,8 @@ from apps_api.main import create_app
 from apps_api.models import App, AppInstallation
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_trigger_data
-from tests.factories import Tenant, make_tenant
-from tests.installflow_helpers import (
+from tests.fixtures.factories import Tenant, make_tenant
+from tests.fixtures.installflow import (
     PASSWORD,
     delete_organizations,
     install_url,
@@ -37,7 +37,7 @@ from tests.installflow_helpers import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

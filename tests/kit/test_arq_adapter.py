@@ -16,7 +16,7 @@ from arq.connections import ArqRedis, RedisSettings
 
 from apps_api.embedded import start_redis
 from apps_api.settings import Settings
-from tests.webhook_helpers import WorkerProcess, eventually
+from tests.fixtures.webhooks import WorkerProcess, eventually
 
 
 async def _ping(pool: ArqRedis) -> object:

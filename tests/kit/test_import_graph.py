@@ -10,7 +10,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1] / "src" / "apps_api"
+ROOT = Path(__file__).resolve().parents[2] / "src" / "apps_api"
 # The building blocks every domain stands on; they may import only each other (and settings).
 FOUNDATION = {"kit", "models", "settings"}
 

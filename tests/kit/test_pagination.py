@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.kit.pagination import _Cursor, decode_cursor, encode_cursor
 from apps_api.models import App, User, WebhookChannel
 from apps_api.settings import Settings
-from tests.factories import Tenant, make_app, make_user, minutes_ago
+from tests.fixtures.factories import Tenant, make_app, make_user, minutes_ago
 
 URL = "/api/v5/public_apps"
 

@@ -10,7 +10,7 @@ from arq.connections import RedisSettings
 from apps_api.delivery.tasks import cron_jobs
 from apps_api.settings import Settings
 from tests.conftest import RUN_ID
-from tests.redis_cleanup import remove_queue_keys
+from tests.fixtures.redis_cleanup import remove_queue_keys
 
 
 def test_the_run_has_a_queue_of_its_own_and_cron_job_ids_name_it(settings: Settings) -> None:

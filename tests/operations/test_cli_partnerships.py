@@ -11,9 +11,9 @@ from apps_api.installations import service
 from apps_api.models import Event, Organization
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from tests.apps_helpers import installed_org_ids
-from tests.factories import make_app, make_tenant
-from tests.test_cli import admin, run_cli
+from tests.fixtures.apps import installed_org_ids
+from tests.fixtures.factories import make_app, make_tenant
+from tests.operations.test_cli import admin, run_cli
 
 
 async def test_remove_partner_uninstalls_and_prints_json(settings: Settings, engine: AsyncEngine) -> None:

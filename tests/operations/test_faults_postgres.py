@@ -33,8 +33,8 @@ from apps_api.kit.db import unit_of_work
 from apps_api.migrate import upgrade
 from apps_api.models import App, AppInstallation, User
 from apps_api.settings import Settings, to_asyncpg_url
-from tests.factories import Tenant, make_tenant
-from tests.live_server import ApiServer, api_server
+from tests.fixtures.factories import Tenant, make_tenant
+from tests.fixtures.live_server import ApiServer, api_server
 
 # Only against a hung test: no assertion depends on how long a request took.
 CLIENT_TIMEOUT_SECONDS = 120.0

@@ -2,7 +2,7 @@
 restarted empty while deliveries are queued. Every delivery arrives, the same `webhook-id` is
 never in flight twice at once, and the log tells the truth about every attempt.
 
-(tests/test_webhooks_delivery.py proves each fault alone; this is their combination, with the
+(tests/delivery/test_webhooks_delivery.py proves each fault alone; this is their combination, with the
 log checked attempt by attempt against what the receiver saw.)
 """
 
@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps_api.delivery.engine import INTERRUPTED
 from apps_api.embedded import start_redis
 from apps_api.settings import Settings
-from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import Reply, cleanup, eventually, receivers, worker
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.webhooks import Reply, cleanup, eventually, receivers, worker
 
 # Short leases so that the SIGKILLed worker's attempts are taken over within the test.
 ENV = {"APPS_API_WEBHOOK_TIMEOUT": "5", "APPS_API_WEBHOOK_LEASE_SECONDS": "1"}

@@ -17,7 +17,7 @@ import pytest
 from apps_api import __version__
 from apps_api.embedded import mark_serving, serving_pid
 from apps_api.settings import Settings
-from tests.live_server import ROOT, free_port
+from tests.fixtures.live_server import ROOT, free_port
 
 
 def _run(*args: str, without: tuple[str, ...] = (), timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -8,10 +8,10 @@ import signal
 import httpx
 
 from apps_api.settings import Settings
-from tests.live_server import SLOW_APP_FACTORY, api_server
-from tests.test_webhooks_delivery import World, chat_event, sub, world  # noqa: F401 - the fixture
-from tests.webhook_helpers import Reply, eventually, receivers
-from tests.webhook_helpers import worker as worker_process
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub, world  # noqa: F401 - the fixture
+from tests.fixtures.live_server import SLOW_APP_FACTORY, api_server
+from tests.fixtures.webhooks import Reply, eventually, receivers
+from tests.fixtures.webhooks import worker as worker_process
 
 
 async def test_sigterm_lets_an_in_flight_api_request_finish(settings: Settings) -> None:

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.live_server import ROOT, free_port
+from tests.fixtures.live_server import ROOT, free_port
 
 # The embedded default: no configured servers (the suite's session fixtures export them).
 # No XDG_RUNTIME_DIR either, as in containers: start-up must not warn about it.

@@ -14,7 +14,7 @@ from apps_api.logs import JsonFormatter
 from apps_api.main import create_app
 from apps_api.observability.context import RequestIdFilter, request_id_var
 from apps_api.settings import Settings
-from tests.factories import Tenant
+from tests.fixtures.factories import Tenant
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ from apps_api.kit.db import engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
-from tests import test_webhooks_delivery as delivery
-from tests.console_helpers import sign_in
-from tests.factories import Tenant, make_app, make_tenant
-from tests.installflow_helpers import PASSWORD, csrf_of, unique_email
-from tests.webhook_helpers import cleanup, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery as delivery
+from tests.fixtures.console import sign_in
+from tests.fixtures.factories import Tenant, make_app, make_tenant
+from tests.fixtures.installflow import PASSWORD, csrf_of, unique_email
+from tests.fixtures.webhooks import cleanup, eventually, receivers, worker
 
 OPERATOR = "/internal/v1/organizations"
 

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from apps_api.kit.db import SessionDep
 from apps_api.observability.shedding import LoadShedMiddleware
 from apps_api.settings import Settings
-from tests.live_server import committed_tenant, serve
+from tests.fixtures.live_server import committed_tenant, serve
 
 
 def shed_count(metrics: str, reason: str) -> float:

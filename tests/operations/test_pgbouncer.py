@@ -16,7 +16,7 @@ from apps_api.kit.db import create_engine, create_read_sessionmaker, create_sess
 from apps_api.kit.driver import SessionStatement, driver_connection
 from apps_api.models import Organization
 from apps_api.settings import Settings
-from tests.pgbouncer_helpers import MISSING, pgbouncer
+from tests.fixtures.pgbouncer import MISSING, pgbouncer
 
 _PLUS_ONE = SessionStatement(select((bindparam("n", type_=Integer) + literal_column("1")).label("n")))
 

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from apps_api.delivery.dispatch import INDEX_MAX_AGE_SECONDS
 from apps_api.models import Event, Webhook
 from apps_api.settings import Settings
-from tests.live_server import serve
-from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import FAST_ENV, Reply, cleanup, eventually, receivers, worker
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.live_server import serve
+from tests.fixtures.webhooks import FAST_ENV, Reply, cleanup, eventually, receivers, worker
 
 BOUND = 3  # attempts in flight per endpoint, across all workers
 # How long a worker may match events against a webhook's old version, plus the time between the

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_trigger_data
-from tests.live_server import ROOT, ApiServer, api_server
-from tests.reliability_helpers import delete_organizations
-from tests.webhook_helpers import Receiver, eventually, worker
+from tests.fixtures.live_server import ROOT, ApiServer, api_server
+from tests.fixtures.webhooks import Receiver, eventually, worker
+from tests.fixtures.world import delete_organizations
 
 PASSWORD = "Tr0ub4dor&3-horse-battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

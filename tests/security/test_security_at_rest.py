@@ -23,11 +23,11 @@ from apps_api.kit.crypto import PREFIX, Keyring, configure_encryption, key_id, n
 from apps_api.kit.driver import with_column_defaults
 from apps_api.models import App, OutboundDelivery
 from apps_api.settings import Settings
-from tests.apps_helpers import app_payload, owned_url
-from tests.factories import Tenant, make_app, make_tenant
-from tests.installflow_helpers import install_directly, make_installer
-from tests.live_server import committed_tenant
-from tests.reliability_helpers import delete_organizations
+from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.factories import Tenant, make_app, make_tenant
+from tests.fixtures.installflow import install_directly, make_installer
+from tests.fixtures.live_server import committed_tenant
+from tests.fixtures.world import delete_organizations
 
 
 async def _all_tables_as_text(connection: AsyncConnection) -> str:

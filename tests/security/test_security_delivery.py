@@ -23,10 +23,10 @@ from apps_api.delivery.outbox import build_delivery
 from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation, OutboundDelivery, Webhook
 from apps_api.models.base import utcnow
-from tests.apps_helpers import app_payload, owned_url
-from tests.factories import Tenant, make_app
-from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import cleanup, receivers, worker
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.webhooks import cleanup, receivers, worker
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.webhooks.service import MAX_SUBSCRIPTIONS_PER_APP, MAX_WEBHOOKS_PER_APP
-from tests.factories import Tenant, make_app
+from tests.fixtures.factories import Tenant, make_app
 
 
 def subscriptions(count: int, prefix: str = "c") -> list[dict[str, Any]]:

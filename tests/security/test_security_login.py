@@ -32,8 +32,8 @@ from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject, locked_for, record_
 from apps_api.main import create_app
 from apps_api.models import AppUserCode
 from apps_api.settings import Settings
-from tests.factories import make_tenant
-from tests.installflow_helpers import (
+from tests.fixtures.factories import make_tenant
+from tests.fixtures.installflow import (
     PASSWORD,
     csrf_of,
     install_directly,

@@ -23,17 +23,17 @@ from apps_api.models import App, AppInstallation, Event
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_trigger_data, encode_access_token
-from tests.apps_helpers import app_payload, owned_url
-from tests.factories import Tenant, make_tenant
-from tests.installflow_helpers import (
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.factories import Tenant, make_tenant
+from tests.fixtures.installflow import (
     install_directly,
     issue_code,
     make_bot_app,
     make_installer,
     token_form,
 )
-from tests.test_webhooks_delivery import World, chat_event, sub
-from tests.webhook_helpers import cleanup, receivers, worker
+from tests.fixtures.webhooks import cleanup, receivers, worker
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

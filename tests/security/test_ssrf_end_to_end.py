@@ -19,7 +19,7 @@ import pytest
 
 from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
 from apps_api.outbound.guard import IPNetwork, parse_networks
-from tests.webhook_helpers import receivers
+from tests.fixtures.webhooks import receivers
 
 LOOPBACK_ALLOWED = parse_networks("127.0.0.0/8")  # the test suite's APPS_API_OUTBOUND_ALLOW_NETWORKS
 

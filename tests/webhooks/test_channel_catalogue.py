@@ -19,12 +19,12 @@ from apps_api.delivery.health import disable_failing_webhooks
 from apps_api.models import Event, OutboundDelivery, Webhook, WebhookChannelSubscription
 from apps_api.models.base import utcnow
 from apps_api.webhooks.catalogue import BUILTIN, CatalogueEntry, body_schema, entries_of
-from tests.apps_helpers import install_via_api, installations_url, owned_url
-from tests.console_helpers import csrf, sign_in
-from tests.factories import Tenant, make_app
-from tests.installflow_helpers import make_installer
+from tests.fixtures.apps import install_via_api, installations_url, owned_url
+from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.installflow import make_installer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from update_openapi_snapshot import render  # noqa: E402

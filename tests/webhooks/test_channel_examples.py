@@ -16,12 +16,12 @@ from apps_api.main import create_app
 from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.settings import Settings
 from apps_api.webhooks.catalogue import BUILTIN_BY_PATTERN
-from tests import test_webhooks_delivery
-from tests.console_helpers import csrf, sign_in
-from tests.factories import Tenant, make_app
-from tests.installflow_helpers import make_installer
-from tests.test_webhooks_delivery import World, sub, verified
-from tests.webhook_helpers import receivers, worker
+from tests.delivery import test_webhooks_delivery
+from tests.delivery.test_webhooks_delivery import World, sub, verified
+from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.installflow import make_installer
+from tests.fixtures.webhooks import receivers, worker
 
 world = test_webhooks_delivery.world  # the fixture
 

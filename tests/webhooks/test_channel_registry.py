@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.models import Event, WebhookChannel
 from apps_api.settings import Settings
-from tests.factories import Tenant
-from tests.test_cli import admin, run_cli
+from tests.fixtures.factories import Tenant
+from tests.operations.test_cli import admin, run_cli
 
 CHATS = "/api/v5/orgs/{organization_id}/chats"
 CHAT_SCHEMA = {

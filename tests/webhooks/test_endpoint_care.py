@@ -28,10 +28,10 @@ from apps_api.models.base import utcnow
 from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.settings import Settings
 from apps_api.webhooks import schemas
-from tests import test_webhooks_delivery
-from tests.factories import Tenant, make_app
-from tests.test_webhooks_delivery import World, chat_event, sub, verified
-from tests.webhook_helpers import Reply, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub, verified
+from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.webhooks import Reply, eventually, receivers, worker
 
 CHATS = "/api/v5/orgs/{organization_id}/chats"
 world = test_webhooks_delivery.world  # the fixture

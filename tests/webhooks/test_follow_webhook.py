@@ -20,11 +20,12 @@ from apps_api.delivery.engine import REDACTED
 from apps_api.delivery.health import DELETED_DELIVERY_REASON, DISABLED_DELIVERY_REASON
 from apps_api.models import App, OutboundDelivery
 from apps_api.models.base import utcnow
-from tests import test_endpoint_care, test_webhooks_delivery
-from tests.factories import Tenant
-from tests.test_endpoint_care import CHATS, deliveries_of, entries_of, webhook_url
-from tests.test_webhooks_delivery import World, chat_event, sub, verified
-from tests.webhook_helpers import Receiver, Reply, eventually, receivers, worker
+from tests.delivery import test_webhooks_delivery
+from tests.delivery.test_webhooks_delivery import World, chat_event, sub, verified
+from tests.fixtures.factories import Tenant
+from tests.fixtures.webhooks import Receiver, Reply, eventually, receivers, worker
+from tests.webhooks import test_endpoint_care
+from tests.webhooks.test_endpoint_care import CHATS, deliveries_of, entries_of, webhook_url
 
 world = test_webhooks_delivery.world  # the fixtures
 api = test_endpoint_care.api

@@ -14,7 +14,7 @@ from apps_api.delivery.outbox import build_delivery
 from apps_api.models import Event, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.factories import Tenant, make_app
+from tests.fixtures.factories import Tenant, make_app
 
 WEBHOOK_ATTRIBUTES = {
     # Endpoint care (issue 15): disabling and health, read-only.
