@@ -48,7 +48,7 @@ class Mutation:
     select: str = ""  # pytest -k expression
 
 
-ISOLATION = "tests/test_isolation_matrix.py"
+ISOLATION = "tests/auth/test_isolation_matrix.py"
 FOREIGN_IDS = "own_paths_with_x_ids or foreign_redeliver"
 
 # What lies between the lapsed lease's two conditions in engine._LEASE_STEPS (M7).
@@ -94,7 +94,7 @@ MUTATIONS: list[Mutation] = [
         "_install",
         '"uq_app_installations_app_id_organization_id" in str(exc.orig)',
         '"uq_app_installations_organization_id_app_id" in str(exc.orig)',
-        ("tests/test_installations.py",),
+        ("tests/installations/test_installations.py",),
         "second_install_is_409 or concurrent_installs",
     ),
     Mutation(
@@ -104,7 +104,7 @@ MUTATIONS: list[Mutation] = [
         "_webhook_request",
         "message_id=attempt.message_id,",
         'message_id=f"{attempt.message_id}_{attempt.attempt_count}",',
-        ("tests/test_webhooks_delivery.py",),
+        ("tests/delivery/test_webhooks_delivery.py",),
         "retries_until_success",
     ),
     Mutation(
@@ -114,7 +114,7 @@ MUTATIONS: list[Mutation] = [
         "resolve_checked",
         "candidates: list[IPAddress] = [address]",
         "return str(address)",
-        ("tests/test_ssrf_end_to_end.py",),
+        ("tests/security/test_ssrf_end_to_end.py",),
         "non_public_destinations",
     ),
     Mutation(
@@ -124,7 +124,7 @@ MUTATIONS: list[Mutation] = [
         "GuardedBackend.connect_tcp",
         "address, port, timeout=timeout,",
         "host, port, timeout=timeout,",
-        ("tests/test_ssrf_end_to_end.py",),
+        ("tests/security/test_ssrf_end_to_end.py",),
         "rebinding",
     ),
     Mutation(
@@ -134,7 +134,7 @@ MUTATIONS: list[Mutation] = [
         "sign",
         'f"{message_id}.{timestamp}.".encode()',
         'f"{message_id}.{timestamp}".encode()',
-        ("tests/test_webhooks_units.py",),
+        ("tests/delivery/test_webhooks_units.py",),
         "standard_webhooks",
     ),
     Mutation(
@@ -149,7 +149,7 @@ MUTATIONS: list[Mutation] = [
         "AND id <> ALL({{recorded}}){_SENDABLE}"
         + _LAPSED_MIDDLE
         + "WHERE d.status = 'started' AND d.attempt_count",
-        ("tests/test_webhooks_units.py",),
+        ("tests/delivery/test_webhooks_units.py",),
         "concurrent_leases",
     ),
     Mutation(
@@ -219,7 +219,7 @@ MUTATIONS: list[Mutation] = [
         "_webhook_request",
         "        secret=secret,\n",
         "        secret=deliverer.settings.secret_key,\n",
-        ("tests/test_webhooks_delivery.py",),
+        ("tests/delivery/test_webhooks_delivery.py",),
         "retries_until_success",
     ),
     Mutation(
@@ -229,7 +229,7 @@ MUTATIONS: list[Mutation] = [
         "_TOKEN_PRINCIPAL",
         '(_tokens.c.expires_at > bindparam("now"))',
         "(_tokens.c.expires_at.is_not(None))",
-        ("tests/test_auth.py",),
+        ("tests/auth/test_auth.py",),
         "expired_token",
     ),
     Mutation(
@@ -239,7 +239,7 @@ MUTATIONS: list[Mutation] = [
         "_TOKEN_PRINCIPAL",
         "_tokens.c.revoked_at.is_(None),",
         "_tokens.c.id.is_not(None),",
-        ("tests/test_auth.py",),
+        ("tests/auth/test_auth.py",),
         "revoked_token",
     ),
     Mutation(
@@ -249,7 +249,7 @@ MUTATIONS: list[Mutation] = [
         "csrf_valid",
         "return isinstance(sid, str) and constant_time_equals(sid, browser_session.sid)",
         "return isinstance(sid, str)",
-        ("tests/test_install_flow.py",),
+        ("tests/installflow/test_install_flow.py",),
         "csrf_token_of_its_session",
     ),
     Mutation(
@@ -259,7 +259,7 @@ MUTATIONS: list[Mutation] = [
         "refusal_reason",
         "address = _unmapped(address)",
         "address = address",
-        ("tests/test_ssrf_end_to_end.py",),
+        ("tests/security/test_ssrf_end_to_end.py",),
         "non_public_destinations or loopback_forms",
     ),
     Mutation(
@@ -269,7 +269,7 @@ MUTATIONS: list[Mutation] = [
         "uninstall",
         "async with session.begin_nested():",
         "for _no_savepoint in (None,):",
-        ("tests/test_installations.py",),
+        ("tests/installations/test_installations.py",),
         "uninstall_failing_half_way",
     ),
     Mutation(
@@ -279,7 +279,7 @@ MUTATIONS: list[Mutation] = [
         "purge_batches",
         "(Event.created_at < cutoff) & Event.dispatched_at.is_not(None)",
         "(Event.created_at < cutoff)",
-        ("tests/test_delivery_paths.py",),
+        ("tests/delivery/test_delivery_paths.py",),
         "purge",
     ),
     Mutation(
@@ -289,7 +289,7 @@ MUTATIONS: list[Mutation] = [
         "redeliver",
         "if delivery.status == DeliveryStatus.STARTED:",
         'if delivery.status == "never":',
-        ("tests/test_webhooks_api.py",),
+        ("tests/webhooks/test_webhooks_api.py",),
         "redeliver",
     ),
     Mutation(
@@ -299,7 +299,7 @@ MUTATIONS: list[Mutation] = [
         "is_public",
         "return and_(App.is_available_to_anyone, App.is_approved)",
         "return and_(App.is_available_to_anyone)",
-        ("tests/test_public_apps.py",),
+        ("tests/apps/test_public_apps.py",),
         "retrieve_public_app",
     ),
     Mutation(
@@ -309,7 +309,7 @@ MUTATIONS: list[Mutation] = [
         "_PASSED_SLOTS",
         "AND locked_by = $14 AND locked_until > $13",
         "AND locked_by = $14",
-        ("tests/test_webhooks_units.py",),
+        ("tests/delivery/test_webhooks_units.py",),
         "passes_its_slot",
     ),
     # The survivors of an outside audit (issue 29): each passed the whole suite until a test
@@ -321,7 +321,7 @@ MUTATIONS: list[Mutation] = [
         "app_secret_matches",
         "constant_time_equals(previous or _DUMMY_SECRET, presented) and previous is not None",
         "constant_time_equals(previous or _DUMMY_SECRET, presented)",
-        ("tests/test_identity_token.py",),
+        ("tests/auth/test_identity_token.py",),
         "dummy",
     ),
     Mutation(
@@ -331,7 +331,7 @@ MUTATIONS: list[Mutation] = [
         "authenticate_app_token",
         "statement = statement.where(AppInstallation.id == installation_id)",
         "statement = statement",
-        ("tests/test_app_token_auth.py",),
+        ("tests/auth/test_app_token_auth.py",),
         "reinstalled",
     ),
     Mutation(
@@ -341,7 +341,7 @@ MUTATIONS: list[Mutation] = [
         "revoke",
         "            ApiToken.app_installation_id == installation.id,\n",
         "",
-        ("tests/test_app_trust.py",),
+        ("tests/apps/test_app_trust.py",),
         "another_tenants",
     ),
     Mutation(
@@ -351,7 +351,7 @@ MUTATIONS: list[Mutation] = [
         "decode_cursor",
         "if len(signature) != 16 or not hmac.compare_digest(signature, _sign(payload, key)):",
         "if len(signature) != 16:",
-        ("tests/test_pagination.py",),
+        ("tests/kit/test_pagination.py",),
         "another_key",
     ),
     Mutation(
@@ -361,7 +361,7 @@ MUTATIONS: list[Mutation] = [
         "_work",
         "_bounds(day)[1] <= cutoff",
         "_bounds(day)[0] <= cutoff",
-        ("tests/test_log_partitions.py",),
+        ("tests/delivery/test_log_partitions.py",),
         "cutoff_survives",
     ),
     Mutation(
@@ -371,7 +371,7 @@ MUTATIONS: list[Mutation] = [
         "_RECORD_STEPS",
         "coalesce(w.failing_since, $13)",
         "$13",
-        ("tests/test_endpoint_care.py",),
+        ("tests/webhooks/test_endpoint_care.py",),
         "streak",
     ),
     Mutation(
@@ -381,7 +381,7 @@ MUTATIONS: list[Mutation] = [
         "_LEASE_STEPS",
         "WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > {{now}}) AS app_previous_secret",
         "WHERE apps.id = d.app_id) AS app_previous_secret",
-        ("tests/test_security_rotation.py",),
+        ("tests/security/test_security_rotation.py",),
         "past_its_grace",
     ),
     Mutation(
@@ -391,7 +391,7 @@ MUTATIONS: list[Mutation] = [
         "plan_next",
         "delay = min(max(retry_after, 1.0), MAX_RETRY_AFTER_SECONDS)",
         "delay = max(retry_after, 1.0)",
-        ("tests/test_webhooks_units.py",),
+        ("tests/delivery/test_webhooks_units.py",),
         "retry_plan",
     ),
     Mutation(
@@ -401,7 +401,7 @@ MUTATIONS: list[Mutation] = [
         "LoadShedMiddleware.__call__",
         "if self.in_flight >= self.limit:",
         "if self.in_flight > self.limit:",
-        ("tests/test_overload.py",),
+        ("tests/operations/test_overload.py",),
         "exactly_limit",
     ),
     Mutation(
@@ -411,7 +411,7 @@ MUTATIONS: list[Mutation] = [
         "sweep_outbound",
         "Event.created_at < now - UNDISPATCHED_GRACE",
         "Event.created_at > now - UNDISPATCHED_GRACE",
-        ("tests/test_delivery_paths.py",),
+        ("tests/delivery/test_delivery_paths.py",),
         "sweeper_finds",
     ),
     Mutation(
@@ -421,7 +421,7 @@ MUTATIONS: list[Mutation] = [
         "schedule_install_trigger",
         'if not has_trigger(app["trigger_conditions"], app["trigger_url"], "install"):',
         "if True:",
-        ("tests/test_example_weather_bot.py",),
+        ("tests/apps/test_example_weather_bot.py",),
         "installed_through_the_api",
     ),
 ]

@@ -54,28 +54,41 @@ PACKAGE = ROOT / "src" / "apps_api"
 # that exercise the module directly, fastest first (-x stops at the first failure).
 MODULES: dict[str, tuple[str, ...]] = {
     "auth/secrets.py": (
-        "tests/test_identity_token.py",
-        "tests/test_app_token_auth.py",
-        "tests/test_security_at_rest.py",
+        "tests/auth/test_identity_token.py",
+        "tests/auth/test_app_token_auth.py",
+        "tests/security/test_security_at_rest.py",
     ),
-    "auth/app_tokens.py": ("tests/test_app_token_auth.py", "tests/test_app_trust.py"),
-    "auth/policy.py": ("tests/test_access_policy.py", "tests/test_isolation_matrix.py"),
-    "auth/service.py": ("tests/test_auth.py",),
-    "auth/dependencies.py": ("tests/test_auth.py", "tests/test_access_org.py", "tests/test_app_trust.py"),
-    "kit/pagination.py": ("tests/test_pagination.py",),
-    "kit/security.py": ("tests/test_security_login.py", "tests/test_webhooks_units.py"),
-    "kit/throttle.py": ("tests/test_security_login.py",),
-    "kit/crypto.py": ("tests/test_security_at_rest.py",),
-    "installflow/session.py": ("tests/test_install_flow.py", "tests/test_security_sessions.py"),
-    "triggers/tokens.py": ("tests/test_app_token_auth.py", "tests/test_app_trust_triggers.py"),
-    "app_user_tokens/service.py": ("tests/test_app_trust.py",),
-    "catalog/visibility.py": ("tests/test_public_apps.py", "tests/test_catalogue_views.py"),
-    "delivery/signing.py": ("tests/test_webhooks_units.py",),
-    "delivery/partitions.py": ("tests/test_log_partitions.py",),
-    "delivery/matching.py": ("tests/test_webhooks_matching.py",),
-    "delivery/engine.py": ("tests/test_webhooks_units.py", "tests/test_webhooks_delivery.py"),
-    "delivery/tasks.py": ("tests/test_delivery_paths.py", "tests/test_webhooks_delivery.py"),
-    "observability/shedding.py": ("tests/test_overload.py",),
+    "auth/app_tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust.py"),
+    "auth/policy.py": ("tests/auth/test_access_policy.py", "tests/auth/test_isolation_matrix.py"),
+    "auth/service.py": ("tests/auth/test_auth.py",),
+    "auth/dependencies.py": (
+        "tests/auth/test_auth.py",
+        "tests/auth/test_access_org.py",
+        "tests/apps/test_app_trust.py",
+    ),
+    "kit/pagination.py": ("tests/kit/test_pagination.py",),
+    "kit/security.py": ("tests/security/test_security_login.py", "tests/delivery/test_webhooks_units.py"),
+    "kit/throttle.py": ("tests/security/test_security_login.py",),
+    "kit/crypto.py": ("tests/security/test_security_at_rest.py",),
+    "installflow/session.py": (
+        "tests/installflow/test_install_flow.py",
+        "tests/security/test_security_sessions.py",
+    ),
+    "triggers/tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust_triggers.py"),
+    "app_user_tokens/service.py": ("tests/apps/test_app_trust.py",),
+    "catalog/visibility.py": ("tests/apps/test_public_apps.py", "tests/apps/test_catalogue_views.py"),
+    "delivery/signing.py": ("tests/delivery/test_webhooks_units.py",),
+    "delivery/partitions.py": ("tests/delivery/test_log_partitions.py",),
+    "delivery/matching.py": ("tests/webhooks/test_webhooks_matching.py",),
+    "delivery/engine.py": (
+        "tests/delivery/test_webhooks_units.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/tasks.py": (
+        "tests/delivery/test_delivery_paths.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "observability/shedding.py": ("tests/operations/test_overload.py",),
 }
 
 # Mutants no test can tell from the original (triaged in docs/testing.md), keyed by module, the
@@ -124,7 +137,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "or",
         "and",
     ): "a token missing one of these claims is refused further on all the same (no app, user or"
-    " installation has a null id); tests/test_app_token_auth.py's `without_*` cases hold the 401",
+    " installation has a null id); tests/auth/test_app_token_auth.py's `without_*` cases hold the 401",
     ("delivery/partitions.py", "purged_default_rows: int = 0", "0", "1"): (
         "a default never read: maintain() always sets it from the DELETE's row count"
     ),

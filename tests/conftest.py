@@ -30,8 +30,8 @@ from apps_api.kit.db import statement_cache_options, unit_of_work
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
-from tests.factories import Tenant, make_tenant
-from tests.redis_cleanup import remove_queue_keys
+from tests.fixtures.factories import Tenant, make_tenant
+from tests.fixtures.redis_cleanup import remove_queue_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = secrets.token_hex(4)
@@ -106,7 +106,7 @@ def database_url(direct_database_url: str) -> Iterator[str]:
     if not PGBOUNCER_MODE:
         yield direct_database_url
         return
-    from tests.pgbouncer_helpers import pgbouncer
+    from tests.fixtures.pgbouncer import pgbouncer
 
     with pgbouncer(direct_database_url) as bounced:
         yield bounced

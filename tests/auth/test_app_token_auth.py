@@ -1,0 +1,205 @@
+"""`Authorization: GIOSGAPP <token> <app_secret>`: trigger access tokens on the API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps_api.models.base import utcnow
+from apps_api.settings import Settings
+from apps_api.triggers.tokens import encode_access_token
+from tests.fixtures.factories import make_tenant
+from tests.fixtures.installflow import install_directly, make_bot_app, make_installer, make_public_app
+
+PUBLIC = "/api/v5/public_apps"
+
+
+async def _setup(session: AsyncSession) -> tuple[Any, Any, Any, Any]:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_public_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    return owner, installer, app, installation
+
+
+def _token(settings: Settings, installer: Any, app: Any, installation: Any, **kw: Any) -> str:
+    return encode_access_token(
+        secret_key=kw.pop("secret_key", settings.secret_key),
+        user_id=kw.pop("user_id", installer.user.id),
+        organization_id=kw.pop("organization_id", installer.org_id),
+        app_id=kw.pop("app_id", app.id),
+        installation_id=kw.pop("installation_id", installation.id if installation is not None else None),
+        **kw,
+    )
+
+
+async def test_valid_token_and_secret_authenticate_as_the_user(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, installer, app, installation = await _setup(session)
+    token = _token(settings, installer, app, installation)
+    response = await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {token} {app.secret}"})
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["results"]] == [str(app.id)]
+    # The principal is the acting user in their organization: org routes of that org work.
+    mine = await client.get(
+        f"/api/v5/orgs/{installer.org_id}/app_installations",
+        headers={"Authorization": f"giosgapp  {token}   {app.secret} "},
+    )
+    assert mine.status_code == 200
+    assert [item["id"] for item in mine.json()["results"]] == [str(installation.id)]
+
+
+async def test_token_without_installation_id_works_while_the_user_is_live(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, installer, app, _ = await _setup(session)
+    token = _token(settings, installer, app, None)
+    response = await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {token} {app.secret}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong_secret",
+        "secret_of_another_app",
+        "expired",
+        "tampered",
+        "signed_with_another_key",
+        "wrong_audience",
+        "deleted_user",
+        "user_of_another_org",
+        "uninstalled",
+        "installation_of_another_app",
+        "unknown_app",
+        "token_only",
+        "three_parts",
+        "api_token_as_giosgapp",
+        "without_app_id",
+        "without_sub",
+        "without_org_id",
+        "installation_id_not_an_id",
+    ],
+)
+async def test_refused_credentials_are_401(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, case: str
+) -> None:
+    owner, installer, app, installation = await _setup(session)
+    other_app = await make_public_app(session, owner.organization, name="Other")
+    token = _token(settings, installer, app, installation)
+    secret = app.secret
+    if case == "wrong_secret":
+        secret = app.secret[:-4] + "AAA="
+    elif case == "secret_of_another_app":
+        secret = other_app.secret
+    elif case == "expired":
+        token = _token(settings, installer, app, installation, ttl=timedelta(seconds=-1))
+    elif case == "tampered":
+        header, _payload, signature = token.split(".")
+        claims = jwt.decode(token, options={"verify_signature": False})
+        claims["sub"] = str(owner.user.id)
+        forged = jwt.encode(claims, "guess", algorithm="HS256").split(".")[1]
+        token = ".".join((header, forged, signature))
+    elif case == "signed_with_another_key":
+        token = _token(settings, installer, app, installation, secret_key="not-our-key-" + "x" * 32)
+    elif case == "wrong_audience":
+        claims = jwt.decode(token, options={"verify_signature": False})
+        claims["aud"] = "something-else"
+        token = jwt.encode(claims, settings.secret_key, algorithm="HS256")
+    elif case == "deleted_user":
+        installer.user.deleted_at = utcnow()
+        await session.flush()
+    elif case == "user_of_another_org":
+        token = _token(settings, installer, app, installation, organization_id=owner.org_id)
+    elif case == "uninstalled":
+        from apps_api.installations.service import uninstall
+
+        await uninstall(session=session, installation=installation, actor_user_id=None)
+    elif case == "installation_of_another_app":
+        token = _token(settings, installer, other_app, installation)
+        secret = other_app.secret
+    elif case == "unknown_app":
+        token = _token(settings, installer, app, installation, app_id=uuid.uuid4())
+    elif case.startswith("without_") or case == "installation_id_not_an_id":
+        # Signed with our key, so only the claims' own check refuses it.
+        claims = jwt.decode(token, options={"verify_signature": False})
+        if case == "installation_id_not_an_id":
+            claims["inst_id"] = "not-an-id"
+        else:
+            claims.pop(case.removeprefix("without_"))
+        token = jwt.encode(claims, settings.secret_key, algorithm="HS256")
+    header_value = f"GIOSGAPP {token} {secret}"
+    if case == "token_only":
+        header_value = f"GIOSGAPP {token}"
+    elif case == "three_parts":
+        header_value = f"GIOSGAPP {token} {secret} extra"
+    elif case == "api_token_as_giosgapp":
+        header_value = f"GIOSGAPP {installer.token} {secret}"
+    response = await client.get(PUBLIC, headers={"Authorization": header_value})
+    assert response.status_code == 401, case
+    assert response.json()["detail"] == "Invalid, expired or revoked token."
+
+
+async def test_a_token_dies_with_its_installation_even_when_the_app_is_reinstalled(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    from apps_api.installations.service import uninstall
+
+    _, installer, app, installation = await _setup(session)
+    old = _token(settings, installer, app, installation)
+    assert (
+        await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {old} {app.secret}"})
+    ).status_code == 200
+    await uninstall(session=session, installation=installation, actor_user_id=None)
+    reinstalled = await install_directly(session, installer, app)
+    assert reinstalled.id != installation.id
+    new = _token(settings, installer, app, reinstalled)
+    assert (
+        await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {new} {app.secret}"})
+    ).status_code == 200
+    response = await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {old} {app.secret}"})
+    assert response.status_code == 401
+
+
+async def test_an_app_user_token_works_for_the_installations_app_user_only(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_bot_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    assert installation.app_user_id is not None
+
+    async def as_app_user(user_id: uuid.UUID) -> int:
+        token = _token(settings, installer, app, installation, user_id=user_id, as_app_user=True)
+        return (await client.get(PUBLIC, headers={"Authorization": f"Bearer {token}"})).status_code
+
+    assert await as_app_user(installation.app_user_id) == 200
+    assert await as_app_user(installer.user.id) == 401  # a person of the organization is no app user
+
+
+async def test_the_token_is_not_an_api_token(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, installer, app, installation = await _setup(session)
+    token = _token(settings, installer, app, installation)
+    response = await client.get(PUBLIC, headers={"Authorization": f"Token {token}"})
+    assert response.status_code == 401
+
+
+async def test_access_checks_still_apply(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    _, installer, app, installation = await _setup(session)
+    installer.user.permissions = ["users"]
+    await session.flush()
+    token = _token(settings, installer, app, installation)
+    response = await client.get(PUBLIC, headers={"Authorization": f"GIOSGAPP {token} {app.secret}"})
+    assert response.status_code == 403

@@ -1,0 +1,434 @@
+"""Delivery building blocks: signatures, the SSRF guard, retry planning and the lease race."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook as StandardWebhook
+
+from apps_api.delivery.engine import (
+    INTERRUPTED,
+    MAX_RETRY_AFTER_SECONDS,
+    Deliverer,
+    plan_next,
+    retry_after_seconds,
+    settle,
+)
+from apps_api.delivery.outbox import build_delivery, endpoint_host
+from apps_api.delivery.signing import signature_headers
+from apps_api.kit.security import new_app_secret
+from apps_api.models import OutboundDelivery, WebhookLogEntry
+from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
+from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
+from apps_api.settings import Settings
+from tests.fixtures.webhooks import Reply, receivers
+
+
+def test_signatures_verify_with_the_standard_webhooks_library() -> None:
+    secret = new_app_secret()
+    body = json.dumps({"channel": "/api/v5/orgs/x/chats", "action": "added"}).encode()
+    headers = signature_headers(
+        secret=secret, message_id="msg_1", timestamp=int(datetime.now(UTC).timestamp()), body=body
+    )
+    assert StandardWebhook(secret).verify(body, headers)["action"] == "added"
+    assert StandardWebhook("whsec_" + secret).verify(body, headers)["action"] == "added"
+    with pytest.raises(Exception, match="signature"):
+        StandardWebhook(new_app_secret()).verify(body, headers)
+    with pytest.raises(Exception, match="signature"):
+        StandardWebhook(secret).verify(body + b" ", headers)
+
+
+def test_a_rotation_signs_with_both_secrets_and_never_twice_with_one() -> None:
+    secret, previous = new_app_secret(), new_app_secret()
+    moment = int(datetime.now(UTC).timestamp())
+    both = signature_headers(
+        secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=previous
+    )
+    signatures = both["webhook-signature"].split(" ")
+    assert len(signatures) == 2
+    for key in (secret, previous):
+        assert StandardWebhook(key).verify(b"{}", both) == {}
+    # The same secret as "previous" (a rotation to itself) adds no second, identical signature.
+    same = signature_headers(
+        secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=secret
+    )
+    assert same["webhook-signature"] == signatures[0]
+
+
+@pytest.mark.parametrize(
+    ("address", "label"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),  # noqa: S104
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "non-public"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("fd00::1", "private"),
+    ],
+)
+def test_guard_refuses_non_public_addresses(address: str, label: str) -> None:
+    reason = refusal_reason(ipaddress.ip_address(address))
+    assert reason is not None and reason.startswith(label), reason
+
+
+def test_guard_allows_public_addresses_and_the_allow_list() -> None:
+    assert refusal_reason(ipaddress.ip_address("93.184.216.34")) is None
+    assert refusal_reason(ipaddress.ip_address("2606:2800:220:1::1")) is None
+    allow = parse_networks("127.0.0.0/8, 10.0.0.5")
+    assert refusal_reason(ipaddress.ip_address("127.0.0.9"), allow) is None
+    assert refusal_reason(ipaddress.ip_address("::ffff:127.0.0.1"), allow) is None
+    assert refusal_reason(ipaddress.ip_address("10.0.0.5"), allow) is None
+    assert refusal_reason(ipaddress.ip_address("10.0.0.6"), allow) is not None
+
+
+async def test_guard_resolves_names_and_refuses_them() -> None:
+    with pytest.raises(DestinationBlocked, match="localhost resolves to loopback"):
+        await resolve_checked("localhost", 80)
+    assert await resolve_checked("localhost", 80, parse_networks("127.0.0.0/8")) == "127.0.0.1"
+
+
+async def test_guarded_client_reads_at_most_4_kib_and_never_follows_redirects() -> None:
+    big = b"x" * 1_000_000
+    with receivers(
+        lambda n: Reply(200, big), lambda n: Reply(301, b"", {"Location": "http://127.0.0.1:1/"})
+    ) as (
+        large,
+        moved,
+    ):
+        async with guarded_client(parse_networks("127.0.0.0/8")) as client:
+            outcome = await send(client, method="POST", url=large.url, headers={}, content=b"{}")
+            assert outcome.status_code == 200 and outcome.body == "x" * 4096
+            assert outcome.headers is not None and outcome.headers["content-length"] == str(len(big))
+            redirect = await send(client, method="POST", url=moved.url, headers={}, content=b"{}")
+            assert redirect.status_code == 301 and len(moved.requests) == 1
+        async with guarded_client(()) as closed:
+            blocked = await send(closed, method="POST", url=large.url, headers={}, content=b"{}")
+            assert blocked.status_code is None and blocked.error == DESTINATION_NOT_ALLOWED
+        assert len(large.requests) == 1
+
+
+def test_retry_plan(settings: Settings) -> None:
+    now = datetime.now(UTC)
+    schedule = settings.model_copy(update={"webhook_retry_schedule": "5,300,1800"})
+    ok = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=Outcome(200), now=now)
+    assert ok.status == "successful"
+    first = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=Outcome(500), now=now)
+    assert first.status == "pending" and first.delay is not None and 4.5 <= first.delay <= 5.5
+    second = plan_next(
+        settings=schedule, attempt_count=2, max_attempts=4, outcome=Outcome(error="x"), now=now
+    )
+    assert second.delay is not None and 270 <= second.delay <= 330
+    last = plan_next(settings=schedule, attempt_count=4, max_attempts=4, outcome=Outcome(500), now=now)
+    assert last.status == "failed"
+    gone = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=Outcome(410), now=now)
+    assert gone.status == "failed"
+    throttled = Outcome(429, headers={"retry-after": "120"})
+    assert (
+        plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=throttled, now=now).delay == 120
+    )
+    later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    unavailable = Outcome(503, headers={"retry-after": later})
+    delay = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=unavailable, now=now).delay
+    assert delay is not None and 85 <= delay <= 91
+    assert retry_after_seconds("soon", now) is None
+    # A receiver cannot push a retry out by decades: Retry-After is capped (a day).
+    for huge in ("999999999", "Fri, 01 Jan 2100 00:00:00 GMT"):
+        pushed = Outcome(503, headers={"retry-after": huge})
+        capped = plan_next(settings=schedule, attempt_count=1, max_attempts=4, outcome=pushed, now=now)
+        assert capped.delay == MAX_RETRY_AFTER_SECONDS == 24 * 3600, huge
+        assert capped.next_attempt_at == now + timedelta(days=1)
+
+
+async def test_outbound_requests_keep_no_cookies() -> None:
+    """A cookie one endpoint sets must never reach another app's endpoint on the same host."""
+    cookie = {"Set-Cookie": "session=tenant-a-secret; Path=/"}
+    with receivers(lambda n: Reply(200, b"ok", cookie)) as (receiver,):
+        async with guarded_client(parse_networks("127.0.0.0/8")) as client:
+            for _ in range(2):
+                outcome = await send(client, method="POST", url=receiver.url, headers={}, content=b"{}")
+                assert outcome.status_code == 200
+    assert len(receiver.requests) == 2
+    assert all("cookie" not in {name.lower() for name in request.headers} for request in receiver.requests)
+
+
+async def test_concurrent_leases_give_one_attempt_to_one_worker(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    # A trigger: a webhook attempt is leased only while its webhook exists
+    # (tests/webhooks/test_follow_webhook.py).
+    delivery, entry = build_delivery(
+        kind="trigger",
+        app_id=uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        method="POST",
+        endpoint_url="http://127.0.0.1:9/race",
+        channel="/api/v5/orgs/x/chats",
+        action="added",
+        resource_id="r",
+        payload={},
+    )
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as session, session.begin():
+        session.add(delivery)
+        await session.flush()
+        session.add(entry)
+    try:
+        async with guarded_client(()) as client:
+            deliverers = [Deliverer(sessionmaker, settings, client, f"worker-{i}") for i in range(8)]
+            host = delivery.endpoint_host
+            results = await asyncio.gather(*(settle(d, host=host, wanted=10) for d in deliverers))
+        winners = [attempts for _, attempts, _ in results if attempts]
+        assert len(winners) == 1 and len(winners[0]) == 1
+        leased = winners[0][0]
+        assert leased.id == delivery.id and leased.attempt_count == 1 and leased.log_entry_id == entry.id
+        async with sessionmaker() as session:
+            stored = await session.get(OutboundDelivery, delivery.id)
+            assert stored is not None and stored.status == "started"
+            assert stored.locked_by in {d.worker_id for d in deliverers}
+            stored_entry = await session.get(WebhookLogEntry, entry.id)
+            assert stored_entry is not None and stored_entry.status == "started"
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id == delivery.id))
+
+
+async def _queued(
+    sessionmaker: async_sessionmaker[AsyncSession], url: str, count: int, app_id: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """`count` due deliveries of one app to `url`, oldest first: (delivery id, log entry id) each.
+
+    One app: an endpoint's apps take turns, so only one app's attempts go strictly oldest first.
+    """
+    queued = []
+    app_id = app_id or uuid.uuid4()
+    async with sessionmaker() as session, session.begin():
+        for n in range(count):
+            delivery, entry = build_delivery(
+                kind="trigger",  # a webhook's would wait for its webhook
+                app_id=app_id,
+                organization_id=uuid.uuid4(),
+                method="POST",
+                endpoint_url=url,
+                channel="/api/v5/orgs/x/chats",
+                action="added",
+                resource_id=f"r{n}",
+                payload={},
+            )
+            delivery.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60 - n)
+            session.add(delivery)
+            await session.flush()
+            session.add(entry)
+            queued.append((delivery.id, entry.id))
+    return queued
+
+
+async def _live_leases(engine: AsyncEngine, host: str) -> int:
+    async with AsyncSession(engine) as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OutboundDelivery)
+            .where(
+                OutboundDelivery.endpoint_host == host,
+                OutboundDelivery.status == "started",
+                OutboundDelivery.locked_until > func.now(),
+            )
+        )
+    return int(count or 0)
+
+
+async def test_a_finished_attempt_passes_its_slot_and_the_bound_holds(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Recording an outcome leases into the slot it frees (one statement, no lock): only a slot
+    whose lease was still live passes on, so the endpoint's bound holds across workers."""
+    bounded = settings.model_copy(update={"webhook_max_concurrency_per_endpoint": 2})
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/pass"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids = [delivery_id for delivery_id, _ in await _queued(sessionmaker, url, 7)]
+    host = endpoint_host(url)
+    ok = Outcome(status_code=200, body="ok")
+    try:
+        async with guarded_client(()) as client:
+            a, b, c = (Deliverer(sessionmaker, bounded, client, f"worker-{name}") for name in "abc")
+            _, first, _ = await settle(a, host=host, wanted=2)
+            assert [attempt.id for attempt in first] == ids[:2]
+            assert (await settle(b, host=host, wanted=2))[1] == []  # the bound is full
+            # a's second lease lapses while a records it (its row locked), so b counts a free slot
+            # and leases the next due attempt into it.
+            async with sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboundDelivery)
+                    .where(OutboundDelivery.id == ids[1])
+                    .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            async with engine.connect() as recording:
+                await recording.execute(
+                    select(OutboundDelivery.id).where(OutboundDelivery.id == ids[1]).with_for_update()
+                )
+                _, taken, _ = await settle(b, host=host, wanted=2)
+                await recording.rollback()
+            assert [attempt.id for attempt in taken] == [ids[2]]
+            # a finishes both, still its own: only the slot whose lease was live passes on.
+            finished = [(first[0], ok), (first[1], ok)]
+            plans, passed, more = await settle(a, host=host, results=finished, wanted=2)
+            assert [plan and plan.status for plan in plans] == ["successful", "successful"]
+            assert [attempt.id for attempt in passed] == [ids[3]] and more
+            assert await _live_leases(engine, host) == 2
+            # Both finish while a third worker counts free slots: never more than the bound.
+            outcomes = await asyncio.gather(
+                settle(a, host=host, results=[(passed[0], ok)], wanted=1),
+                settle(b, host=host, results=[(taken[0], ok)], wanted=1),
+                settle(c, host=host, wanted=2),
+            )
+            assert sum(len(leased) for _, leased, _ in outcomes) == 2
+            assert await _live_leases(engine, host) == 2
+        async with sessionmaker() as session:
+            rows = await session.execute(
+                select(OutboundDelivery.id, OutboundDelivery.status).where(OutboundDelivery.id.in_(ids))
+            )
+            statuses = dict(rows.all())
+        assert [statuses[i] for i in ids] == ["successful"] * 4 + ["started"] * 2 + ["pending"]
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+async def test_a_passed_slot_takes_over_an_abandoned_attempt_first(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A slot passed in the recording statement goes to a lapsed attempt before a due one; the
+    dead worker's started log entry ends "Interrupted" and the new attempt gets its own."""
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/abandoned"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    queued = await _queued(sessionmaker, url, 3)
+    ids, entries = [delivery_id for delivery_id, _ in queued], [entry_id for _, entry_id in queued]
+    host = endpoint_host(url)
+    try:
+        async with guarded_client(()) as client:
+            dead, a = (Deliverer(sessionmaker, settings, client, f"worker-{name}") for name in ("dead", "a"))
+            assert [attempt.id for attempt in (await settle(dead, host=host, wanted=1))[1]] == [ids[0]]
+            _, mine, _ = await settle(a, host=host, wanted=1)
+            assert [attempt.id for attempt in mine] == [ids[1]]
+            async with sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboundDelivery)
+                    .where(OutboundDelivery.id == ids[0])
+                    .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            _, passed, _ = await settle(a, host=host, results=[(mine[0], Outcome(status_code=200))], wanted=1)
+        assert [(attempt.id, attempt.attempt_count) for attempt in passed] == [(ids[0], 2)]
+        assert passed[0].log_entry_id not in (None, entries[0])
+        async with sessionmaker() as session:
+            old = await session.get(WebhookLogEntry, entries[0])
+            new = await session.get(WebhookLogEntry, passed[0].log_entry_id)
+            stored = await session.get(OutboundDelivery, ids[0])
+        assert old is not None and (old.status, old.reason) == ("failed", INTERRUPTED)
+        assert new is not None and (new.status, new.retry_index) == ("started", 1)
+        assert stored is not None and stored.current_log_entry_id == new.id and stored.locked_by == "worker-a"
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:
+    from apps_api.delivery.engine import classify
+
+    assert classify(Outcome(302)) == (False, "Redirect (302) not followed.")
+    assert classify(Outcome(302), redirect_delivers=True) == (True, None)
+    assert classify(Outcome(500), redirect_delivers=True)[0] is False
+
+
+async def _live_by_app(engine: AsyncEngine, host: str) -> dict[uuid.UUID, int]:
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(OutboundDelivery.app_id, func.count())
+            .where(
+                OutboundDelivery.endpoint_host == host,
+                OutboundDelivery.status == "started",
+                OutboundDelivery.locked_until > func.now(),
+            )
+            .group_by(OutboundDelivery.app_id)
+        )
+    return {app_id: int(count) for app_id, count in rows.all()}
+
+
+async def test_apps_take_turns_within_both_bounds_across_workers(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Issue 24: at most 2 attempts of one app and 3 in all at one endpoint, across three workers
+    counting and passing slots at once; a finished attempt's slot goes to the other app first."""
+    bounded = settings.model_copy(
+        update={"webhook_max_concurrency_per_endpoint": 3, "webhook_max_concurrency_per_app_endpoint": 2}
+    )
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/turns"
+    host = endpoint_host(url)
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    first_app, second_app = uuid.uuid4(), uuid.uuid4()
+    ids = [d for d, _ in await _queued(sessionmaker, url, 12, first_app)]
+    ids += [d for d, _ in await _queued(sessionmaker, url, 12, second_app)]
+    async with sessionmaker() as session, session.begin():
+        # The first app's whole backlog was due first: strict time order would serve it alone.
+        await session.execute(
+            update(OutboundDelivery)
+            .where(OutboundDelivery.app_id == second_app)
+            .values(next_attempt_at=OutboundDelivery.next_attempt_at + timedelta(seconds=30))
+        )
+    ok = Outcome(status_code=200, body="ok")
+    try:
+        async with guarded_client(()) as client:
+            a, b, c = (Deliverer(sessionmaker, bounded, client, f"worker-{name}") for name in "abc")
+            _, first, more = await settle(a, host=host, wanted=3)
+            assert more  # attempts wait for their app's slot
+            counts = await _live_by_app(engine, host)
+            assert sorted(counts.values()) == [1, 2]
+            assert (await settle(b, host=host, wanted=3))[1] == []  # the endpoint's bound is full
+            # The app holding two finishes one: its slot passes to the other app, under its bound.
+            full = next(app_id for app_id, count in counts.items() if count == 2)
+            done = next(attempt for attempt in first if attempt.app_id == full)
+            _, passed, _ = await settle(a, host=host, results=[(done, ok)], wanted=1)
+            assert [attempt.app_id for attempt in passed] == [next(iter(set(counts) - {full}))]
+            held = {"a": [attempt for attempt in first if attempt is not done] + passed, "b": [], "c": []}
+            workers = {"a": a, "b": b, "c": c}
+            # Rounds of three workers at once, each recording what it holds and taking what it can.
+            for _ in range(12):
+                outcomes = await asyncio.gather(
+                    *(
+                        settle(workers[name], host=host, results=[(held[name][0], ok)], wanted=1)
+                        if held[name]
+                        else settle(workers[name], host=host, wanted=3)
+                        for name in "abc"
+                    )
+                )
+                for name, (_, leased, _) in zip("abc", outcomes, strict=True):
+                    held[name] = held[name][1:] + leased
+                live = await _live_by_app(engine, host)
+                assert sum(live.values()) <= 3 and max(live.values(), default=0) <= 2, live
+                assert sum(map(len, held.values())) == sum(live.values())
+        async with sessionmaker() as session:
+            rows = await session.execute(
+                select(OutboundDelivery.app_id, func.count())
+                .where(OutboundDelivery.id.in_(ids), OutboundDelivery.status == "successful")
+                .group_by(OutboundDelivery.app_id)
+            )
+            served = dict(rows.all())
+        # Both apps were served all along, neither ran ahead of the other by more than its bound.
+        assert abs(served.get(first_app, 0) - served.get(second_app, 0)) <= 2, served
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))

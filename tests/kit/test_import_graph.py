@@ -1,0 +1,134 @@
+"""The layers hold: imports between the packages of `src/apps_api` run one way.
+
+apps -> installations -> delivery -> models/kit; no cycle between packages; `kit` and `models`
+import no domain package, and `kit` imports no observability (ARCHITECTURE.md, layers).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "src" / "apps_api"
+# The building blocks every domain stands on; they may import only each other (and settings).
+FOUNDATION = {"kit", "models", "settings"}
+
+
+def _package_of(path: Path) -> str:
+    relative = path.relative_to(ROOT)
+    return relative.parts[0].removesuffix(".py")
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under `if TYPE_CHECKING:` (imports for annotations only)."""
+    nodes: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
+def import_graph() -> dict[str, dict[str, set[str]]]:
+    """package -> imported package -> the files that import it at run time (nested imports too)."""
+    graph: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for path in ROOT.rglob("*.py"):
+        source = _package_of(path)
+        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != "apps_api" or len(parts) < 2:
+                    continue
+                target = parts[1]
+                is_module = (ROOT / target).is_dir() or (ROOT / f"{target}.py").is_file()
+                if is_module and target != source:
+                    graph[source][target].add(str(path.relative_to(ROOT)))
+    return graph
+
+
+def _cycles(graph: dict[str, dict[str, set[str]]]) -> list[list[str]]:
+    """Strongly connected components of more than one package (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, {}):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in list(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_cycle_between_packages() -> None:
+    graph = import_graph()
+    cycles = _cycles(graph)
+    details = [
+        f"{' <-> '.join(cycle)}: "
+        + "; ".join(f"{a}->{b} in {sorted(graph[a][b])}" for a in cycle for b in cycle if b in graph[a])
+        for cycle in cycles
+    ]
+    assert not cycles, "import cycles between packages:\n" + "\n".join(details)
+
+
+def test_foundation_imports_no_domain() -> None:
+    graph = import_graph()
+    wrong = {
+        f"{source} -> {target} ({sorted(files)})"
+        for source in FOUNDATION
+        for target, files in graph.get(source, {}).items()
+        if target not in FOUNDATION
+    }
+    assert not wrong, f"kit/models/settings import a domain or observability: {sorted(wrong)}"
+
+
+def test_domain_order() -> None:
+    """apps -> installations -> delivery: never the other way."""
+    graph = import_graph()
+    order = ["apps", "installations", "delivery"]
+    backwards = {
+        f"{order[j]} -> {order[i]} ({sorted(graph[order[j]][order[i]])})"
+        for i in range(len(order))
+        for j in range(i + 1, len(order))
+        if order[i] in graph.get(order[j], {})
+    }
+    assert not backwards, f"imports against the layer order: {sorted(backwards)}"
+
+
+def test_the_graph_is_read() -> None:
+    """The walk sees the imports it must (a broken walk would pass every check above)."""
+    graph = import_graph()
+    assert "installations" in graph["apps"]
+    assert "delivery" in graph["installations"]
+    assert "kit" in graph["delivery"]

@@ -1,0 +1,253 @@
+"""Issue 13, item 7: app secrets (current, previous, and the copies of pending trigger deliveries)
+are encrypted at rest with AES-GCM; `apps-api admin reencrypt` moves them to the first key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from typing import cast
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import Table, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from apps_api.auth import secrets as secrets_module
+from apps_api.installations.service import uninstall
+from apps_api.kit.crypto import PREFIX, Keyring, configure_encryption, key_id, new_encryption_key
+from apps_api.kit.driver import with_column_defaults
+from apps_api.models import App, OutboundDelivery
+from apps_api.settings import Settings
+from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.factories import Tenant, make_app, make_tenant
+from tests.fixtures.installflow import install_directly, make_installer
+from tests.fixtures.live_server import committed_tenant
+from tests.fixtures.world import delete_organizations
+
+
+async def _all_tables_as_text(connection: AsyncConnection) -> str:
+    """Every row of every table of the schema, as PostgreSQL prints it: what a dump would hold."""
+    tables = (
+        await connection.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        )
+    ).scalars()
+    dumped = []
+    for table in tables:
+        rows = (await connection.execute(text(f'SELECT t::text FROM "{table}" AS t'))).scalars()  # noqa: S608
+        dumped.extend(rows)
+    return "\n".join(dumped)
+
+
+async def test_a_database_dump_holds_no_app_secret(
+    client: httpx.AsyncClient, session: AsyncSession, connection: AsyncConnection, tenant: Tenant
+) -> None:
+    # Created through the API (its INSERT bypasses the ORM), rotated with a grace period (a
+    # previous secret), installed and uninstalled (a pending trigger delivery with a copy).
+    created = await client.post(
+        owned_url(tenant),
+        json=app_payload(
+            trigger_conditions=["uninstall"],
+            trigger_url="https://apps.example.com/trigger",
+            is_available_to_anyone=True,
+        ),
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201
+    app_id = created.json()["id"]
+    first = created.json()["secret"]
+    rotated = await client.post(
+        owned_url(tenant, app_id, "/rotate_secret"),
+        json={"grace_period_seconds": 3600},
+        headers=tenant.headers,
+    )
+    second = rotated.json()["secret"]
+    # An app written through the ORM too.
+    orm_app = await make_app(session, tenant.organization)
+    installer = await make_installer(session)
+    app = await session.get(App, uuid.UUID(app_id))
+    assert app is not None
+    app.is_approved = True  # public: another organization may install it
+    await session.flush()
+    installation = await install_directly(session, installer, app)
+    await uninstall(session=session, installation=installation, actor_user_id=installer.user.id)
+    await session.flush()
+    (trigger,) = (
+        await session.execute(select(OutboundDelivery).where(OutboundDelivery.app_id == app.id))
+    ).scalars()
+    assert trigger.kind == "trigger" and trigger.signing_secret == second  # plaintext in Python
+
+    dump = await _all_tables_as_text(connection)
+    assert app_id in dump  # the rows are there...
+    for secret in (first, second, orm_app.secret):
+        assert secret not in dump  # ...but no secret in any table
+    stored = (
+        await connection.execute(
+            text("SELECT secret, previous_secret FROM apps WHERE id = :id"), {"id": uuid.UUID(app_id)}
+        )
+    ).one()
+    copy = (
+        await connection.execute(
+            text("SELECT signing_secret FROM outbound_deliveries WHERE id = :id"), {"id": trigger.id}
+        )
+    ).scalar_one()
+    assert all(value.startswith(PREFIX) for value in (*stored, copy))
+    # And the service still works with them: the owner reads the secret, the API decrypts it.
+    got = await client.get(owned_url(tenant, app_id), headers=tenant.headers)
+    assert got.json()["secret"] == second
+
+
+async def test_ciphertexts_are_authenticated_and_bound_to_their_key() -> None:
+    one, two = Keyring.parse(new_encryption_key()), Keyring.parse(new_encryption_key())
+    sealed = one.encrypt("a secret")
+    assert sealed.startswith(f"{PREFIX}{one.primary_id}:") and "a secret" not in sealed
+    assert one.encrypt("a secret") != sealed  # a fresh nonce each time
+    assert one.decrypt(sealed) == "a secret"
+    with pytest.raises(Exception, match="no configured encryption key"):
+        two.decrypt(sealed)
+    tampered = sealed[:-6] + ("A" if sealed[-6] != "A" else "B") + sealed[-5:]
+    with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidTag
+        one.decrypt(tampered)
+    assert one.decrypt("plaintext from before") == "plaintext from before"
+
+
+def _cli(*args: str, keys: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-m", "apps_api", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "APPS_API_ENCRYPTION_KEYS": keys},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    payload: dict[str, object] = json.loads(result.stdout)
+    return payload
+
+
+async def test_admin_reencrypt_moves_every_secret_to_the_first_key(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    old_key = settings.encryption_keys or ""
+    new_key = new_encryption_key()
+    owner = await committed_tenant(engine, "Reencrypt")
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            app = await make_app(session, owner.organization, previous_secret="p" * 64)
+            plain = await make_app(session, owner.organization)
+        async with AsyncSession(engine) as session, session.begin():
+            # A row from before encryption at rest: plaintext in the column.
+            await session.execute(
+                text("UPDATE apps SET secret = :s WHERE id = :id"), {"s": "q" * 64, "id": plain.id}
+            )
+
+        result = _cli("admin", "reencrypt", keys=f"{new_key},{old_key}")
+        counts = result["reencrypted"]
+        assert isinstance(counts, dict) and counts["apps"] >= 2
+
+        async with engine.connect() as connection:
+            rows = {
+                row.id: row
+                for row in await connection.execute(
+                    text("SELECT id, secret, previous_secret FROM apps WHERE id IN (:a, :b)"),
+                    {"a": app.id, "b": plain.id},
+                )
+            }
+        new_only = Keyring.parse(new_key)
+        new_id = key_id(new_only.keys[0])
+        assert rows[app.id].secret.startswith(f"{PREFIX}{new_id}:")
+        assert rows[app.id].previous_secret.startswith(f"{PREFIX}{new_id}:")
+        assert new_only.decrypt(rows[app.id].secret) == app.secret
+        assert new_only.decrypt(rows[app.id].previous_secret) == "p" * 64
+        assert new_only.decrypt(rows[plain.id].secret) == "q" * 64
+        # Nothing left under the old key: it can be dropped. Run again: nothing to do.
+        again = _cli("admin", "reencrypt", keys=f"{new_key},{old_key}")
+        assert again["reencrypted"] == {"apps": 0, "outbound_deliveries": 0}
+    finally:
+        # Back to this run's key, for the other tests (and the other tests' committed rows).
+        _cli("admin", "reencrypt", keys=f"{old_key},{new_key}")
+        configure_encryption(old_key)
+        await delete_organizations(engine, [owner.org_id])
+
+
+async def test_the_migration_encrypts_plaintext_rows(database_server_url: str, settings: Settings) -> None:
+    from apps_api.migrate import upgrade
+    from tests.conftest import _with_database
+
+    name = f"apps_api_migration_{uuid.uuid4().hex[:8]}"
+    admin_url = _with_database(database_server_url, "postgres").replace("postgresql+asyncpg", "postgresql")
+    plain_url = _with_database(database_server_url, name).replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        await asyncio.to_thread(upgrade, _with_database(database_server_url, name), "0005_sec")
+        connection = await asyncpg.connect(plain_url)
+        try:
+            org = uuid.uuid4()
+            await connection.execute(
+                "INSERT INTO organizations (id, name, features, subscription_active, created_at, updated_at) "
+                "VALUES ($1, 'Old', '{}', true, now(), now())",
+                org,
+            )
+            row = with_column_defaults(
+                cast(Table, App.__table__),
+                {
+                    "owned_by_organization_id": org,
+                    "name": "Old app",
+                    "description": "d",
+                    "terms_of_service_url": "https://e.com/t",
+                    "privacy_policy_url": "https://e.com/p",
+                    "secret": "plain-secret-before-encryption",
+                },
+            )
+            placeholders = ", ".join(f"${i + 1}" for i in range(len(row)))
+            insert = f"INSERT INTO apps ({', '.join(row)}) VALUES ({placeholders})"  # noqa: S608 - column names
+            await connection.execute(insert, *row.values())
+            await asyncio.to_thread(upgrade, _with_database(database_server_url, name), "head")
+            stored = await connection.fetchval("SELECT secret FROM apps")
+        finally:
+            await connection.close()
+        assert stored.startswith(PREFIX) and "plain-secret" not in stored
+        assert Keyring.parse(settings.encryption_keys).decrypt(stored) == "plain-secret-before-encryption"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_installing_keeps_the_app_object_plaintext(session: AsyncSession) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_app(session, owner.organization, is_available_to_anyone=True, is_approved=True)
+    secret = app.secret
+    await install_directly(session, installer, app)
+    # install_app refreshes the caller's object from a raw row: still the plaintext secret.
+    assert app.secret == secret and not secret.startswith(PREFIX)
+    await session.execute(update(App).where(App.id == app.id).values(name="renamed"))
+
+
+async def test_reencrypt_goes_through_every_batch(
+    session: AsyncSession, settings: Settings, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of one row: a full batch means more may follow, only a short one ends it. In the
+    test's transaction, so every rewrite (other tests' committed rows too) is rolled back."""
+    old_key = settings.encryption_keys or ""
+    new_key = new_encryption_key()
+    apps = [await make_app(session, tenant.organization) for _ in range(3)]
+    monkeypatch.setattr(secrets_module, "_REENCRYPT_BATCH", 1)
+    configure_encryption(f"{new_key},{old_key}")
+    try:
+        counts = await secrets_module.reencrypt_secrets(session=session)
+        assert counts["apps"] >= 3
+        stored = await session.execute(
+            text("SELECT secret FROM apps WHERE id = ANY(:ids)"), {"ids": [app.id for app in apps]}
+        )
+        new_id = key_id(Keyring.parse(new_key).keys[0])
+        assert all(secret.startswith(f"{PREFIX}{new_id}:") for (secret,) in stored)
+        assert (await secrets_module.reencrypt_secrets(session=session))["apps"] == 0
+    finally:
+        configure_encryption(old_key)
