@@ -41,7 +41,7 @@ import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from bench import env, fixtures, load, scaling, seed
+from bench import dataset, env, fixtures, load, scaling, seed
 from bench.load import Run
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -933,8 +933,8 @@ def _scale_read_row(measurement: str, scaled_runs: list[Run], base_runs: list[Ru
 
 
 def _scale_matching(report: Report, services: env.Services, scaled: env.Services, factor: int) -> None:
-    base, base_matches = asyncio.run(scaling.dispatch_cpu(services.asyncpg_url, seed.ORGANIZATIONS))
-    big, big_matches = asyncio.run(scaling.dispatch_cpu(scaled.asyncpg_url, seed.ORGANIZATIONS * factor))
+    base, base_matches = asyncio.run(scaling.dispatch_cpu(services.asyncpg_url, dataset.ORGANIZATIONS))
+    big, big_matches = asyncio.run(scaling.dispatch_cpu(scaled.asyncpg_url, dataset.ORGANIZATIONS * factor))
     report.add(
         Row(
             f"Scale {factor}x: matching, dispatcher CPU per event",
@@ -1061,7 +1061,7 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the hot queries, on the seeded data."""
     from apps_api.delivery import dispatch
     from apps_api.delivery import engine as delivery
-    from bench import baseline
+    from bench.baseline import sql as baseline
 
     connection = await asyncpg.connect(services.asyncpg_url)
     try:
