@@ -22,6 +22,13 @@ from bench.baseline.http import (
 )
 
 
+def _app_id(request: Request) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request.path_params["app_id"])
+    except ValueError:
+        return None
+
+
 async def owned_apps(request: Request) -> Response:
     async with request.app.state.pool.acquire() as connection:
         caller = await org_principal(request, connection)
@@ -41,9 +48,7 @@ async def public_apps(request: Request) -> Response:
 
 
 async def owned_app(request: Request) -> Response:
-    try:
-        app_id = uuid.UUID(request.path_params["app_id"])
-    except ValueError:
+    if (app_id := _app_id(request)) is None:
         return error(404, "No owned app found with the given ID.")
     async with request.app.state.pool.acquire() as connection:
         caller = await org_principal(request, connection)
@@ -87,9 +92,7 @@ async def _subscriptions(
 async def webhooks(request: Request) -> Response:
     if (refused := first_page_only(request)) is not None:
         return refused
-    try:
-        app_id = uuid.UUID(request.path_params["app_id"])
-    except ValueError:
+    if (app_id := _app_id(request)) is None:
         return error(404, "No owned app found with the given ID.")
     async with request.app.state.pool.acquire() as connection:
         caller = await org_principal(request, connection)
