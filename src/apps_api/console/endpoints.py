@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from apps_api.app_user_tokens import service as app_user_tokens
-from apps_api.app_user_tokens.endpoints import owned_installation
+from apps_api.app_user_tokens.dependencies import owned_installation
 from apps_api.apps import repository as apps_repository
 from apps_api.apps import service as apps_service
 from apps_api.apps.schemas import AppShareInput, RotateSecretInput, owned_app_json
@@ -79,7 +79,7 @@ from apps_api.webhooks import catalogue, channel_registry
 from apps_api.webhooks import repository as webhooks_repository
 from apps_api.webhooks import schemas as webhook_schemas
 from apps_api.webhooks import service as webhooks_service
-from apps_api.webhooks.endpoints import kept_since, owned_log_entry, owned_webhook
+from apps_api.webhooks.dependencies import kept_since, owned_log_entry, owned_webhook
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 
@@ -812,7 +812,7 @@ async def deliveries(
             params=_page_params(cursor),
             request=_without_notice(request),
             app_id=app.id,
-            kept_since=kept_since(request),
+            kept_since=await kept_since(settings_of(request)),
             **filters,
         )
         rows = [webhook_schemas.log_entry_json(row) for row in page]
@@ -850,7 +850,7 @@ async def delivery_detail(
 ) -> Response:
     """One attempt (request and response) and every attempt of the same delivery."""
     viewer, app = await _provider_app(request, session, app_id)
-    entry = await owned_log_entry(request, session, app, entry_id)
+    entry = await owned_log_entry(session, app, entry_id, await kept_since(settings_of(request)))
     delivery = await session.get(OutboundDelivery, entry.delivery_id)
     attempts = list(
         (
@@ -859,7 +859,7 @@ async def delivery_detail(
                 .where(
                     WebhookLogEntry.delivery_id == entry.delivery_id,
                     WebhookLogEntry.app_id == app.id,
-                    WebhookLogEntry.created_at >= kept_since(request),
+                    WebhookLogEntry.created_at >= await kept_since(settings_of(request)),
                 )
                 .order_by(WebhookLogEntry.created_at, WebhookLogEntry.id)
                 .limit(100)
@@ -887,7 +887,7 @@ async def delivery_redeliver(
     """`POST /webhook_log_entries/{id}/redeliver` through `webhooks.service.redeliver`."""
     viewer, _ = await posted_form(request, session)
     app = await owned_app(session, viewer.principal, app_id)
-    entry = await owned_log_entry(request, session, app, entry_id)
+    entry = await owned_log_entry(session, app, entry_id, await kept_since(settings_of(request)))
     try:
         pending = await webhooks_service.redeliver(session=session, entry=entry)
     except Conflict as exc:
