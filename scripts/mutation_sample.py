@@ -66,7 +66,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "kit/security.py": ("tests/test_security_login.py", "tests/test_webhooks_units.py"),
     "kit/throttle.py": ("tests/test_security_login.py",),
     "kit/crypto.py": ("tests/test_security_at_rest.py",),
-    "installflow/session.py": ("tests/test_install_flow.py", "tests/test_security_sessions.py"),
+    "web/session.py": ("tests/test_install_flow.py", "tests/test_security_sessions.py"),
     "triggers/tokens.py": ("tests/test_app_token_auth.py", "tests/test_app_trust_triggers.py"),
     "app_user_tokens/service.py": ("tests/test_app_trust.py",),
     "catalog/visibility.py": ("tests/test_public_apps.py", "tests/test_catalogue_views.py"),

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.installflow.session import COOKIE_NAME, safe_next
+from apps_api.web.session import COOKIE_NAME, safe_next
 from apps_api.models import AppInstallation, AppUserCode, User
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.responses import Response
 
 from apps_api.installations.service import install_app, uninstall
-from apps_api.installflow.session import BrowserSession, csrf_token, new_session, write_session
+from apps_api.web.session import BrowserSession, csrf_token, new_session, write_session
 from apps_api.main import create_app
 from apps_api.models import SCOPES, AppInstallation, User
 from apps_api.models.base import utcnow

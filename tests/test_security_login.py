@@ -18,7 +18,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.installflow.session import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_TTL_SECONDS
+from apps_api.web.session import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_TTL_SECONDS
 from apps_api.kit.security import (
     PasswordHashing,
     configure_password_hashing,
