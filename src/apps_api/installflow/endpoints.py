@@ -8,6 +8,8 @@ Every refusal is an error page raised as a `PageError` (`pages`), which the rout
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +20,7 @@ from apps_api.installflow import pages, service
 from apps_api.installflow.dependencies import FormField, FormTarget, PageTarget, installable
 from apps_api.installflow.pages import InstallFlowRoute, Target
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
+from apps_api.kit.errors import APIError, BadRequest, Conflict, NotFound
 from apps_api.models import App, AppInstallation
 from apps_api.web.accounts import LoggedIn, session_user
 from apps_api.web.browser import BrowserDep
@@ -122,7 +124,7 @@ async def _install(
     logged_in: LoggedIn,
     app_user: AppUserInput | None,
     target: Target,
-    chrome: dict[str, object],
+    chrome: dict[str, Any],
 ) -> AppInstallation:
     """`installations.service.install_app`; its refusals are the flow's error pages, but for a
     refused form (BadRequest), which the confirmation page shows."""
@@ -143,7 +145,7 @@ async def _install(
         raise pages.unknown_app(target.next, chrome) from None
     except BadRequest:
         raise
-    except (Forbidden, APIError) as exc:  # install_app documents only 403 besides the above
+    except APIError as exc:  # Forbidden: install_app documents no other refusal
         raise pages.cannot_install(exc.status_code, exc.detail, target, chrome) from None
 
 
