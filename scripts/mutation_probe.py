@@ -245,7 +245,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M17",
         "the CSRF token of any session is accepted",
-        "installflow/session.py",
+        "web/session.py",
         "csrf_valid",
         "return isinstance(sid, str) and constant_time_equals(sid, browser_session.sid)",
         "return isinstance(sid, str)",

@@ -70,7 +70,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "kit/security.py": ("tests/security/test_security_login.py", "tests/delivery/test_webhooks_units.py"),
     "kit/throttle.py": ("tests/security/test_security_login.py",),
     "kit/crypto.py": ("tests/security/test_security_at_rest.py",),
-    "installflow/session.py": (
+    "web/session.py": (
         "tests/installflow/test_install_flow.py",
         "tests/security/test_security_sessions.py",
     ),

@@ -1,7 +1,8 @@
 """The layers hold: imports between the packages of `src/apps_api` run one way.
 
 apps -> installations -> delivery -> models/kit; no cycle between packages; `kit` and `models`
-import no domain package, and `kit` imports no observability (ARCHITECTURE.md, layers).
+import no domain package, and `kit` imports no observability; no package imports another's routes
+(`endpoints`, the console's pages) (ARCHITECTURE.md, layers).
 """
 
 from __future__ import annotations
@@ -34,25 +35,31 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return nodes
 
 
+def _runtime_imports(path: Path) -> list[list[str]]:
+    """The `apps_api` names a file imports at run time, split on dots (`from m import n`: m and m.n)."""
+    imported: list[list[str]] = []
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        imported.extend(
+            parts for name in names if (parts := name.split("."))[0] == "apps_api" and len(parts) > 1
+        )
+    return imported
+
+
 def import_graph() -> dict[str, dict[str, set[str]]]:
     """package -> imported package -> the files that import it at run time (nested imports too)."""
     graph: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for path in ROOT.rglob("*.py"):
         source = _package_of(path)
-        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
-            names: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            for name in names:
-                parts = name.split(".")
-                if parts[0] != "apps_api" or len(parts) < 2:
-                    continue
-                target = parts[1]
-                is_module = (ROOT / target).is_dir() or (ROOT / f"{target}.py").is_file()
-                if is_module and target != source:
-                    graph[source][target].add(str(path.relative_to(ROOT)))
+        for parts in _runtime_imports(path):
+            target = parts[1]
+            is_module = (ROOT / target).is_dir() or (ROOT / f"{target}.py").is_file()
+            if is_module and target != source:
+                graph[source][target].add(str(path.relative_to(ROOT)))
     return graph
 
 
@@ -124,6 +131,20 @@ def test_domain_order() -> None:
         if order[i] in graph.get(order[j], {})
     }
     assert not backwards, f"imports against the layer order: {sorted(backwards)}"
+
+
+def test_no_package_imports_another_packages_routes() -> None:
+    """Routes are leaves: what another package needs of one (a loader, a query, a schema) lives in
+    its dependencies, repository or service modules, never in its `endpoints` (nor in a console
+    page). Only `main.py`, which mounts the routers, imports them."""
+    wrong = set()
+    for path in ROOT.rglob("*.py"):
+        source = _package_of(path)
+        for parts in _runtime_imports(path):
+            routes = parts[2:3] == ["endpoints"] or parts[1:3] == ["console", "pages"]
+            if routes and parts[1] != source and path != ROOT / "main.py":
+                wrong.add(f"{path.relative_to(ROOT)} imports {'.'.join(parts[:4])}")
+    assert not wrong, f"imports of another package's routes: {sorted(wrong)}"
 
 
 def test_the_graph_is_read() -> None:
