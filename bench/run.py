@@ -1060,7 +1060,7 @@ async def versions(services: env.Services) -> dict[str, str]:
 async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the hot queries, on the seeded data."""
     from apps_api.delivery import dispatch
-    from apps_api.delivery import engine as delivery
+    from apps_api.delivery import lease as delivery
     from bench import baseline
 
     connection = await asyncpg.connect(services.asyncpg_url)
@@ -1100,7 +1100,7 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
             ),
             (
                 "Worker: lease an endpoint's free slots and start their log entries (rolled back)",
-                delivery._LEASE,
+                delivery.LEASE,
                 [
                     "https://hooks.example.com:443",
                     datetime.now(UTC),

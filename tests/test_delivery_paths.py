@@ -23,8 +23,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps_api.delivery import tasks
-from apps_api.delivery.engine import Deliverer, send_attempt, settle
+from apps_api.delivery.attempts import Deliverer
+from apps_api.delivery.engine import settle
 from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.send import send_attempt
 from apps_api.kit.db import create_engine
 from apps_api.kit.driver import driver_connection
 from apps_api.kit.security import new_app_secret

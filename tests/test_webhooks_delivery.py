@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
-from apps_api.delivery.engine import INTERRUPTED
+from apps_api.delivery.attempts import INTERRUPTED
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.embedded import start_redis
 from apps_api.installations.service import install_app, uninstall

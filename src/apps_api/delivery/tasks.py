@@ -26,16 +26,12 @@ from sqlalchemy import ColumnElement, Delete, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps_api.delivery import follow, health, partitions
+from apps_api.delivery.attempts import Attempt, Deliverer
 from apps_api.delivery.dispatch import BATCH_SIZE, EVENTS_CHANNEL, SubscriptionIndex, dispatch_batch
-from apps_api.delivery.engine import (
-    SHORT_WAIT_SECONDS,
-    Attempt,
-    Deliverer,
-    Plan,
-    send_attempt,
-    settle,
-)
+from apps_api.delivery.engine import settle
 from apps_api.delivery.outbox import DELIVER_JOB, deliver_job_id
+from apps_api.delivery.retry import SHORT_WAIT_SECONDS, Plan
+from apps_api.delivery.send import send_attempt
 from apps_api.delivery.states import FINISHED, DeliveryStatus
 from apps_api.kit.driver import driver_connection
 from apps_api.kit.queue import enqueue
