@@ -1133,7 +1133,7 @@ async def _compiled_plans(connection: asyncpg.Connection) -> list[tuple[str, str
     from sqlalchemy import select
     from sqlalchemy.dialects import postgresql
 
-    from apps_api.delivery import tasks
+    from apps_api.delivery import maintenance as tasks
     from apps_api.webhooks.repository import delivery_stats
 
     def sql(statement: Any) -> str:

@@ -275,7 +275,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M20",
         "the purge deletes events not yet dispatched",
-        "delivery/tasks.py",
+        "delivery/maintenance.py",
         "purge_batches",
         "(Event.created_at < cutoff) & Event.dispatched_at.is_not(None)",
         "(Event.created_at < cutoff)",
@@ -407,8 +407,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M34",
         "the sweeper's age check on undispatched events is inverted",
-        "delivery/tasks.py",
-        "sweep_outbound",
+        "delivery/sweeper.py",
+        "sweep",
         "Event.created_at < now - UNDISPATCHED_GRACE",
         "Event.created_at > now - UNDISPATCHED_GRACE",
         ("tests/test_delivery_paths.py",),

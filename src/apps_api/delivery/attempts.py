@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +11,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.outbound.client import OutboundClient
+from apps_api.outbound.client import OutboundClient, guarded_client
+from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings
 
 INTERRUPTED = "Interrupted: the worker stopped during the attempt; its lease lapsed."
@@ -37,6 +40,23 @@ class Deliverer:
     def lease_seconds(self) -> float:
         # A lease always outlives the request's own deadline.
         return max(self.settings.webhook_lease_seconds, self.settings.webhook_timeout + 5)
+
+
+def open_deliverer(
+    *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], settle_engine: AsyncEngine
+) -> Deliverer:
+    """A worker process's machinery: its guarded HTTP client and an id no other process shares."""
+    return Deliverer(
+        sessionmaker=sessionmaker,
+        settings=settings,
+        client=guarded_client(
+            parse_networks(settings.outbound_allow_networks),
+            connect_timeout=settings.webhook_connect_timeout,
+            total_timeout=settings.webhook_timeout,
+        ),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        settle_engine=settle_engine,
+    )
 
 
 @dataclass
