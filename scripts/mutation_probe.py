@@ -417,7 +417,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M35",
         "an API install sends no `install` trigger (the weather bot never gets its token)",
-        "delivery/triggers.py",
+        "delivery/triggers/scheduling.py",
         "schedule_install_trigger",
         'if not has_trigger(app["trigger_conditions"], app["trigger_url"], "install"):',
         "if True:",

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_trigger_data
 from tests.live_server import ROOT, ApiServer, api_server
 from tests.reliability_helpers import delete_organizations
 from tests.webhook_helpers import Receiver, eventually, worker

@@ -44,7 +44,7 @@ from apps_api.console.web import (
     settings_of,
     settings_viewer,
 )
-from apps_api.delivery.triggers import installed_app_page
+from apps_api.delivery.triggers.location import installed_app_page
 from apps_api.installations import repository as installations_repository
 from apps_api.installations import service as installations_service
 from apps_api.installflow import service as installflow

@@ -9,12 +9,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from apps_api.auth.access_tokens import ACCESS_TOKEN_TTL, encode_access_token
 from apps_api.delivery.attempts import Attempt, Deliverer
 from apps_api.delivery.signing import signature_headers
-from apps_api.delivery.triggers import trigger_location
+from apps_api.delivery.triggers.location import trigger_location
 from apps_api.kit.crypto import decrypt_optional
 from apps_api.outbound.client import USER_AGENT, Outcome, send
-from apps_api.triggers.tokens import ACCESS_TOKEN_TTL, encode_access_token
 
 logger = logging.getLogger(__name__)
 

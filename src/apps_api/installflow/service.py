@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.triggers import trigger_location
+from apps_api.delivery.triggers.location import trigger_location
 from apps_api.installflow.session import BrowserSession, DeviceCookie, password_digest
 from apps_api.kit.security import (
     constant_time_equals,
