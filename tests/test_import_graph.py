@@ -1,7 +1,8 @@
 """The layers hold: imports between the packages of `src/apps_api` run one way.
 
 apps -> installations -> delivery -> models/kit; no cycle between packages; `kit` and `models`
-import no domain package, and `kit` imports no observability (ARCHITECTURE.md, layers).
+import no domain package, and `kit` imports no observability (ARCHITECTURE.md, layers). The
+foundation's rules hold for imports under `if TYPE_CHECKING:` too: `kit` imports no model at all.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "src" / "apps_api"
-# The building blocks every domain stands on; they may import only each other (and settings).
-FOUNDATION = {"kit", "models", "settings"}
+# The building blocks every domain stands on, and what each may import (at run time or for
+# typing): settings stand alone, kit on them, models on kit.
+FOUNDATION: dict[str, set[str]] = {"settings": set(), "kit": {"settings"}, "models": {"kit", "settings"}}
 
 
 def _package_of(path: Path) -> str:
@@ -34,12 +36,14 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return nodes
 
 
-def import_graph() -> dict[str, dict[str, set[str]]]:
-    """package -> imported package -> the files that import it at run time (nested imports too)."""
+def import_graph(*, typing_too: bool = False) -> dict[str, dict[str, set[str]]]:
+    """package -> imported package -> the files that import it at run time (nested imports too);
+    with `typing_too`, also those that import it under `if TYPE_CHECKING:` only."""
     graph: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for path in ROOT.rglob("*.py"):
         source = _package_of(path)
-        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree) if typing_too else _runtime_nodes(tree):
             names: list[str] = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
@@ -103,14 +107,15 @@ def test_no_cycle_between_packages() -> None:
 
 
 def test_foundation_imports_no_domain() -> None:
-    graph = import_graph()
+    """Not even for typing: an annotation naming a model ties kit to the models all the same."""
+    graph = import_graph(typing_too=True)
     wrong = {
         f"{source} -> {target} ({sorted(files)})"
-        for source in FOUNDATION
+        for source, allowed in FOUNDATION.items()
         for target, files in graph.get(source, {}).items()
-        if target not in FOUNDATION
+        if target not in allowed
     }
-    assert not wrong, f"kit/models/settings import a domain or observability: {sorted(wrong)}"
+    assert not wrong, f"settings/kit/models import above their layer: {sorted(wrong)}"
 
 
 def test_domain_order() -> None:
