@@ -27,7 +27,7 @@ class Deliverer:
     settings: Settings
     client: OutboundClient
     worker_id: str
-    # Where `settle()` runs its fixed statements: an engine that plans them once per connection
+    # Where `engine.settle()` runs its fixed statements: an engine that plans them once per connection
     # (kit/db.create_engine's `generic_plans`, the worker's); the sessionmaker's when not given.
     settle_engine: AsyncEngine | None = None
 
