@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery.columns import ENTRY_COPIES
@@ -43,7 +44,7 @@ def deliver_job_id(delivery_id: uuid.UUID, attempt_count: int) -> str:
 
 
 async def enqueue_deliver_job(
-    pool: Any | None, delivery_id: uuid.UUID, attempt_count: int, **options: Any
+    pool: ArqRedis | None, delivery_id: uuid.UUID, attempt_count: int, **options: Any
 ) -> None:
     """Enqueue the job that sends the due attempts of the delivery's endpoint (`deliver_job_id`)."""
     await enqueue(
@@ -51,7 +52,7 @@ async def enqueue_deliver_job(
     )
 
 
-async def enqueue_endpoint_job(pool: Any | None, host: str, *, reason: str) -> None:
+async def enqueue_endpoint_job(pool: ArqRedis | None, host: str, *, reason: str) -> None:
     """Enqueue a job that sends the endpoint's due attempts (a new id each time: never a no-op)."""
     await enqueue(pool, DELIVER_JOB, None, host, _job_id=f"{reason}:{host}:{time.time()}")
 
