@@ -37,7 +37,8 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
 async def _hot_queries(connection: asyncpg.Connection) -> list[Query]:
     """The statements every request, page and delivery runs, with values of the seeded data."""
     from apps_api.delivery import dispatch
-    from apps_api.delivery import engine as delivery
+    from apps_api.delivery import lease
+    from apps_api.delivery.attempts import INTERRUPTED_LAST
     from bench.baseline import sql
 
     org, app = seed.org_id(0), seed.app_id(0)
@@ -73,7 +74,7 @@ async def _hot_queries(connection: asyncpg.Connection) -> list[Query]:
         ),
         (
             "Worker: lease an endpoint's free slots and start their log entries (rolled back)",
-            delivery._LEASE,
+            lease.LEASE,
             [
                 "https://hooks.example.com:443",
                 datetime.now(UTC),
@@ -81,7 +82,7 @@ async def _hot_queries(connection: asyncpg.Connection) -> list[Query]:
                 10,
                 datetime.now(UTC),
                 "bench-explain",
-                delivery.INTERRUPTED_LAST,
+                INTERRUPTED_LAST,
                 10,  # the bound per app at the endpoint
             ],
         ),
@@ -93,7 +94,7 @@ async def _compiled_plans(connection: asyncpg.Connection) -> list[Query]:
     from sqlalchemy import select
     from sqlalchemy.dialects import postgresql
 
-    from apps_api.delivery import tasks
+    from apps_api.delivery import maintenance as tasks
     from apps_api.webhooks.repository import delivery_stats
 
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's dialects are untyped

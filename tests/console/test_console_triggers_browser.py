@@ -18,9 +18,10 @@ import pytest
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.auth.access_tokens import decode_access_token
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.main import create_app
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from tests.fixtures.installflow import PASSWORD, install_directly, make_bot_app, make_installer
 from tests.fixtures.webhooks import Receiver, Reply, cleanup
 

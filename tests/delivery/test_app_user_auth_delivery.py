@@ -20,11 +20,11 @@ import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from apps_api.auth.access_tokens import decode_access_token
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token
 from tests.delivery import test_webhooks_delivery as delivery
 from tests.fixtures.webhooks import cleanup, eventually, receivers, worker
 

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.delivery.engine import REDACTED
 from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.send import REDACTED
 from apps_api.models import App, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 from tests.delivery import test_webhooks_delivery

@@ -24,15 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
-from apps_api.delivery.engine import INTERRUPTED
+from apps_api.auth.access_tokens import decode_access_token
+from apps_api.delivery.attempts import INTERRUPTED
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.embedded import start_redis
 from apps_api.installations.service import install_app, uninstall
 from apps_api.kit.db import unit_of_work
 from apps_api.kit.queue import current_arq
 from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEntry
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from apps_api.webhooks import schemas, service
 from tests.fixtures.factories import Tenant, make_app, make_tenant
 from tests.fixtures.webhooks import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker

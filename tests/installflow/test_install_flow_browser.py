@@ -21,10 +21,10 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.main import create_app
 from apps_api.models import App, AppInstallation
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_trigger_data
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.installflow import (
     PASSWORD,

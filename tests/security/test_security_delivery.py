@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.delivery.engine import INTERRUPTED_LAST
+from apps_api.delivery.attempts import INTERRUPTED_LAST
 from apps_api.delivery.outbox import build_delivery
 from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation, OutboundDelivery, Webhook

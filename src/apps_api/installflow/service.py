@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.triggers import trigger_location
+from apps_api.delivery.triggers.location import trigger_location
 from apps_api.models import App, AppInstallation, User
 from apps_api.settings import Settings
 

@@ -16,7 +16,7 @@ from apps_api.console import forms, queries
 from apps_api.console.dependencies import InstalledApp, PostedForm, SettingsViewer
 from apps_api.console.listing import PagerDep
 from apps_api.console.render import notice, page, page_router, redirect
-from apps_api.delivery.triggers import installed_app_page
+from apps_api.delivery.triggers.location import installed_app_page
 from apps_api.installations import repository as installations_repository
 from apps_api.installations import service as installations_service
 from apps_api.installflow import service as installflow
