@@ -36,8 +36,7 @@ async def explain_plans(services: env.Services) -> list[tuple[str, str]]:
 
 async def _hot_queries(connection: asyncpg.Connection) -> list[Query]:
     """The statements every request, page and delivery runs, with values of the seeded data."""
-    from apps_api.delivery import dispatch
-    from apps_api.delivery import lease
+    from apps_api.delivery import dispatch, lease
     from apps_api.delivery.attempts import INTERRUPTED_LAST
     from bench.baseline import sql
 
