@@ -29,6 +29,7 @@ from apps_api.catalog.views import InstalledApp
 from apps_api.delivery.channels import INSTALLED_APPS, WEBHOOKS
 from apps_api.delivery.events import emit
 from apps_api.delivery.matching import ORGANIZATION_ID
+from apps_api.installations import cascade
 from apps_api.installations import service as installations
 from apps_api.kit.crypto import encrypt
 from apps_api.kit.driver import SessionStatement, with_column_defaults
@@ -230,7 +231,7 @@ async def update_app(
     current.updated_by_user_id = principal.user_id
     await session.flush()
     if narrowed:
-        await installations.uninstall_ineligible(
+        await cascade.uninstall_ineligible(
             session=session, app_ids=[current.id], actor_user_id=principal.user_id
         )
     updated = await _reload(session=session, app=current)
@@ -296,7 +297,7 @@ async def withdraw_offers(
         current.is_available_to_partners = False
     await session.flush()
     # As update_app(): first the uninstalls, then `changed` to the organizations that keep the app.
-    removed = await installations.uninstall_ineligible(
+    removed = await cascade.uninstall_ineligible(
         session=session, app_ids=offered, actor_user_id=actor_user_id
     )
     for app_id in offered:
@@ -352,7 +353,7 @@ async def rotate_secret(
 async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:
     """Uninstall the app everywhere (events, uninstall triggers), then delete it."""
     await installations.lock_app(session=session, app_id=app.id)
-    await installations.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user_id)
+    await cascade.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user_id)
     await session.delete(app)
     await session.flush()
 
@@ -386,7 +387,7 @@ async def delete_share(*, session: AsyncSession, principal: Principal, app: App,
         raise NotFound("No app share found with the given ID.")
     await session.delete(share)
     await session.flush()
-    await installations.uninstall_ineligible(
+    await cascade.uninstall_ineligible(
         session=session,
         app_ids=[app.id],
         organization_ids=[share.organization_id],

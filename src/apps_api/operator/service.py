@@ -4,7 +4,7 @@ Removing a feature, a permission or a partnership has the same effect whichever 
 - `apps` removed: every installation in the organization is uninstalled (events, uninstall triggers);
 - `app_provider` removed: the organization's apps stop being available to partners and anyone
   (`apps.service.withdraw_offers`), which uninstalls them where no share keeps them;
-- a partnership removed: `installations.service.end_partnership`;
+- a partnership removed: `installations.cascade.end_partnership`;
 - a permission removed: the user's own access changes at once; installations the user granted
   keep their scopes (an installation belongs to the organization, not to whoever clicked).
 """
@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import service as apps
-from apps_api.installations import service as installations
+from apps_api.installations import cascade
 from apps_api.models import Organization, User
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
@@ -31,7 +31,7 @@ async def withdraw_features(
     """Carry out the loss of features; returns the ids of the installations removed."""
     uninstalled: list[uuid.UUID] = []
     if "apps" in removed:
-        uninstalled += await installations.uninstall_all_in(
+        uninstalled += await cascade.uninstall_all_in(
             session=session, organization_id=organization_id, actor_user_id=actor_user_id
         )
     if "app_provider" in removed:
@@ -180,4 +180,4 @@ async def end_partnership(
     *, session: AsyncSession, a: uuid.UUID, b: uuid.UUID
 ) -> tuple[bool, list[uuid.UUID]]:
     """End a partnership with its consequences (shares dropped, what may no longer stay uninstalled)."""
-    return await installations.end_partnership(session=session, a=a, b=b)
+    return await cascade.end_partnership(session=session, a=a, b=b)
