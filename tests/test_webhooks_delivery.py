@@ -33,7 +33,7 @@ from apps_api.kit.queue import current_arq
 from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEntry
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
-from apps_api.webhooks import schemas, service
+from apps_api.webhooks import channel_schemas, schemas, service
 from tests.factories import Tenant, make_app, make_tenant
 from tests.webhook_helpers import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker
 
@@ -91,7 +91,7 @@ class World:
         )
 
     async def publish(self, *events: dict[str, Any]) -> list[int]:
-        batch = schemas.IngestBatch.model_validate({"events": list(events)})
+        batch = channel_schemas.IngestBatch.model_validate({"events": list(events)})
         return await self.run(lambda s: service.ingest_events(session=s, batch=batch))
 
     async def settle(self, timeout: float = 60) -> None:

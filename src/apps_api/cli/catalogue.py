@@ -36,7 +36,7 @@ def cmd_register_channel(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
     from apps_api.kit.errors import APIError
-    from apps_api.webhooks import channel_registry, schemas
+    from apps_api.webhooks import channel_registry, channel_schemas
 
     values = {
         "pattern": args.pattern,
@@ -47,7 +47,7 @@ def cmd_register_channel(args: argparse.Namespace, settings: Settings) -> int:
         "example_resource": _json_file(args.example_file),
     }
     try:
-        registration = schemas.ChannelRegistration.model_validate(values)
+        registration = channel_schemas.ChannelRegistration.model_validate(values)
     except ValidationError as exc:
         raise CommandError(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -25,6 +25,7 @@ from apps_api.kit.schemas import InputDateTime
 from apps_api.models import Webhook, WebhookLogEntry
 from apps_api.settings import Settings
 from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
+from apps_api.webhooks.channel_schemas import ChannelRegistration, IngestBatch, IngestResult, WebhookChannel
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
 log_router = APIRouter(
@@ -352,14 +353,14 @@ async def redeliver(
 
 @channels_router.get(
     "/webhook_channels",
-    response_model=Page[schemas.WebhookChannel],
+    response_model=Page[WebhookChannel],
     summary="List the channel families webhooks can subscribe to",
     name="list_webhook_channels",
     responses=error_responses(400, 401, 403),
 )
 async def list_webhook_channels(
     request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
-) -> Page[schemas.WebhookChannel]:
+) -> Page[WebhookChannel]:
     """The channel catalogue: each family's pattern, actions, the scope an installation needs, the
     JSON Schema of `resource` per action and example bodies; this service's own families and those
     the operator registered for other services' events. Newest first (the service's own last)."""
@@ -367,19 +368,19 @@ async def list_webhook_channels(
     page, next_url, previous_url = await paginate_items(
         entries, position=catalogue.CatalogueEntry.position, params=params, request=request
     )
-    return Page[schemas.WebhookChannel](
+    return Page[WebhookChannel](
         next=next_url, previous=previous_url, results=[channel_registry.entry_view(entry) for entry in page]
     )
 
 
 @internal_router.post(
     "/events",
-    response_model=schemas.IngestResult,
+    response_model=IngestResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Publish events of other platform services",
     responses=error_responses(400, 401, 404, 413),
 )
-async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schemas.IngestResult:
+async def ingest_events(session: SessionDep, body: IngestBatch) -> IngestResult:
     """Record up to 500 events in one transaction; they are matched and delivered to webhooks after commit.
 
     Authenticated with `Authorization: Bearer <service key>` (one of `APPS_API_SERVICE_KEYS`, or
@@ -389,19 +390,17 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     the scope an installation's `allowed_scopes` must include for it to be notified.
     """
     ids = await service.ingest_events(session=session, batch=body)
-    return schemas.IngestResult(accepted=len(ids), event_ids=ids)
+    return IngestResult(accepted=len(ids), event_ids=ids)
 
 
 @internal_router.post(
     "/webhook_channels",
-    response_model=schemas.WebhookChannel,
+    response_model=WebhookChannel,
     summary="Register a channel family other services publish",
     name="register_webhook_channel",
     responses=error_responses(400, 401, 404, 413),
 )
-async def register_webhook_channel(
-    session: SessionDep, body: schemas.ChannelRegistration
-) -> schemas.WebhookChannel:
+async def register_webhook_channel(session: SessionDep, body: ChannelRegistration) -> WebhookChannel:
     """Register a family (or replace the one with the same `pattern`): its scope, actions and the JSON
     Schema of `resource`. Ingested events whose channel matches it are then checked against it (400
     naming the field), and the channel catalogue lists it. Authenticated like `POST /internal/v1/events`.
