@@ -12,7 +12,10 @@ Removing a feature, a permission or a partnership has the same effect whichever 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +26,8 @@ from apps_api.models import Organization, User
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
 from apps_api.platform.service import KEEP, Keep
+
+T = TypeVar("T")
 
 
 async def withdraw_features(
@@ -64,41 +69,61 @@ async def update_organization(
     )
 
 
+async def _find_or_create(
+    *, session: AsyncSession, find: Callable[[], Awaitable[T | None]], create: Callable[[], Awaitable[T]]
+) -> tuple[T, bool]:
+    """What `find` finds, else what `create` makes (in a savepoint); returns (it, whether it is new)."""
+    existing = await find()
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            created = await create()
+        return created, True
+    except IntegrityError:
+        # A concurrent PUT of the same external id created it first: update that one.
+        existing = await find()
+        if existing is None:
+            raise
+        return existing, False
+
+
 async def put_organization(
     *,
     session: AsyncSession,
-    external_id: str,
+    key: str,
     name: str,
     features: list[str],
     subscription_ends_at: datetime | None,
 ) -> tuple[Organization, bool]:
-    """Create or update the organization with this external id; returns (it, whether it is new)."""
-    platform.check_external_id(external_id)
-    existing = await platform.find_organization(session=session, external_id=external_id)
-    if existing is None:
-        try:
-            async with session.begin_nested():
-                created = await platform.create_organization(
-                    session=session,
-                    name=name,
-                    features=features,
-                    subscription_ends_at=subscription_ends_at,
-                    external_id=external_id,
-                )
-            return created, True
-        except IntegrityError:
-            # A concurrent PUT of the same external id created it first: update that one.
-            existing = await platform.find_organization(session=session, external_id=external_id)
-            if existing is None:
-                raise
-    await update_organization(
-        session=session,
-        organization=existing,
-        name=name,
-        features=features,
-        subscription_ends_at=subscription_ends_at,
-    )
-    return existing, False
+    """The whole state of the organization a key names: on `id:<uuid>` it must exist, on an external
+    id it is created when new; returns (it, whether it is new)."""
+    _, external_id = platform.parse_key(key)
+    if external_id is None:
+        organization, created = await platform.organization_by_key(session=session, key=key), False
+    else:
+        platform.check_external_id(external_id)
+        organization, created = await _find_or_create(
+            session=session,
+            find=partial(platform.find_organization, session=session, external_id=external_id),
+            create=partial(
+                platform.create_organization,
+                session=session,
+                name=name,
+                features=features,
+                subscription_ends_at=subscription_ends_at,
+                external_id=external_id,
+            ),
+        )
+    if not created:
+        await update_organization(
+            session=session,
+            organization=organization,
+            name=name,
+            features=features,
+            subscription_ends_at=subscription_ends_at,
+        )
+    return organization, created
 
 
 async def set_features(
@@ -132,48 +157,49 @@ async def put_user(
     *,
     session: AsyncSession,
     organization: Organization,
-    external_id: str,
+    key: str,
     email: str | None,
     first_name: str | None,
     last_name: str | None,
     permissions: list[str],
     password: str | None,
 ) -> tuple[User, bool]:
-    """Create or update the organization's user with this external id; returns (it, whether it is new)."""
-    platform.check_external_id(external_id)
-    existing = await platform.find_user(
-        session=session, organization_id=organization.id, external_id=external_id
-    )
-    if existing is None:
-        try:
-            async with session.begin_nested():
-                created = await platform.create_user(
-                    session=session,
-                    organization_id=organization.id,
-                    external_id=external_id,
-                    email=email,
-                    first_name=first_name,
-                    last_name=last_name,
-                    permissions=permissions,
-                    password=password,
-                )
-            return created, True
-        except IntegrityError:
-            existing = await platform.find_user(
-                session=session, organization_id=organization.id, external_id=external_id
-            )
-            if existing is None:
-                raise
-    user = await platform.update_user(
+    """The whole state of the organization's user a key names: on `id:<uuid>` it must exist, on an
+    external id it is created when new; returns (it, whether it is new)."""
+    _, external_id = platform.parse_key(key)
+    if external_id is None:
+        user = await platform.user_by_key(session=session, organization_id=organization.id, key=key)
+    else:
+        platform.check_external_id(external_id)
+        user, created = await _find_or_create(
+            session=session,
+            find=partial(
+                platform.find_user, session=session, organization_id=organization.id, external_id=external_id
+            ),
+            create=partial(
+                platform.create_user,
+                session=session,
+                organization_id=organization.id,
+                external_id=external_id,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                permissions=permissions,
+                password=password,
+            ),
+        )
+        if created:
+            return user, True
+    updated = await platform.update_user(
         session=session,
-        user=existing,
+        user=user,
         email=email,
         first_name=first_name,
         last_name=last_name,
         permissions=permissions,
         password=password,
     )
-    return user, False
+    return updated, False
 
 
 async def end_partnership(
