@@ -82,6 +82,10 @@ async def page_of(
     return Page(next=next_url, previous=previous_url, results=[view(row[0]) for row in rows])
 
 
+# The answer of a write that would take a unique value (an email, an external id) another has.
+CONFLICT = error_responses(409)
+
+
 def put_responses(view: type[BaseModel], created: str, *errors: int) -> dict[int | str, dict[str, Any]]:
     """The documented answers of a PUT that creates (201, described as `created`) or keeps (200)."""
     return {201: {"model": view, "description": created}, **error_responses(*errors)}

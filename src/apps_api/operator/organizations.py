@@ -7,11 +7,12 @@ from sqlalchemy import select
 
 from apps_api.catalog.visibility import partner_ids_of
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import NotFound, error_responses
+from apps_api.kit.errors import NotFound
 from apps_api.kit.pagination import Page, PageParamsDep
 from apps_api.models import Asset, Organization
 from apps_api.operator import schemas, service
 from apps_api.operator.dependencies import (
+    CONFLICT,
     OrganizationDep,
     OrganizationKey,
     PartnerKey,
@@ -21,7 +22,6 @@ from apps_api.operator.dependencies import (
     put_responses,
 )
 from apps_api.platform import service as platform
-from apps_api.platform.service import KEEP
 
 router = APIRouter()
 
@@ -30,12 +30,7 @@ PARTNER = "/{organization}/partners/{partner}"
 ASSETS = "/{organization}/assets"
 
 
-@router.get(
-    "",
-    response_model=Page[schemas.Organization],
-    summary="List organizations",
-    name="operator_list_organizations",
-)
+@router.get("", summary="List organizations", name="operator_list_organizations")
 async def list_organizations(
     request: Request, session: SessionDep, params: PageParamsDep
 ) -> Page[schemas.Organization]:
@@ -52,38 +47,27 @@ async def list_organizations(
 
 @router.post(
     "",
-    response_model=schemas.Organization,
     status_code=201,
     summary="Create an organization",
     name="operator_create_organization",
-    responses=error_responses(409),
+    responses=CONFLICT,
 )
 async def create_organization(session: SessionDep, data: schemas.OrganizationCreate) -> schemas.Organization:
     """409 when `external_id` is another organization's."""
     with operator_errors():
-        organization = await platform.create_organization(
-            session=session,
-            name=data.name,
-            features=data.features or [],
-            subscription_ends_at=data.subscription_ends_at,
-            external_id=data.external_id,
+        organization = await service.create_organization(
+            session=session, data=data, external_id=data.external_id
         )
     return schemas.Organization.of(organization)
 
 
-@router.get(
-    ORGANIZATION,
-    response_model=schemas.Organization,
-    summary="Retrieve an organization",
-    name="operator_get_organization",
-)
+@router.get(ORGANIZATION, summary="Retrieve an organization", name="operator_get_organization")
 async def get_organization(organization: OrganizationDep) -> schemas.Organization:
     return schemas.Organization.of(organization)
 
 
 @router.put(
     ORGANIZATION,
-    response_model=schemas.Organization,
     summary="Create or update an organization by its external id",
     name="operator_put_organization",
     responses=put_responses(schemas.Organization, "Created.", 409),
@@ -95,38 +79,20 @@ async def put_organization(
     updated (200); on `id:<uuid>` it must exist (404). Features removed take effect at once
     (docs/operator-api.md: losing `apps` uninstalls every app installed there)."""
     with operator_errors():
-        put, created = await service.put_organization(
-            session=session,
-            key=organization,
-            name=data.name,
-            features=data.features,
-            subscription_ends_at=data.subscription_ends_at,
-        )
+        put, created = await service.put_organization(session=session, key=organization, data=data)
     answer_put(response, created=created)
     return schemas.Organization.of(put)
 
 
 @router.patch(
-    ORGANIZATION,
-    response_model=schemas.Organization,
-    summary="Update an organization",
-    name="operator_update_organization",
-    responses=error_responses(409),
+    ORGANIZATION, summary="Update an organization", name="operator_update_organization", responses=CONFLICT
 )
 async def update_organization(
     session: SessionDep, organization: OrganizationDep, data: schemas.OrganizationPatch
 ) -> schemas.Organization:
     """Change the attributes given (name, features, subscription end, external id)."""
-    given = data.model_fields_set
     with operator_errors():
-        await service.update_organization(
-            session=session,
-            organization=organization,
-            name=data.name,
-            features=data.features,
-            subscription_ends_at=data.subscription_ends_at if "subscription_ends_at" in given else KEEP,
-            external_id=data.external_id if "external_id" in given else KEEP,
-        )
+        await service.patch_organization(session=session, organization=organization, data=data)
     return schemas.Organization.of(organization)
 
 
@@ -134,10 +100,7 @@ async def update_organization(
 
 
 @router.get(
-    "/{organization}/partners",
-    response_model=Page[schemas.Organization],
-    summary="List the partners of an organization",
-    name="operator_list_partners",
+    "/{organization}/partners", summary="List the partners of an organization", name="operator_list_partners"
 )
 async def list_partners(
     request: Request, session: SessionDep, organization: OrganizationDep, params: PageParamsDep
@@ -151,7 +114,6 @@ async def list_partners(
 
 @router.put(
     PARTNER,
-    response_model=schemas.Organization,
     summary="Make two organizations partners",
     name="operator_add_partner",
     responses=put_responses(schemas.Organization, "Partners from now on."),
@@ -186,13 +148,7 @@ def _asset(asset: Asset) -> schemas.Asset:
     return schemas.Asset.model_validate(asset, from_attributes=True)
 
 
-@router.post(
-    ASSETS,
-    response_model=schemas.Asset,
-    status_code=201,
-    summary="Record an icon asset",
-    name="operator_create_asset",
-)
+@router.post(ASSETS, status_code=201, summary="Record an icon asset", name="operator_create_asset")
 async def create_asset(
     session: SessionDep, organization: OrganizationDep, data: schemas.AssetCreate
 ) -> schemas.Asset:
@@ -210,12 +166,7 @@ async def create_asset(
     return _asset(asset)
 
 
-@router.get(
-    ASSETS,
-    response_model=Page[schemas.Asset],
-    summary="List the assets of an organization",
-    name="operator_list_assets",
-)
+@router.get(ASSETS, summary="List the assets of an organization", name="operator_list_assets")
 async def list_assets(
     request: Request, session: SessionDep, organization: OrganizationDep, params: PageParamsDep
 ) -> Page[schemas.Asset]:

@@ -24,6 +24,14 @@ from apps_api.apps import service as apps
 from apps_api.installations import cascade
 from apps_api.models import Organization, User
 from apps_api.models.base import utcnow
+from apps_api.operator.schemas import (
+    OrganizationCreate,
+    OrganizationPatch,
+    OrganizationPut,
+    UserCreate,
+    UserPatch,
+    UserPut,
+)
 from apps_api.platform import service as platform
 from apps_api.platform.service import KEEP, Keep
 
@@ -88,13 +96,21 @@ async def _find_or_create(
         return existing, False
 
 
+async def create_organization(
+    *, session: AsyncSession, data: OrganizationCreate | OrganizationPut, external_id: str | None
+) -> Organization:
+    """A new organization with the body's attributes (AlreadyTaken when the external id is)."""
+    return await platform.create_organization(
+        session=session,
+        name=data.name,
+        features=data.features or [],
+        subscription_ends_at=data.subscription_ends_at,
+        external_id=external_id,
+    )
+
+
 async def put_organization(
-    *,
-    session: AsyncSession,
-    key: str,
-    name: str,
-    features: list[str],
-    subscription_ends_at: datetime | None,
+    *, session: AsyncSession, key: str, data: OrganizationPut
 ) -> tuple[Organization, bool]:
     """The whole state of the organization a key names: on `id:<uuid>` it must exist, on an external
     id it is created when new; returns (it, whether it is new)."""
@@ -106,24 +122,32 @@ async def put_organization(
         organization, created = await _find_or_create(
             session=session,
             find=partial(platform.find_organization, session=session, external_id=external_id),
-            create=partial(
-                platform.create_organization,
-                session=session,
-                name=name,
-                features=features,
-                subscription_ends_at=subscription_ends_at,
-                external_id=external_id,
-            ),
+            create=partial(create_organization, session=session, data=data, external_id=external_id),
         )
     if not created:
         await update_organization(
             session=session,
             organization=organization,
-            name=name,
-            features=features,
-            subscription_ends_at=subscription_ends_at,
+            name=data.name,
+            features=data.features,
+            subscription_ends_at=data.subscription_ends_at,
         )
     return organization, created
+
+
+async def patch_organization(
+    *, session: AsyncSession, organization: Organization, data: OrganizationPatch
+) -> None:
+    """Change the attributes the body gives (a null end or external id clears it)."""
+    given = data.model_fields_set
+    await update_organization(
+        session=session,
+        organization=organization,
+        name=data.name,
+        features=data.features,
+        subscription_ends_at=data.subscription_ends_at if "subscription_ends_at" in given else KEEP,
+        external_id=data.external_id if "external_id" in given else KEEP,
+    )
 
 
 async def set_features(
@@ -153,16 +177,24 @@ async def set_permissions(*, session: AsyncSession, user_id: uuid.UUID, permissi
     return await platform.update_user(session=session, user=user, permissions=permissions)
 
 
+async def create_user(
+    *, session: AsyncSession, organization: Organization, data: UserCreate | UserPut, external_id: str | None
+) -> User:
+    """A new user of the organization with the body's attributes (AlreadyTaken: email, external id)."""
+    return await platform.create_user(
+        session=session,
+        organization_id=organization.id,
+        external_id=external_id,
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        permissions=data.permissions or [],
+        password=data.password,
+    )
+
+
 async def put_user(
-    *,
-    session: AsyncSession,
-    organization: Organization,
-    key: str,
-    email: str | None,
-    first_name: str | None,
-    last_name: str | None,
-    permissions: list[str],
-    password: str | None,
+    *, session: AsyncSession, organization: Organization, key: str, data: UserPut
 ) -> tuple[User, bool]:
     """The whole state of the organization's user a key names: on `id:<uuid>` it must exist, on an
     external id it is created when new; returns (it, whether it is new)."""
@@ -177,15 +209,7 @@ async def put_user(
                 platform.find_user, session=session, organization_id=organization.id, external_id=external_id
             ),
             create=partial(
-                platform.create_user,
-                session=session,
-                organization_id=organization.id,
-                external_id=external_id,
-                email=email,
-                first_name=first_name,
-                last_name=last_name,
-                permissions=permissions,
-                password=password,
+                create_user, session=session, organization=organization, data=data, external_id=external_id
             ),
         )
         if created:
@@ -193,13 +217,28 @@ async def put_user(
     updated = await platform.update_user(
         session=session,
         user=user,
-        email=email,
-        first_name=first_name,
-        last_name=last_name,
-        permissions=permissions,
-        password=password,
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        permissions=data.permissions,
+        password=data.password,
     )
     return updated, False
+
+
+async def patch_user(*, session: AsyncSession, user: User, data: UserPatch) -> User:
+    """Change the attributes the body gives (a null email, name or external id clears it)."""
+    given = data.model_fields_set
+    return await platform.update_user(
+        session=session,
+        user=user,
+        email=data.email if "email" in given else KEEP,
+        first_name=data.first_name if "first_name" in given else KEEP,
+        last_name=data.last_name if "last_name" in given else KEEP,
+        permissions=data.permissions,
+        password=data.password,
+        external_id=data.external_id if "external_id" in given else KEEP,
+    )
 
 
 async def end_partnership(

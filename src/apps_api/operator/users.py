@@ -8,11 +8,11 @@ from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy import select
 
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import error_responses
 from apps_api.kit.pagination import Page, PageParamsDep
 from apps_api.models import ApiToken, User
 from apps_api.operator import schemas, service
 from apps_api.operator.dependencies import (
+    CONFLICT,
     OrganizationDep,
     TokenId,
     UserDep,
@@ -23,7 +23,6 @@ from apps_api.operator.dependencies import (
     put_responses,
 )
 from apps_api.platform import service as platform
-from apps_api.platform.service import KEEP
 
 router = APIRouter()
 
@@ -34,12 +33,7 @@ TOKENS = "/{organization}/users/{user}/tokens"
 _NO_TOKEN_BODY = schemas.TokenCreate()
 
 
-@router.get(
-    USERS,
-    response_model=Page[schemas.User],
-    summary="List the users of an organization",
-    name="operator_list_users",
-)
+@router.get(USERS, summary="List the users of an organization", name="operator_list_users")
 async def list_users(
     request: Request, session: SessionDep, organization: OrganizationDep, params: PageParamsDep
 ) -> Page[schemas.User]:
@@ -48,40 +42,25 @@ async def list_users(
     return await page_of(session, statement, model=User, view=schemas.User.of, params=params, request=request)
 
 
-@router.post(
-    USERS,
-    response_model=schemas.User,
-    status_code=201,
-    summary="Create a user",
-    name="operator_create_user",
-    responses=error_responses(409),
-)
+@router.post(USERS, status_code=201, summary="Create a user", name="operator_create_user", responses=CONFLICT)
 async def create_user(
     session: SessionDep, organization: OrganizationDep, data: schemas.UserCreate
 ) -> schemas.User:
     """409 when the email is another live user's, or `external_id` another user's of the organization."""
     with operator_errors():
-        user = await platform.create_user(
-            session=session,
-            organization_id=organization.id,
-            external_id=data.external_id,
-            email=data.email,
-            first_name=data.first_name,
-            last_name=data.last_name,
-            permissions=data.permissions or [],
-            password=data.password,
+        user = await service.create_user(
+            session=session, organization=organization, data=data, external_id=data.external_id
         )
     return schemas.User.of(user)
 
 
-@router.get(USER, response_model=schemas.User, summary="Retrieve a user", name="operator_get_user")
+@router.get(USER, summary="Retrieve a user", name="operator_get_user")
 async def get_user(user: UserDep) -> schemas.User:
     return schemas.User.of(user)
 
 
 @router.put(
     USER,
-    response_model=schemas.User,
     summary="Create or update a user by its external id",
     name="operator_put_user",
     responses=put_responses(schemas.User, "Created.", 409),
@@ -97,41 +76,16 @@ async def put_user(
     created if new (201), else updated (200); on `id:<uuid>` it must exist (404). A new email or
     password ends the user's browser sessions; the same password again changes nothing."""
     with operator_errors():
-        put, created = await service.put_user(
-            session=session,
-            organization=organization,
-            key=user,
-            email=data.email,
-            first_name=data.first_name,
-            last_name=data.last_name,
-            permissions=data.permissions,
-            password=data.password,
-        )
+        put, created = await service.put_user(session=session, organization=organization, key=user, data=data)
     answer_put(response, created=created)
     return schemas.User.of(put)
 
 
-@router.patch(
-    USER,
-    response_model=schemas.User,
-    summary="Update a user",
-    name="operator_update_user",
-    responses=error_responses(409),
-)
+@router.patch(USER, summary="Update a user", name="operator_update_user", responses=CONFLICT)
 async def update_user(session: SessionDep, user: UserDep, data: schemas.UserPatch) -> schemas.User:
     """Change the attributes given (email, names, permissions, password, external id)."""
-    given = data.model_fields_set
     with operator_errors():
-        updated = await platform.update_user(
-            session=session,
-            user=user,
-            email=data.email if "email" in given else KEEP,
-            first_name=data.first_name if "first_name" in given else KEEP,
-            last_name=data.last_name if "last_name" in given else KEEP,
-            permissions=data.permissions,
-            password=data.password,
-            external_id=data.external_id if "external_id" in given else KEEP,
-        )
+        updated = await service.patch_user(session=session, user=user, data=data)
     return schemas.User.of(updated)
 
 
@@ -151,13 +105,7 @@ def _token(token: ApiToken) -> schemas.Token:
     return schemas.Token.model_validate(token, from_attributes=True)
 
 
-@router.post(
-    TOKENS,
-    response_model=schemas.NewToken,
-    status_code=201,
-    summary="Mint an API token of a user",
-    name="operator_create_token",
-)
+@router.post(TOKENS, status_code=201, summary="Mint an API token of a user", name="operator_create_token")
 async def create_token(
     session: SessionDep, user: UserDep, data: Annotated[schemas.TokenCreate, Body()] = _NO_TOKEN_BODY
 ) -> schemas.NewToken:
@@ -167,12 +115,7 @@ async def create_token(
     return schemas.NewToken(**_token(token).model_dump(), token=key)
 
 
-@router.get(
-    TOKENS,
-    response_model=Page[schemas.Token],
-    summary="List the API tokens of a user",
-    name="operator_list_tokens",
-)
+@router.get(TOKENS, summary="List the API tokens of a user", name="operator_list_tokens")
 async def list_tokens(
     request: Request, session: SessionDep, user: UserDep, params: PageParamsDep
 ) -> Page[schemas.Token]:
