@@ -73,11 +73,19 @@ def kept_since(request: Request) -> datetime:
 OwnedLogEntryDep = Annotated[WebhookLogEntry, Depends(owned_log_entry)]
 
 
+# --- webhooks --------------------------------------------------------------------------------
+
+WEBHOOK = "/webhooks/{webhook_id}"
+# What every route of an owned app's webhooks and log may answer (writes to one may add a 409).
+OWNED_APP_ERRORS = error_responses(400, 401, 403, 404)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
+
+
 @router.get(
     "/webhooks",
     response_model=Page[schemas.Webhook],
     summary="List the webhooks of an owned app",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def list_webhooks(
     request: Request, session: SessionDep, app_id: OwnedAppIdDep, params: PageParamsDep
@@ -96,10 +104,9 @@ async def list_webhooks(
 
 @router.post(
     "/webhooks",
-    response_model=schemas.Webhook,
     status_code=status.HTTP_201_CREATED,
     summary="Create a webhook for an owned app",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def create_webhook(
     session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
@@ -108,22 +115,12 @@ async def create_webhook(
     return schemas.Webhook.model_validate(webhook)
 
 
-@router.get(
-    "/webhooks/{webhook_id}",
-    response_model=schemas.Webhook,
-    summary="Retrieve a webhook of an owned app",
-    responses=error_responses(400, 401, 403, 404),
-)
+@router.get(WEBHOOK, summary="Retrieve a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def get_webhook(webhook: OwnedWebhookDep) -> schemas.Webhook:
     return schemas.Webhook.model_validate(webhook)
 
 
-@router.put(
-    "/webhooks/{webhook_id}",
-    response_model=schemas.Webhook,
-    summary="Replace a webhook of an owned app",
-    responses=error_responses(400, 401, 403, 404),
-)
+@router.put(WEBHOOK, summary="Replace a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def replace_webhook(
     session: SessionDep,
     principal: OrgProviderPrincipal,
@@ -132,18 +129,11 @@ async def replace_webhook(
     body: schemas.WebhookCreate,
 ) -> schemas.Webhook:
     """`endpoint_url` is required; omitted `channel_subscriptions` become an empty list."""
-    updated = await service.update_webhook(
-        session=session, app=app, webhook=webhook, actor=principal.user, changes=body.as_update()
-    )
-    return schemas.Webhook.model_validate(updated)
+    # A PUT is a PATCH of every attribute.
+    return await update_webhook(session, principal, app, webhook, body.as_update())
 
 
-@router.patch(
-    "/webhooks/{webhook_id}",
-    response_model=schemas.Webhook,
-    summary="Update a webhook of an owned app",
-    responses=error_responses(400, 401, 403, 404),
-)
+@router.patch(WEBHOOK, summary="Update a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def update_webhook(
     session: SessionDep,
     principal: OrgProviderPrincipal,
@@ -159,12 +149,10 @@ async def update_webhook(
 
 
 @router.post(
-    "/webhooks/{webhook_id}/test",
-    response_model=schemas.WebhookLogEntry,
+    WEBHOOK + "/test",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a test notification to a webhook",
-    name="test_webhook",
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=WRITE_ERRORS,
 )
 async def test_webhook(
     request: Request,
@@ -190,12 +178,10 @@ async def test_webhook(
 
 
 @router.post(
-    "/webhooks/{webhook_id}/recover",
-    response_model=schemas.RecoverResult,
+    WEBHOOK + "/recover",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Recover: requeue a webhook's failed notifications since a time",
-    name="recover_webhook",
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=WRITE_ERRORS,
 )
 async def recover_webhook(
     request: Request,
@@ -219,11 +205,11 @@ async def recover_webhook(
 
 
 @router.delete(
-    "/webhooks/{webhook_id}",
+    WEBHOOK,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a webhook and its channel subscriptions",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def delete_webhook(
     session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
@@ -273,7 +259,7 @@ async def _log_entries_page(
     response_model=Page[schemas.WebhookLogEntry],
     summary="List webhook log entries of an owned app",
     name="list_webhook_log_entries",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def list_log_entries(
     request: Request,
@@ -322,10 +308,9 @@ async def list_log_entries(
 
 @log_router.get(
     "/webhook_log_entries/{entry_id}",
-    response_model=schemas.WebhookLogEntry,
     summary="Retrieve a webhook log entry",
     name="get_webhook_log_entry",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     return schemas.WebhookLogEntry.model_validate(entry)
@@ -333,11 +318,10 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
 
 @log_router.post(
     "/webhook_log_entries/{entry_id}/redeliver",
-    response_model=schemas.WebhookLogEntry,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Redeliver: schedule a new attempt of the entry's delivery",
     name="redeliver_webhook_log_entry",
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=WRITE_ERRORS,
 )
 async def redeliver(
     request: Request, session: SessionDep, entry: OwnedLogEntryDep
@@ -353,9 +337,7 @@ async def redeliver(
 
 @channels_router.get(
     "/webhook_channels",
-    response_model=Page[WebhookChannel],
     summary="List the channel families webhooks can subscribe to",
-    name="list_webhook_channels",
     responses=error_responses(400, 401, 403),
 )
 async def list_webhook_channels(
@@ -375,7 +357,6 @@ async def list_webhook_channels(
 
 @internal_router.post(
     "/events",
-    response_model=IngestResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Publish events of other platform services",
     responses=error_responses(400, 401, 404, 413),
@@ -395,9 +376,7 @@ async def ingest_events(session: SessionDep, body: IngestBatch) -> IngestResult:
 
 @internal_router.post(
     "/webhook_channels",
-    response_model=WebhookChannel,
     summary="Register a channel family other services publish",
-    name="register_webhook_channel",
     responses=error_responses(400, 401, 404, 413),
 )
 async def register_webhook_channel(session: SessionDep, body: ChannelRegistration) -> WebhookChannel:
