@@ -44,13 +44,13 @@ from apps_api.kit.views import json_response
 from apps_api.models import App
 from apps_api.models import AppShare as AppShareModel
 
-router = APIRouter(prefix="/api/v5")
 # One router per section, each with its tag; `router` includes them all (at the end of the module).
-public = APIRouter(tags=["Public apps"])
-partner = APIRouter(tags=["Partner apps"])
-owned = APIRouter(tags=["Owned apps"])
-shares = APIRouter(tags=["App shares"])
-installed = APIRouter(tags=["Installed apps"])
+public = APIRouter(prefix="/api/v5", tags=["Public apps"])
+partner = APIRouter(prefix="/api/v5", tags=["Partner apps"])
+owned = APIRouter(prefix="/api/v5", tags=["Owned apps"])
+shares = APIRouter(prefix="/api/v5", tags=["App shares"])
+installed = APIRouter(prefix="/api/v5", tags=["Installed apps"])
+router = APIRouter()
 
 View = TypeVar("View", bound=BaseModel)
 ShareId = Annotated[uuid.UUID, Path(description="The ID of the app share.")]

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.service_keys import ServiceKeyRequired
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, error_responses
 from apps_api.kit.pagination import Page, PageParams, paginate
@@ -20,6 +21,19 @@ from apps_api.platform import service as platform
 from apps_api.platform.service import AlreadyTaken, PlatformError, UnknownObject
 
 View = TypeVar("View", bound=BaseModel)
+PREFIX = "/internal/v1/organizations"
+
+
+def operator_router() -> APIRouter:
+    """A router of operator routes: the prefix, the service key, the tag, and the errors every
+    operator route may answer (a route documents its others itself)."""
+    return APIRouter(
+        prefix=PREFIX,
+        tags=["Internal: operator"],
+        dependencies=[ServiceKeyRequired],
+        responses=error_responses(400, 401, 404),
+    )
+
 
 _KEY = "the operator's `external_id`, or `id:<uuid>` for its `id`"
 OrganizationKey = Annotated[str, Path(description=f"The organization: {_KEY}.")]

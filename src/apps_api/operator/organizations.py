@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from sqlalchemy import select
 
 from apps_api.catalog.visibility import partner_ids_of
@@ -18,12 +18,13 @@ from apps_api.operator.dependencies import (
     PartnerKey,
     answer_put,
     operator_errors,
+    operator_router,
     page_of,
     put_responses,
 )
 from apps_api.platform import service as platform
 
-router = APIRouter()
+router = operator_router()
 
 ORGANIZATION = "/{organization}"
 PARTNER = "/{organization}/partners/{partner}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import Body, Request, Response
 from sqlalchemy import select
 
 from apps_api.kit.db import SessionDep
@@ -19,12 +19,13 @@ from apps_api.operator.dependencies import (
     UserKey,
     answer_put,
     operator_errors,
+    operator_router,
     page_of,
     put_responses,
 )
 from apps_api.platform import service as platform
 
-router = APIRouter()
+router = operator_router()
 
 USERS = "/{organization}/users"
 USER = "/{organization}/users/{user}"
