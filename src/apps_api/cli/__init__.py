@@ -52,7 +52,7 @@ def _command(
     return parser
 
 
-def _naming(parser: argparse.ArgumentParser, *options: str) -> argparse.ArgumentParser:
+def _with_ids(parser: argparse.ArgumentParser, *options: str) -> argparse.ArgumentParser:
     """Required UUID options (`--org`, `--user`) or, without dashes, positional ones."""
     for option in options:
         if option.startswith("--"):
@@ -99,7 +99,7 @@ def _add_organization_commands(admin: Commands) -> None:
         cmd_set_features,
         summary="give an organization exactly these features; losing one has its consequences",
     )
-    _naming(set_features, "--org").add_argument(
+    _with_ids(set_features, "--org").add_argument(
         "--features",
         type=csv_argument,
         required=True,
@@ -112,19 +112,19 @@ def _add_organization_commands(admin: Commands) -> None:
         cmd_set_subscription,
         summary="make an organization's subscription run for D days from now",
     )
-    end = _naming(set_subscription, "--org").add_mutually_exclusive_group(required=True)
+    end = _with_ids(set_subscription, "--org").add_mutually_exclusive_group(required=True)
     end.add_argument("--days", type=int, help="days from now (0: ends now)")
     end.add_argument(
         "--no-end", dest="days", action="store_const", const=None, help="a subscription without end"
     )
 
-    _naming(_command(admin, "add-partner", cmd_add_partner), "org_a", "org_b")
+    _with_ids(_command(admin, "add-partner", cmd_add_partner), "org_a", "org_b")
     remove_summary = "end a partnership; uninstalls what either may no longer install"
-    _naming(_command(admin, "remove-partner", cmd_remove_partner, summary=remove_summary), "org_a", "org_b")
+    _with_ids(_command(admin, "remove-partner", cmd_remove_partner, summary=remove_summary), "org_a", "org_b")
 
 
 def _add_user_commands(admin: Commands) -> None:
-    create_user = _naming(_command(admin, "create-user", cmd_create_user), "--org")
+    create_user = _with_ids(_command(admin, "create-user", cmd_create_user), "--org")
     create_user.add_argument(
         "--permissions", type=csv_argument, default=[], help="comma-separated: settings,users,reports"
     )
@@ -135,7 +135,7 @@ def _add_user_commands(admin: Commands) -> None:
     set_permissions = _command(
         admin, "set-permissions", cmd_set_permissions, summary="give a user exactly these permissions"
     )
-    _naming(set_permissions, "--user").add_argument(
+    _with_ids(set_permissions, "--user").add_argument(
         "--permissions",
         type=csv_argument,
         required=True,
@@ -144,9 +144,9 @@ def _add_user_commands(admin: Commands) -> None:
     set_password = _command(
         admin, "set-password", cmd_set_password, summary="change a password; ends the user's sessions"
     )
-    _naming(set_password, "--user").add_argument("--password", required=True)
+    _with_ids(set_password, "--user").add_argument("--password", required=True)
     delete_summary = "soft-delete a user; ends their sessions"
-    _naming(_command(admin, "delete-user", cmd_delete_user, summary=delete_summary), "--user")
+    _with_ids(_command(admin, "delete-user", cmd_delete_user, summary=delete_summary), "--user")
 
 
 def _add_admin_commands(admin: Commands) -> None:
@@ -158,8 +158,8 @@ def _add_admin_commands(admin: Commands) -> None:
         cmd_reencrypt,
         summary="encrypt every stored app secret under the first APPS_API_ENCRYPTION_KEYS key",
     )
-    _naming(_command(admin, "create-token", cmd_create_token), "--user")
-    create_asset = _naming(_command(admin, "create-asset", cmd_create_asset), "--org")
+    _with_ids(_command(admin, "create-token", cmd_create_token), "--user")
+    create_asset = _with_ids(_command(admin, "create-asset", cmd_create_asset), "--org")
     create_asset.add_argument("--url", required=True)
     create_asset.add_argument("--content-type")
 
@@ -176,7 +176,7 @@ def _add_admin_commands(admin: Commands) -> None:
     register_channel.add_argument("--description", default="")
     register_channel.add_argument("--example-file", help="an example resource (JSON)")
 
-    _naming(_command(admin, "approve-app", cmd_approve_app), "app")
+    _with_ids(_command(admin, "approve-app", cmd_approve_app), "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
