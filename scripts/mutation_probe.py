@@ -328,7 +328,7 @@ MUTATIONS: list[Mutation] = [
         "M26",
         "a trigger token's `inst_id` is not matched to the installation (outlives a reinstall)",
         "auth/app_tokens.py",
-        "authenticate_app_token",
+        "_installation",
         "statement = statement.where(AppInstallation.id == installation_id)",
         "statement = statement",
         ("tests/auth/test_app_token_auth.py",),

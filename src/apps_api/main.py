@@ -210,25 +210,39 @@ def _link_creates(schema: dict[str, Any]) -> None:
         create = item.get("post")
         if create is None or "201" not in create.get("responses", {}):
             continue
-        known = _path_parameters(collection)
-        links: dict[str, Any] = {}
-        for path, target_item in paths.items():
-            rest = path.removeprefix(collection + "/")
-            if rest == path or not rest.startswith("{"):
-                continue
-            item_parameter = rest.split("/", 1)[0][1:-1]
-            if set(_path_parameters(path)) != {*known, item_parameter}:
-                continue
-            for method, operation in target_item.items():
-                if not isinstance(operation, dict) or "operationId" not in operation:
-                    continue
-                parameters = {name: f"$request.path.{name}" for name in known}
-                parameters[item_parameter] = "$response.body#/id"
-                links[operation["operationId"]] = {
-                    "operationId": operation["operationId"],
-                    "parameters": parameters,
-                    "description": f"{method.upper()} {path}, `{item_parameter}` the created `id`.",
-                }
+        links = _item_links(paths, collection)
         if links:
             # Links a route declares itself (openapi_extra) are kept.
             create["responses"]["201"]["links"] = {**links, **create["responses"]["201"].get("links", {})}
+
+
+def _item_links(paths: dict[str, Any], collection: str) -> dict[str, Any]:
+    """The links of a create on `collection`: one per operation of the created item's paths."""
+    known = _path_parameters(collection)
+    links: dict[str, Any] = {}
+    for path, target_item in paths.items():
+        item_parameter = _item_parameter(path, collection, known)
+        if item_parameter is None:
+            continue
+        parameters = {name: f"$request.path.{name}" for name in known}
+        parameters[item_parameter] = "$response.body#/id"
+        for method, operation in target_item.items():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            links[operation["operationId"]] = {
+                "operationId": operation["operationId"],
+                "parameters": dict(parameters),
+                "description": f"{method.upper()} {path}, `{item_parameter}` the created `id`.",
+            }
+    return links
+
+
+def _item_parameter(path: str, collection: str, known: list[str]) -> str | None:
+    """`x` when `path` is `collection/{x}...` and needs no path parameter but `known` and `x`."""
+    rest = path.removeprefix(collection + "/")
+    if rest == path or not rest.startswith("{"):
+        return None
+    item_parameter = rest.split("/", 1)[0][1:-1]
+    if set(_path_parameters(path)) != {*known, item_parameter}:
+        return None
+    return item_parameter

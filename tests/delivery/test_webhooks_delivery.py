@@ -34,7 +34,7 @@ from apps_api.kit.db import unit_of_work
 from apps_api.kit.queue import current_arq
 from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEntry
 from apps_api.settings import Settings
-from apps_api.webhooks import schemas, service
+from apps_api.webhooks import channel_schemas, schemas, service
 from tests.fixtures.factories import Tenant, make_app, make_tenant
 from tests.fixtures.webhooks import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker
 
@@ -92,7 +92,7 @@ class World:
         )
 
     async def publish(self, *events: dict[str, Any]) -> list[int]:
-        batch = schemas.IngestBatch.model_validate({"events": list(events)})
+        batch = channel_schemas.IngestBatch.model_validate({"events": list(events)})
         return await self.run(lambda s: service.ingest_events(session=s, batch=batch))
 
     async def settle(self, timeout: float = 60) -> None:

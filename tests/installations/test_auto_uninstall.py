@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.installations import service as installations
+from apps_api.installations import cascade as installations
 from apps_api.models import App, AppInstallation, OutboundDelivery, User
 from tests.fixtures.apps import (
     actual_installations,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.apps import repository, service
@@ -32,6 +33,7 @@ from apps_api.catalog.views import InstalledApp, installed_app_json
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import (
+    KeysetQuery,
     Page,
     PageParams,
     PageParamsDep,
@@ -42,7 +44,13 @@ from apps_api.kit.views import json_response
 from apps_api.models import App
 from apps_api.models import AppShare as AppShareModel
 
-router = APIRouter(prefix="/api/v5")
+# One router per section, each with its tag; `router` includes them all (at the end of the module).
+public = APIRouter(prefix="/api/v5", tags=["Public apps"])
+partner = APIRouter(prefix="/api/v5", tags=["Partner apps"])
+owned = APIRouter(prefix="/api/v5", tags=["Owned apps"])
+shares = APIRouter(prefix="/api/v5", tags=["App shares"])
+installed = APIRouter(prefix="/api/v5", tags=["Installed apps"])
+router = APIRouter()
 
 View = TypeVar("View", bound=BaseModel)
 ShareId = Annotated[uuid.UUID, Path(description="The ID of the app share.")]
@@ -77,41 +85,54 @@ def _found(view: Callable[[Any], View], app: App | None, detail: str) -> View:
     return view(app)
 
 
+@dataclass(frozen=True)
+class _HotList:
+    """A hot list: a compiled statement, rows straight to JSON (the route's response_model documents it)."""
+
+    query: KeysetQuery
+    view: Callable[[Any], dict[str, Any]]
+    conditions: Sequence[ColumnElement[bool]]
+
+    async def page(
+        self, session: AsyncSession, request: Request, params: PageParams, **values: Any
+    ) -> Response:
+        """One page; `values` fill the conditions' bound parameters."""
+        return await json_keyset_page(
+            session,
+            self.query,
+            self.view,
+            conditions=self.conditions,
+            params=params,
+            request=request,
+            **values,
+        )
+
+
+_PUBLIC_APPS = _HotList(repository.PUBLIC_APPS_PAGE, public_app_json, repository.PUBLIC_APPS_CONDITIONS)
+_OWNED_APPS = _HotList(repository.OWNED_APPS_PAGE, owned_app_json, repository.OWNED_APPS_CONDITIONS)
+_INSTALLED_APPS = _HotList(
+    repository.INSTALLED_APPS_PAGE, installed_app_json, repository.INSTALLED_APPS_CONDITIONS
+)
+
+
 # --- public apps -----------------------------------------------------------------------------
 
 
-async def _public_apps_page(db: AsyncSession, *, request: Request, params: PageParams) -> Response:
-    # A hot list: a compiled statement, rows straight to JSON (response_model documents it).
-    return await json_keyset_page(
-        db,
-        repository.PUBLIC_APPS_PAGE,
-        public_app_json,
-        conditions=repository.PUBLIC_APPS_CONDITIONS,
-        params=params,
-        request=request,
-    )
-
-
-@router.get(
+@public.get(
     "/public_apps",
     response_model=Page[PublicApp],
     summary="List public apps",
-    tags=["Public apps"],
     responses=error_responses(400, 401, 403),
 )
 async def list_public_apps(
     request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
 ) -> Response:
     """Approved apps available to anyone, newest first."""
-    return await _public_apps_page(session, request=request, params=params)
+    return await _PUBLIC_APPS.page(session, request, params)
 
 
-@router.get(
-    "/public_apps/{app_id}",
-    response_model=PublicApp,
-    summary="Retrieve a public app",
-    tags=["Public apps"],
-    responses=error_responses(400, 401, 403, 404),
+@public.get(
+    "/public_apps/{app_id}", summary="Retrieve a public app", responses=error_responses(400, 401, 403, 404)
 )
 async def get_public_app(session: SessionDep, _: SettingsPrincipal, app_id: AppId) -> PublicApp:
     app = await repository.get_public_app(session=session, app_id=app_id)
@@ -121,11 +142,9 @@ async def get_public_app(session: SessionDep, _: SettingsPrincipal, app_id: AppI
 # --- partner apps ----------------------------------------------------------------------------
 
 
-@router.get(
+@partner.get(
     "/orgs/{organization_id}/partner_apps",
-    response_model=Page[PartnerApp],
     summary="List partner apps",
-    tags=["Partner apps"],
     responses=error_responses(400, 401, 403),
 )
 async def list_partner_apps(
@@ -138,11 +157,9 @@ async def list_partner_apps(
     )
 
 
-@router.get(
+@partner.get(
     "/orgs/{organization_id}/partner_apps/{app_id}",
-    response_model=PartnerApp,
     summary="Retrieve a partner app",
-    tags=["Partner apps"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> PartnerApp:
@@ -155,34 +172,17 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
 # --- owned apps ------------------------------------------------------------------------------
 
 
-async def _owned_apps_page(
-    db: AsyncSession, *, request: Request, params: PageParams, organization_id: uuid.UUID
-) -> Response:
-    return await json_keyset_page(
-        db,
-        repository.OWNED_APPS_PAGE,
-        owned_app_json,
-        conditions=repository.OWNED_APPS_CONDITIONS,
-        params=params,
-        request=request,
-        organization_id=organization_id,
-    )
-
-
-@router.get(
+@owned.get(
     "/orgs/{organization_id}/owned_apps",
     response_model=Page[OwnedApp],
     summary="List owned apps",
-    tags=["Owned apps"],
     responses=error_responses(400, 401, 403),
 )
 async def list_owned_apps(
     request: Request, session: SessionDep, principal: OrgProviderPrincipal, params: PageParamsDep
 ) -> Response:
     """Apps the organization owns, newest first."""
-    return await _owned_apps_page(
-        session, request=request, params=params, organization_id=principal.organization_id
-    )
+    return await _OWNED_APPS.page(session, request, params, organization_id=principal.organization_id)
 
 
 async def _create_owned_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> Response:
@@ -191,12 +191,11 @@ async def _create_owned_app(*, session: AsyncSession, principal: Principal, data
     return json_response(view, status_code=201)
 
 
-@router.post(
+@owned.post(
     "/orgs/{organization_id}/owned_apps",
     response_model=OwnedApp,
     status_code=201,
     summary="Create an owned app",
-    tags=["Owned apps"],
     responses=error_responses(
         400,
         401,
@@ -216,11 +215,10 @@ async def create_owned_app(
     return await _create_owned_app(session=session, principal=principal, data=data)
 
 
-@router.get(
+@owned.get(
     "/orgs/{organization_id}/owned_apps/{app_id}",
     response_model=OwnedApp,
     summary="Retrieve an owned app",
-    tags=["Owned apps"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def get_owned_app(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> Response:
@@ -230,11 +228,9 @@ async def get_owned_app(session: SessionDep, principal: OrgProviderPrincipal, ap
     return json_response(owned_app_json(rows[0]), status_code=200)
 
 
-@router.put(
+@owned.put(
     "/orgs/{organization_id}/owned_apps/{app_id}",
-    response_model=OwnedApp,
     summary="Replace an owned app",
-    tags=["Owned apps"],
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def replace_owned_app(
@@ -248,11 +244,9 @@ async def replace_owned_app(
     return OwnedApp.model_validate(updated)
 
 
-@router.patch(
+@owned.patch(
     "/orgs/{organization_id}/owned_apps/{app_id}",
-    response_model=OwnedApp,
     summary="Update an owned app",
-    tags=["Owned apps"],
     responses=error_responses(400, 401, 402, 403, 404),
 )
 async def update_owned_app(
@@ -268,11 +262,9 @@ async def update_owned_app(
 _NO_ROTATION_BODY = RotateSecretInput()
 
 
-@router.post(
+@owned.post(
     "/orgs/{organization_id}/owned_apps/{app_id}/rotate_secret",
-    response_model=OwnedApp,
     summary="Rotate an owned app's secret",
-    tags=["Owned apps"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def rotate_owned_app_secret(
@@ -293,11 +285,10 @@ async def rotate_owned_app_secret(
     return OwnedApp.model_validate(rotated)
 
 
-@router.delete(
+@owned.delete(
     "/orgs/{organization_id}/owned_apps/{app_id}",
     status_code=204,
     summary="Delete an owned app",
-    tags=["Owned apps"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_owned_app(
@@ -311,11 +302,9 @@ async def delete_owned_app(
 # --- app shares ------------------------------------------------------------------------------
 
 
-@router.get(
+@shares.get(
     "/orgs/{organization_id}/owned_apps/{app_id}/shares",
-    response_model=Page[AppShare],
     summary="List the shares of an owned app",
-    tags=["App shares"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def list_app_shares(
@@ -336,12 +325,10 @@ async def list_app_shares(
     )
 
 
-@router.post(
+@shares.post(
     "/orgs/{organization_id}/owned_apps/{app_id}/shares",
-    response_model=AppShare,
     status_code=201,
     summary="Share an owned app with a partner organization",
-    tags=["App shares"],
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def create_app_share(
@@ -352,11 +339,9 @@ async def create_app_share(
     return AppShare.model_validate(share)
 
 
-@router.get(
+@shares.get(
     "/orgs/{organization_id}/owned_apps/{app_id}/shares/{share_id}",
-    response_model=AppShare,
     summary="Retrieve an app share",
-    tags=["App shares"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def get_app_share(session: SessionDep, app: OwnedAppDep, share_id: ShareId) -> AppShare:
@@ -366,11 +351,10 @@ async def get_app_share(session: SessionDep, app: OwnedAppDep, share_id: ShareId
     return AppShare.model_validate(share)
 
 
-@router.delete(
+@shares.delete(
     "/orgs/{organization_id}/owned_apps/{app_id}/shares/{share_id}",
     status_code=204,
     summary="Remove an app share",
-    tags=["App shares"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def delete_app_share(
@@ -384,33 +368,22 @@ async def delete_app_share(
 # --- installed apps --------------------------------------------------------------------------
 
 
-@router.get(
+@installed.get(
     "/orgs/{organization_id}/installed_apps",
     response_model=Page[InstalledApp],
     summary="List installed apps",
-    tags=["Installed apps"],
     responses=error_responses(400, 401, 403),
 )
 async def list_installed_apps(
     request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
 ) -> Response:
     """Apps installed in the organization, newest first."""
-    return await json_keyset_page(
-        session,
-        repository.INSTALLED_APPS_PAGE,
-        installed_app_json,
-        conditions=repository.INSTALLED_APPS_CONDITIONS,
-        params=params,
-        request=request,
-        organization_id=principal.organization_id,
-    )
+    return await _INSTALLED_APPS.page(session, request, params, organization_id=principal.organization_id)
 
 
-@router.get(
+@installed.get(
     "/orgs/{organization_id}/installed_apps/{app_id}",
-    response_model=InstalledApp,
     summary="Retrieve an installed app",
-    tags=["Installed apps"],
     responses=error_responses(400, 401, 403, 404),
 )
 async def get_installed_app(
@@ -420,3 +393,7 @@ async def get_installed_app(
         session=session, organization_id=principal.organization_id, app_id=app_id
     )
     return _found(InstalledApp.model_validate, app, "No installed app found with the given ID.")
+
+
+for section in (public, partner, owned, shares, installed):
+    router.include_router(section)

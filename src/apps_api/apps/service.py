@@ -29,6 +29,7 @@ from apps_api.catalog.views import InstalledApp
 from apps_api.delivery.channels import INSTALLED_APPS, WEBHOOKS
 from apps_api.delivery.events import emit
 from apps_api.delivery.matching import ORGANIZATION_ID
+from apps_api.installations import cascade
 from apps_api.installations import service as installations
 from apps_api.kit.crypto import encrypt
 from apps_api.kit.driver import SessionStatement, with_column_defaults
@@ -127,6 +128,28 @@ async def _validate(
 ) -> tuple[dict[str, Any], Any]:
     """400s first (every field at once), then 402; returns the changes to apply and the icon's row."""
     changes = _given(data, replace=not partial)
+    errors = _attribute_errors(changes, data=data, current=current, partial=partial)
+    icon_asset_id = changes.get("icon_asset_id")
+    icon = None
+    if icon_asset_id is not None:
+        icon = await _owner_asset(db, owner=owner, asset_id=icon_asset_id)
+        if icon is None:
+            errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
+    if errors:
+        raise BadRequest(errors=errors)
+    if not owner.has_feature("app_provider") and any(changes.get(field) is True for field in PUBLICITY):
+        raise PaymentRequired(
+            "Making an app available to partners or to anyone needs the organization's App provider "
+            "feature; the operator of this service can enable it."
+        )
+    return changes, icon
+
+
+def _attribute_errors(
+    changes: dict[str, Any], *, data: OwnedAppInput, current: App | None, partial: bool
+) -> dict[str, list[str]]:
+    """The attributes' own 400s: the network alias agreeing, the required ones given (create, PUT),
+    the app user's default names when an app user is required. Takes the alias out of `changes`."""
     errors: dict[str, list[str]] = {}
     if changes.pop(NETWORK_ALIAS, changes.get("is_available_to_partners")) != changes.get(
         "is_available_to_partners"
@@ -146,22 +169,15 @@ async def _validate(
         for field in ("app_user_default_first_name", "app_user_default_last_name"):
             if effective(field) is None and field not in errors:
                 errors[field] = ["This field is required when is_app_user_required is true."]
-    icon_asset_id = changes.get("icon_asset_id")
-    icon = None
-    if icon_asset_id is not None:
-        # The whole row: a created app embeds it without another query.
-        rows = await _ASSET.fetch(db, asset_id=icon_asset_id)
-        icon = rows[0] if rows else None
-        if icon is None or icon["organization_id"] != owner.organization_id:
-            errors["icon_asset_id"] = ["No asset of the app's organization found with this ID."]
-    if errors:
-        raise BadRequest(errors=errors)
-    if not owner.has_feature("app_provider") and any(changes.get(field) is True for field in PUBLICITY):
-        raise PaymentRequired(
-            "Making an app available to partners or to anyone needs the organization's App provider "
-            "feature; the operator of this service can enable it."
-        )
-    return changes, icon
+    return errors
+
+
+async def _owner_asset(db: AsyncSession, *, owner: Principal, asset_id: uuid.UUID) -> Any:
+    """The asset's whole row (a created app embeds it without another query) if the owner's; else None."""
+    rows = await _ASSET.fetch(db, asset_id=asset_id)
+    if not rows or rows[0]["organization_id"] != owner.organization_id:
+        return None
+    return rows[0]
 
 
 async def _reload(*, session: AsyncSession, app: App) -> App:
@@ -230,7 +246,7 @@ async def update_app(
     current.updated_by_user_id = principal.user_id
     await session.flush()
     if narrowed:
-        await installations.uninstall_ineligible(
+        await cascade.uninstall_ineligible(
             session=session, app_ids=[current.id], actor_user_id=principal.user_id
         )
     updated = await _reload(session=session, app=current)
@@ -296,7 +312,7 @@ async def withdraw_offers(
         current.is_available_to_partners = False
     await session.flush()
     # As update_app(): first the uninstalls, then `changed` to the organizations that keep the app.
-    removed = await installations.uninstall_ineligible(
+    removed = await cascade.uninstall_ineligible(
         session=session, app_ids=offered, actor_user_id=actor_user_id
     )
     for app_id in offered:
@@ -352,7 +368,7 @@ async def rotate_secret(
 async def delete_app(*, session: AsyncSession, principal: Principal, app: App) -> None:
     """Uninstall the app everywhere (events, uninstall triggers), then delete it."""
     await installations.lock_app(session=session, app_id=app.id)
-    await installations.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user_id)
+    await cascade.uninstall_everywhere(session=session, app=app, actor_user_id=principal.user_id)
     await session.delete(app)
     await session.flush()
 
@@ -386,7 +402,7 @@ async def delete_share(*, session: AsyncSession, principal: Principal, app: App,
         raise NotFound("No app share found with the given ID.")
     await session.delete(share)
     await session.flush()
-    await installations.uninstall_ineligible(
+    await cascade.uninstall_ineligible(
         session=session,
         app_ids=[app.id],
         organization_ids=[share.organization_id],

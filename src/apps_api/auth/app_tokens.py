@@ -15,7 +15,7 @@ the installation's `allowed_scopes`.
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,37 +44,22 @@ async def authenticate_app_token(
     claims = decode_access_token(token, secret_key=settings.secret_key)
     if claims is None:
         return None
-    app_id, user_id, organization_id = (_uuid(claims.get(key)) for key in ("app_id", "sub", "org_id"))
-    installation_id = _uuid(claims.get("inst_id"))
-    if app_id is None or user_id is None or organization_id is None:
+    ids = _claimed_ids(claims)
+    if ids is None:
         return None
-    if claims.get("inst_id") is not None and installation_id is None:
-        return None
+    app_id, user_id, organization_id, installation_id = ids
     as_app_user = claims.get("act") == APP_USER_ACTOR
-    if app_secret is None and not as_app_user:
+    if not await _credentials_suffice(
+        session=session, app_id=app_id, app_secret=app_secret, as_app_user=as_app_user
+    ):
         return None
-    if app_secret is not None:
-        app = await session.get(App, app_id)
-        # Compared even without an app, so a missing app takes as long as a wrong secret.
-        if not app_secret_matches(app, app_secret) or app is None:
-            return None
-    row = (
-        await session.execute(
-            select(User, Organization)
-            .join(Organization, Organization.id == User.organization_id)
-            .where(User.id == user_id, User.organization_id == organization_id, User.deleted_at.is_(None))
-        )
-    ).first()
+    row = await _live_user(session=session, user_id=user_id, organization_id=organization_id)
     if row is None:
         return None
     user, organization = row
-    # The installation gives the app principal its scopes: no installation, no principal.
-    statement = select(AppInstallation).where(
-        AppInstallation.app_id == app_id, AppInstallation.organization_id == organization.id
+    installation = await _installation(
+        session=session, app_id=app_id, organization_id=organization.id, installation_id=installation_id
     )
-    if installation_id is not None:
-        statement = statement.where(AppInstallation.id == installation_id)
-    installation = await session.scalar(statement)
     if installation is None:
         return None
     is_app_user = installation.app_user_id == user.id
@@ -88,6 +73,62 @@ async def authenticate_app_token(
         installation_id=installation.id,
         allowed_scopes=installation.allowed_scopes,
     )
+
+
+def _claimed_ids(claims: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID | None] | None:
+    """The app, user, organization and (optional) installation ids of the claims; None when a
+    required one is missing or any is not a UUID."""
+    app_id, user_id, organization_id = (_uuid(claims.get(key)) for key in ("app_id", "sub", "org_id"))
+    installation_id = _uuid(claims.get("inst_id"))
+    if app_id is None or user_id is None or organization_id is None:
+        return None
+    if claims.get("inst_id") is not None and installation_id is None:
+        return None
+    return app_id, user_id, organization_id, installation_id
+
+
+async def _credentials_suffice(
+    *, session: AsyncSession, app_id: uuid.UUID, app_secret: str | None, as_app_user: bool
+) -> bool:
+    """A token counts with its app's secret, or without one as an app user's `app_user_auth`."""
+    if app_secret is None:
+        return as_app_user
+    return await _secret_matches(session=session, app_id=app_id, app_secret=app_secret)
+
+
+async def _live_user(
+    *, session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> tuple[User, Organization] | None:
+    """The token's user, live, in the token's organization, with that organization."""
+    row = (
+        await session.execute(
+            select(User, Organization)
+            .join(Organization, Organization.id == User.organization_id)
+            .where(User.id == user_id, User.organization_id == organization_id, User.deleted_at.is_(None))
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def _secret_matches(*, session: AsyncSession, app_id: uuid.UUID, app_secret: str) -> bool:
+    """Whether the app exists and this is its secret (current, or the previous one in its grace)."""
+    app = await session.get(App, app_id)
+    # Compared even without an app, so a missing app takes as long as a wrong secret.
+    return app_secret_matches(app, app_secret) and app is not None
+
+
+async def _installation(
+    *, session: AsyncSession, app_id: uuid.UUID, organization_id: uuid.UUID, installation_id: uuid.UUID | None
+) -> AppInstallation | None:
+    """The app's installation in the organization (the token's own, when it names one)."""
+    # The installation gives the app principal its scopes: no installation, no principal.
+    statement = select(AppInstallation).where(
+        AppInstallation.app_id == app_id, AppInstallation.organization_id == organization_id
+    )
+    if installation_id is not None:
+        statement = statement.where(AppInstallation.id == installation_id)
+    installation: AppInstallation | None = await session.scalar(statement)
+    return installation
 
 
 class AppTokenAuthenticator(Protocol):

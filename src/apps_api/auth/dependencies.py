@@ -11,7 +11,7 @@ permissions); the other dependencies only check it (docs/permissions.md).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
@@ -21,6 +21,9 @@ from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, missing_pe
 from apps_api.auth.service import Principal, authenticate_token
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from apps_api.auth.app_tokens import AppTokenAuthenticator
 
 # Documents the scheme in OpenAPI; parsing is ours (Token, Bearer and GIOSGAPP forms).
 _authorization_header = APIKeyHeader(
@@ -55,23 +58,30 @@ async def identify(request: Request, session: AsyncSession, authorization: str |
         return known
     if not authorization:
         raise Unauthorized("Authentication credentials were not provided.")
-    scheme, credentials = _split(authorization)
-    principal: Principal | None = None
-    key = api_token_key(authorization)
-    authenticate_app = getattr(request.app.state, "authenticate_app_token", None)
-    if key is not None and not _is_jwt(key):
-        principal = await authenticate_token(session=session, key=key)
-    elif key is not None and scheme == "bearer" and authenticate_app is not None:
-        # A webhook's `app_user_auth`, used as `<token_type> <access_token>`.
-        principal = await authenticate_app(session=session, token=key, app_secret=None)
-    elif scheme == "giosgapp" and authenticate_app is not None:
-        parts = credentials.split()
-        if len(parts) == 2:
-            principal = await authenticate_app(session=session, token=parts[0], app_secret=parts[1])
+    principal = await _principal_of(request, session, authorization)
     if principal is None:
         raise Unauthorized("Invalid, expired or revoked token.")
     request.state.principal = principal
     return principal
+
+
+async def _principal_of(request: Request, session: AsyncSession, authorization: str) -> Principal | None:
+    """The live caller the header's credentials name (the first of its forms that applies), or None."""
+    scheme, credentials = _split(authorization)
+    key = api_token_key(authorization)
+    authenticate_app: AppTokenAuthenticator | None = getattr(
+        request.app.state, "authenticate_app_token", None
+    )
+    if key is not None and not _is_jwt(key):
+        return await authenticate_token(session=session, key=key)
+    if key is not None and scheme == "bearer" and authenticate_app is not None:
+        # A webhook's `app_user_auth`, used as `<token_type> <access_token>`.
+        return await authenticate_app(session=session, token=key, app_secret=None)
+    if scheme == "giosgapp" and authenticate_app is not None:
+        parts = credentials.split()
+        if len(parts) == 2:
+            return await authenticate_app(session=session, token=parts[0], app_secret=parts[1])
+    return None
 
 
 def _is_jwt(key: str) -> bool:

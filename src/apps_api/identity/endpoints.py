@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.identity import service
 from apps_api.identity.schemas import AppUserToken, OAuthError, TokenRequest
 from apps_api.kit.db import SessionDep
 from apps_api.kit.throttle import Subject, ThrottleUnavailable, locked_for, record_failure, record_success
+from apps_api.models import App
 
 router = APIRouter(prefix="/identity", tags=["Identity"])
 
@@ -55,50 +58,20 @@ async def issue_token(
     `code` (the `app_user_code` of an install trigger's `data`), `client_id` (the app id) and
     `client_secret` (the app secret). Codes are single-use and expire 10 minutes after issue.
     The token is revoked when the app is uninstalled."""
-    grant_type, code, client_id, client_secret = (
-        form.grant_type,
-        form.code,
-        form.client_id,
-        form.client_secret,
-    )
-    missing = [
-        name
-        for name, value in (
-            ("grant_type", grant_type),
-            ("code", code),
-            ("client_id", client_id),
-            ("client_secret", client_secret),
-        )
-        if not value
-    ]
-    if "grant_type" in missing:
-        return _error("invalid_request", "Missing parameter: grant_type.")
-    if grant_type != "authorization_code":
-        return _error("unsupported_grant_type", "Only grant_type=authorization_code is supported.")
-    if missing:
-        return _error("invalid_request", f"Missing parameter(s): {', '.join(missing)}.")
+    refused = _form_error(form)
+    if refused is not None:
+        return refused
+    code, client_id, client_secret = form.code, form.client_id, form.client_secret
     assert code is not None and client_id is not None and client_secret is not None
     app_id = service.client_app_id(client_id)
     if app_id is None:
         # Not an app id in any spelling: refused without a lookup, so nothing is guessed here.
         return _error("invalid_client", service.invalid_client().description)
-    # Secret guessing is throttled per app across processes (Redis), under the app's canonical id
-    # (every spelling of it counts once). The secret is checked first and the lock refuses only
-    # wrong ones: whoever knows an app's id cannot block its code exchanges.
-    redis = getattr(request.app.state, "arq", None)
-    subjects = [Subject("token-client", str(app_id))]
     try:
-        try:
-            app = await service.authenticate_client(
-                session=session, app_id=app_id, client_secret=client_secret
-            )
-        except service.TokenError:
-            locked = await record_failure(redis, subjects) or await locked_for(redis, subjects)
-            if locked:
-                return _locked(locked)
-            raise
-        await record_success(redis, subjects)
+        app = await _throttled_client(request, session=session, app_id=app_id, client_secret=client_secret)
         issued = await service.exchange_app_user_code(session=session, app=app, code=code)
+    except _ClientLocked as exc:
+        return _locked(exc.seconds)
     except service.TokenError as exc:
         return _error(exc.error, exc.description)
     except ThrottleUnavailable:
@@ -110,6 +83,53 @@ async def issue_token(
         app_id=issued.app_id,
     )
     return JSONResponse(body.model_dump(mode="json"), headers=_NO_STORE)
+
+
+def _form_error(form: TokenRequest) -> JSONResponse | None:
+    """`invalid_request` or `unsupported_grant_type` for an incomplete form; None for a whole one."""
+    given = {
+        "grant_type": form.grant_type,
+        "code": form.code,
+        "client_id": form.client_id,
+        "client_secret": form.client_secret,
+    }
+    missing = [name for name, value in given.items() if not value]
+    if "grant_type" in missing:
+        return _error("invalid_request", "Missing parameter: grant_type.")
+    if form.grant_type != "authorization_code":
+        return _error("unsupported_grant_type", "Only grant_type=authorization_code is supported.")
+    if missing:
+        return _error("invalid_request", f"Missing parameter(s): {', '.join(missing)}.")
+    return None
+
+
+class _ClientLocked(Exception):
+    """The app's client authentication is locked for `seconds` after too many wrong secrets."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+async def _throttled_client(
+    request: Request, *, session: AsyncSession, app_id: uuid.UUID, client_secret: str
+) -> App:
+    """The app whose secret this is, each wrong secret counted: TokenError, or _ClientLocked once
+    the app's lock is on (ThrottleUnavailable when the throttle's store does not answer)."""
+    # Secret guessing is throttled per app across processes (Redis), under the app's canonical id
+    # (every spelling of it counts once). The secret is checked first and the lock refuses only
+    # wrong ones: whoever knows an app's id cannot block its code exchanges.
+    redis = getattr(request.app.state, "arq", None)
+    subjects = [Subject("token-client", str(app_id))]
+    try:
+        app = await service.authenticate_client(session=session, app_id=app_id, client_secret=client_secret)
+    except service.TokenError:
+        locked = await record_failure(redis, subjects) or await locked_for(redis, subjects)
+        if locked:
+            raise _ClientLocked(locked) from None
+        raise
+    await record_success(redis, subjects)
+    return app
 
 
 def _error(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from enum import Enum
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,15 +26,24 @@ from apps_api.settings import Settings
 
 router = APIRouter(prefix="/api/v5")
 
+View = TypeVar("View", bound=BaseModel)
+INSTALLATIONS = "/orgs/{organization_id}/app_installations"
+INSTALLATION = INSTALLATIONS + "/{installation_id}"
+OWNED_INSTALLATIONS = "/orgs/{organization_id}/owned_apps/{app_id}/installations"
+INSTALLER_TAGS: list[str | Enum] = ["App installations"]
+OWNER_TAGS: list[str | Enum] = ["Owned app installations"]
+ITEM_ERRORS = error_responses(400, 401, 403, 404)
+
 InstallationId = Annotated[uuid.UUID, Path(description="The ID of the app installation.")]
 InstallerOrganizationId = Annotated[
     uuid.UUID, Path(description="The organization to uninstall the app from.")
 ]
 
 
-async def _installations(
-    *, session: AsyncSession, request: Request, params: PageParams, statement: Select[Any]
-) -> tuple[list[AppInstallationModel], str | None, str | None]:
+async def _installations_page(
+    view: type[View], *, session: AsyncSession, request: Request, params: PageParams, statement: Select[Any]
+) -> Page[View]:
+    """A page of the statement's installations (newest first), each as `view`."""
     rows, next_url, previous_url = await paginate(
         session,
         statement,
@@ -42,17 +53,44 @@ async def _installations(
         request=request,
         options=service.installation_options(),
     )
-    return [row[0] for row in rows], next_url, previous_url
+    return Page(next=next_url, previous=previous_url, results=[view.model_validate(row[0]) for row in rows])
+
+
+async def organization_installation(
+    session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
+) -> AppInstallationModel:
+    """An installation in the caller's organization; 404 otherwise."""
+    installation = await repository.get_organization_installation(
+        session=session, organization_id=principal.organization_id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No app installation found with the given ID.")
+    return installation
+
+
+async def owned_installation(
+    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
+) -> AppInstallationModel:
+    """An installation of the caller's owned app; 404 otherwise."""
+    installation = await repository.get_app_installation(
+        session=session, app_id=app.id, installation_id=installation_id
+    )
+    if installation is None:
+        raise NotFound("No owned app installation found with the given ID.")
+    return installation
+
+
+OrganizationInstallationDep = Annotated[AppInstallationModel, Depends(organization_installation)]
+OwnedInstallationDep = Annotated[AppInstallationModel, Depends(owned_installation)]
 
 
 # --- app installations (the installing organization) -----------------------------------------
 
 
 @router.get(
-    "/orgs/{organization_id}/app_installations",
-    response_model=Page[AppInstallation],
+    INSTALLATIONS,
     summary="List app installations",
-    tags=["App installations"],
+    tags=INSTALLER_TAGS,
     responses=error_responses(400, 401, 403),
 )
 async def list_app_installations(
@@ -60,11 +98,8 @@ async def list_app_installations(
 ) -> Page[AppInstallation]:
     """Apps installed in the organization, with their app users; newest first."""
     statement = repository.organization_installations(organization_id=principal.organization_id)
-    items, next_url, previous_url = await _installations(
-        session=session, request=request, params=params, statement=statement
-    )
-    return Page(
-        next=next_url, previous=previous_url, results=[AppInstallation.model_validate(item) for item in items]
+    return await _installations_page(
+        AppInstallation, session=session, request=request, params=params, statement=statement
     )
 
 
@@ -117,11 +152,11 @@ _INSTALL_LINKS = {
 
 
 @router.post(
-    "/orgs/{organization_id}/app_installations",
+    INSTALLATIONS,
     response_model=AppInstallation,
     status_code=201,
     summary="Install an app",
-    tags=["App installations"],
+    tags=INSTALLER_TAGS,
     responses=error_responses(400, 401, 403, 404, 409),
     openapi_extra={"responses": {"201": {"links": _INSTALL_LINKS}}},
 )
@@ -143,30 +178,13 @@ async def install_app(
     return await _install(request=request, settings=settings, session=session, principal=principal, data=data)
 
 
-@router.get(
-    "/orgs/{organization_id}/app_installations/{installation_id}",
-    response_model=AppInstallation,
-    summary="Retrieve an app installation",
-    tags=["App installations"],
-    responses=error_responses(400, 401, 403, 404),
-)
-async def get_app_installation(
-    session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
-) -> AppInstallation:
-    installation = await repository.get_organization_installation(
-        session=session, organization_id=principal.organization_id, installation_id=installation_id
-    )
-    if installation is None:
-        raise NotFound("No app installation found with the given ID.")
+@router.get(INSTALLATION, summary="Retrieve an app installation", tags=INSTALLER_TAGS, responses=ITEM_ERRORS)
+async def get_app_installation(installation: OrganizationInstallationDep) -> AppInstallation:
     return AppInstallation.model_validate(installation)
 
 
 @router.delete(
-    "/orgs/{organization_id}/app_installations/{installation_id}",
-    status_code=204,
-    summary="Uninstall an app",
-    tags=["App installations"],
-    responses=error_responses(400, 401, 403, 404),
+    INSTALLATION, status_code=204, summary="Uninstall an app", tags=INSTALLER_TAGS, responses=ITEM_ERRORS
 )
 async def uninstall_app(
     session: SessionDep, principal: OrgInstallerPrincipal, installation_id: InstallationId
@@ -174,11 +192,7 @@ async def uninstall_app(
     """Uninstall: the app user is deleted and its tokens revoked; the app's uninstall trigger is sent.
 
     A user of the organization uninstalls; an app principal gets 403."""
-    installation = await repository.get_organization_installation(
-        session=session, organization_id=principal.organization_id, installation_id=installation_id
-    )
-    if installation is None:
-        raise NotFound("No app installation found with the given ID.")
+    installation = await organization_installation(session, principal, installation_id)
     await service.uninstall(session=session, installation=installation, actor_user_id=principal.user_id)
     return Response(status_code=204)
 
@@ -187,50 +201,37 @@ async def uninstall_app(
 
 
 @router.get(
-    "/orgs/{organization_id}/owned_apps/{app_id}/installations",
-    response_model=Page[OwnedAppInstallation],
+    OWNED_INSTALLATIONS,
     summary="List the installations of an owned app",
-    tags=["Owned app installations"],
-    responses=error_responses(400, 401, 403, 404),
+    tags=OWNER_TAGS,
+    responses=ITEM_ERRORS,
 )
 async def list_owned_app_installations(
     request: Request, session: SessionDep, app: OwnedAppDep, params: PageParamsDep
 ) -> Page[OwnedAppInstallation]:
     """Every organization the app is installed in, with its app user; newest first."""
-    items, next_url, previous_url = await _installations(
-        session=session, request=request, params=params, statement=repository.app_installations(app_id=app.id)
-    )
-    return Page(
-        next=next_url,
-        previous=previous_url,
-        results=[OwnedAppInstallation.model_validate(item) for item in items],
+    statement = repository.app_installations(app_id=app.id)
+    return await _installations_page(
+        OwnedAppInstallation, session=session, request=request, params=params, statement=statement
     )
 
 
 @router.get(
-    "/orgs/{organization_id}/owned_apps/{app_id}/installations/{installation_id}",
-    response_model=OwnedAppInstallation,
+    OWNED_INSTALLATIONS + "/{installation_id}",
     summary="Retrieve an installation of an owned app",
-    tags=["Owned app installations"],
-    responses=error_responses(400, 401, 403, 404),
+    tags=OWNER_TAGS,
+    responses=ITEM_ERRORS,
 )
-async def get_owned_app_installation(
-    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
-) -> OwnedAppInstallation:
-    installation = await repository.get_app_installation(
-        session=session, app_id=app.id, installation_id=installation_id
-    )
-    if installation is None:
-        raise NotFound("No owned app installation found with the given ID.")
+async def get_owned_app_installation(installation: OwnedInstallationDep) -> OwnedAppInstallation:
     return OwnedAppInstallation.model_validate(installation)
 
 
 @router.delete(
-    "/orgs/{organization_id}/owned_apps/{app_id}/installations/{installer_organization_id}",
+    OWNED_INSTALLATIONS + "/{installer_organization_id}",
     status_code=204,
     summary="Uninstall an owned app from an organization",
-    tags=["Owned app installations"],
-    responses=error_responses(400, 401, 403, 404),
+    tags=OWNER_TAGS,
+    responses=ITEM_ERRORS,
 )
 async def uninstall_owned_app(
     session: SessionDep,

@@ -131,23 +131,30 @@ def validation_errors(errors: list[Any]) -> tuple[str, dict[str, list[str]]]:
     for error in errors:
         loc = tuple(error.get("loc", ()))
         kind = error.get("type", "")
-        message = str(error.get("msg", "Invalid value."))
+        message = _message(error, kind, loc)
         if kind == "json_invalid":
             detail = "Malformed JSON body."
-            message = f"Malformed JSON: {error.get('ctx', {}).get('error', 'cannot be parsed')}."
             loc = ("body",)
-        elif kind == "missing" and loc == ("body",):
-            message = "A JSON body is required."
-        elif kind == "missing":
-            message = "This field is required."
-        elif kind == "uuid_parsing":
-            message = "Must be a valid UUID."
-        elif kind == "model_attributes_type" or kind == "dict_type":
-            message = "Must be a JSON object."
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
         by_field.setdefault(_field_key(loc), []).append(message)
     return detail, by_field
+
+
+# Pydantic's error types worded our way (the others keep pydantic's message).
+_OUR_WORDS = {
+    "uuid_parsing": "Must be a valid UUID.",
+    "model_attributes_type": "Must be a JSON object.",
+    "dict_type": "Must be a JSON object.",
+}
+
+
+def _message(error: Any, kind: str, loc: tuple[int | str, ...]) -> str:
+    """One error's message: ours for the kinds we word, else pydantic's without its "Value error, "."""
+    if kind == "json_invalid":
+        return f"Malformed JSON: {error.get('ctx', {}).get('error', 'cannot be parsed')}."
+    if kind == "missing":
+        return "A JSON body is required." if loc == ("body",) else "This field is required."
+    message = _OUR_WORDS.get(kind) or str(error.get("msg", "Invalid value."))
+    return message.removeprefix("Value error, ")
 
 
 def _json(

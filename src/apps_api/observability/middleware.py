@@ -140,6 +140,7 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def _refuse(self, scope: Scope) -> tuple[int, str] | None:
+        """What refuses the request before it runs: its declared length, or a body that is not JSON."""
         length = _header(scope, b"content-length")
         if length is not None:
             try:
@@ -148,10 +149,14 @@ class RequestContextMiddleware:
             except ValueError:
                 return 400, "Invalid Content-Length header."
         if scope["method"] in _BODY_METHODS and scope.get("path", "").startswith(_JSON_PREFIXES):
-            has_body = (length is not None and length != "0") or _header(
-                scope, b"transfer-encoding"
-            ) is not None
-            content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-            if has_body and not (content_type == "application/json" or content_type.endswith("+json")):
-                return 415, "Unsupported media type: send `Content-Type: application/json`."
+            return _media_type_refusal(scope, length)
         return None
+
+
+def _media_type_refusal(scope: Scope, length: str | None) -> tuple[int, str] | None:
+    """415 for a request to the JSON API whose body is not JSON."""
+    has_body = (length is not None and length != "0") or _header(scope, b"transfer-encoding") is not None
+    content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    if has_body and not (content_type == "application/json" or content_type.endswith("+json")):
+        return 415, "Unsupported media type: send `Content-Type: application/json`."
+    return None

@@ -138,21 +138,12 @@ async def update_organization(
     """Change what is given (the row only); returns the features removed, whose consequences
     the caller carries out (`operator.service.set_features`)."""
     if name is not None:
-        if not name.strip():
-            raise PlatformError("organization name must not be blank", field="name")
-        if name != organization.name:
-            organization.name = name
+        _rename_organization(organization, name)
     removed: set[str] = set()
     if features is not None:
-        wanted = _check_subset(features, FEATURES, "feature")
-        removed = set(organization.features) - set(wanted)
-        if wanted != sorted(organization.features):
-            organization.features = wanted
-    if not isinstance(subscription_ends_at, EllipsisType) and (
-        subscription_ends_at != organization.subscription_expires_at or not organization.subscription_active
-    ):
-        organization.subscription_expires_at = subscription_ends_at
-        organization.subscription_active = True
+        removed = _set_features(organization, features)
+    if not isinstance(subscription_ends_at, EllipsisType):
+        _set_subscription_end(organization, subscription_ends_at)
     if not isinstance(external_id, EllipsisType) and external_id != organization.external_id:
         external_id = check_external_id(external_id)
         if external_id is not None and await find_organization(session=session, external_id=external_id):
@@ -160,6 +151,29 @@ async def update_organization(
         organization.external_id = external_id
     await session.flush()
     return removed
+
+
+def _rename_organization(organization: Organization, name: str) -> None:
+    if not name.strip():
+        raise PlatformError("organization name must not be blank", field="name")
+    if name != organization.name:
+        organization.name = name
+
+
+def _set_features(organization: Organization, features: list[str]) -> set[str]:
+    """Give the organization exactly these features; returns those it lost."""
+    wanted = _check_subset(features, FEATURES, "feature")
+    removed = set(organization.features) - set(wanted)
+    if wanted != sorted(organization.features):
+        organization.features = wanted
+    return removed
+
+
+def _set_subscription_end(organization: Organization, ends_at: datetime | None) -> None:
+    """A live subscription until `ends_at` (None: without end); written only when it changes."""
+    if ends_at != organization.subscription_expires_at or not organization.subscription_active:
+        organization.subscription_expires_at = ends_at
+        organization.subscription_active = True
 
 
 async def get_organization(*, session: AsyncSession, organization_id: uuid.UUID) -> Organization:
@@ -307,39 +321,65 @@ async def update_user(
     """
     ends_sessions = False
     if not isinstance(email, EllipsisType) and (email or None) != user.email:
-        if email is None:
-            if user.password_hash is not None and password is None:
-                raise PlatformError("a user with a password needs an email to log in with", field="email")
-        else:
-            email = await _free_email(session=session, email=email, user_id=user.id)
-        if email != user.email:
-            user.email = email
-            ends_sessions = True
-    for attribute, value in (("first_name", first_name), ("last_name", last_name)):
-        if not isinstance(value, EllipsisType) and value != getattr(user, attribute):
-            setattr(user, attribute, value)
+        ends_sessions = await _change_email(session=session, user=user, email=email, password=password)
+    _rename_user(user, first_name=first_name, last_name=last_name)
     if permissions is not None:
-        wanted = _check_subset(permissions, PERMISSIONS, "permission")
-        if wanted != sorted(user.permissions):
-            user.permissions = wanted
+        _set_permissions(user, permissions)
     if password is not None:
-        if user.email is None:
-            raise PlatformError("a password needs an email to log in with", field="password")
-        if not await verify_password_bounded(user.password_hash, password):
-            user.password_hash = await hash_password_bounded(password)
-            ends_sessions = True
+        ends_sessions = await _change_password(user, password) or ends_sessions
     if not isinstance(external_id, EllipsisType) and external_id != user.external_id:
-        external_id = check_external_id(external_id)
-        if external_id is not None and await find_user(
-            session=session, organization_id=user.organization_id, external_id=external_id
-        ):
-            raise AlreadyTaken(f"external_id already in use: {external_id}", field="external_id")
-        user.external_id = external_id
+        await _change_user_external_id(session=session, user=user, external_id=external_id)
     await session.flush()
     if ends_sessions:
         await end_sessions(session=session, user_id=user.id)
         await session.refresh(user)
     return user
+
+
+async def _change_email(
+    *, session: AsyncSession, user: User, email: str | None, password: str | None
+) -> bool:
+    """Set a new email (None: none, refused while the user keeps a password); whether it changed."""
+    if email is None:
+        if user.password_hash is not None and password is None:
+            raise PlatformError("a user with a password needs an email to log in with", field="email")
+    else:
+        email = await _free_email(session=session, email=email, user_id=user.id)
+    if email == user.email:
+        return False
+    user.email = email
+    return True
+
+
+def _rename_user(user: User, *, first_name: str | Keep | None, last_name: str | Keep | None) -> None:
+    for attribute, value in (("first_name", first_name), ("last_name", last_name)):
+        if not isinstance(value, EllipsisType) and value != getattr(user, attribute):
+            setattr(user, attribute, value)
+
+
+def _set_permissions(user: User, permissions: list[str]) -> None:
+    wanted = _check_subset(permissions, PERMISSIONS, "permission")
+    if wanted != sorted(user.permissions):
+        user.permissions = wanted
+
+
+async def _change_password(user: User, password: str) -> bool:
+    """Set the password unless it is the current one; whether it changed."""
+    if user.email is None:
+        raise PlatformError("a password needs an email to log in with", field="password")
+    if await verify_password_bounded(user.password_hash, password):
+        return False
+    user.password_hash = await hash_password_bounded(password)
+    return True
+
+
+async def _change_user_external_id(*, session: AsyncSession, user: User, external_id: str | None) -> None:
+    external_id = check_external_id(external_id)
+    if external_id is not None and await find_user(
+        session=session, organization_id=user.organization_id, external_id=external_id
+    ):
+        raise AlreadyTaken(f"external_id already in use: {external_id}", field="external_id")
+    user.external_id = external_id
 
 
 async def end_sessions(*, session: AsyncSession, user_id: uuid.UUID) -> None:

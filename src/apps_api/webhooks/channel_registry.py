@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.kit.errors import BadRequest
 from apps_api.models import WebhookChannel
 from apps_api.models.base import utcnow
-from apps_api.webhooks import schemas
+from apps_api.webhooks import channel_schemas
 from apps_api.webhooks.catalogue import (
     BUILTIN,
     CatalogueEntry,
@@ -74,9 +74,9 @@ async def catalogue(*, session: AsyncSession) -> list[CatalogueEntry]:
     return [*BUILTIN, *await registered_entries(session=session)]
 
 
-def entry_view(entry: CatalogueEntry) -> schemas.WebhookChannel:
+def entry_view(entry: CatalogueEntry) -> channel_schemas.WebhookChannel:
     """The API's view of a catalogue entry."""
-    return schemas.WebhookChannel.model_validate(
+    return channel_schemas.WebhookChannel.model_validate(
         {
             "id": entry.id,
             "pattern": entry.pattern,
@@ -92,7 +92,7 @@ def entry_view(entry: CatalogueEntry) -> schemas.WebhookChannel:
     )
 
 
-def _check_registration(registration: schemas.ChannelRegistration) -> None:
+def _check_registration(registration: channel_schemas.ChannelRegistration) -> None:
     """400 for a family that overlaps the service's own or whose schema or example is invalid."""
     pattern = registration.pattern
     for entry in BUILTIN:
@@ -115,7 +115,7 @@ def _check_registration(registration: schemas.ChannelRegistration) -> None:
 
 
 async def register_channel(
-    *, session: AsyncSession, registration: schemas.ChannelRegistration
+    *, session: AsyncSession, registration: channel_schemas.ChannelRegistration
 ) -> CatalogueEntry:
     """Register (or replace, by pattern) a family another service publishes."""
     _check_registration(registration)
@@ -161,7 +161,7 @@ def _field(prefix: str, error: ValidationError) -> str:
     return ".".join([prefix, *path])
 
 
-def check_ingested(batch: schemas.IngestBatch, entries: Sequence[CatalogueEntry]) -> None:
+def check_ingested(batch: channel_schemas.IngestBatch, entries: Sequence[CatalogueEntry]) -> None:
     """400 naming each field of the batch's events that their registered family refuses."""
     errors: dict[str, list[str]] = {}
     validators: dict[tuple[str, str], Draft202012Validator] = {}

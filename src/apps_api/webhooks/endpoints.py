@@ -25,6 +25,7 @@ from apps_api.kit.pagination import (
 from apps_api.kit.schemas import InputDateTime
 from apps_api.models import WebhookLogEntry
 from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
+from apps_api.webhooks.channel_schemas import ChannelRegistration, IngestBatch, IngestResult, WebhookChannel
 from apps_api.webhooks.dependencies import KeptSinceDep, OwnedLogEntryDep, OwnedWebhookDep
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
@@ -38,11 +39,19 @@ internal_router = APIRouter(
 channels_router = APIRouter(prefix="/api/v5", tags=["Webhook channels"])
 
 
+# --- webhooks --------------------------------------------------------------------------------
+
+WEBHOOK = "/webhooks/{webhook_id}"
+# What every route of an owned app's webhooks and log may answer (writes to one may add a 409).
+OWNED_APP_ERRORS = error_responses(400, 401, 403, 404)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
+
+
 @router.get(
     "/webhooks",
     response_model=Page[schemas.Webhook],
     summary="List the webhooks of an owned app",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def list_webhooks(
     request: Request, session: SessionDep, app_id: OwnedAppIdDep, params: PageParamsDep
@@ -61,10 +70,9 @@ async def list_webhooks(
 
 @router.post(
     "/webhooks",
-    response_model=schemas.Webhook,
     status_code=status.HTTP_201_CREATED,
     summary="Create a webhook for an owned app",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def create_webhook(
     session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
@@ -73,22 +81,12 @@ async def create_webhook(
     return schemas.Webhook.model_validate(webhook)
 
 
-@router.get(
-    "/webhooks/{webhook_id}",
-    response_model=schemas.Webhook,
-    summary="Retrieve a webhook of an owned app",
-    responses=error_responses(400, 401, 403, 404),
-)
+@router.get(WEBHOOK, summary="Retrieve a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def get_webhook(webhook: OwnedWebhookDep) -> schemas.Webhook:
     return schemas.Webhook.model_validate(webhook)
 
 
-@router.put(
-    "/webhooks/{webhook_id}",
-    response_model=schemas.Webhook,
-    summary="Replace a webhook of an owned app",
-    responses=error_responses(400, 401, 403, 404),
-)
+@router.put(WEBHOOK, summary="Replace a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def replace_webhook(
     session: SessionDep,
     principal: OrgProviderPrincipal,
@@ -97,18 +95,11 @@ async def replace_webhook(
     body: schemas.WebhookCreate,
 ) -> schemas.Webhook:
     """`endpoint_url` is required; omitted `channel_subscriptions` become an empty list."""
-    updated = await service.update_webhook(
-        session=session, app=app, webhook=webhook, actor=principal.user, changes=body.as_update()
-    )
-    return schemas.Webhook.model_validate(updated)
+    # A PUT is a PATCH of every attribute.
+    return await update_webhook(session, principal, app, webhook, body.as_update())
 
 
-@router.patch(
-    "/webhooks/{webhook_id}",
-    response_model=schemas.Webhook,
-    summary="Update a webhook of an owned app",
-    responses=error_responses(400, 401, 403, 404),
-)
+@router.patch(WEBHOOK, summary="Update a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def update_webhook(
     session: SessionDep,
     principal: OrgProviderPrincipal,
@@ -124,12 +115,10 @@ async def update_webhook(
 
 
 @router.post(
-    "/webhooks/{webhook_id}/test",
-    response_model=schemas.WebhookLogEntry,
+    WEBHOOK + "/test",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a test notification to a webhook",
-    name="test_webhook",
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=WRITE_ERRORS,
 )
 async def test_webhook(
     session: SessionDep,
@@ -155,12 +144,10 @@ async def test_webhook(
 
 
 @router.post(
-    "/webhooks/{webhook_id}/recover",
-    response_model=schemas.RecoverResult,
+    WEBHOOK + "/recover",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Recover: requeue a webhook's failed notifications since a time",
-    name="recover_webhook",
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=WRITE_ERRORS,
 )
 async def recover_webhook(
     session: SessionDep,
@@ -183,11 +170,11 @@ async def recover_webhook(
 
 
 @router.delete(
-    "/webhooks/{webhook_id}",
+    WEBHOOK,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a webhook and its channel subscriptions",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def delete_webhook(
     session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
@@ -238,7 +225,7 @@ async def _log_entries_page(
     response_model=Page[schemas.WebhookLogEntry],
     summary="List webhook log entries of an owned app",
     name="list_webhook_log_entries",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def list_log_entries(
     request: Request,
@@ -290,10 +277,9 @@ async def list_log_entries(
 
 @log_router.get(
     "/webhook_log_entries/{entry_id}",
-    response_model=schemas.WebhookLogEntry,
     summary="Retrieve a webhook log entry",
     name="get_webhook_log_entry",
-    responses=error_responses(400, 401, 403, 404),
+    responses=OWNED_APP_ERRORS,
 )
 async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     return schemas.WebhookLogEntry.model_validate(entry)
@@ -301,11 +287,10 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
 
 @log_router.post(
     "/webhook_log_entries/{entry_id}/redeliver",
-    response_model=schemas.WebhookLogEntry,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Redeliver: schedule a new attempt of the entry's delivery",
     name="redeliver_webhook_log_entry",
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=WRITE_ERRORS,
 )
 async def redeliver(
     session: SessionDep, entry: OwnedLogEntryDep, since: KeptSinceDep
@@ -321,14 +306,12 @@ async def redeliver(
 
 @channels_router.get(
     "/webhook_channels",
-    response_model=Page[schemas.WebhookChannel],
     summary="List the channel families webhooks can subscribe to",
-    name="list_webhook_channels",
     responses=error_responses(400, 401, 403),
 )
 async def list_webhook_channels(
     request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
-) -> Page[schemas.WebhookChannel]:
+) -> Page[WebhookChannel]:
     """The channel catalogue: each family's pattern, actions, the scope an installation needs, the
     JSON Schema of `resource` per action and example bodies; this service's own families and those
     the operator registered for other services' events. Newest first (the service's own last)."""
@@ -336,19 +319,18 @@ async def list_webhook_channels(
     page, next_url, previous_url = await paginate_items(
         entries, position=catalogue.CatalogueEntry.position, params=params, request=request
     )
-    return Page[schemas.WebhookChannel](
+    return Page[WebhookChannel](
         next=next_url, previous=previous_url, results=[channel_registry.entry_view(entry) for entry in page]
     )
 
 
 @internal_router.post(
     "/events",
-    response_model=schemas.IngestResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Publish events of other platform services",
     responses=error_responses(400, 401, 404, 413),
 )
-async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schemas.IngestResult:
+async def ingest_events(session: SessionDep, body: IngestBatch) -> IngestResult:
     """Record up to 500 events in one transaction; they are matched and delivered to webhooks after commit.
 
     Authenticated with `Authorization: Bearer <service key>` (one of `APPS_API_SERVICE_KEYS`, or
@@ -358,19 +340,15 @@ async def ingest_events(session: SessionDep, body: schemas.IngestBatch) -> schem
     the scope an installation's `allowed_scopes` must include for it to be notified.
     """
     ids = await service.ingest_events(session=session, batch=body)
-    return schemas.IngestResult(accepted=len(ids), event_ids=ids)
+    return IngestResult(accepted=len(ids), event_ids=ids)
 
 
 @internal_router.post(
     "/webhook_channels",
-    response_model=schemas.WebhookChannel,
     summary="Register a channel family other services publish",
-    name="register_webhook_channel",
     responses=error_responses(400, 401, 404, 413),
 )
-async def register_webhook_channel(
-    session: SessionDep, body: schemas.ChannelRegistration
-) -> schemas.WebhookChannel:
+async def register_webhook_channel(session: SessionDep, body: ChannelRegistration) -> WebhookChannel:
     """Register a family (or replace the one with the same `pattern`): its scope, actions and the JSON
     Schema of `resource`. Ingested events whose channel matches it are then checked against it (400
     naming the field), and the channel catalogue lists it. Authenticated like `POST /internal/v1/events`.

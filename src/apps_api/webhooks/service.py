@@ -25,7 +25,7 @@ from apps_api.kit.errors import BadRequest, Conflict, NotFound
 from apps_api.kit.queue import enqueue_after_commit
 from apps_api.models import App, OutboundDelivery, User, Webhook, WebhookChannelSubscription, WebhookLogEntry
 from apps_api.models.base import utcnow
-from apps_api.webhooks import catalogue, channel_registry, repository, schemas
+from apps_api.webhooks import catalogue, channel_registry, channel_schemas, repository, schemas
 
 # Health attributes change on their own: a change event carries what the caller changed.
 _NOT_CHANGES = frozenset({"delivery_stats", "last_success_at", "last_failure_at"})
@@ -253,7 +253,7 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
     return pending
 
 
-async def ingest_events(*, session: AsyncSession, batch: schemas.IngestBatch) -> list[int]:
+async def ingest_events(*, session: AsyncSession, batch: channel_schemas.IngestBatch) -> list[int]:
     """Record a batch of other services' events in one transaction (all or none); 400 when an
     event of a registered channel family does not fit it."""
     channel_registry.check_ingested(batch, await channel_registry.registered_entries(session=session))
