@@ -33,6 +33,15 @@ from apps_api.settings import Settings, get_settings, to_asyncpg_url
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.redis_cleanup import remove_queue_keys
 
+# Fixtures shared across folders (tests/fixtures/): registered once here, so that a session-scoped
+# one (a browser, a server) is one per run, not one per module that imports it.
+pytest_plugins = [
+    "tests.fixtures.browser",
+    "tests.fixtures.delivery",
+    "tests.fixtures.live_server",
+    "tests.fixtures.markers",
+]
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = secrets.token_hex(4)
 # App secrets are encrypted at rest under this run's key (workers inherit it with the settings).

@@ -33,11 +33,13 @@ from apps_api.kit.db import unit_of_work
 from apps_api.platform import service
 from apps_api.settings import Settings
 from apps_api.triggers.tokens import encode_trigger_data
+from tests.fixtures.browser import NewPage, needs_chromium
 from tests.fixtures.factories import Tenant
 from tests.fixtures.installflow import PASSWORD, install_url, unique_email
 from tests.fixtures.live_server import ROOT, committed_tenant, free_port
 from tests.fixtures.webhooks import cleanup, eventually, worker
-from tests.installflow.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 EXAMPLE = ROOT / "examples" / "weather_bot"
 NEXT = "/healthz"  # where the browser should land on the Apps API after the bot's setup
@@ -195,35 +197,29 @@ async def world(settings: Settings, engine: AsyncEngine) -> AsyncIterator[World]
         await cleanup(engine, [owner.org_id, installer.org_id], app_ids)
 
 
-async def _install_in_chromium(world: World) -> str:
+async def _install_in_chromium(world: World, new_page: NewPage) -> str:
     """The installer's user installs the app through the browser flow; returns the page's final URL."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(world.api + install_url(world.app_id, NEXT))
-            await page.fill("#email", world.installer.user.email or "")
-            await page.fill("#password", PASSWORD)
-            async with page.expect_navigation():
-                await page.click("button[type=submit]")
-            assert await page.inner_text("#app-name") == "Install Weather Bot?"
-            assert await page.input_value("#first_name") == "Weather"
-            # Install -> 303 to the bot's trigger_url -> the bot exchanges the code -> 303 to redirect_uri.
-            async with page.expect_navigation(url=world.api + NEXT):
-                await page.click("#install")
-            assert "ok" in (await page.content()).lower()
-            return page.url
-        finally:
-            await browser.close()
+    page = await new_page()
+    await page.goto(world.api + install_url(world.app_id, NEXT))
+    await page.fill("#email", world.installer.user.email or "")
+    await page.fill("#password", PASSWORD)
+    async with page.expect_navigation():
+        await page.click("button[type=submit]")
+    assert await page.inner_text("#app-name") == "Install Weather Bot?"
+    assert await page.input_value("#first_name") == "Weather"
+    # Install -> 303 to the bot's trigger_url -> the bot exchanges the code -> 303 to redirect_uri.
+    async with page.expect_navigation(url=world.api + NEXT):
+        await page.click("#install")
+    assert "ok" in (await page.content()).lower()
+    return str(page.url)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium'")
-async def test_weather_bot_installed_in_a_browser_acts_as_its_app_user(world: World) -> None:
-    landed = await _install_in_chromium(world)
+@pytest.mark.browser
+@needs_chromium
+async def test_weather_bot_installed_in_a_browser_acts_as_its_app_user(
+    world: World, new_page: NewPage
+) -> None:
+    landed = await _install_in_chromium(world, new_page)
     assert landed == world.api + NEXT
 
     # The bot verified the trigger, exchanged the app user code for a token and used it.

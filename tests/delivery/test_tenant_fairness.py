@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -22,18 +23,13 @@ from apps_api.auth.service import Principal
 from apps_api.kit.errors import Conflict
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, Event, Organization
-from tests.delivery import test_webhooks_delivery
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
 from tests.fixtures.apps import app_payload, owned_url
 from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.delivery import World, chat_event, sub, webhook_url
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.installflow import make_installer
 from tests.fixtures.webhooks import Reply, eventually, receivers, worker
-from tests.webhooks import test_endpoint_care
-from tests.webhooks.test_endpoint_care import webhook_url
 
-world = test_webhooks_delivery.world  # the fixtures
-api = test_endpoint_care.api
 CHATS = "/api/v5/orgs/{organization_id}/chats"
 
 
@@ -145,6 +141,7 @@ async def test_concurrent_creations_never_pass_the_limit(engine: AsyncEngine) ->
             await cleanup.commit()
 
 
+@pytest.mark.subprocess
 async def test_one_event_reaches_one_url_once_per_app(world: World) -> None:
     """20 webhooks of one app naming one URL: one request; a second app's webhooks there: one more."""
     provider, other_provider, org = (
@@ -181,6 +178,8 @@ def _slowly(_: int) -> Reply:
     return Reply()
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_a_flooding_app_delays_another_apps_test_event_by_seconds_at_most(
     world: World, api: httpx.AsyncClient
 ) -> None:
