@@ -217,7 +217,9 @@ async def test_a_hanging_receiver_does_not_delay_other_endpoints(world: World) -
 async def test_worker_killed_mid_request_is_taken_over(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(provider)
-    env = {"APPS_API_WEBHOOK_TIMEOUT": "5", "APPS_API_WEBHOOK_LEASE_SECONDS": "1"}
+    # The lease lasts the timeout + 5 s at least: a short timeout (still far longer than the kill
+    # takes after the first attempt arrives) makes the takeover come sooner.
+    env = {"APPS_API_WEBHOOK_TIMEOUT": "2", "APPS_API_WEBHOOK_LEASE_SECONDS": "1"}
     with receivers(lambda n: Reply(hang=n == 0)) as (receiver,):
         with worker(**env) as first:
             await world.webhook(provider, app, receiver.url, sub("/api/v5/orgs/{organization_id}/chats"))

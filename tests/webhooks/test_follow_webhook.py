@@ -36,10 +36,11 @@ from tests.fixtures.webhooks import Receiver, Reply, eventually, receivers, work
 
 pytestmark = pytest.mark.subprocess
 
-# One retry a few seconds after the first attempt: time to change the webhook in between.
-RETRY_LATER = {"APPS_API_WEBHOOK_RETRY_SCHEDULE": "3,3"}
-# Waiting out that retry: it must not reach the old receiver.
-PAST_THE_RETRY = 4.5
+# One retry two seconds after the first attempt: time to change the webhook in between (the
+# change follows the failure by a poll of 0.1 s and one in-process request).
+RETRY_LATER = {"APPS_API_WEBHOOK_RETRY_SCHEDULE": "2,2"}
+# Waiting out that retry (and a sweep after it, every second): it must not reach the old receiver.
+PAST_THE_RETRY = 3.5
 
 
 def log_url(owner: Tenant, app_id: uuid.UUID, tail: str = "") -> str:
