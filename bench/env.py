@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,17 @@ def scaled_services(services: Services, factor: int) -> Services:
     return Services(url, services.redis_url, [], services.description)
 
 
+def flush_redis(url: str) -> None:
+    """Empty the bench's Redis database: no job or lock of an earlier run is left for a worker."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -206,7 +218,7 @@ def wait_http(url: str, process: Process, timeout: float = 30) -> None:
 
 
 @contextmanager
-def api_server(services: Services, name: str = "api", **env: str) -> Any:
+def api_server(services: Services, name: str = "api", **env: str) -> Iterator[tuple[Process, str]]:
     """`apps-api serve` (one uvicorn process, no embedded worker) on a free loopback port."""
     port = free_port()
     process = Process(
@@ -235,8 +247,8 @@ def api_server(services: Services, name: str = "api", **env: str) -> Any:
 
 
 @contextmanager
-def baseline_server(services: Services) -> Any:
-    """The minimal Starlette + asyncpg app of `bench/baseline.py`, also one uvicorn process."""
+def baseline_server(services: Services) -> Iterator[tuple[Process, str]]:
+    """The minimal Starlette + asyncpg app of `bench/baseline/`, also one uvicorn process."""
     port = free_port()
     process = Process(
         "baseline",
@@ -263,7 +275,7 @@ def baseline_server(services: Services) -> Any:
 
 
 @contextmanager
-def worker_process(services: Services, **env: str) -> Any:
+def worker_process(services: Services, **env: str) -> Iterator[Process]:
     """`apps-api worker`: one arq worker process on the bench queue."""
     process = Process("worker", [sys.executable, "-m", "apps_api", "worker"], services.env(**env))
     try:
@@ -279,7 +291,7 @@ def worker_process(services: Services, **env: str) -> Any:
 
 
 @contextmanager
-def receiver_process() -> Any:
+def receiver_process() -> Iterator[tuple[Process, str]]:
     """`bench/receiver.py`: the webhook receiver, a raw asyncio HTTP server in its own process."""
     port = free_port()
     process = Process(

@@ -1,4 +1,5 @@
-"""Rows a benchmark run creates for itself (in `bench-run-*` organizations) and events it publishes."""
+"""Rows a benchmark run creates for itself (in `bench-run-*` organizations), events it publishes and
+what the webhook receiver (bench/receiver.py) saw of them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from arq.connections import ArqRedis
+import httpx
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench import env
 from bench.seed import RUN_PREFIX
 
 
@@ -114,6 +120,32 @@ async def create_webhooked_apps(
     return app_ids
 
 
+@dataclass
+class Publisher:
+    """What publishing events takes: a connection for fixtures, the service's engine and arq pool."""
+
+    connection: asyncpg.Connection
+    engine: AsyncEngine
+    pool: ArqRedis
+
+
+@asynccontextmanager
+async def publisher(services: env.Services, *, pool_size: int) -> AsyncIterator[Publisher]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from apps_api.settings import to_asyncpg_url
+
+    connection = await asyncpg.connect(services.asyncpg_url)
+    engine = create_async_engine(to_asyncpg_url(services.database_url), pool_size=pool_size)
+    pool = await create_pool(RedisSettings.from_dsn(services.redis_url), default_queue_name=env.QUEUE)
+    try:
+        yield Publisher(connection, engine, pool)
+    finally:
+        await pool.aclose()
+        await engine.dispose()
+        await connection.close()
+
+
 async def publish(
     engine: AsyncEngine, pool: ArqRedis, org: RunOrg, resource_ids: list[str], resource: dict[str, Any]
 ) -> float:
@@ -146,10 +178,21 @@ async def publish(
     return committed
 
 
-async def wait_for(check: Any, *, timeout: float, interval: float = 0.2) -> bool:
+async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
             return True
         await asyncio.sleep(interval)
     return False
+
+
+async def receiver_stats(receiver: str, detail: bool = False) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{receiver}/stats" + ("?detail=1" if detail else ""))
+        return dict(response.json())
+
+
+async def receiver_reset(receiver: str, track: bool = False) -> None:
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{receiver}/reset" + ("?track=1" if track else ""))

@@ -1,7 +1,7 @@
 """The scale phase's figures that are not HTTP: dispatcher CPU per event, one day's log purge, disk.
 
-Each runs against one database (the 1x data set or the N-times one); bench/run.py puts the two
-side by side.
+Each runs against one database (the 1x data set or the N-times one); bench/phases/scale.py puts
+the two side by side.
 """
 
 from __future__ import annotations

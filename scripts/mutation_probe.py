@@ -431,32 +431,31 @@ class Stale(Exception):
     """The code moved on: a mutation's text is not where the probe expects it."""
 
 
+def _names(statement: ast.stmt) -> list[str]:
+    """The names a statement defines: a function's or class's, or the targets of an assignment."""
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [statement.name]
+    if isinstance(statement, ast.Assign):
+        return [target.id for target in statement.targets if isinstance(target, ast.Name)]
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+        return [statement.target.id]
+    return []
+
+
 def _segment(source: str, name: str, relative: str) -> tuple[int, int]:
     """(start, end) character offsets of `name` (function, Class.method, or assigned name) in source."""
-    tree = ast.parse(source)
     parts = name.split(".")
-    body: list[ast.stmt] = tree.body
-    node: ast.AST | None = None
+    body: list[ast.stmt] = ast.parse(source).body
+    node: ast.stmt | None = None
     for depth, part in enumerate(parts):
-        node = None
-        for candidate in body:
-            names: list[str] = []
-            if isinstance(candidate, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                names = [candidate.name]
-            elif isinstance(candidate, ast.Assign):
-                names = [target.id for target in candidate.targets if isinstance(target, ast.Name)]
-            elif isinstance(candidate, ast.AnnAssign) and isinstance(candidate.target, ast.Name):
-                names = [candidate.target.id]
-            if part in names:
-                node = candidate
-                break
+        node = next((candidate for candidate in body if part in _names(candidate)), None)
         if node is None:
             raise Stale(f"{relative}: no `{'.'.join(parts[: depth + 1])}` any more")
         body = getattr(node, "body", [])
     assert node is not None
     lines = source.splitlines(keepends=True)
-    start = sum(len(line) for line in lines[: node.lineno - 1])  # type: ignore[attr-defined]
-    end = sum(len(line) for line in lines[: node.end_lineno])  # type: ignore[attr-defined]
+    start = sum(len(line) for line in lines[: node.lineno - 1])
+    end = sum(len(line) for line in lines[: node.end_lineno])
     return start, end
 
 
@@ -523,50 +522,55 @@ def _run_mutant(mutation: Mutation, scratch: Path, base_env: dict[str, str]) -> 
     return True, _failed_test(output), elapsed
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", help="comma-separated mutation ids")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run on the unchanged code")
     parser.add_argument("--list", action="store_true", help="list the mutations and check their texts")
-    args = parser.parse_args()
-    chosen = MUTATIONS
-    if args.only:
-        wanted = set(args.only.split(","))
-        chosen = [mutation for mutation in MUTATIONS if mutation.id in wanted]
-        if unknown := wanted - {mutation.id for mutation in chosen}:
-            parser.error(f"unknown mutation ids: {sorted(unknown)}")
+    return parser
 
+
+def _chosen(parser: argparse.ArgumentParser, only: str | None) -> list[Mutation]:
+    if not only:
+        return MUTATIONS
+    wanted = set(only.split(","))
+    chosen = [mutation for mutation in MUTATIONS if mutation.id in wanted]
+    if unknown := wanted - {mutation.id for mutation in chosen}:
+        parser.error(f"unknown mutation ids: {sorted(unknown)}")
+    return chosen
+
+
+def _stale(chosen: list[Mutation]) -> list[str]:
+    """Why each mutation that no longer applies does not (empty when all apply)."""
     stale = []
     for mutation in chosen:
         try:
             mutated_source(mutation)
         except Stale as error:
             stale.append(str(error))
-    if stale:
-        print("mutation probe: the code moved on; these mutations no longer apply:\n", file=sys.stderr)
-        print("\n".join(stale), file=sys.stderr)
-        return 2
-    if args.list:
-        for mutation in chosen:
-            print(f"{mutation.id:4} {mutation.file}:{mutation.function}: {mutation.what}")
-        return 0
+    return stale
 
-    base_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    if not args.no_baseline:
-        groups: dict[tuple[str, ...], set[str]] = {}
-        for mutation in chosen:
-            groups.setdefault(mutation.tests, set()).add(mutation.select)
-        for tests, selects in groups.items():
-            select = "" if "" in selects else " or ".join(f"({s})" for s in sorted(selects))
-            code, output = _pytest(tests, select, base_env)
-            if code != 0:
-                print(f"baseline: the targeted tests fail on the unchanged code ({tests}):", file=sys.stderr)
-                print(output[-4000:], file=sys.stderr)
-                return 2
-        print(f"baseline: the targeted tests pass on the unchanged code ({len(groups)} groups)")
 
+def _baseline_passes(chosen: list[Mutation], base_env: dict[str, str]) -> bool:
+    """The targeted tests on the unchanged code, one run per group of test files."""
+    groups: dict[tuple[str, ...], set[str]] = {}
+    for mutation in chosen:
+        groups.setdefault(mutation.tests, set()).add(mutation.select)
+    for tests, selects in groups.items():
+        select = "" if "" in selects else " or ".join(f"({s})" for s in sorted(selects))
+        code, output = _pytest(tests, select, base_env)
+        if code != 0:
+            print(f"baseline: the targeted tests fail on the unchanged code ({tests}):", file=sys.stderr)
+            print(output[-4000:], file=sys.stderr)
+            return False
+    print(f"baseline: the targeted tests pass on the unchanged code ({len(groups)} groups)")
+    return True
+
+
+def _survivors(chosen: list[Mutation], base_env: dict[str, str]) -> list[Mutation]:
+    """Run every mutant; print how each was caught, or what survived."""
     survivors = []
     with tempfile.TemporaryDirectory(prefix="apps-api-mutants-") as folder:
         for mutation in chosen:
@@ -580,6 +584,25 @@ def main() -> int:
                 print(f"       {mutation.file}:{mutation.function}: {mutation.old!r} -> {mutation.new!r}")
                 print(f"       tests: {' '.join(mutation.tests)} -k {mutation.select!r}", flush=True)
             shutil.rmtree(Path(folder) / mutation.id, ignore_errors=True)
+    return survivors
+
+
+def main() -> int:
+    parser = _parser()
+    args = parser.parse_args()
+    chosen = _chosen(parser, args.only)
+    if stale := _stale(chosen):
+        print("mutation probe: the code moved on; these mutations no longer apply:\n", file=sys.stderr)
+        print("\n".join(stale), file=sys.stderr)
+        return 2
+    if args.list:
+        for mutation in chosen:
+            print(f"{mutation.id:4} {mutation.file}:{mutation.function}: {mutation.what}")
+        return 0
+    base_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    if not args.no_baseline and not _baseline_passes(chosen, base_env):
+        return 2
+    survivors = _survivors(chosen, base_env)
     print(f"\n{len(chosen) - len(survivors)} of {len(chosen)} mutants caught")
     return 1 if survivors else 0
 

@@ -163,6 +163,10 @@ _SWAPS: dict[str, tuple[str, ...]] = {
 }
 
 
+# ((line, column), (line, column)): from a token's start to before another's.
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
 @dataclass(frozen=True)
 class Mutant:
     module: str
@@ -183,7 +187,7 @@ class Mutant:
         return EQUIVALENT.get((self.module, text, self.old, self.new))
 
 
-def _annotation_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def _annotation_spans(tree: ast.AST) -> list[Span]:
     """(start, end) positions of every type annotation: a mutated annotation changes nothing."""
     spans = []
     for node in ast.walk(tree):
@@ -201,7 +205,7 @@ def _annotation_spans(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, i
     return spans
 
 
-def _operator_gaps(tree: ast.AST) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def _operator_gaps(tree: ast.AST) -> list[Span]:
     """Where binary operators stand (between their operands): a `*` elsewhere is syntax."""
     gaps = []
     for node in ast.walk(tree):
@@ -228,47 +232,55 @@ def _number(token: str) -> str | None:
     return repr(value + 1) if isinstance(value, int) else repr(value * 2 + 1)
 
 
+def _word_changes(word: str, previous: str, following: str) -> list[tuple[str, str]]:
+    """(old, new) texts for an operator or keyword token, given its neighbours."""
+    if word == "not":
+        if following == "in":
+            return [("not in", "in")]
+        return [("not", "")] if previous != "is" else []  # `is not`: mutated at its `is`
+    if word == "is":
+        return [("is not", "is")] if following == "not" else [("is", "is not")]
+    if word == "in":
+        return [] if previous == "not" else [("in", "not in")]  # `not in`: mutated at its `not`
+    return [(word, new) for new in _SWAPS.get(word, ())]
+
+
+def _changes(tokens: list[tokenize.TokenInfo], index: int) -> list[tuple[str, str]]:
+    """(old, new) texts of the mutants of one token."""
+    token = tokens[index]
+    if token.type == tokenize.NUMBER:
+        bumped = _number(token.string)
+        return [(token.string, bumped)] if bumped is not None else []
+    following = tokens[index + 1].string if index + 1 < len(tokens) else ""
+    previous = tokens[index - 1].string if index else ""
+    return _word_changes(token.string, previous, following)
+
+
+def _mutable(token: tokenize.TokenInfo, lines: list[str], skipped: list[Span], gaps: list[Span]) -> bool:
+    """Whether a token may be mutated: not in an annotation or a `pragma: no mutate` line."""
+    if token.type not in (tokenize.OP, tokenize.NAME, tokenize.NUMBER):
+        return False
+    if any(start <= token.start < end for start, end in skipped):
+        return False
+    if "pragma: no mutate" in lines[token.start[0] - 1]:
+        return False
+    # A unary minus, a `*` of unpacking or of keyword-only arguments is no binary operator.
+    return token.string not in _ARITHMETIC or any(start <= token.start < end for start, end in gaps)
+
+
 def mutants_of(module: str) -> list[Mutant]:
     """Every valid mutant of one module, in source order."""
     source = (PACKAGE / module).read_text()
     tree = ast.parse(source)
-    skipped = _annotation_spans(tree)
-    gaps = _operator_gaps(tree)
+    skipped, gaps = _annotation_spans(tree), _operator_gaps(tree)
     lines = source.splitlines(keepends=True)
-    found = []
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    for index, token in enumerate(tokens):
-        if token.type not in (tokenize.OP, tokenize.NAME, tokenize.NUMBER):
-            continue
-        if any(start <= token.start < end for start, end in skipped):
-            continue
-        if "pragma: no mutate" in lines[token.start[0] - 1]:
-            continue
-        if token.string in _ARITHMETIC and not any(start <= token.start < end for start, end in gaps):
-            continue  # a unary minus, a `*` of unpacking or of keyword-only arguments
-        following = tokens[index + 1].string if index + 1 < len(tokens) else ""
-        replacements: tuple[str, ...] = ()
-        if token.type == tokenize.NUMBER:
-            bumped = _number(token.string)
-            replacements = (bumped,) if bumped is not None else ()
-        elif token.string == "not" and following != "in":
-            previous = tokens[index - 1].string if index else ""
-            replacements = ("",) if previous != "is" else ()
-        elif token.string == "is":
-            replacements = ("is not",) if following != "not" else ()
-            if following == "not":
-                found.append(Mutant(module, *token.start, "is not", "is"))
-                continue
-        elif token.string == "in" and index and tokens[index - 1].string == "not":
-            continue  # `not in`: mutated at its `not`
-        elif token.string == "not" and following == "in":
-            found.append(Mutant(module, *token.start, "not in", "in"))
-            continue
-        elif token.string == "in":
-            replacements = ("not in",)
-        else:
-            replacements = _SWAPS.get(token.string, ())
-        found.extend(Mutant(module, *token.start, token.string, new) for new in replacements)
+    found = [
+        Mutant(module, *token.start, old, new)
+        for index, token in enumerate(tokens)
+        if _mutable(token, lines, skipped, gaps)
+        for old, new in _changes(tokens, index)
+    ]
     return [mutant for mutant in found if _valid(mutant, source)]
 
 
@@ -353,7 +365,7 @@ def run(mutant: Mutant, scratch: Path, base_env: dict[str, str], timeout: float)
     return Result(mutant.id, "killed", elapsed, failed[0] if failed else output[-500:])
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -367,33 +379,28 @@ def main() -> int:
     parser.add_argument("--report", type=Path, help="write every result as JSON here")
     parser.add_argument("--show", help="print the diff of one mutant id and stop")
     parser.add_argument("--ids", type=Path, help="run only the mutant ids listed in this file (one a line)")
-    args = parser.parse_args()
-    modules = args.modules.split(",") if args.modules else list(MODULES)
-    if unknown := set(modules) - set(MODULES):
-        parser.error(f"unknown modules: {sorted(unknown)}")
-    mutants = [mutant for module in modules for mutant in mutants_of(module)]
-    if args.show:
-        (chosen,) = [mutant for mutant in mutants if mutant.id == args.show]
-        print(diff(chosen))
-        return 0
-    if args.list:
-        for module in modules:
-            print(f"{sum(m.module == module for m in mutants):5} {module}")
-        print(f"{len(mutants):5} in all")
-        return 0
+    return parser
 
+
+def _listed(modules: list[str], mutants: list[Mutant]) -> None:
+    for module in modules:
+        print(f"{sum(m.module == module for m in mutants):5} {module}")
+    print(f"{len(mutants):5} in all")
+
+
+def _to_run(args: argparse.Namespace, mutants: list[Mutant]) -> list[Mutant]:
+    """The mutants not listed as equivalent (and among `--ids`, when given)."""
     equivalent = [mutant for mutant in mutants if mutant.equivalence() is not None]
     mutants = [mutant for mutant in mutants if mutant.equivalence() is None]
     print(f"mutation sample: {len(equivalent)} mutants left out as equivalent (EQUIVALENT)")
     if args.ids:
         wanted = {line.strip() for line in args.ids.read_text().splitlines() if line.strip()}
         mutants = [mutant for mutant in mutants if mutant.id in wanted]
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
-    order = list(mutants)
-    if not args.all:
-        random.Random(seed).shuffle(order)
-        print(f"mutation sample: seed {seed} (repeat with --seed {seed}), budget {args.budget:.0f} s")
-    print(f"mutation sample: {len(mutants)} mutants over {len(modules)} modules", flush=True)
+    return mutants
+
+
+def _run_all(args: argparse.Namespace, order: list[Mutant]) -> list[Result]:
+    """Run the mutants in order (with `--budget`, until it is spent); print each outcome."""
     base_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     results: list[Result] = []
     started = time.monotonic()
@@ -408,10 +415,11 @@ def main() -> int:
                 print(diff(mutant))
                 print(f"  tests that ran ({' '.join(MODULES[mutant.module])}):")
                 print("    " + result.detail.replace("\n", "\n    "), flush=True)
-    if args.report:
-        args.report.write_text(json.dumps([asdict(result) for result in results], indent=1))
-    killed = sum(result.outcome != "survived" for result in results)
-    rate = 100.0 * killed / len(results) if results else 100.0
+    return results
+
+
+def _per_module(results: list[Result]) -> None:
+    """Killed of run, per module."""
     per_module: dict[str, list[int]] = {}
     for result in results:
         counts = per_module.setdefault(result.mutant.split(":", 1)[0], [0, 0])
@@ -419,11 +427,62 @@ def main() -> int:
         counts[1] += 1
     for module, (dead, ran) in sorted(per_module.items()):
         print(f"  {module:32} {dead:4}/{ran:<4} {100.0 * dead / ran:5.1f} %")
+
+
+def _order(args: argparse.Namespace, mutants: list[Mutant]) -> tuple[int, list[Mutant]]:
+    """The seed, and the mutants in the order they run: shuffled by it unless `--all`."""
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    order = list(mutants)
+    if not args.all:
+        random.Random(seed).shuffle(order)
+        print(f"mutation sample: seed {seed} (repeat with --seed {seed}), budget {args.budget:.0f} s")
+    return seed, order
+
+
+def _score(results: list[Result], floor: float, seed: int) -> int:
+    """Print the kill rate (per module and in all); 1 when it is under the floor."""
+    killed = sum(result.outcome != "survived" for result in results)
+    rate = 100.0 * killed / len(results) if results else 100.0
+    _per_module(results)
     print(
-        f"mutation sample: {killed} of {len(results)} killed ({rate:.1f} %), floor {args.floor:.1f} %, "
-        f"seed {seed}"
+        f"mutation sample: {killed} of {len(results)} killed ({rate:.1f} %), floor {floor:.1f} %, seed {seed}"
     )
-    return 1 if rate < args.floor else 0
+    return 1 if rate < floor else 0
+
+
+def _modules(parser: argparse.ArgumentParser, asked: str | None) -> list[str]:
+    modules = asked.split(",") if asked else list(MODULES)
+    if unknown := set(modules) - set(MODULES):
+        parser.error(f"unknown modules: {sorted(unknown)}")
+    return modules
+
+
+def _printed(args: argparse.Namespace, modules: list[str], mutants: list[Mutant]) -> bool:
+    """`--show` (one mutant's diff) and `--list` (the counts): True when one of them was asked."""
+    if args.show:
+        (chosen,) = [mutant for mutant in mutants if mutant.id == args.show]
+        print(diff(chosen))
+        return True
+    if args.list:
+        _listed(modules, mutants)
+        return True
+    return False
+
+
+def main() -> int:
+    parser = _parser()
+    args = parser.parse_args()
+    modules = _modules(parser, args.modules)
+    mutants = [mutant for module in modules for mutant in mutants_of(module)]
+    if _printed(args, modules, mutants):
+        return 0
+    mutants = _to_run(args, mutants)
+    seed, order = _order(args, mutants)
+    print(f"mutation sample: {len(mutants)} mutants over {len(modules)} modules", flush=True)
+    results = _run_all(args, order)
+    if args.report:
+        args.report.write_text(json.dumps([asdict(result) for result in results], indent=1))
+    return _score(results, args.floor, seed)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -239,60 +240,75 @@ async def api_client_loop(
 ) -> None:  # fmt: skip
     """One API user: mostly reads, sometimes a full app life cycle (create, patch, install, delete)."""
     rng = random.Random(seed)
-    owner = {"Authorization": f"Token {provider['token']}"}
-    org = provider["organization_id"]
     while not stop.is_set():
         roll = rng.random()
         installer = rng.choice(installers)
-        as_installer = {"Authorization": f"Token {installer['token']}"}
         await asyncio.sleep(0.1)
-        if roll < 0.25:
-            await call(
-                client, stats, "GET", ORGS + "/owned_apps", f"/api/v5/orgs/{org}/owned_apps", headers=owner
-            )
-        elif roll < 0.45:
-            iorg = installer["organization_id"]
-            await call(
-                client, stats, "GET", ORGS + "/app_installations", f"/api/v5/orgs/{iorg}/app_installations",
-                headers=as_installer, params={"page_size": 50},
-            )  # fmt: skip
-        elif roll < 0.6:
-            app_id = rng.choice(app_ids)
-            await call(
-                client, stats, "GET", ORGS + "/owned_apps/{app_id}/webhook_log_entries",
-                f"/api/v5/orgs/{org}/owned_apps/{app_id}/webhook_log_entries",
-                headers=owner, params={"status": rng.choice(["failed", "successful"])},
-            )  # fmt: skip
-        elif roll < 0.7:
-            await call(
-                client, stats, "GET", "/api/v5/public_apps", "/api/v5/public_apps", headers=as_installer
-            )
+        if roll < 0.7:
+            await _read(client, stats, rng, roll, provider, installer, app_ids)
         else:
-            created = await call(
-                client, stats, "POST", ORGS + "/owned_apps", f"/api/v5/orgs/{org}/owned_apps",
-                headers=owner, json={**APP_BODY, "is_available_to_anyone": True},
-            )  # fmt: skip
-            if created is None or created.status_code != 201:
-                continue
-            app_id = created.json()["id"]
-            owned = f"/api/v5/orgs/{org}/owned_apps/{app_id}"
-            await call(
-                client, stats, "PATCH", ORGS + "/owned_apps/{app_id}", owned,
-                headers=owner, json={"description": f"changed {rng.random()}"},
-            )  # fmt: skip
-            # Not approved: not public, so only the owner itself may install it.
-            iorg = provider["organization_id"]
-            installed = await call(
-                client, stats, "POST", ORGS + "/app_installations", f"/api/v5/orgs/{iorg}/app_installations",
-                headers=owner, json={"app_id": app_id},
-            )  # fmt: skip
-            if installed is not None and installed.status_code == 201 and rng.random() < 0.5:
-                installation = installed.json()["id"]
-                await call(
-                    client, stats, "DELETE", ORGS + "/app_installations/{installation_id}",
-                    f"/api/v5/orgs/{iorg}/app_installations/{installation}", headers=owner,
-                )  # fmt: skip
-            await call(client, stats, "DELETE", ORGS + "/owned_apps/{app_id}", owned, headers=owner)
+            await _app_life_cycle(client, stats, rng, provider)
+
+
+async def _read(
+    client: httpx.AsyncClient, stats: Stats, rng: random.Random, roll: float, provider: dict[str, str],
+    installer: dict[str, str], app_ids: list[str],
+) -> None:  # fmt: skip
+    """One read, by `roll` (< 0.7): the owned apps, an installer's installations, a log, the public apps."""
+    owner = {"Authorization": f"Token {provider['token']}"}
+    as_installer = {"Authorization": f"Token {installer['token']}"}
+    org = provider["organization_id"]
+    if roll < 0.25:
+        await call(
+            client, stats, "GET", ORGS + "/owned_apps", f"/api/v5/orgs/{org}/owned_apps", headers=owner
+        )
+    elif roll < 0.45:
+        iorg = installer["organization_id"]
+        await call(
+            client, stats, "GET", ORGS + "/app_installations", f"/api/v5/orgs/{iorg}/app_installations",
+            headers=as_installer, params={"page_size": 50},
+        )  # fmt: skip
+    elif roll < 0.6:
+        app_id = rng.choice(app_ids)
+        await call(
+            client, stats, "GET", ORGS + "/owned_apps/{app_id}/webhook_log_entries",
+            f"/api/v5/orgs/{org}/owned_apps/{app_id}/webhook_log_entries",
+            headers=owner, params={"status": rng.choice(["failed", "successful"])},
+        )  # fmt: skip
+    else:
+        await call(client, stats, "GET", "/api/v5/public_apps", "/api/v5/public_apps", headers=as_installer)
+
+
+async def _app_life_cycle(
+    client: httpx.AsyncClient, stats: Stats, rng: random.Random, provider: dict[str, str]
+) -> None:
+    """Create an app, change it, install it in its own organization, maybe uninstall it, delete it."""
+    owner = {"Authorization": f"Token {provider['token']}"}
+    org = provider["organization_id"]
+    created = await call(
+        client, stats, "POST", ORGS + "/owned_apps", f"/api/v5/orgs/{org}/owned_apps",
+        headers=owner, json={**APP_BODY, "is_available_to_anyone": True},
+    )  # fmt: skip
+    if created is None or created.status_code != 201:
+        return
+    app_id = created.json()["id"]
+    owned = f"/api/v5/orgs/{org}/owned_apps/{app_id}"
+    await call(
+        client, stats, "PATCH", ORGS + "/owned_apps/{app_id}", owned,
+        headers=owner, json={"description": f"changed {rng.random()}"},
+    )  # fmt: skip
+    # Not approved: not public, so only the owner itself may install it.
+    installed = await call(
+        client, stats, "POST", ORGS + "/app_installations", f"/api/v5/orgs/{org}/app_installations",
+        headers=owner, json={"app_id": app_id},
+    )  # fmt: skip
+    if installed is not None and installed.status_code == 201 and rng.random() < 0.5:
+        installation = installed.json()["id"]
+        await call(
+            client, stats, "DELETE", ORGS + "/app_installations/{installation_id}",
+            f"/api/v5/orgs/{org}/app_installations/{installation}", headers=owner,
+        )  # fmt: skip
+    await call(client, stats, "DELETE", ORGS + "/owned_apps/{app_id}", owned, headers=owner)
 
 
 async def publisher_loop(
@@ -304,7 +320,7 @@ async def publisher_loop(
     counter = 0
     headers = {"Authorization": f"Bearer {ingest_key}"}
     while not stop.is_set():
-        batch = []
+        batch: list[dict[str, Any]] = []
         for _ in range(rng.randint(1, 5)):
             counter += 1
             org = rng.choice(installers)["organization_id"]
@@ -513,6 +529,120 @@ async def unfinished_details() -> list[str]:
 # --- main --------------------------------------------------------------------------------------
 
 
+@dataclass
+class Load:
+    """What the load phase left: the events published, the RSS samples and how long it ran."""
+
+    published: list[str]
+    samples: dict[str, list[int]]
+    seconds: float
+
+
+async def wait_ready(client: httpx.AsyncClient) -> None:
+    for _ in range(300):
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+
+
+async def run_load(
+    args: argparse.Namespace, env: dict[str, str], client: httpx.AsyncClient, stats: Stats,
+    provider: dict[str, str], installers: list[dict[str, str]], app_ids: list[str], processes: list[Process],
+) -> Load:  # fmt: skip
+    """API clients, the publisher and the RSS sampler side by side for `--duration` seconds."""
+    stop = asyncio.Event()
+    published: list[str] = []
+    samples: dict[str, list[int]] = defaultdict(list)
+    started = time.monotonic()
+    loops = [
+        api_client_loop(client, stats, provider, installers, app_ids, stop, seed=i)
+        for i in range(args.clients)
+    ]
+    ingest_key = env["APPS_API_INGEST_SERVICE_KEY"]
+    loops.append(publisher_loop(client, stats, ingest_key, installers, published, stop, args.rate))
+    loops.append(sampler_loop(processes, samples, stop))
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    await asyncio.sleep(args.duration)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return Load(published, samples, time.monotonic() - started)
+
+
+async def drain(within: float) -> dict[str, Any]:
+    """Wait, `within` seconds at most, for every delivery to finish (successful, or failed at the 410)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if await unfinished_deliveries() == 0:
+            break
+        await asyncio.sleep(1)
+    drain_seconds = time.monotonic() - started
+    left = await unfinished_deliveries()
+    return {
+        "drain_seconds": round(drain_seconds, 1),
+        "left_unfinished": left,
+        "left_details": await unfinished_details() if left else [],
+    }
+
+
+def delivery_findings(receivers: list[Receiver], gone: Receiver, published: list[str]) -> dict[str, Any]:
+    """What the receivers saw of the published events: lost, retried 410s, never tried."""
+    expected = set(published)
+    lost = {receiver.name: sorted(expected - set(receiver.successes.values())) for receiver in receivers}
+    return {
+        "events_published": len(published),
+        "deliveries_expected": len(published) * (len(receivers) + 1),
+        "flaky_receivers": {
+            r.name: {
+                "requests": sum(r.attempts.values()),
+                "delivered": len(set(r.successes.values())),
+                "outcomes": dict(r.outcomes),
+            }
+            for r in receivers
+        },
+        "gone_receiver": {
+            "requests": sum(gone.attempts.values()),
+            "retried": sum(1 for count in gone.attempts.values() if count > 1),
+        },
+        "lost": {name: len(ids) for name, ids in lost.items()},
+        "lost_examples": {name: ids[:20] for name, ids in lost.items() if ids},
+        "gone_never_tried": len(expected - set(gone.resources)),
+    }
+
+
+def log_problems(processes: list[Process]) -> dict[str, list[str]]:
+    """The first ten ERROR, CRITICAL or traceback lines of each process's log."""
+    problems = {}
+    for process in processes:
+        lines = [
+            line
+            for line in process.output().splitlines()
+            if " ERROR " in line or "Traceback" in line or " CRITICAL " in line
+        ]
+        if lines:
+            problems[process.name] = lines[:10]
+    return problems
+
+
+def failures(report: dict[str, Any], stats: Stats, unbounded: list[str]) -> list[str]:
+    found = []
+    if any(report["lost"].values()) or report["gone_never_tried"] or report["left_unfinished"]:
+        found.append("lost or unfinished deliveries")
+    if report["gone_receiver"]["retried"]:
+        found.append("410 answers were retried")
+    if stats.undocumented or stats.transport_errors:
+        found.append("undocumented API errors")
+    if report["log_errors"]:
+        found.append("errors in process logs")
+    if unbounded:
+        found.append(f"memory kept growing: {unbounded}")
+    if not report["events_published"]:
+        found.append("no event was published")
+    return found
+
+
 async def soak(args: argparse.Namespace, env: dict[str, str], folder: Path) -> dict[str, Any]:
     provider, installers = await seed(env, args.organizations)
     receivers = [Receiver(f"flaky-{i}", seed=i) for i in range(3)]
@@ -524,123 +654,35 @@ async def soak(args: argparse.Namespace, env: dict[str, str], folder: Path) -> d
     report: dict[str, Any] = {"duration_seconds": args.duration, "workers": args.workers}
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            schema = (await client.get("/openapi.json")).json()
-            stats = Stats(documented_statuses(schema))
+            await wait_ready(client)
+            stats = Stats(documented_statuses((await client.get("/openapi.json")).json()))
             app_ids = await setup_apps(client, provider, installers, receivers, gone)
             await approve_and_install(env, app_ids, installers)
-            stop = asyncio.Event()
-            published: list[str] = []
-            samples: dict[str, list[int]] = defaultdict(list)
-            started = time.monotonic()
-            tasks = [
-                asyncio.create_task(
-                    api_client_loop(client, stats, provider, installers, app_ids, stop, seed=i)
-                )
-                for i in range(args.clients)
-            ]
-            tasks.append(
-                asyncio.create_task(
-                    publisher_loop(
-                        client,
-                        stats,
-                        env["APPS_API_INGEST_SERVICE_KEY"],
-                        installers,
-                        published,
-                        stop,
-                        args.rate,
-                    )
-                )
-            )
-            tasks.append(asyncio.create_task(sampler_loop(processes, samples, stop)))
-            await asyncio.sleep(args.duration)
-            stop.set()
-            await asyncio.gather(*tasks)
-            load_seconds = time.monotonic() - started
-            # Drain: every delivery finished (successful, or failed for the 410 receiver).
-            drain_started = time.monotonic()
-            while time.monotonic() - drain_started < args.drain_timeout:
-                if await unfinished_deliveries() == 0:
-                    break
-                await asyncio.sleep(1)
-            drain_seconds = time.monotonic() - drain_started
-            left = await unfinished_deliveries()
-            left_details = await unfinished_details() if left else []
+            load = await run_load(args, env, client, stats, provider, installers, app_ids, processes)
+            drained = await drain(args.drain_timeout)
             report["now"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-        expected = set(published)
-        lost = {
-            receiver.name: sorted(expected - set(receiver.successes.values()))[:20] for receiver in receivers
-        }
-        lost_counts = {
-            receiver.name: len(expected - set(receiver.successes.values())) for receiver in receivers
-        }
-        retried_410 = sum(1 for count in gone.attempts.values() if count > 1)
-        gone_missing = len(expected - set(gone.resources))
-        log_problems = {}
-        for process in processes:
-            lines = [
-                line
-                for line in process.output().splitlines()
-                if " ERROR " in line or "Traceback" in line or " CRITICAL " in line
-            ]
-            if lines:
-                log_problems[process.name] = lines[:10]
-        memory = {name: growth(values) for name, values in samples.items()}
-        unbounded = {
-            name: value
+        memory = {name: growth(values) for name, values in load.samples.items()}
+        unbounded = sorted(
+            name
             for name, value in memory.items()
             if value["growth_percent"] > args.max_growth_percent and value["growth_mib"] > args.max_growth_mib
-        }
+        )
+        report["load_seconds"] = round(load.seconds, 1)
+        report["drain_seconds"] = drained.pop("drain_seconds")
+        report.update(delivery_findings(receivers, gone, load.published))
+        report.update(drained)
         report.update(
             {
-                "load_seconds": round(load_seconds, 1),
-                "drain_seconds": round(drain_seconds, 1),
-                "events_published": len(published),
-                "deliveries_expected": len(published) * (len(receivers) + 1),
-                "flaky_receivers": {
-                    r.name: {
-                        "requests": sum(r.attempts.values()),
-                        "delivered": len(set(r.successes.values())),
-                        "outcomes": dict(r.outcomes),
-                    }
-                    for r in receivers
-                },
-                "gone_receiver": {"requests": sum(gone.attempts.values()), "retried": retried_410},
-                "lost": {name: count for name, count in lost_counts.items()},
-                "lost_examples": {name: ids for name, ids in lost.items() if ids},
-                "gone_never_tried": gone_missing,
-                "left_unfinished": left,
-                "left_details": left_details,
                 "api_requests": sum(stats.statuses.values()),
                 "api_statuses": dict(sorted(stats.statuses.items())),
                 "undocumented_responses": dict(stats.undocumented),
                 "transport_errors": dict(stats.transport_errors),
-                "log_errors": log_problems,
+                "log_errors": log_problems(processes),
                 "rss": memory,
             }
         )
-        failures = []
-        if any(lost_counts.values()) or gone_missing or left:
-            failures.append("lost or unfinished deliveries")
-        if retried_410:
-            failures.append("410 answers were retried")
-        if stats.undocumented or stats.transport_errors:
-            failures.append("undocumented API errors")
-        if log_problems:
-            failures.append("errors in process logs")
-        if unbounded:
-            failures.append(f"memory kept growing: {sorted(unbounded)}")
-        if not published:
-            failures.append("no event was published")
-        report["failures"] = failures
-        report["ok"] = not failures
+        report["failures"] = failures(report, stats, unbounded)
+        report["ok"] = not report["failures"]
         return report
     finally:
         for process in processes:

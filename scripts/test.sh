@@ -10,7 +10,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+# The versions CI tested (requirements.lock, pip-compile of pyproject.toml's test and bench extras),
+# then the project itself without resolving again.
+.venv/bin/python -m pip install --quiet -r requirements.lock
+.venv/bin/python -m pip install --quiet --no-deps -e .
 
 # The install web flow is tested in a real browser: Debian's Chromium, never a downloaded one.
 if [ ! -x /usr/bin/chromium ]; then
