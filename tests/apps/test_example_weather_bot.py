@@ -150,8 +150,24 @@ def register(api: str, owner: Tenant, bot_url: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in words[1:])
 
 
+@pytest.fixture(scope="module")
+def api_url(settings: Settings) -> Iterator[str]:
+    """`apps-api serve` and a worker for the module's tests (each brings its own tenants and bot)."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    with (
+        running(
+            [sys.executable, "-m", "apps_api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            ready_url=f"{api}/healthz",
+        ),
+        worker(),
+    ):
+        yield api
+
+
 @pytest.fixture
-async def world(settings: Settings, engine: AsyncEngine) -> AsyncIterator[World]:
+async def world(api_url: str, engine: AsyncEngine) -> AsyncIterator[World]:
     owner = await committed_tenant(engine, "Weather Co")
     installer = await committed_tenant(
         engine, "Shop", features=["apps"], email=unique_email(), password=PASSWORD
@@ -159,40 +175,31 @@ async def world(settings: Settings, engine: AsyncEngine) -> AsyncIterator[World]
     async with AsyncSession(engine) as session, unit_of_work(session):
         await service.add_partnership(session=session, a=owner.org_id, b=installer.org_id)
     app_ids: list[uuid.UUID] = []
-    api_port, bot_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{api_port}"
-    bot = f"http://127.0.0.1:{bot_port}"
+    api = api_url
+    bot = f"http://127.0.0.1:{free_port()}"
     try:
-        with (
-            running(
-                [sys.executable, "-m", "apps_api", "serve", "--host", "127.0.0.1", "--port", str(api_port)],
-                cwd=ROOT,
-                ready_url=f"{api}/healthz",
-            ),
-            worker(),
-        ):
-            exported = register(api, owner, bot)
-            app_ids.append(uuid.UUID(exported["WEATHER_BOT_APP_ID"]))
-            bot_env = {
-                "WEATHER_BOT_API_URL": api,
-                "WEATHER_BOT_ORG_ID": str(owner.org_id),
-                "WEATHER_BOT_PROVIDER_TOKEN": owner.token,
-                **exported,
-            }
-            # No access log: trigger URLs carry JWTs and tokens in their query (README of the example).
-            argv = [sys.executable, "-m", "uvicorn", "--factory", "bot:create_app", "--no-access-log"]
-            argv += ["--host", "127.0.0.1", "--port", str(bot_port)]
-            with running(argv, cwd=EXAMPLE, ready_url=f"{bot}/status", **bot_env) as bot_process:
-                yield World(
-                    api=api,
-                    bot=bot,
-                    owner=owner,
-                    installer=installer,
-                    app_id=exported["WEATHER_BOT_APP_ID"],
-                    app_secret=exported["WEATHER_BOT_APP_SECRET"],
-                    bot_process=bot_process,
-                )
-                assert "Traceback" not in bot_process.output(), bot_process.output()
+        exported = register(api, owner, bot)
+        app_ids.append(uuid.UUID(exported["WEATHER_BOT_APP_ID"]))
+        bot_env = {
+            "WEATHER_BOT_API_URL": api,
+            "WEATHER_BOT_ORG_ID": str(owner.org_id),
+            "WEATHER_BOT_PROVIDER_TOKEN": owner.token,
+            **exported,
+        }
+        # No access log: trigger URLs carry JWTs and tokens in their query (README of the example).
+        argv = [sys.executable, "-m", "uvicorn", "--factory", "bot:create_app", "--no-access-log"]
+        argv += ["--host", "127.0.0.1", "--port", bot.rsplit(":", 1)[1]]
+        with running(argv, cwd=EXAMPLE, ready_url=f"{bot}/status", **bot_env) as bot_process:
+            yield World(
+                api=api,
+                bot=bot,
+                owner=owner,
+                installer=installer,
+                app_id=exported["WEATHER_BOT_APP_ID"],
+                app_secret=exported["WEATHER_BOT_APP_SECRET"],
+                bot_process=bot_process,
+            )
+            assert "Traceback" not in bot_process.output(), bot_process.output()
     finally:
         await cleanup(engine, [owner.org_id, installer.org_id], app_ids)
 
