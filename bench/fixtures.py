@@ -36,29 +36,39 @@ class RunOrg:
 
 async def create_org(connection: asyncpg.Connection, label: str) -> RunOrg:
     """An organization with both features, an admin with every permission and an API token."""
-    org_id, user_id, key = uuid.uuid4(), uuid.uuid4(), "bench_run_" + secrets.token_urlsafe(24)
+    return (await create_orgs(connection, label, 1))[0]
+
+
+async def create_orgs(connection: asyncpg.Connection, label: str, count: int) -> list[RunOrg]:
+    """`count` organizations as `create_org()` makes one, in three statements."""
+    orgs = [
+        RunOrg(uuid.uuid4(), uuid.uuid4(), "bench_run_" + secrets.token_urlsafe(24)) for _ in range(count)
+    ]
+    org_ids, user_ids = [org.id for org in orgs], [org.user_id for org in orgs]
     async with connection.transaction():
         await connection.execute(
             "INSERT INTO organizations (id, name, subscription_active, features, created_at, updated_at) "
-            "VALUES ($1, $2, true, ARRAY['apps', 'app_provider'], now(), now())",
-            org_id,
-            f"{RUN_PREFIX}{label}-{org_id.hex[:8]}",
+            "SELECT id, $2 || left(replace(id::text, '-', ''), 8), true, ARRAY['apps', 'app_provider'], "
+            "now(), now() FROM unnest($1::uuid[]) AS id",
+            org_ids,
+            f"{RUN_PREFIX}{label}-",
         )
         await connection.execute(
             "INSERT INTO users (id, organization_id, first_name, last_name, is_bot, permissions, created_at, "
-            "updated_at) VALUES ($1, $2, 'Bench', 'Runner', false, ARRAY['settings', 'users', 'reports'], "
-            "now(), now())",
-            user_id,
-            org_id,
+            "updated_at) SELECT id, org, 'Bench', 'Runner', false, ARRAY['settings', 'users', 'reports'], "
+            "now(), now() FROM unnest($1::uuid[], $2::uuid[]) AS given (id, org)",
+            user_ids,
+            org_ids,
         )
         await connection.execute(
-            "INSERT INTO api_tokens (id, user_id, key_digest, key_prefix, created_at) VALUES ($1, $2, $3, $4, now())",
-            uuid.uuid4(),
-            user_id,
-            hashlib.sha256(key.encode()).digest(),
-            key[:8],
+            "INSERT INTO api_tokens (id, user_id, key_digest, key_prefix, created_at) "
+            "SELECT gen_random_uuid(), user_id, digest, left(key, 8), now() "
+            "FROM unnest($1::uuid[], $2::bytea[], $3::text[]) AS given (user_id, digest, key)",
+            user_ids,
+            [hashlib.sha256(org.key.encode()).digest() for org in orgs],
+            [org.key for org in orgs],
         )
-    return RunOrg(org_id, user_id, key)
+    return orgs
 
 
 async def create_apps(connection: asyncpg.Connection, org: RunOrg, count: int) -> list[uuid.UUID]:

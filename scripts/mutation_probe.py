@@ -100,7 +100,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M4",
         "webhook-id suffixed per attempt (receivers can no longer de-duplicate)",
-        "delivery/engine.py",
+        "delivery/send.py",
         "_webhook_request",
         "message_id=attempt.message_id,",
         'message_id=f"{attempt.message_id}_{attempt.attempt_count}",',
@@ -140,8 +140,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M7",
         "a lease re-takes a delivery still in flight (lease not lapsed)",
-        "delivery/engine.py",
-        "_LEASE_STEPS",
+        "delivery/lease.py",
+        "LEASE_STEPS",
         # Both places: the candidates, and their re-check on the locked row's latest version.
         "AND locked_until < {{now}} AND id <> ALL({{recorded}}){_SENDABLE}"
         + _LAPSED_MIDDLE
@@ -215,7 +215,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M14",
         "webhooks are signed with the service's key instead of the app secret",
-        "delivery/engine.py",
+        "delivery/send.py",
         "_webhook_request",
         "        secret=secret,\n",
         "        secret=deliverer.settings.secret_key,\n",
@@ -245,7 +245,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M17",
         "the CSRF token of any session is accepted",
-        "installflow/session.py",
+        "web/session.py",
         "csrf_valid",
         "return isinstance(sid, str) and constant_time_equals(sid, browser_session.sid)",
         "return isinstance(sid, str)",
@@ -275,7 +275,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M20",
         "the purge deletes events not yet dispatched",
-        "delivery/tasks.py",
+        "delivery/maintenance.py",
         "purge_batches",
         "(Event.created_at < cutoff) & Event.dispatched_at.is_not(None)",
         "(Event.created_at < cutoff)",
@@ -305,7 +305,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M23",
         "a finished attempt passes on the slot of a lease that had lapsed",
-        "delivery/engine.py",
+        "delivery/record.py",
         "_PASSED_SLOTS",
         "AND locked_by = $14 AND locked_until > $13",
         "AND locked_by = $14",
@@ -367,7 +367,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M30",
         "`failing_since` restarts on every failed batch (automatic disabling never fires)",
-        "delivery/engine.py",
+        "delivery/record.py",
         "_RECORD_STEPS",
         "coalesce(w.failing_since, $13)",
         "$13",
@@ -377,8 +377,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M31",
         "a lease ignores `previous_secret_expires_at` (an expired old secret still signs)",
-        "delivery/engine.py",
-        "_LEASE_STEPS",
+        "delivery/lease.py",
+        "LEASE_STEPS",
         "WHERE apps.id = d.app_id AND apps.previous_secret_expires_at > {{now}}) AS app_previous_secret",
         "WHERE apps.id = d.app_id) AS app_previous_secret",
         ("tests/security/test_security_rotation.py",),
@@ -387,7 +387,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M32",
         "`Retry-After` is no longer capped",
-        "delivery/engine.py",
+        "delivery/retry.py",
         "plan_next",
         "delay = min(max(retry_after, 1.0), MAX_RETRY_AFTER_SECONDS)",
         "delay = max(retry_after, 1.0)",
@@ -407,8 +407,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M34",
         "the sweeper's age check on undispatched events is inverted",
-        "delivery/tasks.py",
-        "sweep_outbound",
+        "delivery/sweeper.py",
+        "sweep",
         "Event.created_at < now - UNDISPATCHED_GRACE",
         "Event.created_at > now - UNDISPATCHED_GRACE",
         ("tests/delivery/test_delivery_paths.py",),
@@ -417,7 +417,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "M35",
         "an API install sends no `install` trigger (the weather bot never gets its token)",
-        "delivery/triggers.py",
+        "delivery/triggers/scheduling.py",
         "schedule_install_trigger",
         'if not has_trigger(app["trigger_conditions"], app["trigger_url"], "install"):',
         "if True:",

@@ -70,18 +70,44 @@ MODULES: dict[str, tuple[str, ...]] = {
     "kit/security.py": ("tests/security/test_security_login.py", "tests/delivery/test_webhooks_units.py"),
     "kit/throttle.py": ("tests/security/test_security_login.py",),
     "kit/crypto.py": ("tests/security/test_security_at_rest.py",),
-    "installflow/session.py": (
-        "tests/installflow/test_install_flow.py",
-        "tests/security/test_security_sessions.py",
+    "web/session.py": ("tests/installflow/test_install_flow.py", "tests/security/test_security_sessions.py"),
+    "auth/access_tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust_triggers.py"),
+    "delivery/triggers/tokens.py": (
+        "tests/auth/test_app_token_auth.py",
+        "tests/apps/test_app_trust_triggers.py",
     ),
-    "triggers/tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust_triggers.py"),
     "app_user_tokens/service.py": ("tests/apps/test_app_trust.py",),
     "catalog/visibility.py": ("tests/apps/test_public_apps.py", "tests/apps/test_catalogue_views.py"),
     "delivery/signing.py": ("tests/delivery/test_webhooks_units.py",),
     "delivery/partitions.py": ("tests/delivery/test_log_partitions.py",),
     "delivery/matching.py": ("tests/webhooks/test_webhooks_matching.py",),
+    "delivery/retry.py": (
+        "tests/delivery/test_webhooks_units.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/lease.py": (
+        "tests/delivery/test_webhooks_units.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/record.py": (
+        "tests/delivery/test_webhooks_units.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/send.py": ("tests/delivery/test_webhooks_units.py", "tests/delivery/test_webhooks_delivery.py"),
     "delivery/engine.py": (
         "tests/delivery/test_webhooks_units.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/listener.py": (
+        "tests/delivery/test_delivery_paths.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/sweeper.py": (
+        "tests/delivery/test_delivery_paths.py",
+        "tests/delivery/test_webhooks_delivery.py",
+    ),
+    "delivery/maintenance.py": (
+        "tests/delivery/test_delivery_paths.py",
         "tests/delivery/test_webhooks_delivery.py",
     ),
     "delivery/tasks.py": (

@@ -1,14 +1,14 @@
 """The baseline: a minimal Starlette + asyncpg app answering the benchmarked routes by hand.
 
 It runs the same SQL as the service (the token lookup joined to user and organization, the
-owned-app id probe, the keyset page query with its joins and, on a cursor page, its `previous`
-EXISTS column; for writes the same INSERTs and counter UPDATE), and returns the same JSON bytes (the harness
-compares them). Reads the service does through the ORM (one owned app, installed apps, webhooks)
-get what a hand-written version needs: one statement per query the ORM sends (for webhooks the
-ownership probe reads the embedded app, and the page's subscriptions come in one statement). No
-ORM, no validation framework, no middleware, no dependency injection: what is left is the floor a
-Python service on this machine can reach. The SQL is in `sql`, the bodies in `views`, the routes
-in `reads` and `writes`.
+owned-app id probe, the keyset page queries with their joins and, on a cursor page, the
+`previous` EXISTS column; the webhook page with its subscriptions and delivery stats aggregated
+in the same statement; for writes the same locks, checks and INSERTs: the per-organization app cap
+under an advisory lock, the app's secret encrypted, the install's lock, check and single
+statement of data-modifying CTEs), reads the same columns and returns the same JSON bytes (the
+harness compares the read bodies). No ORM, no validation framework, no middleware, no dependency
+injection: what is left is the floor a Python service on this machine can reach. The SQL is in
+`sql`, the bodies in `views`, the routes in `reads` and `writes`, secrets at rest in `crypto`.
 
     uvicorn bench.baseline:app
 """

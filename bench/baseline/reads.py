@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,6 +20,14 @@ from bench.baseline.http import (
     page,
     principal,
 )
+
+# The service's APPS_API_WEBHOOK_LOG_RETENTION_DAYS (the bench sets it: the seeded log is days old).
+LOG_RETENTION_DAYS = int(os.environ.get("APPS_API_WEBHOOK_LOG_RETENTION_DAYS", "7"))
+
+
+def kept_since() -> datetime:
+    """The oldest entry a read of the log returns, as the service's `kept_since`."""
+    return datetime.now(UTC) - timedelta(days=LOG_RETENTION_DAYS)
 
 
 def _app_id(request: Request) -> uuid.UUID | None:
@@ -71,24 +79,6 @@ async def installed_apps(request: Request) -> Response:
     return page(request, rows, views.installed_app)
 
 
-async def _subscriptions(
-    connection: asyncpg.Connection, rows: list[asyncpg.Record]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """The channel subscriptions of the page's webhooks, in one statement."""
-    subscriptions: dict[uuid.UUID, list[dict[str, Any]]] = {row["id"]: [] for row in rows[:PAGE_SIZE]}
-    if subscriptions:
-        for sub in await connection.fetch(sql.SUBSCRIPTIONS_SQL, list(subscriptions)):
-            subscriptions[sub["webhook_id"]].append(
-                {
-                    "channel_pattern": sub["channel_pattern"],
-                    "is_additions_subscribed": sub["is_additions_subscribed"],
-                    "is_changes_subscribed": sub["is_changes_subscribed"],
-                    "is_removals_subscribed": sub["is_removals_subscribed"],
-                }
-            )
-    return subscriptions
-
-
 async def webhooks(request: Request) -> Response:
     if (refused := first_page_only(request)) is not None:
         return refused
@@ -98,50 +88,31 @@ async def webhooks(request: Request) -> Response:
         caller = await org_principal(request, connection)
         if isinstance(caller, Response):
             return caller
-        app = await connection.fetchrow(sql.OWNED_APP_BASE_SQL, caller["org_id"], app_id)
-        if app is None:
+        if await connection.fetchval(sql.OWNED_APP_ID_SQL, caller["org_id"], app_id) is None:
             return error(404, "No owned app found with the given ID.")
         rows = await connection.fetch(sql.WEBHOOK_PAGE_SQL, app_id, PAGE_SIZE + 1)
-        subscriptions = await _subscriptions(connection, rows)
-    embedded_app = views.app_base(app)
-
-    def view(row: asyncpg.Record) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "organization_id": row["organization_id"],
-            "organization": {"id": row["organization_id"], "name": row["org_name"]},
-            "app_id": app_id,
-            "app": embedded_app,
-            "endpoint_url": row["endpoint_url"],
-            "channel_subscriptions": subscriptions[row["id"]],
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-            "created_by_user_id": row["created_by_user_id"],
-            "created_by_user": views.user(row, "cu", row["created_by_user_id"]),
-            "updated_by_user_id": row["updated_by_user_id"],
-            "updated_by_user": views.user(row, "uu", row["updated_by_user_id"]),
-        }
-
-    return page(request, rows, view)
+    return page(request, rows, views.webhook)
 
 
 async def log_entries(request: Request) -> Response:
     cursor = request.query_params.get("cursor")
+    if (app_id := _app_id(request)) is None:
+        return error(404, "No owned app found with the given ID.")
     async with request.app.state.pool.acquire() as connection:
         caller = await org_principal(request, connection)
         if isinstance(caller, Response):
             return caller
-        app_id = await connection.fetchval(
-            sql.OWNED_APP_ID_SQL, caller["org_id"], uuid.UUID(request.path_params["app_id"])
-        )
-        if app_id is None:
+        if await connection.fetchval(sql.OWNED_APP_ID_SQL, caller["org_id"], app_id) is None:
             return error(404, "No owned app found with the given ID.")
+        since = kept_since()
         if cursor is None:
-            rows = await connection.fetch(sql.LOG_PAGE_SQL, app_id, PAGE_SIZE + 1)
+            rows = await connection.fetch(sql.LOG_PAGE_SQL, app_id, since, PAGE_SIZE + 1)
             return page(request, rows, views.log_entry)
         position = decode_cursor(cursor)
         if position is None or position[2]:
             return error(400, "Invalid cursor.")
-        rows = await connection.fetch(sql.LOG_PAGE_AFTER_SQL, app_id, position[0], position[1], PAGE_SIZE + 1)
+        rows = await connection.fetch(
+            sql.LOG_PAGE_AFTER_SQL, app_id, since, position[0], position[1], PAGE_SIZE + 1
+        )
     has_previous = bool(rows and rows[0]["_other_side"])
     return page(request, rows, views.log_entry, has_previous)

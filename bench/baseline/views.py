@@ -8,6 +8,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from bench.baseline import crypto
+
 
 def user(row: asyncpg.Record, prefix: str, user_id: uuid.UUID | None) -> dict[str, Any] | None:
     if user_id is None:
@@ -25,30 +27,31 @@ def user(row: asyncpg.Record, prefix: str, user_id: uuid.UUID | None) -> dict[st
     }
 
 
-def app_base(row: asyncpg.Record) -> dict[str, Any]:
+def app_base(row: asyncpg.Record, prefix: str = "") -> dict[str, Any]:
+    icon_id, owner_id = row[f"{prefix}icon_asset_id"], row[f"{prefix}owned_by_organization_id"]
     icon = None
-    if row["icon_asset_id"] is not None:
+    if icon_id is not None:
         icon = {
-            "id": row["icon_asset_id"],
-            "url": row["icon_url"],
-            "kind": row["icon_kind"],
-            "content_type": row["icon_content_type"],
-            "size": row["icon_size"],
-            "width": row["icon_width"],
-            "height": row["icon_height"],
+            "id": icon_id,
+            "url": row[f"{prefix}icon_url"],
+            "kind": row[f"{prefix}icon_kind"],
+            "content_type": row[f"{prefix}icon_content_type"],
+            "size": row[f"{prefix}icon_size"],
+            "width": row[f"{prefix}icon_width"],
+            "height": row[f"{prefix}icon_height"],
         }
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "owned_by_organization_id": row["owned_by_organization_id"],
-        "owned_by_organization": {"id": row["owned_by_organization_id"], "name": row["owner_name"]},
-        "icon_asset_id": row["icon_asset_id"],
+        "id": row[f"{prefix}id"],
+        "name": row[f"{prefix}name"],
+        "description": row[f"{prefix}description"],
+        "owned_by_organization_id": owner_id,
+        "owned_by_organization": {"id": owner_id, "name": row[f"{prefix}owner_name"]},
+        "icon_asset_id": icon_id,
         "icon_asset": icon,
-        "is_app_user_required": row["is_app_user_required"],
-        "installation_count": row["installation_count"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "is_app_user_required": row[f"{prefix}is_app_user_required"],
+        "installation_count": row[f"{prefix}installation_count"],
+        "created_at": row[f"{prefix}created_at"],
+        "updated_at": row[f"{prefix}updated_at"],
     }
 
 
@@ -78,13 +81,38 @@ def owned_app(row: asyncpg.Record) -> dict[str, Any]:
         "created_by_user": user(row, "cu", row["created_by_user_id"]),
         "updated_by_user_id": row["updated_by_user_id"],
         "updated_by_user": user(row, "uu", row["updated_by_user_id"]),
-        "secret": row["secret"],
+        "secret": crypto.decrypt(row["secret"]),
+    }
+
+
+def webhook(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "organization_id": row["organization_id"],
+        "organization": {"id": row["organization_id"], "name": row["org_name"]},
+        "app_id": row["app_id"],
+        "app": app_base(row, "app_"),
+        "endpoint_url": row["endpoint_url"],
+        "channel_subscriptions": orjson.loads(row["channel_subscriptions"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "created_by_user_id": row["created_by_user_id"],
+        "created_by_user": user(row, "cu", row["created_by_user_id"]),
+        "updated_by_user_id": row["updated_by_user_id"],
+        "updated_by_user": user(row, "uu", row["updated_by_user_id"]),
+        "is_disabled": row["is_disabled"],
+        "disabled_at": row["disabled_at"],
+        "disabled_reason": row["disabled_reason"],
+        "last_success_at": row["last_success_at"],
+        "last_failure_at": row["last_failure_at"],
+        "delivery_stats": orjson.loads(row["delivery_stats"]),
     }
 
 
 def log_entry(row: asyncpg.Record) -> dict[str, Any]:
     item = dict(row)
     item.pop("_other_side", None)
-    headers = item["response_headers"]
-    item["response_headers"] = orjson.loads(headers) if isinstance(headers, str) else headers
+    for name in ("response_headers", "request_headers"):  # selected as JSON text
+        headers = item[name]
+        item[name] = None if headers is None else orjson.loads(headers)
     return item

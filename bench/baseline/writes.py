@@ -1,9 +1,8 @@
-"""The baseline's writes: create an owned app, install an app (the same INSERTs as the service)."""
+"""The baseline's writes: create an owned app, install an app (the service's statements and checks)."""
 
 from __future__ import annotations
 
-import base64
-import os
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bench.baseline import sql, views
+from bench.baseline import crypto, sql, views
 from bench.baseline.http import error, json_response, org_principal
 
 
@@ -39,8 +38,11 @@ async def create_owned_app(request: Request) -> Response:
         if isinstance(principal, Response):
             return principal
         app_id, org_id, user_id = uuid.uuid4(), principal["org_id"], principal["user_id"]
-        name, secret, now = body["name"].strip(), base64.b64encode(os.urandom(32)).decode(), datetime.now(UTC)
+        name, secret, now = body["name"].strip(), secrets.token_hex(32), datetime.now(UTC)
         async with connection.transaction():
+            await connection.execute(sql.LOCK_OWNER_APPS_SQL, f"owned_apps:{org_id}")
+            if await connection.fetchval(sql.OWNED_APPS_COUNT_SQL, org_id) >= sql.MAX_APPS_PER_ORGANIZATION:
+                return error(409, f"An organization may own at most {sql.MAX_APPS_PER_ORGANIZATION} apps.")
             await connection.execute(
                 sql.INSERT_APP_SQL,
                 app_id,
@@ -49,7 +51,7 @@ async def create_owned_app(request: Request) -> Response:
                 body["description"],
                 body["terms_of_service_url"],
                 body["privacy_policy_url"],
-                secret,
+                crypto.encrypt(secret),  # as the service stores it
                 user_id,
                 now,
             )

@@ -10,8 +10,12 @@ from arq import Worker
 from arq.connections import RedisSettings
 from sqlalchemy.pool import NullPool
 
+from apps_api.delivery import tasks as webhook_tasks
+from apps_api.delivery.attempts import open_deliverer
+from apps_api.delivery.context import WORKER_CONTEXT, WorkerContext, worker_context
 from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, create_sessionmaker
+from apps_api.observability.delivery_metrics import start_worker_metrics_server
 from apps_api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,57 +43,54 @@ async def ping(ctx: dict[str, Any]) -> str:
 
 def worker_functions() -> list[Any]:
     """Every task the worker runs; domains append theirs here."""
-    from apps_api.delivery import tasks as webhook_tasks
-
     return [ping, *webhook_tasks.functions()]
 
 
 def worker_cron_jobs(settings: Settings) -> list[Any]:
     """Periodic jobs (sweepers, purges); domains append theirs here."""
-    from apps_api.delivery import tasks as webhook_tasks
-
     return [*webhook_tasks.cron_jobs(settings)]
 
 
-def _open_engines(ctx: dict[str, Any], settings: Settings) -> None:
+def _open_context(ctx: dict[str, Any], settings: Settings) -> WorkerContext:
+    """The engines, the delivery machinery and arq's handles every job shares."""
     engine = create_engine(settings)
-    ctx["engine"] = engine
-    ctx["sessionmaker"] = create_sessionmaker(engine)
-    # The pumps' own pool: their few fixed statements are planned once per connection.
-    ctx["settle_engine"] = create_engine(settings, generic_plans=True)
-    # One connection, never pooled (the listener drops it after use), on its own URL.
-    ctx["listen_engine"] = create_engine(
-        settings, database_url=settings.listen_database_url or settings.database_url, poolclass=NullPool
+    sessionmaker = create_sessionmaker(engine)
+    settle_engine = create_engine(settings, generic_plans=True)
+    return WorkerContext(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        settle_engine=settle_engine,
+        listen_engine=create_engine(
+            settings, database_url=settings.listen_database_url or settings.database_url, poolclass=NullPool
+        ),
+        deliverer=open_deliverer(settings=settings, sessionmaker=sessionmaker, settle_engine=settle_engine),
+        redis=ctx.get("redis"),
+        arq_worker=ctx.get("arq_worker"),
     )
 
 
 async def _start(ctx: dict[str, Any], settings: Settings) -> None:
-    """The worker's start-up (arq's `on_startup`): engines, the delivery machinery, metrics."""
-    if ctx.get("started"):
+    """The worker's start-up (arq's `on_startup`): its context, the delivery machinery, metrics."""
+    if WORKER_CONTEXT in ctx:
         # arq runs this again when polling resumes after a Redis outage (kit/arq_adapter.py).
         logger.info("worker polling its queue again")
         return
     configure_encryption(settings.encryption_keys)
-    ctx["settings"] = settings
-    _open_engines(ctx, settings)
-    from apps_api.delivery import tasks as webhook_tasks
-
-    webhook_tasks.startup(ctx)
-    from apps_api.observability.delivery_metrics import start_worker_metrics_server
-
+    context = _open_context(ctx, settings)
+    ctx[WORKER_CONTEXT] = context
+    webhook_tasks.startup(context)
     start_worker_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
-    ctx["started"] = True
     tune_garbage_collector()
     logger.info("worker started on queue %s", settings.queue_name)
 
 
 async def _stop(ctx: dict[str, Any]) -> None:
     """The worker's shutdown (arq's `on_shutdown`): deliveries first, then the engines."""
-    from apps_api.delivery import tasks as webhook_tasks
-
-    await webhook_tasks.close(ctx)
-    for name in ("engine", "settle_engine", "listen_engine"):
-        await ctx[name].dispose()
+    context = worker_context(ctx)
+    await webhook_tasks.close(context)
+    for engine in (context.engine, context.settle_engine, context.listen_engine):
+        await engine.dispose()
     logger.info("worker stopped")
 
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.models import AppInstallation
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token
 from tests.fixtures.factories import Tenant, make_app, make_tenant
 from tests.fixtures.installflow import csrf_of, log_in, make_bot_app, make_installer, query_of
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apps_api.delivery.tasks import purge_webhook_logs
+from apps_api.delivery.maintenance import purge
 from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation, AppInstallationRemoval, Event
 from apps_api.models.base import utcnow
@@ -174,5 +174,5 @@ async def test_removals_are_kept_by_the_database_and_purged_when_no_event_needs_
             update(Event).where(Event.organization_id == org.org_id).values(dispatched_at=utcnow())
         )
     sessionmaker = async_sessionmaker(world.engine, expire_on_commit=False)
-    await purge_webhook_logs({"settings": settings, "sessionmaker": sessionmaker})
+    await purge(settings=settings, sessionmaker=sessionmaker)
     assert set(await removals()) == {new.id}

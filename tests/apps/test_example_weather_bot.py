@@ -29,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery.outbox import new_message_id
 from apps_api.delivery.signing import signature_headers
+from apps_api.delivery.triggers.tokens import encode_trigger_data
 from apps_api.kit.db import unit_of_work
 from apps_api.platform import service
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_trigger_data
 from tests.fixtures.browser import NewPage, needs_chromium
 from tests.fixtures.factories import Tenant
 from tests.fixtures.installflow import PASSWORD, install_url, unique_email

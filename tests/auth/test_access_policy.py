@@ -23,6 +23,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.auth.policy import (
     SETTINGS,
     Collection,
@@ -39,7 +40,6 @@ from apps_api.identity.service import issue_app_user_code
 from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token
 from tests.fixtures.delivery import World, sub, verified
 from tests.fixtures.factories import Tenant, make_user
 from tests.fixtures.webhooks import Receiver, receivers, worker

@@ -11,9 +11,9 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.installflow import install_directly, make_bot_app, make_installer, make_public_app
 

@@ -11,11 +11,11 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.installations.service import install_app
 from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token
 from tests.fixtures.apps import installations_url
 from tests.fixtures.factories import Tenant, make_app, make_tenant
 from tests.fixtures.installflow import csrf_of, log_in, make_bot_app, make_installer

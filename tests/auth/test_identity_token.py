@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.auth.secrets import app_secret_matches, live_previous_secret
 from apps_api.kit.db import engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import ApiToken, AppUserCode
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.installflow import (
     delete_organizations,

@@ -44,14 +44,14 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.responses import Response
 
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.installations.service import install_app, uninstall
-from apps_api.installflow.session import BrowserSession, csrf_token, new_session, write_session
 from apps_api.main import create_app
 from apps_api.models import SCOPES, AppInstallation, User
 from apps_api.models.base import utcnow
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import encode_access_token
+from apps_api.web.session import BrowserSession, csrf_token, new_session, write_session
 from tests.fixtures.factories import make_app, make_tenant, make_user
 from tests.fixtures.installflow import PASSWORD, unique_email
 from tests.fixtures.world import World, populate

@@ -13,8 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.auth.access_tokens import decode_access_token
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from tests.fixtures.browser import BROWSER, NewPage, screenshot, signed_in_page
 from tests.fixtures.installflow import install_directly, make_bot_app, make_installer
 from tests.fixtures.webhooks import Receiver, Reply, cleanup

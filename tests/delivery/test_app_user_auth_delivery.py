@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from apps_api.auth.access_tokens import decode_access_token
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token
 from tests.fixtures import delivery
 from tests.fixtures.webhooks import eventually, receivers, worker
 

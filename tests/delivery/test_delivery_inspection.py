@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.delivery.engine import REDACTED
 from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.send import REDACTED
 from apps_api.models import App, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 from tests.fixtures.console import sign_in

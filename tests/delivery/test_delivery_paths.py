@@ -21,9 +21,11 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.delivery import tasks
-from apps_api.delivery.engine import Deliverer, send_attempt, settle
+from apps_api.delivery import maintenance, sweeper, tasks
+from apps_api.delivery.attempts import Deliverer
+from apps_api.delivery.engine import settle
 from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.send import send_attempt
 from apps_api.kit.db import create_engine
 from apps_api.kit.driver import driver_connection
 from apps_api.kit.security import new_app_secret
@@ -92,8 +94,8 @@ async def test_the_purge_deletes_exactly_what_the_retention_allows(
         await session.flush()
         event_ids = {name: event.id for name, event in events.items()}
     try:
-        ctx = {"settings": settings, "sessionmaker": async_sessionmaker(engine)}
-        purged = await tasks.purge_webhook_logs(ctx)
+        sessionmaker = async_sessionmaker(engine)
+        purged = await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
         async with AsyncSession(engine) as session:
             deliveries = set((await session.scalars(select(OutboundDelivery.id))).all())
             entries = set((await session.scalars(select(WebhookLogEntry.id))).all())
@@ -107,7 +109,7 @@ async def test_the_purge_deletes_exactly_what_the_retention_allows(
         assert rows["old pending"][0] in deliveries and rows["fresh finished"][0] in deliveries
         assert kept_events == {event_ids["old undispatched"], event_ids["fresh dispatched"]}
         assert purged >= 2 + 1
-        assert await tasks.purge_webhook_logs(ctx) == 0  # nothing left to purge
+        assert await maintenance.purge(settings=settings, sessionmaker=sessionmaker) == 0  # nothing left
     finally:
         async with AsyncSession(engine) as session, session.begin():
             ids = [delivery_id for delivery_id, _ in rows.values()]
@@ -279,7 +281,6 @@ async def test_the_sweeper_finds_undispatched_events_older_than_the_grace_only(
         # The test's transaction: its events are invisible to every other test's worker.
         return AsyncSession(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
 
-    ctx: dict[str, Any] = {"sessionmaker": scoped, "settings": settings, "redis": None}
     async with scoped() as session:
         # Any other test's leftover undispatched event, hidden for this transaction (rolled back).
         await session.execute(
@@ -295,7 +296,7 @@ async def test_the_sweeper_finds_undispatched_events_older_than_the_grace_only(
         )
         session.add(event)
         await session.commit()
-        assert (await tasks.sweep_outbound(ctx))["undispatched"] == 0
-        event.created_at = utcnow() - tasks.UNDISPATCHED_GRACE - timedelta(seconds=5)
+        assert (await sweeper.sweep(settings=settings, sessionmaker=scoped, redis=None))["undispatched"] == 0
+        event.created_at = utcnow() - sweeper.UNDISPATCHED_GRACE - timedelta(seconds=5)
         await session.commit()
-        assert (await tasks.sweep_outbound(ctx))["undispatched"] == 1
+        assert (await sweeper.sweep(settings=settings, sessionmaker=scoped, redis=None))["undispatched"] == 1

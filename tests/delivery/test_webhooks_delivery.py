@@ -18,13 +18,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
-from apps_api.delivery.engine import INTERRUPTED
+from apps_api.auth.access_tokens import decode_access_token
+from apps_api.delivery.attempts import INTERRUPTED
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.embedded import start_redis
 from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from tests.fixtures.delivery import World, chat_event, sub, verified
 from tests.fixtures.webhooks import ROOT, Reply, cleanup, eventually, receivers, worker
 

@@ -14,15 +14,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook as StandardWebhook
 
-from apps_api.delivery.engine import (
-    INTERRUPTED,
-    MAX_RETRY_AFTER_SECONDS,
-    Deliverer,
-    plan_next,
-    retry_after_seconds,
-    settle,
-)
+from apps_api.delivery.attempts import INTERRUPTED, Deliverer
+from apps_api.delivery.engine import settle
 from apps_api.delivery.outbox import build_delivery, endpoint_host
+from apps_api.delivery.retry import MAX_RETRY_AFTER_SECONDS, plan_next, retry_after_seconds
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.security import new_app_secret
 from apps_api.models import OutboundDelivery, WebhookLogEntry
@@ -347,7 +342,7 @@ async def test_a_passed_slot_takes_over_an_abandoned_attempt_first(
 
 
 def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:
-    from apps_api.delivery.engine import classify
+    from apps_api.delivery.retry import classify
 
     assert classify(Outcome(302)) == (False, "Redirect (302) not followed.")
     assert classify(Outcome(302), redirect_delivers=True) == (True, None)

@@ -18,10 +18,11 @@ import pytest
 from giosgapps_bindings.django.utils import GiosgappTriggerContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.auth.access_tokens import decode_access_token
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.kit.db import unit_of_work
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data
 from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
 from tests.fixtures.webhooks import FAST_ENV, Receiver, Reply, eventually, quiescent, worker
 from tests.fixtures.world import delete_organizations

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.installflow.session import COOKIE_NAME, safe_next
+from apps_api.auth.access_tokens import decode_access_token
+from apps_api.delivery.triggers.tokens import decode_trigger_data, trigger_host
 from apps_api.models import AppInstallation, AppUserCode, User
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_access_token, decode_trigger_data, trigger_host
+from apps_api.web.session import COOKIE_NAME, safe_next
 from tests.fixtures.factories import make_app, make_tenant
 from tests.fixtures.installflow import (
     PASSWORD,

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.models import App, AppInstallation
-from apps_api.triggers.tokens import decode_trigger_data
 from tests.fixtures.browser import BROWSER, NewPage, screenshot
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.installflow import (

@@ -19,7 +19,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from apps_api.delivery.engine import INTERRUPTED
+from apps_api.delivery.attempts import INTERRUPTED
 from apps_api.embedded import start_redis
 from apps_api.settings import Settings
 from tests.fixtures.delivery import World, chat_event, sub

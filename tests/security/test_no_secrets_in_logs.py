@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_trigger_data
 from tests.fixtures.live_server import ROOT, ApiServer, api_server
 from tests.fixtures.webhooks import Receiver, eventually, worker
 from tests.fixtures.world import delete_organizations

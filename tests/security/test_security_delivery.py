@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.delivery.engine import INTERRUPTED_LAST
+from apps_api.delivery.attempts import INTERRUPTED_LAST
 from apps_api.delivery.outbox import build_delivery
 from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation, OutboundDelivery, Webhook

@@ -18,7 +18,6 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.installflow.session import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_TTL_SECONDS
 from apps_api.kit.security import (
     PasswordHashing,
     configure_password_hashing,
@@ -32,6 +31,7 @@ from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject, locked_for, record_
 from apps_api.main import create_app
 from apps_api.models import AppUserCode
 from apps_api.settings import Settings
+from apps_api.web.session import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_TTL_SECONDS
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.installflow import (
     PASSWORD,

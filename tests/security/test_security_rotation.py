@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
 from apps_api.apps.service import rotate_secret
+from apps_api.auth.access_tokens import encode_access_token
 from apps_api.auth.service import Principal
+from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation, Event
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import decode_trigger_data, encode_access_token
 from tests.fixtures.apps import app_payload, owned_url
 from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.factories import Tenant, make_tenant

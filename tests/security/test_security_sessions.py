@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.installflow.session import COOKIE_NAME
 from apps_api.platform import service
+from apps_api.web.session import COOKIE_NAME
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.installflow import csrf_of, install_url, log_in, make_installer, make_public_app
 

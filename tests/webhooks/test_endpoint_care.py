@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from apps_api.delivery.engine import Deliverer, settle
+from apps_api.delivery.attempts import Deliverer
+from apps_api.delivery.engine import settle
 from apps_api.delivery.health import DISABLED_DELIVERY_REASON, disable_failing_webhooks
 from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus

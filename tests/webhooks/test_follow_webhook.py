@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.delivery.engine import REDACTED
 from apps_api.delivery.health import DELETED_DELIVERY_REASON, DISABLED_DELIVERY_REASON
+from apps_api.delivery.send import REDACTED
 from apps_api.models import App, OutboundDelivery
 from apps_api.models.base import utcnow
 from tests.fixtures.delivery import (

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 
 from apps_api.app_user_tokens import service
+from apps_api.app_user_tokens.dependencies import OwnedInstallationDep
 from apps_api.app_user_tokens.schemas import NewOwnedAppUserToken, OwnedAppUserToken, OwnedAppUserTokenInput
-from apps_api.catalog.dependencies import OwnedAppDep
-from apps_api.installations import repository as installations
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import NotFound, error_responses
+from apps_api.kit.errors import error_responses
 from apps_api.kit.pagination import Page, PageParamsDep, paginate
 from apps_api.models import ApiToken, AppInstallation
 
@@ -24,23 +23,7 @@ router = APIRouter(
     tags=["App-user tokens"],
 )
 
-InstallationId = Annotated[uuid.UUID, Path(description="The ID of the owned app's installation.")]
 TokenId = Annotated[uuid.UUID, Path(description="The ID of the app-user token.")]
-
-
-async def owned_installation(
-    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
-) -> AppInstallation:
-    """An installation of an app the caller's organization owns (the provider; never an app)."""
-    installation = await installations.get_app_installation(
-        session=session, app_id=app.id, installation_id=installation_id
-    )
-    if installation is None:
-        raise NotFound("No owned app installation found with the given ID.")
-    return installation
-
-
-OwnedInstallationDep = Annotated[AppInstallation, Depends(owned_installation)]
 
 
 def _view(token: ApiToken, installation: AppInstallation) -> OwnedAppUserToken:

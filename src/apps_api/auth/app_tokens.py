@@ -1,6 +1,6 @@
 """App credentials -> an app principal (docs/permissions.md).
 
-- `GIOSGAPP <token> <app_secret>`: `token` is a short-lived access token (`apps_api.triggers.tokens`),
+- `GIOSGAPP <token> <app_secret>`: `token` is a short-lived access token (`auth/access_tokens.py`),
   signed with our secret key and bound to one app and installation: a trigger's `token` (the app
   acting as the user who triggered it) or a webhook's `app_user_auth.access_token` (the app acting
   as its installation's app user). It counts only together with that app's secret.
@@ -20,11 +20,11 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.auth.access_tokens import APP_USER_ACTOR, decode_access_token
 from apps_api.auth.secrets import app_secret_matches
 from apps_api.auth.service import APP_AS_USER, APP_USER, Principal
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
-from apps_api.triggers.tokens import APP_USER_ACTOR, decode_access_token
 
 
 def _uuid(value: object) -> uuid.UUID | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import APIKeyHeader
 
+from apps_api.kit.deps import SettingsDep
 from apps_api.kit.errors import NotFound, Unauthorized
 from apps_api.kit.security import constant_time_equals
-from apps_api.settings import Settings
 
 _service_key_header = APIKeyHeader(
     name="Authorization",
@@ -33,10 +33,9 @@ def key_matches(presented: str, accepted: tuple[str, ...]) -> bool:
 
 
 async def require_service_key(
-    request: Request, authorization: Annotated[str | None, Depends(_service_key_header)]
+    settings: SettingsDep, authorization: Annotated[str | None, Depends(_service_key_header)]
 ) -> None:
     """404 when no service key is configured (the internal API is off); 401 without a valid one."""
-    settings: Settings = request.app.state.settings
     accepted = settings.accepted_service_keys
     if not accepted:
         raise NotFound("The internal API is not enabled (set APPS_API_SERVICE_KEYS).")

@@ -75,6 +75,35 @@ def hours_of(rows: dict[datetime, Any], *, now: datetime) -> list[Hour]:
     return hours
 
 
+def _bars(hour: Hour, *, x: float, slot: float, label: str, max_count: int) -> list[dict[str, Any]]:
+    """The hour's two bars: successful (solid), then failed (hatched) beside it."""
+    plot_height = HEIGHT - TOP - BOTTOM
+    bars = []
+    for offset, kind, value in (
+        (slot * 0.12, "successful", hour.successful),
+        (slot * 0.52, "failed", hour.failed),
+    ):
+        height = plot_height * value / max_count
+        bars.append(
+            {
+                "x": round(x + offset, 1),
+                "y": round(TOP + plot_height - height, 1),
+                "width": round(slot * 0.36, 1),
+                "height": round(height, 1),
+                "kind": kind,
+                "title": f"{label} UTC: {value} {kind}",
+            }
+        )
+    return bars
+
+
+def _axis_maxima(hours: list[Hour]) -> tuple[int, int]:
+    """The count axis's and the duration axis's maxima."""
+    max_count = max((max(hour.successful, hour.failed) for hour in hours), default=0)
+    max_p95 = max((hour.p95 or 0 for hour in hours), default=0)
+    return _nice_max(max_count), _nice_max(max_p95)
+
+
 def build(hours: list[Hour]) -> Chart:
     """Bars, line and axes in SVG user units."""
     chart = Chart(hours=hours)
@@ -82,32 +111,15 @@ def build(hours: list[Hour]) -> Chart:
     plot_height = HEIGHT - TOP - BOTTOM
     bottom = TOP + plot_height
     chart.plot = {"left": LEFT, "top": TOP, "right": LEFT + plot_width, "bottom": bottom}
-    max_count = _nice_max(max((max(hour.successful, hour.failed) for hour in hours), default=0))
-    max_p95 = _nice_max(max((hour.p95 or 0 for hour in hours), default=0))
+    max_count, max_p95 = _axis_maxima(hours)
     slot = plot_width / len(hours)
-    bar = slot * 0.36
     points = []
     for index, hour in enumerate(hours):
         x = LEFT + index * slot
         label = hour.start.strftime("%H:00")
-        for offset, kind, value in (
-            (slot * 0.12, "successful", hour.successful),
-            (slot * 0.52, "failed", hour.failed),
-        ):
-            height = plot_height * value / max_count
-            chart.bars.append(
-                {
-                    "x": round(x + offset, 1),
-                    "y": round(bottom - height, 1),
-                    "width": round(bar, 1),
-                    "height": round(height, 1),
-                    "kind": kind,
-                    "title": f"{label} UTC: {value} {kind}",
-                }
-            )
+        chart.bars.extend(_bars(hour, x=x, slot=slot, label=label, max_count=max_count))
         if hour.p95 is not None:
-            px = round(x + slot / 2, 1)
-            py = round(bottom - plot_height * hour.p95 / max_p95, 1)
+            px, py = round(x + slot / 2, 1), round(bottom - plot_height * hour.p95 / max_p95, 1)
             points.append(f"{px},{py}")
             chart.markers.append({"x": px - 3, "y": py - 3, "title": f"{label} UTC: p95 {hour.p95} ms"})
         if index % 3 == 0:

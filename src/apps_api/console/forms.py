@@ -7,6 +7,7 @@ messages come back keyed by field, as the API's 400 names them.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -14,6 +15,7 @@ from starlette.datastructures import FormData
 
 from apps_api.apps.schemas import OwnedAppInput
 from apps_api.kit.errors import BadRequest, validation_errors
+from apps_api.kit.schemas import bounded_utc
 from apps_api.models import SCOPES, TRIGGER_CONDITIONS
 from apps_api.webhooks.schemas import MAX_SUBSCRIPTIONS, WebhookCreate
 
@@ -79,25 +81,38 @@ def api_errors(exc: BadRequest) -> FormErrors:
 # --- apps ------------------------------------------------------------------------------------
 
 
+def field(form: FormData, name: str) -> str:
+    """A text field as posted ("" when absent, or not text)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _optional(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _strings(form: FormData, name: str) -> list[str]:
+    return [value for value in form.getlist(name) if isinstance(value, str)]
+
+
+def utc_input(value: str | None) -> datetime | None:
+    """A `datetime-local` input (no offset: UTC, as the API reads it, and bounded as the API's
+    inputs are: ValueError outside them); None when empty."""
+    if not value:
+        return None
+    return bounded_utc(datetime.fromisoformat(value))
+
+
 def app_values(form: FormData) -> dict[str, Any]:
     """What the app form posted, as the JSON body of a PUT (every attribute given)."""
-    data: dict[str, Any] = {}
-    for name in APP_TEXT_FIELDS:
-        value = form.get(name)
-        data[name] = value if isinstance(value, str) else ""
-    for name in APP_OPTIONAL_FIELDS:
-        value = form.get(name)
-        data[name] = value.strip() or None if isinstance(value, str) else None
-    for name in APP_FLAGS:
-        data[name] = form.get(name) == "on"
-    data["trigger_conditions"] = [
-        value for value in form.getlist("trigger_conditions") if isinstance(value, str)
-    ]
-    data["required_scopes"] = [value for value in form.getlist("required_scopes") if isinstance(value, str)]
-    uris = form.get("allowed_redirect_uris")
-    data["allowed_redirect_uris"] = (
-        [line.strip() for line in uris.splitlines() if line.strip()] if isinstance(uris, str) else []
-    )
+    data: dict[str, Any] = {name: field(form, name) for name in APP_TEXT_FIELDS}
+    data.update({name: _optional(form, name) for name in APP_OPTIONAL_FIELDS})
+    data.update({name: form.get(name) == "on" for name in APP_FLAGS})
+    data["trigger_conditions"] = _strings(form, "trigger_conditions")
+    data["required_scopes"] = _strings(form, "required_scopes")
+    uris = field(form, "allowed_redirect_uris")
+    data["allowed_redirect_uris"] = [line.strip() for line in uris.splitlines() if line.strip()]
     return data
 
 
@@ -182,3 +197,8 @@ def with_blank_rows(values: dict[str, Any]) -> list[dict[str, Any]]:
         "is_removals_subscribed": True,
     }
     return rows + [dict(blank) for _ in range(BLANK_SUBSCRIPTION_ROWS)]
+
+
+def form_errors(exc: FormErrors | BadRequest) -> FieldErrors:
+    """The form's errors of a refusal by the API's schema (`FormErrors`) or its service (400)."""
+    return exc.errors if isinstance(exc, FormErrors) else api_errors(exc).errors

@@ -1,4 +1,5 @@
-"""The few reads only the console needs; every list is one page query (no query per row).
+"""The few reads only the console needs (its pages hold no query); every list is one page query
+(no query per row).
 
 Everything else the console shows comes from the API's own repositories and compiled pages.
 """
@@ -10,12 +11,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.app_user_tokens.service import tokens_of
 from apps_api.apps.repository import OWNED_APPS_CONDITIONS, OWNED_APPS_PAGE
 from apps_api.catalog.repository import APPS
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.pagination import KeysetQuery
-from apps_api.models import ApiToken, Organization, Partnership, Webhook, WebhookLogEntry
+from apps_api.models import (
+    ApiToken,
+    AppInstallation,
+    Organization,
+    OutboundDelivery,
+    Partnership,
+    Webhook,
+    WebhookLogEntry,
+)
 from apps_api.models.base import utcnow
 from apps_api.webhooks.repository import WEBHOOKS_PAGE
 
@@ -100,3 +111,57 @@ async def partner_organizations(session: Any, *, organization_id: uuid.UUID) -> 
         .limit(500)
     )
     return list((await session.execute(statement)).all())
+
+
+async def webhook_choices(session: AsyncSession, *, app_id: uuid.UUID) -> list[Any]:
+    """The app's webhooks (id, URL), newest first, for the deliveries filter."""
+    statement = (
+        select(Webhook.id, Webhook.endpoint_url)
+        .where(Webhook.app_id == app_id)
+        .order_by(Webhook.created_at.desc())
+        .limit(100)
+    )
+    return list((await session.execute(statement)).all())
+
+
+async def delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> OutboundDelivery | None:
+    return await session.get(OutboundDelivery, delivery_id)
+
+
+async def delivery_attempts(
+    session: AsyncSession, *, app_id: uuid.UUID, delivery_id: uuid.UUID, since: datetime
+) -> list[WebhookLogEntry]:
+    """Every attempt of a delivery within the log's retention, oldest first."""
+    statement = (
+        select(WebhookLogEntry)
+        .where(
+            WebhookLogEntry.delivery_id == delivery_id,
+            WebhookLogEntry.app_id == app_id,
+            WebhookLogEntry.created_at >= since,
+        )
+        .order_by(WebhookLogEntry.created_at, WebhookLogEntry.id)
+        .limit(100)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+async def installation_tokens(session: AsyncSession, *, installation: AppInstallation) -> list[ApiToken]:
+    """The app-user tokens of an installation, newest first (the API's `tokens_of`)."""
+    statement = (
+        tokens_of(installation=installation)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        .limit(100)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+async def installed_app_ids(
+    session: AsyncSession, *, organization_id: uuid.UUID, app_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these apps the organization has installed."""
+    if not app_ids:
+        return set()
+    statement = select(AppInstallation.app_id).where(
+        AppInstallation.organization_id == organization_id, AppInstallation.app_id.in_(app_ids)
+    )
+    return set((await session.execute(statement)).scalars())

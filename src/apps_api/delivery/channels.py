@@ -22,8 +22,9 @@ class ChannelFamily:
     name: str
     pattern: str
     actions: tuple[str, ...]
-    scope: str
     description: str
+    # The scope an installation needs to hear it: the organization's settings unless said.
+    scope: str = SETTINGS_SCOPE
     # False for the test event: it goes to one webhook, whatever its subscriptions.
     subscribable: bool = True
 
@@ -41,14 +42,12 @@ APP_INSTALLATIONS = ChannelFamily(
     name="app_installations",
     pattern=ORG_PREFIX + "app_installations",
     actions=("added", "removed"),
-    scope=SETTINGS_SCOPE,
     description="Apps installed in (added) or uninstalled from (removed) the organization.",
 )
 INSTALLED_APPS = ChannelFamily(
     name="installed_apps",
     pattern=ORG_PREFIX + "installed_apps",
     actions=("added", "changed", "removed"),
-    scope=SETTINGS_SCOPE,
     description=(
         "The organization's installed apps: installed, edited by their owner (`changed`: the changed "
         "attributes), uninstalled."
@@ -58,14 +57,13 @@ USERS = ChannelFamily(
     name="users",
     pattern=ORG_PREFIX + "users",
     actions=("added", "removed"),
-    scope=USERS_SCOPE,
     description="App users (bots) created when an app is installed, removed when it is uninstalled.",
+    scope=USERS_SCOPE,
 )
 OWNED_APP_INSTALLATIONS = ChannelFamily(
     name="owned_app_installations",
     pattern=INSTALLATIONS_PATTERN,
     actions=("added", "removed"),
-    scope=SETTINGS_SCOPE,
     description=(
         "Installations of the provider's own app in any organization; the app itself hears it "
         "without any installer scope."
@@ -75,7 +73,6 @@ WEBHOOKS = ChannelFamily(
     name="webhooks",
     pattern=ORG_PREFIX + "owned_apps/{app_id}/webhooks",
     actions=("added", "changed", "removed"),
-    scope=SETTINGS_SCOPE,
     description=(
         "The provider's webhooks of its own app: created, changed (the changed attributes: an edit, "
         "an automatic disabling, or a secret rotation), deleted. Reaches only the owner's own apps."
@@ -85,7 +82,6 @@ WEBHOOK_TEST = ChannelFamily(
     name="webhook_test",
     pattern=ORG_PREFIX + "owned_apps/{app_id}/webhooks/{webhook_id}",
     actions=("test",),
-    scope=SETTINGS_SCOPE,
     description="The test notification of `POST .../webhooks/{webhook_id}/test`, sent to that webhook only.",
     subscribable=False,
 )

@@ -123,7 +123,7 @@ class EventRow:
         return EventView(self.organization_id, self.channel, self.action, self.required_scope, snapshot)
 
 
-# Notified by a trigger when events commit (migration 0003); the worker listens (tasks.EventListener).
+# Notified by a trigger when events commit (migration 0003); the worker listens (listener.EventListener).
 EVENTS_CHANNEL = "apps_api_events"
 # A webhook change takes effect for events committed one second later at the latest.
 INDEX_MAX_AGE_SECONDS = 1.0

@@ -1,7 +1,7 @@
 """The transactional outbox: record a change as an event in the change's own transaction.
 
 Nothing is enqueued here: a trigger on `events` notifies the workers when the transaction
-commits (migration 0003, `webhooks.tasks.EventListener`), and the sweeper is the backstop.
+commits (migration 0003, `delivery.listener.EventListener`), and the sweeper is the backstop.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ walk. A copy can fall behind the webhook in three ways, each closed here or in t
   their pending log entries) in the change's own transaction;
 - an attempt in flight during the change comes back pending with the old copy, and an event
   dispatched from a matcher cache up to a second old gets it: the lease never sends an attempt
-  whose copy differs from its webhook's URL (engine.py, `_LEASE_STEPS`), and the sweeper moves
+  whose copy differs from its webhook's URL (lease.py, `LEASE_STEPS`), and the sweeper moves
   such rows (`move_stale_deliveries()`);
 - redeliver and recover take the webhook's URL when they put a delivery back to pending.
 """
@@ -25,7 +25,7 @@ from apps_api.delivery.outbox import endpoint_host
 
 # The webhook's waiting deliveries (pending, or started with a lapsed lease) with another URL
 # take `:url`; pending log entries show the URL their attempt will use. A started entry keeps
-# the URL its interrupted attempt used: the next lease starts a new entry (engine.py).
+# the URL its interrupted attempt used: the next lease starts a new entry (lease.py).
 # SKIP LOCKED: the caller holds the webhook's row, and the statement that records outcomes locks
 # deliveries, then webhooks; a row a lease holds is in flight, and if it comes back pending with
 # the old URL the lease refuses it and the sweeper moves it.

@@ -1,7 +1,7 @@
 """Webhook health: automatic disabling of a webhook that only fails, and its stats' window.
 
 The worker maintains each webhook's failure streak (`failing_since`, `failures_in_streak`)
-with every batch of outcomes (engine.py, `_RECORD`); the sweeper disables the webhooks whose
+with every batch of outcomes (record.py, `_RECORD`); the sweeper disables the webhooks whose
 streak has lasted long enough, and ends the waiting deliveries of every disabled (or deleted) webhook.
 """
 
@@ -132,7 +132,7 @@ async def end_deliveries_of_disabled(*, session: AsyncSession, now: datetime, li
     """Fail the waiting deliveries of every disabled webhook ("Webhook disabled"), and of deleted
     ones ("Webhook deleted") among the first `limit` due and lapsed.
 
-    The lease skips them meanwhile (engine.py): an attempt that was in flight when its webhook
+    The lease skips them meanwhile (lease.py): an attempt that was in flight when its webhook
     was disabled or deleted, and came back pending, ends here.
     """
     await session.execute(text(_OF_DISABLED), {"now": now, "reason": DISABLED_DELIVERY_REASON})

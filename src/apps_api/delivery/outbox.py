@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery.columns import ENTRY_COPIES
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
-from apps_api.kit.queue import enqueue_after_commit
+from apps_api.kit.queue import enqueue, enqueue_after_commit
 from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
 
@@ -39,6 +41,20 @@ def endpoint_host(url: str) -> str:
 def deliver_job_id(delivery_id: uuid.UUID, attempt_count: int) -> str:
     """One queued job per delivery and attempt; a sweeper re-enqueue of the same attempt is a no-op."""
     return f"deliver:{delivery_id}:{attempt_count}"
+
+
+async def enqueue_deliver_job(
+    pool: ArqRedis | None, delivery_id: uuid.UUID, attempt_count: int, **options: Any
+) -> None:
+    """Enqueue the job that sends the due attempts of the delivery's endpoint (`deliver_job_id`)."""
+    await enqueue(
+        pool, DELIVER_JOB, str(delivery_id), _job_id=deliver_job_id(delivery_id, attempt_count), **options
+    )
+
+
+async def enqueue_endpoint_job(pool: ArqRedis | None, host: str, *, reason: str) -> None:
+    """Enqueue a job that sends the endpoint's due attempts (a new id each time: never a no-op)."""
+    await enqueue(pool, DELIVER_JOB, None, host, _job_id=f"{reason}:{host}:{time.time()}")
 
 
 def log_entry_fields(delivery: dict[str, Any], *, retry_index: int) -> dict[str, Any]:

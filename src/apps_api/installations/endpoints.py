@@ -15,10 +15,12 @@ from apps_api.catalog.dependencies import OwnedAppDep
 from apps_api.installations import repository, service
 from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
 from apps_api.kit.db import SessionDep
+from apps_api.kit.deps import SettingsDep
 from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
 from apps_api.kit.views import json_response
 from apps_api.models import AppInstallation as AppInstallationModel
+from apps_api.settings import Settings
 
 router = APIRouter(prefix="/api/v5")
 
@@ -67,11 +69,16 @@ async def list_app_installations(
 
 
 async def _install(
-    *, request: Request, session: AsyncSession, principal: Principal, data: AppInstallationInput
+    *,
+    request: Request,
+    settings: Settings,
+    session: AsyncSession,
+    principal: Principal,
+    data: AppInstallationInput,
 ) -> Response:
     names = data.app_user
     view = await service.install(
-        base_url=request.app.state.settings.public_base_url or str(request.base_url),
+        base_url=settings.public_base_url or str(request.base_url),
         session=session,
         organization=principal.organization,
         app_id=data.app_id,
@@ -119,7 +126,11 @@ _INSTALL_LINKS = {
     openapi_extra={"responses": {"201": {"links": _INSTALL_LINKS}}},
 )
 async def install_app(
-    request: Request, session: SessionDep, principal: OrgInstallerPrincipal, data: AppInstallationInput
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    principal: OrgInstallerPrincipal,
+    data: AppInstallationInput,
 ) -> Response:
     """Install an app the organization may install (its own, a public one, or one a partner offers).
 
@@ -129,7 +140,7 @@ async def install_app(
     A second install is a 409. An app with the `install` trigger gets
     `GET trigger_url?type=install&data=<JWT>` from the worker (retried and logged like a webhook).
     """
-    return await _install(request=request, session=session, principal=principal, data=data)
+    return await _install(request=request, settings=settings, session=session, principal=principal, data=data)
 
 
 @router.get(

@@ -34,7 +34,7 @@ from apps_api.delivery.events import (
     event_parameters,
     insert_events,
 )
-from apps_api.delivery.triggers import schedule_install_trigger, schedule_uninstall_trigger
+from apps_api.delivery.triggers.scheduling import schedule_install_trigger, schedule_uninstall_trigger
 from apps_api.installations.schemas import AppInstallation as AppInstallationView
 from apps_api.installations.schemas import installation_json
 from apps_api.kit.crypto import EncryptedText, decrypt_optional

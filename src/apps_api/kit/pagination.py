@@ -28,11 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from apps_api.kit.deps import app_settings
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.errors import BadRequest
 from apps_api.kit.schemas import Uri, hint
 from apps_api.kit.views import json_response
-from apps_api.settings import Settings
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -85,12 +85,6 @@ class _Cursor:
     ordering: Ordering
 
 
-def _settings(request: Request) -> Settings:
-    """The application's settings (given to `create_app`), never a process-wide global."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _sign(payload: bytes, key: bytes) -> bytes:
     return hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
 
@@ -129,7 +123,7 @@ def decode_cursor(raw: str, ordering: Ordering, key: bytes) -> _Cursor:
 
 
 def _page_url(request: Request, cursor: _Cursor) -> str:
-    settings = _settings(request)
+    settings = app_settings(request)
     base = settings.public_base_url
     url = request.url.include_query_params(cursor=encode_cursor(cursor, settings.secret_key.encode()))
     if base:
@@ -152,7 +146,7 @@ class _Walk:
 
 
 def _walk(request: Request, params: PageParams) -> _Walk:
-    key = _settings(request).secret_key.encode()
+    key = app_settings(request).secret_key.encode()
     cursor = decode_cursor(params.cursor, params.ordering, key) if params.cursor else None
     return _Walk(cursor, params.ordering == "-created_at", cursor is not None and cursor.backwards)
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -19,9 +19,6 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
-
-if TYPE_CHECKING:  # the embeds read a model's attributes; kit imports no model at run time
-    from apps_api.models import Organization, User
 
 # --- documentation-only annotations -----------------------------------------------------------
 # The OpenAPI document must state what the API enforces and what it returns, but validation
@@ -192,6 +189,40 @@ class InputSchema(BaseModel):
         return value
 
 
+# What the embeds read of a row (an ORM object of models/ fits): kit stands below the models
+# and imports none, not even for typing (tests/test_import_graph.py).
+
+
+class EmbeddedOrganization(Protocol):
+    """An organization as `OrganizationEmbed.of()` reads it."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+
+
+class EmbeddedUser(Protocol):
+    """A user as `UserEmbed.of()` reads it."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def alias(self) -> str | None: ...
+    @property
+    def organization_id(self) -> uuid.UUID: ...
+    @property
+    def is_bot(self) -> bool: ...
+    @property
+    def avatar_url(self) -> str | None: ...
+
+
 class OrganizationEmbed(Schema):
     """An organization, as embedded in other resources."""
 
@@ -199,7 +230,7 @@ class OrganizationEmbed(Schema):
     name: str = Field(description="Name of the organization.")
 
     @classmethod
-    def of(cls, organization: Organization) -> OrganizationEmbed:
+    def of(cls, organization: EmbeddedOrganization) -> OrganizationEmbed:
         return cls(id=organization.id, name=organization.name)
 
 
@@ -216,7 +247,7 @@ class UserEmbed(Schema):
     avatar: str | None = Field(description="URL of the user's avatar image.")
 
     @classmethod
-    def of(cls, user: User) -> UserEmbed:
+    def of(cls, user: EmbeddedUser) -> UserEmbed:
         return cls(
             id=user.id,
             first_name=user.first_name,

@@ -40,7 +40,7 @@ class OutboundDelivery(IdMixin, Base):
             postgresql_where=text("status = 'pending'"),
         ),
         # The lease walks an endpoint's apps (one probe each) and takes each app's next due
-        # attempts (delivery/engine.py), whatever one app's backlog.
+        # attempts (delivery/lease.py), whatever one app's backlog.
         Index(
             "ix_outbound_deliveries_host_app_due",
             "endpoint_host",

@@ -43,7 +43,7 @@ class User(IdMixin, TimestampMixin, Base):
     permissions: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
     # Browser sessions carry the epoch of their login; logout, a password change and deletion
-    # increment it, which ends every session issued before (installflow/session.py).
+    # increment it, which ends every session issued before (web/session.py).
     session_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     # The operator's own id of the user (the operator API's PUT key), if it gave one.

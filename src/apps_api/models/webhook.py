@@ -34,7 +34,7 @@ class Webhook(IdMixin, TimestampMixin, Base):
     is_disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
     disabled_reason: Mapped[str | None] = mapped_column(String(200), default=None)
-    # Health, maintained by the worker with each batch of outcomes (delivery/engine.py, `_RECORD`):
+    # Health, maintained by the worker with each batch of outcomes (delivery/record.py, `_RECORD`):
     # the current failure streak is what automatic disabling reads.
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)
     last_failure_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -51,7 +51,7 @@ class WebhookLogEntry(IdMixin, Base):
     response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     duration: Mapped[int | None] = mapped_column(default=None)
     # What the attempt sent, as GitHub's "Recent Deliveries" shows it: the headers, and the body's
-    # exact bytes with the app user's access token redacted (delivery/engine.py).
+    # exact bytes with the app user's access token redacted (delivery/send.py).
     request_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     request_body: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

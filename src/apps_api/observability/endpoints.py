@@ -13,10 +13,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from apps_api.kit.deps import SettingsDep
 from apps_api.kit.errors import ErrorResponse
 from apps_api.kit.security import constant_time_equals
 from apps_api.observability.delivery_metrics import refresh_queue_metrics
 from apps_api.observability.metrics import REGISTRY
+from apps_api.settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["Operations"])
@@ -66,9 +68,9 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-def _metrics_allowed(request: Request) -> bool:
+def _metrics_allowed(request: Request, settings: Settings) -> bool:
     """`Authorization: Bearer <APPS_API_METRICS_TOKEN>`; without a configured token, nobody."""
-    token = request.app.state.settings.metrics_token
+    token = settings.metrics_token
     if not token:
         return False
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -84,13 +86,13 @@ def _metrics_allowed(request: Request) -> bool:
         404: {"model": ErrorResponse, "description": "No or another metrics token (or none configured)."}
     },
 )
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, settings: SettingsDep) -> Response:
     """HTTP metrics of this process, plus the delivery queue's state read from PostgreSQL.
 
     Not public: status counts per route (failed logins among them) are for the operator. Without
     the token the answer is the 404 of a path that does not exist.
     """
-    if not _metrics_allowed(request):
+    if not _metrics_allowed(request, settings):
         raise StarletteHTTPException(status_code=404)
     engine = getattr(request.app.state, "engine", None)  # set by the lifespan
     if engine is not None:

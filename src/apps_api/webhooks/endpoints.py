@@ -6,14 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.dependencies import OrgProviderPrincipal, SettingsPrincipal
 from apps_api.auth.service_keys import ServiceKeyRequired
 from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
 from apps_api.kit.db import SessionDep
-from apps_api.kit.errors import NotFound, error_responses
+from apps_api.kit.deps import SettingsDep
+from apps_api.kit.errors import error_responses
 from apps_api.kit.pagination import (
     Page,
     PageParams,
@@ -22,9 +23,9 @@ from apps_api.kit.pagination import (
     paginate_items,
 )
 from apps_api.kit.schemas import InputDateTime
-from apps_api.models import Webhook, WebhookLogEntry
-from apps_api.settings import Settings
+from apps_api.models import WebhookLogEntry
 from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
+from apps_api.webhooks.dependencies import KeptSinceDep, OwnedLogEntryDep, OwnedWebhookDep
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
 log_router = APIRouter(
@@ -35,41 +36,6 @@ internal_router = APIRouter(
     prefix="/internal/v1", tags=["Internal: event ingestion"], dependencies=[ServiceKeyRequired]
 )
 channels_router = APIRouter(prefix="/api/v5", tags=["Webhook channels"])
-
-WebhookId = Annotated[uuid.UUID, Path(description="The ID of the webhook.")]
-EntryId = Annotated[uuid.UUID, Path(description="The ID of the webhook log entry.")]
-
-
-async def owned_webhook(session: SessionDep, app: OwnedAppDep, webhook_id: WebhookId) -> Webhook:
-    """A webhook of the caller's owned app; 404 otherwise."""
-    webhook = await repository.get_webhook(session=session, app_id=app.id, webhook_id=webhook_id)
-    if webhook is None:
-        raise NotFound("No webhook found with the given ID.")
-    return webhook
-
-
-OwnedWebhookDep = Annotated[Webhook, Depends(owned_webhook)]
-
-
-async def owned_log_entry(
-    request: Request, session: SessionDep, app: OwnedAppDep, entry_id: EntryId
-) -> WebhookLogEntry:
-    """A log entry of the caller's owned app within the log's retention; 404 otherwise."""
-    entry = await repository.get_log_entry(
-        session=session, app_id=app.id, entry_id=entry_id, since=kept_since(request)
-    )
-    if entry is None:
-        raise NotFound("No webhook log entry found with the given ID.")
-    return entry
-
-
-def kept_since(request: Request) -> datetime:
-    """The oldest entry a read of the log returns (`APPS_API_WEBHOOK_LOG_RETENTION_DAYS`)."""
-    settings: Settings = request.app.state.settings
-    return repository.kept_since(retention_days=settings.webhook_log_retention_days)
-
-
-OwnedLogEntryDep = Annotated[WebhookLogEntry, Depends(owned_log_entry)]
 
 
 @router.get(
@@ -166,10 +132,11 @@ async def update_webhook(
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def test_webhook(
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: OrgProviderPrincipal,
     webhook: OwnedWebhookDep,
+    since: KeptSinceDep,
     # Optional, and documented as the schema itself (not "the schema or null").
     body: schemas.WebhookTestRequest = Body(None),
 ) -> schemas.WebhookLogEntry:
@@ -181,11 +148,10 @@ async def test_webhook(
     a channel or action not in the catalogue). It is logged and retried like every notification. 409
     while the webhook is disabled.
     """
-    settings: Settings = request.app.state.settings
     entry = await service.send_test_event(
         session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts, example=body
     )
-    return await _log_entry_view(request, session, entry)
+    return await _log_entry_view(session, entry, since)
 
 
 @router.post(
@@ -197,8 +163,8 @@ async def test_webhook(
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def recover_webhook(
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: OrgProviderPrincipal,
     webhook: OwnedWebhookDep,
     body: schemas.RecoverRequest,
@@ -207,7 +173,6 @@ async def recover_webhook(
 
     400 when `since` is further back than the log's retention; 409 while the webhook is disabled.
     """
-    settings: Settings = request.app.state.settings
     requeued = await service.recover(
         session=session,
         webhook=webhook,
@@ -233,11 +198,11 @@ async def delete_webhook(
 
 
 async def _log_entry_view(
-    request: Request, session: AsyncSession, entry: WebhookLogEntry
+    session: AsyncSession, entry: WebhookLogEntry, since: datetime
 ) -> schemas.WebhookLogEntry:
     """The view of an entry this request wrote, read back with its next attempt time."""
     loaded = await repository.get_log_entry(
-        session=session, app_id=entry.app_id, entry_id=entry.id, since=kept_since(request)
+        session=session, app_id=entry.app_id, entry_id=entry.id, since=since
     )
     return schemas.WebhookLogEntry.model_validate(loaded)
 
@@ -248,6 +213,7 @@ async def _log_entries_page(
     request: Request,
     params: PageParams,
     app_id: uuid.UUID,
+    since: datetime,
     filters: dict[str, Any],
 ) -> Response:
     # A hot list: a compiled statement per filter shape, rows straight to JSON (response_model
@@ -262,7 +228,7 @@ async def _log_entries_page(
         params=params,
         request=request,
         app_id=app_id,
-        kept_since=kept_since(request),
+        kept_since=since,
         **filters,
     )
 
@@ -279,6 +245,7 @@ async def list_log_entries(
     session: SessionDep,
     app_id: OwnedAppIdDep,
     params: PageParamsDep,
+    since: KeptSinceDep,
     webhook_id: Annotated[uuid.UUID | None, Query(description="Only this webhook's attempts.")] = None,
     status_: Annotated[
         schemas.LogStatus | None, Query(alias="status", description="Only attempts with this status.")
@@ -316,7 +283,9 @@ async def list_log_entries(
         "channel": channel,
         "action": action,
     }
-    return await _log_entries_page(session, request=request, params=params, app_id=app_id, filters=filters)
+    return await _log_entries_page(
+        session, request=request, params=params, app_id=app_id, since=since, filters=filters
+    )
 
 
 @log_router.get(
@@ -339,7 +308,7 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     responses=error_responses(400, 401, 403, 404, 409),
 )
 async def redeliver(
-    request: Request, session: SessionDep, entry: OwnedLogEntryDep
+    session: SessionDep, entry: OwnedLogEntryDep, since: KeptSinceDep
 ) -> schemas.WebhookLogEntry:
     """202 with the `pending` log entry of the scheduled attempt (same `webhook-id` as the original),
     sent to the webhook's URL as it is now.
@@ -347,7 +316,7 @@ async def redeliver(
     409 while an attempt of that delivery is in flight, and when its webhook is disabled or deleted.
     """
     pending = await service.redeliver(session=session, entry=entry)
-    return await _log_entry_view(request, session, pending)
+    return await _log_entry_view(session, pending, since)
 
 
 @channels_router.get(

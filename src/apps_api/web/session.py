@@ -1,4 +1,5 @@
-"""The install web flow's browser session: a signed cookie, CSRF tokens bound to it, and `next` checks.
+"""The browser pages' session (the install flow's and the console's, one sign-in): a signed cookie,
+CSRF tokens bound to it, and `next` checks.
 
 The cookie is stateless (itsdangerous, keyed with `settings.secret_key`, so every API process
 accepts it) and carries a random session id `sid`, and after login the user's id, the user's
@@ -10,7 +11,7 @@ CSRF tokens are the `sid` signed under another salt: a form posted from another 
 A successful sign-in also sets a device cookie (OWASP's "device cookies"): the user's id and a
 random nonce, signed under a salt of its own and kept for months, also after logging out. A
 browser holding one for an account still signs in to it while strangers' failures have locked
-the account (`installflow.service.throttled_login`).
+the account (`web.accounts.throttled_login`).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def write_session(
         )
 
 
-def sign_in(response: Response, user: User, *, secret_key: str, secure: bool) -> None:
+def set_sign_in_cookies(response: Response, user: User, *, secret_key: str, secure: bool) -> None:
     """After a successful sign-in (every sign-in form): a fresh session and a new device cookie."""
     write_session(response, new_session(user), secret_key=secret_key, secure=secure)
     value = _serializer(secret_key, _DEVICE_SALT).dumps({"uid": str(user.id), "n": secrets.token_urlsafe(24)})
@@ -220,12 +221,16 @@ def safe_next(value: str | None, *, origin: str) -> str | None:
         return "/"
     if len(value) > MAX_NEXT_LENGTH or _unsafe(value):
         return None
-    if not value.startswith("/"):
-        parts = urlsplit(value)
-        own = _origin(origin)
-        if own is None or _origin(value) != own or parts.username is not None or parts.password is not None:
-            return None
-        value = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
-    if not value.startswith("/") or value.startswith("//"):
+    path = value if value.startswith("/") else _path_of_own_url(value, origin=origin)
+    if path is None or not path.startswith("/") or path.startswith("//"):
         return None
-    return value
+    return path
+
+
+def _path_of_own_url(url: str, *, origin: str) -> str | None:
+    """An absolute URL of `origin` (no credentials in it) as its path, query and fragment, else None."""
+    parts = urlsplit(url)
+    own = _origin(origin)
+    if own is None or _origin(url) != own or parts.username is not None or parts.password is not None:
+        return None
+    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))

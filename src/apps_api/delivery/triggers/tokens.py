@@ -1,8 +1,7 @@
-"""JWTs of the giosg trigger protocol (docs/design.md section 7).
+"""The JWTs and the query of a trigger request (docs/design.md section 7).
 
 - `data`: HS256, signed with the *app secret*, so the app can verify it came from us.
-- access `token`: HS256, signed with *our* secret key; short-lived, for the acting user,
-  usable as `Authorization: GIOSGAPP <token> <app_secret>` (only together with the secret).
+- access `token`: the acting user's short-lived access token (auth/access_tokens.py).
 """
 
 from __future__ import annotations
@@ -15,17 +14,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 
+from apps_api.auth.access_tokens import ISSUER, encode_access_token
 from apps_api.models.base import utcnow
 
 DATA_TTL = timedelta(minutes=10)
 # `sub` of every trigger when APPS_API_PUBLIC_BASE_URL is not set.
 FALLBACK_HOST = "localhost"
-ACCESS_TOKEN_TTL = timedelta(minutes=15)
-ACCESS_TOKEN_AUDIENCE = "giosgapp"  # noqa: S105 - a JWT audience, not a secret
-ISSUER = "apps-api"
-# The `act` claim of an access token for an installation's app user (a webhook's
-# `app_user_auth`): such a token also works alone, as `Bearer <token>`.
-APP_USER_ACTOR = "app_user"
 
 
 def _id(value: uuid.UUID | None) -> str | None:
@@ -95,54 +89,6 @@ def encode_trigger_data(
 def decode_trigger_data(token: str, *, app_secret: str) -> dict[str, Any]:
     """Verify and decode a `data` JWT (what an app does with it; used by tests)."""
     claims: dict[str, Any] = jwt.decode(token, app_secret, algorithms=["HS256"], issuer=ISSUER)
-    return claims
-
-
-def encode_access_token(
-    *,
-    secret_key: str,
-    user_id: uuid.UUID,
-    organization_id: uuid.UUID,
-    app_id: uuid.UUID,
-    installation_id: uuid.UUID | None,
-    ttl: timedelta = ACCESS_TOKEN_TTL,
-    as_app_user: bool = False,
-    perms: Iterable[str] | None = None,
-) -> str:
-    """A short-lived access token acting as `user_id`, bound to `app_id` (`as_app_user`: the
-    installation's app user, usable without the app secret).
-
-    Like giosg's, it names the user (`user_id`, besides `sub`) and, on a trigger's token, what
-    they may do (`perms`). These claims inform the app; the API decides from the database.
-    """
-    now = utcnow()
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": ACCESS_TOKEN_AUDIENCE,
-        "sub": str(user_id),
-        "user_id": str(user_id),
-        "org_id": str(organization_id),
-        "app_id": str(app_id),
-        "inst_id": _id(installation_id),
-        "jti": uuid.uuid4().hex,
-        "iat": int(now.timestamp()),
-        "exp": int((now + ttl).timestamp()),
-    }
-    if as_app_user:
-        claims["act"] = APP_USER_ACTOR
-    if perms is not None:
-        claims["perms"] = sorted(perms)
-    return jwt.encode(claims, secret_key, algorithm="HS256")
-
-
-def decode_access_token(token: str, *, secret_key: str) -> dict[str, Any] | None:
-    """Claims of a valid, unexpired access token, or None."""
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token, secret_key, algorithms=["HS256"], audience=ACCESS_TOKEN_AUDIENCE, issuer=ISSUER
-        )
-    except jwt.PyJWTError:
-        return None
     return claims
 
 
