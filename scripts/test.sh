@@ -37,4 +37,6 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# Two test processes (pytest-xdist), each with its own database, queue and Redis, whole files
+# to each (a module's fixtures start once); PYTEST_WORKERS=0 runs in this one process instead.
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

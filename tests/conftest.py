@@ -3,6 +3,8 @@
 By default the suite starts the embedded servers itself (a fresh machine needs nothing
 else). `APPS_API_TEST_DATABASE_URL` / `APPS_API_TEST_REDIS_URL` point it at other servers.
 Each run migrates a database of its own (created and dropped here), so runs never collide.
+Under pytest-xdist (scripts/test.sh) each test process is a run of its own: its own database,
+queue name and embedded Redis (or, on a configured Redis, a database number of its own).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -32,6 +35,15 @@ from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.redis_cleanup import remove_queue_keys
+
+# Fixtures shared across folders (tests/fixtures/): registered once here, so that a session-scoped
+# one (a browser, a server) is one per run, not one per module that imports it.
+pytest_plugins = [
+    "tests.fixtures.browser",
+    "tests.fixtures.delivery",
+    "tests.fixtures.live_server",
+    "tests.fixtures.markers",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = secrets.token_hex(4)
@@ -57,11 +69,25 @@ def database_server_url() -> Iterator[str]:
     server._cleanup()
 
 
+def _own_redis_database(url: str) -> str:
+    """Test process N of pytest-xdist (`gwN`) uses database (D + N) % 16 of the Redis at `url`.
+
+    The run's keys carry its queue name, but the login throttle's do not (they are the
+    service's, shared by every API process), and the isolation matrix clears them all.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = (int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))) % 16
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     configured = os.environ.get("APPS_API_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield _own_redis_database(configured)
         return
     # A server per run: parallel runs must not stop each other's Redis.
     with tempfile.TemporaryDirectory(prefix="apps-api-redis-") as state:

@@ -6,28 +6,17 @@ Content-Security-Policy must let them run: a page that shows the operations prov
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from apps_api.settings import Settings
-from tests.fixtures.live_server import ApiServer, api_server
-from tests.installflow.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.fixtures.browser import BROWSER, NewPage
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium' package"
-)
+pytestmark = [*BROWSER, pytest.mark.slow]
 
 LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
-
-
-@pytest.fixture
-def server(settings: Settings) -> Iterator[ApiServer]:
-    with api_server(APPS_API_LOG_LEVEL="WARNING") as running:
-        yield running
 
 
 def _operation_count(schema: dict[str, Any]) -> int:
@@ -39,10 +28,10 @@ def _webhook_count(schema: dict[str, Any]) -> int:
     return sum(1 for item in schema.get("webhooks", {}).values() for _ in item)
 
 
-async def test_docs_render_offline(server: ApiServer) -> None:
-    from playwright.async_api import Route, async_playwright
+async def test_docs_render_offline(live_server: str, new_page: NewPage) -> None:
+    from playwright.async_api import Route
 
-    schema = httpx.get(f"{server.url}/openapi.json").json()
+    schema = httpx.get(f"{live_server}/openapi.json").json()
     operations = _operation_count(schema)
     blocked: list[str] = []
     problems: list[str] = []
@@ -54,40 +43,30 @@ async def test_docs_render_offline(server: ApiServer) -> None:
             blocked.append(route.request.url)
             await route.abort("internetdisconnected")
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = await browser.new_context(viewport={"width": 1200, "height": 1000})
-            await context.route("**/*", loopback_only)
-            page = await context.new_page()
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "console",
-                lambda message: (
-                    problems.append(f"console: {message.text}") if message.type == "error" else None
-                ),
-            )
+    page = await new_page(viewport={"width": 1200, "height": 1000})
+    await page.context.route("**/*", loopback_only)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: problems.append(f"console: {message.text}") if message.type == "error" else None,
+    )
 
-            response = await page.goto(f"{server.url}/docs")
-            assert response is not None and response.status == 200
-            policy = await response.header_value("content-security-policy")
-            assert policy is not None and "default-src 'none'" in policy
-            await page.wait_for_selector(".opblock", timeout=30_000)
-            webhooks = _webhook_count(schema)
-            assert webhooks > 0
-            assert await page.locator(".opblock").count() == operations + webhooks
-            assert await page.locator(".opblock-summary-path", has_text="/owned_apps").count() > 0
+    response = await page.goto(f"{live_server}/docs")
+    assert response is not None and response.status == 200
+    policy = await response.header_value("content-security-policy")
+    assert policy is not None and "default-src 'none'" in policy
+    await page.wait_for_selector(".opblock", timeout=30_000)
+    webhooks = _webhook_count(schema)
+    assert webhooks > 0
+    assert await page.locator(".opblock").count() == operations + webhooks
+    assert await page.locator(".opblock-summary-path", has_text="/owned_apps").count() > 0
 
-            response = await page.goto(f"{server.url}/redoc")
-            assert response is not None and response.status == 200
-            assert await response.header_value("content-security-policy") is not None
-            await page.wait_for_selector("[data-section-id^='operation/']", timeout=30_000)
-            assert await page.locator("[data-section-id^='operation/']").count() == operations + webhooks
-            assert await page.get_by_text("Create an owned app").count() > 0
-        finally:
-            await browser.close()
+    response = await page.goto(f"{live_server}/redoc")
+    assert response is not None and response.status == 200
+    assert await response.header_value("content-security-policy") is not None
+    await page.wait_for_selector("[data-section-id^='operation/']", timeout=30_000)
+    assert await page.locator("[data-section-id^='operation/']").count() == operations + webhooks
+    assert await page.get_by_text("Create an owned app").count() > 0
     assert blocked == [], f"the pages asked for outside resources: {blocked}"
     # The policy refusing an outside image (ReDoc's "powered by" logo) is the policy working;
     # anything else it refuses (a script, a style, this origin) is a page it breaks.

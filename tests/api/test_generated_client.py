@@ -129,6 +129,8 @@ def _cursor(next_url: str) -> str:
     return parse_qs(urlsplit(next_url).query)["cursor"][0]
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_a_generated_client_drives_the_api(
     client_package: ModuleType, server: ApiServer, orgs: Orgs
 ) -> None:

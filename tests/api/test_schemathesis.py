@@ -40,6 +40,8 @@ from apps_api.settings import Settings
 from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
 from tests.fixtures.world import World, delete_organizations, populate
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
 
 

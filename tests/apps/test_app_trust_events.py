@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +21,7 @@ from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation, AppInstallationRemoval, Event
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub, verified, world  # noqa: F401 - the fixture
+from tests.fixtures.delivery import World, chat_event, sub, verified
 from tests.fixtures.webhooks import receivers, worker
 
 
@@ -33,7 +34,8 @@ async def uninstall_it(in_world: World, installation_id: uuid.UUID, actor_user_i
     await in_world.run(run)
 
 
-async def test_an_app_without_settings_does_not_hear_other_installations(world: World) -> None:  # noqa: F811
+@pytest.mark.subprocess
+async def test_an_app_without_settings_does_not_hear_other_installations(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     deaf = await world.app(provider, name="No scopes")
     listening = await world.app(provider, name="Settings")
@@ -59,7 +61,8 @@ async def test_an_app_without_settings_does_not_hear_other_installations(world: 
     )
 
 
-async def test_a_removal_reaches_the_uninstalling_organization(world: World) -> None:  # noqa: F811
+@pytest.mark.subprocess
+async def test_a_removal_reaches_the_uninstalling_organization(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(
         provider,
@@ -91,7 +94,8 @@ async def test_a_removal_reaches_the_uninstalling_organization(world: World) -> 
     )
 
 
-async def test_a_removal_needs_the_scope_of_its_channel(world: World) -> None:  # noqa: F811
+@pytest.mark.subprocess
+async def test_a_removal_needs_the_scope_of_its_channel(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(
         provider,
@@ -119,7 +123,8 @@ async def test_a_removal_needs_the_scope_of_its_channel(world: World) -> None:  
     )
 
 
-async def test_an_event_written_before_an_install_never_reaches_it(world: World) -> None:  # noqa: F811
+@pytest.mark.subprocess
+async def test_an_event_written_before_an_install_never_reaches_it(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(provider)
     with receivers(None) as (receiver,):
@@ -134,7 +139,7 @@ async def test_an_event_written_before_an_install_never_reaches_it(world: World)
 
 
 async def test_removals_are_kept_by_the_database_and_purged_when_no_event_needs_them(
-    world: World,  # noqa: F811
+    world: World,
     settings: Settings,
 ) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")

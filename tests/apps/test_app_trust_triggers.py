@@ -23,6 +23,8 @@ from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
 from tests.fixtures.webhooks import Receiver, Reply, eventually, quiescent, worker
 from tests.fixtures.world import delete_organizations
 
+pytestmark = pytest.mark.subprocess
+
 
 def integrator_parse(data: str, app_secret: str) -> dict[str, Any]:
     """What an integration does with `data`: verify it with the app secret, index every claim."""

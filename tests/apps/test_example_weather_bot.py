@@ -33,11 +33,13 @@ from apps_api.delivery.triggers.tokens import encode_trigger_data
 from apps_api.kit.db import unit_of_work
 from apps_api.platform import service
 from apps_api.settings import Settings
+from tests.fixtures.browser import NewPage, needs_chromium
 from tests.fixtures.factories import Tenant
 from tests.fixtures.installflow import PASSWORD, install_url, unique_email
 from tests.fixtures.live_server import ROOT, committed_tenant, free_port
 from tests.fixtures.webhooks import cleanup, eventually, worker
-from tests.installflow.test_install_flow_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 EXAMPLE = ROOT / "examples" / "weather_bot"
 NEXT = "/healthz"  # where the browser should land on the Apps API after the bot's setup
@@ -148,8 +150,24 @@ def register(api: str, owner: Tenant, bot_url: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in words[1:])
 
 
+@pytest.fixture(scope="module")
+def api_url(settings: Settings) -> Iterator[str]:
+    """`apps-api serve` and a worker for the module's tests (each brings its own tenants and bot)."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    with (
+        running(
+            [sys.executable, "-m", "apps_api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            ready_url=f"{api}/healthz",
+        ),
+        worker(),
+    ):
+        yield api
+
+
 @pytest.fixture
-async def world(settings: Settings, engine: AsyncEngine) -> AsyncIterator[World]:
+async def world(api_url: str, engine: AsyncEngine) -> AsyncIterator[World]:
     owner = await committed_tenant(engine, "Weather Co")
     installer = await committed_tenant(
         engine, "Shop", features=["apps"], email=unique_email(), password=PASSWORD
@@ -157,73 +175,58 @@ async def world(settings: Settings, engine: AsyncEngine) -> AsyncIterator[World]
     async with AsyncSession(engine) as session, unit_of_work(session):
         await service.add_partnership(session=session, a=owner.org_id, b=installer.org_id)
     app_ids: list[uuid.UUID] = []
-    api_port, bot_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{api_port}"
-    bot = f"http://127.0.0.1:{bot_port}"
+    api = api_url
+    bot = f"http://127.0.0.1:{free_port()}"
     try:
-        with (
-            running(
-                [sys.executable, "-m", "apps_api", "serve", "--host", "127.0.0.1", "--port", str(api_port)],
-                cwd=ROOT,
-                ready_url=f"{api}/healthz",
-            ),
-            worker(),
-        ):
-            exported = register(api, owner, bot)
-            app_ids.append(uuid.UUID(exported["WEATHER_BOT_APP_ID"]))
-            bot_env = {
-                "WEATHER_BOT_API_URL": api,
-                "WEATHER_BOT_ORG_ID": str(owner.org_id),
-                "WEATHER_BOT_PROVIDER_TOKEN": owner.token,
-                **exported,
-            }
-            # No access log: trigger URLs carry JWTs and tokens in their query (README of the example).
-            argv = [sys.executable, "-m", "uvicorn", "--factory", "bot:create_app", "--no-access-log"]
-            argv += ["--host", "127.0.0.1", "--port", str(bot_port)]
-            with running(argv, cwd=EXAMPLE, ready_url=f"{bot}/status", **bot_env) as bot_process:
-                yield World(
-                    api=api,
-                    bot=bot,
-                    owner=owner,
-                    installer=installer,
-                    app_id=exported["WEATHER_BOT_APP_ID"],
-                    app_secret=exported["WEATHER_BOT_APP_SECRET"],
-                    bot_process=bot_process,
-                )
-                assert "Traceback" not in bot_process.output(), bot_process.output()
+        exported = register(api, owner, bot)
+        app_ids.append(uuid.UUID(exported["WEATHER_BOT_APP_ID"]))
+        bot_env = {
+            "WEATHER_BOT_API_URL": api,
+            "WEATHER_BOT_ORG_ID": str(owner.org_id),
+            "WEATHER_BOT_PROVIDER_TOKEN": owner.token,
+            **exported,
+        }
+        # No access log: trigger URLs carry JWTs and tokens in their query (README of the example).
+        argv = [sys.executable, "-m", "uvicorn", "--factory", "bot:create_app", "--no-access-log"]
+        argv += ["--host", "127.0.0.1", "--port", bot.rsplit(":", 1)[1]]
+        with running(argv, cwd=EXAMPLE, ready_url=f"{bot}/status", **bot_env) as bot_process:
+            yield World(
+                api=api,
+                bot=bot,
+                owner=owner,
+                installer=installer,
+                app_id=exported["WEATHER_BOT_APP_ID"],
+                app_secret=exported["WEATHER_BOT_APP_SECRET"],
+                bot_process=bot_process,
+            )
+            assert "Traceback" not in bot_process.output(), bot_process.output()
     finally:
         await cleanup(engine, [owner.org_id, installer.org_id], app_ids)
 
 
-async def _install_in_chromium(world: World) -> str:
+async def _install_in_chromium(world: World, new_page: NewPage) -> str:
     """The installer's user installs the app through the browser flow; returns the page's final URL."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(world.api + install_url(world.app_id, NEXT))
-            await page.fill("#email", world.installer.user.email or "")
-            await page.fill("#password", PASSWORD)
-            async with page.expect_navigation():
-                await page.click("button[type=submit]")
-            assert await page.inner_text("#app-name") == "Install Weather Bot?"
-            assert await page.input_value("#first_name") == "Weather"
-            # Install -> 303 to the bot's trigger_url -> the bot exchanges the code -> 303 to redirect_uri.
-            async with page.expect_navigation(url=world.api + NEXT):
-                await page.click("#install")
-            assert "ok" in (await page.content()).lower()
-            return page.url
-        finally:
-            await browser.close()
+    page = await new_page()
+    await page.goto(world.api + install_url(world.app_id, NEXT))
+    await page.fill("#email", world.installer.user.email or "")
+    await page.fill("#password", PASSWORD)
+    async with page.expect_navigation():
+        await page.click("button[type=submit]")
+    assert await page.inner_text("#app-name") == "Install Weather Bot?"
+    assert await page.input_value("#first_name") == "Weather"
+    # Install -> 303 to the bot's trigger_url -> the bot exchanges the code -> 303 to redirect_uri.
+    async with page.expect_navigation(url=world.api + NEXT):
+        await page.click("#install")
+    assert "ok" in (await page.content()).lower()
+    return str(page.url)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium'")
-async def test_weather_bot_installed_in_a_browser_acts_as_its_app_user(world: World) -> None:
-    landed = await _install_in_chromium(world)
+@pytest.mark.browser
+@needs_chromium
+async def test_weather_bot_installed_in_a_browser_acts_as_its_app_user(
+    world: World, new_page: NewPage
+) -> None:
+    landed = await _install_in_chromium(world, new_page)
     assert landed == world.api + NEXT
 
     # The bot verified the trigger, exchanged the app user code for a token and used it.

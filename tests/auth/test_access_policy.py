@@ -40,7 +40,7 @@ from apps_api.identity.service import issue_app_user_code
 from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, sub, verified, world  # noqa: F401 - the fixture
+from tests.fixtures.delivery import World, sub, verified
 from tests.fixtures.factories import Tenant, make_user
 from tests.fixtures.webhooks import Receiver, receivers, worker
 
@@ -137,8 +137,10 @@ def _row(*cells: object) -> str:
     return " | ".join(str(cell).ljust(width) for cell, width in zip(cells, widths, strict=False))
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_an_app_hears_an_event_exactly_when_its_reader_may_read_the_collection(
-    world: World,  # noqa: F811
+    world: World,
     client: httpx.AsyncClient,
     session: AsyncSession,
     settings: Settings,

@@ -8,71 +8,32 @@ organization (a partner). Screenshots of each main page go to test-artifacts/.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.installations.service import install_app
 from apps_api.kit.db import unit_of_work
-from apps_api.main import create_app
 from apps_api.models import App, AppInstallation
 from apps_api.platform import service as platform
-from apps_api.settings import Settings
 from apps_api.webhooks import service as webhooks_service
 from apps_api.webhooks.schemas import WebhookCreate
+from tests.fixtures.browser import BROWSER, NewPage, screenshot, sign_in, signed_in_page
 from tests.fixtures.factories import Tenant, make_app
-from tests.fixtures.installflow import PASSWORD, make_installer
+from tests.fixtures.installflow import make_installer
 from tests.fixtures.webhooks import Reply, cleanup, receivers, worker
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SENT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium' package"
-)
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn in a thread (its own event loop, engine and arq pool)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+pytestmark = [*BROWSER, pytest.mark.subprocess, pytest.mark.slow]
 
 
 @dataclass
@@ -102,16 +63,7 @@ async def world(engine: AsyncEngine) -> AsyncIterator[_World]:
 
 
 async def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
-
-
-async def _sign_in(page: Any, email: str | None) -> None:
-    assert "Sign in to the developer console" in await page.inner_text("h1")
-    await page.fill("#email", email or "")
-    await page.fill("#password", PASSWORD)
-    async with page.expect_navigation():
-        await page.click("#sign-in")
+    await screenshot(page, f"console-{name}")
 
 
 async def _reload_until(page: Any, selector: str, text: str, *, timeout: float = 60) -> None:
@@ -127,29 +79,22 @@ async def _reload_until(page: Any, selector: str, text: str, *, timeout: float =
         await page.reload()
 
 
-async def test_console_in_chromium(live_server: str, world: _World, engine: AsyncEngine) -> None:
-    from playwright.async_api import async_playwright
-
+async def test_console_in_chromium(
+    live_server: str, world: _World, engine: AsyncEngine, new_page: NewPage
+) -> None:
     base = live_server
     reply = Reply(status=200, body=b'{"received": true}', headers={"content-type": "application/json"})
     with receivers(lambda _: reply) as (receiver,), worker():
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                await _run(browser, base, world, engine, receiver)
-            finally:
-                await browser.close()
+        await _run(new_page, base, world, engine, receiver)
 
 
-async def _run(browser: Any, base: str, world: _World, engine: AsyncEngine, receiver: Any) -> None:
-    provider = await (await browser.new_context(viewport={"width": 1200, "height": 900})).new_page()
+async def _run(new_page: NewPage, base: str, world: _World, engine: AsyncEngine, receiver: Any) -> None:
+    provider = await new_page()
 
     # No session: the login page, for the page asked for.
     await provider.goto(base + "/console/apps")
     await _shot(provider, "login")
-    await _sign_in(provider, world.provider.user.email)
+    await sign_in(provider, world.provider.user.email)
     assert provider.url == base + "/console/apps"
     assert await provider.title() == "Apps · giosg Apps console"
 
@@ -207,9 +152,7 @@ async def _run(browser: Any, base: str, world: _World, engine: AsyncEngine, rece
     await _shot(provider, "webhooks")
 
     # The partner installs the app through the install flow, from the console's catalogue.
-    installer = await (await browser.new_context(viewport={"width": 1200, "height": 900})).new_page()
-    await installer.goto(base + "/console/install")
-    await _sign_in(installer, world.installer.user.email)
+    installer = await signed_in_page(new_page, base + "/console/install", world.installer.user.email)
     assert "Weather Bot" in await installer.inner_text("#installable")
     await _shot(installer, "install-catalogue")
     async with installer.expect_navigation():
@@ -292,12 +235,10 @@ async def _run(browser: Any, base: str, world: _World, engine: AsyncEngine, rece
 
 
 async def test_a_delivery_in_chromium_shows_its_request_and_next_attempt(
-    live_server: str, world: _World, engine: AsyncEngine
+    live_server: str, world: _World, engine: AsyncEngine, new_page: NewPage
 ) -> None:
     """The list updates a pending row by itself; a delivery shows the headers and body it sent, and
     when its retry is due."""
-    from playwright.async_api import async_playwright
-
     plan = {0: Reply(500, hang=True)}
     with (
         receivers(lambda n: plan.get(n, Reply())) as (receiver,),
@@ -338,48 +279,41 @@ async def test_a_delivery_in_chromium_shows_its_request_and_next_attempt(
                 actor=world.installer.user,
                 allowed_scopes=[],
             )
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page = await (await browser.new_context(viewport={"width": 1200, "height": 900})).new_page()
-                await page.goto(f"{live_server}/console/apps/{app.id}/deliveries")
-                await _sign_in(page, world.provider.user.email)
-                # The attempt is in flight (the receiver holds it); then it fails, and the row
-                # changes without a reload (console.js re-reads the page).
-                await _reload_until(page, "#deliveries", "started")
-                receiver.release.set()
-                await page.wait_for_selector('#deliveries tr[data-status="failed"]', timeout=30_000)
-                assert "next" in await page.inner_text('#deliveries tr[data-status="pending"] .next-attempt')
-                await _shot(page, "deliveries-live")
+        page = await signed_in_page(
+            new_page, f"{live_server}/console/apps/{app.id}/deliveries", world.provider.user.email
+        )
+        # The attempt is in flight (the receiver holds it); then it fails, and the row
+        # changes without a reload (console.js re-reads the page).
+        await _reload_until(page, "#deliveries", "started")
+        receiver.release.set()
+        await page.wait_for_selector('#deliveries tr[data-status="failed"]', timeout=30_000)
+        assert "next" in await page.inner_text('#deliveries tr[data-status="pending"] .next-attempt')
+        await _shot(page, "deliveries-live")
 
-                link = await page.get_attribute('#deliveries tr[data-status="failed"] a.entry-link', "href")
-                assert link is not None
-                await page.goto(live_server + link)
-                (sent,) = receiver.requests
-                headers = await page.inner_text("#request-headers")
-                for name in (
-                    "webhook-id",
-                    "webhook-timestamp",
-                    "webhook-signature",
-                    "content-type",
-                    "user-agent",
-                ):
-                    assert name in headers and sent.headers[name] in headers
-                token = json.loads(sent.body)["app_user_auth"]["access_token"]
-                shown = await page.inner_text("#request-body")
-                assert shown.encode() == sent.body.replace(token.encode(), b"[redacted]")
-                assert await page.is_visible("#entry-started time")
-                await _shot(page, "delivery-request")
+        link = await page.get_attribute('#deliveries tr[data-status="failed"] a.entry-link', "href")
+        assert link is not None
+        await page.goto(live_server + link)
+        (sent,) = receiver.requests
+        headers = await page.inner_text("#request-headers")
+        for name in (
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "content-type",
+            "user-agent",
+        ):
+            assert name in headers and sent.headers[name] in headers
+        token = json.loads(sent.body)["app_user_auth"]["access_token"]
+        shown = await page.inner_text("#request-body")
+        assert shown.encode() == sent.body.replace(token.encode(), b"[redacted]")
+        assert await page.is_visible("#entry-started time")
+        await _shot(page, "delivery-request")
 
-                # The retry waits an hour: its page says when it is due.
-                async with page.expect_navigation():
-                    await page.click("#attempts tbody tr:nth-child(2) td a")
-                due = await page.get_attribute("#next-attempt time", "datetime")
-                assert due is not None
-                wait = datetime.fromisoformat(due) - datetime.now(UTC)
-                assert timedelta(minutes=50) < wait < timedelta(minutes=70)
-                assert "Not sent yet." in await page.inner_text("#request-title + dl + h3 + p")
-            finally:
-                await browser.close()
+        # The retry waits an hour: its page says when it is due.
+        async with page.expect_navigation():
+            await page.click("#attempts tbody tr:nth-child(2) td a")
+        due = await page.get_attribute("#next-attempt time", "datetime")
+        assert due is not None
+        wait = datetime.fromisoformat(due) - datetime.now(UTC)
+        assert timedelta(minutes=50) < wait < timedelta(minutes=70)
+        assert "Not sent yet." in await page.inner_text("#request-title + dl + h3 + p")

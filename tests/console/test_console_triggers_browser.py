@@ -1,59 +1,28 @@
 """The console's trigger buttons in headless Chromium (issue 26, C): "Open" on an installed app
 reaches its trigger_url (a receiver on 127.0.0.1) with a valid `token`; "Open in dialog" loads
 the same in a dialog's frame. A real uvicorn server and committed data, as in
-tests/console/test_console_browser.py (same Chromium, same launch arguments).
+tests/console/test_console_browser.py (the same Chromium: tests/fixtures/browser.py).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.auth.access_tokens import decode_access_token
 from apps_api.delivery.triggers.tokens import decode_trigger_data
-from apps_api.main import create_app
 from apps_api.settings import Settings
-from tests.fixtures.installflow import PASSWORD, install_directly, make_bot_app, make_installer
+from tests.fixtures.browser import BROWSER, NewPage, screenshot, signed_in_page
+from tests.fixtures.installflow import install_directly, make_bot_app, make_installer
 from tests.fixtures.webhooks import Receiver, Reply, cleanup
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 APP_PAGE = b"<!doctype html><title>Bot page</title><h1 id='bot-page'>Bot page</h1>"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium' package"
-)
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn in a thread (its own event loop, engine and arq pool)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+pytestmark = [*BROWSER, pytest.mark.slow]
 
 
 def _query(url: str) -> dict[str, str]:
@@ -61,10 +30,8 @@ def _query(url: str) -> dict[str, str]:
 
 
 async def test_open_and_dialog_reach_the_trigger_url_with_a_valid_token(
-    live_server: str, engine: AsyncEngine, settings: Settings
+    live_server: str, engine: AsyncEngine, settings: Settings, new_page: NewPage
 ) -> None:
-    from playwright.async_api import async_playwright
-
     receiver = Receiver(lambda _: Reply(200, APP_PAGE, {"content-type": "text/html; charset=utf-8"}))
     trigger_url = receiver.url.replace("/hook", "/trigger")
     async with AsyncSession(engine, expire_on_commit=False) as setup:
@@ -81,15 +48,8 @@ async def test_open_and_dialog_reach_the_trigger_url_with_a_valid_token(
         installation = await install_directly(setup, installer, app)
         await setup.commit()
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page = await (await browser.new_context(viewport={"width": 1200, "height": 900})).new_page()
-                opened, framed = await _walk(page, live_server, installer.user.email or "")
-            finally:
-                await browser.close()
+        page = await signed_in_page(new_page, live_server + "/console/installed", installer.user.email)
+        opened, framed = await _walk(page, live_server)
     finally:
         receiver.close()
         await cleanup(engine, [provider.org_id, installer.org_id], [app.id])
@@ -121,17 +81,10 @@ async def test_open_and_dialog_reach_the_trigger_url_with_a_valid_token(
     ]
 
 
-async def _walk(page: Any, base: str, email: str) -> tuple[dict[str, str], dict[str, str]]:
-    await page.goto(base + "/console/installed")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    async with page.expect_navigation():
-        await page.click("#sign-in")
-    assert page.url == base + "/console/installed"
+async def _walk(page: Any, base: str) -> tuple[dict[str, str], dict[str, str]]:
     for button in ("Set up", "Open", "Open in dialog"):
         assert await page.get_by_role("button", name=f"{button} Navigator", exact=True).is_visible()
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / "console-installed-triggers.png"), full_page=True)
+    await screenshot(page, "console-installed-triggers")
 
     async with page.expect_navigation(url=lambda url: "/trigger?" in url):
         await page.click("button.trigger-manual-nav")
@@ -148,6 +101,6 @@ async def _walk(page: Any, base: str, email: str) -> tuple[dict[str, str], dict[
         assert time.monotonic() < deadline, f"the dialog's frame stayed at {frame.url}"
         await page.wait_for_timeout(100)
     await frame.wait_for_selector("#bot-page")
-    await page.screenshot(path=str(ARTIFACTS / "console-installed-dialog.png"), full_page=True)
+    await screenshot(page, "console-installed-dialog")
     assert page.url == base + "/console/installed"  # the console stayed where it was
     return opened, _query(frame.url)

@@ -12,30 +12,22 @@ delivers to real HTTP receivers on 127.0.0.1, and the app then calls the API wit
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps_api.auth.access_tokens import decode_access_token
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.installations.service import uninstall
 from apps_api.models import AppInstallation
 from apps_api.settings import Settings
-from tests.delivery import test_webhooks_delivery as delivery
-from tests.fixtures.webhooks import cleanup, eventually, receivers, worker
+from tests.fixtures import delivery
+from tests.fixtures.webhooks import eventually, receivers, worker
+
+pytestmark = pytest.mark.subprocess
 
 ORGS = "/api/v5/orgs"
-
-
-@pytest.fixture
-async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[delivery.World]:
-    world = delivery.World(engine, arq_pool, [], [])
-    yield world
-    await cleanup(engine, world.organization_ids, world.app_ids)
 
 
 async def test_app_user_auth_is_the_installations_own_app_user_and_works_as_sent(

@@ -18,23 +18,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery.outbox import build_delivery
 from apps_api.delivery.send import REDACTED
 from apps_api.models import App, OutboundDelivery, WebhookLogEntry
 from apps_api.models.base import utcnow
-from tests.delivery import test_webhooks_delivery
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
 from tests.fixtures.console import sign_in
+from tests.fixtures.delivery import CHATS, World, chat_event, deliveries_of, sub, verified
 from tests.fixtures.factories import Tenant, make_app
 from tests.fixtures.installflow import make_installer
 from tests.fixtures.webhooks import Reply, eventually, receivers, worker
-from tests.webhooks import test_endpoint_care
-from tests.webhooks.test_endpoint_care import CHATS, deliveries_of
-
-world = test_webhooks_delivery.world  # the fixtures
-api = test_endpoint_care.api
 
 SENT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
 
@@ -47,6 +42,7 @@ def parsed(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+@pytest.mark.subprocess
 async def test_an_entry_shows_the_request_as_sent_and_when_the_next_attempt_is_due(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -79,7 +75,7 @@ async def test_an_entry_shows_the_request_as_sent_and_when_the_next_attempt_is_d
 
         # The first attempt: the headers and the very bytes the receiver got, the token cut out.
         (received,) = receiver.requests
-        token = test_webhooks_delivery.verified(receiver, app.secret)[0]["app_user_auth"]["access_token"]
+        token = verified(receiver, app.secret)[0]["app_user_auth"]["access_token"]
         assert first["status"] == "failed" and first["next_attempt_at"] is None
         assert first["request_headers"] == {name: received.headers[name] for name in SENT_HEADERS}
         assert first["request_headers"]["webhook-id"] == delivery.message_id
@@ -115,7 +111,7 @@ async def test_an_entry_shows_the_request_as_sent_and_when_the_next_attempt_is_d
     assert second["status"] == "successful" and second["next_attempt_at"] is None
     again = receiver.requests[1]
     assert second["request_headers"] == {name: again.headers[name] for name in SENT_HEADERS}
-    second_token = test_webhooks_delivery.verified(receiver, app.secret)[1]["app_user_auth"]["access_token"]
+    second_token = verified(receiver, app.secret)[1]["app_user_auth"]["access_token"]
     assert second["request_body"].encode() == again.body.replace(second_token.encode(), REDACTED.encode())
     assert parsed(second["started_at"]) > parsed(first["started_at"])
 

@@ -16,7 +16,7 @@ from apps_api.kit.db import unit_of_work
 from apps_api.main import create_app
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub, world  # noqa: F401 - the fixture
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.factories import make_app
 from tests.fixtures.live_server import committed_tenant, free_port
 from tests.fixtures.webhooks import Reply, receivers
@@ -97,7 +97,8 @@ async def test_metrics_answer_when_the_database_is_down(settings: Settings) -> N
     assert metric(response.text, "apps_api_queue_metrics_up") == 0.0
 
 
-async def test_the_worker_serves_delivery_outcomes_and_latency(world: World) -> None:  # noqa: F811
+@pytest.mark.subprocess
+async def test_the_worker_serves_delivery_outcomes_and_latency(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(provider)
     port = free_port()

@@ -18,7 +18,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from arq.connections import ArqRedis
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -35,10 +34,10 @@ from apps_api.models.base import utcnow
 from apps_api.outbound.client import guarded_client
 from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings
-from tests.delivery import test_webhooks_delivery as delivery_tests
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.factories import Tenant
 from tests.fixtures.live_server import free_port
-from tests.fixtures.webhooks import Reply, cleanup, eventually, receivers, worker
+from tests.fixtures.webhooks import Reply, eventually, receivers, worker
 
 # --- purge and retention -------------------------------------------------------------------------
 
@@ -192,16 +191,8 @@ async def _listener_pids(engine: AsyncEngine) -> set[int]:
         return set((await connection.exec_driver_sql(_LISTENERS)).scalars().all())
 
 
-@pytest.fixture
-async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[delivery_tests.World]:
-    world = delivery_tests.World(engine, arq_pool, [], [])
-    yield world
-    await cleanup(engine, world.organization_ids, world.app_ids)
-
-
-async def test_the_listener_reconnects_after_its_backend_is_killed(
-    world: delivery_tests.World, engine: AsyncEngine
-) -> None:
+@pytest.mark.subprocess
+async def test_the_listener_reconnects_after_its_backend_is_killed(world: World, engine: AsyncEngine) -> None:
     """Events committed after the LISTEN connection was killed are dispatched by the new one.
 
     The sweeper runs only every 30 s here, and the log shows no dispatch job after the reconnect:
@@ -213,9 +204,7 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(
         receivers(None) as (receiver,),
         worker(APPS_API_WEBHOOK_SWEEP_INTERVAL_SECONDS="30") as running,
     ):
-        await world.webhook(
-            provider, app, receiver.url, delivery_tests.sub("/api/v5/orgs/{organization_id}/chats")
-        )
+        await world.webhook(provider, app, receiver.url, sub("/api/v5/orgs/{organization_id}/chats"))
         await world.install(org, app)
         found: set[int] = set()
 
@@ -235,7 +224,7 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(
 
         await eventually(relistening, what="a new LISTEN connection")
         mark = len(running.output())
-        await world.publish(delivery_tests.chat_event(org.org_id, resource_id="after-reconnect"))
+        await world.publish(chat_event(org.org_id, resource_id="after-reconnect"))
         await eventually(
             lambda: any(b"after-reconnect" in request.body for request in receiver.requests),
             what="the event after the reconnect to be delivered",

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -22,18 +23,13 @@ from apps_api.auth.service import Principal
 from apps_api.kit.errors import Conflict
 from apps_api.kit.security import new_app_secret
 from apps_api.models import App, Event, Organization
-from tests.delivery import test_webhooks_delivery
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
 from tests.fixtures.apps import app_payload, owned_url
 from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.delivery import World, chat_event, sub, webhook_url
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.installflow import make_installer
 from tests.fixtures.webhooks import Reply, eventually, receivers, worker
-from tests.webhooks import test_endpoint_care
-from tests.webhooks.test_endpoint_care import webhook_url
 
-world = test_webhooks_delivery.world  # the fixtures
-api = test_endpoint_care.api
 CHATS = "/api/v5/orgs/{organization_id}/chats"
 
 
@@ -145,6 +141,7 @@ async def test_concurrent_creations_never_pass_the_limit(engine: AsyncEngine) ->
             await cleanup.commit()
 
 
+@pytest.mark.subprocess
 async def test_one_event_reaches_one_url_once_per_app(world: World) -> None:
     """20 webhooks of one app naming one URL: one request; a second app's webhooks there: one more."""
     provider, other_provider, org = (
@@ -176,23 +173,21 @@ async def test_one_event_reaches_one_url_once_per_app(world: World) -> None:
     assert [d.resource_id for d in await world.deliveries(other_app.id)] == ["two"]
 
 
-def _slowly(_: int) -> Reply:
-    time.sleep(2)
-    return Reply()
-
-
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_a_flooding_app_delays_another_apps_test_event_by_seconds_at_most(
     world: World, api: httpx.AsyncClient
 ) -> None:
-    """60 deliveries of one app to a receiver taking 2 s each; another app's test event to the same
-    host and port arrives within 5 s (strict time order over one bound of 10: 10 s and more)."""
+    """60 deliveries of one app to a receiver that holds every request until the check is done;
+    another app's test event to the same host and port arrives within 5 s (in strict time order
+    over one bound of 10 it would wait for the flood's slots, which never free)."""
     flooder, other, org = (
         await world.tenant("Flooder"),
         await world.tenant("Other"),
         await world.tenant("Org"),
     )
     flooding_app, other_app = await world.app(flooder), await world.app(other)
-    with receivers(_slowly) as (receiver,), worker():
+    with receivers(lambda _: Reply(hang=True)) as (receiver,), worker():
         await world.webhook(flooder, flooding_app, receiver.url, sub(CHATS))
         other_webhook = await world.webhook(other, other_app, receiver.url + "/other", sub(CHATS))
         await world.install(org, flooding_app)
@@ -211,5 +206,6 @@ async def test_a_flooding_app_delays_another_apps_test_event_by_seconds_at_most(
         assert waited < 5, f"the test event waited {waited:.1f} s behind another app's flood"
         # The flooding app never had more than its own bound in flight.
         assert receiver.max_in_flight <= 11
+        receiver.release.set()
         await world.settle()
     assert len(receiver.requests) == 61

@@ -12,15 +12,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
-from arq.connections import ArqRedis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
@@ -29,136 +23,13 @@ from apps_api.delivery.attempts import INTERRUPTED
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
 from apps_api.delivery.triggers.tokens import decode_trigger_data
 from apps_api.embedded import start_redis
-from apps_api.installations.service import install_app, uninstall
-from apps_api.kit.db import unit_of_work
-from apps_api.kit.queue import current_arq
-from apps_api.models import App, AppInstallation, OutboundDelivery, WebhookLogEntry
+from apps_api.installations.service import uninstall
+from apps_api.models import App, AppInstallation
 from apps_api.settings import Settings
-from apps_api.webhooks import channel_schemas, schemas, service
-from tests.fixtures.factories import Tenant, make_app, make_tenant
-from tests.fixtures.webhooks import ROOT, Receiver, Reply, cleanup, eventually, quiescent, receivers, worker
+from tests.fixtures.delivery import World, chat_event, sub, verified
+from tests.fixtures.webhooks import ROOT, Reply, cleanup, eventually, receivers, worker
 
-T = TypeVar("T")
-
-
-@dataclass
-class World:
-    engine: AsyncEngine
-    pool: ArqRedis | None
-    organization_ids: list[uuid.UUID]
-    app_ids: list[uuid.UUID]
-
-    async def run(self, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `action` in a committed transaction; after-commit jobs go to this world's Redis."""
-        token = current_arq.set(self.pool)
-        try:
-            async with AsyncSession(self.engine, expire_on_commit=False) as session, unit_of_work(session):
-                return await action(session)
-        finally:
-            current_arq.reset(token)
-
-    async def tenant(self, name: str) -> Tenant:
-        tenant = await self.run(lambda s: make_tenant(s, name=name, features=["apps", "app_provider"]))
-        self.organization_ids.append(tenant.org_id)
-        return tenant
-
-    async def app(self, owner: Tenant, **attributes: Any) -> App:
-        values = {"is_available_to_anyone": True, "is_approved": True, **attributes}
-        app = await self.run(lambda s: make_app(s, owner.organization, **values))
-        self.app_ids.append(app.id)
-        return app
-
-    async def webhook(self, owner: Tenant, app: App, url: str, *subscriptions: dict[str, Any]) -> uuid.UUID:
-        data = schemas.WebhookCreate.model_validate(
-            {"endpoint_url": url, "channel_subscriptions": list(subscriptions)}
-        )
-        created = await self.run(
-            lambda s: service.create_webhook(session=s, app=app, actor=owner.user, data=data)
-        )
-        return created.id
-
-    async def install(self, tenant: Tenant, app: App, scopes: list[str] | None = None) -> AppInstallation:
-        """Install with `scopes`; by default `reports`, the scope `chat_event()` needs."""
-        scopes = ["reports"] if scopes is None else scopes
-        return await self.run(
-            lambda s: install_app(
-                granter=None,
-                session=s,
-                organization=tenant.organization,
-                app=app,
-                actor=tenant.user,
-                allowed_scopes=scopes,
-            )
-        )
-
-    async def publish(self, *events: dict[str, Any]) -> list[int]:
-        batch = channel_schemas.IngestBatch.model_validate({"events": list(events)})
-        return await self.run(lambda s: service.ingest_events(session=s, batch=batch))
-
-    async def settle(self, timeout: float = 60) -> None:
-        await eventually(
-            lambda: quiescent(self.engine, self.organization_ids, self.app_ids),
-            timeout=timeout,
-            what="quiescence",
-        )
-
-    async def log(self, app_id: uuid.UUID) -> list[WebhookLogEntry]:
-        async with AsyncSession(self.engine) as session:
-            return list(
-                (
-                    await session.execute(
-                        select(WebhookLogEntry)
-                        .where(WebhookLogEntry.app_id == app_id)
-                        .order_by(WebhookLogEntry.created_at, WebhookLogEntry.retry_index)
-                    )
-                ).scalars()
-            )
-
-    async def deliveries(self, app_id: uuid.UUID) -> list[OutboundDelivery]:
-        async with AsyncSession(self.engine) as session:
-            return list(
-                (
-                    await session.execute(
-                        select(OutboundDelivery)
-                        .where(OutboundDelivery.app_id == app_id)
-                        .order_by(OutboundDelivery.created_at)
-                    )
-                ).scalars()
-            )
-
-
-@pytest.fixture
-async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[World]:
-    world = World(engine, arq_pool, [], [])
-    yield world
-    await cleanup(engine, world.organization_ids, world.app_ids)
-
-
-def sub(pattern: str, added: bool = True, changed: bool = True, removed: bool = True) -> dict[str, Any]:
-    return {
-        "channel_pattern": pattern,
-        "is_additions_subscribed": added,
-        "is_changes_subscribed": changed,
-        "is_removals_subscribed": removed,
-    }
-
-
-def chat_event(
-    org: uuid.UUID, action: str = "added", scope: str = "reports", resource_id: str = "chat-1"
-) -> dict[str, Any]:
-    return {
-        "organization_id": str(org),
-        "channel": f"/api/v5/orgs/{org}/chats",
-        "action": action,
-        "resource_id": resource_id,
-        "resource": {"id": resource_id, "topic": "hello"},
-        "required_scope": scope,
-    }
-
-
-def verified(receiver: Receiver, secret: str) -> list[dict[str, Any]]:
-    """Every request the receiver got, verified with the reference Standard Webhooks library."""
-    return [StandardWebhook(secret).verify(request.body, request.headers) for request in receiver.requests]
+pytestmark = pytest.mark.subprocess
 
 
 async def test_a_change_reaches_exactly_the_subscribed_webhooks_signed(
@@ -343,10 +214,13 @@ async def test_a_hanging_receiver_does_not_delay_other_endpoints(world: World) -
     assert sorted(json.loads(r.body)["resource_id"] for r in fast.requests) == [f"chat-{i}" for i in range(6)]
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_request_is_taken_over(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(provider)
-    env = {"APPS_API_WEBHOOK_TIMEOUT": "5", "APPS_API_WEBHOOK_LEASE_SECONDS": "1"}
+    # The lease lasts the timeout + 5 s at least: a short timeout (still far longer than the kill
+    # takes after the first attempt arrives) makes the takeover come sooner.
+    env = {"APPS_API_WEBHOOK_TIMEOUT": "2", "APPS_API_WEBHOOK_LEASE_SECONDS": "1"}
     with receivers(lambda n: Reply(hang=n == 0)) as (receiver,):
         with worker(**env) as first:
             await world.webhook(provider, app, receiver.url, sub("/api/v5/orgs/{organization_id}/chats"))

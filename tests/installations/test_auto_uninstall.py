@@ -70,9 +70,9 @@ async def test_publicity_to_false_uninstalls_from_those_who_lost_it(
     assert all(event.actor_user_id == tenant.user.id for event in removed)
     app_user = await session.get(User, stranger_installation.app_user_id, populate_existing=True)
     assert app_user is not None and app_user.deleted_at is not None
-    triggers = (
-        await session.scalars(select(OutboundDelivery).where(OutboundDelivery.kind == "trigger"))
-    ).all()
+    # This app's: other tests' committed triggers are visible in this transaction too.
+    mine = (OutboundDelivery.kind == "trigger", OutboundDelivery.app_id == app.id)
+    triggers = (await session.scalars(select(OutboundDelivery).where(*mine))).all()
     assert [trigger.installation_id for trigger in triggers] == [stranger_installation.id]
 
     response = await client.patch(

@@ -27,6 +27,8 @@ from tests.fixtures.live_server import ApiServer, api_server, committed_tenant
 from tests.fixtures.webhooks import FAST_ENV, Receiver, Reply, eventually, quiescent, worker
 from tests.fixtures.world import delete_organizations
 
+pytestmark = pytest.mark.subprocess
+
 
 def django_request(path: str) -> Any:
     """The receiver's request as a Django view gets it (minimal settings: the library needs none)."""
@@ -155,6 +157,7 @@ async def test_giosgapps_bindings_accept_the_api_install_and_the_owner_uninstall
     assert [data["user_id"] for data in datas] == [str(installer.user.id), None]
 
 
+@pytest.mark.slow
 async def test_trigger_retries_follow_the_retry_schedule(engine: AsyncEngine, settings: Settings) -> None:
     """FAST_ENV's schedule has three delays: four attempts, then the trigger has failed."""
     owner = await committed_tenant(engine, "Retry owner")

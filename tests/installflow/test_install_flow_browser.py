@@ -6,25 +6,21 @@ receiver plays the app's trigger_url (and a cross-origin page attempting CSRF).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery.triggers.tokens import decode_trigger_data
-from apps_api.main import create_app
 from apps_api.models import App, AppInstallation
-from apps_api.settings import Settings
+from tests.fixtures.browser import BROWSER, NewPage, screenshot
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.installflow import (
     PASSWORD,
@@ -36,20 +32,7 @@ from tests.fixtures.installflow import (
     token_form,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's 'chromium' package"
-)
+pytestmark = [*BROWSER, pytest.mark.slow]
 
 
 class _Receiver(ThreadingHTTPServer):
@@ -88,27 +71,6 @@ def receiver() -> Iterator[_Receiver]:
     server.shutdown()
     server.server_close()
     thread.join(5)
-
-
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn in a thread (its own event loop, engine and arq pool)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
 
 
 @dataclass
@@ -153,112 +115,102 @@ async def _installation(engine: AsyncEngine, app: App, tenant: Tenant) -> AppIns
 
 
 async def test_install_flow_in_chromium(
-    live_server: str, receiver: _Receiver, world: _World, engine: AsyncEngine
+    live_server: str, receiver: _Receiver, world: _World, engine: AsyncEngine, new_page: NewPage
 ) -> None:
-    from playwright.async_api import async_playwright
-
     base = live_server
     next_ = "/settings/apps"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = await browser.new_context(viewport={"width": 900, "height": 1000})
-            page = await context.new_page()
+    page = await new_page(viewport={"width": 900, "height": 1000})
+    context = page.context
 
-            # A foreign `next` is refused with a page, never followed.
-            refused = await page.goto(base + install_url(world.bot_app.id, "//evil.example"))
-            assert refused is not None and refused.status == 400
-            assert page.url.startswith(base)
-            assert "Invalid return address" in await page.inner_text("h1")
+    # A foreign `next` is refused with a page, never followed.
+    refused = await page.goto(base + install_url(world.bot_app.id, "//evil.example"))
+    assert refused is not None and refused.status == 400
+    assert page.url.startswith(base)
+    assert "Invalid return address" in await page.inner_text("h1")
 
-            # No session: the login page. A wrong password is refused on the page.
-            await page.goto(base + install_url(world.bot_app.id, next_))
-            assert "Log in to install an app" in await page.inner_text("h1")
-            await page.fill("#email", world.installer.user.email or "")
-            await page.fill("#password", "wrong password")
-            await page.click("button[type=submit]")
-            assert "Those credentials do not work here." in await page.inner_text("#login-error")
+    # No session: the login page. A wrong password is refused on the page.
+    await page.goto(base + install_url(world.bot_app.id, next_))
+    assert "Log in to install an app" in await page.inner_text("h1")
+    await page.fill("#email", world.installer.user.email or "")
+    await page.fill("#password", "wrong password")
+    await page.click("button[type=submit]")
+    assert "Those credentials do not work here." in await page.inner_text("#login-error")
 
-            await page.fill("#password", PASSWORD)
-            async with page.expect_navigation():
-                await page.click("button[type=submit]")
+    await page.fill("#password", PASSWORD)
+    async with page.expect_navigation():
+        await page.click("button[type=submit]")
 
-            # The confirmation page: app, owner, scopes, app user form prefilled.
-            assert page.url == base + install_url(world.bot_app.id, next_)
-            assert await page.inner_text("#app-name") == "Install Helpful Bot?"
-            assert await page.inner_text("#app-owner") == "Bot Makers Oy"
-            assert "Answers your visitors' questions." in await page.inner_text("#app-description")
-            scopes = await page.inner_text("#app-scopes")
-            assert "settings" in scopes and "users" in scopes
-            assert await page.input_value("#first_name") == "Helpful"
-            assert await page.input_value("#last_name") == "Bot"
-            assert await page.input_value("#alias") == "helper"
-            assert "Shop Inc" in await page.inner_text("main")
-            cookies = {cookie["name"]: cookie for cookie in await context.cookies(base + "/apps/")}
-            session_cookie = cookies["apps_api_install_session"]
-            assert session_cookie["httpOnly"] is True
-            assert session_cookie["sameSite"] == "Lax"
-            assert session_cookie["path"] == "/apps/"
-            assert session_cookie["expires"] > time.time()
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "install-confirmation.png"), full_page=True)
+    # The confirmation page: app, owner, scopes, app user form prefilled.
+    assert page.url == base + install_url(world.bot_app.id, next_)
+    assert await page.inner_text("#app-name") == "Install Helpful Bot?"
+    assert await page.inner_text("#app-owner") == "Bot Makers Oy"
+    assert "Answers your visitors' questions." in await page.inner_text("#app-description")
+    scopes = await page.inner_text("#app-scopes")
+    assert "settings" in scopes and "users" in scopes
+    assert await page.input_value("#first_name") == "Helpful"
+    assert await page.input_value("#last_name") == "Bot"
+    assert await page.input_value("#alias") == "helper"
+    assert "Shop Inc" in await page.inner_text("main")
+    cookies = {cookie["name"]: cookie for cookie in await context.cookies(base + "/apps/")}
+    session_cookie = cookies["apps_api_install_session"]
+    assert session_cookie["httpOnly"] is True
+    assert session_cookie["sameSite"] == "Lax"
+    assert session_cookie["path"] == "/apps/"
+    assert session_cookie["expires"] > time.time()
+    await screenshot(page, "install-confirmation")
 
-            # CSRF: a page on another origin posts the install form with the browser's cookie.
-            receiver.attack_html = (
-                f"<!doctype html><form id='f' method='post' action='{base}/apps/{world.bot_app.id}/install'>"
-                "<input type='hidden' name='next' value='/'><button id='go'>Win a prize</button></form>"
-            )
-            attacker = await context.new_page()
-            await attacker.goto(f"http://127.0.0.1:{receiver.server_address[1]}/attack")
-            async with attacker.expect_navigation():
-                await attacker.click("#go")
-            assert "Form expired" in await attacker.inner_text("h1")
-            await attacker.close()
-            assert await _installation(engine, world.bot_app, world.installer) is None
+    # CSRF: a page on another origin posts the install form with the browser's cookie.
+    receiver.attack_html = (
+        f"<!doctype html><form id='f' method='post' action='{base}/apps/{world.bot_app.id}/install'>"
+        "<input type='hidden' name='next' value='/'><button id='go'>Win a prize</button></form>"
+    )
+    attacker = await context.new_page()
+    await attacker.goto(f"http://127.0.0.1:{receiver.server_address[1]}/attack")
+    async with attacker.expect_navigation():
+        await attacker.click("#go")
+    assert "Form expired" in await attacker.inner_text("h1")
+    await attacker.close()
+    assert await _installation(engine, world.bot_app, world.installer) is None
 
-            # Install: the app has no install trigger, so the browser goes to `next`.
-            await page.fill("#first_name", "Robo")
-            async with page.expect_navigation():
-                await page.click("#install")
-            assert page.url == base + next_
-            installation = await _installation(engine, world.bot_app, world.installer)
-            assert installation is not None and installation.app_user_id is not None
+    # Install: the app has no install trigger, so the browser goes to `next`.
+    await page.fill("#first_name", "Robo")
+    async with page.expect_navigation():
+        await page.click("#install")
+    assert page.url == base + next_
+    installation = await _installation(engine, world.bot_app, world.installer)
+    assert installation is not None and installation.app_user_id is not None
 
-            # Already installed: a clear page.
-            again = await page.goto(base + install_url(world.bot_app.id, next_))
-            assert again is not None and again.status == 409
-            assert "Helpful Bot is already installed in Shop Inc." in await page.inner_text("main")
+    # Already installed: a clear page.
+    again = await page.goto(base + install_url(world.bot_app.id, next_))
+    assert again is not None and again.status == 409
+    assert "Helpful Bot is already installed in Shop Inc." in await page.inner_text("main")
 
-            # An app with the install trigger: the browser lands on its trigger_url.
-            await page.goto(base + install_url(world.trigger_app.id, next_))
-            assert await page.inner_text("#app-name") == "Install Onboarding Bot?"
-            async with page.expect_navigation():
-                await page.click("#install")
-            await page.wait_for_selector("#done")
-            assert page.url.startswith(f"http://127.0.0.1:{receiver.server_address[1]}/giosg/trigger?")
-            assert any(path.startswith("/giosg/trigger?") for path in receiver.requests)
-            query = query_of(page.url)
-            assert query["type"] == "install"
-            assert query["redirect_uri"] == base + next_
-            data = decode_trigger_data(query["data"], app_secret=world.trigger_app.secret)
-            installed = await _installation(engine, world.trigger_app, world.installer)
-            assert installed is not None
-            assert data["inst_id"] == str(installed.id)
-            assert data["user_id"] == str(world.installer.user.id)
-            assert data["org_id"] == str(world.installer.org_id)
-            assert data["app_user_id"] == str(installed.app_user_id)
-            assert data["app_user_code"]
-            assert query["token"]
+    # An app with the install trigger: the browser lands on its trigger_url.
+    await page.goto(base + install_url(world.trigger_app.id, next_))
+    assert await page.inner_text("#app-name") == "Install Onboarding Bot?"
+    async with page.expect_navigation():
+        await page.click("#install")
+    await page.wait_for_selector("#done")
+    assert page.url.startswith(f"http://127.0.0.1:{receiver.server_address[1]}/giosg/trigger?")
+    assert any(path.startswith("/giosg/trigger?") for path in receiver.requests)
+    query = query_of(page.url)
+    assert query["type"] == "install"
+    assert query["redirect_uri"] == base + next_
+    data = decode_trigger_data(query["data"], app_secret=world.trigger_app.secret)
+    installed = await _installation(engine, world.trigger_app, world.installer)
+    assert installed is not None
+    assert data["inst_id"] == str(installed.id)
+    assert data["user_id"] == str(world.installer.user.id)
+    assert data["org_id"] == str(world.installer.org_id)
+    assert data["app_user_id"] == str(installed.app_user_id)
+    assert data["app_user_code"]
+    assert query["token"]
 
-            # Log out (a form button, no JavaScript): the install page asks to log in again.
-            await page.goto(base + install_url(world.trigger_app.id, next_))
-            async with page.expect_navigation():
-                await page.click("text=Log out")
-            assert "Log in to install an app" in await page.inner_text("h1")
-        finally:
-            await browser.close()
+    # Log out (a form button, no JavaScript): the install page asks to log in again.
+    await page.goto(base + install_url(world.trigger_app.id, next_))
+    async with page.expect_navigation():
+        await page.click("text=Log out")
+    assert "Log in to install an app" in await page.inner_text("h1")
 
     # What the app's server does next: exchange the code and call the API.
     async with httpx.AsyncClient(base_url=base) as api:

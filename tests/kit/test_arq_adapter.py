@@ -11,12 +11,15 @@ import signal
 import tempfile
 from pathlib import Path
 
+import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
 from apps_api.embedded import start_redis
 from apps_api.settings import Settings
 from tests.fixtures.webhooks import WorkerProcess, eventually
+
+pytestmark = pytest.mark.subprocess
 
 
 async def _ping(pool: ArqRedis) -> object:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -18,28 +15,12 @@ from apps_api.kit.security import digest
 from apps_api.models import ApiToken, App, Organization, Partnership, User
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
+from tests.fixtures.cli import admin, run_cli
+
+pytestmark = pytest.mark.subprocess
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apps_api", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-def admin(*args: str) -> dict[str, Any]:
-    result = run_cli("admin", *args)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1, f"stdout must hold exactly one JSON object: {result.stdout!r}"
-    payload: dict[str, Any] = json.loads(lines[0])
-    return payload
-
-
+@pytest.mark.slow
 async def test_admin_commands_create_a_working_tenant(settings: Settings, engine: AsyncEngine) -> None:
     org = admin(
         "create-org", "--name", "CLI Org", "--features", "apps,app_provider", "--subscription-days", "30"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -12,8 +13,10 @@ from apps_api.models import Event, Organization
 from apps_api.platform import service as platform
 from apps_api.settings import Settings
 from tests.fixtures.apps import installed_org_ids
+from tests.fixtures.cli import admin, run_cli
 from tests.fixtures.factories import make_app, make_tenant
-from tests.operations.test_cli import admin, run_cli
+
+pytestmark = pytest.mark.subprocess
 
 
 async def test_remove_partner_uninstalls_and_prints_json(settings: Settings, engine: AsyncEngine) -> None:

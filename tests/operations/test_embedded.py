@@ -13,6 +13,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 
 def _free_port() -> int:

@@ -143,6 +143,8 @@ def api(dedicated_postgres: Dedicated, settings: Settings) -> Iterator[ApiServer
         yield server
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_postgres_restart_under_load(
     api: ApiServer, dedicated_postgres: Dedicated, dedicated_engine: AsyncEngine
 ) -> None:
@@ -247,6 +249,7 @@ class Blackhole:
             connection.close()
 
 
+@pytest.mark.subprocess
 async def test_postgres_that_accepts_and_never_answers_is_a_503_with_retry_after(settings: Settings) -> None:
     """Only the connect timeout ends each attempt; it must become a 503, never a hung request or a 500."""
     blackhole = Blackhole()

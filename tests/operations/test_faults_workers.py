@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps_api.delivery.attempts import INTERRUPTED
 from apps_api.embedded import start_redis
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.webhooks import Reply, cleanup, eventually, receivers, worker
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 # Short leases so that the SIGKILLed worker's attempts are taken over within the test.
 ENV = {"APPS_API_WEBHOOK_TIMEOUT": "5", "APPS_API_WEBHOOK_LEASE_SECONDS": "1"}

@@ -19,6 +19,8 @@ from apps_api.embedded import mark_serving, serving_pid
 from apps_api.settings import Settings
 from tests.fixtures.live_server import ROOT, free_port
 
+pytestmark = pytest.mark.subprocess
+
 
 def _run(*args: str, without: tuple[str, ...] = (), timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in without}

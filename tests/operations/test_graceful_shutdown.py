@@ -6,14 +6,18 @@ import asyncio
 import signal
 
 import httpx
+import pytest
 
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub, world  # noqa: F401 - the fixture
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.live_server import SLOW_APP_FACTORY, api_server
 from tests.fixtures.webhooks import Reply, eventually, receivers
 from tests.fixtures.webhooks import worker as worker_process
 
+pytestmark = pytest.mark.subprocess
 
+
+@pytest.mark.slow
 async def test_sigterm_lets_an_in_flight_api_request_finish(settings: Settings) -> None:
     with api_server(factory=SLOW_APP_FACTORY) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -32,7 +36,7 @@ async def test_sigterm_lets_an_in_flight_api_request_finish(settings: Settings) 
     assert "Application shutdown complete" in output
 
 
-async def test_sigterm_lets_an_in_flight_delivery_finish(world: World) -> None:  # noqa: F811
+async def test_sigterm_lets_an_in_flight_delivery_finish(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     app = await world.app(provider)
     with receivers(lambda n: Reply(hang=True)) as (receiver,):

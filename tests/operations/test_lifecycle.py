@@ -19,6 +19,8 @@ import pytest
 
 from tests.fixtures.live_server import ROOT, free_port
 
+pytestmark = pytest.mark.subprocess
+
 # The embedded default: no configured servers (the suite's session fixtures export them).
 # No XDG_RUNTIME_DIR either, as in containers: start-up must not warn about it.
 _CONFIGURED = (
@@ -60,6 +62,7 @@ def _postmaster(state_dir: Path) -> psutil.Process | None:
         return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "processes"),
     [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGHUP, 1), (signal.SIGTERM, 2), (signal.SIGHUP, 2)],

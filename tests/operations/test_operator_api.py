@@ -22,24 +22,17 @@ from apps_api.kit.db import engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
-from tests.delivery import test_webhooks_delivery as delivery
+from tests.fixtures import delivery
 from tests.fixtures.console import sign_in
 from tests.fixtures.factories import Tenant, make_app, make_tenant
 from tests.fixtures.installflow import PASSWORD, csrf_of, unique_email
-from tests.fixtures.webhooks import cleanup, eventually, receivers, worker
+from tests.fixtures.webhooks import eventually, receivers, worker
 
 OPERATOR = "/internal/v1/organizations"
 
 
 def service_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.accepted_service_keys[0]}"}
-
-
-@pytest.fixture
-async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[delivery.World]:
-    world = delivery.World(engine, arq_pool, [], [])
-    yield world
-    await cleanup(engine, world.organization_ids, world.app_ids)
 
 
 @pytest.fixture
@@ -56,6 +49,7 @@ async def committed_client(
         yield client
 
 
+@pytest.mark.subprocess
 async def test_provision_by_external_id_then_losing_apps_uninstalls_with_its_removed_event(
     world: delivery.World, committed_client: httpx.AsyncClient, settings: Settings
 ) -> None:

@@ -42,6 +42,7 @@ def assert_answered_not_suffered(responses: list[httpx.Response], output: str) -
     assert " ERROR " not in output and "Traceback" not in output, output
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("reason", "env"),
     [

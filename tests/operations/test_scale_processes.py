@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import psutil
+import pytest
 from arq.connections import ArqRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -23,9 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from apps_api.delivery.dispatch import INDEX_MAX_AGE_SECONDS
 from apps_api.models import Event, Webhook
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.live_server import serve
 from tests.fixtures.webhooks import FAST_ENV, Reply, cleanup, eventually, receivers, worker
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 BOUND = 3  # attempts in flight per endpoint, across all workers
 # How long a worker may match events against a webhook's old version, plus the time between the

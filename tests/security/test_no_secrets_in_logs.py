@@ -28,6 +28,8 @@ from tests.fixtures.live_server import ROOT, ApiServer, api_server
 from tests.fixtures.webhooks import Receiver, eventually, worker
 from tests.fixtures.world import delete_organizations
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 PASSWORD = "Tr0ub4dor&3-horse-battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 DEBUG = {"APPS_API_LOG_LEVEL": "DEBUG"}

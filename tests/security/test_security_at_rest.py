@@ -130,6 +130,7 @@ def _cli(*args: str, keys: str) -> dict[str, object]:
     return payload
 
 
+@pytest.mark.subprocess
 async def test_admin_reencrypt_moves_every_secret_to_the_first_key(
     engine: AsyncEngine, settings: Settings
 ) -> None:

@@ -9,32 +9,22 @@ attempts (same endpoint or another) are delivered. A lapsed lease counts against
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
-from arq.connections import ArqRedis
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.delivery.attempts import INTERRUPTED_LAST
 from apps_api.delivery.outbox import build_delivery
 from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation, OutboundDelivery, Webhook
 from apps_api.models.base import utcnow
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
 from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.factories import Tenant, make_app
-from tests.fixtures.webhooks import cleanup, receivers, worker
-
-
-@pytest.fixture
-async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[World]:
-    world = World(engine, arq_pool, [], [])
-    yield world
-    await cleanup(engine, world.organization_ids, world.app_ids)
-
+from tests.fixtures.webhooks import receivers, worker
 
 POISON = "http://0177.0.0.1:9912/poison"  # urlsplit accepts it; httpx: "Invalid IPv4 address"
 
@@ -71,6 +61,8 @@ async def test_unsendable_urls_are_refused_at_write_time(
     assert refused.status_code == 400 and list(refused.json()["errors"]) == ["trigger_url"]
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_poison_urls_in_the_database_fail_within_their_schedule(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     with receivers(None) as (receiver,):
@@ -133,6 +125,7 @@ async def test_poison_urls_in_the_database_fail_within_their_schedule(world: Wor
     assert "Traceback" not in output and "deliver_outbound failed" not in output
 
 
+@pytest.mark.subprocess
 async def test_a_lapsed_last_attempt_counts_and_the_delivery_fails(world: World) -> None:
     provider = await world.tenant("Provider")
     app = await world.app(provider)

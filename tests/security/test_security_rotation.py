@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from arq.connections import ArqRedis
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook as StandardWebhook
 
 from apps_api.apps.service import rotate_secret
@@ -24,8 +22,8 @@ from apps_api.installations.service import uninstall
 from apps_api.models import App, AppInstallation, Event
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub
 from tests.fixtures.apps import app_payload, owned_url
+from tests.fixtures.delivery import World, chat_event, sub
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.installflow import (
     install_directly,
@@ -34,16 +32,9 @@ from tests.fixtures.installflow import (
     make_installer,
     token_form,
 )
-from tests.fixtures.webhooks import cleanup, receivers, worker
+from tests.fixtures.webhooks import receivers, worker
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@pytest.fixture
-async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[World]:
-    world = World(engine, arq_pool, [], [])
-    yield world
-    await cleanup(engine, world.organization_ids, world.app_ids)
 
 
 def _rotate_url(tenant: Tenant, app_id: Any) -> str:
@@ -171,6 +162,7 @@ async def test_previous_secret_authenticates_giosgapp_and_token_exchange_during_
     assert (await exchange(again.secret)).status_code == 200
 
 
+@pytest.mark.subprocess
 async def test_webhooks_carry_both_signatures_during_grace_and_triggers_use_the_new_secret(
     world: World,
 ) -> None:
@@ -226,6 +218,7 @@ async def test_webhooks_carry_both_signatures_during_grace_and_triggers_use_the_
     assert len(trigger.headers["webhook-signature"].split(" ")) == 2
 
 
+@pytest.mark.subprocess
 async def test_pending_trigger_of_an_app_rotated_since_is_signed_with_the_new_secret(world: World) -> None:
     provider, org = await world.tenant("Provider"), await world.tenant("Org")
     with receivers(None) as (triggers,):
@@ -250,6 +243,7 @@ async def test_pending_trigger_of_an_app_rotated_since_is_signed_with_the_new_se
         decode_trigger_data(data, app_secret=app.secret)
 
 
+@pytest.mark.subprocess
 async def test_a_previous_secret_past_its_grace_signs_nothing(world: World) -> None:
     """The grace period ends by its clock, not only by a rotation with grace 0: once
     `previous_secret_expires_at` has passed, a delivery carries the new secret's signature only."""

@@ -102,7 +102,8 @@ async def test_every_emitted_event_fits_its_schema(
     tested = await client.post(f"{hook}/test", headers=owner.headers)
     assert tested.status_code == 202, tested.text
     # Deleting the webhook drops its deliveries: read the test's body now.
-    sent = (await session.scalars(select(OutboundDelivery).where(OutboundDelivery.action == "test"))).one()
+    test_event = (OutboundDelivery.action == "test", OutboundDelivery.app_id == app.id)
+    sent = (await session.scalars(select(OutboundDelivery).where(*test_event))).one()
     # The worker's automatic disabling.
     now = utcnow()
     await session.execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import jsonschema
@@ -12,34 +11,20 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery import channels
-from apps_api.main import create_app
 from apps_api.models import OutboundDelivery, WebhookLogEntry
-from apps_api.settings import Settings
 from apps_api.webhooks.catalogue import BUILTIN_BY_PATTERN
-from tests.delivery import test_webhooks_delivery
-from tests.delivery.test_webhooks_delivery import World, sub, verified
 from tests.fixtures.console import csrf, sign_in
+from tests.fixtures.delivery import World, sub, verified
 from tests.fixtures.factories import Tenant, make_app
 from tests.fixtures.installflow import make_installer
 from tests.fixtures.webhooks import receivers, worker
-
-world = test_webhooks_delivery.world  # the fixture
-
-
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on the committed database (the worker, another process, sees what it writes)."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 def send_url(owner: Tenant, app_id: uuid.UUID, webhook_id: uuid.UUID) -> str:
     return f"/api/v5/orgs/{owner.org_id}/owned_apps/{app_id}/webhooks/{webhook_id}/test"
 
 
+@pytest.mark.subprocess
 async def test_an_example_arrives_signed_and_logged(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.models import Event, WebhookChannel
 from apps_api.settings import Settings
+from tests.fixtures.cli import admin, run_cli
 from tests.fixtures.factories import Tenant
-from tests.operations.test_cli import admin, run_cli
 
 CHATS = "/api/v5/orgs/{organization_id}/chats"
 CHAT_SCHEMA = {
@@ -136,6 +137,7 @@ async def test_registration_is_checked(client: httpx.AsyncClient, settings: Sett
     assert anonymous.status_code == 401
 
 
+@pytest.mark.subprocess
 async def test_cli_registers_a_family(settings: Settings, engine: AsyncEngine, tmp_path: Path) -> None:
     pattern = f"/api/v5/orgs/{{organization_id}}/cli-{uuid.uuid4().hex[:8]}"
     schema_file = tmp_path / "schema.json"

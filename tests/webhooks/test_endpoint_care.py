@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, get_args
 
@@ -23,49 +22,23 @@ from apps_api.delivery.engine import settle
 from apps_api.delivery.health import DISABLED_DELIVERY_REASON, disable_failing_webhooks
 from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
-from apps_api.main import create_app
-from apps_api.models import Event, OutboundDelivery, Webhook, WebhookLogEntry
+from apps_api.models import Event, Webhook, WebhookLogEntry
 from apps_api.models.base import utcnow
 from apps_api.outbound.client import Outcome, guarded_client
 from apps_api.settings import Settings
 from apps_api.webhooks import schemas
-from tests.delivery import test_webhooks_delivery
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub, verified
+from tests.fixtures.delivery import (
+    CHATS,
+    World,
+    chat_event,
+    deliveries_of,
+    entries_of,
+    sub,
+    verified,
+    webhook_url,
+)
 from tests.fixtures.factories import Tenant, make_app
 from tests.fixtures.webhooks import Reply, eventually, receivers, worker
-
-CHATS = "/api/v5/orgs/{organization_id}/chats"
-world = test_webhooks_delivery.world  # the fixture
-
-
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on the committed database (the worker, another process, sees what it writes)."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
-def webhook_url(owner: Tenant, app_id: uuid.UUID, webhook_id: uuid.UUID, tail: str = "") -> str:
-    return f"/api/v5/orgs/{owner.org_id}/owned_apps/{app_id}/webhooks/{webhook_id}{tail}"
-
-
-async def deliveries_of(engine: AsyncEngine, webhook_id: uuid.UUID) -> list[OutboundDelivery]:
-    async with AsyncSession(engine) as session:
-        statement = select(OutboundDelivery).where(OutboundDelivery.webhook_id == webhook_id)
-        return list((await session.execute(statement)).scalars())
-
-
-async def entries_of(engine: AsyncEngine, webhook_id: uuid.UUID) -> list[WebhookLogEntry]:
-    async with AsyncSession(engine) as session:
-        statement = (
-            select(WebhookLogEntry)
-            .where(WebhookLogEntry.webhook_id == webhook_id)
-            .order_by(WebhookLogEntry.created_at, WebhookLogEntry.retry_index)
-        )
-        return list((await session.execute(statement)).scalars())
 
 
 def hand_count(entries: list[WebhookLogEntry]) -> dict[str, Any]:
@@ -84,6 +57,7 @@ def hand_count(entries: list[WebhookLogEntry]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.subprocess
 async def test_a_test_event_arrives_signed_logged_and_retried(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -132,6 +106,8 @@ async def test_a_test_event_arrives_signed_logged_and_retried(
     assert listed["results"] == [after]
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_recover_requeues_exactly_the_failed_deliveries_since_then(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -185,6 +161,8 @@ async def test_recover_requeues_exactly_the_failed_deliveries_since_then(
     assert view["delivery_stats"]["successful"] == 2 and view["delivery_stats"]["failed"] == 12
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_a_webhook_that_only_fails_is_disabled_announced_and_re_enabled(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

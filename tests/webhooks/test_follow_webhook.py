@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -20,20 +21,26 @@ from apps_api.delivery.health import DELETED_DELIVERY_REASON, DISABLED_DELIVERY_
 from apps_api.delivery.send import REDACTED
 from apps_api.models import App, OutboundDelivery
 from apps_api.models.base import utcnow
-from tests.delivery import test_webhooks_delivery
-from tests.delivery.test_webhooks_delivery import World, chat_event, sub, verified
+from tests.fixtures.delivery import (
+    CHATS,
+    World,
+    chat_event,
+    deliveries_of,
+    entries_of,
+    sub,
+    verified,
+    webhook_url,
+)
 from tests.fixtures.factories import Tenant
 from tests.fixtures.webhooks import Receiver, Reply, eventually, receivers, worker
-from tests.webhooks import test_endpoint_care
-from tests.webhooks.test_endpoint_care import CHATS, deliveries_of, entries_of, webhook_url
 
-world = test_webhooks_delivery.world  # the fixtures
-api = test_endpoint_care.api
+pytestmark = pytest.mark.subprocess
 
-# One retry a few seconds after the first attempt: time to change the webhook in between.
-RETRY_LATER = {"APPS_API_WEBHOOK_RETRY_SCHEDULE": "3,3"}
-# Waiting out that retry: it must not reach the old receiver.
-PAST_THE_RETRY = 4.5
+# One retry two seconds after the first attempt: time to change the webhook in between (the
+# change follows the failure by a poll of 0.1 s and one in-process request).
+RETRY_LATER = {"APPS_API_WEBHOOK_RETRY_SCHEDULE": "2,2"}
+# Waiting out that retry (and a sweep after it, every second): it must not reach the old receiver.
+PAST_THE_RETRY = 3.5
 
 
 def log_url(owner: Tenant, app_id: uuid.UUID, tail: str = "") -> str:
@@ -167,6 +174,7 @@ async def test_recover_after_a_url_change_goes_to_the_new_url(
     assert [(e.endpoint_url, e.status) for e in entries] == [(old.url, "failed"), (new.url, "successful")]
 
 
+@pytest.mark.slow
 async def test_disabling_ends_a_pending_retry_at_once_and_sends_nothing_more(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -217,6 +225,7 @@ async def _delivery_of(engine: AsyncEngine, app: App) -> OutboundDelivery:
         ).scalar_one()
 
 
+@pytest.mark.slow
 async def test_deleting_ends_a_pending_retry_sends_nothing_more_and_keeps_the_log(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -241,6 +250,7 @@ async def test_deleting_ends_a_pending_retry_sends_nothing_more_and_keeps_the_lo
     assert len(old.requests) == 1
 
 
+@pytest.mark.slow
 async def test_an_attempt_in_flight_when_its_webhook_is_deleted_is_recorded_and_not_retried(
     world: World, api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
