@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def operation_id(route: APIRoute) -> str:
     """A route's operationId: its name (`list_owned_apps`), the method name in generated clients.
 
-    Route names are unique (tests/test_openapi.py checks it); name a route in its decorator
+    Route names are unique (tests/api/test_openapi.py checks it); name a route in its decorator
     (`name=...`) when the function's own name would not read as a method of the API.
     """
     return route.name

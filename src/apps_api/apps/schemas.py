@@ -153,7 +153,7 @@ class AppShare(Schema):
 
 
 # --- rows of the compiled list queries (apps/repository.py) as JSON-ready views ---------------------
-# Same keys, order and values as the models above produce (tests/test_fast_views.py checks it).
+# Same keys, order and values as the models above produce (tests/api/test_fast_views.py checks it).
 
 
 def public_app_json(row: Any) -> dict[str, Any]:

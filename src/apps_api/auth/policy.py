@@ -18,7 +18,7 @@ REST routes ask `refusal()` through `auth.dependencies` (a 403 with its reason).
 and user channels the installation's app principal (its organization, its `allowed_scopes`), for
 provider channels the app's provider (its owner organization, reading as a user with `settings`).
 So an app's webhook hears an event only if the principal it reads with gets 200 on the channel's
-collection; `tests/test_access_policy.py` checks the two against each other case by case.
+collection; `tests/auth/test_access_policy.py` checks the two against each other case by case.
 
 This module imports nothing of the service: it decides on plain values only.
 """

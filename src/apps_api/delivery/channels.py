@@ -3,7 +3,7 @@
 Every emitter builds its concrete channel and takes its scope from here, and the channel
 catalogue (`webhooks/catalogue.py`: schemas, examples, `GET /api/v5/webhook_channels`, the
 OpenAPI `webhooks`, the console's picker) is built on the same objects, so what the service
-sends and what it documents cannot drift apart (tests/test_channel_catalogue.py).
+sends and what it documents cannot drift apart (tests/webhooks/test_channel_catalogue.py).
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def installation_json(
     """`AppInstallation` of an installation's column values and its app's row (`repository.APP_ROW_COLUMNS`).
 
     Same keys, order and values as the model, datetimes left to `kit.views.dumps` as in
-    `app_base_json()` (tests/test_fast_views.py compares the bytes with the retrieve route's).
+    `app_base_json()` (tests/api/test_fast_views.py compares the bytes with the retrieve route's).
     """
     installed_app = app_base_json(app)
     installed_app["installation_count"] = installation_count

@@ -6,7 +6,7 @@ arq does not do is survive its queue's Redis going away: a failed poll ends `Wor
 PostgreSQL holds every job's work (the sweeper finds it again), so the right answer to an
 unreachable Redis is to wait and poll again, which `run()` does.
 
-The arq behaviours this relies on, each tested in tests/test_arq_adapter.py:
+The arq behaviours this relies on, each tested in tests/kit/test_arq_adapter.py:
 - a Redis error during a poll is raised out of `Worker.main()`, and the jobs already running
   go on (they are their own tasks);
 - calling `Worker.main()` again resumes polling with the same worker state; it runs

@@ -190,7 +190,7 @@ class InputSchema(BaseModel):
 
 
 # What the embeds read of a row (an ORM object of models/ fits): kit stands below the models
-# and imports none, not even for typing (tests/test_import_graph.py).
+# and imports none, not even for typing (tests/kit/test_import_graph.py).
 
 
 class EmbeddedOrganization(Protocol):

@@ -29,7 +29,7 @@ from apps_api.kit.schemas import (
 from apps_api.webhooks.fields import MAX_URL_LENGTH, ChannelPattern, EndpointUrl
 
 MAX_SUBSCRIPTIONS = 100
-# The wire values of `AttemptStatus` (tests/test_endpoint_care.py checks they agree).
+# The wire values of `AttemptStatus` (tests/webhooks/test_endpoint_care.py checks they agree).
 LogStatus = Literal["pending", "started", "successful", "failed"]
 LogAction = Literal["added", "changed", "removed", "test"]
 
@@ -293,7 +293,7 @@ class WebhookLogEntry(Schema):
 
 
 def webhook_json(row: Any) -> dict[str, Any]:
-    """`Webhook` of a row of `repository.WEBHOOKS_PAGE` (tests/test_fast_views.py)."""
+    """`Webhook` of a row of `repository.WEBHOOKS_PAGE` (tests/api/test_fast_views.py)."""
     return {
         "id": row["id"],
         "organization_id": row["organization_id"],
@@ -314,7 +314,7 @@ def webhook_json(row: Any) -> dict[str, Any]:
 
 
 def log_entry_json(row: Any) -> dict[str, Any]:
-    """`WebhookLogEntry` of a row of `repository.LOG_ENTRIES_PAGE` (tests/test_fast_views.py)."""
+    """`WebhookLogEntry` of a row of `repository.LOG_ENTRIES_PAGE` (tests/api/test_fast_views.py)."""
     view = dict(row)
     view.pop("_other_side", None)  # the keyset probe of a cursor page (kit/pagination.py)
     for name in ("response_headers", "request_headers"):

@@ -61,7 +61,7 @@ async def login(
     next_ = console_next(browser, next)
     if not browser.csrf_valid(csrf_token):
         return login_page(browser, next_=next_, status_code=403, error="The form expired. Sign in again.")
-    # The install flow's own sign-in, throttle included (tests/test_console.py).
+    # The install flow's own sign-in, throttle included (tests/console/test_console.py).
     result = await sign_in(browser, session=session, email=email, password=password, require_settings=False)
     if result.outcome is Outcome.BUSY:
         raise PageError(
