@@ -60,7 +60,9 @@ async def identify(request: Request, session: AsyncSession, authorization: str |
     key = api_token_key(authorization)
     authenticate_app = getattr(request.app.state, "authenticate_app_token", None)
     if key is not None and not _is_jwt(key):
-        principal = await authenticate_token(session=session, key=key)
+        principal = await authenticate_token(
+            session=session, key=key, cache=getattr(request.app.state, "principal_cache", None)
+        )
     elif key is not None and scheme == "bearer" and authenticate_app is not None:
         # A webhook's `app_user_auth`, used as `<token_type> <access_token>`.
         principal = await authenticate_app(session=session, token=key, app_secret=None)
