@@ -195,7 +195,9 @@ class PrincipalListener:
                     server_settings={"application_name": APPLICATION_NAME},
                 )
                 try:
-                    await connection.add_listener(CHANNEL, self._notified)
+                    await asyncio.wait_for(
+                        connection.add_listener(CHANNEL, self._notified), self._settings.db_connect_timeout
+                    )
                     self.cache.turn_on()
                     listened = True
                     await _until_lost(connection)
@@ -210,7 +212,7 @@ class PrincipalListener:
 
 
 async def _until_lost(connection: asyncpg.Connection) -> None:
-    """Return (or raise) once the connection is gone."""
+    """Raise once the connection is gone: closed, or a ping unanswered."""
     lost = asyncio.Event()
     connection.add_termination_listener(lambda *_: lost.set())
     while not lost.is_set() and not connection.is_closed():
