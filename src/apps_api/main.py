@@ -18,6 +18,7 @@ from apps_api import __version__
 from apps_api.app_user_tokens.endpoints import router as app_user_tokens_router
 from apps_api.apps.endpoints import router as public_apps_router
 from apps_api.auth.app_tokens import app_token_authenticator
+from apps_api.auth.principal_cache import PrincipalCache, PrincipalListener
 from apps_api.console.endpoints import router as console_router
 from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
@@ -68,10 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.redis_url
             else None
         )
+        listener = PrincipalListener(app.state.principal_cache, settings)
+        listener.start()
         _freeze_startup_heap()
         try:
             yield
         finally:
+            await listener.stop()
             if app.state.arq is not None:
                 await app.state.arq.aclose()
             await engine.dispose()
@@ -110,6 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_router)
     document_channels(app)
     app.state.authenticate_app_token = app_token_authenticator(settings)
+    # Off until the lifespan's listener LISTENs (so also in apps served without a lifespan).
+    app.state.principal_cache = PrincipalCache(
+        size=settings.principal_cache_size, seconds=settings.principal_cache_seconds
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

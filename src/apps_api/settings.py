@@ -39,9 +39,16 @@ class Settings(BaseSettings):
     # PgBouncer in transaction pooling mode: every statement is then unnamed and parsed again
     # at each execution, so none outlives its transaction or meets another client's.
     db_statement_cache_size: int = 100
-    # The worker's `LISTEN` needs a session of its own: a direct PostgreSQL URL (or a PgBouncer
-    # pool in session mode) when APPS_API_DATABASE_URL goes through transaction pooling.
+    # `LISTEN` (the worker's, and each API process's for its principal cache) needs a session of
+    # its own: a direct PostgreSQL URL (or a PgBouncer pool in session mode) when
+    # APPS_API_DATABASE_URL goes through transaction pooling.
     listen_database_url: str | None = None
+    # Each API process caches the principals of API tokens it saw (auth/principal_cache.py): at
+    # most this many (least recently used go first), each for at most this many seconds. A
+    # change anywhere empties every process's cache (NOTIFY), and the cache is off while its
+    # LISTEN connection (on listen_database_url) is down. 0 seconds or 0 entries: no cache.
+    principal_cache_size: int = Field(default=10_000, ge=0)
+    principal_cache_seconds: float = Field(default=60.0, ge=0)
     # Seconds a request waits for a pooled connection before it is answered 503.
     db_pool_timeout: float = 5.0
     # Requests in flight per API process; past it requests are answered 503 with Retry-After

@@ -73,7 +73,8 @@ async def _principal_of(request: Request, session: AsyncSession, authorization: 
         request.app.state, "authenticate_app_token", None
     )
     if key is not None and not _is_jwt(key):
-        return await authenticate_token(session=session, key=key)
+        cache = getattr(request.app.state, "principal_cache", None)
+        return await authenticate_token(session=session, key=key, cache=cache)
     if key is not None and scheme == "bearer" and authenticate_app is not None:
         # A webhook's `app_user_auth`, used as `<token_type> <access_token>`.
         return await authenticate_app(session=session, token=key, app_secret=None)

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from apps_api.auth.principal_cache import PrincipalCache
 from apps_api.kit.driver import SessionStatement
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, AppInstallation, Organization, User
@@ -156,14 +157,16 @@ def _columns(model: type[Base], prefix: str) -> list[Any]:
     return [attribute.columns[0].label(prefix + attribute.key) for attribute in inspect(model).column_attrs]
 
 
-# Compiled once (every request runs it): the live token's user and organization in one indexed
-# lookup. A Core row, not an ORM load of two entities on every request (bench/ANALYSIS.md).
-# The installation whose app user the token's user is, if any, decides the kind of principal.
+# Compiled once (every request not served by the principal cache runs it): the live token's
+# user and organization in one indexed lookup. A Core row, not an ORM load of two entities on
+# every request (bench/ANALYSIS.md). The installation whose app user the token's user is, if
+# any, decides the kind of principal. The token's expiry is checked again at each cache hit.
 _tokens, _users, _organizations = ApiToken.__table__, User.__table__, Organization.__table__
 _installations = AppInstallation.__table__
 _TOKEN_PRINCIPAL = SessionStatement(
     select(
         _tokens.c.id,
+        _tokens.c.expires_at.label("token_expires_at"),
         *_columns(User, "user_"),
         *_columns(Organization, "organization_"),
         _installations.c.id.label("installation_id"),
@@ -206,9 +209,24 @@ def _persistent(session: AsyncSession, model: type[Model], row: Any, prefix: str
     return instance
 
 
-async def authenticate_token(*, session: AsyncSession, key: str) -> Principal | None:
+# Lookups without a cache (a cache never turned on).
+_NO_CACHE = PrincipalCache(size=0, seconds=0)
+
+
+async def authenticate_token(
+    *, session: AsyncSession, key: str, cache: PrincipalCache | None = None
+) -> Principal | None:
     """Return the principal of a live API token key, or None."""
-    rows = await _TOKEN_PRINCIPAL.fetch(session, digest=digest(key), now=utcnow())
-    if not rows:
-        return None
-    return Principal.of_token_row(session=session, row=rows[0])
+    cache = _NO_CACHE if cache is None else cache
+    key_digest = digest(key)
+    row = cache.get(key_digest)
+    if row is None:
+        # Noted before the query: a change committed meanwhile empties the cache, and this
+        # request's row, perhaps read before that change, is then not kept.
+        generation = cache.generation
+        rows = await _TOKEN_PRINCIPAL.fetch(session, digest=key_digest, now=utcnow())
+        if not rows:
+            return None
+        row = rows[0]
+        cache.put(key_digest, row, generation=generation, expires_at=row["token_expires_at"])
+    return Principal.of_token_row(session=session, row=row)

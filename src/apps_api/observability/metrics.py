@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -24,5 +24,25 @@ HTTP_SHED = Counter(
     "Requests answered 503 (with Retry-After) to shed load: `in_flight` (the process's bound was "
     "reached), `pool_timeout` (no database connection in time), `statement_timeout`.",
     ["reason"],
+    registry=REGISTRY,
+)
+
+# The per-process cache of API token principals (auth/principal_cache.py).
+PRINCIPAL_CACHE_LOOKUPS = Counter(
+    "apps_api_principal_cache_lookups_total",
+    "API token lookups while the principal cache is on: `hit` (no database round trip) or `miss`.",
+    ["result"],
+    registry=REGISTRY,
+)
+PRINCIPAL_CACHE_FLUSHES = Counter(
+    "apps_api_principal_cache_flushes_total",
+    "Times the principal cache was emptied: `notification` (a principal changed somewhere), `lost` "
+    "(the LISTEN connection was lost: the cache is off until it is back), `listening` (LISTEN again).",
+    ["reason"],
+    registry=REGISTRY,
+)
+PRINCIPAL_CACHE_ON = Gauge(
+    "apps_api_principal_cache_on",
+    "1 while the principal cache serves lookups (its LISTEN connection is up), else 0.",
     registry=REGISTRY,
 )

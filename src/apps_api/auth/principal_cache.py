@@ -1,0 +1,223 @@
+"""The per-process cache of API tokens' principals, emptied on every change by PostgreSQL NOTIFY.
+
+Identifying the caller costs every request a round trip (`auth.service._TOKEN_PRINCIPAL`: the
+live token joined to its user, organization and the installation whose app user it is). The
+cache keeps that row per token digest, frozen; each request still builds a `Principal` of its
+own from a fresh copy, so nothing request-scoped is shared.
+
+Invalidation: statement-level triggers on api_tokens, users, organizations and app_installations
+(migration 1700_principal_notify) send `NOTIFY apps_api_principals` when a change commits,
+whoever wrote it, and every API process empties its whole cache when it hears it. So the cache
+is on only while its process LISTENs: off until the first LISTEN, emptied and off the moment the
+connection is lost, emptied again once LISTEN is back. What a row says about time (the token's
+`expires_at`, the subscription's end) is checked at every hit, and no entry outlives
+APPS_API_PRINCIPAL_CACHE_SECONDS.
+
+A request that read a row before a change committed must not store it after the change's flush:
+it notes the cache's generation before its query and the row is kept only if no flush (and no
+switch on or off) happened since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from apps_api.observability import metrics
+from apps_api.settings import Settings, to_asyncpg_url
+
+logger = logging.getLogger(__name__)
+
+CHANNEL: Final = "apps_api_principals"
+# The listening connection's name in pg_stat_activity.
+APPLICATION_NAME: Final = "apps_api_principal_cache"
+
+_HITS = metrics.PRINCIPAL_CACHE_LOOKUPS.labels(result="hit")
+_MISSES = metrics.PRINCIPAL_CACHE_LOOKUPS.labels(result="miss")
+
+# A LISTEN connection that died without a word (a half-open TCP connection) is noticed by a
+# trivial query every _PING_SECONDS, answered within _PING_TIMEOUT.
+_PING_SECONDS = 5.0
+_PING_TIMEOUT = 5.0
+# Reconnecting: the first retry soon, then doubling up to the last.
+_RETRY_FIRST = 0.1
+_RETRY_LAST = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    row: Mapping[str, Any]
+    stored_at: float
+    expires_at: datetime | None
+
+
+def _frozen(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    # The row's arrays (permissions, features, scopes) are lists: tuples here, so no request can
+    # change what the next one reads.
+    return MappingProxyType(
+        {key: tuple(value) if isinstance(value, list) else value for key, value in row.items()}
+    )
+
+
+def _thawed(row: Mapping[str, Any]) -> dict[str, Any]:
+    # As the driver returns it: the ORM objects built from it get lists of their own.
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in row.items()}
+
+
+class PrincipalCache:
+    """Token digest -> the `_TOKEN_PRINCIPAL` row, least recently used first out, for at most
+    `seconds`; off (every lookup goes to the database) until its listener turns it on."""
+
+    def __init__(self, *, size: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.seconds = seconds
+        self._clock = clock
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self.generation = 0
+        self.is_on = False
+
+    @property
+    def enabled(self) -> bool:
+        """Configured at all (entries and an age above 0): only then is there a listener."""
+        return self.size > 0 and self.seconds > 0
+
+    @property
+    def entries(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: bytes) -> dict[str, Any] | None:
+        """A fresh copy of the row of `digest` while it is valid, else None (go to the database)."""
+        if not self.is_on:
+            return None
+        entry = self._entries.get(digest)
+        if entry is None or not self._valid(entry):
+            self._entries.pop(digest, None)
+            _MISSES.inc()
+            return None
+        self._entries.move_to_end(digest)
+        _HITS.inc()
+        return _thawed(entry.row)
+
+    def _valid(self, entry: _Entry) -> bool:
+        if self._clock() - entry.stored_at >= self.seconds:
+            return False
+        return entry.expires_at is None or entry.expires_at > datetime.now(UTC)
+
+    def put(
+        self, digest: bytes, row: Mapping[str, Any], *, generation: int, expires_at: datetime | None
+    ) -> None:
+        """Keep `row`, read after `generation` was noted, unless the cache was emptied since."""
+        if not self.is_on or generation != self.generation:
+            return
+        self._entries[digest] = _Entry(_frozen(row), self._clock(), expires_at)
+        self._entries.move_to_end(digest)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def flush(self, reason: str = "notification") -> None:
+        """Empty the cache; rows read before now are not stored any more."""
+        self._entries.clear()
+        self.generation += 1
+        metrics.PRINCIPAL_CACHE_FLUSHES.labels(reason=reason).inc()
+
+    def turn_on(self) -> None:
+        """LISTEN is up: drop whatever a change unheard meanwhile may have left, then serve."""
+        self.flush("listening")
+        self.is_on = True
+        metrics.PRINCIPAL_CACHE_ON.set(1)
+
+    def turn_off(self) -> None:
+        """LISTEN is down (or not up yet): empty and serve nothing until `turn_on`."""
+        if self.is_on:
+            self.flush("lost")
+        else:
+            self._entries.clear()
+            self.generation += 1
+        self.is_on = False
+        metrics.PRINCIPAL_CACHE_ON.set(0)
+
+
+def listen_url(settings: Settings) -> str:
+    """asyncpg's URL of the LISTEN connection: APPS_API_LISTEN_DATABASE_URL (straight to PostgreSQL
+    behind PgBouncer's transaction pooling), else APPS_API_DATABASE_URL."""
+    url = settings.listen_database_url or settings.database_url
+    if url is None:
+        raise RuntimeError("database_url is not configured")
+    return make_url(to_asyncpg_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PrincipalListener:
+    """The cache's `LISTEN apps_api_principals`: one dedicated asyncpg connection per API process.
+
+    Each notification empties the cache. The cache is on only while the connection listens; a
+    lost connection turns it off at once, and it comes back (emptied) once a new connection
+    listens again, after 0.1 s, then up to 5 s between attempts.
+    """
+
+    def __init__(self, cache: PrincipalCache, settings: Settings) -> None:
+        self.cache = cache
+        self._settings = settings
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Listen in the background (no wait: the API serves, uncached, until LISTEN is up)."""
+        if self.cache.enabled:
+            self._task = asyncio.create_task(self._run(), name="principal-cache-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.cache.turn_off()
+
+    def _notified(self, *_: Any) -> None:
+        self.cache.flush()
+
+    async def _run(self) -> None:
+        delay = _RETRY_FIRST
+        while True:
+            listened = False
+            try:
+                connection = await asyncpg.connect(
+                    listen_url(self._settings),
+                    timeout=self._settings.db_connect_timeout,
+                    statement_cache_size=0,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
+                try:
+                    await asyncio.wait_for(
+                        connection.add_listener(CHANNEL, self._notified), self._settings.db_connect_timeout
+                    )
+                    self.cache.turn_on()
+                    listened = True
+                    await _until_lost(connection)
+                finally:
+                    self.cache.turn_off()
+                    connection.terminate()
+            except Exception as error:  # PostgreSQL away or restarting: uncached meanwhile.
+                what = "lost" if listened else "failed"
+                logger.warning("principal cache off: LISTEN %s (%s)", what, type(error).__name__)
+            delay = _RETRY_FIRST if listened else min(delay * 2, _RETRY_LAST)
+            await asyncio.sleep(delay)
+
+
+async def _until_lost(connection: asyncpg.Connection) -> None:
+    """Raise once the connection is gone: closed, or a ping unanswered."""
+    lost = asyncio.Event()
+    connection.add_termination_listener(lambda *_: lost.set())
+    while not lost.is_set() and not connection.is_closed():
+        try:
+            await asyncio.wait_for(lost.wait(), _PING_SECONDS)
+        except TimeoutError:
+            await connection.fetchval("SELECT 1", timeout=_PING_TIMEOUT)
+    raise ConnectionError("the connection was closed")

@@ -1,0 +1,474 @@
+"""The per-process cache of API token principals (auth/principal_cache.py, issue 28).
+
+Across two real API processes (`apps-api serve`), A and B: B's cache is warmed with a token (its
+/metrics shows the hit, so nothing here can pass with the cache off), the principal is changed
+through A (operator API, owner API), the CLI or raw SQL, and B's very next request is refused:
+the change's NOTIFY emptied B's cache. Then the cache with its LISTEN connection down, and the
+cache's own rules in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from arq.connections import ArqRedis
+from sqlalchemy import text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from apps_api.auth import service
+from apps_api.auth.principal_cache import APPLICATION_NAME, CHANNEL, PrincipalCache
+from apps_api.auth.service import authenticate_token
+from apps_api.kit.security import digest
+from apps_api.models import ApiToken, User
+from apps_api.models.base import utcnow
+from apps_api.settings import Settings
+from tests.delivery.test_webhooks_delivery import World
+from tests.fixtures.factories import Tenant
+from tests.fixtures.live_server import Serve, serve
+from tests.fixtures.webhooks import cleanup, eventually
+from tests.operations.test_cli import admin
+
+OPERATOR = "/internal/v1/organizations"
+HITS = ("apps_api_principal_cache_lookups_total", {"result": "hit"})
+HEARD = ("apps_api_principal_cache_flushes_total", {"reason": "notification"})
+
+
+@dataclass
+class Processes:
+    a: Serve
+    b: Serve  # its LISTEN connection logs in as `listen_role`
+    listen_role: str
+
+
+@pytest.fixture(scope="module")
+async def listen_role(engine: AsyncEngine) -> AsyncIterator[tuple[str, str]]:
+    """A role of B's LISTEN connection alone: `NOLOGIN` keeps B from listening again at will."""
+    role, password = f"apps_api_listen_{secrets.token_hex(4)}", secrets.token_hex(16)
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    yield role, password
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(f"DROP ROLE {role}")
+
+
+@pytest.fixture(scope="module")
+async def processes(direct_database_url: str, listen_role: tuple[str, str]) -> AsyncIterator[Processes]:
+    role, password = listen_role
+    # Straight to PostgreSQL, as APPS_API_LISTEN_DATABASE_URL is behind PgBouncer.
+    listen_url = (
+        make_url(direct_database_url)
+        .set(drivername="postgresql", username=role, password=password)
+        .render_as_string(hide_password=False)
+    )
+    with serve() as a, serve(APPS_API_LISTEN_DATABASE_URL=listen_url) as b:
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        yield Processes(a, b, role)
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine, arq_pool: ArqRedis) -> AsyncIterator[World]:
+    world = World(engine, arq_pool, [], [])
+    yield world
+    await cleanup(engine, world.organization_ids, world.app_ids)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+def operator(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.accepted_service_keys[0]}"}
+
+
+def token(key: str) -> dict[str, str]:
+    return {"Authorization": f"Token {key}"}
+
+
+def settings_path(organization_id: uuid.UUID) -> str:
+    """A collection that needs an active subscription and `settings`."""
+    return f"/api/v5/orgs/{organization_id}/app_installations"
+
+
+def users_path(organization_id: uuid.UUID) -> str:
+    """A collection that needs an active subscription and `users`."""
+    return f"/api/v5/orgs/{organization_id}/users"
+
+
+async def sample(http: httpx.AsyncClient, server: Serve, name: str, **labels: str) -> float:
+    """One sample of the server's /metrics (0.0 when absent)."""
+    metrics_token = os.environ["APPS_API_METRICS_TOKEN"]
+    response = await http.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
+    assert response.status_code == 200, response.text
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    found = re.search(rf"^{re.escape(name)}(\{{{re.escape(wanted)}\}})? (\S+)$", response.text, re.MULTILINE)
+    return float(found.group(2)) if found else 0.0
+
+
+async def cache_on(http: httpx.AsyncClient, server: Serve) -> bool:
+    return await sample(http, server, "apps_api_principal_cache_on") == 1.0
+
+
+async def hits(http: httpx.AsyncClient, server: Serve) -> float:
+    return await sample(http, server, HITS[0], **HITS[1])
+
+
+async def heard(http: httpx.AsyncClient, server: Serve) -> float:
+    """The notifications `server` has heard (each emptied its cache)."""
+    return await sample(http, server, HEARD[0], **HEARD[1])
+
+
+async def hears(http: httpx.AsyncClient, server: Serve, since: float) -> None:
+    """Wait until `server` has heard a notification more than `since`.
+
+    A commit's notification reaches another process a moment after the commit, which on a
+    loaded machine can be after this test's next request (docs/operations.md): the test asks
+    once the process has heard of the change, and then its very next request must be refused.
+    """
+    await eventually(lambda: _more(heard(http, server), since), timeout=30, what="the change's notification")
+
+
+async def warm(http: httpx.AsyncClient, server: Serve, key: str, path: str, engine: AsyncEngine) -> None:
+    """Ask `server` with `key` until one answer came from its cache (a hit in its /metrics).
+
+    First, `server` hears a notification sent now: notifications arrive in commit order, so
+    every earlier one (the test's set-up) has arrived too and none can empty the cache later.
+    """
+    await eventually(lambda: cache_on(http, server), timeout=30, what="the cache to listen")
+    since = await heard(http, server)
+    async with engine.begin() as connection:
+        await connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    await hears(http, server, since)
+
+    async def served_from_cache() -> bool:
+        before = await hits(http, server)
+        response = await http.get(server.url + path, headers=token(key))
+        assert response.status_code == 200, response.text
+        return await hits(http, server) > before
+
+    await eventually(served_from_cache, timeout=30, what="a cache hit")
+
+
+async def status(http: httpx.AsyncClient, server: Serve, key: str, path: str) -> int:
+    return (await http.get(server.url + path, headers=token(key))).status_code
+
+
+async def minted(
+    http: httpx.AsyncClient, settings: Settings, server: Serve, tenant: Tenant
+) -> dict[str, Any]:
+    """A new API token of the tenant's user, minted through the operator API of `server`."""
+    response = await http.post(
+        f"{server.url}{OPERATOR}/id:{tenant.org_id}/users/id:{tenant.user.id}/tokens",
+        headers=operator(settings),
+    )
+    assert response.status_code == 201, response.text
+    minted_token: dict[str, Any] = response.json()
+    return minted_token
+
+
+# --- a change through one process (or any writer) reaches the other's cache -----------------------
+
+
+async def test_a_token_revoked_through_a_is_refused_by_b(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    tenant = await world.tenant("Cache revoke")
+    new = await minted(http, settings, processes.a, tenant)
+    await warm(http, processes.b, new["token"], settings_path(tenant.org_id), engine)
+    since = await heard(http, processes.b)
+
+    revoked = await http.delete(
+        f"{processes.a.url}{OPERATOR}/id:{tenant.org_id}/users/id:{tenant.user.id}/tokens/{new['id']}",
+        headers=operator(settings),
+    )
+    assert revoked.status_code == 204, revoked.text
+    await hears(http, processes.b, since)
+    assert await status(http, processes.b, new["token"], settings_path(tenant.org_id)) == 401
+
+
+async def test_a_user_deleted_through_a_is_refused_by_b(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    tenant = await world.tenant("Cache delete")
+    await warm(http, processes.b, tenant.token, settings_path(tenant.org_id), engine)
+    since = await heard(http, processes.b)
+
+    deleted = await http.delete(
+        f"{processes.a.url}{OPERATOR}/id:{tenant.org_id}/users/id:{tenant.user.id}",
+        headers=operator(settings),
+    )
+    assert deleted.status_code == 204, deleted.text
+    await hears(http, processes.b, since)
+    assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 401
+
+
+async def test_a_permission_taken_away_through_a_is_refused_by_b(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    tenant = await world.tenant("Cache permission")
+    await warm(http, processes.b, tenant.token, settings_path(tenant.org_id), engine)
+    since = await heard(http, processes.b)
+
+    changed = await http.patch(
+        f"{processes.a.url}{OPERATOR}/id:{tenant.org_id}/users/id:{tenant.user.id}",
+        json={"permissions": ["users"]},
+        headers=operator(settings),
+    )
+    assert changed.status_code == 200, changed.text
+    await hears(http, processes.b, since)
+    assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 403
+    assert await status(http, processes.b, tenant.token, users_path(tenant.org_id)) == 200
+
+
+async def test_a_subscription_ended_by_the_cli_is_refused_by_b(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    tenant = await world.tenant("Cache subscription")
+    await warm(http, processes.b, tenant.token, settings_path(tenant.org_id), engine)
+    since = await heard(http, processes.b)
+
+    ended = await asyncio.to_thread(admin, "set-subscription", "--org", str(tenant.org_id), "--days", "0")
+    assert ended["id"] == str(tenant.org_id)
+    await hears(http, processes.b, since)
+    assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 403
+
+
+async def test_a_token_expired_early_by_raw_sql_is_refused_by_b(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    tenant = await world.tenant("Cache expiry")
+    await warm(http, processes.b, tenant.token, settings_path(tenant.org_id), engine)
+    since = await heard(http, processes.b)
+
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(ApiToken)
+            .where(ApiToken.key_digest == digest(tenant.token))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    await hears(http, processes.b, since)
+    assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 401
+
+
+async def test_an_uninstall_through_a_refuses_the_app_user_token_in_b(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    provider, installer = await world.tenant("Cache provider"), await world.tenant("Cache installer")
+    app = await world.app(
+        provider, is_app_user_required=True, app_user_default_first_name="Bot", app_user_default_last_name="C"
+    )
+    installation = await world.install(installer, app, scopes=["settings"])
+    created = await http.post(
+        f"{processes.a.url}/api/v5/orgs/{provider.org_id}/owned_apps/{app.id}"
+        f"/installations/{installation.id}/app_user_tokens",
+        headers=provider.headers,
+    )
+    assert created.status_code == 201, created.text
+    app_user_key = created.json()["token"]
+    await warm(http, processes.b, app_user_key, settings_path(installer.org_id), engine)
+    since = await heard(http, processes.b)
+
+    uninstalled = await http.delete(
+        f"{processes.a.url}/api/v5/orgs/{installer.org_id}/app_installations/{installation.id}",
+        headers=installer.headers,
+    )
+    assert uninstalled.status_code == 204, uninstalled.text
+    await hears(http, processes.b, since)
+    assert await status(http, processes.b, app_user_key, settings_path(installer.org_id)) == 401
+
+
+# --- LISTEN lost: the cache is off until B listens again -----------------------------------------
+
+
+async def test_the_cache_is_off_while_its_listen_connection_is_down(
+    processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    tenant, b = await world.tenant("Cache listen"), processes.b
+    await warm(http, b, tenant.token, settings_path(tenant.org_id), engine)
+
+    async with engine.begin() as connection:
+        # B cannot listen again until its role may log in again.
+        await connection.exec_driver_sql(f"ALTER ROLE {processes.listen_role} NOLOGIN")
+        killed = (
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND usename = :role"
+                ),
+                {"name": APPLICATION_NAME, "role": processes.listen_role},
+            )
+        ).scalars()
+        assert list(killed) == [True]
+    try:
+        await eventually(lambda: _not(cache_on(http, b)), timeout=30, what="B to notice its lost LISTEN")
+        # Nothing B hears of: its LISTEN is down.
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(User).where(User.id == tenant.user.id).values(permissions=["users"])
+            )
+        before = await hits(http, b)
+        assert await status(http, b, tenant.token, settings_path(tenant.org_id)) == 403
+        assert await status(http, b, tenant.token, users_path(tenant.org_id)) == 200
+        assert await hits(http, b) == before  # every lookup went to the database
+    finally:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"ALTER ROLE {processes.listen_role} LOGIN")
+
+    await eventually(lambda: cache_on(http, b), timeout=30, what="B to listen again")
+    # Listening again, B serves no row from before: the change made meanwhile holds.
+    assert await status(http, b, tenant.token, settings_path(tenant.org_id)) == 403
+    await warm(http, b, tenant.token, users_path(tenant.org_id), engine)
+
+
+async def _not(check: Any) -> bool:
+    return not await check
+
+
+async def _more(value: Any, than: float) -> bool:
+    return bool(await value > than)
+
+
+# --- the cache's rules, in process ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fetches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The token lookups that reached the database."""
+    seen: list[str] = []
+    original = service._TOKEN_PRINCIPAL.fetch
+
+    async def fetch(session: AsyncSession, **values: Any) -> Any:
+        seen.append(service._TOKEN_PRINCIPAL.sql)
+        return await original(session, **values)
+
+    monkeypatch.setattr(service._TOKEN_PRINCIPAL, "fetch", fetch)
+    return seen
+
+
+def listening_cache(**options: Any) -> PrincipalCache:
+    cache = PrincipalCache(**{"size": 100, "seconds": 60, **options})
+    cache.turn_on()
+    return cache
+
+
+async def test_a_hit_saves_the_round_trip_and_shares_nothing(
+    session: AsyncSession, tenant: Tenant, fetches: list[str]
+) -> None:
+    cache = listening_cache()
+    first = await authenticate_token(session=session, key=tenant.token, cache=cache)
+    second = await authenticate_token(session=session, key=tenant.token, cache=cache)
+    assert first is not None and second is not None and first is not second
+    assert len(fetches) == 1
+    assert second.permissions == first.permissions and second.user_id == tenant.user.id
+    # A request's ORM objects are built from a copy of the row: changing them changes no cached row.
+    session.expunge(tenant.user)
+    assert second.user is not tenant.user
+    second.user.permissions.clear()
+    session.expunge(second.user)
+    third = await authenticate_token(session=session, key=tenant.token, cache=cache)
+    assert third is not None and sorted(third.user_value("permissions")) == ["reports", "settings", "users"]
+    assert len(fetches) == 1
+
+
+async def test_a_row_read_before_a_change_is_not_kept_after_its_flush(
+    session: AsyncSession, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the lookup reads the row, the token is revoked and the revocation's notification
+    empties the cache, then the lookup stores what it read. The generation keeps it out."""
+    cache = listening_cache()
+    statement = service._TOKEN_PRINCIPAL
+    original = statement.fetch
+
+    async def read_then_revoked(session_: AsyncSession, **values: Any) -> Any:
+        rows = await original(session_, **values)
+        await session.execute(
+            update(ApiToken).where(ApiToken.key_digest == digest(tenant.token)).values(revoked_at=utcnow())
+        )
+        cache.flush()  # the revocation's NOTIFY, heard while this lookup was under way
+        return rows
+
+    monkeypatch.setattr(statement, "fetch", read_then_revoked)
+    # Read before the revocation: this one request passes, as it would have without a cache.
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is not None
+    monkeypatch.setattr(statement, "fetch", original)
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is None
+
+
+async def test_time_decides_at_every_hit(session: AsyncSession, tenant: Tenant, fetches: list[str]) -> None:
+    now = [0.0]
+    cache = listening_cache(seconds=60, clock=lambda: now[0])
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is not None
+    now[0] = 59.0
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is not None
+    assert len(fetches) == 1
+    now[0] = 60.0  # too old: read again
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is not None
+    assert len(fetches) == 2
+
+    # A token that expires while cached: refused at its expiry, with no notification.
+    expires_at = utcnow() + timedelta(seconds=1.5)
+    await session.execute(
+        update(ApiToken).where(ApiToken.key_digest == digest(tenant.token)).values(expires_at=expires_at)
+    )
+    cache.flush()
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is not None
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is not None
+    assert len(fetches) == 3
+    await eventually(lambda: utcnow() > expires_at, timeout=5, what="the expiry")
+    assert await authenticate_token(session=session, key=tenant.token, cache=cache) is None
+
+
+async def test_the_subscription_is_checked_at_every_hit(
+    session: AsyncSession, tenant: Tenant, fetches: list[str]
+) -> None:
+    cache = listening_cache()
+    ends_at = utcnow() + timedelta(seconds=1.5)
+    tenant.organization.subscription_expires_at = ends_at
+    await session.flush()
+    principal = await authenticate_token(session=session, key=tenant.token, cache=cache)
+    assert principal is not None and principal.has_active_subscription()
+    await eventually(lambda: utcnow() > ends_at, timeout=5, what="the subscription's end")
+    cached = await authenticate_token(session=session, key=tenant.token, cache=cache)
+    assert cached is not None and not cached.has_active_subscription()
+    assert len(fetches) == 1  # the second was a hit
+
+
+def test_least_recently_used_entries_go_first() -> None:
+    cache = listening_cache(size=2)
+    row = {"id": uuid.uuid4(), "user_permissions": ["settings"]}
+    for key in (b"a", b"b"):
+        cache.put(key, row, generation=cache.generation, expires_at=None)
+    assert cache.get(b"a") == row  # now b is the least recently used
+    cache.put(b"c", row, generation=cache.generation, expires_at=None)
+    assert cache.entries == 2
+    assert cache.get(b"b") is None
+    assert cache.get(b"a") == row and cache.get(b"c") == row
+
+
+def test_off_until_listening_and_empty_after() -> None:
+    cache = PrincipalCache(size=10, seconds=60)
+    row = {"id": uuid.uuid4()}
+    cache.put(b"a", row, generation=cache.generation, expires_at=None)
+    assert cache.get(b"a") is None and cache.entries == 0  # not listening yet: nothing kept
+    cache.turn_on()
+    noted = cache.generation
+    cache.put(b"a", row, generation=noted, expires_at=None)
+    assert cache.get(b"a") == row
+    cache.turn_off()  # LISTEN lost
+    assert cache.entries == 0 and cache.get(b"a") is None
+    cache.turn_on()
+    cache.put(b"a", row, generation=noted, expires_at=None)  # read before the connection was lost
+    assert cache.entries == 0
+    assert not PrincipalCache(size=10, seconds=0).enabled and not PrincipalCache(size=0, seconds=60).enabled
