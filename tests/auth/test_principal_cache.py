@@ -181,6 +181,7 @@ async def minted(
 # --- a change through one process (or any writer) reaches the other's cache -----------------------
 
 
+@pytest.mark.subprocess
 async def test_a_token_revoked_through_a_is_refused_by_b(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
@@ -198,6 +199,7 @@ async def test_a_token_revoked_through_a_is_refused_by_b(
     assert await status(http, processes.b, new["token"], settings_path(tenant.org_id)) == 401
 
 
+@pytest.mark.subprocess
 async def test_a_user_deleted_through_a_is_refused_by_b(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
@@ -214,6 +216,7 @@ async def test_a_user_deleted_through_a_is_refused_by_b(
     assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 401
 
 
+@pytest.mark.subprocess
 async def test_a_permission_taken_away_through_a_is_refused_by_b(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
@@ -232,6 +235,7 @@ async def test_a_permission_taken_away_through_a_is_refused_by_b(
     assert await status(http, processes.b, tenant.token, users_path(tenant.org_id)) == 200
 
 
+@pytest.mark.subprocess
 async def test_a_subscription_ended_by_the_cli_is_refused_by_b(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -245,6 +249,7 @@ async def test_a_subscription_ended_by_the_cli_is_refused_by_b(
     assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 403
 
 
+@pytest.mark.subprocess
 async def test_a_token_expired_early_by_raw_sql_is_refused_by_b(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -262,6 +267,7 @@ async def test_a_token_expired_early_by_raw_sql_is_refused_by_b(
     assert await status(http, processes.b, tenant.token, settings_path(tenant.org_id)) == 401
 
 
+@pytest.mark.subprocess
 async def test_an_uninstall_through_a_refuses_the_app_user_token_in_b(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -292,6 +298,7 @@ async def test_an_uninstall_through_a_refuses_the_app_user_token_in_b(
 # --- LISTEN lost: the cache is off until B listens again -----------------------------------------
 
 
+@pytest.mark.subprocess
 async def test_the_cache_is_off_while_its_listen_connection_is_down(
     processes: Processes, world: World, http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
