@@ -232,6 +232,15 @@ async def test_users_tokens_and_assets(
     assert asset.status_code == 201 and asset.json()["organization_id"] == org["id"]
     assets = await client.get(f"{OPERATOR}/acme-9/assets", headers=headers)
     assert [item["id"] for item in assets.json()["results"]] == [asset.json()["id"]]
+    # Numbers past the columns' bounds are the caller's 400, never the database's 500.
+    for field, value in (("size", 2**63), ("width", 2**31), ("height", 10**30)):
+        too_big = await client.post(
+            f"{OPERATOR}/acme-9/assets",
+            json={"url": "https://cdn.example.com/j.png", field: value},
+            headers=headers,
+        )
+        assert too_big.status_code == 400, too_big.text
+        assert field in too_big.text
 
     deleted = await client.delete(user_url, headers=headers)
     assert deleted.status_code == 204

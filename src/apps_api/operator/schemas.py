@@ -275,9 +275,10 @@ class AssetCreate(InputSchema):
         max_length=2000, description="Absolute http(s) URL of the image."
     )
     content_type: str | None = Field(None, max_length=100, description="MIME type of the image.")
-    size: int | None = Field(None, ge=0, description="Size in bytes.")
-    width: int | None = Field(None, ge=1, description="Width in pixels.")
-    height: int | None = Field(None, ge=1, description="Height in pixels.")
+    # The columns' bounds (BIGINT, INTEGER): a larger number is the caller's 400, not the database's 500.
+    size: int | None = Field(None, ge=0, le=2**63 - 1, description="Size in bytes.")
+    width: int | None = Field(None, ge=1, le=2**31 - 1, description="Width in pixels.")
+    height: int | None = Field(None, ge=1, le=2**31 - 1, description="Height in pixels.")
 
 
 class Asset(AssetEmbed):
