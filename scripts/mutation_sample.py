@@ -138,6 +138,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "1",
         "2",
     ): "one row past the page tells that more follow; two extra rows tell it as well",
+    ("kit/pagination.py", "ordered[: params.page_size + 1],", "1", "2"): (
+        "the in-memory pages: one item past the page tells that more follow; two tell it as well"
+    ),
     ("kit/throttle.py", "hashed = hashlib.sha256(self.value.encode()).hexdigest()[:32]", "32", "33"): (
         "a longer prefix of the same hash: key names change alike for every reader and writer"
     ),
