@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from apps_api.embedded import start_postgres, start_redis
 from apps_api.kit.crypto import new_encryption_key
 from apps_api.kit.db import statement_cache_options, unit_of_work
+from apps_api.kit.driver import ReadConnection
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
@@ -228,9 +229,32 @@ async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedi
         async with _nested_session(connection) as request_session, unit_of_work(request_session):
             yield request_session
 
+    @asynccontextmanager
+    async def read_connections() -> AsyncIterator[ReadConnection]:
+        # The test's own transaction, so a GET sees what the test (and earlier requests) wrote.
+        yield await read_connection_of(connection)
+
     app.state.request_sessions = request_sessions
+    app.state.read_connections = read_connections
     app.state.arq = arq_pool
     return app
+
+
+async def read_connection_of(connection: AsyncConnection) -> ReadConnection:
+    """A `ReadConnection` on the test's connection, inside its outer transaction.
+
+    SQLAlchemy sends the outer transaction's BEGIN with its first statement: begun here if
+    nothing ran yet, or a GET's statements (sent straight to asyncpg) would run outside it.
+    """
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if not driver.is_in_transaction():
+        await connection.exec_driver_sql("SELECT 1")
+
+    async def invalidate(exc: BaseException) -> None:
+        await connection.invalidate(exc)
+
+    return ReadConnection(driver, invalidate)
 
 
 @pytest.fixture

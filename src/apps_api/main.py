@@ -24,10 +24,11 @@ from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.crypto import configure_encryption
-from apps_api.kit.db import create_engine, engine_request_sessions
+from apps_api.kit.db import create_engine, engine_read_connections, engine_request_sessions
 from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.queue import QueueContextMiddleware
+from apps_api.kit.routing import include_flat
 from apps_api.kit.security import configure_password_hashing
 from apps_api.landing import FAVICON_URL
 from apps_api.landing import router as landing_router
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.request_sessions = engine_request_sessions(engine)
+        app.state.read_connections = engine_read_connections(engine)
         app.state.arq = (
             await create_pool(
                 RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name
@@ -98,20 +100,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outermost: a shed request costs no parse, log line or connection.
     app.add_middleware(LoadShedMiddleware, limit=settings.max_requests_in_flight)
-    app.include_router(landing_router)
-    app.include_router(operations_router)
-    app.include_router(public_apps_router)
-    app.include_router(webhooks_router)
-    app.include_router(webhook_log_router)
-    app.include_router(webhook_channels_router)
-    app.include_router(ingest_router)
-    app.include_router(operator_router)
-    app.include_router(installations_router)
-    app.include_router(users_router)
-    app.include_router(app_user_tokens_router)
-    app.include_router(identity_router)
-    app.include_router(install_flow_router)
-    app.include_router(console_router)
+    include_flat(app, landing_router)
+    include_flat(app, operations_router)
+    include_flat(app, public_apps_router)
+    include_flat(app, webhooks_router)
+    include_flat(app, webhook_log_router)
+    include_flat(app, webhook_channels_router)
+    include_flat(app, ingest_router)
+    include_flat(app, operator_router)
+    include_flat(app, installations_router)
+    include_flat(app, users_router)
+    include_flat(app, app_user_tokens_router)
+    include_flat(app, identity_router)
+    include_flat(app, install_flow_router)
+    include_flat(app, console_router)
     document_channels(app)
     app.state.authenticate_app_token = app_token_authenticator(settings)
     # Off until the lifespan's listener LISTENs (so also in apps served without a lifespan).

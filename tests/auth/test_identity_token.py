@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.auth.access_tokens import encode_access_token
 from apps_api.auth.secrets import app_secret_matches, live_previous_secret
-from apps_api.kit.db import engine_request_sessions
+from apps_api.kit.db import engine_read_connections, engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import ApiToken, AppUserCode
 from apps_api.models.base import utcnow
@@ -297,6 +297,7 @@ async def test_concurrent_exchanges_of_one_code_succeed_once(
     web = create_app(settings)
     web.state.engine = engine
     web.state.request_sessions = engine_request_sessions(engine)
+    web.state.read_connections = engine_read_connections(engine)
     web.state.arq = arq_pool
     try:
         transport = httpx.ASGITransport(app=web)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from apps_api.console import queries
 from apps_api.delivery.outbox import build_delivery
 from apps_api.delivery.states import AttemptStatus, DeliveryStatus
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement
 from apps_api.models import (
     App,
     AppInstallation,
@@ -689,18 +689,18 @@ async def _statements(
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
-    original = SessionStatement.fetch
+    original = CompiledStatement.fetch
 
-    async def fetch(self: SessionStatement, session: AsyncSession, **values: Any) -> Any:
+    async def fetch(self: CompiledStatement, session: AsyncSession, **values: Any) -> Any:
         seen.append(self.sql)
         return await original(self, session, **values)
 
     event.listen(connection.sync_connection, "before_cursor_execute", on_execute)
-    monkeypatch.setattr(SessionStatement, "fetch", fetch)
+    monkeypatch.setattr(CompiledStatement, "fetch", fetch)
     try:
         yield seen
     finally:
-        monkeypatch.setattr(SessionStatement, "fetch", original)
+        monkeypatch.setattr(CompiledStatement, "fetch", original)
         event.remove(connection.sync_connection, "before_cursor_execute", on_execute)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.delivery.matching import INSTALLATIONS_PATTERN
-from apps_api.kit.db import engine_request_sessions
+from apps_api.kit.db import engine_read_connections, engine_request_sessions
 from apps_api.main import create_app
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
@@ -43,6 +43,7 @@ async def committed_client(
     app = create_app(settings)
     app.state.engine = engine
     app.state.request_sessions = engine_request_sessions(engine)
+    app.state.read_connections = engine_read_connections(engine)
     app.state.arq = arq_pool
     transport = httpx.ASGITransport(app=app, client=("127.0.0.25", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

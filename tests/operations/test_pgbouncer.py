@@ -13,12 +13,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from apps_api.kit.db import create_engine, create_read_sessionmaker, create_sessionmaker
-from apps_api.kit.driver import SessionStatement, driver_connection
+from apps_api.kit.driver import CompiledStatement, driver_connection
 from apps_api.models import Organization
 from apps_api.settings import Settings
 from tests.fixtures.pgbouncer import MISSING, pgbouncer
 
-_PLUS_ONE = SessionStatement(select((bindparam("n", type_=Integer) + literal_column("1")).label("n")))
+_PLUS_ONE = CompiledStatement(select((bindparam("n", type_=Integer) + literal_column("1")).label("n")))
 
 
 def _settings(settings: Settings, cache_size: int) -> Settings:

@@ -248,6 +248,7 @@ async def test_the_throttle_is_shared_by_api_processes(
     # memory) on the same Redis sees the first one's lock.
     second = create_app(settings)
     second.state.request_sessions = app.state.request_sessions
+    second.state.read_connections = app.state.read_connections
     second.state.arq = arq_pool
     installer = await make_installer(session)
     async with await _client(app) as first_client, await _client(second) as second_client:

@@ -25,12 +25,20 @@ from apps_api.apps.schemas import (
     owned_app_json,
     public_app_json,
 )
-from apps_api.auth.dependencies import OrgProviderPrincipal, OrgSettingsPrincipal, SettingsPrincipal
+from apps_api.auth.dependencies import (
+    OrgProviderPrincipal,
+    OrgSettingsPrincipal,
+    OrgSettingsReader,
+    ProviderReader,
+    SettingsPrincipal,
+    SettingsReader,
+)
 from apps_api.auth.service import Principal
 from apps_api.catalog import repository as catalog
 from apps_api.catalog.dependencies import AppId, OwnedAppDep
 from apps_api.catalog.views import InstalledApp, installed_app_json
 from apps_api.kit.db import SessionDep
+from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import NotFound, error_responses
 from apps_api.kit.pagination import (
     KeysetQuery,
@@ -93,12 +101,10 @@ class _HotList:
     view: Callable[[Any], dict[str, Any]]
     conditions: Sequence[ColumnElement[bool]]
 
-    async def page(
-        self, session: AsyncSession, request: Request, params: PageParams, **values: Any
-    ) -> Response:
+    async def page(self, db: ReadConnection, request: Request, params: PageParams, **values: Any) -> Response:
         """One page; `values` fill the conditions' bound parameters."""
         return await json_keyset_page(
-            session,
+            db,
             self.query,
             self.view,
             conditions=self.conditions,
@@ -124,11 +130,9 @@ _INSTALLED_APPS = _HotList(
     summary="List public apps",
     responses=error_responses(400, 401, 403),
 )
-async def list_public_apps(
-    request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
-) -> Response:
+async def list_public_apps(request: Request, reader: SettingsReader, params: PageParamsDep) -> Response:
     """Approved apps available to anyone, newest first."""
-    return await _PUBLIC_APPS.page(session, request, params)
+    return await _PUBLIC_APPS.page(reader.db, request, params)
 
 
 @public.get(
@@ -178,11 +182,10 @@ async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, 
     summary="List owned apps",
     responses=error_responses(400, 401, 403),
 )
-async def list_owned_apps(
-    request: Request, session: SessionDep, principal: OrgProviderPrincipal, params: PageParamsDep
-) -> Response:
+async def list_owned_apps(request: Request, reader: ProviderReader, params: PageParamsDep) -> Response:
     """Apps the organization owns, newest first."""
-    return await _OWNED_APPS.page(session, request, params, organization_id=principal.organization_id)
+    organization_id = reader.principal.organization_id
+    return await _OWNED_APPS.page(reader.db, request, params, organization_id=organization_id)
 
 
 async def _create_owned_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> Response:
@@ -221,8 +224,10 @@ async def create_owned_app(
     summary="Retrieve an owned app",
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_owned_app(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> Response:
-    rows = await repository.OWNED_APP.fetch(session, organization_id=principal.organization_id, app_id=app_id)
+async def get_owned_app(reader: ProviderReader, app_id: AppId) -> Response:
+    rows = await repository.OWNED_APP.fetch(
+        reader.db, organization_id=reader.principal.organization_id, app_id=app_id
+    )
     if not rows:
         raise NotFound("No owned app found with the given ID.")
     return json_response(owned_app_json(rows[0]), status_code=200)
@@ -374,11 +379,11 @@ async def delete_app_share(
     summary="List installed apps",
     responses=error_responses(400, 401, 403),
 )
-async def list_installed_apps(
-    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
-) -> Response:
+async def list_installed_apps(request: Request, reader: OrgSettingsReader, params: PageParamsDep) -> Response:
     """Apps installed in the organization, newest first."""
-    return await _INSTALLED_APPS.page(session, request, params, organization_id=principal.organization_id)
+    return await _INSTALLED_APPS.page(
+        reader.db, request, params, organization_id=reader.principal.organization_id
+    )
 
 
 @installed.get(

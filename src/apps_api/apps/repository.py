@@ -21,7 +21,7 @@ from apps_api.catalog.repository import (
     one_app,
 )
 from apps_api.catalog.visibility import is_partner_app_of, is_public
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement
 from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import App, AppInstallation, AppShare
 
@@ -115,7 +115,7 @@ OWNED_APPS_PAGE = KeysetQuery(
 )
 OWNED_APPS_CONDITIONS = (APPS.c.owned_by_organization_id == bindparam("organization_id"),)
 # One owned app in the owned view's columns (the list's row, so the same view function).
-OWNED_APP = SessionStatement(
+OWNED_APP = CompiledStatement(
     select(*OWNED_APPS_PAGE.columns)
     .select_from(OWNED_APPS_PAGE.from_)
     .where(*OWNED_APPS_CONDITIONS, APPS.c.id == bindparam("app_id"))

@@ -32,7 +32,7 @@ from apps_api.delivery.matching import ORGANIZATION_ID
 from apps_api.installations import cascade
 from apps_api.installations import service as installations
 from apps_api.kit.crypto import encrypt
-from apps_api.kit.driver import SessionStatement, with_column_defaults
+from apps_api.kit.driver import CompiledStatement, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
 from apps_api.kit.views import dumps
@@ -76,7 +76,7 @@ _INSTALLED_APPS_CHANNEL = INSTALLED_APPS.pattern.partition(ORGANIZATION_ID)
 _APPS = cast(Table, App.__table__)
 # Every column named (with_column_defaults fills the model's defaults), straight on the
 # session's connection: the ORM's and Core's execution machinery cost more CPU than the INSERT.
-_INSERT_APP = SessionStatement(
+_INSERT_APP = CompiledStatement(
     insert(_APPS).values({column.key: bindparam(column.key) for column in _APPS.c})
 )
 # GitHub's limit per owner: every app can fan one event out to its webhooks, so the apps one
@@ -85,16 +85,16 @@ MAX_APPS_PER_ORGANIZATION = 100
 # Concurrent creations by one organization take turns (an advisory lock: locking the
 # organization's row would also hold up every insert that references it), and the count runs
 # in a statement of its own, after the lock, so it sees what the previous creator committed.
-_LOCK_OWNER_APPS = SessionStatement(
+_LOCK_OWNER_APPS = CompiledStatement(
     select(
         func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), literal_column("0")))
     )
 )
-_OWNED_APPS = SessionStatement(
+_OWNED_APPS = CompiledStatement(
     select(func.count()).where(_APPS.c.owned_by_organization_id == bindparam("organization_id"))
 )
 _ASSETS = cast(Table, Asset.__table__)
-_ASSET = SessionStatement(select(_ASSETS).where(_ASSETS.c.id == bindparam("asset_id")))
+_ASSET = CompiledStatement(select(_ASSETS).where(_ASSETS.c.id == bindparam("asset_id")))
 _ICON_ATTRIBUTES = ("url", "kind", "content_type", "size", "width", "height")
 _USER_ATTRIBUTES = ("id", "first_name", "last_name", "alias", "organization_id", "is_bot", "avatar_url")
 

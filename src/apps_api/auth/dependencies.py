@@ -11,15 +11,20 @@ permissions); the other dependencies only check it (docs/permissions.md).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
+from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, missing_permission, refusal
 from apps_api.auth.service import Principal, authenticate_token
-from apps_api.kit.db import SessionDep
+from apps_api.kit.db import ReadConnections, SessionDep
+from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
@@ -51,7 +56,9 @@ def api_token_key(authorization: str | None) -> str | None:
     return None
 
 
-async def identify(request: Request, session: AsyncSession, authorization: str | None) -> Principal:
+async def identify(
+    request: Request, session: AsyncSession | ReadConnection, authorization: str | None
+) -> Principal:
     """The caller, decided once per request (then kept on `request.state`); 401 without a live one."""
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:
@@ -65,7 +72,9 @@ async def identify(request: Request, session: AsyncSession, authorization: str |
     return principal
 
 
-async def _principal_of(request: Request, session: AsyncSession, authorization: str) -> Principal | None:
+async def _principal_of(
+    request: Request, session: AsyncSession | ReadConnection, authorization: str
+) -> Principal | None:
     """The live caller the header's credentials name (the first of its forms that applies), or None."""
     scheme, credentials = _split(authorization)
     key = api_token_key(authorization)
@@ -142,7 +151,8 @@ def check_not_app(principal: Principal) -> None:
 # 400 for a malformed path), then one dependency applies the route's checks in order.
 
 Authorization = Annotated[str | None, Depends(_authorization_header)]
-OrganizationId = Annotated[uuid.UUID, Path(description="The caller's organization.")]
+_ORGANIZATION = "The caller's organization."
+OrganizationId = Annotated[uuid.UUID, Path(description=_ORGANIZATION)]
 
 
 async def authenticated(request: Request, session: SessionDep, authorization: Authorization) -> Principal:
@@ -194,3 +204,135 @@ OrgUsersPrincipal = Annotated[Principal, Depends(org_users)]
 OrgInstallerPrincipal = Annotated[Principal, Depends(org_installer)]
 # Provider routes: the organization's own user with `settings`, never an app.
 OrgProviderPrincipal = Annotated[Principal, Depends(org_provider)]
+
+
+# --- one dependency per kind of route: the caller, its checks and the database in one call ------
+# A chain (route -> checks -> caller -> session) cost a dependency level each, about as much as a
+# bare Starlette route (bench/ANALYSIS.md). Each kind below resolves the caller, applies the
+# kind's checks in docs/design.md section 4's order and hands over the database in one call.
+#
+# The organization in the path is declared as a string and parsed here, after the caller is
+# identified: FastAPI validates a dependency's own parameters before calling it, and a 401 must
+# come before any 400 for a malformed path. The schema still says uuid, so OpenAPI is unchanged.
+RawOrganizationId = Annotated[
+    str,
+    Path(description=_ORGANIZATION),
+    WithJsonSchema({"type": "string", "format": "uuid", "description": _ORGANIZATION}),
+]
+_UUID: TypeAdapter[uuid.UUID] = TypeAdapter(uuid.UUID)
+
+
+def path_uuid(name: str, raw: str) -> uuid.UUID:
+    """A UUID path parameter, or the 400 FastAPI itself gives for a malformed one."""
+    try:
+        return _UUID.validate_python(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("path", name)} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """A GET's caller, checked for the route's kind, and its read-only connection."""
+
+    principal: Principal
+    db: ReadConnection
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """A write's caller, checked for the route's kind, and the request's unit of work."""
+
+    principal: Principal
+    session: AsyncSession
+
+
+Check = Callable[[Principal], None]
+OrganizationCheck = Callable[[Principal, uuid.UUID], None]
+
+
+def _no_check(principal: Principal) -> None:
+    return None
+
+
+def _subscribed_with_settings(principal: Principal) -> None:
+    check_subscribed(principal)
+    check_settings(principal)
+
+
+def _organization_users(principal: Principal, organization_id: uuid.UUID) -> None:
+    check_subscribed(principal)
+    check_reads(principal, Collection(Family.ORGANIZATION, organization_id, USERS))
+
+
+def _organization_installer(principal: Principal, organization_id: uuid.UUID) -> None:
+    check_organization_settings(principal, organization_id)
+    check_not_app(principal)
+
+
+def _reader(check: Check) -> Callable[..., AsyncIterator[Reader]]:
+    async def reader(request: Request, authorization: Authorization) -> AsyncIterator[Reader]:
+        read_connections: ReadConnections = request.app.state.read_connections
+        async with read_connections() as db:
+            principal = await identify(request, db, authorization)
+            check(principal)
+            yield Reader(principal, db)
+
+    return reader
+
+
+def _organization_reader(check: OrganizationCheck) -> Callable[..., AsyncIterator[Reader]]:
+    async def reader(
+        request: Request, authorization: Authorization, organization_id: RawOrganizationId
+    ) -> AsyncIterator[Reader]:
+        read_connections: ReadConnections = request.app.state.read_connections
+        async with read_connections() as db:
+            principal = await identify(request, db, authorization)
+            check(principal, path_uuid("organization_id", organization_id))
+            yield Reader(principal, db)
+
+    return reader
+
+
+def _writer(check: Check) -> Callable[..., object]:
+    async def writer(request: Request, session: SessionDep, authorization: Authorization) -> Writer:
+        principal = await identify(request, session, authorization)
+        check(principal)
+        return Writer(principal, session)
+
+    return writer
+
+
+def _organization_writer(check: OrganizationCheck) -> Callable[..., object]:
+    async def writer(
+        request: Request,
+        session: SessionDep,
+        authorization: Authorization,
+        organization_id: RawOrganizationId,
+    ) -> Writer:
+        principal = await identify(request, session, authorization)
+        check(principal, path_uuid("organization_id", organization_id))
+        return Writer(principal, session)
+
+    return writer
+
+
+# scope="function": the connection goes back to the pool before the response is sent.
+_any_reader = _reader(_no_check)
+_settings_reader = _reader(_subscribed_with_settings)
+_org_settings_reader = _organization_reader(check_organization_settings)
+_org_users_reader = _organization_reader(_organization_users)
+_provider_reader = _organization_reader(check_organization_provider)
+AnyReader = Annotated[Reader, Depends(_any_reader, scope="function")]
+SettingsReader = Annotated[Reader, Depends(_settings_reader, scope="function")]
+OrgSettingsReader = Annotated[Reader, Depends(_org_settings_reader, scope="function")]
+OrgUsersReader = Annotated[Reader, Depends(_org_users_reader, scope="function")]
+ProviderReader = Annotated[Reader, Depends(_provider_reader, scope="function")]
+
+# Writes share the request's unit of work (`SessionDep`) with the loaders and services they call.
+AnyWriter = Annotated[Writer, Depends(_writer(_no_check))]
+SettingsWriter = Annotated[Writer, Depends(_writer(_subscribed_with_settings))]
+OrgSettingsWriter = Annotated[Writer, Depends(_organization_writer(check_organization_settings))]
+InstallerWriter = Annotated[Writer, Depends(_organization_writer(_organization_installer))]
+ProviderWriter = Annotated[Writer, Depends(_organization_writer(check_organization_provider))]

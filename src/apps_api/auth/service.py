@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from apps_api.auth.principal_cache import PrincipalCache
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement, ReadConnection
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, AppInstallation, Organization, User
 from apps_api.models.base import Base, utcnow
@@ -79,21 +79,45 @@ class Principal:
         self._permissions = _permissions_of(kind, user.permissions, allowed_scopes)
 
     @classmethod
-    def of_token_row(cls, *, session: AsyncSession, row: Any) -> Principal:
+    def of_token_row(cls, *, session: AsyncSession | ReadConnection, row: Any) -> Principal:
         """The principal of a `_TOKEN_PRINCIPAL` row; its ORM objects are attached on first use."""
-        principal = cls.__new__(cls)
-        principal._user = principal._organization = None
-        principal._row, principal._session = row, session
-        principal.user_id, principal.organization_id = row["user_id"], row["organization_id"]
-        principal.token_id = row["id"]
+        installation_id = row["installation_id"]
         # A token of an installation's app user (minted by /identity/token or by the provider
         # through app_user_tokens, or by an operator) is that app acting as its app user.
-        principal.installation_id = row["installation_id"]
-        principal.kind = USER if principal.installation_id is None else APP_USER
-        principal.app_id = row["installation_app_id"]
-        principal._permissions = _permissions_of(
-            principal.kind, row["user_permissions"], row["installation_allowed_scopes"] or ()
+        return cls.of_row(
+            session=session,
+            row=row,
+            kind=USER if installation_id is None else APP_USER,
+            token_id=row["id"],
+            app_id=row["installation_app_id"],
+            installation_id=installation_id,
+            allowed_scopes=row["installation_allowed_scopes"] or (),
         )
+
+    @classmethod
+    def of_row(
+        cls,
+        *,
+        session: AsyncSession | ReadConnection,
+        row: Any,
+        kind: Kind,
+        token_id: uuid.UUID | None = None,
+        app_id: uuid.UUID | None,
+        installation_id: uuid.UUID | None,
+        allowed_scopes: Iterable[str],
+    ) -> Principal:
+        """The principal of a row of `principal_columns()`; its ORM objects are attached on first
+        use, in a write's session (a read has none: it never asks)."""
+        principal = cls.__new__(cls)
+        principal._user = principal._organization = None
+        principal._row = row
+        principal._session = session if isinstance(session, AsyncSession) else None
+        principal.user_id, principal.organization_id = row["user_id"], row["organization_id"]
+        principal.token_id = token_id
+        principal.installation_id = installation_id
+        principal.kind = kind
+        principal.app_id = app_id
+        principal._permissions = _permissions_of(kind, row["user_permissions"], allowed_scopes)
         return principal
 
     @property
@@ -157,18 +181,22 @@ def _columns(model: type[Base], prefix: str) -> list[Any]:
     return [attribute.columns[0].label(prefix + attribute.key) for attribute in inspect(model).column_attrs]
 
 
+def principal_columns() -> list[Any]:
+    """The user's and organization's columns (`user_*`, `organization_*`) a principal is built from."""
+    return [*_columns(User, "user_"), *_columns(Organization, "organization_")]
+
+
 # Compiled once (every request not served by the principal cache runs it): the live token's
 # user and organization in one indexed lookup. A Core row, not an ORM load of two entities on
 # every request (bench/ANALYSIS.md). The installation whose app user the token's user is, if
 # any, decides the kind of principal. The token's expiry is checked again at each cache hit.
 _tokens, _users, _organizations = ApiToken.__table__, User.__table__, Organization.__table__
 _installations = AppInstallation.__table__
-_TOKEN_PRINCIPAL = SessionStatement(
+_TOKEN_PRINCIPAL = CompiledStatement(
     select(
         _tokens.c.id,
         _tokens.c.expires_at.label("token_expires_at"),
-        *_columns(User, "user_"),
-        *_columns(Organization, "organization_"),
+        *principal_columns(),
         _installations.c.id.label("installation_id"),
         _installations.c.app_id.label("installation_app_id"),
         _installations.c.allowed_scopes.label("installation_allowed_scopes"),
@@ -214,7 +242,7 @@ _NO_CACHE = PrincipalCache(size=0, seconds=0)
 
 
 async def authenticate_token(
-    *, session: AsyncSession, key: str, cache: PrincipalCache | None = None
+    *, session: AsyncSession | ReadConnection, key: str, cache: PrincipalCache | None = None
 ) -> Principal | None:
     """Return the principal of a live API token key, or None."""
     cache = _NO_CACHE if cache is None else cache

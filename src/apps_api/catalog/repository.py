@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement
 from apps_api.models import App, Asset, Organization, User
 
 
@@ -110,7 +110,7 @@ APP_ROW_COLUMNS: tuple[ColumnElement[Any], ...] = (*APPS.c, *_APP_EMBED_COLUMNS)
 APP_ROW_FROM = APP_BASE_FROM
 
 # One primary-key probe per request of the webhook log routes.
-_OWNED_APP_ID = SessionStatement(
+_OWNED_APP_ID = CompiledStatement(
     select(APPS.c.id).where(
         APPS.c.owned_by_organization_id == bindparam("organization_id"), APPS.c.id == bindparam("app_id")
     )

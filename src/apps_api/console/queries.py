@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps_api.app_user_tokens.service import tokens_of
 from apps_api.apps.repository import OWNED_APPS_CONDITIONS, OWNED_APPS_PAGE
 from apps_api.catalog.repository import APPS
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement
 from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import (
     ApiToken,
@@ -39,7 +39,7 @@ OWNED_APPS_LIST = KeysetQuery(
 )
 OWNED_APPS_LIST_CONDITIONS = OWNED_APPS_CONDITIONS
 # The approval flag of one owned app (the API's owned view does not show it).
-APP_APPROVED = SessionStatement(select(APPS.c.is_approved).where(APPS.c.id == bindparam("app_id")))
+APP_APPROVED = CompiledStatement(select(APPS.c.is_approved).where(APPS.c.id == bindparam("app_id")))
 
 # The API's webhooks page plus the failure streak, so a failing webhook is not shown "Enabled".
 _webhooks = Webhook.__table__

@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Insert, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement
 from apps_api.kit.views import dumps
 from apps_api.models import Event
 from apps_api.models.base import utcnow
@@ -78,7 +78,7 @@ _EVENT_COLUMNS = (
     "actor_user_id",
     "created_at",
 )
-_INSERT_EVENTS: dict[int, SessionStatement] = {}
+_INSERT_EVENTS: dict[int, CompiledStatement] = {}
 
 
 def insert_events(count: int) -> Insert:
@@ -123,7 +123,7 @@ async def emit_many(
         return
     statement = _INSERT_EVENTS.get(len(changes))
     if statement is None:
-        statement = _INSERT_EVENTS[len(changes)] = SessionStatement(insert_events(len(changes)))
+        statement = _INSERT_EVENTS[len(changes)] = CompiledStatement(insert_events(len(changes)))
     await statement.fetch(
         session, **event_parameters(changes=changes, action=action, actor_user_id=actor_user_id)
     )

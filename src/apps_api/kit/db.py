@@ -12,7 +12,9 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
+from apps_api.kit.driver import ReadConnection
 from apps_api.settings import Settings, to_asyncpg_url
 
 AfterCommit = Callable[[], Awaitable[Any]]
@@ -196,6 +198,35 @@ def engine_request_sessions(engine: AsyncEngine) -> RequestSessions:
             yield session
 
     return request_session
+
+
+ReadConnections = Callable[[], AbstractAsyncContextManager[ReadConnection]]
+
+
+def engine_read_connections(engine: AsyncEngine) -> ReadConnections:
+    """The production connection of a GET request, straight from the engine's pool.
+
+    One greenlet hop to check it out and one to return it: no `AsyncConnection` or session
+    around it (a checkout through the session cost twice one through `engine.connect()`,
+    bench/ANALYSIS.md). Nothing runs on it through SQLAlchemy, so it never begins a transaction
+    and goes back to the pool as it came.
+    """
+    sync_engine = engine.sync_engine
+
+    @asynccontextmanager
+    async def read_connection() -> AsyncIterator[ReadConnection]:
+        connection = await greenlet_spawn(sync_engine.connect)
+        try:
+            driver = connection.connection.driver_connection
+
+            async def invalidate(exc: BaseException) -> None:
+                await greenlet_spawn(connection.invalidate, exc)
+
+            yield ReadConnection(driver, invalidate)
+        finally:
+            await greenlet_spawn(connection.close)
+
+    return read_connection
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -12,7 +12,8 @@ JSONB: the engine registers a codec on every connection; parameters are JSON *te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -96,11 +97,35 @@ def with_column_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, A
     return row
 
 
-class SessionStatement:
-    """A Core statement (reads and writes), compiled once, run on the session's asyncpg connection.
+class ReadConnection:
+    """The database of a GET request: a pooled asyncpg connection that only reads.
 
-    In the session's transaction (or autocommit, for a read session). Through the session each
-    execution cost more CPU (compile cache, ORM execute state, cursor and result wrappers,
+    No ORM session around it and no transaction (each statement commits on its own, and READ
+    COMMITTED takes a snapshot per statement anyway, so a read sees what it saw inside BEGIN ...
+    COMMIT). Statements reach it only through `CompiledStatement`, which refuses any that writes:
+    a GET cannot change anything, whatever its code does. `kit.db.engine_read_connections` opens
+    one per request; tests hand out their own transaction's connection.
+    """
+
+    __slots__ = ("_invalidate", "driver")
+
+    def __init__(
+        self, driver: asyncpg.Connection, invalidate: Callable[[BaseException], Awaitable[None]]
+    ) -> None:
+        self.driver = driver
+        self._invalidate = invalidate
+
+    async def invalidate(self, exc: BaseException) -> None:
+        """Tell the pool this connection is broken: it is closed, not reused."""
+        await self._invalidate(exc)
+
+
+class CompiledStatement:
+    """A Core statement (reads and writes), compiled once, run straight on asyncpg.
+
+    On a session, in the session's transaction (or autocommit, for a read session); on a
+    `ReadConnection`, on its own (a statement that writes is refused there). Through the session
+    each execution cost more CPU (compile cache, ORM execute state, cursor and result wrappers,
     greenlet hops) than its round trip; figures in bench/ANALYSIS.md. Values are always bound
     parameters, named by the statement's `bindparam()`s; JSONB values are JSON text. Rows come
     back as asyncpg records (`row["label"]`). Errors come out as SQLAlchemy's (IntegrityError;
@@ -112,13 +137,19 @@ class SessionStatement:
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ())
+        # Decided once from the statement's structure (a SELECT with a data-modifying CTE counts).
+        self.writes = _WRITING.search(self.sql) is not None
 
-    async def fetch(self, session: AsyncSession, **values: Any) -> Sequence[Any]:
+    async def fetch(self, db: AsyncSession | ReadConnection, **values: Any) -> Sequence[Any]:
         """Run the statement; returns its rows (none without RETURNING)."""
         args = tuple(values[name] for name in self._names)
-        known = _known_driver(session)
+        if isinstance(db, ReadConnection):
+            if self.writes:
+                raise RuntimeError("A GET request must not write (it reads on a connection of its own).")
+            return await self._run(db.driver, args, db.invalidate)
+        known = _known_driver(db)
         if known is None:
-            connection = await session.connection()
+            connection = await db.connection()
             driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
             autocommit = connection.sync_engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
             if not autocommit and not driver.is_in_transaction():
@@ -126,20 +157,40 @@ class SessionStatement:
                 # the connection; a statement sent straight to asyncpg now would run outside it.
                 result = await connection.exec_driver_sql(self.sql, args)
                 return result.mappings().all() if result.returns_rows else []
-            _remember_driver(session, connection, driver)
+            _remember_driver(db, connection, driver)
         else:
             connection, driver = known
+
+        async def invalidate(exc: BaseException) -> None:
+            db.info.pop(_DRIVER_KEY, None)
+            await connection.invalidate(exc)
+
+        return await self._run(driver, args, invalidate)
+
+    async def _run(
+        self,
+        driver: asyncpg.Connection,
+        args: tuple[Any, ...],
+        invalidate: Callable[[BaseException], Awaitable[None]],
+    ) -> Sequence[Any]:
         try:
             records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
         except _BROKEN as exc:
-            session.info.pop(_DRIVER_KEY, None)
-            await connection.invalidate(exc)
+            await invalidate(exc)
             raise DBAPIError(self.sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise IntegrityError(self.sql, None, exc, hide_parameters=True) from exc
         except asyncpg.PostgresError as exc:
             raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
         return records
+
+
+# A statement that writes or locks anywhere in its text, data-modifying CTEs included (values are
+# bound parameters, so no literal can look like one). A function that writes is not caught: the
+# statements are ours, compiled from Core, and none calls one.
+_WRITING = re.compile(
+    r"\b(INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|FOR\s+(NO\s+KEY\s+)?UPDATE|FOR\s+(KEY\s+)?SHARE)\b"
+)
 
 
 # A request runs two to four statements on one session: the first finds the session's driver

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from apps_api.kit.deps import app_settings
-from apps_api.kit.driver import SessionStatement
+from apps_api.kit.driver import CompiledStatement, ReadConnection
 from apps_api.kit.errors import BadRequest
 from apps_api.kit.schemas import Uri, hint
 from apps_api.kit.views import json_response
@@ -289,15 +289,15 @@ class KeysetQuery:
     from_: FromClause
     created_at: ColumnElement[datetime]
     id_: ColumnElement[uuid.UUID]
-    _compiled: dict[tuple[Hashable, bool, bool], SessionStatement] = field(default_factory=dict)
+    _compiled: dict[tuple[Hashable, bool, bool], CompiledStatement] = field(default_factory=dict)
 
     def compiled(
         self, conditions: Sequence[ColumnElement[bool]], shape: Hashable, descending: bool, cursor: bool
-    ) -> SessionStatement:
+    ) -> CompiledStatement:
         key = (shape, descending, cursor)
         statement = self._compiled.get(key)
         if statement is None:
-            statement = self._compiled[key] = SessionStatement(
+            statement = self._compiled[key] = CompiledStatement(
                 self._build(conditions, descending=descending, cursor=cursor)
             )
         return statement
@@ -328,7 +328,7 @@ class KeysetQuery:
 
 
 async def keyset_page(
-    session: AsyncSession,
+    db: AsyncSession | ReadConnection,
     query: KeysetQuery,
     *,
     conditions: Sequence[ColumnElement[bool]],
@@ -346,7 +346,7 @@ async def keyset_page(
     statement = query.compiled(conditions, shape, walk.reads_descending, walk.cursor is not None)
     if walk.cursor is not None:
         values["cursor_created_at"], values["cursor_id"] = walk.cursor.created_at, walk.cursor.id
-    rows = list(await statement.fetch(session, limit=params.page_size + 1, **values))
+    rows = list(await statement.fetch(db, limit=params.page_size + 1, **values))
 
     async def other_side(page: list[Any]) -> bool:
         return bool(page[0]["_other_side"])  # the page query's own EXISTS column
@@ -362,7 +362,7 @@ async def keyset_page(
 
 
 async def json_keyset_page(
-    db: AsyncSession,
+    db: AsyncSession | ReadConnection,
     query: KeysetQuery,
     view: Callable[[Any], dict[str, Any]],
     *,

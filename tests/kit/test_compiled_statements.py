@@ -1,4 +1,4 @@
-"""kit/driver.SessionStatement: statements sent straight to asyncpg, in the session's transaction."""
+"""kit/driver.CompiledStatement: statements sent straight to asyncpg, in the session's transaction."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps_api.kit.driver import SessionStatement, with_column_defaults
+from apps_api.kit.driver import CompiledStatement, with_column_defaults
 from apps_api.models import Organization
 
 _ORGANIZATIONS = cast(Table, Organization.__table__)
-_INSERT = SessionStatement(
+_INSERT = CompiledStatement(
     insert(_ORGANIZATIONS).values({column.key: bindparam(column.key) for column in _ORGANIZATIONS.c})
 )
-_INSERT_RETURNING = SessionStatement(
+_INSERT_RETURNING = CompiledStatement(
     insert(_ORGANIZATIONS)
     .values({column.key: bindparam(column.key) for column in _ORGANIZATIONS.c})
     .returning(_ORGANIZATIONS.c.id)
