@@ -7,36 +7,49 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
-from apps_api.auth.dependencies import OrgProviderPrincipal
+from apps_api.auth.dependencies import ProviderReader, ProviderWriter
 from apps_api.catalog import repository
-from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound
 from apps_api.models import App
 
 AppId = Annotated[uuid.UUID, Path(description="The ID of the app.")]
+_NOT_OWNED = "No owned app found with the given ID."
 
 
-async def owned_app(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> App:
-    """An app of the caller's organization, with the owned view's embedded objects."""
+async def owned_app(writer: ProviderWriter, app_id: AppId) -> App:
+    """An app of the caller's organization, with the owned view's embedded objects (writes)."""
     app = await repository.get_owned_app(
-        session=session, organization_id=principal.organization_id, app_id=app_id
+        session=writer.session, organization_id=writer.principal.organization_id, app_id=app_id
     )
     if app is None:
-        raise NotFound("No owned app found with the given ID.")
+        raise NotFound(_NOT_OWNED)
     return app
 
 
 OwnedAppDep = Annotated[App, Depends(owned_app)]
 
 
-async def owned_app_id(session: SessionDep, principal: OrgProviderPrincipal, app_id: AppId) -> uuid.UUID:
+async def owned_app_id(writer: ProviderWriter, app_id: AppId) -> uuid.UUID:
     """The id of an app of the caller's organization (one primary-key probe, nothing embedded)."""
     found = await repository.owned_app_id(
-        session=session, organization_id=principal.organization_id, app_id=app_id
+        db=writer.session, organization_id=writer.principal.organization_id, app_id=app_id
     )
     if found is None:
-        raise NotFound("No owned app found with the given ID.")
+        raise NotFound(_NOT_OWNED)
     return found
 
 
 OwnedAppIdDep = Annotated[uuid.UUID, Depends(owned_app_id)]
+
+
+async def read_owned_app_id(reader: ProviderReader, app_id: AppId) -> uuid.UUID:
+    """`owned_app_id` for a GET, on its read connection."""
+    found = await repository.owned_app_id(
+        db=reader.db, organization_id=reader.principal.organization_id, app_id=app_id
+    )
+    if found is None:
+        raise NotFound(_NOT_OWNED)
+    return found
+
+
+ReadOwnedAppId = Annotated[uuid.UUID, Depends(read_owned_app_id)]

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from apps_api.kit.driver import CompiledStatement
+from apps_api.kit.driver import CompiledStatement, ReadConnection
 from apps_api.models import App, Asset, Organization, User
 
 
@@ -55,10 +55,10 @@ async def get_owned_app(
 
 
 async def owned_app_id(
-    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
+    *, db: AsyncSession | ReadConnection, organization_id: uuid.UUID, app_id: uuid.UUID
 ) -> uuid.UUID | None:
     """The app's id if the organization owns it; no embedded objects (routes that only need the id)."""
-    rows = await _OWNED_APP_ID.fetch(session, organization_id=organization_id, app_id=app_id)
+    rows = await _OWNED_APP_ID.fetch(db, organization_id=organization_id, app_id=app_id)
     return rows[0]["id"] if rows else None
 
 
