@@ -135,3 +135,29 @@ async def test_unknown_route_uses_the_error_envelope(client: httpx.AsyncClient) 
     response = await client.get("/api/v5/nothing-here")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+async def test_a_malformed_organization_id_is_401_without_credentials_then_400(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """The organization id is parsed by the kind's dependency after the caller (auth/dependencies.py):
+    401 first, then the very 400 FastAPI gives for a malformed UUID path parameter."""
+    owned = "/api/v5/orgs/not-a-uuid/owned_apps"
+    assert (await client.get(owned)).status_code == 401
+    assert (await client.post(owned, json={})).status_code == 401
+    for response in (
+        await client.get(owned, headers=tenant.headers),
+        await client.post(owned, json={}, headers=tenant.headers),
+    ):
+        assert response.status_code == 400
+        body = response.json()
+        assert list(body["errors"]) == ["path.organization_id"], body
+        # The same message as a malformed UUID that FastAPI validates itself (the app id here).
+        malformed_app = await client.get(
+            f"/api/v5/orgs/{tenant.organization.id}/owned_apps/not-a-uuid", headers=tenant.headers
+        )
+        assert malformed_app.status_code == 400
+        assert body == {
+            "detail": malformed_app.json()["detail"],
+            "errors": {"path.organization_id": malformed_app.json()["errors"]["path.app_id"]},
+        }

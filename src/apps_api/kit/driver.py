@@ -142,11 +142,11 @@ class CompiledStatement:
 
     async def fetch(self, db: AsyncSession | ReadConnection, **values: Any) -> Sequence[Any]:
         """Run the statement; returns its rows (none without RETURNING)."""
-        args = tuple(values[name] for name in self._names)
         if isinstance(db, ReadConnection):
             if self.writes:
                 raise RuntimeError("A GET request must not write (it reads on a connection of its own).")
-            return await self._run(db.driver, args, db.invalidate)
+            return await self._run(db.driver, tuple(values[name] for name in self._names), db.invalidate)
+        args = tuple(values[name] for name in self._names)
         known = _known_driver(db)
         if known is None:
             connection = await db.connection()
