@@ -18,7 +18,7 @@ from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
 
 from apps_api.app_user_tokens.dependencies import owned_installation
-from apps_api.auth.dependencies import check_organization_provider, check_organization_settings
+from apps_api.auth.dependencies import Writer, check_organization_provider, check_organization_settings
 from apps_api.auth.service import Principal
 from apps_api.catalog.dependencies import owned_app
 from apps_api.installations import repository as installations_repository
@@ -121,7 +121,7 @@ PostedForm = Annotated[FormData, Depends(posted_form)]
 
 async def console_app(session: SessionDep, viewer: ProviderViewer, app_id: AppId) -> App:
     """The API's `owned_app` loader (another organization's app: 404)."""
-    return await owned_app(session, viewer.principal, app_id)
+    return await owned_app(Writer(viewer.principal, session), app_id)
 
 
 ConsoleApp = Annotated[App, Depends(console_app)]

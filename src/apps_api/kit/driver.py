@@ -150,13 +150,11 @@ class CompiledStatement:
         known = _known_driver(db)
         if known is None:
             connection = await db.connection()
-            driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+            raw = await connection.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
             autocommit = connection.sync_engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
             if not autocommit and not driver.is_in_transaction():
-                # SQLAlchemy begins its transaction (BEGIN) with the first statement it runs on
-                # the connection; a statement sent straight to asyncpg now would run outside it.
-                result = await connection.exec_driver_sql(self.sql, args)
-                return result.mappings().all() if result.returns_rows else []
+                await _begin(connection, raw.dbapi_connection)
             _remember_driver(db, connection, driver)
         else:
             connection, driver = known
@@ -183,6 +181,23 @@ class CompiledStatement:
         except asyncpg.PostgresError as exc:
             raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
         return records
+
+
+async def _begin(connection: AsyncConnection, adapted: Any) -> None:
+    """The session's BEGIN, sent the way SQLAlchemy's asyncpg adapter sends it before the first
+    statement it runs (a statement sent straight to asyncpg now would run outside the transaction).
+
+    Through the adapter itself, so SQLAlchemy commits and rolls back this very transaction; rather
+    than running the first statement through SQLAlchemy's execution path, which cost more CPU than
+    the statement's round trip (bench/ANALYSIS.md).
+    """
+    try:
+        async with adapted._execute_mutex:  # the adapter's own BEGIN, under its own lock
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+    except Exception as exc:
+        await connection.invalidate(exc)
+        raise DBAPIError("BEGIN", None, exc, hide_parameters=True, connection_invalidated=True) from exc
 
 
 # A statement that writes or locks anywhere in its text, data-modifying CTEs included (values are
