@@ -5,12 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request, Response
-from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement
 
 from apps_api.apps import repository, service
 from apps_api.apps.schemas import (
@@ -22,35 +20,22 @@ from apps_api.apps.schemas import (
     PartnerApp,
     PublicApp,
     RotateSecretInput,
+    app_share_json,
     owned_app_json,
     public_app_json,
 )
 from apps_api.auth.dependencies import (
-    OrgProviderPrincipal,
-    OrgSettingsPrincipal,
     OrgSettingsReader,
     ProviderReader,
-    SettingsPrincipal,
+    ProviderWriter,
     SettingsReader,
 )
-from apps_api.auth.service import Principal
-from apps_api.catalog import repository as catalog
-from apps_api.catalog.dependencies import AppId, OwnedAppDep
+from apps_api.catalog.dependencies import AppId, OwnedAppDep, ReadOwnedAppId
 from apps_api.catalog.views import InstalledApp, installed_app_json
-from apps_api.kit.db import SessionDep
-from apps_api.kit.driver import ReadConnection
+from apps_api.kit.driver import CompiledStatement, ReadConnection
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.pagination import (
-    KeysetQuery,
-    Page,
-    PageParams,
-    PageParamsDep,
-    json_keyset_page,
-    paginate,
-)
+from apps_api.kit.pagination import KeysetQuery, Page, PageParams, PageParamsDep, json_keyset_page
 from apps_api.kit.views import json_response
-from apps_api.models import App
-from apps_api.models import AppShare as AppShareModel
 
 # One router per section, each with its tag; `router` includes them all (at the end of the module).
 public = APIRouter(prefix="/api/v5", tags=["Public apps"])
@@ -60,42 +45,12 @@ shares = APIRouter(prefix="/api/v5", tags=["App shares"])
 installed = APIRouter(prefix="/api/v5", tags=["Installed apps"])
 router = APIRouter()
 
-View = TypeVar("View", bound=BaseModel)
 ShareId = Annotated[uuid.UUID, Path(description="The ID of the app share.")]
 
 
-async def _app_page(
-    *,
-    session: AsyncSession,
-    request: Request,
-    params: PageParams,
-    statement: Select[Any],
-    view: type[View],
-    options: Sequence[Any] | None = None,
-) -> Page[View]:
-    rows, next_url, previous_url = await paginate(
-        session,
-        statement,
-        created_at=App.created_at,
-        id_=App.id,
-        params=params,
-        request=request,
-        options=catalog.app_view_options() if options is None else options,
-    )
-    return Page[view](  # type: ignore[valid-type]
-        next=next_url, previous=previous_url, results=[view.model_validate(row[0]) for row in rows]
-    )
-
-
-def _found(view: Callable[[Any], View], app: App | None, detail: str) -> View:
-    if app is None:
-        raise NotFound(detail)
-    return view(app)
-
-
 @dataclass(frozen=True)
-class _HotList:
-    """A hot list: a compiled statement, rows straight to JSON (the route's response_model documents it)."""
+class _List:
+    """A list: a compiled statement, rows straight to JSON (the route's response_model documents it)."""
 
     query: KeysetQuery
     view: Callable[[Any], dict[str, Any]]
@@ -114,10 +69,35 @@ class _HotList:
         )
 
 
-_PUBLIC_APPS = _HotList(repository.PUBLIC_APPS_PAGE, public_app_json, repository.PUBLIC_APPS_CONDITIONS)
-_OWNED_APPS = _HotList(repository.OWNED_APPS_PAGE, owned_app_json, repository.OWNED_APPS_CONDITIONS)
-_INSTALLED_APPS = _HotList(
+@dataclass(frozen=True)
+class _Item:
+    """One item of a list: its compiled statement, its row through the list's view (404 without one)."""
+
+    statement: CompiledStatement
+    view: Callable[[Any], dict[str, Any]]
+    missing: str
+
+    async def get(self, db: ReadConnection, **values: Any) -> Response:
+        rows = await self.statement.fetch(db, **values)
+        if not rows:
+            raise NotFound(self.missing)
+        return json_response(self.view(rows[0]), status_code=200)
+
+
+_PUBLIC_APPS = _List(repository.PUBLIC_APPS_PAGE, public_app_json, repository.PUBLIC_APPS_CONDITIONS)
+_PUBLIC_APP = _Item(repository.PUBLIC_APP, public_app_json, "No public app found with the given ID.")
+# A partner app has the public view's attributes (PartnerApp and PublicApp are the same shape).
+_PARTNER_APPS = _List(repository.PARTNER_APPS_PAGE, public_app_json, repository.PARTNER_APPS_CONDITIONS)
+_PARTNER_APP = _Item(repository.PARTNER_APP, public_app_json, "No partner app found with the given ID.")
+_OWNED_APPS = _List(repository.OWNED_APPS_PAGE, owned_app_json, repository.OWNED_APPS_CONDITIONS)
+_OWNED_APP = _Item(repository.OWNED_APP, owned_app_json, "No owned app found with the given ID.")
+_APP_SHARES = _List(repository.APP_SHARES_PAGE, app_share_json, repository.APP_SHARES_CONDITIONS)
+_APP_SHARE = _Item(repository.APP_SHARE, app_share_json, "No app share found with the given ID.")
+_INSTALLED_APPS = _List(
     repository.INSTALLED_APPS_PAGE, installed_app_json, repository.INSTALLED_APPS_CONDITIONS
+)
+_INSTALLED_APP = _Item(
+    repository.INSTALLED_APP, installed_app_json, "No installed app found with the given ID."
 )
 
 
@@ -136,11 +116,13 @@ async def list_public_apps(request: Request, reader: SettingsReader, params: Pag
 
 
 @public.get(
-    "/public_apps/{app_id}", summary="Retrieve a public app", responses=error_responses(400, 401, 403, 404)
+    "/public_apps/{app_id}",
+    response_model=PublicApp,
+    summary="Retrieve a public app",
+    responses=error_responses(400, 401, 403, 404),
 )
-async def get_public_app(session: SessionDep, _: SettingsPrincipal, app_id: AppId) -> PublicApp:
-    app = await repository.get_public_app(session=session, app_id=app_id)
-    return _found(PublicApp.model_validate, app, "No public app found with the given ID.")
+async def get_public_app(reader: SettingsReader, app_id: AppId) -> Response:
+    return await _PUBLIC_APP.get(reader.db, app_id=app_id)
 
 
 # --- partner apps ----------------------------------------------------------------------------
@@ -148,29 +130,25 @@ async def get_public_app(session: SessionDep, _: SettingsPrincipal, app_id: AppI
 
 @partner.get(
     "/orgs/{organization_id}/partner_apps",
+    response_model=Page[PartnerApp],
     summary="List partner apps",
     responses=error_responses(400, 401, 403),
 )
-async def list_partner_apps(
-    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
-) -> Page[PartnerApp]:
+async def list_partner_apps(request: Request, reader: OrgSettingsReader, params: PageParamsDep) -> Response:
     """Apps of partner organizations available to partners or shared with this one, newest first."""
-    statement = repository.partner_apps(organization_id=principal.organization_id)
-    return await _app_page(
-        session=session, request=request, params=params, statement=statement, view=PartnerApp
-    )
+    organization_id = reader.principal.organization_id
+    return await _PARTNER_APPS.page(reader.db, request, params, organization_id=organization_id)
 
 
 @partner.get(
     "/orgs/{organization_id}/partner_apps/{app_id}",
+    response_model=PartnerApp,
     summary="Retrieve a partner app",
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_partner_app(session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId) -> PartnerApp:
-    app = await repository.get_partner_app(
-        session=session, organization_id=principal.organization_id, app_id=app_id
-    )
-    return _found(PartnerApp.model_validate, app, "No partner app found with the given ID.")
+async def get_partner_app(reader: OrgSettingsReader, app_id: AppId) -> Response:
+    organization_id = reader.principal.organization_id
+    return await _PARTNER_APP.get(reader.db, organization_id=organization_id, app_id=app_id)
 
 
 # --- owned apps ------------------------------------------------------------------------------
@@ -186,12 +164,6 @@ async def list_owned_apps(request: Request, reader: ProviderReader, params: Page
     """Apps the organization owns, newest first."""
     organization_id = reader.principal.organization_id
     return await _OWNED_APPS.page(reader.db, request, params, organization_id=organization_id)
-
-
-async def _create_owned_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> Response:
-    view = await service.create_app(session=session, principal=principal, data=data)
-    # Built from the values just written and serialized once (response_model documents it).
-    return json_response(view, status_code=201)
 
 
 @owned.post(
@@ -211,11 +183,11 @@ async def _create_owned_app(*, session: AsyncSession, principal: Principal, data
         },
     ),
 )
-async def create_owned_app(
-    session: SessionDep, principal: OrgProviderPrincipal, data: OwnedAppInput
-) -> Response:
+async def create_owned_app(writer: ProviderWriter, data: OwnedAppInput) -> Response:
     """Create an app; it is not installed anywhere, not even in the owner organization."""
-    return await _create_owned_app(session=session, principal=principal, data=data)
+    view = await service.create_app(session=writer.session, principal=writer.principal, data=data)
+    # Built from the values just written and serialized once (response_model documents it).
+    return json_response(view, status_code=201)
 
 
 @owned.get(
@@ -225,12 +197,8 @@ async def create_owned_app(
     responses=error_responses(400, 401, 403, 404),
 )
 async def get_owned_app(reader: ProviderReader, app_id: AppId) -> Response:
-    rows = await repository.OWNED_APP.fetch(
-        reader.db, organization_id=reader.principal.organization_id, app_id=app_id
-    )
-    if not rows:
-        raise NotFound("No owned app found with the given ID.")
-    return json_response(owned_app_json(rows[0]), status_code=200)
+    organization_id = reader.principal.organization_id
+    return await _OWNED_APP.get(reader.db, organization_id=organization_id, app_id=app_id)
 
 
 @owned.put(
@@ -238,13 +206,11 @@ async def get_owned_app(reader: ProviderReader, app_id: AppId) -> Response:
     summary="Replace an owned app",
     responses=error_responses(400, 401, 402, 403, 404),
 )
-async def replace_owned_app(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppInput
-) -> OwnedApp:
+async def replace_owned_app(writer: ProviderWriter, app: OwnedAppDep, data: OwnedAppInput) -> OwnedApp:
     """Every required attribute must be given. Setting publicity to false uninstalls the app wherever
     it may no longer be installed."""
     updated = await service.update_app(
-        session=session, principal=principal, app=app, data=data, partial=False
+        session=writer.session, principal=writer.principal, app=app, data=data, partial=False
     )
     return OwnedApp.model_validate(updated)
 
@@ -254,12 +220,12 @@ async def replace_owned_app(
     summary="Update an owned app",
     responses=error_responses(400, 401, 402, 403, 404),
 )
-async def update_owned_app(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: OwnedAppPatch
-) -> OwnedApp:
+async def update_owned_app(writer: ProviderWriter, app: OwnedAppDep, data: OwnedAppPatch) -> OwnedApp:
     """Change only the given attributes. Setting publicity to false uninstalls the app wherever it
     may no longer be installed."""
-    updated = await service.update_app(session=session, principal=principal, app=app, data=data, partial=True)
+    updated = await service.update_app(
+        session=writer.session, principal=writer.principal, app=app, data=data, partial=True
+    )
     return OwnedApp.model_validate(updated)
 
 
@@ -273,8 +239,7 @@ _NO_ROTATION_BODY = RotateSecretInput()
     responses=error_responses(400, 401, 403, 404),
 )
 async def rotate_owned_app_secret(
-    session: SessionDep,
-    principal: OrgProviderPrincipal,
+    writer: ProviderWriter,
     app: OwnedAppDep,
     data: Annotated[RotateSecretInput, Body()] = _NO_ROTATION_BODY,
 ) -> OwnedApp:
@@ -285,7 +250,7 @@ async def rotate_owned_app_secret(
     Emits `changed` on the app's webhooks channel."""
     grace = data.grace_period_seconds
     rotated = await service.rotate_secret(
-        session=session, principal=principal, app=app, grace_period_seconds=grace
+        session=writer.session, principal=writer.principal, app=app, grace_period_seconds=grace
     )
     return OwnedApp.model_validate(rotated)
 
@@ -296,38 +261,28 @@ async def rotate_owned_app_secret(
     summary="Delete an owned app",
     responses=error_responses(400, 401, 403, 404),
 )
-async def delete_owned_app(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep
-) -> Response:
+async def delete_owned_app(writer: ProviderWriter, app: OwnedAppDep) -> Response:
     """Uninstall the app from every organization (with uninstall triggers), then delete it."""
-    await service.delete_app(session=session, principal=principal, app=app)
+    await service.delete_app(session=writer.session, principal=writer.principal, app=app)
     return Response(status_code=204)
 
 
 # --- app shares ------------------------------------------------------------------------------
+# The GETs name the app before the reader: OpenAPI lists a dependency's own parameters before
+# those of the dependencies it depends on, so `app_id` stays ahead of `organization_id`.
 
 
 @shares.get(
     "/orgs/{organization_id}/owned_apps/{app_id}/shares",
+    response_model=Page[AppShare],
     summary="List the shares of an owned app",
     responses=error_responses(400, 401, 403, 404),
 )
 async def list_app_shares(
-    request: Request, session: SessionDep, app: OwnedAppDep, params: PageParamsDep
-) -> Page[AppShare]:
+    request: Request, app_id: ReadOwnedAppId, reader: ProviderReader, params: PageParamsDep
+) -> Response:
     """Partner organizations the app is shared with, newest first."""
-    rows, next_url, previous_url = await paginate(
-        session,
-        repository.app_shares(app_id=app.id),
-        created_at=AppShareModel.created_at,
-        id_=AppShareModel.id,
-        params=params,
-        request=request,
-        options=repository.app_share_options(),
-    )
-    return Page(
-        next=next_url, previous=previous_url, results=[AppShare.model_validate(row[0]) for row in rows]
-    )
+    return await _APP_SHARES.page(reader.db, request, params, app_id=app_id)
 
 
 @shares.post(
@@ -336,24 +291,20 @@ async def list_app_shares(
     summary="Share an owned app with a partner organization",
     responses=error_responses(400, 401, 403, 404, 409),
 )
-async def create_app_share(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, data: AppShareInput
-) -> AppShare:
+async def create_app_share(writer: ProviderWriter, app: OwnedAppDep, data: AppShareInput) -> AppShare:
     """The partner may then see the app among its partner apps and install it."""
-    share = await service.create_share(session=session, principal=principal, app=app, data=data)
+    share = await service.create_share(session=writer.session, principal=writer.principal, app=app, data=data)
     return AppShare.model_validate(share)
 
 
 @shares.get(
     "/orgs/{organization_id}/owned_apps/{app_id}/shares/{share_id}",
+    response_model=AppShare,
     summary="Retrieve an app share",
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_app_share(session: SessionDep, app: OwnedAppDep, share_id: ShareId) -> AppShare:
-    share = await repository.get_app_share(session=session, app_id=app.id, share_id=share_id)
-    if share is None:
-        raise NotFound("No app share found with the given ID.")
-    return AppShare.model_validate(share)
+async def get_app_share(app_id: ReadOwnedAppId, reader: ProviderReader, share_id: ShareId) -> Response:
+    return await _APP_SHARE.get(reader.db, app_id=app_id, share_id=share_id)
 
 
 @shares.delete(
@@ -362,11 +313,9 @@ async def get_app_share(session: SessionDep, app: OwnedAppDep, share_id: ShareId
     summary="Remove an app share",
     responses=error_responses(400, 401, 403, 404),
 )
-async def delete_app_share(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, share_id: ShareId
-) -> Response:
+async def delete_app_share(writer: ProviderWriter, app: OwnedAppDep, share_id: ShareId) -> Response:
     """The organization loses the app: it is uninstalled there unless it may still install it otherwise."""
-    await service.delete_share(session=session, principal=principal, app=app, share_id=share_id)
+    await service.delete_share(session=writer.session, principal=writer.principal, app=app, share_id=share_id)
     return Response(status_code=204)
 
 
@@ -388,16 +337,13 @@ async def list_installed_apps(request: Request, reader: OrgSettingsReader, param
 
 @installed.get(
     "/orgs/{organization_id}/installed_apps/{app_id}",
+    response_model=InstalledApp,
     summary="Retrieve an installed app",
     responses=error_responses(400, 401, 403, 404),
 )
-async def get_installed_app(
-    session: SessionDep, principal: OrgSettingsPrincipal, app_id: AppId
-) -> InstalledApp:
-    app = await repository.get_installed_app(
-        session=session, organization_id=principal.organization_id, app_id=app_id
-    )
-    return _found(InstalledApp.model_validate, app, "No installed app found with the given ID.")
+async def get_installed_app(reader: OrgSettingsReader, app_id: AppId) -> Response:
+    organization_id = reader.principal.organization_id
+    return await _INSTALLED_APP.get(reader.db, organization_id=organization_id, app_id=app_id)
 
 
 for section in (public, partner, owned, shares, installed):

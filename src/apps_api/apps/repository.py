@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -17,49 +17,20 @@ from apps_api.catalog.repository import (
     CREATED_BY,
     UPDATED_BY,
     USER_COLUMNS,
-    app_view_options,
-    one_app,
 )
 from apps_api.catalog.visibility import is_partner_app_of, is_public
 from apps_api.kit.driver import CompiledStatement
 from apps_api.kit.pagination import KeysetQuery
-from apps_api.models import App, AppInstallation, AppShare
+from apps_api.models import App, AppInstallation, AppShare, Organization
 
 
 def public_apps() -> Select[Any]:
     return select(App).where(is_public())
 
 
-async def get_public_app(*, session: AsyncSession, app_id: uuid.UUID) -> App | None:
-    """One approved public app, with its embedded objects."""
-    return await one_app(session, public_apps().where(App.id == app_id).options(*app_view_options()))
-
-
 def partner_apps(*, organization_id: uuid.UUID) -> Select[Any]:
     """Apps of the organization's partners that are available to partners or shared with it."""
     return select(App).where(is_partner_app_of(organization_id))
-
-
-async def get_partner_app(
-    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
-) -> App | None:
-    statement = partner_apps(organization_id=organization_id).where(App.id == app_id)
-    return await one_app(session, statement.options(*app_view_options()))
-
-
-def installed_apps(*, organization_id: uuid.UUID) -> Select[Any]:
-    """Apps installed in the organization (one installation per app, so no duplicates)."""
-    return select(App).join(
-        AppInstallation,
-        and_(AppInstallation.app_id == App.id, AppInstallation.organization_id == organization_id),
-    )
-
-
-async def get_installed_app(
-    *, session: AsyncSession, organization_id: uuid.UUID, app_id: uuid.UUID
-) -> App | None:
-    statement = installed_apps(organization_id=organization_id).where(App.id == app_id)
-    return await one_app(session, statement.options(*app_view_options()))
 
 
 def app_shares(*, app_id: uuid.UUID) -> Select[Any]:
@@ -135,4 +106,47 @@ INSTALLED_APPS_CONDITIONS = (
             _installations.c.organization_id == bindparam("organization_id")
         )
     ),
+)
+
+# --- the other catalogue reads, compiled the same way (a GET reads on its own connection) ------
+
+# One app of a list, by id: the list's columns, FROM and conditions, so the same view function.
+_APP_ID = APPS.c.id == bindparam("app_id")
+
+
+def _one_of(query: KeysetQuery, conditions: Sequence[ColumnElement[bool]]) -> CompiledStatement:
+    return CompiledStatement(select(*query.columns).select_from(query.from_).where(*conditions, _APP_ID))
+
+
+PUBLIC_APP = _one_of(PUBLIC_APPS_PAGE, PUBLIC_APPS_CONDITIONS)
+INSTALLED_APP = _one_of(INSTALLED_APPS_PAGE, INSTALLED_APPS_CONDITIONS)
+
+# The public view's columns (a partner app is viewed as a public one), in a query of its own (each
+# caches its compiled pages). The organization is a bound parameter, spelled as a known
+# organization's semi-join on its partners (catalog.visibility).
+PARTNER_APPS_PAGE = KeysetQuery(
+    columns=APP_BASE_COLUMNS, from_=APP_BASE_FROM, created_at=APPS.c.created_at, id_=APPS.c.id
+)
+PARTNER_APPS_CONDITIONS = (is_partner_app_of(bindparam("organization_id")),)
+PARTNER_APP = _one_of(PARTNER_APPS_PAGE, PARTNER_APPS_CONDITIONS)
+
+_shares = AppShare.__table__
+_partner = Organization.__table__.alias("partner")
+APP_SHARES_PAGE = KeysetQuery(
+    columns=(
+        _shares.c.id,
+        _shares.c.app_id,
+        _shares.c.organization_id,
+        _partner.c.name.label("organization_name"),
+        _shares.c.created_at,
+    ),
+    from_=_shares.join(_partner, _partner.c.id == _shares.c.organization_id),
+    created_at=_shares.c.created_at,
+    id_=_shares.c.id,
+)
+APP_SHARES_CONDITIONS = (_shares.c.app_id == bindparam("app_id"),)
+APP_SHARE = CompiledStatement(
+    select(*APP_SHARES_PAGE.columns)
+    .select_from(APP_SHARES_PAGE.from_)
+    .where(*APP_SHARES_CONDITIONS, _shares.c.id == bindparam("share_id"))
 )

@@ -187,6 +187,17 @@ def owned_app_json(row: Any) -> dict[str, Any]:
     return view
 
 
+def app_share_json(row: Any) -> dict[str, Any]:
+    """`AppShare` of a row of `repository.APP_SHARES_PAGE`."""
+    return {
+        "id": row["id"],
+        "app_id": row["app_id"],
+        "organization_id": row["organization_id"],
+        "organization": {"id": row["organization_id"], "name": row["organization_name"]},
+        "created_at": row["created_at"],
+    }
+
+
 # --- input -----------------------------------------------------------------------------------
 
 # Attributes an owner must give on create and PUT.

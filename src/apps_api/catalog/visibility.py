@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union_all
+from sqlalchemy import BindParameter, ColumnElement, and_, exists, func, or_, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute
 
 from apps_api.models import App, AppShare, Partnership
@@ -28,7 +28,7 @@ def is_public() -> ColumnElement[bool]:
     return and_(App.is_available_to_anyone, App.is_approved)
 
 
-def partner_ids_of(organization_id: uuid.UUID) -> Any:
+def partner_ids_of(organization_id: uuid.UUID | BindParameter[Any]) -> Any:
     """The ids of the organization's partners (both halves of the symmetric pair)."""
     return union_all(
         select(Partnership.organization_b_id).where(Partnership.organization_a_id == organization_id),
@@ -39,12 +39,12 @@ def partner_ids_of(organization_id: uuid.UUID) -> Any:
 def owner_is_partner_of(organization_id: OrganizationRef) -> ColumnElement[bool]:
     """The app's owner and the organization are partners.
 
-    For one known organization (the catalogue lists) this is a semi-join on its few
-    partners, which drives an index scan of their apps; for a column (installations
-    being re-checked) it is one primary-key probe per row.
+    For one known organization (the catalogue lists; a value or a compiled statement's bound
+    parameter) this is a semi-join on its few partners, which drives an index scan of their
+    apps; for a column (installations being re-checked) it is one primary-key probe per row.
     """
     owner = App.owned_by_organization_id
-    if isinstance(organization_id, uuid.UUID):
+    if isinstance(organization_id, uuid.UUID | BindParameter):
         return owner.in_(partner_ids_of(organization_id))
     return exists(
         select(Partnership.organization_a_id).where(

@@ -7,14 +7,12 @@ installation was granted `users`).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from apps_api.auth.dependencies import OrgUsersPrincipal
-from apps_api.kit.db import SessionDep
+from apps_api.auth.dependencies import OrgUsersReader
 from apps_api.kit.errors import error_responses
-from apps_api.kit.pagination import Page, PageParamsDep, paginate
+from apps_api.kit.pagination import Page, PageParamsDep, json_keyset_page
 from apps_api.kit.schemas import UserEmbed
-from apps_api.models import User
 from apps_api.users import repository
 
 router = APIRouter(prefix="/api/v5")
@@ -27,12 +25,14 @@ router = APIRouter(prefix="/api/v5")
     tags=["Users"],
     responses=error_responses(400, 401, 403),
 )
-async def list_users(
-    request: Request, session: SessionDep, principal: OrgUsersPrincipal, params: PageParamsDep
-) -> Page[UserEmbed]:
+async def list_users(request: Request, reader: OrgUsersReader, params: PageParamsDep) -> Response:
     """The organization's users (app users included), newest first. Needs the `users` permission."""
-    statement = repository.organization_users(organization_id=principal.organization_id)
-    rows, next_url, previous_url = await paginate(
-        session, statement, created_at=User.created_at, id_=User.id, params=params, request=request
+    return await json_keyset_page(
+        reader.db,
+        repository.ORGANIZATION_USERS_PAGE,
+        repository.user_json,
+        conditions=repository.ORGANIZATION_USERS_CONDITIONS,
+        params=params,
+        request=request,
+        organization_id=reader.principal.organization_id,
     )
-    return Page(next=next_url, previous=previous_url, results=[UserEmbed.of(row[0]) for row in rows])
