@@ -225,7 +225,7 @@ async def test_pages_walk_both_ways_in_either_order(
     assert tampered.status_code == 400 and "cursor" in tampered.json()["errors"]
 
 
-async def test_a_get_opens_no_session(
+async def test_a_get_opens_no_session_and_one_read_connection(
     app: Any, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     world, headers = await _world(session), _headers(settings)
@@ -238,7 +238,15 @@ async def test_a_get_opens_no_session(
         async with request_sessions(method) as request_session:
             yield request_session
 
-    app.state.request_sessions = writes_only
+    read_connections, opened = app.state.read_connections, []
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Any]:
+        opened.append(1)
+        async with read_connections() as db:
+            yield db
+
+    app.state.request_sessions, app.state.read_connections = writes_only, counted
     org_url = f"{OPERATOR}/id:{organization.id}"
     for url in (
         OPERATOR,
@@ -249,8 +257,10 @@ async def test_a_get_opens_no_session(
         f"{org_url}/users/person-1",
         f"{org_url}/users/person-1/tokens",
     ):
+        opened.clear()
         got = await client.get(url, headers=headers)
         assert got.status_code == 200, (url, got.text)
+        assert len(opened) == 1, url  # the loaders and the route share the request's one connection
     # The writes still have theirs.
     renamed = await client.patch(org_url, json={"name": "Renamed"}, headers=headers)
     assert renamed.status_code == 200 and renamed.json()["name"] == "Renamed"
