@@ -1,22 +1,27 @@
-"""What the operator API's routes share: path keys, loaders, errors, pages, the PUT answer."""
+"""What the operator API's routes share: path keys, loaders, errors, pages, the PUT answer.
+
+A GET reads on a `ReadConnection` of its own (`ReadDb`, the `Read...` loaders, `read_page_of`);
+a write loads the ORM objects on the request's session (`OrganizationDep`, `UserDep`)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement
 
 from apps_api.auth.service_keys import ServiceKeyRequired
-from apps_api.kit.db import SessionDep
+from apps_api.kit.db import ReadConnections, SessionDep
+from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, error_responses
-from apps_api.kit.pagination import Page, PageParams, paginate
+from apps_api.kit.pagination import KeysetQuery, Page, PageParams, keyset_page
 from apps_api.models import Organization, User
+from apps_api.operator import queries
 from apps_api.platform import service as platform
 from apps_api.platform.service import AlreadyTaken, PlatformError, UnknownObject
 
@@ -80,20 +85,50 @@ async def user_of(session: SessionDep, organization: OrganizationDep, user: User
 UserDep = Annotated[User, Depends(user_of)]
 
 
-async def page_of(
-    session: AsyncSession,
-    statement: Select[Any],
+async def read_connection(request: Request) -> AsyncIterator[ReadConnection]:
+    """A GET's database: a connection of its own that only reads (no session, no transaction)."""
+    read_connections: ReadConnections = request.app.state.read_connections
+    async with read_connections() as db:
+        yield db
+
+
+# scope="function": the connection goes back to the pool before the response is sent.
+ReadDb = Annotated[ReadConnection, Depends(read_connection, scope="function")]
+
+
+async def read_organization_of(db: ReadDb, organization: OrganizationKey) -> asyncpg.Record:
+    """`organization_of` for a GET: the organization's row, on its read connection."""
+    with operator_errors():
+        return await queries.organization_by_key(db=db, key=organization)
+
+
+ReadOrganization = Annotated[asyncpg.Record, Depends(read_organization_of)]
+
+
+async def read_user_of(db: ReadDb, organization: ReadOrganization, user: UserKey) -> asyncpg.Record:
+    """`user_of` for a GET: the user's row, on its read connection."""
+    with operator_errors():
+        return await queries.user_by_key(db=db, organization_id=organization["id"], key=user)
+
+
+ReadUser = Annotated[asyncpg.Record, Depends(read_user_of)]
+
+
+async def read_page_of(
+    db: ReadConnection,
+    query: KeysetQuery,
     *,
-    model: Any,
+    conditions: Sequence[ColumnElement[bool]],
     view: Callable[[Any], View],
     params: PageParams,
     request: Request,
+    **values: Any,
 ) -> Page[View]:
-    """A page of the statement's rows of `model` (a table with `created_at` and `id`), as `view`."""
-    rows, next_url, previous_url = await paginate(
-        session, statement, created_at=model.created_at, id_=model.id, params=params, request=request
+    """A page of the query's rows (its `conditions` filled by `values`), as `view`."""
+    rows, next_url, previous_url = await keyset_page(
+        db, query, conditions=conditions, params=params, request=request, **values
     )
-    return Page(next=next_url, previous=previous_url, results=[view(row[0]) for row in rows])
+    return Page(next=next_url, previous=previous_url, results=[view(row) for row in rows])
 
 
 # The answer of a write that would take a unique value (an email, an external id) another has.

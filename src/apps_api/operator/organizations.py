@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Response
-from sqlalchemy import select
+from typing import Any
 
-from apps_api.catalog.visibility import partner_ids_of
+from fastapi import Request, Response
+
 from apps_api.kit.db import SessionDep
 from apps_api.kit.errors import NotFound
 from apps_api.kit.pagination import Page, PageParamsDep
-from apps_api.models import Asset, Organization
-from apps_api.operator import schemas, service
+from apps_api.models import Asset
+from apps_api.operator import queries, schemas, service
 from apps_api.operator.dependencies import (
     CONFLICT,
     OrganizationDep,
     OrganizationKey,
     PartnerKey,
+    ReadDb,
+    ReadOrganization,
     answer_put,
     operator_errors,
     operator_router,
-    page_of,
     put_responses,
+    read_page_of,
 )
 from apps_api.platform import service as platform
 
@@ -33,14 +35,14 @@ ASSETS = "/{organization}/assets"
 
 @router.get("", summary="List organizations", name="operator_list_organizations")
 async def list_organizations(
-    request: Request, session: SessionDep, params: PageParamsDep
+    request: Request, db: ReadDb, params: PageParamsDep
 ) -> Page[schemas.Organization]:
     """Every organization, newest first."""
-    return await page_of(
-        session,
-        select(Organization),
-        model=Organization,
-        view=schemas.Organization.of,
+    return await read_page_of(
+        db,
+        queries.ORGANIZATIONS_PAGE,
+        conditions=queries.ORGANIZATIONS_CONDITIONS,
+        view=schemas.Organization.of_row,
         params=params,
         request=request,
     )
@@ -63,8 +65,8 @@ async def create_organization(session: SessionDep, data: schemas.OrganizationCre
 
 
 @router.get(ORGANIZATION, summary="Retrieve an organization", name="operator_get_organization")
-async def get_organization(organization: OrganizationDep) -> schemas.Organization:
-    return schemas.Organization.of(organization)
+async def get_organization(organization: ReadOrganization) -> schemas.Organization:
+    return schemas.Organization.of_row(organization)
 
 
 @router.put(
@@ -104,12 +106,17 @@ async def update_organization(
     "/{organization}/partners", summary="List the partners of an organization", name="operator_list_partners"
 )
 async def list_partners(
-    request: Request, session: SessionDep, organization: OrganizationDep, params: PageParamsDep
+    request: Request, db: ReadDb, organization: ReadOrganization, params: PageParamsDep
 ) -> Page[schemas.Organization]:
     """The organization's partners, newest organization first."""
-    statement = select(Organization).where(Organization.id.in_(partner_ids_of(organization.id)))
-    return await page_of(
-        session, statement, model=Organization, view=schemas.Organization.of, params=params, request=request
+    return await read_page_of(
+        db,
+        queries.PARTNERS_PAGE,
+        conditions=queries.PARTNERS_CONDITIONS,
+        view=schemas.Organization.of_row,
+        params=params,
+        request=request,
+        organization_id=organization["id"],
     )
 
 
@@ -145,8 +152,11 @@ async def remove_partner(session: SessionDep, organization: OrganizationDep, par
 # --- assets ----------------------------------------------------------------------------------
 
 
-def _asset(asset: Asset) -> schemas.Asset:
-    return schemas.Asset.model_validate(asset, from_attributes=True)
+def _asset(asset: Any) -> schemas.Asset:
+    """The view of an Asset object (a write) or of a row (a GET's, operator/queries.py's columns)."""
+    if isinstance(asset, Asset):
+        return schemas.Asset.model_validate(asset, from_attributes=True)
+    return schemas.Asset.model_validate(dict(asset))
 
 
 @router.post(ASSETS, status_code=201, summary="Record an icon asset", name="operator_create_asset")
@@ -169,8 +179,15 @@ async def create_asset(
 
 @router.get(ASSETS, summary="List the assets of an organization", name="operator_list_assets")
 async def list_assets(
-    request: Request, session: SessionDep, organization: OrganizationDep, params: PageParamsDep
+    request: Request, db: ReadDb, organization: ReadOrganization, params: PageParamsDep
 ) -> Page[schemas.Asset]:
     """The organization's assets, newest first."""
-    statement = select(Asset).where(Asset.organization_id == organization.id)
-    return await page_of(session, statement, model=Asset, view=_asset, params=params, request=request)
+    return await read_page_of(
+        db,
+        queries.ASSETS_PAGE,
+        conditions=queries.ASSETS_CONDITIONS,
+        view=_asset,
+        params=params,
+        request=request,
+        organization_id=organization["id"],
+    )

@@ -20,6 +20,7 @@ from apps_api.kit.schemas import (
     resource_view,
 )
 from apps_api.models import FEATURES, PERMISSIONS
+from apps_api.models.organization import subscription_is_active
 from apps_api.platform.service import EXTERNAL_ID_MAX_LENGTH
 
 ExternalId = Annotated[
@@ -71,6 +72,22 @@ class Organization(Schema):
             has_active_subscription=organization.has_active_subscription(),
             created_at=organization.created_at,
             updated_at=organization.updated_at,
+        )
+
+    @classmethod
+    def of_row(cls, row: Any) -> Organization:
+        """`of` an organization's row (operator/queries.py's columns), as a GET reads it."""
+        return cls(
+            id=row["id"],
+            external_id=row["external_id"],
+            name=row["name"],
+            features=sorted(row["features"]),
+            subscription_ends_at=row["subscription_expires_at"],
+            has_active_subscription=subscription_is_active(
+                row["subscription_active"], row["subscription_expires_at"]
+            ),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -156,6 +173,23 @@ class User(Schema):
             has_password=user.password_hash is not None,
             created_at=user.created_at,
             updated_at=user.updated_at,
+        )
+
+    @classmethod
+    def of_row(cls, row: Any) -> User:
+        """`of` a user's row (operator/queries.py's columns: `has_password`, never the hash)."""
+        return cls(
+            id=row["id"],
+            external_id=row["external_id"],
+            organization_id=row["organization_id"],
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            permissions=sorted(row["permissions"]),
+            is_bot=row["is_bot"],
+            has_password=row["has_password"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 

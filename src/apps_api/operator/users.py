@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Body, Request, Response
-from sqlalchemy import select
 
 from apps_api.kit.db import SessionDep
 from apps_api.kit.pagination import Page, PageParamsDep
-from apps_api.models import ApiToken, User
-from apps_api.operator import schemas, service
+from apps_api.models import ApiToken
+from apps_api.operator import queries, schemas, service
 from apps_api.operator.dependencies import (
     CONFLICT,
     OrganizationDep,
+    ReadDb,
+    ReadOrganization,
+    ReadUser,
     TokenId,
     UserDep,
     UserKey,
     answer_put,
     operator_errors,
     operator_router,
-    page_of,
     put_responses,
+    read_page_of,
 )
 from apps_api.platform import service as platform
 
@@ -36,11 +38,18 @@ _NO_TOKEN_BODY = schemas.TokenCreate()
 
 @router.get(USERS, summary="List the users of an organization", name="operator_list_users")
 async def list_users(
-    request: Request, session: SessionDep, organization: OrganizationDep, params: PageParamsDep
+    request: Request, db: ReadDb, organization: ReadOrganization, params: PageParamsDep
 ) -> Page[schemas.User]:
     """The organization's live users (app users included), newest first."""
-    statement = select(User).where(User.organization_id == organization.id, User.deleted_at.is_(None))
-    return await page_of(session, statement, model=User, view=schemas.User.of, params=params, request=request)
+    return await read_page_of(
+        db,
+        queries.USERS_PAGE,
+        conditions=queries.USERS_CONDITIONS,
+        view=schemas.User.of_row,
+        params=params,
+        request=request,
+        organization_id=organization["id"],
+    )
 
 
 @router.post(USERS, status_code=201, summary="Create a user", name="operator_create_user", responses=CONFLICT)
@@ -56,8 +65,8 @@ async def create_user(
 
 
 @router.get(USER, summary="Retrieve a user", name="operator_get_user")
-async def get_user(user: UserDep) -> schemas.User:
-    return schemas.User.of(user)
+async def get_user(user: ReadUser) -> schemas.User:
+    return schemas.User.of_row(user)
 
 
 @router.put(
@@ -102,8 +111,11 @@ async def delete_user(session: SessionDep, user: UserDep) -> Response:
 # --- API tokens ------------------------------------------------------------------------------
 
 
-def _token(token: ApiToken) -> schemas.Token:
-    return schemas.Token.model_validate(token, from_attributes=True)
+def _token(token: Any) -> schemas.Token:
+    """The view of an ApiToken object (a write) or of a row (a GET's, operator/queries.py's columns)."""
+    if isinstance(token, ApiToken):
+        return schemas.Token.model_validate(token, from_attributes=True)
+    return schemas.Token.model_validate(dict(token))
 
 
 @router.post(TOKENS, status_code=201, summary="Mint an API token of a user", name="operator_create_token")
@@ -118,11 +130,18 @@ async def create_token(
 
 @router.get(TOKENS, summary="List the API tokens of a user", name="operator_list_tokens")
 async def list_tokens(
-    request: Request, session: SessionDep, user: UserDep, params: PageParamsDep
+    request: Request, db: ReadDb, user: ReadUser, params: PageParamsDep
 ) -> Page[schemas.Token]:
     """The user's tokens that are not revoked, newest first; never their keys."""
-    statement = select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    return await page_of(session, statement, model=ApiToken, view=_token, params=params, request=request)
+    return await read_page_of(
+        db,
+        queries.TOKENS_PAGE,
+        conditions=queries.TOKENS_CONDITIONS,
+        view=_token,
+        params=params,
+        request=request,
+        user_id=user["id"],
+    )
 
 
 @router.delete(
