@@ -7,9 +7,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Path
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.dependencies import ProviderReader, ProviderWriter
-from apps_api.catalog.dependencies import AppId, OwnedAppDep, read_owned_app_id
+from apps_api.catalog.dependencies import AppId, OwnedAppIdDep, read_owned_app_id
 from apps_api.installations import repository as installations
 from apps_api.kit.errors import NotFound
 from apps_api.models import AppInstallation
@@ -19,17 +20,26 @@ InstallationId = Annotated[uuid.UUID, Path(description="The ID of the owned app'
 _NOT_FOUND = "No owned app installation found with the given ID."
 
 
-async def owned_installation(
-    app: OwnedAppDep, writer: ProviderWriter, installation_id: InstallationId
+async def find_owned_installation(
+    *, session: AsyncSession, app_id: uuid.UUID, installation_id: uuid.UUID
 ) -> AppInstallation:
-    """An installation of an app the caller's organization owns (the provider; never an app)."""
-    # `app` before `writer`: OpenAPI lists the path parameters in this order (as before).
+    """The installation of the (owned) app, its view's objects loaded; 404 otherwise (API and console)."""
     installation = await installations.get_app_installation(
-        session=writer.session, app_id=app.id, installation_id=installation_id
+        session=session, app_id=app_id, installation_id=installation_id
     )
     if installation is None:
         raise NotFound(_NOT_FOUND)
     return installation
+
+
+async def owned_installation(
+    app_id: OwnedAppIdDep, writer: ProviderWriter, installation_id: InstallationId
+) -> AppInstallation:
+    """An installation of an app the caller's organization owns (the provider; never an app)."""
+    # The app before the writer: OpenAPI lists the path parameters in this order (as before).
+    return await find_owned_installation(
+        session=writer.session, app_id=app_id, installation_id=installation_id
+    )
 
 
 OwnedInstallationDep = Annotated[AppInstallation, Depends(owned_installation)]
