@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.errors import BadRequest, NotFound
+from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import ApiToken, AppInstallation
 from apps_api.models.base import utcnow
 from apps_api.platform.service import create_token
@@ -19,6 +20,20 @@ def tokens_of(*, installation: AppInstallation) -> Select[Any]:
     return select(ApiToken).where(
         ApiToken.app_installation_id == installation.id, ApiToken.revoked_at.is_(None)
     )
+
+
+_TOKENS = cast(Table, ApiToken.__table__)
+# `tokens_of()` compiled for the list (a GET, on its read connection).
+TOKENS_PAGE = KeysetQuery(
+    columns=(_TOKENS.c.id, _TOKENS.c.user_id, _TOKENS.c.created_at, _TOKENS.c.expires_at),
+    from_=_TOKENS,
+    created_at=_TOKENS.c.created_at,
+    id_=_TOKENS.c.id,
+)
+TOKENS_CONDITIONS = (
+    _TOKENS.c.app_installation_id == bindparam("installation_id"),
+    _TOKENS.c.revoked_at.is_(None),
+)
 
 
 async def mint(

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Path, Request, Response
 
-from apps_api.auth.dependencies import OrgInstallerPrincipal, OrgProviderPrincipal, OrgSettingsPrincipal
-from apps_api.auth.service import Principal
-from apps_api.catalog.dependencies import OwnedAppDep
+from apps_api.auth.dependencies import (
+    InstallerWriter,
+    OrgSettingsReader,
+    ProviderReader,
+    ProviderWriter,
+    Writer,
+)
+from apps_api.catalog.dependencies import AppId, OwnedAppIdDep, ReadOwnedAppId, read_owned_app_id
 from apps_api.installations import repository, service
-from apps_api.installations.schemas import AppInstallation, AppInstallationInput, OwnedAppInstallation
-from apps_api.kit.db import SessionDep
+from apps_api.installations.schemas import (
+    AppInstallation,
+    AppInstallationInput,
+    OwnedAppInstallation,
+    installation_row_json,
+)
 from apps_api.kit.deps import SettingsDep
+from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import NotFound, error_responses
-from apps_api.kit.pagination import Page, PageParams, PageParamsDep, paginate
+from apps_api.kit.pagination import KeysetQuery, Page, PageParams, PageParamsDep, json_keyset_page
 from apps_api.kit.views import json_response
-from apps_api.models import AppInstallation as AppInstallationModel
 from apps_api.settings import Settings
 
 router = APIRouter(prefix="/api/v5")
 
-View = TypeVar("View", bound=BaseModel)
 INSTALLATIONS = "/orgs/{organization_id}/app_installations"
 INSTALLATION = INSTALLATIONS + "/{installation_id}"
 OWNED_INSTALLATIONS = "/orgs/{organization_id}/owned_apps/{app_id}/installations"
@@ -38,50 +43,23 @@ InstallationId = Annotated[uuid.UUID, Path(description="The ID of the app instal
 InstallerOrganizationId = Annotated[
     uuid.UUID, Path(description="The organization to uninstall the app from.")
 ]
+_NOT_INSTALLED = "No app installation found with the given ID."
+_NOT_OWNED_INSTALLATION = "No owned app installation found with the given ID."
 
 
 async def _installations_page(
-    view: type[View], *, session: AsyncSession, request: Request, params: PageParams, statement: Select[Any]
-) -> Page[View]:
-    """A page of the statement's installations (newest first), each as `view`."""
-    rows, next_url, previous_url = await paginate(
-        session,
-        statement,
-        created_at=AppInstallationModel.created_at,
-        id_=AppInstallationModel.id,
-        params=params,
-        request=request,
-        options=service.installation_options(),
+    db: ReadConnection,
+    query: KeysetQuery,
+    conditions: tuple[Any, ...],
+    *,
+    request: Request,
+    params: PageParams,
+    **values: Any,
+) -> Response:
+    """A page of installations (newest first unless `ordering` says otherwise), rows straight to JSON."""
+    return await json_keyset_page(
+        db, query, installation_row_json, conditions=conditions, params=params, request=request, **values
     )
-    return Page(next=next_url, previous=previous_url, results=[view.model_validate(row[0]) for row in rows])
-
-
-async def organization_installation(
-    session: SessionDep, principal: OrgSettingsPrincipal, installation_id: InstallationId
-) -> AppInstallationModel:
-    """An installation in the caller's organization; 404 otherwise."""
-    installation = await repository.get_organization_installation(
-        session=session, organization_id=principal.organization_id, installation_id=installation_id
-    )
-    if installation is None:
-        raise NotFound("No app installation found with the given ID.")
-    return installation
-
-
-async def owned_installation(
-    session: SessionDep, app: OwnedAppDep, installation_id: InstallationId
-) -> AppInstallationModel:
-    """An installation of the caller's owned app; 404 otherwise."""
-    installation = await repository.get_app_installation(
-        session=session, app_id=app.id, installation_id=installation_id
-    )
-    if installation is None:
-        raise NotFound("No owned app installation found with the given ID.")
-    return installation
-
-
-OrganizationInstallationDep = Annotated[AppInstallationModel, Depends(organization_installation)]
-OwnedInstallationDep = Annotated[AppInstallationModel, Depends(owned_installation)]
 
 
 # --- app installations (the installing organization) -----------------------------------------
@@ -89,32 +67,33 @@ OwnedInstallationDep = Annotated[AppInstallationModel, Depends(owned_installatio
 
 @router.get(
     INSTALLATIONS,
+    response_model=Page[AppInstallation],
     summary="List app installations",
     tags=INSTALLER_TAGS,
     responses=error_responses(400, 401, 403),
 )
 async def list_app_installations(
-    request: Request, session: SessionDep, principal: OrgSettingsPrincipal, params: PageParamsDep
-) -> Page[AppInstallation]:
+    request: Request, reader: OrgSettingsReader, params: PageParamsDep
+) -> Response:
     """Apps installed in the organization, with their app users; newest first."""
-    statement = repository.organization_installations(organization_id=principal.organization_id)
     return await _installations_page(
-        AppInstallation, session=session, request=request, params=params, statement=statement
+        reader.db,
+        repository.ORGANIZATION_INSTALLATIONS_PAGE,
+        repository.ORGANIZATION_INSTALLATIONS_CONDITIONS,
+        request=request,
+        params=params,
+        organization_id=reader.principal.organization_id,
     )
 
 
 async def _install(
-    *,
-    request: Request,
-    settings: Settings,
-    session: AsyncSession,
-    principal: Principal,
-    data: AppInstallationInput,
+    *, request: Request, settings: Settings, writer: Writer, data: AppInstallationInput
 ) -> Response:
     names = data.app_user
+    principal = writer.principal
     view = await service.install(
         base_url=settings.public_base_url or str(request.base_url),
-        session=session,
+        session=writer.session,
         organization=principal.organization,
         app_id=data.app_id,
         actor_user_id=principal.user_id,
@@ -161,11 +140,7 @@ _INSTALL_LINKS = {
     openapi_extra={"responses": {"201": {"links": _INSTALL_LINKS}}},
 )
 async def install_app(
-    request: Request,
-    settings: SettingsDep,
-    session: SessionDep,
-    principal: OrgInstallerPrincipal,
-    data: AppInstallationInput,
+    request: Request, settings: SettingsDep, writer: InstallerWriter, data: AppInstallationInput
 ) -> Response:
     """Install an app the organization may install (its own, a public one, or one a partner offers).
 
@@ -175,25 +150,42 @@ async def install_app(
     A second install is a 409. An app with the `install` trigger gets
     `GET trigger_url?type=install&data=<JWT>` from the worker (retried and logged like a webhook).
     """
-    return await _install(request=request, settings=settings, session=session, principal=principal, data=data)
+    return await _install(request=request, settings=settings, writer=writer, data=data)
 
 
-@router.get(INSTALLATION, summary="Retrieve an app installation", tags=INSTALLER_TAGS, responses=ITEM_ERRORS)
-async def get_app_installation(installation: OrganizationInstallationDep) -> AppInstallation:
-    return AppInstallation.model_validate(installation)
+@router.get(
+    INSTALLATION,
+    response_model=AppInstallation,
+    summary="Retrieve an app installation",
+    tags=INSTALLER_TAGS,
+    responses=ITEM_ERRORS,
+)
+async def get_app_installation(reader: OrgSettingsReader, installation_id: InstallationId) -> Response:
+    rows = await repository.ORGANIZATION_INSTALLATION.fetch(
+        reader.db, organization_id=reader.principal.organization_id, installation_id=installation_id
+    )
+    if not rows:
+        raise NotFound(_NOT_INSTALLED)
+    return json_response(installation_row_json(rows[0]), status_code=200)
 
 
 @router.delete(
     INSTALLATION, status_code=204, summary="Uninstall an app", tags=INSTALLER_TAGS, responses=ITEM_ERRORS
 )
-async def uninstall_app(
-    session: SessionDep, principal: OrgInstallerPrincipal, installation_id: InstallationId
-) -> Response:
+async def uninstall_app(writer: InstallerWriter, installation_id: InstallationId) -> Response:
     """Uninstall: the app user is deleted and its tokens revoked; the app's uninstall trigger is sent.
 
     A user of the organization uninstalls; an app principal gets 403."""
-    installation = await organization_installation(session, principal, installation_id)
-    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user_id)
+    installation = await repository.get_organization_installation(
+        session=writer.session,
+        organization_id=writer.principal.organization_id,
+        installation_id=installation_id,
+    )
+    if installation is None:
+        raise NotFound(_NOT_INSTALLED)
+    await service.uninstall(
+        session=writer.session, installation=installation, actor_user_id=writer.principal.user_id
+    )
     return Response(status_code=204)
 
 
@@ -202,28 +194,47 @@ async def uninstall_app(
 
 @router.get(
     OWNED_INSTALLATIONS,
+    response_model=Page[OwnedAppInstallation],
     summary="List the installations of an owned app",
     tags=OWNER_TAGS,
     responses=ITEM_ERRORS,
 )
 async def list_owned_app_installations(
-    request: Request, session: SessionDep, app: OwnedAppDep, params: PageParamsDep
-) -> Page[OwnedAppInstallation]:
+    request: Request, app_id: ReadOwnedAppId, reader: ProviderReader, params: PageParamsDep
+) -> Response:
     """Every organization the app is installed in, with its app user; newest first."""
-    statement = repository.app_installations(app_id=app.id)
+    # The app before the reader: OpenAPI lists the path parameters in this order (as before).
     return await _installations_page(
-        OwnedAppInstallation, session=session, request=request, params=params, statement=statement
+        reader.db,
+        repository.APP_INSTALLATIONS_PAGE,
+        repository.APP_INSTALLATIONS_CONDITIONS,
+        request=request,
+        params=params,
+        app_id=app_id,
     )
 
 
 @router.get(
     OWNED_INSTALLATIONS + "/{installation_id}",
+    response_model=OwnedAppInstallation,
     summary="Retrieve an installation of an owned app",
     tags=OWNER_TAGS,
     responses=ITEM_ERRORS,
 )
-async def get_owned_app_installation(installation: OwnedInstallationDep) -> OwnedAppInstallation:
-    return OwnedAppInstallation.model_validate(installation)
+async def get_owned_app_installation(
+    installation_id: InstallationId, app_id: AppId, reader: ProviderReader
+) -> Response:
+    # Path parameters before the reader: OpenAPI lists them in this order (as before).
+    rows = await repository.OWNED_INSTALLATION.fetch(
+        reader.db,
+        organization_id=reader.principal.organization_id,
+        app_id=app_id,
+        installation_id=installation_id,
+    )
+    if not rows:
+        await read_owned_app_id(reader, app_id)  # another organization's app: its own 404
+        raise NotFound(_NOT_OWNED_INSTALLATION)
+    return json_response(installation_row_json(rows[0]), status_code=200)
 
 
 @router.delete(
@@ -234,16 +245,15 @@ async def get_owned_app_installation(installation: OwnedInstallationDep) -> Owne
     responses=ITEM_ERRORS,
 )
 async def uninstall_owned_app(
-    session: SessionDep,
-    principal: OrgProviderPrincipal,
-    app: OwnedAppDep,
-    installer_organization_id: InstallerOrganizationId,
+    installer_organization_id: InstallerOrganizationId, writer: ProviderWriter, app_id: OwnedAppIdDep
 ) -> Response:
     """The owner uninstalls its app from the organization that installed it (by that organization's ID)."""
     installation = await repository.get_app_installation_in(
-        session=session, app_id=app.id, organization_id=installer_organization_id
+        session=writer.session, app_id=app_id, organization_id=installer_organization_id
     )
     if installation is None:
         raise NotFound("The app is not installed in the given organization.")
-    await service.uninstall(session=session, installation=installation, actor_user_id=principal.user_id)
+    await service.uninstall(
+        session=writer.session, installation=installation, actor_user_id=writer.principal.user_id
+    )
     return Response(status_code=204)

@@ -17,8 +17,14 @@ from apps_api.kit.schemas import (
     hint,
     items_one_of,
     request_body,
+    user_embed_json,
 )
 from apps_api.models import SCOPES
+
+# The prefixes of `repository.INSTALLATION_VIEW_COLUMNS` (schemas may not import the repository:
+# it imports the service, which imports these schemas).
+APP_PREFIX = "app__"
+USER_PREFIX = "user_"
 
 _ALLOWED_SCOPES = (
     "Which permissions have been accepted for the app. This maps to app required_scopes "
@@ -100,6 +106,19 @@ def installation_json(
     installed_app = app_base_json(app)
     installed_app["installation_count"] = installation_count
     installed_app["trigger_conditions"] = app["trigger_conditions"]
+    return _installation_view(values, installed_app, organization_name, app_user)
+
+
+def installation_row_json(row: Any) -> dict[str, Any]:
+    """`AppInstallation` (or `OwnedAppInstallation`) of a row of `repository.INSTALLATION_VIEW_COLUMNS`."""
+    installed_app = app_base_json(row, APP_PREFIX)
+    installed_app["trigger_conditions"] = row[APP_PREFIX + "trigger_conditions"]
+    return _installation_view(row, installed_app, row["organization_name"], user_embed_json(row, USER_PREFIX))
+
+
+def _installation_view(
+    values: Any, installed_app: dict[str, Any], organization_name: str, app_user: dict[str, Any] | None
+) -> dict[str, Any]:
     return {
         "id": values["id"],
         "organization_id": values["organization_id"],
