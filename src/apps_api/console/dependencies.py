@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
 
-from apps_api.app_user_tokens.dependencies import owned_installation
+from apps_api.app_user_tokens.dependencies import find_owned_installation
 from apps_api.auth.dependencies import Writer, check_organization_provider, check_organization_settings
 from apps_api.auth.service import Principal
 from apps_api.catalog.dependencies import owned_app
@@ -141,7 +141,7 @@ async def console_installation(
     session: SessionDep, app: ConsoleApp, installation_id: InstallationId
 ) -> AppInstallation:
     """An installation of the viewer's app (the provider's view)."""
-    return await owned_installation(session, app, installation_id)
+    return await find_owned_installation(session=session, app_id=app.id, installation_id=installation_id)
 
 
 async def installed_app(
