@@ -29,7 +29,7 @@ from apps_api.web.accounts import session_user
 from apps_api.web.browser import BrowserDep
 from apps_api.web.routes import PageError
 from apps_api.web.session import BrowserSession
-from apps_api.webhooks.dependencies import KeptSinceDep, owned_log_entry, owned_webhook
+from apps_api.webhooks.dependencies import KeptSinceDep, load_owned_log_entry, load_owned_webhook
 
 AppId = Annotated[uuid.UUID, Path()]
 WebhookId = Annotated[uuid.UUID, Path()]
@@ -128,13 +128,13 @@ ConsoleApp = Annotated[App, Depends(console_app)]
 
 
 async def console_webhook(session: SessionDep, app: ConsoleApp, webhook_id: WebhookId) -> Webhook:
-    return await owned_webhook(session, app, webhook_id)
+    return await load_owned_webhook(session=session, app_id=app.id, webhook_id=webhook_id)
 
 
 async def console_log_entry(
     session: SessionDep, app: ConsoleApp, entry_id: EntryId, since: KeptSinceDep
 ) -> WebhookLogEntry:
-    return await owned_log_entry(session, app, entry_id, since)
+    return await load_owned_log_entry(session=session, app_id=app.id, entry_id=entry_id, since=since)
 
 
 async def console_installation(

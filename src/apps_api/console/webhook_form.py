@@ -40,7 +40,7 @@ class WebhookForm:
     ) -> Response:
         """The form with `values` (an existing `webhook`'s, or as posted) and the API's `errors`."""
         webhook_id = str(webhook.id) if webhook is not None else None
-        entries = await channel_registry.catalogue(session=self.session)
+        entries = await channel_registry.catalogue(db=self.session)
         rows = forms.with_blank_rows(values)
         base = f"/console/apps/{self.app.id}/webhooks"
         return page(

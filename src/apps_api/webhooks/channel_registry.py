@@ -9,13 +9,14 @@ Channels of no registered family are accepted as before.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.kit.driver import CompiledStatement, ReadConnection
 from apps_api.kit.errors import BadRequest
 from apps_api.models import WebhookChannel
 from apps_api.models.base import utcnow
@@ -33,45 +34,51 @@ from apps_api.webhooks.catalogue import (
 MAX_REGISTERED = 200
 
 
-def registered_entry(row: WebhookChannel) -> CatalogueEntry:
-    """The catalogue entry of a registered family."""
-    schema = dict(row.resource_schema)
+_channels = cast(Table, WebhookChannel.__table__)
+# The operator's registered families (a short table, read whole), on a GET's read connection or
+# in a write's transaction alike.
+_REGISTERED = CompiledStatement(select(*_channels.c).limit(bindparam("limit")))
+
+
+def registered_entry(row: Any) -> CatalogueEntry:
+    """The catalogue entry of a registered family (a row of `webhook_channels`, by column name)."""
+    pattern, actions, example_resource = row["pattern"], row["actions"], row["example_resource"]
+    schema = dict(row["resource_schema"])
     schemas_by_action = {
-        action: changes_schema(schema) if action == "changed" else schema for action in row.actions
+        action: changes_schema(schema) if action == "changed" else schema for action in actions
     }
     examples = {}
-    if row.example_resource is not None:
-        resource_id = str(row.example_resource.get("id", "example"))
+    if example_resource is not None:
+        resource_id = str(example_resource.get("id", "example"))
         examples = {
             action: example_body(
-                pattern=row.pattern, action=action, resource_id=resource_id, resource=row.example_resource
+                pattern=pattern, action=action, resource_id=resource_id, resource=example_resource
             )
-            for action in row.actions
+            for action in actions
         }
     return CatalogueEntry(
-        id=row.id,
-        name=row.pattern,
-        pattern=row.pattern,
-        description=row.description,
-        actions=tuple(row.actions),
-        scope=row.scope,
+        id=row["id"],
+        name=pattern,
+        pattern=pattern,
+        description=row["description"],
+        actions=tuple(actions),
+        scope=row["scope"],
         subscribable=True,
         source="operator",
         resource_schemas=schemas_by_action,
         examples=examples,
-        created_at=row.created_at,
+        created_at=row["created_at"],
     )
 
 
-async def registered_entries(*, session: AsyncSession) -> list[CatalogueEntry]:
-    """The operator's registered families (a short table, read whole)."""
-    rows = (await session.scalars(select(WebhookChannel).limit(MAX_REGISTERED))).all()
-    return [registered_entry(row) for row in rows]
+async def registered_entries(*, db: AsyncSession | ReadConnection) -> list[CatalogueEntry]:
+    """The operator's registered families."""
+    return [registered_entry(row) for row in await _REGISTERED.fetch(db, limit=MAX_REGISTERED)]
 
 
-async def catalogue(*, session: AsyncSession) -> list[CatalogueEntry]:
+async def catalogue(*, db: AsyncSession | ReadConnection) -> list[CatalogueEntry]:
     """Every channel family: the service's own, then the registered ones."""
-    return [*BUILTIN, *await registered_entries(session=session)]
+    return [*BUILTIN, *await registered_entries(db=db)]
 
 
 def entry_view(entry: CatalogueEntry) -> channel_schemas.WebhookChannel:
@@ -132,10 +139,9 @@ async def register_channel(
         insert(WebhookChannel)
         .values(pattern=registration.pattern, created_at=now, **values)
         .on_conflict_do_update(index_elements=[WebhookChannel.pattern], set_=values)
-        .returning(WebhookChannel)
-        .execution_options(populate_existing=True)
+        .returning(*_channels.c)
     )
-    row = (await session.scalars(statement)).one()
+    row = (await session.execute(statement)).mappings().one()
     return registered_entry(row)
 
 

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgProviderPrincipal, SettingsPrincipal
+from apps_api.auth.dependencies import ProviderReader, ProviderWriter, SettingsReader
 from apps_api.auth.service_keys import ServiceKeyRequired
-from apps_api.catalog.dependencies import OwnedAppDep, OwnedAppIdDep
+from apps_api.catalog.dependencies import OwnedAppDep, ReadOwnedAppId
 from apps_api.kit.db import SessionDep
 from apps_api.kit.deps import SettingsDep
+from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import error_responses
 from apps_api.kit.pagination import (
     Page,
@@ -23,10 +24,17 @@ from apps_api.kit.pagination import (
     paginate_items,
 )
 from apps_api.kit.schemas import InputDateTime
+from apps_api.kit.views import json_response
 from apps_api.models import WebhookLogEntry
 from apps_api.webhooks import catalogue, channel_registry, repository, schemas, service
 from apps_api.webhooks.channel_schemas import ChannelRegistration, IngestBatch, IngestResult, WebhookChannel
-from apps_api.webhooks.dependencies import KeptSinceDep, OwnedLogEntryDep, OwnedWebhookDep
+from apps_api.webhooks.dependencies import (
+    KeptSinceDep,
+    OwnedLogEntryDep,
+    OwnedWebhookDep,
+    ReadOwnedLogEntry,
+    ReadOwnedWebhook,
+)
 
 router = APIRouter(prefix="/api/v5/orgs/{organization_id}/owned_apps/{app_id}", tags=["Webhooks"])
 log_router = APIRouter(
@@ -42,6 +50,9 @@ channels_router = APIRouter(prefix="/api/v5", tags=["Webhook channels"])
 # --- webhooks --------------------------------------------------------------------------------
 
 WEBHOOK = "/webhooks/{webhook_id}"
+# Parameters name the app (or the loader that takes it) before the reader or writer: OpenAPI lists
+# a dependency's own path parameters before its sub-dependencies', and the documented order is
+# the one of the chain these replaced. The caller is identified first either way.
 # What every route of an owned app's webhooks and log may answer (writes to one may add a 409).
 OWNED_APP_ERRORS = error_responses(400, 401, 403, 404)
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
@@ -54,11 +65,11 @@ WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
     responses=OWNED_APP_ERRORS,
 )
 async def list_webhooks(
-    request: Request, session: SessionDep, app_id: OwnedAppIdDep, params: PageParamsDep
+    request: Request, app_id: ReadOwnedAppId, reader: ProviderReader, params: PageParamsDep
 ) -> Response:
     """The app's webhooks, newest first."""
     return await json_keyset_page(
-        session,
+        reader.db,
         repository.WEBHOOKS_PAGE,
         schemas.webhook_json,
         conditions=repository.WEBHOOKS_CONDITIONS,
@@ -75,41 +86,41 @@ async def list_webhooks(
     responses=OWNED_APP_ERRORS,
 )
 async def create_webhook(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, body: schemas.WebhookCreate
+    writer: ProviderWriter, app: OwnedAppDep, body: schemas.WebhookCreate
 ) -> schemas.Webhook:
-    webhook = await service.create_webhook(session=session, app=app, actor=principal.user, data=body)
+    webhook = await service.create_webhook(
+        session=writer.session, app=app, actor=writer.principal.user, data=body
+    )
     return schemas.Webhook.model_validate(webhook)
 
 
-@router.get(WEBHOOK, summary="Retrieve a webhook of an owned app", responses=OWNED_APP_ERRORS)
-async def get_webhook(webhook: OwnedWebhookDep) -> schemas.Webhook:
-    return schemas.Webhook.model_validate(webhook)
+@router.get(
+    WEBHOOK,
+    response_model=schemas.Webhook,
+    summary="Retrieve a webhook of an owned app",
+    responses=OWNED_APP_ERRORS,
+)
+async def get_webhook(webhook: ReadOwnedWebhook) -> Response:
+    # The list's compiled view of one row (response_model documents it).
+    return json_response(schemas.webhook_json(webhook), status_code=200)
 
 
 @router.put(WEBHOOK, summary="Replace a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def replace_webhook(
-    session: SessionDep,
-    principal: OrgProviderPrincipal,
-    app: OwnedAppDep,
-    webhook: OwnedWebhookDep,
-    body: schemas.WebhookCreate,
+    writer: ProviderWriter, app: OwnedAppDep, webhook: OwnedWebhookDep, body: schemas.WebhookCreate
 ) -> schemas.Webhook:
     """`endpoint_url` is required; omitted `channel_subscriptions` become an empty list."""
     # A PUT is a PATCH of every attribute.
-    return await update_webhook(session, principal, app, webhook, body.as_update())
+    return await update_webhook(writer, app, webhook, body.as_update())
 
 
 @router.patch(WEBHOOK, summary="Update a webhook of an owned app", responses=OWNED_APP_ERRORS)
 async def update_webhook(
-    session: SessionDep,
-    principal: OrgProviderPrincipal,
-    app: OwnedAppDep,
-    webhook: OwnedWebhookDep,
-    body: schemas.WebhookUpdate,
+    writer: ProviderWriter, app: OwnedAppDep, webhook: OwnedWebhookDep, body: schemas.WebhookUpdate
 ) -> schemas.Webhook:
     """Only the attributes given change; `channel_subscriptions`, when given, replaces the list."""
     updated = await service.update_webhook(
-        session=session, app=app, webhook=webhook, actor=principal.user, changes=body
+        session=writer.session, app=app, webhook=webhook, actor=writer.principal.user, changes=body
     )
     return schemas.Webhook.model_validate(updated)
 
@@ -121,9 +132,8 @@ async def update_webhook(
     responses=WRITE_ERRORS,
 )
 async def test_webhook(
-    session: SessionDep,
+    writer: ProviderWriter,
     settings: SettingsDep,
-    principal: OrgProviderPrincipal,
     webhook: OwnedWebhookDep,
     since: KeptSinceDep,
     # Optional, and documented as the schema itself (not "the schema or null").
@@ -138,9 +148,9 @@ async def test_webhook(
     while the webhook is disabled.
     """
     entry = await service.send_test_event(
-        session=session, webhook=webhook, max_attempts=settings.max_delivery_attempts, example=body
+        session=writer.session, webhook=webhook, max_attempts=settings.max_delivery_attempts, example=body
     )
-    return await _log_entry_view(session, entry, since)
+    return await _log_entry_view(writer.session, entry, since)
 
 
 @router.post(
@@ -150,9 +160,8 @@ async def test_webhook(
     responses=WRITE_ERRORS,
 )
 async def recover_webhook(
-    session: SessionDep,
+    writer: ProviderWriter,
     settings: SettingsDep,
-    principal: OrgProviderPrincipal,
     webhook: OwnedWebhookDep,
     body: schemas.RecoverRequest,
 ) -> schemas.RecoverResult:
@@ -161,7 +170,7 @@ async def recover_webhook(
     400 when `since` is further back than the log's retention; 409 while the webhook is disabled.
     """
     requeued = await service.recover(
-        session=session,
+        session=writer.session,
         webhook=webhook,
         since=body.since,
         retention_days=settings.webhook_log_retention_days,
@@ -176,11 +185,11 @@ async def recover_webhook(
     summary="Delete a webhook and its channel subscriptions",
     responses=OWNED_APP_ERRORS,
 )
-async def delete_webhook(
-    session: SessionDep, principal: OrgProviderPrincipal, app: OwnedAppDep, webhook: OwnedWebhookDep
-) -> Response:
+async def delete_webhook(writer: ProviderWriter, app: OwnedAppDep, webhook: OwnedWebhookDep) -> Response:
     """Its undelivered notifications end `failed` ("Webhook deleted"); its log entries stay readable."""
-    await service.delete_webhook(session=session, app=app, webhook=webhook, actor=principal.user)
+    await service.delete_webhook(
+        session=writer.session, app=app, webhook=webhook, actor=writer.principal.user
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -195,7 +204,7 @@ async def _log_entry_view(
 
 
 async def _log_entries_page(
-    db: AsyncSession,
+    db: ReadConnection,
     *,
     request: Request,
     params: PageParams,
@@ -229,8 +238,8 @@ async def _log_entries_page(
 )
 async def list_log_entries(
     request: Request,
-    session: SessionDep,
-    app_id: OwnedAppIdDep,
+    app_id: ReadOwnedAppId,
+    reader: ProviderReader,
     params: PageParamsDep,
     since: KeptSinceDep,
     webhook_id: Annotated[uuid.UUID | None, Query(description="Only this webhook's attempts.")] = None,
@@ -271,18 +280,20 @@ async def list_log_entries(
         "action": action,
     }
     return await _log_entries_page(
-        session, request=request, params=params, app_id=app_id, since=since, filters=filters
+        reader.db, request=request, params=params, app_id=app_id, since=since, filters=filters
     )
 
 
 @log_router.get(
     "/webhook_log_entries/{entry_id}",
+    response_model=schemas.WebhookLogEntry,
     summary="Retrieve a webhook log entry",
     name="get_webhook_log_entry",
     responses=OWNED_APP_ERRORS,
 )
-async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
-    return schemas.WebhookLogEntry.model_validate(entry)
+async def get_log_entry(entry: ReadOwnedLogEntry) -> Response:
+    # The list's compiled view of one row (response_model documents it).
+    return json_response(schemas.log_entry_json(entry), status_code=200)
 
 
 @log_router.post(
@@ -293,15 +304,15 @@ async def get_log_entry(entry: OwnedLogEntryDep) -> schemas.WebhookLogEntry:
     responses=WRITE_ERRORS,
 )
 async def redeliver(
-    session: SessionDep, entry: OwnedLogEntryDep, since: KeptSinceDep
+    entry: OwnedLogEntryDep, writer: ProviderWriter, since: KeptSinceDep
 ) -> schemas.WebhookLogEntry:
     """202 with the `pending` log entry of the scheduled attempt (same `webhook-id` as the original),
     sent to the webhook's URL as it is now.
 
     409 while an attempt of that delivery is in flight, and when its webhook is disabled or deleted.
     """
-    pending = await service.redeliver(session=session, entry=entry)
-    return await _log_entry_view(session, pending, since)
+    pending = await service.redeliver(session=writer.session, entry=entry)
+    return await _log_entry_view(writer.session, pending, since)
 
 
 @channels_router.get(
@@ -310,12 +321,12 @@ async def redeliver(
     responses=error_responses(400, 401, 403),
 )
 async def list_webhook_channels(
-    request: Request, session: SessionDep, _: SettingsPrincipal, params: PageParamsDep
+    request: Request, reader: SettingsReader, params: PageParamsDep
 ) -> Page[WebhookChannel]:
     """The channel catalogue: each family's pattern, actions, the scope an installation needs, the
     JSON Schema of `resource` per action and example bodies; this service's own families and those
     the operator registered for other services' events. Newest first (the service's own last)."""
-    entries = await channel_registry.catalogue(session=session)
+    entries = await channel_registry.catalogue(db=reader.db)
     page, next_url, previous_url = await paginate_items(
         entries, position=catalogue.CatalogueEntry.position, params=params, request=request
     )

@@ -21,6 +21,7 @@ from apps_api.catalog.repository import (
     USER_COLUMNS,
     app_base_columns,
 )
+from apps_api.kit.driver import CompiledStatement
 from apps_api.kit.pagination import KeysetQuery
 from apps_api.models import (
     App,
@@ -203,6 +204,12 @@ WEBHOOKS_PAGE = KeysetQuery(
     id_=_webhooks.c.id,
 )
 WEBHOOKS_CONDITIONS = (_webhooks.c.app_id == bindparam("app_id"),)
+# One webhook of the app, as a row of the list (the same view, schemas.webhook_json): a GET's.
+WEBHOOK = CompiledStatement(
+    select(*WEBHOOKS_PAGE.columns)
+    .select_from(WEBHOOKS_PAGE.from_)
+    .where(*WEBHOOKS_CONDITIONS, _webhooks.c.id == bindparam("webhook_id"))
+)
 
 
 # --- log entries as a compiled list (rows straight to schemas.log_entry_json) -------------------
@@ -288,3 +295,15 @@ def log_entry_conditions(
     if created_at_lte:
         conditions.append(_entries.c.created_at <= bindparam("created_at_lte"))
     return tuple(conditions)
+
+
+# One entry of the app within the retention, as a row of the list (schemas.log_entry_json): a GET's.
+LOG_ENTRY = CompiledStatement(
+    select(*LOG_ENTRIES_PAGE.columns)
+    .select_from(_entries)
+    .where(
+        _entries.c.app_id == bindparam("app_id"),
+        _entries.c.id == bindparam("entry_id"),
+        _entries.c.created_at >= bindparam("kept_since"),
+    )
+)

@@ -256,7 +256,7 @@ async def redeliver(*, session: AsyncSession, entry: WebhookLogEntry) -> Webhook
 async def ingest_events(*, session: AsyncSession, batch: channel_schemas.IngestBatch) -> list[int]:
     """Record a batch of other services' events in one transaction (all or none); 400 when an
     event of a registered channel family does not fit it."""
-    channel_registry.check_ingested(batch, await channel_registry.registered_entries(session=session))
+    channel_registry.check_ingested(batch, await channel_registry.registered_entries(db=session))
     ids = []
     for item in batch.events:
         event = await emit(
@@ -318,7 +318,7 @@ async def _example_body(
     *, session: AsyncSession, webhook: Webhook, example: schemas.WebhookTestRequest
 ) -> dict[str, Any]:
     """The catalogue's example body of a channel and action, as the webhook's own; 400 if none."""
-    entries = await channel_registry.catalogue(session=session)
+    entries = await channel_registry.catalogue(db=session)
     entry = next((entry for entry in entries if entry.pattern == example.channel), None)
     if entry is None:
         raise BadRequest.field("channel", "Not a channel of the catalogue (GET /api/v5/webhook_channels).")
