@@ -14,12 +14,15 @@ import asyncio
 import os
 import re
 import secrets
+import select
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from arq.connections import ArqRedis
@@ -28,7 +31,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from apps_api.auth import service
-from apps_api.auth.principal_cache import APPLICATION_NAME, CHANNEL, PrincipalCache
+from apps_api.auth.principal_cache import (
+    APPLICATION_NAME,
+    CHANNEL,
+    PrincipalCache,
+    listen_url,
+    listening_connection,
+    unread_check,
+)
 from apps_api.auth.service import authenticate_token
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, User
@@ -522,3 +532,48 @@ def test_off_until_listening_and_empty_after() -> None:
     cache.put(b"a", row, generation=noted, expires_at=None)  # read before the connection was lost
     assert cache.entries == 0
     assert not PrincipalCache(size=10, seconds=0).enabled and not PrincipalCache(size=0, seconds=60).enabled
+
+
+def _notify_blocking(settings: Settings) -> None:
+    """NOTIFY, committed, while this thread's event loop stands still (it reads nothing meanwhile)."""
+
+    async def notify() -> None:
+        connection = await asyncpg.connect(listen_url(settings))
+        try:
+            await connection.execute(f"NOTIFY {CHANNEL}")
+        finally:
+            await connection.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, notify()).result(timeout=30)
+
+
+async def test_no_hit_between_a_notification_arriving_and_its_listeners_running(settings: Settings) -> None:
+    """The two moments before asyncpg's listeners run: the notification still unread in the LISTEN
+    socket (a request task ahead of the event loop's read), and read and parsed with its listeners
+    only scheduled (a request task scheduled by an earlier callback of the same turn of the loop).
+    Neither serves a hit."""
+    cache = PrincipalCache(size=10, seconds=60)
+    connection = await listening_connection(cache, settings)
+    try:
+        cache.turn_on(unread_check(connection))
+        row = {"id": uuid.uuid4()}
+        cache.put(b"k", row, generation=cache.generation, expires_at=None)
+        assert cache.get(b"k") == row  # nothing unread: a hit
+
+        # No await from here on: the event loop neither reads the socket nor runs a callback.
+        _notify_blocking(settings)
+        socket_fd = connection._transport.get_extra_info("socket").fileno()
+        assert select.select([socket_fd], [], [], 10)[0], "the notification did not arrive"
+        assert cache.get(b"k") is None  # unread in the socket: a miss...
+        assert cache.entries == 1  # ...though nothing has emptied the cache yet
+
+        # What the event loop's reader does: read the bytes and hand them to asyncpg's protocol.
+        connection._protocol.data_received(os.read(socket_fd, 65536))
+        assert cache.entries == 0  # emptied while parsed, before any scheduled listener ran
+        assert cache.get(b"k") is None
+
+        cache.put(b"k", row, generation=cache.generation, expires_at=None)
+        assert cache.get(b"k") == row  # all read: hits again
+    finally:
+        await connection.close()

@@ -189,7 +189,7 @@ class _ListeningConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg
         super()._process_notification(pid, channel, payload)
 
 
-def _unread_check(connection: asyncpg.Connection) -> Callable[[], bool]:
+def unread_check(connection: asyncpg.Connection) -> Callable[[], bool]:
     """Whether `connection`'s socket holds bytes the event loop has not read yet, or is closing."""
     # The transport is private to asyncpg, but its socket is the one the notifications come on.
     transport = connection._transport
@@ -236,27 +236,14 @@ class PrincipalListener:
             await asyncio.gather(self._task, return_exceptions=True)
         self.cache.turn_off()
 
-    def _notified(self, *_: Any) -> None:
-        """The channel's listener: `_ListeningConnection` has emptied the cache already."""
-
     async def _run(self) -> None:
         delay = _RETRY_FIRST
         while True:
             listened = False
             try:
-                connection = await asyncpg.connect(
-                    listen_url(self._settings),
-                    timeout=self._settings.db_connect_timeout,
-                    statement_cache_size=0,
-                    server_settings={"application_name": APPLICATION_NAME},
-                    connection_class=_ListeningConnection,
-                )
-                connection.cache = self.cache
+                connection = await listening_connection(self.cache, self._settings)
                 try:
-                    await asyncio.wait_for(
-                        connection.add_listener(CHANNEL, self._notified), self._settings.db_connect_timeout
-                    )
-                    self.cache.turn_on(_unread_check(connection))
+                    self.cache.turn_on(unread_check(connection))
                     listened = True
                     await _until_lost(connection)
                 finally:
@@ -267,6 +254,28 @@ class PrincipalListener:
                 logger.warning("principal cache off: LISTEN %s (%s)", what, type(error).__name__)
             delay = _RETRY_FIRST if listened else min(delay * 2, _RETRY_LAST)
             await asyncio.sleep(delay)
+
+
+async def listening_connection(cache: PrincipalCache, settings: Settings) -> Any:
+    """A new connection that LISTENs and empties `cache` on every notification (not turned on)."""
+    connection = await asyncpg.connect(
+        listen_url(settings),
+        timeout=settings.db_connect_timeout,
+        statement_cache_size=0,
+        server_settings={"application_name": APPLICATION_NAME},
+        connection_class=_ListeningConnection,
+    )
+    connection.cache = cache
+    try:
+        await asyncio.wait_for(connection.add_listener(CHANNEL, _heard), settings.db_connect_timeout)
+    except BaseException:
+        connection.terminate()
+        raise
+    return connection
+
+
+def _heard(*_: Any) -> None:
+    """The channel's listener (LISTEN needs one): `_ListeningConnection` emptied the cache already."""
 
 
 async def _until_lost(connection: asyncpg.Connection) -> None:
