@@ -23,12 +23,12 @@ Two moments would otherwise serve a stale hit even so: asyncpg parses the notifi
 as the event loop reads it but only schedules its listeners (`loop.call_soon`), so a request
 task already scheduled could run first; and a notification can sit unread in the socket's
 kernel buffer while a request looks up. So the LISTEN connection (`_ListeningConnection`)
-empties the cache while parsing, and every hit first polls the socket (zero timeout, about
-0.3 µs): anything unread makes the hit a miss. What is left is PostgreSQL's own delivery: the
-committing backend signals the listening backends at commit, before its client hears the
-commit, and each writes the notification at once; a request to another process that arrives
-before the listening backend has written is answered as one that read the row just before the
-commit.
+empties the cache while parsing, and every hit first polls the socket with a zero timeout (one
+poll(2) system call, 2-4 µs on the loaded 2-core test machine, against the database round trip
+a hit saves): anything unread makes that hit a miss. What is left is PostgreSQL's own delivery:
+the committing backend signals the listening backends at commit, before its client hears of
+the commit, and each then writes the notification to its socket; a request to another process
+that arrives before that write is answered as one that read the row just before the commit.
 """
 
 from __future__ import annotations
