@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import OrgSettingsPrincipal
+from apps_api.auth.dependencies import OrgSettingsReader
 from tests.fixtures.factories import Tenant, make_tenant
 
 SETTINGS_MISSING = "You do not have the `settings` permission; your administrator can grant it."
@@ -23,8 +23,9 @@ def org_route_app(app: Any) -> Any:
     router = APIRouter()
 
     @router.get("/test/orgs/{organization_id}/whoami")
-    async def whoami(principal: OrgSettingsPrincipal) -> dict[str, str]:
-        return {"organization_id": str(principal.organization.id), "user_id": str(principal.user.id)}
+    async def whoami(reader: OrgSettingsReader) -> dict[str, str]:
+        principal = reader.principal
+        return {"organization_id": str(principal.organization_id), "user_id": str(principal.user_id)}
 
     app.include_router(router)
     return app

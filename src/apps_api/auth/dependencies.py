@@ -4,8 +4,9 @@
 [-> 403 (an app principal on a provider route)] -> 404 (resource). The organization, permission
 and provider checks are `auth.policy.refusal()`, the rule event matching uses too.
 
-`authenticated` decides once per request who calls (a `Principal`: kind, organization,
-permissions); the other dependencies only check it (docs/permissions.md).
+`identify` decides once per request who calls (a `Principal`: kind, organization, permissions);
+each kind of route (`ProviderReader`, `InstallerWriter`, ...) calls it, then only checks it
+(docs/permissions.md).
 """
 
 from __future__ import annotations
@@ -146,64 +147,8 @@ def check_not_app(principal: Principal) -> None:
         )
 
 
-# --- the caller, then one checking dependency per kind of route -------------------------------
-# Two levels rather than a chain of five: the caller is resolved first (so a 401 comes before any
-# 400 for a malformed path), then one dependency applies the route's checks in order.
-
 Authorization = Annotated[str | None, Depends(_authorization_header)]
 _ORGANIZATION = "The caller's organization."
-OrganizationId = Annotated[uuid.UUID, Path(description=_ORGANIZATION)]
-
-
-async def authenticated(request: Request, session: SessionDep, authorization: Authorization) -> Principal:
-    """Any live caller (401)."""
-    return await identify(request, session, authorization)
-
-
-Caller = Annotated[Principal, Depends(authenticated)]
-
-
-async def with_settings(principal: Caller) -> Principal:
-    """A caller with a subscription and `settings` (routes with no organization in the path)."""
-    check_subscribed(principal)
-    check_settings(principal)
-    return principal
-
-
-async def org_settings(principal: Caller, organization_id: OrganizationId) -> Principal:
-    """A caller of the path's organization with a subscription and `settings`."""
-    check_organization_settings(principal, organization_id)
-    return principal
-
-
-async def org_installer(principal: Caller, organization_id: OrganizationId) -> Principal:
-    """`org_settings`, and a person, not an app: installing and uninstalling."""
-    check_organization_settings(principal, organization_id)
-    check_not_app(principal)
-    return principal
-
-
-async def org_users(principal: Caller, organization_id: OrganizationId) -> Principal:
-    """A caller of the path's organization with a subscription and `users` (its users collection)."""
-    check_subscribed(principal)
-    check_reads(principal, Collection(Family.ORGANIZATION, organization_id, USERS))
-    return principal
-
-
-async def org_provider(principal: Caller, organization_id: OrganizationId) -> Principal:
-    """`org_settings`, and never an app: the app-provider routes."""
-    check_organization_provider(principal, organization_id)
-    return principal
-
-
-AuthenticatedPrincipal = Caller
-SettingsPrincipal = Annotated[Principal, Depends(with_settings)]
-OrgSettingsPrincipal = Annotated[Principal, Depends(org_settings)]
-OrgUsersPrincipal = Annotated[Principal, Depends(org_users)]
-# Installing and uninstalling: the organization's own user with `settings`, never an app.
-OrgInstallerPrincipal = Annotated[Principal, Depends(org_installer)]
-# Provider routes: the organization's own user with `settings`, never an app.
-OrgProviderPrincipal = Annotated[Principal, Depends(org_provider)]
 
 
 # --- one dependency per kind of route: the caller, its checks and the database in one call ------
@@ -252,10 +197,6 @@ Check = Callable[[Principal], None]
 OrganizationCheck = Callable[[Principal, uuid.UUID], None]
 
 
-def _no_check(principal: Principal) -> None:
-    return None
-
-
 def _subscribed_with_settings(principal: Principal) -> None:
     check_subscribed(principal)
     check_settings(principal)
@@ -295,15 +236,6 @@ def _organization_reader(check: OrganizationCheck) -> Callable[..., AsyncIterato
     return reader
 
 
-def _writer(check: Check) -> Callable[..., object]:
-    async def writer(request: Request, session: SessionDep, authorization: Authorization) -> Writer:
-        principal = await identify(request, session, authorization)
-        check(principal)
-        return Writer(principal, session)
-
-    return writer
-
-
 def _organization_writer(check: OrganizationCheck) -> Callable[..., object]:
     async def writer(
         request: Request,
@@ -319,20 +251,15 @@ def _organization_writer(check: OrganizationCheck) -> Callable[..., object]:
 
 
 # scope="function": the connection goes back to the pool before the response is sent.
-_any_reader = _reader(_no_check)
 _settings_reader = _reader(_subscribed_with_settings)
 _org_settings_reader = _organization_reader(check_organization_settings)
 _org_users_reader = _organization_reader(_organization_users)
 _provider_reader = _organization_reader(check_organization_provider)
-AnyReader = Annotated[Reader, Depends(_any_reader, scope="function")]
 SettingsReader = Annotated[Reader, Depends(_settings_reader, scope="function")]
 OrgSettingsReader = Annotated[Reader, Depends(_org_settings_reader, scope="function")]
 OrgUsersReader = Annotated[Reader, Depends(_org_users_reader, scope="function")]
 ProviderReader = Annotated[Reader, Depends(_provider_reader, scope="function")]
 
 # Writes share the request's unit of work (`SessionDep`) with the loaders and services they call.
-AnyWriter = Annotated[Writer, Depends(_writer(_no_check))]
-SettingsWriter = Annotated[Writer, Depends(_writer(_subscribed_with_settings))]
-OrgSettingsWriter = Annotated[Writer, Depends(_organization_writer(check_organization_settings))]
 InstallerWriter = Annotated[Writer, Depends(_organization_writer(_organization_installer))]
 ProviderWriter = Annotated[Writer, Depends(_organization_writer(check_organization_provider))]

@@ -30,7 +30,7 @@ Kind = Literal["user", "app_as_user", "app_user"]
 class Principal:
     """Who is calling: the kind of caller, the user, their organization and their permissions.
 
-    Decided once per request (`auth.dependencies.authenticated`); routes only check it. An app
+    Decided once per request (`auth.dependencies.identify`); routes only check it. An app
     principal (`is_app`) is bound to the installing organization and its permissions are cut
     down to the installation's `allowed_scopes`.
 

@@ -95,13 +95,13 @@ SignedIn = Annotated[Viewer, Depends(signed_in)]
 
 
 async def settings_viewer(viewer: SignedIn) -> Viewer:
-    """The viewer as the API's `OrgSettingsPrincipal` would admit them (403 pages)."""
+    """The viewer as the API's `OrgSettingsReader` would admit them (403 pages)."""
     check_organization_settings(viewer.principal, viewer.principal.organization_id)
     return viewer
 
 
 async def provider_viewer(viewer: SignedIn) -> Viewer:
-    """The viewer as the API's `OrgProviderPrincipal` would admit them: the provider's pages (owned
+    """The viewer as the API's `ProviderReader` would admit them: the provider's pages (owned
     apps and everything below them)."""
     check_organization_provider(viewer.principal, viewer.principal.organization_id)
     return viewer
