@@ -8,11 +8,12 @@ from typing import cast
 import pytest
 from sqlalchemy import Table, bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from apps_api.kit.db import engine_read_connections
+from apps_api.kit.db import engine_read_connections, statement_cache_options
 from apps_api.kit.driver import CompiledStatement
 from apps_api.models import Organization
+from apps_api.settings import Settings
 
 _ORGANIZATIONS = cast(Table, Organization.__table__)
 _NAMES = CompiledStatement(select(_ORGANIZATIONS.c.name).where(_ORGANIZATIONS.c.id == bindparam("id")))
@@ -47,8 +48,11 @@ async def test_a_read_connection_refuses_every_statement_that_writes(engine: Asy
 
 
 async def test_reads_run_outside_any_transaction_and_the_connection_goes_back_clean(
-    engine: AsyncEngine,
+    engine: AsyncEngine, settings: Settings
 ) -> None:
+    # A pool of one: the next checkout is certainly the connection the read used.
+    options = statement_cache_options(settings)
+    single = create_async_engine(settings.async_database_url, pool_size=1, max_overflow=0, connect_args=options)
     async with engine.begin() as connection:
         organization_id = (
             await connection.execute(
@@ -58,7 +62,7 @@ async def test_reads_run_outside_any_transaction_and_the_connection_goes_back_cl
             )
         ).scalar_one()
     try:
-        async with engine_read_connections(engine)() as db:
+        async with engine_read_connections(single)() as db:
             assert not _NAMES.writes
             rows = await _NAMES.fetch(db, id=organization_id)
             assert len(rows) == 1
@@ -66,13 +70,14 @@ async def test_reads_run_outside_any_transaction_and_the_connection_goes_back_cl
             assert not db.driver.is_in_transaction()  # no BEGIN was sent, none will be
             used = db.driver
         # Back in the pool as it came: the next checkout gets it, idle, with a transaction of its own.
-        async with engine.connect() as connection:
+        async with single.connect() as connection:
             raw = await connection.get_raw_connection()
             assert raw.driver_connection is used
             assert not used.is_in_transaction()
             await connection.execute(select(literal_column("1")))
             assert used.is_in_transaction()  # SQLAlchemy's own BEGIN, as ever
     finally:
+        await single.dispose()
         async with engine.begin() as connection:
             await connection.execute(delete(_ORGANIZATIONS).where(_ORGANIZATIONS.c.id == organization_id))
 
