@@ -52,7 +52,8 @@ async def test_reads_run_outside_any_transaction_and_the_connection_goes_back_cl
 ) -> None:
     # A pool of one: the next checkout is certainly the connection the read used.
     options = statement_cache_options(settings)
-    single = create_async_engine(settings.async_database_url, pool_size=1, max_overflow=0, connect_args=options)
+    url = settings.async_database_url
+    single = create_async_engine(url, pool_size=1, max_overflow=0, connect_args=options)
     async with engine.begin() as connection:
         organization_id = (
             await connection.execute(
