@@ -77,7 +77,11 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/apps/test_app_trust_triggers.py",
     ),
     "app_user_tokens/service.py": ("tests/apps/test_app_trust.py",),
-    "catalog/visibility.py": ("tests/apps/test_public_apps.py", "tests/apps/test_catalogue_views.py"),
+    "catalog/visibility.py": (
+        "tests/apps/test_visibility_predicates.py",
+        "tests/apps/test_public_apps.py",
+        "tests/apps/test_catalogue_views.py",
+    ),
     "delivery/signing.py": ("tests/delivery/test_webhooks_units.py",),
     "delivery/partitions.py": ("tests/delivery/test_log_partitions.py",),
     "delivery/matching.py": ("tests/webhooks/test_webhooks_matching.py",),
