@@ -76,7 +76,10 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/auth/test_app_token_auth.py",
         "tests/apps/test_app_trust_triggers.py",
     ),
-    "app_user_tokens/service.py": ("tests/apps/test_app_trust.py",),
+    "app_user_tokens/service.py": (
+        "tests/apps/test_app_user_tokens_service.py",
+        "tests/apps/test_app_trust.py",
+    ),
     "catalog/visibility.py": (
         "tests/apps/test_visibility_predicates.py",
         "tests/apps/test_public_apps.py",
