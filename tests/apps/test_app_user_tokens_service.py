@@ -7,14 +7,14 @@ is checked here with the service's clock held at one instant.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.app_user_tokens import service
-from apps_api.kit.errors import BadRequest
+from apps_api.kit.errors import BadRequest, NotFound
 from apps_api.models import AppInstallation
 from apps_api.models.base import utcnow
 from tests.fixtures.factories import make_tenant
@@ -51,6 +51,38 @@ async def test_each_installation_lists_its_own_live_tokens_only(
     for installation in installations:
         listed = await session.scalars(service.tokens_of(installation=installation))
         assert [token.id for token in listed] == [minted[installation.id]]
+
+
+async def test_a_revoke_takes_that_token_of_that_installation_only(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Of three tokens the one in the middle (by id) is revoked, the other two stay live; and
+    neither installation revokes the other's token, whichever id sorts first."""
+    first, second = [await _installation(client, session, name) for name in ("First", "Second")]
+    rows = sorted(
+        [(await service.mint(session=session, installation=first, expires_at=None))[0] for _ in range(3)],
+        key=lambda row: row.id,
+    )
+    await service.revoke(session=session, installation=first, token_id=rows[1].id)
+    live = await session.scalars(service.tokens_of(installation=first))
+    assert sorted(token.id for token in live) == [rows[0].id, rows[2].id]
+
+    other, _ = await service.mint(session=session, installation=second, expires_at=None)
+    for installation, token in ((first, other), (second, rows[0]), (second, rows[2])):
+        with pytest.raises(NotFound):
+            await service.revoke(session=session, installation=installation, token_id=token.id)
+    assert [token.id for token in await session.scalars(service.tokens_of(installation=second))] == [other.id]
+    assert len(list(await session.scalars(service.tokens_of(installation=first)))) == 2
+
+
+async def test_an_expiry_in_another_time_zone_is_that_instant(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """An aware expiry is kept as the instant it names, not re-labelled as UTC."""
+    installation = await _installation(client, session, "Bot")
+    in_an_hour = (utcnow() + timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))
+    row, _ = await service.mint(session=session, installation=installation, expires_at=in_an_hour)
+    assert row.expires_at == in_an_hour
 
 
 async def test_an_expiry_of_exactly_now_is_refused_and_one_microsecond_later_is_minted(
