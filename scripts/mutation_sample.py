@@ -71,8 +71,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     "kit/throttle.py": ("tests/security/test_security_login.py",),
     "kit/crypto.py": ("tests/security/test_security_at_rest.py",),
     "web/session.py": ("tests/installflow/test_install_flow.py", "tests/security/test_security_sessions.py"),
-    "auth/access_tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust_triggers.py"),
+    "auth/access_tokens.py": (
+        "tests/installations/test_trigger_request_url.py",
+        "tests/auth/test_app_token_auth.py",
+        "tests/apps/test_app_trust_triggers.py",
+    ),
     "delivery/triggers/tokens.py": (
+        "tests/installations/test_trigger_request_url.py",
         "tests/auth/test_app_token_auth.py",
         "tests/apps/test_app_trust_triggers.py",
     ),

@@ -105,6 +105,17 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "prometheus_client keeps one child per label value itself: uncached, labels() returns the"
         " same counter, only slower"
     ),
+    **{
+        (
+            "delivery/triggers/tokens.py",
+            f'if {name} is not None and type_ != "uninstall":',
+            f'if {name} is not None and type_ < "uninstall":',
+        ): (
+            'every type the service sends ("install", "setup", "manual_*", "uninstall") sorts at or'
+            ' before "uninstall", so `< "uninstall"` is true exactly when `!= "uninstall"` is'
+        )
+        for name in ("user_id", "redirect_uri")
+    },
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",
