@@ -71,13 +71,25 @@ MODULES: dict[str, tuple[str, ...]] = {
     "kit/throttle.py": ("tests/security/test_security_login.py",),
     "kit/crypto.py": ("tests/security/test_security_at_rest.py",),
     "web/session.py": ("tests/installflow/test_install_flow.py", "tests/security/test_security_sessions.py"),
-    "auth/access_tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust_triggers.py"),
-    "delivery/triggers/tokens.py": (
+    "auth/access_tokens.py": (
+        "tests/installations/test_trigger_request_url.py",
         "tests/auth/test_app_token_auth.py",
         "tests/apps/test_app_trust_triggers.py",
     ),
-    "app_user_tokens/service.py": ("tests/apps/test_app_trust.py",),
-    "catalog/visibility.py": ("tests/apps/test_public_apps.py", "tests/apps/test_catalogue_views.py"),
+    "delivery/triggers/tokens.py": (
+        "tests/installations/test_trigger_request_url.py",
+        "tests/auth/test_app_token_auth.py",
+        "tests/apps/test_app_trust_triggers.py",
+    ),
+    "app_user_tokens/service.py": (
+        "tests/apps/test_app_user_tokens_service.py",
+        "tests/apps/test_app_trust.py",
+    ),
+    "catalog/visibility.py": (
+        "tests/apps/test_visibility_predicates.py",
+        "tests/apps/test_public_apps.py",
+        "tests/apps/test_catalogue_views.py",
+    ),
     "delivery/signing.py": ("tests/delivery/test_webhooks_units.py",),
     "delivery/partitions.py": ("tests/delivery/test_log_partitions.py",),
     "delivery/matching.py": ("tests/webhooks/test_webhooks_matching.py",),

@@ -116,3 +116,52 @@ async def test_the_bound_admits_exactly_limit_requests() -> None:
         release.set()
         assert (await first).status_code == 200
         assert (await client.get("/api/v5/public_apps")).status_code == 200
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+async def test_a_limit_of_zero_or_less_bounds_nothing(limit: int) -> None:
+    """APPS_API_MAX_REQUESTS_IN_FLIGHT=0 (or a negative value) turns the bound off: with one
+    request held, the next is still admitted, not shed."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if not held.is_set():
+            held.set()
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=LoadShedMiddleware(slow, limit=limit))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        first = asyncio.create_task(client.get("/api/v5/public_apps"))
+        await asyncio.wait_for(held.wait(), 10)
+        second = await asyncio.wait_for(client.get("/api/v5/public_apps"), 10)
+        assert second.status_code == 200
+        release.set()
+        assert (await first).status_code == 200
+
+
+async def test_the_bound_holds_after_requests_finish() -> None:
+    """Each finished request frees exactly its own slot: after three came and went, limit 1 with
+    one request held still sheds the next (a slot freed twice would let it in)."""
+    hold = asyncio.Event()
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if hold.is_set():
+            held.set()
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=LoadShedMiddleware(app, limit=1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for _ in range(3):
+            assert (await client.get("/api/v5/public_apps")).status_code == 200
+        hold.set()
+        first = asyncio.create_task(client.get("/api/v5/public_apps"))
+        await asyncio.wait_for(held.wait(), 10)
+        second = await asyncio.wait_for(client.get("/api/v5/public_apps"), 10)
+        assert second.status_code == 503
+        release.set()
+        assert (await first).status_code == 200

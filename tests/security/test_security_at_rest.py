@@ -252,3 +252,16 @@ async def test_reencrypt_goes_through_every_batch(
         assert (await secrets_module.reencrypt_secrets(session=session))["apps"] == 0
     finally:
         configure_encryption(old_key)
+
+
+def test_a_value_stored_by_an_earlier_release_still_decrypts() -> None:
+    """A fixed key and a ciphertext written with it (release 0.2.0): the stored format, the key
+    id (8 hex characters of the key's SHA-256) and the AAD must not change, or every secret
+    already in a database becomes unreadable."""
+    from apps_api.kit.crypto import Keyring
+
+    keyring = Keyring.parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+    assert keyring.primary_id == "630dcd29"
+    stored = "enc:v1:630dcd29:nZV3kSIDqXAa6J4KpKZlMJ9DN2umBMTIgmZ_Wa8EHv6atqiQjFdP3ZQV"
+    assert keyring.decrypt(stored) == "the app secret"
+    assert keyring.is_current(stored)

@@ -1,0 +1,421 @@
+"""cosmic-ray (the mutation tool from PyPI) over the modules of scripts/mutation_sample.py's MODULES.
+
+cosmic-ray mutates files in place, so each module gets a scratch folder of its own
+(`--work-dir`/<module>/): a copy of src/, the session (`session.sqlite`) and the config
+(`cosmic-ray.toml`). The test command is the module's test files from MODULES, run from the
+repository with the copy first on PYTHONPATH (subprocesses the tests start inherit it), stopping at
+the first failure; a run over `--timeout` kills the mutant. The worktree's src/ is never written.
+
+Steps, per module: `cosmic-ray init`, then the filters (`cr-filter-operators` with EXCLUDED below,
+`cr-filter-pragma`, and ours: mutants inside type annotations, and the triaged EQUIVALENT ones),
+`cosmic-ray baseline` (the tests must pass on the unmutated copy), `cosmic-ray exec`, then a
+report: every survivor's diff and the tests that ran.
+
+    pip install -e '.[mutation]'
+    .venv/bin/python scripts/mutation_tool.py --list --modules observability/shedding.py
+    nice -n 15 .venv/bin/python scripts/mutation_tool.py --modules observability/shedding.py \\
+        --report shedding.json
+    .venv/bin/python scripts/mutation_tool.py --resume --modules ...   # go on with a stopped session
+
+Exits non-zero when the kill rate is under `--floor` (percent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mutation_sample import MODULES
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# cosmic-ray's operators left out (regexes over its names, `cosmic-ray operators`), each with why.
+# Kept: comparisons among == != < <= > >= (every pair) and `is` <-> `is not`; `and` <-> `or`;
+# `not` added to a condition (AddNot) or dropped; True <-> False; numbers +1 and -1; the binary
+# operators' one natural neighbour (KEPT_BINARY); a unary minus or `~` dropped; break <->
+# continue; a handler's exception replaced (ExceptionReplacer); a decorator removed; a for loop
+# made to run zero times.
+KEPT_BINARY = (
+    "Add_Sub",
+    "Sub_Add",
+    "Mul_Div",
+    "Div_Mul",
+    "Div_FloorDiv",
+    "FloorDiv_Div",
+    "Mod_FloorDiv",
+    "Pow_Mul",
+    "BitOr_BitAnd",
+    "BitAnd_BitOr",
+    "BitXor_BitOr",
+    "LShift_RShift",
+    "RShift_LShift",
+)
+EXCLUDED: dict[str, str] = {
+    rf"core/ReplaceBinaryOperator_(?!({'|'.join(KEPT_BINARY)})$)": (
+        "all-to-all binary replacements (`a + b` to `a ** b`, `a << b`, `a | b`, ...): on the"
+        " operands here (str, datetime, Decimal, sets) most are a TypeError wherever the line runs,"
+        " so they ask nothing the kept neighbour does not, at a test run each"
+    ),
+    r"core/ReplaceComparisonOperator_(Eq|NotEq|Lt|LtE|Gt|GtE)_(Is|IsNot)$": (
+        "`==` or `<` made `is`: whether two equal ints or strings are one object is CPython's"
+        " caching, not the code's behaviour"
+    ),
+    r"core/ReplaceComparisonOperator_(Is|IsNot)_(Eq|NotEq|Lt|LtE|Gt|GtE)$": (
+        "`is None` made `== None` is equivalent; made `<` it is a TypeError on any run"
+    ),
+    r"core/ReplaceUnaryOperator_(UAdd|USub|Invert)_(UAdd|USub|Invert|Not)$": (
+        "a unary operator swapped for another: `-x` to `+x` is the kept deletion again, to `not x`"
+        " or `~x` a type change; the deletions are kept"
+    ),
+    r"core/Variable(Replacer|Inserter)$": "they need a named variable as argument; none is configured",
+}
+
+# Mutants no test can tell from the original, triaged in docs/testing.md: (module, the line's text
+# before, after the mutation) -> why. Keyed by text so that they survive code moving around them.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (
+        "observability/shedding.py",
+        'if scope["type"] != "http" or self.limit <= 0 or scope["path"] in EXEMPT_PATHS:',
+        'if scope["type"] > "http" or self.limit <= 0 or scope["path"] in EXEMPT_PATHS:',
+    ): (
+        'ASGI has three scope types: "http", and "lifespan" and "websocket", which both sort after'
+        ' "http": `> "http"` is true exactly when `!= "http"` is'
+    ),
+    (
+        "observability/shedding.py",
+        "if self.in_flight >= self.limit:",
+        "if self.in_flight == self.limit:",
+    ): (
+        "in_flight grows by one, only while under the limit, with no await between the check and"
+        " the increment: it never passes the limit, so `==` and `>=` agree"
+    ),
+    ("observability/shedding.py", "@functools.cache", ""): (
+        "prometheus_client keeps one child per label value itself: uncached, labels() returns the"
+        " same counter, only slower"
+    ),
+    **{
+        (
+            "delivery/triggers/tokens.py",
+            f'if {name} is not None and type_ != "uninstall":',
+            f'if {name} is not None and type_ < "uninstall":',
+        ): (
+            'every type the service sends ("install", "setup", "manual_*", "uninstall") sorts at or'
+            ' before "uninstall", so `< "uninstall"` is true exactly when `!= "uninstall"` is'
+        )
+        for name in ("user_id", "redirect_uri")
+    },
+    (
+        "catalog/visibility.py",
+        "if isinstance(organization_id, uuid.UUID):",
+        "if not isinstance(organization_id, uuid.UUID):",
+    ): (
+        "both branches select the same rows for a value and for a column (the partner pair, looked"
+        " up from either side); the branch only chooses the query plan, which the benchmark measures"
+    ),
+}
+
+
+@dataclass
+class Outcome:
+    id: str
+    operator: str
+    outcome: str  # killed, timeout, survived, incompetent, filtered, equivalent
+    diff: str
+    detail: str
+
+
+def _module_dir(work_dir: Path, module: str) -> Path:
+    return work_dir / module.replace("/", "__").removesuffix(".py")
+
+
+def _config(folder: Path, module: str, timeout: float) -> Path:
+    """Write the module's cosmic-ray config; return its path."""
+    tests = " ".join(MODULES[module])
+    command = f"{sys.executable} -m pytest -x -q -rA -p no:cacheprovider {tests}"
+    excluded = ", ".join(json.dumps(pattern) for pattern in EXCLUDED)
+    text = (
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(str(folder / 'src' / 'apps_api' / module))}\n"
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(command)}\n\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n\n'
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = [{excluded}]\n"
+    )
+    path = folder / "cosmic-ray.toml"
+    path.write_text(text)
+    return path
+
+
+def _fresh_copy(folder: Path) -> None:
+    """src/ copied anew: a mutant left in place by a stopped run is undone."""
+    copy = folder / "src"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(ROOT / "src", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+
+
+def _env(folder: Path) -> dict[str, str]:
+    base = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return {**base, "PYTHONPATH": str(folder / "src")}
+
+
+def _cosmic(args: list[str], folder: Path) -> None:
+    """Run one cosmic-ray command from the repository (the tests' paths are relative to it)."""
+    subprocess.run(args, cwd=ROOT, env=_env(folder), check=True)  # noqa: S603
+
+
+def _annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) of every type annotation (strings at run time: `from __future__ import annotations`)."""
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        found: list[ast.expr | None] = []
+        if isinstance(node, ast.arg | ast.AnnAssign):
+            found.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.append(node.returns)
+        for annotation in found:
+            if annotation is not None and annotation.end_lineno is not None:
+                end = (annotation.end_lineno, annotation.end_col_offset or 0)
+                spans.append(((annotation.lineno, annotation.col_offset), end))
+    return spans
+
+
+def _binary_operators(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where binary operators stand (between their operands): cosmic-ray also takes the bare `*`
+    of keyword-only parameters for one, and its `/` mutant (positional-only) changes no call."""
+    gaps = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp) and node.left.end_lineno is not None:
+            left_end = (node.left.end_lineno, node.left.end_col_offset or 0)
+            gaps.append((left_end, (node.right.lineno, node.right.col_offset)))
+    return gaps
+
+
+def _left_out(source: str, mutation: Any, module: str) -> str | None:
+    """Why a mutant is left out (an annotation, no binary operator, EQUIVALENT), or None."""
+    start = tuple(mutation.start_pos)
+    if any(low <= start < high for low, high in _annotation_spans(source)):
+        return "filtered: in a type annotation"
+    binary = mutation.operator_name.startswith("core/ReplaceBinaryOperator_")
+    if binary and not any(low <= start < high for low, high in _binary_operators(source)):
+        return "filtered: not a binary operator (the `*` of keyword-only parameters)"
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
+
+    operator = get_operator(mutation.operator_name)(**mutation.operator_args)
+    try:
+        mutated = mutate_code(source, operator, mutation.occurrence)
+    except AttributeError:
+        # cosmic-ray 8.7.0's ExceptionReplacer fails on a dotted name in an except tuple
+        # (`except (binascii.Error, ValueError)`): the mutant cannot be made.
+        return "filtered: cosmic-ray cannot make this mutant (a dotted name in an except tuple)"
+    why = EQUIVALENT.get((module, *_changed_lines(source, mutated))) if mutated else None
+    return f"equivalent: {why}" if why else None
+
+
+def _changed_lines(source: str, mutated: str) -> tuple[str, str]:
+    """The source's lines the mutant changes, and what it puts there (stripped, blank lines left out)."""
+    before, after = source.splitlines(), mutated.splitlines()
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, low, high, new_low, new_high in matcher.get_opcodes():
+        if tag != "equal":
+            old = " ".join(line.strip() for line in before[low:high] if line.strip())
+            new = " ".join(line.strip() for line in after[new_low:new_high] if line.strip())
+            return old, new
+    return "", ""
+
+
+def _filter(session: Path, module: str) -> None:
+    """Mark as skipped the mutants `_left_out` names."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (mutation,) = item.mutations
+            reason = _left_out(Path(mutation.module_path).read_text(), mutation, module)
+            if reason:
+                db.set_result(item.job_id, WorkResult(output=reason, worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def _prepare(folder: Path, module: str, timeout: float) -> tuple[Path, Path]:
+    """A fresh copy, config and filtered session for one module."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    _fresh_copy(folder)
+    config, session = _config(folder, module, timeout), folder / "session.sqlite"
+    _cosmic([str(BIN / "cosmic-ray"), "init", str(config), str(session)], folder)
+    _cosmic([str(BIN / "cr-filter-operators"), str(session), str(config)], folder)
+    _cosmic([str(BIN / "cr-filter-pragma"), str(session)], folder)
+    _filter(session, module)
+    return config, session
+
+
+def _mutant_id(module: str, mutation: Any) -> str:
+    line, column = mutation.start_pos
+    return f"{module}:{line}:{column} {mutation.operator_name.removeprefix('core/')}#{mutation.occurrence}"
+
+
+def _outcome(result: Any) -> str:
+    output = result.output or ""
+    if result.worker_outcome == "skipped":
+        return "equivalent" if output.startswith("equivalent") else "filtered"
+    if result.test_outcome == "killed":
+        return "timeout" if output == "timeout" else "killed"
+    return str((result.test_outcome or result.worker_outcome).value)
+
+
+def _tests_that_ran(output: str) -> str:
+    ran = re.findall(r"^(?:PASSED|FAILED|ERROR) (\S+)", output, flags=re.MULTILINE)
+    return "\n".join(ran) or output[-1500:]
+
+
+def _results(session: Path, module: str) -> tuple[list[Outcome], list[str]]:
+    """The outcomes of the mutants run or left out, and the ids of those not run yet."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    outcomes = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            (mutation,) = item.mutations
+            outcome = _outcome(result)
+            detail = (result.output or "") if outcome in ("filtered", "equivalent") else ""
+            if outcome in ("survived", "killed", "incompetent"):
+                detail = _tests_that_ran(result.output or "")
+            outcomes.append(
+                Outcome(
+                    _mutant_id(module, mutation), mutation.operator_name, outcome, result.diff or "", detail
+                )
+            )
+        items = sorted(db.pending_work_items, key=lambda item: tuple(item.mutations[0].start_pos))
+        pending = [_mutant_id(module, item.mutations[0]) for item in items]
+    return outcomes, pending
+
+
+def _summary(module: str, outcomes: list[Outcome]) -> tuple[int, int]:
+    """Print one module's counts and survivors; (killed, judged)."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    judged = killed + counts.get("survived", 0)
+    for outcome in outcomes:
+        if outcome.outcome in ("survived", "incompetent"):
+            print(f"{outcome.outcome.upper()} {outcome.id}\n{outcome.diff}")
+            print("  tests that ran:\n    " + outcome.detail.replace("\n", "\n    "))
+    rate = 100.0 * killed / judged if judged else 100.0
+    print(f"{module}: {json.dumps(counts, sort_keys=True)}; killed {killed} of {judged} ({rate:.1f} %)")
+    return killed, judged
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--modules", required=True, help="comma-separated modules (keys of MODULES)")
+    parser.add_argument("--list", action="store_true", help="init and filter only: count the mutants")
+    parser.add_argument("--resume", action="store_true", help="go on with the sessions in --work-dir")
+    parser.add_argument(
+        "--survivors", action="store_true", help="run again only the survivors of the last run (new tests)"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
+    parser.add_argument("--floor", type=float, default=0.0, help="minimum kill rate, percent")
+    parser.add_argument("--report", type=Path, help="write every outcome as JSON here")
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "apps-api-mutation-tool"
+    )
+    return parser
+
+
+def _survivors(session: Path) -> set[tuple[str, int]]:
+    """(operator, occurrence) of the mutants that survived in a session."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return {
+            (item.mutations[0].operator_name, item.mutations[0].occurrence)
+            for item, result in db.completed_work_items
+            if result.test_outcome == "survived"
+        }
+
+
+def _keep_only(session: Path, wanted: set[tuple[str, int]]) -> None:
+    """Mark as skipped every pending mutant not in `wanted`."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            mutation = item.mutations[0]
+            if (mutation.operator_name, mutation.occurrence) not in wanted:
+                reason = "filtered: not a survivor of the previous run (--survivors)"
+                db.set_result(item.job_id, WorkResult(output=reason, worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def _run_module(args: argparse.Namespace, module: str) -> tuple[list[Outcome], list[str]]:
+    folder = _module_dir(args.work_dir, module)
+    config, session = folder / "cosmic-ray.toml", folder / "session.sqlite"
+    if args.resume:
+        _fresh_copy(folder)
+    elif args.survivors:
+        # The source must be unchanged since that run: occurrences count positions in it.
+        wanted = _survivors(session)
+        config, session = _prepare(folder, module, args.timeout)
+        _keep_only(session, wanted)
+    else:
+        config, session = _prepare(folder, module, args.timeout)
+    if not args.list:
+        _cosmic([str(BIN / "cosmic-ray"), "baseline", str(config)], folder)
+        _cosmic([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], folder)
+    return _results(session, module)
+
+
+def main() -> int:
+    parser = _parser()
+    args = parser.parse_args()
+    modules = args.modules.split(",")
+    if unknown := set(modules) - set(MODULES):
+        parser.error(f"unknown modules: {sorted(unknown)}")
+    everything: list[Outcome] = []
+    killed = judged = 0
+    for module in modules:
+        outcomes, pending = _run_module(args, module)
+        everything += outcomes
+        if args.list:
+            print("\n".join(pending))
+            left_out: dict[str, int] = {}
+            for outcome in outcomes:
+                reason = outcome.detail.split(":", 1)[-1].strip() or "pragma: no mutate"
+                reason = "equivalent" if outcome.outcome == "equivalent" else reason
+                left_out[reason] = left_out.get(reason, 0) + 1
+            print(f"{module}: {len(pending)} mutants to run; left out: {json.dumps(left_out)}")
+            continue
+        if pending:
+            print(f"{module}: {len(pending)} mutants not run yet (--resume goes on)")
+        dead, ran = _summary(module, outcomes)
+        killed, judged = killed + dead, judged + ran
+    if args.report:
+        args.report.write_text(json.dumps([asdict(outcome) for outcome in everything], indent=1))
+    if args.list:
+        return 0
+    rate = 100.0 * killed / judged if judged else 100.0
+    print(f"mutation tool: {killed} of {judged} killed ({rate:.1f} %), floor {args.floor:.1f} %")
+    return 1 if rate < args.floor else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
