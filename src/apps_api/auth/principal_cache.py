@@ -6,7 +6,7 @@ cache keeps that row per token digest, frozen; each request still builds a `Prin
 own from a fresh copy, so nothing request-scoped is shared.
 
 Invalidation: statement-level triggers on api_tokens, users, organizations and app_installations
-(migration 1700_principal_notify) send `NOTIFY apps_api_principals` when a change commits,
+(migrations 1700 and 1800_principal_notify*) send `NOTIFY apps_api_principals` when a change commits,
 whoever wrote it, and every API process empties its whole cache when it hears it. So the cache
 is on only while its process LISTENs: off until the first LISTEN, emptied and off the moment the
 connection is lost, emptied again once LISTEN is back. What a row says about time (the token's
