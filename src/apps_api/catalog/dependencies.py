@@ -9,6 +9,7 @@ from fastapi import Depends, Path
 
 from apps_api.auth.dependencies import ProviderReader, ProviderWriter
 from apps_api.catalog import repository
+from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import NotFound
 from apps_api.models import App
 
@@ -44,12 +45,15 @@ OwnedAppIdDep = Annotated[uuid.UUID, Depends(owned_app_id)]
 
 async def read_owned_app_id(reader: ProviderReader, app_id: AppId) -> uuid.UUID:
     """`owned_app_id` for a GET, on its read connection."""
-    found = await repository.owned_app_id(
-        db=reader.db, organization_id=reader.principal.organization_id, app_id=app_id
-    )
-    if found is None:
+    await require_owned_app(db=reader.db, organization_id=reader.principal.organization_id, app_id=app_id)
+    return app_id
+
+
+async def require_owned_app(*, db: ReadConnection, organization_id: uuid.UUID, app_id: uuid.UUID) -> None:
+    """404 unless the organization owns the app: for a list that found no row under
+    `repository.owned_by_caller()` (is the list empty, or is the app not the caller's?)."""
+    if await repository.owned_app_id(db=db, organization_id=organization_id, app_id=app_id) is None:
         raise NotFound(_NOT_OWNED)
-    return found
 
 
 ReadOwnedAppId = Annotated[uuid.UUID, Depends(read_owned_app_id)]

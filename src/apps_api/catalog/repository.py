@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -109,7 +109,18 @@ APP_BASE_FROM = APPS.join(_owner, _owner.c.id == APPS.c.owned_by_organization_id
 APP_ROW_COLUMNS: tuple[ColumnElement[Any], ...] = (*APPS.c, *_APP_EMBED_COLUMNS)
 APP_ROW_FROM = APP_BASE_FROM
 
+
 # One primary-key probe per request of the webhook log routes.
+def owned_by_caller() -> ColumnElement[bool]:
+    """The path's app (`:app_id`) is the caller's organization's (`:organization_id`): an uncorrelated
+    EXISTS, evaluated once per statement, so a list of the app's rows needs no probe before it."""
+    return exists(
+        select(literal_column("1")).where(
+            APPS.c.id == bindparam("app_id"), APPS.c.owned_by_organization_id == bindparam("organization_id")
+        )
+    )
+
+
 _OWNED_APP_ID = CompiledStatement(
     select(APPS.c.id).where(
         APPS.c.owned_by_organization_id == bindparam("organization_id"), APPS.c.id == bindparam("app_id")

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.dependencies import ProviderReader, ProviderWriter, SettingsReader
+from apps_api.auth.dependencies import ProviderReader, ProviderWriter, Reader, SettingsReader
 from apps_api.auth.service_keys import ServiceKeyRequired
-from apps_api.catalog.dependencies import OwnedAppDep, ReadOwnedAppId
+from apps_api.catalog.dependencies import AppId, OwnedAppDep, require_owned_app
 from apps_api.kit.db import SessionDep
-from apps_api.kit.deps import SettingsDep
-from apps_api.kit.driver import ReadConnection
+from apps_api.kit.deps import SettingsDep, app_settings
 from apps_api.kit.errors import error_responses
 from apps_api.kit.pagination import (
+    KeysetQuery,
     Page,
     PageParams,
     PageParamsDep,
-    json_keyset_page,
+    json_page,
+    keyset_page,
     paginate_items,
 )
 from apps_api.kit.schemas import InputDateTime
@@ -65,18 +68,50 @@ WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
     responses=OWNED_APP_ERRORS,
 )
 async def list_webhooks(
-    request: Request, app_id: ReadOwnedAppId, reader: ProviderReader, params: PageParamsDep
+    request: Request, app_id: AppId, reader: ProviderReader, params: PageParamsDep
 ) -> Response:
     """The app's webhooks, newest first."""
-    return await json_keyset_page(
-        reader.db,
+    return await _owned_page(
+        reader,
         repository.WEBHOOKS_PAGE,
         schemas.webhook_json,
-        conditions=repository.WEBHOOKS_CONDITIONS,
+        conditions=repository.OWNED_WEBHOOKS_CONDITIONS,
+        shape="owned",
         params=params,
         request=request,
         app_id=app_id,
     )
+
+
+async def _owned_page(
+    reader: Reader,
+    query: KeysetQuery,
+    view: Callable[[Any], dict[str, Any]],
+    *,
+    conditions: Sequence[ColumnElement[bool]],
+    shape: Hashable,
+    params: PageParams,
+    request: Request,
+    app_id: uuid.UUID,
+    **values: Any,
+) -> Response:
+    """A page of an owned app's rows in one round trip: the ownership is a condition of the page's
+    statement (`catalog.repository.owned_by_caller`), probed apart only when the page is empty."""
+    organization_id = reader.principal.organization_id
+    rows, next_url, previous_url = await keyset_page(
+        reader.db,
+        query,
+        conditions=conditions,
+        shape=shape,
+        params=params,
+        request=request,
+        app_id=app_id,
+        organization_id=organization_id,
+        **values,
+    )
+    if not rows:
+        await require_owned_app(db=reader.db, organization_id=organization_id, app_id=app_id)
+    return json_page(next_url, previous_url, [view(row) for row in rows])
 
 
 @router.post(
@@ -204,7 +239,7 @@ async def _log_entry_view(
 
 
 async def _log_entries_page(
-    db: ReadConnection,
+    reader: Reader,
     *,
     request: Request,
     params: PageParams,
@@ -215,12 +250,12 @@ async def _log_entries_page(
     # A hot list: a compiled statement per filter shape, rows straight to JSON (response_model
     # documents it).
     shape = {name: value is not None for name, value in filters.items()}
-    return await json_keyset_page(
-        db,
+    return await _owned_page(
+        reader,
         repository.LOG_ENTRIES_PAGE,
         schemas.log_entry_json,
-        conditions=repository.log_entry_conditions(**shape),
-        shape=tuple(shape.values()),
+        conditions=repository.log_entry_conditions(**shape, owned=True),
+        shape=("owned", *shape.values()),
         params=params,
         request=request,
         app_id=app_id,
@@ -238,10 +273,9 @@ async def _log_entries_page(
 )
 async def list_log_entries(
     request: Request,
-    app_id: ReadOwnedAppId,
+    app_id: AppId,
     reader: ProviderReader,
     params: PageParamsDep,
-    since: KeptSinceDep,
     webhook_id: Annotated[uuid.UUID | None, Query(description="Only this webhook's attempts.")] = None,
     status_: Annotated[
         schemas.LogStatus | None, Query(alias="status", description="Only attempts with this status.")
@@ -279,8 +313,10 @@ async def list_log_entries(
         "channel": channel,
         "action": action,
     }
+    # The retention bound from the settings here, not from a dependency: a dependency level each.
+    since = repository.kept_since(retention_days=app_settings(request).webhook_log_retention_days)
     return await _log_entries_page(
-        reader.db, request=request, params=params, app_id=app_id, since=since, filters=filters
+        reader, request=request, params=params, app_id=app_id, since=since, filters=filters
     )
 
 

@@ -20,6 +20,7 @@ from apps_api.catalog.repository import (
     UPDATED_BY,
     USER_COLUMNS,
     app_base_columns,
+    owned_by_caller,
 )
 from apps_api.kit.driver import CompiledStatement
 from apps_api.kit.pagination import KeysetQuery
@@ -204,6 +205,8 @@ WEBHOOKS_PAGE = KeysetQuery(
     id_=_webhooks.c.id,
 )
 WEBHOOKS_CONDITIONS = (_webhooks.c.app_id == bindparam("app_id"),)
+# The API's list: the app's webhooks if the caller's organization owns it (no probe before it).
+OWNED_WEBHOOKS_CONDITIONS = (*WEBHOOKS_CONDITIONS, owned_by_caller())
 # One webhook of the app, as a row of the list (the same view, schemas.webhook_json): a GET's.
 WEBHOOK = CompiledStatement(
     select(*WEBHOOKS_PAGE.columns)
@@ -266,13 +269,16 @@ def log_entry_conditions(
     resource_id: bool = False,
     channel: bool = False,
     action: bool = False,
+    owned: bool = False,
 ) -> tuple[ColumnElement[bool], ...]:
     """The app's entries within the retention (`kept_since`) and the filters given (as flags: the
-    values are bound parameters)."""
+    values are bound parameters); with `owned`, only if the caller's organization owns the app."""
     conditions = [
         _entries.c.app_id == bindparam("app_id"),
         _entries.c.created_at >= bindparam("kept_since"),
     ]
+    if owned:
+        conditions.append(owned_by_caller())
     if webhook_id:
         conditions.append(_entries.c.webhook_id == bindparam("webhook_id"))
     if status:
