@@ -135,6 +135,9 @@ MODULES: dict[str, tuple[str, ...]] = {
 # refuses such an assignment, so the mutant behaves the same.
 _FROZEN = ("@dataclass(frozen=True)", "True", "False")
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    ("auth/app_tokens.py", "@dataclass(slots=True)", "True", "False"): (
+        "`__slots__` or a `__dict__`: the secrets' holder reads and compares the same attributes"
+    ),
     ("auth/secrets.py", "_REENCRYPT_BATCH = 500", "500", "501"): (
         "a batch size: re-encryption walks every row in batches of any size alike"
     ),
@@ -146,7 +149,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ): "EXISTS is true for one row or two alike: the limit only spares reading more",
     (
         "kit/pagination.py",
-        "rows = list(await statement.fetch(session, limit=params.page_size + 1, **values))",
+        "rows = list(await statement.fetch(db, limit=params.page_size + 1, **values))",
         "1",
         "2",
     ): "one row past the page tells that more follow; two extra rows tell it as well",
