@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, update
+from fastapi import APIRouter, Request
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.kit.pagination import _Cursor, decode_cursor, encode_cursor
+from apps_api.kit.db import SessionDep
+from apps_api.kit.pagination import PageParamsDep, _Cursor, decode_cursor, encode_cursor, paginate
 from apps_api.models import App, User, WebhookChannel
 from apps_api.settings import Settings
 from tests.fixtures.factories import Tenant, make_app, make_user, minutes_ago
@@ -213,17 +215,44 @@ async def test_links_keep_other_query_parameters(
     assert params["page_size"] == "1" and params["ordering"] == "created_at" and params["cursor"]
 
 
+@pytest.fixture
+def orm_users_app(app: Any) -> Any:
+    """A route of the ORM paginator (`paginate`: the console's lists; the API's are compiled)."""
+    router = APIRouter()
+
+    @router.get("/test/orgs/{organization_id}/orm_users")
+    async def orm_users(
+        request: Request, session: SessionDep, organization_id: uuid.UUID, params: PageParamsDep
+    ) -> dict[str, Any]:
+        rows, next_url, previous_url = await paginate(
+            session,
+            select(User).where(User.organization_id == organization_id),
+            created_at=User.created_at,
+            id_=User.id,
+            params=params,
+            request=request,
+        )
+        return {
+            "next": next_url,
+            "previous": previous_url,
+            "results": [{"id": str(row[0].id)} for row in rows],
+        }
+
+    app.include_router(router)
+    return app
+
+
 @pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
 async def test_the_orm_pages_walk_both_ways_without_gaps_or_repeats(
-    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+    orm_users_app: Any, client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
 ) -> None:
-    """The ORM path (`paginate`, here the users list), with equal timestamps so the id decides."""
+    """The ORM path (`paginate`), with equal timestamps so the id decides."""
     for _ in range(6):
         await make_user(session, tenant.organization)
     await session.execute(
         update(User).where(User.organization_id == tenant.org_id).values(created_at=minutes_ago(5))
     )
-    users = f"/api/v5/orgs/{tenant.org_id}/users"
+    users = f"/test/orgs/{tenant.org_id}/orm_users"
     everyone = (await client.get(users, params={"page_size": 100}, headers=tenant.headers)).json()["results"]
     assert len(everyone) == 7
     ids, pages = await _walk(client, tenant, f"{users}?page_size=3&ordering={ordering}")
@@ -238,6 +267,28 @@ async def test_the_orm_pages_walk_both_ways_without_gaps_or_repeats(
     assert first.status_code == 200, first.text
     assert [user["id"] for user in first.json()["results"]] == ids[:1]
     assert first.json()["previous"] is None and first.json()["next"] is not None
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_the_orm_pages_order_by_time_before_id(
+    orm_users_app: Any, client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    """Distinct timestamps in the opposite order of the ids: the time decides, then the id."""
+    made = [await make_user(session, tenant.organization) for _ in range(4)]
+    by_id = sorted([tenant.user, *(user for user, _ in made)], key=lambda user: user.id)
+    for index, user in enumerate(by_id):  # the largest id is the oldest
+        await session.execute(
+            update(User).where(User.id == user.id).values(created_at=minutes_ago(10 - index))
+        )
+    oldest_first = [str(user.id) for user in by_id]
+    expected = oldest_first if ordering == "created_at" else list(reversed(oldest_first))
+    ids, pages = await _walk(
+        client, tenant, f"/test/orgs/{tenant.org_id}/orm_users?page_size=2&ordering={ordering}"
+    )
+    assert ids == expected
+    assert pages[0]["previous"] is None and all(page["previous"] for page in pages[1:])
+    back = (await client.get(str(pages[-1]["previous"]), headers=tenant.headers)).json()
+    assert back["results"] == pages[-2]["results"]
 
 
 async def test_links_use_the_public_base_url(
