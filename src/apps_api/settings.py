@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # LISTEN connection (on listen_database_url) is down. 0 seconds or 0 entries: no cache.
     principal_cache_size: int = Field(default=10_000, ge=0)
     principal_cache_seconds: float = Field(default=60.0, ge=0)
+    # How often the LISTEN connection proves it is alive (a trivial query, answered within as
+    # long): a connection whose server vanished without a word turns the cache off by then.
+    principal_listen_ping_seconds: float = Field(default=5.0, gt=0)
     # Seconds a request waits for a pooled connection before it is answered 503.
     db_pool_timeout: float = 5.0
     # Requests in flight per API process; past it requests are answered 503 with Retry-After

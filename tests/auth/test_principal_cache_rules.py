@@ -10,6 +10,7 @@ import asyncio
 import os
 import select
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -17,12 +18,14 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth import service
 from apps_api.auth.principal_cache import (
     CHANNEL,
     PrincipalCache,
+    PrincipalListener,
     listen_url,
     listening_connection,
     unread_check,
@@ -210,3 +213,97 @@ async def test_no_hit_between_a_notification_arriving_and_its_listeners_running(
         assert cache.get(b"k") == row  # all read: hits again
     finally:
         await connection.close()
+
+
+Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
+
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL that can stop forwarding while keeping every socket open: what a
+    LISTEN connection sees when its server's host vanishes without a word (no FIN, no RST)."""
+
+    def __init__(self, upstream: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]):
+        self._upstream = upstream
+        self.frozen = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> FreezingProxy:
+        self._server = await asyncio.start_server(self._accepted, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accepted(self, client_reader: Reader, client_writer: Writer) -> None:
+        server_reader, server_writer = await self._upstream()
+        self._writers += [client_writer, server_writer]
+        for reader, writer in ((client_reader, server_writer), (server_reader, client_writer)):
+            task = asyncio.create_task(self._pipe(reader, writer))
+            self._tasks.add(task)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.frozen:  # frozen: swallowed, as by a host that is gone
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+def upstream_of(url: str) -> Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
+    """Opens a connection to the PostgreSQL of `url` (TCP, or the embedded server's Unix socket)."""
+    parsed = make_url(url)
+    host, port = parsed.host or parsed.query.get("host") or "127.0.0.1", parsed.port or 5432
+    assert isinstance(host, str)
+    if host.startswith("/"):
+        return lambda: asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
+    return lambda: asyncio.open_connection(host, port)
+
+
+async def test_a_listen_connection_that_stops_answering_turns_the_cache_off(
+    settings: Settings, direct_database_url: str
+) -> None:
+    """No notification can arrive on a connection whose server went silent, so the cache must not
+    stay on: the ping (`APPS_API_PRINCIPAL_LISTEN_PING_SECONDS`) notices it, and the cache is
+    back, emptied, once a new connection listens."""
+    async with FreezingProxy(upstream_of(direct_database_url)) as proxy:
+        through_proxy = (
+            make_url(direct_database_url)
+            .set(host="127.0.0.1", port=proxy.port, query={})
+            .render_as_string(hide_password=False)
+        )
+        ping = 0.3
+        cache = PrincipalCache(size=10, seconds=60)
+        listener = PrincipalListener(
+            cache,
+            settings.model_copy(
+                update={"listen_database_url": through_proxy, "principal_listen_ping_seconds": ping}
+            ),
+        )
+        listener.start()
+        try:
+            await eventually(lambda: cache.is_on, timeout=30, what="the cache to listen")
+            listening = cache.generation
+            await asyncio.sleep(ping * 4)  # several pings, all answered: still on, never emptied
+            assert cache.is_on and cache.generation == listening
+
+            proxy.frozen = True
+            cache.put(b"k", {"id": 1}, generation=cache.generation, expires_at=None)
+            await eventually(lambda: not cache.is_on, timeout=ping * 10, what="the unanswered ping")
+            assert cache.get(b"k") is None and cache.entries == 0
+
+            proxy.frozen = False  # the next connection gets through (the frozen one is given up)
+            await eventually(lambda: cache.is_on, timeout=30, what="the cache to listen again")
+            assert cache.entries == 0
+        finally:
+            await listener.stop()
+    assert not cache.is_on

@@ -59,10 +59,6 @@ APPLICATION_NAME: Final = "apps_api_principal_cache"
 _HITS = metrics.PRINCIPAL_CACHE_LOOKUPS.labels(result="hit")
 _MISSES = metrics.PRINCIPAL_CACHE_LOOKUPS.labels(result="miss")
 
-# A LISTEN connection that died without a word (a half-open TCP connection) is noticed by a
-# trivial query every _PING_SECONDS, answered within _PING_TIMEOUT.
-_PING_SECONDS = 5.0
-_PING_TIMEOUT = 5.0
 # Reconnecting: the first retry soon, then doubling up to the last.
 _RETRY_FIRST = 0.1
 _RETRY_LAST = 5.0
@@ -216,8 +212,9 @@ class PrincipalListener:
     """The cache's `LISTEN apps_api_principals`: one dedicated asyncpg connection per API process.
 
     Each notification empties the cache. The cache is on only while the connection listens; a
-    lost connection turns it off at once, and it comes back (emptied) once a new connection
-    listens again, after 0.1 s, then up to 5 s between attempts.
+    lost connection (closed, or a ping unanswered: APPS_API_PRINCIPAL_LISTEN_PING_SECONDS) turns
+    it off at once, and it comes back (emptied) once a new connection listens again, after
+    0.1 s, then up to 5 s between attempts.
     """
 
     def __init__(self, cache: PrincipalCache, settings: Settings) -> None:
@@ -245,7 +242,7 @@ class PrincipalListener:
                 try:
                     self.cache.turn_on(unread_check(connection))
                     listened = True
-                    await _until_lost(connection)
+                    await _until_lost(connection, self._settings.principal_listen_ping_seconds)
                 finally:
                     self.cache.turn_off()
                     connection.terminate()
@@ -278,13 +275,18 @@ def _heard(*_: Any) -> None:
     """The channel's listener (LISTEN needs one): `_ListeningConnection` emptied the cache already."""
 
 
-async def _until_lost(connection: asyncpg.Connection) -> None:
-    """Raise once the connection is gone: closed, or a ping unanswered."""
+async def _until_lost(connection: asyncpg.Connection, ping_seconds: float) -> None:
+    """Raise once the connection is gone: closed, or a ping unanswered within `ping_seconds`.
+
+    The ping is what notices a connection that died without a word (a half-open TCP connection:
+    the server's host gone, a firewall dropping the flow), which would otherwise keep the cache
+    on while no notification can arrive.
+    """
     lost = asyncio.Event()
     connection.add_termination_listener(lambda *_: lost.set())
     while not lost.is_set() and not connection.is_closed():
         try:
-            await asyncio.wait_for(lost.wait(), _PING_SECONDS)
+            await asyncio.wait_for(lost.wait(), ping_seconds)
         except TimeoutError:
-            await connection.fetchval("SELECT 1", timeout=_PING_TIMEOUT)
+            await connection.fetchval("SELECT 1", timeout=ping_seconds)
     raise ConnectionError("the connection was closed")
