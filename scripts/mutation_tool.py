@@ -116,6 +116,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for name in ("user_id", "redirect_uri")
     },
+    ("kit/crypto.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "no code assigns to a Keyring's fields (mypy --strict refuses it) or hashes one (none is a"
+        " dict key, set member or cache argument): frozen or not, every call gives the same result"
+    ),
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",

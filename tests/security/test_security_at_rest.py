@@ -4,6 +4,7 @@ are encrypted at rest with AES-GCM; `apps-api admin reencrypt` moves them to the
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -14,12 +15,21 @@ from typing import cast
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import Table, select, text, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from apps_api import settings as settings_module
 from apps_api.auth import secrets as secrets_module
 from apps_api.installations.service import uninstall
-from apps_api.kit.crypto import PREFIX, Keyring, configure_encryption, key_id, new_encryption_key
+from apps_api.kit import crypto
+from apps_api.kit.crypto import (
+    PREFIX,
+    EncryptionKeyMissing,
+    Keyring,
+    configure_encryption,
+    key_id,
+    new_encryption_key,
+)
 from apps_api.kit.driver import with_column_defaults
 from apps_api.models import App, OutboundDelivery
 from apps_api.settings import Settings
@@ -265,3 +275,85 @@ def test_a_value_stored_by_an_earlier_release_still_decrypts() -> None:
     stored = "enc:v1:630dcd29:nZV3kSIDqXAa6J4KpKZlMJ9DN2umBMTIgmZ_Wa8EHv6atqiQjFdP3ZQV"
     assert keyring.decrypt(stored) == "the app secret"
     assert keyring.is_current(stored)
+
+
+def _key_text(raw: bytes, *, padded: bool = True) -> str:
+    text = base64.urlsafe_b64encode(raw).decode()
+    return text if padded else text.rstrip("=")
+
+
+def test_a_key_is_32_bytes_of_url_safe_base64_with_or_without_its_padding() -> None:
+    """Operators paste keys from many tools, some of which drop base64's `=` padding; a key of
+    another length is refused for its length (AES-128 or -192 would be a weaker cipher, silently),
+    and text that is not base64 for that."""
+    raw = os.urandom(32)
+    assert Keyring.parse(_key_text(raw, padded=False)).keys == (raw,)
+    assert Keyring.parse(f" {_key_text(raw)} ").keys == (raw,)
+    # Padded and unpadded: without padding the decoder must be given the right amount back.
+    for size in (16, 24, 31, 33, 37, 48, 64):
+        for padded in (True, False):
+            with pytest.raises(ValueError, match=r"\(AES-256\)"):
+                Keyring.parse(_key_text(os.urandom(size), padded=padded))
+    for not_base64 in ("é" * 43, "A", "A" * 41):
+        with pytest.raises(ValueError, match=r"URL-safe base64 of 32 bytes$"):
+            Keyring.parse(not_base64)
+
+
+def test_each_key_decrypts_what_names_its_id_and_no_other() -> None:
+    """Two keys in the order of their ids, so that a comparison of ids looser than equality
+    picks the wrong key whichever way it leans; the first key is the one that encrypts."""
+    low, high = sorted((os.urandom(32), os.urandom(32)), key=key_id)
+    under_low, under_high = Keyring((low,)).encrypt("low's"), Keyring((high,)).encrypt("high's")
+    with pytest.raises(EncryptionKeyMissing, match=key_id(high)):
+        Keyring((low,)).decrypt(under_high)
+    with pytest.raises(EncryptionKeyMissing, match=key_id(low)):
+        Keyring((high,)).decrypt(under_low)
+    for first, second in ((low, high), (high, low)):
+        both = Keyring((first, second))
+        assert both.decrypt(under_low) == "low's" and both.decrypt(under_high) == "high's"
+        assert both.primary_id == key_id(first)
+        sealed = both.encrypt("rotated")
+        assert sealed.startswith(f"{PREFIX}{key_id(first)}:")
+        assert Keyring((first,)).decrypt(sealed) == "rotated"  # the first key alone reads it
+
+
+def test_only_a_value_under_the_first_key_is_current() -> None:
+    """`reencrypt` rewrites what is not current: a value under an older key, or plaintext."""
+    first, older = os.urandom(32), os.urandom(32)
+    keyring = Keyring((first, older))
+    assert keyring.is_current(Keyring((first,)).encrypt("s"))
+    assert not keyring.is_current(Keyring((older,)).encrypt("s"))
+    assert not keyring.is_current("plaintext from before")
+    assert not Keyring(()).is_current("plaintext from before")
+
+
+def test_unconfigured_the_keys_follow_the_settings_parsed_once_per_value(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `configure_encryption` (a script, a shell), `keyring()` reads the process's current
+    settings; it parses them again only when they change, in whichever direction (the keys' text
+    is compared, and may sort before or after the previous one)."""
+    one, two = sorted((new_encryption_key(), new_encryption_key()))
+    current = {"settings": settings}
+    monkeypatch.setattr(crypto, "_configured", None)
+    monkeypatch.setattr(crypto, "_from_settings", None)
+    monkeypatch.setattr(settings_module, "get_settings", lambda: current["settings"])
+    for keys in (one, two, one, None, two):
+        current["settings"] = settings.model_copy(update={"encryption_keys": keys})
+        expected = Keyring.parse(keys)
+        assert crypto.keyring() == expected
+        assert crypto.keyring() is crypto.keyring()  # parsed once while the settings stay
+    assert crypto.decrypt(crypto.encrypt("a secret")) == "a secret"
+
+
+def test_statements_that_write_a_secret_keep_sqlalchemy_s_compiled_cache() -> None:
+    """`EncryptedText.cache_ok`: without it SQLAlchemy compiles anew every statement that binds a
+    secret (each app created, each secret rotated, each trigger delivery queued): no cache key."""
+    statements = (
+        insert(App).values(secret="s"),
+        update(App).values(secret="s", previous_secret="p"),
+        select(App.id).where(App.secret == "s"),
+        insert(OutboundDelivery).values(signing_secret="s"),
+    )
+    for statement in statements:
+        assert statement._generate_cache_key() is not None, statement
