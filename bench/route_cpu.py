@@ -2,7 +2,12 @@
 directly, no network. The benchmarked GETs, then the two benchmarked POSTs (an app created in a
 fresh organization in turn, a fresh app installed once), with the bodies the write phase sends.
 
-    .venv/bin/python -m bench.route_cpu [--requests 2000] [--profile "POST owned_apps"]
+    .venv/bin/python -m bench.route_cpu [--requests 2000] [--profile "POST owned_apps"] [--only NAME]
+
+On a machine too busy even for CPU time, count instructions instead (valgrind's callgrind counts
+the same for the same code whatever else runs): one route, two request counts, and the
+difference of the two totals over the difference of the counts is the route's instructions per
+request, start-up and seeding cancelled out (see `bench/instructions.sh`).
 
 For comparing changes to the request path (dependencies, sessions, views) on a busy machine:
 process CPU time does not count time waiting on PostgreSQL or on other processes, so the figure
@@ -95,7 +100,13 @@ async def _installs(connection: asyncpg.Connection, label: str, count: int) -> l
 
 
 async def _measure(
-    database_url: str, asyncpg_url: str, redis_url: str, requests: int, profile: str | None
+    database_url: str,
+    asyncpg_url: str,
+    redis_url: str,
+    requests: int,
+    profile: str | None,
+    only: list[str] | None = None,
+    service_only: bool = False,
 ) -> None:
     import os
 
@@ -133,9 +144,16 @@ async def _measure(
             baseline.app.router.lifespan_context(baseline.app),
         ):
             for name in [*paths, *writes]:
+                if only and name not in only:
+                    continue
                 cpu = {}
                 wall = {}
-                for label, app in (("service", service), ("baseline", baseline.app)):
+                apps = (
+                    (("service", service),)
+                    if service_only
+                    else (("service", service), ("baseline", baseline.app))
+                )
+                for label, app in apps:
                     if name in paths:
                         calls: list[Call] = [(paths[name], headers, "GET", b"")] * (warm + requests)
                     else:
@@ -156,6 +174,9 @@ async def _measure(
                     if profiler is not None:
                         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
                         pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+                if service_only:
+                    print(f"{name:36} {cpu['service']:16.0f}   ({wall['service']:.0f})")
+                    continue
                 print(
                     f"{name:36} {cpu['service']:16.0f} {cpu['baseline']:16.0f} "
                     f"{cpu['service'] / cpu['baseline']:5.2f}x   ({wall['service']:.0f} vs {wall['baseline']:.0f})"
@@ -170,13 +191,21 @@ def main() -> None:
     parser.add_argument(
         "--profile", help="a route's name: cProfile its service requests (slower: not its figure)"
     )
+    parser.add_argument("--only", action="append", help="measure only this route (repeatable)")
+    parser.add_argument("--service-only", action="store_true", help="skip the baseline")
     args = parser.parse_args()
     services = env.start_services()
     try:
         asyncio.run(seed.seed(services.asyncpg_url, force=False))
         asyncio.run(
             _measure(
-                services.database_url, services.asyncpg_url, services.redis_url, args.requests, args.profile
+                services.database_url,
+                services.asyncpg_url,
+                services.redis_url,
+                args.requests,
+                args.profile,
+                args.only,
+                args.service_only,
             )
         )
     finally:

@@ -9,9 +9,60 @@ declared with, gives the same routes, names and OpenAPI and one scan per request
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Final, TypeVar, cast
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_parameterless_sub_dependant
 from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
 from starlette.routing import BaseRoute
+
+_DOCUMENTED: Final = "__documented_security__"
+Call = TypeVar("Call", bound=Callable[..., Any])
+
+
+def documents_security(scheme: SecurityBase) -> Callable[[Call], Call]:
+    """Mark a dependency that reads its credentials itself: every route using it documents
+    `scheme` in OpenAPI as if it depended on it, without FastAPI resolving the scheme as a
+    dependency level of its own at every request (each level costs about as much as a bare
+    Starlette route, bench/ANALYSIS.md)."""
+
+    def mark(call: Call) -> Call:
+        setattr(call, _DOCUMENTED, scheme)
+        return call
+
+    return mark
+
+
+def _documented_schemes(dependant: Dependant) -> list[SecurityBase]:
+    schemes: list[SecurityBase] = []
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        scheme = getattr(current.call, _DOCUMENTED, None)
+        if scheme is not None and scheme not in schemes:
+            schemes.append(scheme)
+        pending.extend(current.dependencies)
+    return schemes
+
+
+def _document_security(route: APIRoute) -> None:
+    """Give OpenAPI the schemes of the route's `documents_security` dependencies. The request
+    handler was built from the route's dependant already and keeps it: only OpenAPI, which reads
+    `route.dependant`, sees the schemes as dependencies."""
+    schemes = _documented_schemes(route.dependant)
+    if schemes:
+        path = route.path_format
+        documented = [
+            get_parameterless_sub_dependant(depends=Depends(cast(Callable[..., Any], each)), path=path)
+            for each in schemes
+        ]
+        route.dependant = dataclasses.replace(
+            route.dependant, dependencies=[*route.dependant.dependencies, *documented]
+        )
 
 
 def include_flat(app: FastAPI, router: APIRouter) -> None:
@@ -49,6 +100,9 @@ def include_flat(app: FastAPI, router: APIRouter) -> None:
                 openapi_extra=route.openapi_extra,
                 route_class_override=type(route),
             )
+            added = app.router.routes[-1]
+            assert isinstance(added, APIRoute)
+            _document_security(added)
         else:
             app.router.routes.append(route)
     app.router._mark_routes_changed()
