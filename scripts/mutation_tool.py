@@ -120,6 +120,49 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "no code assigns to a Keyring's fields (mypy --strict refuses it) or hashes one (none is a"
         " dict key, set member or cache argument): frozen or not, every call gives the same result"
     ),
+    ("auth/policy.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "Collection and ProviderReader: no code assigns to their fields (mypy --strict refuses it)"
+        " or hashes one (none is a dict key, set member or cache argument); equality, which the"
+        " tests compare, is the same frozen or not"
+    ),
+    ("auth/policy.py", "@property", ""): (
+        "the two members of the Reader Protocol: it is only named in annotations (postponed by"
+        " `from __future__ import annotations`), never instantiated, subclassed or isinstance-checked,"
+        " so what its body defines is never read at run time"
+    ),
+    **{
+        ("delivery/lease.py", "free, blocked = 0, False", f"free, blocked = {after}"): (
+            "dead values: both statements attempts_of() reads (LEASE, record's _RECORD_AND_LEASE) end"
+            " in `FROM slots CROSS JOIN blocked LEFT JOIN leased`, one row at least, and the loop"
+            " sets free and blocked from every row"
+        )
+        for after in ("1, False", "-1, False", "0, True")
+    },
+    ("delivery/lease.py", "continue", "break"): (
+        "a row with a NULL id is the LEFT JOIN's row when nothing was leased, then the only row: the"
+        " loop ends there either way (a leased row's id is its primary key, never NULL)"
+    ),
+    (
+        "delivery/lease.py",
+        "return attempts, len(attempts) >= free or blocked",
+        "return attempts, len(attempts) == free or blocked",
+    ): (
+        "the statements lease at most `free` (lapsed LIMIT free, due LIMIT free minus the lapsed,"
+        " each leased row one of those): len(attempts) never passes free, so `>=` is `==`"
+    ),
+    (
+        "delivery/lease.py",
+        'await insert_rows(connection, "webhook_log_entries", list(entries[0]), entries)',
+        'await insert_rows(connection, "webhook_log_entries", list(entries[ -1]), entries)',
+    ): (
+        "the column names: every entry is built by _started_log_entry() with the same keys in the"
+        " same order, so the last entry's keys are the first's"
+    ),
+    (
+        "delivery/lease.py",
+        "for attempt, entry in zip(attempts, entries, strict=True):",
+        "for attempt, entry in zip(attempts, entries, strict=False):",
+    ): "entries is built one per attempt just above: the two lists always have the same length",
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",

@@ -29,9 +29,12 @@ from apps_api.auth.policy import (
     Collection,
     Family,
     ProviderReader,
+    collection_of,
     family_of,
     may_read,
     missing_grants,
+    reader_for_event,
+    refusal,
 )
 from apps_api.auth.service import authenticate_token
 from apps_api.delivery.channels import FAMILIES
@@ -326,6 +329,10 @@ async def test_an_app_hears_an_event_exactly_when_its_reader_may_read_the_collec
         ("/api/v5/orgs/{organization_id}/owned_apps/{app_id}/webhooks", Family.PROVIDER),
         ("/api/v5/orgs/{organization_id}/chats", Family.ORGANIZATION),
         ("/api/v5/orgs/{organization_id}/users", Family.ORGANIZATION),
+        # Only the exact prefixes count, whichever way another path sorts against them.
+        ("/api/v5/users/{user_id}/owned_apps", Family.USER),
+        ("/api/v4/orgs/{organization_id}/owned_apps/{app_id}/webhooks", Family.ORGANIZATION),
+        ("/api/v5/visitors/{visitor_id}", Family.ORGANIZATION),
     ],
 )
 def test_the_family_of_a_channel(channel: str, family: Family) -> None:
@@ -340,3 +347,106 @@ def test_a_granter_lacks_exactly_the_scopes_it_does_not_hold() -> None:
     ]
     assert missing_grants(granter=provider, scopes=frozenset({"settings"})) == []
     assert missing_grants(granter=None, scopes=frozenset({"users"})) == []  # the operator
+
+
+# The rule itself, on plain values: the differential test above reaches it only through the
+# principals and channels the service has, with random organization ids (whose order decides
+# whether an organization check's `!=` made `<` or `>` is caught).
+LOW, HIGH = uuid.UUID(int=1), uuid.UUID(int=2)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A reader as the policy sees it, of either kind: the differential test's are real principals."""
+
+    organization_id: uuid.UUID
+    is_app: bool = False
+    permissions: frozenset[str] = frozenset()
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+ORGANIZATION_REFUSED = "You do not have access to this organization."
+PROVIDER_REFUSED = "Apps cannot access app provider resources."
+USER_LACKS_USERS = "You do not have the `users` permission; your administrator can grant it."
+APP_LACKS_USERS = (
+    "The app's installation was not granted the `users` scope; a user of the organization who"
+    " has it can install the app again with that scope."
+)
+
+
+@pytest.mark.parametrize(("reader_org", "collection_org"), [(LOW, HIGH), (HIGH, LOW)])
+@pytest.mark.parametrize("family", list(Family))
+def test_another_organization_is_refused_whichever_way_the_ids_sort(
+    reader_org: uuid.UUID, collection_org: uuid.UUID, family: Family
+) -> None:
+    everything = frozenset({SETTINGS, "users", "reports"})
+    for reader in (Caller(reader_org, permissions=everything), Caller(reader_org, is_app=True)):
+        collection = Collection(family, collection_org, None)
+        assert refusal(reader, collection) == ORGANIZATION_REFUSED
+        assert not may_read(reader, collection)
+        assert refusal(reader, Collection(family, reader_org, None)) != ORGANIZATION_REFUSED
+
+
+@pytest.mark.parametrize("family", [Family.ORGANIZATION, Family.USER])
+def test_a_scope_is_needed_only_when_the_collection_names_one(family: Family) -> None:
+    for is_app in (False, True):
+        bare, granted = (
+            Caller(LOW, is_app=is_app),
+            Caller(LOW, is_app=is_app, permissions=frozenset({"users"})),
+        )
+        assert refusal(bare, Collection(family, LOW, None)) is None
+        assert may_read(bare, Collection(family, LOW, None))
+        assert refusal(granted, Collection(family, LOW, "users")) is None
+        assert may_read(granted, Collection(family, LOW, "users"))
+        assert refusal(granted, Collection(family, LOW, "reports")) is not None
+    # Who can grant what is missing depends on the kind of caller.
+    assert refusal(Caller(LOW), Collection(family, LOW, "users")) == USER_LACKS_USERS
+    assert refusal(Caller(LOW, is_app=True), Collection(family, LOW, "users")) == APP_LACKS_USERS
+
+
+def test_provider_data_is_read_by_its_organization_s_users_with_settings_and_never_by_an_app() -> None:
+    owned = Collection(Family.PROVIDER, LOW, SETTINGS)
+    assert refusal(Caller(LOW, permissions=frozenset({SETTINGS})), owned) is None
+    assert refusal(ProviderReader(LOW), owned) is None
+    assert refusal(Caller(LOW, is_app=True, permissions=frozenset({SETTINGS})), owned) == PROVIDER_REFUSED
+    # The permission is checked before the kind of caller (docs/design.md section 4).
+    assert refusal(Caller(LOW, is_app=True), owned) == (
+        "The app's installation was not granted the `settings` scope; a user of the organization"
+        " who has it can install the app again with that scope."
+    )
+    assert refusal(ProviderReader(HIGH), owned) == ORGANIZATION_REFUSED
+
+
+def test_an_event_s_collection_needs_settings_in_the_provider_family_and_its_own_scope_elsewhere() -> None:
+    provider = collection_of(
+        channel=f"/api/v5/orgs/{LOW}/owned_apps/{HIGH}/webhooks", organization_id=LOW, scope="users"
+    )
+    assert provider == Collection(Family.PROVIDER, LOW, SETTINGS)
+    for channel, family in (
+        (f"/api/v5/orgs/{LOW}/chats", Family.ORGANIZATION),
+        (f"/api/v5/users/{HIGH}/chats", Family.USER),
+    ):
+        assert collection_of(channel=channel, organization_id=LOW, scope="reports") == Collection(
+            family, LOW, "reports"
+        )
+        assert collection_of(channel=channel, organization_id=LOW, scope=None) == Collection(
+            family, LOW, None
+        )
+
+
+def test_an_app_reads_provider_data_as_its_provider_and_other_data_as_its_installation() -> None:
+    installation = Caller(HIGH, is_app=True, permissions=frozenset({SETTINGS}))
+    for installed in (installation, None):
+        reader = reader_for_event(
+            collection=Collection(Family.PROVIDER, LOW, SETTINGS), app_owner_id=LOW, installation=installed
+        )
+        assert reader == ProviderReader(LOW)
+    for family in (Family.ORGANIZATION, Family.USER):
+        collection = Collection(family, HIGH, "users")
+        assert (
+            reader_for_event(collection=collection, app_owner_id=LOW, installation=installation)
+            is installation
+        )
+        assert reader_for_event(collection=collection, app_owner_id=LOW, installation=None) is None

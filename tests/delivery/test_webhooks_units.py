@@ -427,3 +427,34 @@ async def test_apps_take_turns_within_both_bounds_across_workers(
     finally:
         async with AsyncSession(engine) as session, session.begin():
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+async def test_a_lease_says_more_may_be_due_only_when_it_filled_its_slots(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A lease that comes back short of its free slots (nothing blocked) says nothing more is
+    due, so the pump stops leasing until a poke; one that fills them says more may be."""
+    roomy = settings.model_copy(
+        update={"webhook_max_concurrency_per_endpoint": 5, "webhook_max_concurrency_per_app_endpoint": 5}
+    )
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/short"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids = [delivery_id for delivery_id, _ in await _queued(sessionmaker, url, 3)]
+    host = endpoint_host(url)
+    try:
+        async with guarded_client(()) as client:
+            a = Deliverer(sessionmaker, roomy, client, "worker-a")
+            _, full, more = await settle(a, host=host, wanted=2)
+            assert [attempt.id for attempt in full] == ids[:2] and more
+            _, short, more = await settle(a, host=host, wanted=3)
+            assert [attempt.id for attempt in short] == ids[2:] and not more
+            _, empty, more = await settle(a, host=host, wanted=1)
+            assert empty == [] and not more
+            # The same when a finished attempt passes its slot on (one statement, no lock).
+            _, passed, more = await settle(
+                a, host=host, results=[(full[0], Outcome(status_code=200))], wanted=1
+            )
+            assert passed == [] and not more
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
