@@ -120,6 +120,26 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "no code assigns to a Keyring's fields (mypy --strict refuses it) or hashes one (none is a"
         " dict key, set member or cache argument): frozen or not, every call gives the same result"
     ),
+    **{
+        ("auth/secrets.py", "_REENCRYPT_BATCH = 500", f"_REENCRYPT_BATCH = {size}"): (
+            "a batch size: re-encryption walks every row in batches of any size alike (the test of"
+            " its batches sets the size to 1)"
+        )
+        for size in (499, 501)
+    },
+    (
+        "auth/secrets.py",
+        "if len(rows) < _REENCRYPT_BATCH:",
+        "if len(rows) != _REENCRYPT_BATCH:",
+    ): (
+        "the SELECT has LIMIT _REENCRYPT_BATCH: a batch never has more rows, so `!=` is true"
+        " exactly when `<` is"
+    ),
+    (
+        "auth/secrets.py",
+        "for column, value in zip(columns, row[1:], strict=True)",
+        "for column, value in zip(columns, row[1:], strict=False)",
+    ): "the row is the id and exactly these columns (the SELECT names them): the lengths always agree",
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",
