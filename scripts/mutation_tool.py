@@ -127,6 +127,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for size in (499, 501)
     },
+    **{
+        ("auth/secrets.py", '_DUMMY_SECRET = "0" * 64', f'_DUMMY_SECRET = "0" * {length}'): (
+            "the dummy only gives every check the same work; no secret is compared equal to it"
+            " (`previous is not None` and `app is not None`, which tests/auth/test_identity_token.py"
+            " holds, make it so)"
+        )
+        for length in (63, 65)
+    },
     (
         "auth/secrets.py",
         "if len(rows) < _REENCRYPT_BATCH:",
