@@ -163,6 +163,34 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "for attempt, entry in zip(attempts, entries, strict=True):",
         "for attempt, entry in zip(attempts, entries, strict=False):",
     ): "entries is built one per attempt just above: the two lists always have the same length",
+    **{
+        ("auth/secrets.py", "_REENCRYPT_BATCH = 500", f"_REENCRYPT_BATCH = {size}"): (
+            "a batch size: re-encryption walks every row in batches of any size alike (the test of"
+            " its batches sets the size to 1)"
+        )
+        for size in (499, 501)
+    },
+    **{
+        ("auth/secrets.py", '_DUMMY_SECRET = "0" * 64', f'_DUMMY_SECRET = "0" * {length}'): (
+            "the dummy only gives every check the same work; no secret is compared equal to it"
+            " (`previous is not None` and `app is not None`, which tests/auth/test_identity_token.py"
+            " holds, make it so)"
+        )
+        for length in (63, 65)
+    },
+    (
+        "auth/secrets.py",
+        "if len(rows) < _REENCRYPT_BATCH:",
+        "if len(rows) != _REENCRYPT_BATCH:",
+    ): (
+        "the SELECT has LIMIT _REENCRYPT_BATCH: a batch never has more rows, so `!=` is true"
+        " exactly when `<` is"
+    ),
+    (
+        "auth/secrets.py",
+        "for column, value in zip(columns, row[1:], strict=True)",
+        "for column, value in zip(columns, row[1:], strict=False)",
+    ): "the row is the id and exactly these columns (the SELECT names them): the lengths always agree",
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import ipaddress
 import json
 import random
@@ -42,20 +45,32 @@ def test_signatures_verify_with_the_standard_webhooks_library() -> None:
 
 
 def test_a_rotation_signs_with_both_secrets_and_never_twice_with_one() -> None:
-    secret, previous = new_app_secret(), new_app_secret()
+    low, high = sorted((new_app_secret(), new_app_secret()))
     moment = int(datetime.now(UTC).timestamp())
-    both = signature_headers(
-        secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=previous
-    )
-    signatures = both["webhook-signature"].split(" ")
-    assert len(signatures) == 2
-    for key in (secret, previous):
-        assert StandardWebhook(key).verify(b"{}", both) == {}
+    # Both orders: a previous secret that sorts before the new one or after it.
+    for secret, previous in ((high, low), (low, high)):
+        both = signature_headers(
+            secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=previous
+        )
+        signatures = both["webhook-signature"].split(" ")
+        assert len(signatures) == 2
+        for key in (secret, previous):
+            assert StandardWebhook(key).verify(b"{}", both) == {}
     # The same secret as "previous" (a rotation to itself) adds no second, identical signature.
     same = signature_headers(
         secret=secret, message_id="msg_2", timestamp=moment, body=b"{}", previous_secret=secret
     )
     assert same["webhook-signature"] == signatures[0]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["a", "sécret"],  # one base64 character too many; not ASCII (base64's ValueError, not its Error)
+)
+def test_a_secret_that_is_not_base64_keys_the_signature_with_its_own_bytes(secret: str) -> None:
+    headers = signature_headers(secret=secret, message_id="msg_3", timestamp=1_700_000_000, body=b"{}")
+    digest = hmac.new(secret.encode(), b"msg_3.1700000000.{}", hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
 
 
 @pytest.mark.parametrize(

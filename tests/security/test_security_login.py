@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.kit.security import (
+    HashingBusy,
     PasswordHashing,
     configure_password_hashing,
     hash_password,
@@ -406,6 +407,20 @@ def test_the_hashing_bound_before_startup_is_the_settings_default() -> None:
     defaults, fields = PasswordHashing(), Settings.model_fields
     assert defaults.concurrency == fields["password_hash_concurrency"].default
     assert defaults.wait_seconds == fields["password_hash_wait_seconds"].default
+
+
+async def test_a_hashing_bound_of_zero_or_less_still_hashes_one_at_a_time() -> None:
+    # The setting has no lower bound: APPS_API_PASSWORD_HASH_CONCURRENCY=0 must not turn every
+    # login into a 503.
+    for concurrency in (0, -1):
+        hashing = PasswordHashing(concurrency=concurrency, wait_seconds=0.2)
+        assert await hashing.run(len, "abc") == 3
+        await hashing.slots.acquire()  # the one slot busy
+        try:
+            with pytest.raises(HashingBusy):
+                await hashing.run(len, "abc")
+        finally:
+            hashing.slots.release()
 
 
 def test_each_event_loop_gets_hashing_slots_of_its_own() -> None:
