@@ -27,6 +27,7 @@ from apps_api.kit.crypto import configure_encryption
 from apps_api.kit.db import create_engine, engine_read_connections, engine_request_sessions
 from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
+from apps_api.kit.param_facts import install as install_param_facts
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.kit.routing import include_flat
 from apps_api.kit.security import configure_password_hashing
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         concurrency=settings.password_hash_concurrency, wait_seconds=settings.password_hash_wait_seconds
     )
     install_error_handlers(app, on_overload=count_shed)
+    install_param_facts()
     app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outermost: a shed request costs no parse, log line or connection.
