@@ -58,13 +58,13 @@ def api_token_key(authorization: str | None) -> str | None:
     return None
 
 
-async def identify(
-    request: Request, session: AsyncSession | ReadConnection, authorization: str | None
-) -> Principal:
-    """The caller, decided once per request (then kept on `request.state`); 401 without a live one."""
+async def identify(request: Request, session: AsyncSession | ReadConnection) -> Principal:
+    """The caller of the request's `Authorization` header, decided once per request (then kept on
+    `request.state`); 401 without a live one."""
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:
         return known
+    authorization = request.headers.get("authorization")
     if not authorization:
         raise Unauthorized("Authentication credentials were not provided.")
     principal = await _principal_of(request, session, authorization)
@@ -212,7 +212,7 @@ def _organization_installer(principal: Principal, organization_id: uuid.UUID) ->
     check_not_app(principal)
 
 
-# Each kind reads the Authorization header itself and documents the scheme for OpenAPI
+# `identify` reads the Authorization header itself; each kind documents the scheme for OpenAPI
 # (`documents_security`): resolving `_authorization_header` as a dependency cost a level per request.
 _documented = documents_security(_authorization_header)
 
@@ -222,7 +222,7 @@ def _reader(check: Check) -> Callable[..., AsyncIterator[Reader]]:
     async def reader(request: Request) -> AsyncIterator[Reader]:
         read_connections: ReadConnections = request.app.state.read_connections
         async with read_connections() as db:
-            principal = await identify(request, db, request.headers.get("authorization"))
+            principal = await identify(request, db)
             check(principal)
             yield Reader(principal, db)
 
@@ -234,7 +234,7 @@ def _organization_reader(check: OrganizationCheck) -> Callable[..., AsyncIterato
     async def reader(request: Request, organization_id: RawOrganizationId) -> AsyncIterator[Reader]:
         read_connections: ReadConnections = request.app.state.read_connections
         async with read_connections() as db:
-            principal = await identify(request, db, request.headers.get("authorization"))
+            principal = await identify(request, db)
             check(principal, path_uuid("organization_id", organization_id))
             yield Reader(principal, db)
 
@@ -244,7 +244,7 @@ def _organization_reader(check: OrganizationCheck) -> Callable[..., AsyncIterato
 def _organization_writer(check: OrganizationCheck) -> Callable[..., object]:
     @_documented
     async def writer(request: Request, session: SessionDep, organization_id: RawOrganizationId) -> Writer:
-        principal = await identify(request, session, request.headers.get("authorization"))
+        principal = await identify(request, session)
         check(principal, path_uuid("organization_id", organization_id))
         return Writer(principal, session)
 

@@ -29,34 +29,27 @@ ORIGINALS: Final[dict[str, Callable[..., Any]]] = {
 }
 
 
-def _per_field(name: str) -> Callable[[Any], Any]:
-    original = ORIGINALS[name]
-    key = f"_apps_api_{name}"
-
-    def remembered(field: Any) -> Any:
-        # On the field itself (a ModelField is a plain dataclass: no slots, not hashable), with
-        # the declaration it was worked out from: a copy given another `field_info` asks again.
-        facts = field.__dict__
-        known = facts.get(key)
-        if known is not None and known[0] is field.field_info:
-            return known[1]
-        answer = original(field)
-        facts[key] = (field.field_info, answer)
-        return answer
-
-    remembered.__wrapped__ = original  # type: ignore[attr-defined]
-    return remembered
-
-
-def _param_aliases(field: Any, *, convert_underscores: bool = False) -> Any:
+def _remembered(field: Any, key: str, work_out: Callable[[], Any]) -> Any:
+    # On the field itself (a ModelField is a plain dataclass: no slots, not hashable), with the
+    # declaration it was worked out from: a copy given another `field_info` asks again.
     facts = field.__dict__
-    key = "_apps_api_aliases_converted" if convert_underscores else "_apps_api_aliases"
     known = facts.get(key)
     if known is not None and known[0] is field.field_info:
         return known[1]
-    answer = ORIGINALS["_get_param_aliases"](field, convert_underscores=convert_underscores)
+    answer = work_out()
     facts[key] = (field.field_info, answer)
     return answer
+
+
+def _per_field(name: str) -> Callable[[Any], Any]:
+    original, key = ORIGINALS[name], f"_apps_api_{name}"
+    return lambda field: _remembered(field, key, lambda: original(field))
+
+
+def _param_aliases(field: Any, *, convert_underscores: bool = False) -> Any:
+    key = "_apps_api_aliases_converted" if convert_underscores else "_apps_api_aliases"
+    original = ORIGINALS["_get_param_aliases"]
+    return _remembered(field, key, lambda: original(field, convert_underscores=convert_underscores))
 
 
 _sequence_cached = functools.lru_cache(maxsize=1024)(ORIGINALS["field_annotation_is_sequence"])
@@ -70,10 +63,9 @@ def _annotation_is_sequence(annotation: Any) -> bool:
 
 
 def install() -> None:
-    """Put the remembering helpers in FastAPI's module (idempotent)."""
+    """Put the remembering helpers in FastAPI's module (again and again: the originals stay)."""
     for name in PER_FIELD:
-        if getattr(fastapi_utils, name) is ORIGINALS[name]:
-            setattr(fastapi_utils, name, _per_field(name))
+        setattr(fastapi_utils, name, _per_field(name))
     fastapi_utils._get_param_aliases = _param_aliases
     # Imported there from fastapi._compat; the module's own name is what its callers look up.
     setattr(fastapi_utils, "field_annotation_is_sequence", _annotation_is_sequence)  # noqa: B010
