@@ -215,10 +215,12 @@ def _module_dir(work_dir: Path, module: str) -> Path:
     return work_dir / module.replace("/", "__").removesuffix(".py")
 
 
-def _config(folder: Path, module: str, timeout: float) -> Path:
+def _config(folder: Path, module: str, timeout: float, selected: bool) -> Path:
     """Write the module's cosmic-ray config; return its path."""
     tests = " ".join(MODULES[module])
     command = f"{sys.executable} -m pytest -x -q -rA -p no:cacheprovider {tests}"
+    if selected:
+        command = f"{sys.executable} {ROOT / 'scripts' / 'mutation_selected.py'} {folder}"
     excluded = ", ".join(json.dumps(pattern) for pattern in EXCLUDED)
     text = (
         "[cosmic-ray]\n"
@@ -234,6 +236,65 @@ def _config(folder: Path, module: str, timeout: float) -> Path:
     path = folder / "cosmic-ray.toml"
     path.write_text(text)
     return path
+
+
+def _runtime_lines(source: str) -> set[int]:
+    """Lines inside a function's body: they run when it is called, not when the module is imported."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+            lines.update(range(node.body[0].lineno, node.end_lineno + 1))
+    return lines
+
+
+def _write_selection(folder: Path, module: str, contexts: Path) -> None:
+    """selection.json for scripts/mutation_selected.py: which of the module's tests ran each statement.
+
+    `contexts` is a combined coverage data file recorded with `-p coverage_contexts` (a context per
+    test, named by its node id) over at least the module's test files.
+    """
+    from coverage import CoverageData
+    from coverage.parser import PythonParser
+
+    source = (ROOT / "src" / "apps_api" / module).read_text()
+    parser = PythonParser(text=source)
+    parser.parse_source()
+    runtime = _runtime_lines(source)
+    files = MODULES[module]
+    data = CoverageData(basename=str(contexts))
+    data.read()
+    measured = [name for name in data.measured_files() if name.endswith(f"src/apps_api/{module}")]
+    tests_of: dict[int, set[str]] = {}
+    for name in measured:
+        for line, names in data.contexts_by_lineno(name).items():
+            own = {test for test in names if test.split("::", 1)[0] in files}
+            tests_of.setdefault(parser.first_line(line), set()).update(own)
+    order = sorted(
+        {test for tests in tests_of.values() for test in tests},
+        key=lambda test: (files.index(test.split("::", 1)[0]), test),
+    )
+    selection = {
+        "module": module,
+        "files": list(files),
+        "statement_of": {str(line): parser.first_line(line) for line in sorted(runtime)},
+        "tests_of": {str(line): sorted(tests) for line, tests in sorted(tests_of.items()) if tests},
+        "order": order,
+    }
+    # A node id pytest cannot find would fail the run and count the mutant killed: every one must
+    # be collected, on the unmutated copy, before any mutant runs.
+    if order:
+        collect = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *order]
+        listed = subprocess.run(  # noqa: S603
+            collect, cwd=ROOT, env=_env(folder), capture_output=True, text=True, check=False
+        )
+        found = set(re.findall(r"^(\S+::\S.*)$", listed.stdout, flags=re.MULTILINE))
+        if listed.returncode != 0 or found != set(order):
+            missing = sorted(set(order) - found)[:5]
+            output = listed.stdout[-2000:]
+            raise SystemExit(f"{module}: selected tests not collected as named: {missing}\n{output}")
+    (folder / "selection.json").write_text(json.dumps(selection, indent=1))
+    (folder / "original.py").write_text(source)
+    print(f"{module}: {len(order)} tests ran its statements in the test process", flush=True)
 
 
 def _fresh_copy(folder: Path) -> None:
@@ -327,12 +388,14 @@ def _filter(session: Path, module: str) -> None:
                 db.set_result(item.job_id, WorkResult(output=reason, worker_outcome=WorkerOutcome.SKIPPED))
 
 
-def _prepare(folder: Path, module: str, timeout: float) -> tuple[Path, Path]:
+def _prepare(folder: Path, module: str, timeout: float, contexts: Path | None) -> tuple[Path, Path]:
     """A fresh copy, config and filtered session for one module."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     _fresh_copy(folder)
-    config, session = _config(folder, module, timeout), folder / "session.sqlite"
+    if contexts is not None:
+        _write_selection(folder, module, contexts)
+    config, session = _config(folder, module, timeout, contexts is not None), folder / "session.sqlite"
     _cosmic([str(BIN / "cosmic-ray"), "init", str(config), str(session)], folder)
     _cosmic([str(BIN / "cr-filter-operators"), str(session), str(config)], folder)
     _cosmic([str(BIN / "cr-filter-pragma"), str(session)], folder)
@@ -407,6 +470,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--survivors", action="store_true", help="run again only the survivors of the last run (new tests)"
     )
+    parser.add_argument(
+        "--contexts",
+        type=Path,
+        help="coverage data with a context per test (-p coverage_contexts): run each mutant against"
+        " only the tests that ran its line (scripts/mutation_selected.py); --survivors runs the"
+        " survivors again against the whole list",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--floor", type=float, default=0.0, help="minimum kill rate, percent")
     parser.add_argument("--report", type=Path, help="write every outcome as JSON here")
@@ -449,10 +519,10 @@ def _run_module(args: argparse.Namespace, module: str) -> tuple[list[Outcome], l
     elif args.survivors:
         # The source must be unchanged since that run: occurrences count positions in it.
         wanted = _survivors(session)
-        config, session = _prepare(folder, module, args.timeout)
+        config, session = _prepare(folder, module, args.timeout, None)
         _keep_only(session, wanted)
     else:
-        config, session = _prepare(folder, module, args.timeout)
+        config, session = _prepare(folder, module, args.timeout, args.contexts)
     if not args.list:
         _cosmic([str(BIN / "cosmic-ray"), "baseline", str(config)], folder)
         _cosmic([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], folder)

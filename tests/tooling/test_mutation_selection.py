@@ -1,0 +1,101 @@
+"""scripts/mutation_selected.py: a mutant runs against the tests that ran its line, or against all.
+
+Selection may only ever leave out tests that cannot see the mutant. These pin the two ways it could
+leave out one that can: a changed line it fails to find, and a line that runs at import (which
+every test depends on, and coverage attributes to no test) treated as a line of one test.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+SOURCE = """\
+import functools
+
+LIMIT = 3
+
+
+@functools.cache
+def limit(n: int = LIMIT) -> int:
+    if n > LIMIT:
+        return LIMIT
+    return n
+
+
+class Box:
+    size = LIMIT + 1
+
+    def fits(self, n: int) -> bool:
+        return (
+            n
+            <= self.size
+        )
+"""
+
+
+@pytest.fixture
+def scripts(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    for name in ("mutation_selected", "mutation_tool"):
+        sys.modules.pop(name, None)
+    import mutation_selected
+    import mutation_tool
+
+    return mutation_selected, mutation_tool
+
+
+def test_changed_lines_are_those_replaced_deleted_or_beside_an_insertion(
+    scripts: tuple[ModuleType, ModuleType],
+) -> None:
+    selected, _ = scripts
+    lines = SOURCE.splitlines()
+    replaced = "\n".join(line.replace("n > LIMIT", "n >= LIMIT") for line in lines)
+    assert selected.changed_lines(SOURCE, replaced) == {8}
+    deleted = "\n".join(line for line in lines if line != "@functools.cache")
+    assert selected.changed_lines(SOURCE, deleted) == {6}
+    inserted = "\n".join([*lines[:9], "    pass", *lines[9:]])
+    assert selected.changed_lines(SOURCE, inserted) == {9, 10}
+    assert selected.changed_lines(SOURCE, SOURCE) == set()
+
+
+def test_only_lines_of_function_bodies_run_after_import(scripts: tuple[ModuleType, ModuleType]) -> None:
+    _, tool = scripts
+    runtime = tool._runtime_lines(SOURCE)
+    assert {8, 9, 10, 17, 18, 19, 20} <= runtime
+    # imports, constants, decorators, defaults, class bodies and `def` lines run at import
+    assert runtime.isdisjoint({1, 3, 6, 7, 13, 14, 16})
+
+
+def _selection(tests_of: dict[str, list[str]]) -> dict[str, object]:
+    return {
+        "statement_of": {"8": 8, "9": 9, "10": 10, "17": 17, "18": 17, "19": 17, "20": 17},
+        "tests_of": tests_of,
+        "order": ["t.py::first", "t.py::second", "t.py::third"],
+    }
+
+
+def test_tests_are_those_that_ran_the_changed_statements_in_the_files_order(
+    scripts: tuple[ModuleType, ModuleType],
+) -> None:
+    selected, _ = scripts
+    selection = _selection({"8": ["t.py::third", "t.py::first"], "17": ["t.py::second"]})
+    assert selected.tests_for(selection, {8}) == ["t.py::first", "t.py::third"]
+    # a continuation line of a statement counts as the statement
+    assert selected.tests_for(selection, {19}) == ["t.py::second"]
+    assert selected.tests_for(selection, {8, 19}) == ["t.py::first", "t.py::second", "t.py::third"]
+
+
+def test_a_line_at_import_or_that_no_test_ran_in_process_runs_the_whole_list(
+    scripts: tuple[ModuleType, ModuleType],
+) -> None:
+    selected, _ = scripts
+    selection = _selection({"8": ["t.py::first"]})
+    assert selected.tests_for(selection, {6}) is None  # the decorator: at import
+    assert selected.tests_for(selection, {9}) is None  # ran only in a server process, or never
+    assert selected.tests_for(selection, {8, 9}) is None  # one such line is enough
