@@ -19,8 +19,16 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+
+# A mutant that makes a loop endless is killed by a timeout; waiting the tool's whole --timeout
+# (minutes, sized for a module's whole list) for each is most of a run's time. A selected run gets
+# a budget from what its tests took in the contexts run (itself slowed by coverage), kept under
+# the tool's timeout so that this process, not cosmic-ray, ends the run and its process group.
+BUDGET_START, BUDGET_FACTOR, BUDGET_CAP, UNKNOWN_TEST = 30.0, 4.0, 200.0, 5.0
 
 
 def changed_lines(original: str, mutated: str) -> set[int]:
@@ -54,16 +62,34 @@ def tests_for(selection: dict[str, object], lines: set[int]) -> list[str] | None
     return sorted(chosen, key=lambda test: rank.get(test, len(rank)))
 
 
+def budget(selection: dict[str, object], tests: list[str]) -> float:
+    """Seconds a selected run may take before it counts as a timeout (a kill)."""
+    seconds: dict[str, float] = selection.get("seconds", {})  # type: ignore[assignment]
+    took = sum(seconds.get(test, UNKNOWN_TEST) for test in tests)
+    return min(BUDGET_START + BUDGET_FACTOR * took, BUDGET_CAP)
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     selection = json.loads((folder / "selection.json").read_text())
     original = (folder / "original.py").read_text()
     mutated = (folder / "src" / "apps_api" / selection["module"]).read_text()
     chosen = tests_for(selection, changed_lines(original, mutated))
-    targets = chosen if chosen else list(selection["files"])
-    print(f"mutation_selected: {f'{len(chosen)} selected tests' if chosen else 'the whole list'}", flush=True)
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rA", "-p", "no:cacheprovider", *targets]
-    os.execv(sys.executable, command)  # noqa: S606 - the same process: cosmic-ray's timeout reaches pytest
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rA", "-p", "no:cacheprovider"]
+    if not chosen:
+        print("mutation_selected: the whole list", flush=True)
+        # the same process: cosmic-ray's timeout reaches pytest
+        files: list[str] = selection["files"]
+        os.execv(sys.executable, [*command, *files])  # noqa: S606
+    limit = budget(selection, chosen)
+    print(f"mutation_selected: {len(chosen)} selected tests, {limit:.0f} s at most", flush=True)
+    run = subprocess.Popen([*command, *chosen], start_new_session=True)  # noqa: S603
+    try:
+        sys.exit(run.wait(timeout=limit))
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        print(f"mutation_selected: timeout, over {limit:.0f} s", flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,18 @@ def _runtime_lines(source: str) -> set[int]:
     return lines
 
 
-def _write_selection(folder: Path, module: str, contexts: Path) -> None:
+def _seconds(durations_log: Path | None) -> dict[str, float]:
+    """Each test's set-up, call and tear-down time, from pytest's `--durations=0 --durations-min=0`."""
+    if durations_log is None:
+        return {}
+    seconds: dict[str, float] = {}
+    pattern = r"^(\d+\.\d+)s (?:setup|call|teardown) +(\S.*)$"
+    for took, test in re.findall(pattern, durations_log.read_text(), flags=re.MULTILINE):
+        seconds[test] = seconds.get(test, 0.0) + float(took)
+    return seconds
+
+
+def _write_selection(folder: Path, module: str, contexts: Path, durations_log: Path | None) -> None:
     """selection.json for scripts/mutation_selected.py: which of the module's tests ran each statement.
 
     `contexts` is a combined coverage data file recorded with `-p coverage_contexts` (a context per
@@ -279,6 +290,7 @@ def _write_selection(folder: Path, module: str, contexts: Path) -> None:
         "statement_of": {str(line): parser.first_line(line) for line in sorted(runtime)},
         "tests_of": {str(line): sorted(tests) for line, tests in sorted(tests_of.items()) if tests},
         "order": order,
+        "seconds": {test: took for test, took in _seconds(durations_log).items() if test in set(order)},
     }
     # A node id pytest cannot find would fail the run and count the mutant killed: every one must
     # be collected, on the unmutated copy, before any mutant runs.
@@ -388,13 +400,15 @@ def _filter(session: Path, module: str) -> None:
                 db.set_result(item.job_id, WorkResult(output=reason, worker_outcome=WorkerOutcome.SKIPPED))
 
 
-def _prepare(folder: Path, module: str, timeout: float, contexts: Path | None) -> tuple[Path, Path]:
+def _prepare(
+    folder: Path, module: str, timeout: float, contexts: Path | None, durations_log: Path | None = None
+) -> tuple[Path, Path]:
     """A fresh copy, config and filtered session for one module."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     _fresh_copy(folder)
     if contexts is not None:
-        _write_selection(folder, module, contexts)
+        _write_selection(folder, module, contexts, durations_log)
     config, session = _config(folder, module, timeout, contexts is not None), folder / "session.sqlite"
     _cosmic([str(BIN / "cosmic-ray"), "init", str(config), str(session)], folder)
     _cosmic([str(BIN / "cr-filter-operators"), str(session), str(config)], folder)
@@ -477,6 +491,12 @@ def _parser() -> argparse.ArgumentParser:
         " only the tests that ran its line (scripts/mutation_selected.py); --survivors runs the"
         " survivors again against the whole list",
     )
+    parser.add_argument(
+        "--durations",
+        type=Path,
+        help="with --contexts: the contexts run's output with --durations=0 --durations-min=0; a"
+        " selected run's time limit is then judged from what its tests took",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--floor", type=float, default=0.0, help="minimum kill rate, percent")
     parser.add_argument("--report", type=Path, help="write every outcome as JSON here")
@@ -522,7 +542,7 @@ def _run_module(args: argparse.Namespace, module: str) -> tuple[list[Outcome], l
         config, session = _prepare(folder, module, args.timeout, None)
         _keep_only(session, wanted)
     else:
-        config, session = _prepare(folder, module, args.timeout, args.contexts)
+        config, session = _prepare(folder, module, args.timeout, args.contexts, args.durations)
     if not args.list:
         _cosmic([str(BIN / "cosmic-ray"), "baseline", str(config)], folder)
         _cosmic([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], folder)
