@@ -485,6 +485,12 @@ def _parser() -> argparse.ArgumentParser:
         "--survivors", action="store_true", help="run again only the survivors of the last run (new tests)"
     )
     parser.add_argument(
+        "--confirm",
+        action="store_true",
+        help="after a --contexts run: run the survivors that ran against selected tests again,"
+        " against the module's whole list",
+    )
+    parser.add_argument(
         "--contexts",
         type=Path,
         help="coverage data with a context per test (-p coverage_contexts): run each mutant against"
@@ -506,8 +512,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _survivors(session: Path) -> set[tuple[str, int]]:
-    """(operator, occurrence) of the mutants that survived in a session."""
+def _survivors(session: Path, selected_only: bool = False) -> set[tuple[str, int]]:
+    """(operator, occurrence) of the mutants that survived in a session (only those run against
+    selected tests, with `selected_only`)."""
     from cosmic_ray.work_db import WorkDB, use_db
 
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -515,6 +522,7 @@ def _survivors(session: Path) -> set[tuple[str, int]]:
             (item.mutations[0].operator_name, item.mutations[0].occurrence)
             for item, result in db.completed_work_items
             if result.test_outcome == "survived"
+            and not (selected_only and "mutation_selected: the whole list" in (result.output or ""))
         }
 
 
@@ -536,9 +544,9 @@ def _run_module(args: argparse.Namespace, module: str) -> tuple[list[Outcome], l
     config, session = folder / "cosmic-ray.toml", folder / "session.sqlite"
     if args.resume:
         _fresh_copy(folder)
-    elif args.survivors:
+    elif args.survivors or args.confirm:
         # The source must be unchanged since that run: occurrences count positions in it.
-        wanted = _survivors(session)
+        wanted = _survivors(session, selected_only=args.confirm)
         config, session = _prepare(folder, module, args.timeout, None)
         _keep_only(session, wanted)
     else:
