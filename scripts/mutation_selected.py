@@ -29,6 +29,13 @@ from pathlib import Path
 # a budget from what its tests took in the contexts run (itself slowed by coverage), kept under
 # the tool's timeout so that this process, not cosmic-ray, ends the run and its process group.
 BUDGET_START, BUDGET_FACTOR, BUDGET_CAP, UNKNOWN_TEST = 30.0, 4.0, 200.0, 5.0
+# Plugins no test of the modules' lists uses (hypothesis and schemathesis are for tests/api/'s
+# fuzzing): loading them is 2-4 s of each run's start. `cosmic-ray baseline` runs the whole list
+# with these options before any mutant, so a test that needed one would stop the module there.
+PYTEST_OPTIONS = (
+    *("-p", "no:cacheprovider", "-p", "no:schemathesis"),
+    *("-p", "no:hypothesispytest", "-p", "no:anyio"),
+)
 
 
 def changed_lines(original: str, mutated: str) -> set[int]:
@@ -75,7 +82,7 @@ def main() -> None:
     original = (folder / "original.py").read_text()
     mutated = (folder / "src" / "apps_api" / selection["module"]).read_text()
     chosen = tests_for(selection, changed_lines(original, mutated))
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rA", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rA", *PYTEST_OPTIONS]
     if not chosen:
         print("mutation_selected: the whole list", flush=True)
         # the same process: cosmic-ray's timeout reaches pytest

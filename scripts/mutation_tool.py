@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mutation_sample import MODULES
+from mutation_selected import PYTEST_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -218,7 +219,7 @@ def _module_dir(work_dir: Path, module: str) -> Path:
 def _config(folder: Path, module: str, timeout: float, selected: bool) -> Path:
     """Write the module's cosmic-ray config; return its path."""
     tests = " ".join(MODULES[module])
-    command = f"{sys.executable} -m pytest -x -q -rA -p no:cacheprovider {tests}"
+    command = f"{sys.executable} -m pytest -x -q -rA {' '.join(PYTEST_OPTIONS)} {tests}"
     if selected:
         command = f"{sys.executable} {ROOT / 'scripts' / 'mutation_selected.py'} {folder}"
     excluded = ", ".join(json.dumps(pattern) for pattern in EXCLUDED)
