@@ -192,6 +192,43 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "for column, value in zip(columns, row[1:], strict=True)",
         "for column, value in zip(columns, row[1:], strict=False)",
     ): "the row is the id and exactly these columns (the SELECT names them): the lengths always agree",
+    ("auth/app_tokens.py", "@dataclass(slots=True)", "@dataclass(slots=False)"): (
+        "_Secrets is only read, attribute by attribute, by app_secret_matches(): no code sets an"
+        " attribute it does not declare or looks at its __slots__ or __dict__, so the results are"
+        " the same with slots or without"
+    ),
+    **{
+        ("auth/app_tokens.py", line, line.replace("rows[0]", "rows[ -1]")): (
+            "the statement's rows are at most one (`WHERE apps.id = :app_id`, the primary key), so"
+            " the last row is the first"
+        )
+        for line in (
+            'decrypt(rows[0]["secret"]),',
+            'decrypt_optional(rows[0]["previous_secret"]),',
+            'rows[0]["previous_secret_expires_at"],',
+        )
+    },
+    ("auth/app_tokens.py", "return rows[0] if rows else None", "return rows[ -1] if rows else None"): (
+        "_installation_user's rows are at most one: one user (`users.id = :user_id`, the primary"
+        " key), its one organization (joined on the primary key) and at most one installation of"
+        " the app there (the unique constraint on app_installations (app_id, organization_id))"
+    ),
+    **{
+        (
+            "auth/app_tokens.py",
+            "if app_id is None or user_id is None or organization_id is None:",
+            after,
+        ): (
+            "a claim left None goes on as a NULL parameter, and `= NULL` matches no row: no app's"
+            " secret (`apps.id`), no user (`users.id`, `users.organization_id`), no installation"
+            " (`app_installations.app_id`), so the token is refused all the same, with or without a"
+            " secret (test_app_token_auth.py's `without_*` cases hold the 401)"
+        )
+        for after in (
+            "if app_id is None and user_id is None or organization_id is None:",
+            "if app_id is None or user_id is None and organization_id is None:",
+        )
+    },
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",
