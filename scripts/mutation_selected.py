@@ -56,6 +56,9 @@ def tests_for(selection: dict[str, object], lines: set[int]) -> list[str] | None
     statement_of: dict[str, int] = selection["statement_of"]  # type: ignore[assignment]
     tests_of: dict[str, list[str]] = selection["tests_of"]  # type: ignore[assignment]
     order: list[str] = selection["order"]  # type: ignore[assignment]
+    files: list[str] = selection["files"]  # type: ignore[assignment]
+    seconds: dict[str, float] = selection.get("seconds", {})  # type: ignore[assignment]
+    suite = float(selection.get("suite_seconds", 0.0))  # type: ignore[arg-type]
     chosen: set[str] = set()
     for line in lines:
         statement = statement_of.get(str(line))
@@ -66,7 +69,16 @@ def tests_for(selection: dict[str, object], lines: set[int]) -> list[str] | None
             return None
         chosen.update(tests)
     rank = {test: index for index, test in enumerate(order)}
-    return sorted(chosen, key=lambda test: rank.get(test, len(rank)))
+    ranked = sorted(chosen, key=lambda test: rank.get(test, len(rank)))
+    own = [test for test in ranked if test.split("::", 1)[0] in files]
+    # Other files' tests (a --suite selection), fastest first, while their time lasts.
+    others, spent = [], 0.0
+    for test in ranked[len(own) :]:
+        spent += seconds.get(test, UNKNOWN_TEST)
+        if spent > suite:
+            break
+        others.append(test)
+    return (own + others) or None
 
 
 def budget(selection: dict[str, object], tests: list[str]) -> float:

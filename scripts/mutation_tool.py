@@ -296,11 +296,14 @@ def _seconds(durations_log: Path | None) -> dict[str, float]:
     return seconds
 
 
-def _write_selection(folder: Path, module: str, contexts: Path, durations_log: Path | None) -> None:
+def _write_selection(
+    folder: Path, module: str, contexts: Path, durations_log: Path | None, suite: float
+) -> None:
     """selection.json for scripts/mutation_selected.py: which of the module's tests ran each statement.
 
     `contexts` is a combined coverage data file recorded with `-p coverage_contexts` (a context per
-    test, named by its node id) over at least the module's test files.
+    test, named by its node id) over at least the module's test files; over the whole suite when
+    `suite` (seconds) lets a run take tests of other files too.
     """
     from coverage import CoverageData
     from coverage.parser import PythonParser
@@ -316,11 +319,16 @@ def _write_selection(folder: Path, module: str, contexts: Path, durations_log: P
     tests_of: dict[int, set[str]] = {}
     for name in measured:
         for line, names in data.contexts_by_lineno(name).items():
-            own = {test for test in names if test.split("::", 1)[0] in files}
-            tests_of.setdefault(parser.first_line(line), set()).update(own)
+            ran = {test for test in names if test and (suite or test.split("::", 1)[0] in files)}
+            tests_of.setdefault(parser.first_line(line), set()).update(ran)
+    seconds = _seconds(durations_log)
     order = sorted(
         {test for tests in tests_of.values() for test in tests},
-        key=lambda test: (files.index(test.split("::", 1)[0]), test),
+        key=lambda test: (
+            (0, files.index(test.split("::", 1)[0]), 0.0, test)
+            if test.split("::", 1)[0] in files
+            else (1, 0, seconds.get(test, 5.0), test)
+        ),
     )
     selection = {
         "module": module,
@@ -328,7 +336,8 @@ def _write_selection(folder: Path, module: str, contexts: Path, durations_log: P
         "statement_of": {str(line): parser.first_line(line) for line in sorted(runtime)},
         "tests_of": {str(line): sorted(tests) for line, tests in sorted(tests_of.items()) if tests},
         "order": order,
-        "seconds": {test: took for test, took in _seconds(durations_log).items() if test in set(order)},
+        "seconds": {test: took for test, took in seconds.items() if test in set(order)},
+        "suite_seconds": suite,
     }
     # A node id pytest cannot find would fail the run and count the mutant killed: every one must
     # be collected, on the unmutated copy, before any mutant runs.
@@ -439,14 +448,19 @@ def _filter(session: Path, module: str) -> None:
 
 
 def _prepare(
-    folder: Path, module: str, timeout: float, contexts: Path | None, durations_log: Path | None = None
+    folder: Path,
+    module: str,
+    timeout: float,
+    contexts: Path | None,
+    durations_log: Path | None = None,
+    suite: float = 0.0,
 ) -> tuple[Path, Path]:
     """A fresh copy, config and filtered session for one module."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     _fresh_copy(folder)
     if contexts is not None:
-        _write_selection(folder, module, contexts, durations_log)
+        _write_selection(folder, module, contexts, durations_log, suite)
     config, session = _config(folder, module, timeout, contexts is not None), folder / "session.sqlite"
     _cosmic([str(BIN / "cosmic-ray"), "init", str(config), str(session)], folder)
     _cosmic([str(BIN / "cr-filter-operators"), str(session), str(config)], folder)
@@ -536,6 +550,14 @@ def _parser() -> argparse.ArgumentParser:
         " survivors again against the whole list",
     )
     parser.add_argument(
+        "--suite",
+        type=float,
+        default=0.0,
+        help="with --contexts: a run also takes the tests of other files of the suite that ran the"
+        " line, fastest first, up to this many seconds of their time in the contexts run (with"
+        " --confirm: every survivor is run again so)",
+    )
+    parser.add_argument(
         "--durations",
         type=Path,
         help="with --contexts: the contexts run's output with --durations=0 --durations-min=0; a"
@@ -584,11 +606,13 @@ def _run_module(args: argparse.Namespace, module: str) -> tuple[list[Outcome], l
         _fresh_copy(folder)
     elif args.survivors or args.confirm:
         # The source must be unchanged since that run: occurrences count positions in it.
-        wanted = _survivors(session, selected_only=args.confirm)
-        config, session = _prepare(folder, module, args.timeout, None)
+        # With --suite every survivor is worth a second run: other files may run its line.
+        wanted = _survivors(session, selected_only=args.confirm and not args.suite)
+        contexts = args.contexts if args.suite else None
+        config, session = _prepare(folder, module, args.timeout, contexts, args.durations, args.suite)
         _keep_only(session, wanted)
     else:
-        config, session = _prepare(folder, module, args.timeout, args.contexts, args.durations)
+        config, session = _prepare(folder, module, args.timeout, args.contexts, args.durations, args.suite)
     if not args.list:
         _cosmic([str(BIN / "cosmic-ray"), "baseline", str(config)], folder)
         _cosmic([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], folder)

@@ -77,6 +77,7 @@ def _selection(tests_of: dict[str, list[str]]) -> dict[str, object]:
         "statement_of": {"8": 8, "9": 9, "10": 10, "17": 17, "18": 17, "19": 17, "20": 17},
         "tests_of": tests_of,
         "order": ["t.py::first", "t.py::second", "t.py::third"],
+        "files": ["t.py"],
     }
 
 
@@ -99,3 +100,23 @@ def test_a_line_at_import_or_that_no_test_ran_in_process_runs_the_whole_list(
     assert selected.tests_for(selection, {6}) is None  # the decorator: at import
     assert selected.tests_for(selection, {9}) is None  # ran only in a server process, or never
     assert selected.tests_for(selection, {8, 9}) is None  # one such line is enough
+
+
+def test_other_files_tests_come_after_the_modules_own_fastest_first_while_their_time_lasts(
+    scripts: tuple[ModuleType, ModuleType],
+) -> None:
+    selected, _ = scripts
+    selection = {
+        "statement_of": {"8": 8},
+        "tests_of": {"8": ["t.py::first", "u.py::slow", "u.py::quick", "v.py::middle"]},
+        "order": ["t.py::first", "u.py::quick", "v.py::middle", "u.py::slow"],
+        "files": ["t.py"],
+        "seconds": {"u.py::quick": 1.0, "v.py::middle": 4.0, "u.py::slow": 30.0},
+        "suite_seconds": 10.0,
+    }
+    assert selected.tests_for(selection, {8}) == ["t.py::first", "u.py::quick", "v.py::middle"]
+    selection["suite_seconds"] = 0.0
+    assert selected.tests_for(selection, {8}) == ["t.py::first"]
+    # no test of the module's own files ran it, and the others are over the time: the whole list
+    selection["tests_of"] = {"8": ["u.py::slow"]}
+    assert selected.tests_for(selection, {8}) is None
