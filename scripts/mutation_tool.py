@@ -229,6 +229,18 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             "if app_id is None or user_id is None and organization_id is None:",
         )
     },
+    **{
+        ("delivery/partitions.py", "purged_default_rows: int = 0", f"purged_default_rows: int = {n}"): (
+            "a dead default: maintain() is the only maker of a Maintenance and always sets"
+            " purged_default_rows from its DELETE before returning it"
+        )
+        for n in ("1", "-1")
+    },
+    (
+        "delivery/partitions.py",
+        "result.purged_default_rows = int(status.split()[-1])",
+        "result.purged_default_rows = int(status.split()[1])",
+    ): 'a DELETE\'s status is two words ("DELETE 5"): the second is the last',
     (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",
