@@ -249,6 +249,66 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "both branches select the same rows for a value and for a column (the partner pair, looked"
         " up from either side); the branch only chooses the query plan, which the benchmark measures"
     ),
+    ("kit/pagination.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "PageParams, _Cursor and _Walk: no code assigns to their fields (mypy --strict refuses it) or"
+        " hashes one (none is a dict key, set member or cache argument, and FastAPI does not hash a"
+        " dependency's value); equality, which the cursor tests compare, is the same frozen or not"
+    ),
+    (
+        "kit/pagination.py",
+        'return _Walk(cursor, params.ordering == "-created_at", cursor is not None and cursor.backwards)',
+        'return _Walk(cursor, params.ordering <= "-created_at", cursor is not None and cursor.backwards)',
+    ): (
+        'an ordering is "created_at" or "-created_at" (the Query\'s Literal refuses others; the'
+        ' console passes "-created_at"), and "created_at" sorts after "-created_at": `<=` is `==`'
+    ),
+    (
+        "kit/pagination.py",
+        'datetime.fromisoformat(created_at), uuid.UUID(row_id), direction == "p", cursor_ordering',
+        'datetime.fromisoformat(created_at), uuid.UUID(row_id), direction >= "p", cursor_ordering',
+    ): (
+        "a payload passes the HMAC check only as encode_cursor() wrote it, under the service's secret"
+        ' key, and its direction is "p" or "n"; "n" sorts before "p", so `>=` is `==` on every cursor'
+        " that gets this far"
+    ),
+    **{
+        (
+            "kit/pagination.py",
+            "if len(signature) != 16 or not hmac.compare_digest(signature, _sign(payload, key)):",
+            f"if len(signature) {operator} 16 or not hmac.compare_digest(signature, _sign(payload, key)):",
+        ): (
+            "the signature is blob[:16], never longer than 16 bytes, so `< 16` is `!= 16`; and `> 16`"
+            " is never true, but a shorter signature still fails compare_digest against _sign()'s 16"
+            " bytes (unequal lengths compare False), with the same error"
+        )
+        for operator in ("<", ">")
+    },
+    (
+        "kit/pagination.py",
+        "return bool(await session.scalar(select(exists(statement.limit(1).subquery()))))",
+        "return bool(await session.scalar(select(exists(statement.limit( 2).subquery()))))",
+    ): "EXISTS is true for one row or two alike: the limit only spares reading more",
+    **{
+        ("kit/pagination.py", line, line.replace("page_size + 1", "page_size + 2")): (
+            "_page() reads only `len(rows) > page_size` and `rows[:page_size]`: one row past the page"
+            " tells that more follow, and a second one changes neither (with exactly page_size + 1"
+            " rows left, both limits return them all)"
+        )
+        for line in (
+            "(await session.execute(query.options(*options).order_by(*order)"
+            ".limit(params.page_size + 1))).all()",
+            "ordered[: params.page_size + 1],",
+            "rows = list(await statement.fetch(db, limit=params.page_size + 1, **values))",
+        )
+    },
+    (
+        "kit/pagination.py",
+        'return bool(page[0]["_other_side"])  # the page query\'s own EXISTS column',
+        'return bool(page[ -1]["_other_side"])  # the page query\'s own EXISTS column',
+    ): (
+        "`_other_side` is an uncorrelated EXISTS (`.correlate(None)`, bound parameters only): one"
+        " value for the whole statement, the same on every row, and the page is never empty here"
+    ),
 }
 
 

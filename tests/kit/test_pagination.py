@@ -191,15 +191,52 @@ async def test_well_formed_cursor_signed_with_another_key_is_400(
     assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
 
 
+async def test_a_cursor_that_is_not_ascii_is_400(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    # The base64 decoder refuses non-ASCII text with a ValueError, not a binascii.Error.
+    response = await client.get(URL, params={"cursor": "curs\u00f6r"}, headers=tenant.headers)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
+
+
+def _signed_payload(payload: bytes, key: bytes) -> str:
+    """A cursor carrying `payload` under a genuine signature (the format of kit/pagination.py)."""
+    signature = hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(signature + payload).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",  # ValueError (JSONDecodeError)
+        b"\xff\xfe",  # ValueError (UnicodeDecodeError)
+        b'["2026-01-01T12:00:00+00:00","n","-created_at"]',  # ValueError: three values, not four
+        b'["yesterday","7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e","n","-created_at"]',  # ValueError
+        b'["2026-01-01T12:00:00+00:00","not-a-uuid","n","-created_at"]',  # ValueError
+        b"null",  # TypeError: nothing to unpack
+        b"12",  # TypeError
+        b'[1767268800,"7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e","n","-created_at"]',  # TypeError
+    ],
+)
+async def test_a_signed_cursor_that_is_not_a_cursor_is_400(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings, payload: bytes
+) -> None:
+    """A payload under a good signature that does not read as a cursor is refused, never a 500."""
+    cursor = _signed_payload(payload, settings.secret_key.encode())
+    response = await client.get(URL, params={"cursor": cursor}, headers=tenant.headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"] == {"cursor": ["The cursor is invalid or was tampered with."]}
+
+
+@pytest.mark.parametrize(
+    ("made_for", "used_with"), [("-created_at", "created_at"), ("created_at", "-created_at")]
+)
 async def test_cursor_of_another_ordering_is_400(
-    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, made_for: str, used_with: str
 ) -> None:
     await _public_apps(session, tenant, 3)
-    next_url = (await client.get(f"{URL}?page_size=1", headers=tenant.headers)).json()["next"]
-    cursor = httpx.URL(next_url).params["cursor"]
-    response = await client.get(
-        URL, params={"cursor": cursor, "ordering": "created_at"}, headers=tenant.headers
-    )
+    first = await client.get(URL, params={"page_size": 1, "ordering": made_for}, headers=tenant.headers)
+    cursor = httpx.URL(first.json()["next"]).params["cursor"]
+    response = await client.get(URL, params={"cursor": cursor, "ordering": used_with}, headers=tenant.headers)
     assert response.status_code == 400
     assert "ordering" in response.json()["errors"]["cursor"][0]
 
@@ -236,6 +273,25 @@ def orm_users_app(app: Any) -> Any:
             "next": next_url,
             "previous": previous_url,
             "results": [{"id": str(row[0].id)} for row in rows],
+        }
+
+    @router.get("/test/orgs/{organization_id}/orm_users_and_emails")
+    async def orm_users_and_emails(
+        request: Request, session: SessionDep, organization_id: uuid.UUID, params: PageParamsDep
+    ) -> dict[str, Any]:
+        # The entity first, then another column: `paginate` reads the keyset from the entity.
+        rows, next_url, previous_url = await paginate(
+            session,
+            select(User, User.email).where(User.organization_id == organization_id),
+            created_at=User.created_at,
+            id_=User.id,
+            params=params,
+            request=request,
+        )
+        return {
+            "next": next_url,
+            "previous": previous_url,
+            "results": [{"id": str(user.id), "email": email} for user, email in rows],
         }
 
     app.include_router(router)
@@ -291,6 +347,85 @@ async def test_the_orm_pages_order_by_time_before_id(
     assert back["results"] == pages[-2]["results"]
 
 
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_the_orm_pages_of_an_entity_and_more_columns_walk_both_ways(
+    orm_users_app: Any, client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    """A statement may select more after its entity: the keyset is the entity's, not the last column's."""
+    for _ in range(4):
+        await make_user(session, tenant.organization)
+    users = f"/test/orgs/{tenant.org_id}/orm_users_and_emails"
+    whole = await client.get(users, params={"page_size": 100, "ordering": ordering}, headers=tenant.headers)
+    assert whole.status_code == 200, whole.text
+    everyone = [user["id"] for user in whole.json()["results"]]
+    assert len(everyone) == 5
+    ids, pages = await _walk(client, tenant, f"{users}?page_size=2&ordering={ordering}")
+    assert ids == everyone
+    back = (await client.get(str(pages[-1]["previous"]), headers=tenant.headers)).json()
+    assert back["results"] == pages[1]["results"]
+
+
+async def _users_oldest_first(session: AsyncSession, tenant: Tenant) -> list[User]:
+    """Six users of the tenant at distinct times, oldest first; the tenant's own user third."""
+    made = [user for user, _ in [await make_user(session, tenant.organization) for _ in range(5)]]
+    users = [*made[:2], tenant.user, *made[2:]]
+    for index, user in enumerate(users):
+        await session.execute(
+            update(User).where(User.id == user.id).values(created_at=minutes_ago(10 - index))
+        )
+    return users
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_an_orm_page_links_back_only_while_rows_lie_before_its_first(
+    orm_users_app: Any,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    ordering: str,
+) -> None:
+    """The `previous` probe of a two-row page starts at its first row: once the rows before it
+    leave the list, the page links back to nothing (its own first row is no earlier row)."""
+    users = await _users_oldest_first(session, tenant)
+    if ordering == "-created_at":
+        users.reverse()
+    url = f"/test/orgs/{tenant.org_id}/orm_users?page_size=2&ordering={ordering}"
+    first = (await client.get(url, headers=tenant.headers)).json()
+    assert [user["id"] for user in first["results"]] == [str(user.id) for user in users[:2]]
+    gone = [user.id for user in users[:2]]
+    await session.execute(update(User).where(User.id.in_(gone)).values(organization_id=other_tenant.org_id))
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    assert [user["id"] for user in second["results"]] == [str(user.id) for user in users[2:4]]
+    assert second["previous"] is None and second["next"] is not None
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_an_orm_page_read_backwards_links_on_only_while_rows_lie_past_its_last(
+    orm_users_app: Any,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    ordering: str,
+) -> None:
+    """The `next` probe of a two-row page reached by a `previous` link starts at its last row:
+    once the rows after it leave the list, the page links on to nothing."""
+    users = await _users_oldest_first(session, tenant)
+    if ordering == "-created_at":
+        users.reverse()
+    url = f"/test/orgs/{tenant.org_id}/orm_users?page_size=2&ordering={ordering}"
+    first = (await client.get(url, headers=tenant.headers)).json()
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    third = (await client.get(second["next"], headers=tenant.headers)).json()
+    assert [user["id"] for user in third["results"]] == [str(user.id) for user in users[4:]]
+    gone = [user.id for user in users[4:]]
+    await session.execute(update(User).where(User.id.in_(gone)).values(organization_id=other_tenant.org_id))
+    back = (await client.get(third["previous"], headers=tenant.headers)).json()
+    assert [user["id"] for user in back["results"]] == [str(user.id) for user in users[2:4]]
+    assert back["next"] is None and back["previous"] is not None
+
+
 async def test_links_use_the_public_base_url(
     app: Any, client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant
 ) -> None:
@@ -338,11 +473,54 @@ async def test_a_page_links_back_exactly_while_earlier_rows_exist(
     assert second["previous"] is None and second["next"] is not None
 
 
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_a_compiled_page_links_back_while_earlier_rows_exist_without_the_cursors_own(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    """The `previous` probe looks for any row on the cursor's side, not just the row the cursor
+    was made from: with that row gone, an earlier one still earns the link."""
+    apps = await _public_apps(session, tenant, 3)
+    if ordering == "created_at":
+        apps.reverse()
+    first = (await client.get(f"{URL}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    await session.delete(apps[1])  # the second page's row: the third page's cursor was made from it
+    await session.flush()
+    third = (await client.get(second["next"], headers=tenant.headers)).json()
+    assert [app["id"] for app in third["results"]] == [str(apps[2].id)]
+    assert third["previous"] is not None and third["next"] is None
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at"])
+async def test_a_compiled_page_read_backwards_links_on_while_later_rows_exist_without_the_cursors_own(
+    client: httpx.AsyncClient, session: AsyncSession, tenant: Tenant, ordering: str
+) -> None:
+    """A `previous` link's page links `next` while any row lies past its cursor, even once the row
+    the cursor was made from is gone, and not once nothing does."""
+    apps = await _public_apps(session, tenant, 3)
+    if ordering == "created_at":
+        apps.reverse()
+    first = (await client.get(f"{URL}?page_size=1&ordering={ordering}", headers=tenant.headers)).json()
+    second = (await client.get(first["next"], headers=tenant.headers)).json()
+    await session.delete(apps[1])  # the second page's row: its `previous` cursor was made from it
+    await session.flush()
+    back = (await client.get(second["previous"], headers=tenant.headers)).json()
+    assert [app["id"] for app in back["results"]] == [str(apps[0].id)]
+    assert back["next"] is not None and back["previous"] is None
+    await session.delete(apps[2])
+    await session.flush()
+    back = (await client.get(second["previous"], headers=tenant.headers)).json()
+    assert [app["id"] for app in back["results"]] == [str(apps[0].id)]
+    assert back["next"] is None and back["previous"] is None
+
+
+@pytest.mark.parametrize("page_size", [1, 2])
 @pytest.mark.parametrize("ordering", ["-created_at", "created_at"])
 async def test_the_in_memory_pages_walk_both_ways_without_gaps_or_repeats(
-    client: httpx.AsyncClient, tenant: Tenant, ordering: str
+    client: httpx.AsyncClient, tenant: Tenant, ordering: str, page_size: int
 ) -> None:
-    """`paginate_items` (the channel catalogue) links pages as `paginate` does, both ways."""
+    """`paginate_items` (the channel catalogue) links pages as `paginate` does, both ways (pages of
+    one item too: the backwards probe starts from the page's last item, which is its first)."""
     url = "/api/v5/webhook_channels"
     whole = await client.get(url, params={"page_size": 100, "ordering": ordering}, headers=tenant.headers)
     assert whole.status_code == 200, whole.text
@@ -350,12 +528,12 @@ async def test_the_in_memory_pages_walk_both_ways_without_gaps_or_repeats(
     assert len(everything) >= 5 and whole.json()["next"] is None
     pages: list[list[str]] = []
     page = (
-        await client.get(url, params={"page_size": 2, "ordering": ordering}, headers=tenant.headers)
+        await client.get(url, params={"page_size": page_size, "ordering": ordering}, headers=tenant.headers)
     ).json()
     assert page["previous"] is None
     while True:
         pages.append([item["pattern"] for item in page["results"]])
-        assert len(pages[-1]) == 2 or page["next"] is None
+        assert len(pages[-1]) == page_size or page["next"] is None
         if page["next"] is None:
             break
         page = (await client.get(page["next"], headers=tenant.headers)).json()
