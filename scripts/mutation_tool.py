@@ -242,6 +242,44 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "result.purged_default_rows = int(status.split()[1])",
     ): 'a DELETE\'s status is two words ("DELETE 5"): the second is the last',
     (
+        "auth/dependencies.py",
+        'if key is not None and scheme == "bearer" and authenticate_app is not None:',
+        'if key is not None and scheme <= "bearer" and authenticate_app is not None:',
+    ): (
+        'api_token_key() gives a key only under the "token" and "bearer" schemes, and "token" sorts'
+        ' after "bearer": with a key, `<= "bearer"` is true exactly when `== "bearer"` is'
+    ),
+    ("auth/dependencies.py", "if TYPE_CHECKING:", "if not TYPE_CHECKING:"): (
+        "the import of auth.app_tokens then runs at import time too (no cycle: it imports nothing"
+        " that imports auth.dependencies; create_app() imports it anyway, and its module body only"
+        " compiles SQL); the name it binds is only in a local variable's annotation, which Python"
+        " never evaluates"
+    ),
+    **{
+        ("auth/dependencies.py", "@dataclass(frozen=True, slots=True)", after): (
+            "Reader and Writer: made only by the kinds' dependencies and read attribute by attribute;"
+            " no code assigns to their fields (mypy --strict refuses it), hashes one (FastAPI caches"
+            " a dependency by its callable, not its value), or looks at __slots__, __dict__ or a"
+            " weak reference: the results are the same"
+        )
+        for after in ("@dataclass(frozen=False, slots=True)", "@dataclass(frozen=True, slots=False)")
+    },
+    ("auth/dependencies.py", "auto_error=False,", "auto_error=True,"): (
+        "APIKeyHeader reads auto_error only in __call__, and _authorization_header is never called:"
+        " documents_security puts it in route.dependant after FastAPI built the request handler, for"
+        " OpenAPI only (tests/kit/test_routing.py holds that it is never resolved), and OpenAPI does"
+        " not show auto_error"
+    ),
+    (
+        "auth/dependencies.py",
+        '[{**error, "loc": ("path", name)} for error in exc.errors(include_url=False)]',
+        '[{**error, "loc": ("path", name)} for error in exc.errors(include_url=True)]',
+    ): (
+        "include_url only adds each error's `url` key; the one reader of a RequestValidationError's"
+        " errors, kit/errors.validation_errors(), takes only loc, type, msg and ctx (the console's"
+        " handler reads none), so the 400 body is the same"
+    ),
+    (
         "catalog/visibility.py",
         "if isinstance(organization_id, uuid.UUID):",
         "if not isinstance(organization_id, uuid.UUID):",

@@ -8,16 +8,21 @@ Fast paths are off: they are being removed, and what is tested is the routes' ru
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps_api.auth.access_tokens import encode_access_token
-from apps_api.models import AppInstallation
+from apps_api.auth.access_tokens import decode_access_token, encode_access_token
+from apps_api.models import App, AppInstallation
 from apps_api.models.base import utcnow
 from apps_api.settings import Settings
 from tests.fixtures.factories import Tenant, make_app, make_tenant
@@ -318,3 +323,111 @@ async def test_uninstalling_or_deleting_the_app_revokes_app_user_tokens(
     assert done.status_code == 204, done.text
     for key in keys:
         assert (await client.get("/api/v5/public_apps", headers=_auth(f"Token {key}"))).status_code == 401
+
+
+# --- the header's forms: each credential counts only in its own form -------------------------------
+
+
+async def _installed_bot(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> tuple[Tenant, App, dict[str, Any]]:
+    """An installer, a bot app of another organization installed there with `settings`, and the
+    installation as the API gives it."""
+    vendor = await make_tenant(session, name="Vendor")
+    installer = await make_installer(session, features=["apps", "app_provider"])
+    app = await make_bot_app(session, vendor.organization, required_scopes=[])
+    return installer, app, await _install(client, installer, app.id, scopes=["settings"])
+
+
+def _app_user_access_token(
+    settings: Settings, installer: Tenant, app: App, installation: dict[str, Any]
+) -> str:
+    """A webhook's `app_user_auth.access_token`: the installation's app user, usable alone."""
+    return encode_access_token(
+        secret_key=settings.secret_key,
+        user_id=uuid.UUID(installation["app_user"]["id"]),
+        organization_id=installer.org_id,
+        app_id=app.id,
+        installation_id=uuid.UUID(installation["id"]),
+        as_app_user=True,
+    )
+
+
+async def test_a_webhooks_app_user_access_token_works_as_bearer_and_never_as_token(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """`Bearer <access_token>` is how giosg's integrations use `app_user_auth`; the `Token` scheme
+    is for API token keys only, so the same access token under it is a 401."""
+    installer, app, installation = await _installed_bot(client, session)
+    token = _app_user_access_token(settings, installer, app, installation)
+    mine = f"{ORGS}/{installer.org_id}/app_installations"
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        response = await client.get(mine, headers=_auth(f"{scheme} {token}"))
+        assert response.status_code == 200, (scheme, response.text)
+    for scheme in ("Token", "token"):
+        assert (await client.get(mine, headers=_auth(f"{scheme} {token}"))).status_code == 401, scheme
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer {token} {secret}",
+        "Token {token} {secret}",
+        "Basic {token} {secret}",
+        "Zzz {token} {secret}",
+        "GIOSGAPP {token} {secret} extra",
+        "GIOSGAPP {token}",
+    ],
+)
+async def test_a_trigger_token_and_secret_count_only_as_giosgapp_token_secret(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, header: str
+) -> None:
+    """A trigger's token with the app secret authenticates as exactly `GIOSGAPP <token> <secret>`:
+    under any other scheme (sorting before or after "giosgapp") or with a part more or less, 401."""
+    installer, app, installation = await _installed_bot(client, session)
+    token = encode_access_token(
+        secret_key=settings.secret_key,
+        user_id=installer.user.id,
+        organization_id=installer.org_id,
+        app_id=app.id,
+        installation_id=uuid.UUID(installation["id"]),
+    )
+    mine = f"{ORGS}/{installer.org_id}/app_installations"
+    control = await client.get(mine, headers=_auth(f"GIOSGAPP {token} {app.secret}"))
+    assert control.status_code == 200, control.text
+    response = await client.get(mine, headers=_auth(header.format(token=token, secret=app.secret)))
+    assert response.status_code == 401, response.text
+
+
+def _with_a_dot_in_the_payload(token: str, secret_key: str) -> str:
+    """The token's claims signed again as `header.pay.load.signature`: a fourth part, which PyJWT
+    still decodes (base64 decoding skips the dot) when the payload's length is a multiple of 4."""
+    claims = decode_access_token(token, secret_key=secret_key)
+    assert claims is not None
+    header = jwt.get_unverified_header(token)
+    for filler in range(4):
+        payload = _b64url(json.dumps({**claims, "x": "x" * filler}, separators=(",", ":")).encode())
+        if len(payload) % 4 == 0:
+            signing_input = f"{_b64url(json.dumps(header).encode())}.{payload[:8]}.{payload[8:]}"
+            signature = hmac.new(secret_key.encode(), signing_input.encode(), hashlib.sha256).digest()
+            return f"{signing_input}.{_b64url(signature)}"
+    raise AssertionError("unreachable: one of four lengths is a multiple of 4")
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def test_a_bearer_credential_with_three_dots_is_never_an_access_token(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """An access token is a JWS in compact form, three parts; a credential with another number of
+    dots is looked up as an API token key, even one signed with our key that PyJWT would decode."""
+    installer, app, installation = await _installed_bot(client, session)
+    token = _app_user_access_token(settings, installer, app, installation)
+    dotted = _with_a_dot_in_the_payload(token, settings.secret_key)
+    assert dotted.count(".") == 3
+    assert decode_access_token(dotted, secret_key=settings.secret_key) is not None
+    mine = f"{ORGS}/{installer.org_id}/app_installations"
+    assert (await client.get(mine, headers=_auth(f"Bearer {token}"))).status_code == 200
+    assert (await client.get(mine, headers=_auth(f"Bearer {dotted}"))).status_code == 401

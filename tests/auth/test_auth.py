@@ -161,3 +161,32 @@ async def test_a_malformed_organization_id_is_401_without_credentials_then_400(
             "detail": malformed_app.json()["detail"],
             "errors": {"path.organization_id": malformed_app.json()["errors"]["path.app_id"]},
         }
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "GIOSGAPP", "Zzz"])
+async def test_a_live_api_token_key_under_another_scheme_is_401(
+    client: httpx.AsyncClient, tenant: Tenant, scheme: str
+) -> None:
+    """An API token key counts only as `Token <key>` or `Bearer <key>`."""
+    response = await client.get(PUBLIC, headers={"Authorization": f"{scheme} {tenant.token}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v5/public_apps"),  # SettingsReader
+        ("get", "/api/v5/orgs/{organization_id}/installed_apps"),  # OrgSettingsReader
+        ("get", "/api/v5/orgs/{organization_id}/owned_apps"),  # ProviderReader
+        ("post", "/api/v5/orgs/{organization_id}/owned_apps"),  # ProviderWriter
+        ("delete", "/api/v5/orgs/{organization_id}/app_installations/{installation_id}"),  # InstallerWriter
+    ],
+)
+async def test_every_kind_of_route_documents_the_authorization_header_in_openapi(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """The kinds read the header themselves, so generated clients learn of it only from the
+    scheme each kind documents."""
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["paths"][path][method]["security"] == [{"APIKeyHeader": []}]
+    assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "Authorization"
