@@ -11,7 +11,7 @@ It runs the module's whole test list instead when a changed statement runs at im
 or class body, a decorator, a default: every test depends on it), or when no test of the list ran
 it in the test process itself (only in a server or worker process a test started, whose coverage
 names no test). Selection only ever leaves tests out, so a mutant it kills is killed; a survivor
-is run again against the whole list (`mutation_tool.py --survivors`) before it is triaged.
+is run again against the whole list (`mutation_tool.py --confirm`) before it is triaged.
 """
 
 from __future__ import annotations
