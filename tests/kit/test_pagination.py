@@ -215,6 +215,11 @@ def _signed_payload(payload: bytes, key: bytes) -> str:
         b"null",  # TypeError: nothing to unpack
         b"12",  # TypeError
         b'[1767268800,"7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e","n","-created_at"]',  # TypeError
+        b'["2026-01-01T12:00:00+00:00",7,"n","-created_at"]',  # an id that is a number
+        b'["2026-01-01T12:00:00+00:00",["7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e"],"n","-created_at"]',
+        b'["2026-01-01T12:00:00+00:00","7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e",1,"-created_at"]',
+        b'["2026-01-01T12:00:00+00:00","7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e","n",["-created_at"]]',
+        b'["2026-01-01T12:00:00","7b4ba0a4-5d80-4a50-9d8b-2c0e4f5f0b6e","n","-created_at"]',  # naive
     ],
 )
 async def test_a_signed_cursor_that_is_not_a_cursor_is_400(

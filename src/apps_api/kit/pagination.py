@@ -110,9 +110,15 @@ def decode_cursor(raw: str, ordering: Ordering, key: bytes) -> _Cursor:
         raise invalid
     try:
         created_at, row_id, direction, cursor_ordering = json.loads(payload)
+        # Only this service signs cursors, but a key that leaked must still not buy a 500:
+        # uuid.UUID of a number is an AttributeError, and a naive time fails in the query.
+        if not all(isinstance(value, str) for value in (created_at, row_id, direction, cursor_ordering)):
+            raise TypeError
         cursor = _Cursor(
             datetime.fromisoformat(created_at), uuid.UUID(row_id), direction == "p", cursor_ordering
         )
+        if cursor.created_at.tzinfo is None:
+            raise ValueError
     except (ValueError, TypeError):
         raise invalid from None
     if cursor.ordering != ordering:
