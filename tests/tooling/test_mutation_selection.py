@@ -7,6 +7,8 @@ every test depends on, and coverage attributes to no test) treated as a line of 
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -120,3 +122,70 @@ def test_other_files_tests_come_after_the_modules_own_fastest_first_while_their_
     # no test of the module's own files ran it, and the others are over the time: the whole list
     selection["tests_of"] = {"8": ["u.py::slow"]}
     assert selected.tests_for(selection, {8}) is None
+
+
+CHILD = """\
+import sys
+
+if sys.argv[1] == "first":
+    print("started by the first test")
+elif sys.argv[1] == "second":
+    print("started by the second test, after a shared fixture's process")
+else:
+    print("started by a shared fixture")
+"""
+
+SAMPLE_TESTS = """\
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def shared_process() -> None:
+    subprocess.run([sys.executable, "child.py", "shared"], check=True)
+
+
+def test_first() -> None:
+    subprocess.run([sys.executable, "child.py", "first"], check=True)
+
+
+def test_second(shared_process: None) -> None:
+    subprocess.run([sys.executable, "child.py", "second"], check=True)
+"""
+
+
+@pytest.mark.subprocess
+def test_a_process_a_test_starts_records_for_that_test_and_a_shared_one_for_none(tmp_path: Path) -> None:
+    """The worker a test starts runs delivery code for that test alone; a process a module- or
+    session-scoped fixture starts also serves later tests, so naming one test for it would leave
+    the others out of the selection."""
+    from coverage import CoverageData
+
+    (tmp_path / "child.py").write_text(CHILD)
+    (tmp_path / "test_sample.py").write_text(SAMPLE_TESTS)
+    (tmp_path / ".coveragerc").write_text(
+        "[run]\nsource = .\nomit = test_sample.py\nparallel = true\npatch = subprocess\n"
+    )
+    # Under CI's coverage step this test's own process is measured: its children must not inherit
+    # that run's configuration.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE")}
+    env["PYTHONPATH"] = str(SCRIPTS)
+    run = [sys.executable, "-m", "coverage", "run", "--rcfile=.coveragerc", "-m", "pytest", "-q"]
+    # Without pytest-asyncio, whose shared event-loop fixtures are set up inside every test: the
+    # context of test_first's process then comes from the test's protocol alone.
+    plugins = ["-p", "coverage_contexts", "-p", "no:cacheprovider", "-p", "no:asyncio", "test_sample.py"]
+    done = subprocess.run(
+        [*run, *plugins], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    combine = [sys.executable, "-m", "coverage", "combine", "--rcfile=.coveragerc", "-q"]
+    subprocess.run(combine, cwd=tmp_path, env=env, check=True)
+    data = CoverageData(basename=str(tmp_path / ".coverage"))
+    data.read()
+    (child,) = [name for name in data.measured_files() if name.endswith("child.py")]
+    contexts = data.contexts_by_lineno(child)
+    assert set(contexts[4]) == {"test_sample.py::test_first"}
+    assert set(contexts[6]) == {"test_sample.py::test_second"}
+    assert set(contexts[8]) == {""}
