@@ -60,7 +60,12 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "auth/app_tokens.py": ("tests/auth/test_app_token_auth.py", "tests/apps/test_app_trust.py"),
     "auth/policy.py": ("tests/auth/test_access_policy.py", "tests/auth/test_isolation_matrix.py"),
-    "auth/service.py": ("tests/auth/test_auth.py",),
+    "auth/service.py": (
+        "tests/auth/test_auth.py",
+        "tests/auth/test_principal_cache_rules.py",
+        "tests/auth/test_principal_cache.py",
+        "tests/auth/test_app_token_auth.py",
+    ),
     "auth/dependencies.py": (
         "tests/auth/test_auth.py",
         "tests/auth/test_access_org.py",
