@@ -463,7 +463,7 @@ def _write_selection(
             raise SystemExit(f"{module}: selected tests not collected as named: {missing}\n{output}")
     (folder / "selection.json").write_text(json.dumps(selection, indent=1))
     (folder / "original.py").write_text(source)
-    print(f"{module}: {len(order)} tests ran its statements in the test process", flush=True)
+    print(f"{module}: {len(order)} tests ran its statements (in their own processes)", flush=True)
 
 
 def _fresh_copy(folder: Path) -> None:
