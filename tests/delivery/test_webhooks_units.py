@@ -1,4 +1,4 @@
-"""Delivery building blocks: signatures, the SSRF guard, retry planning and the lease race."""
+"""Delivery building blocks: signatures, the SSRF guard, retry planning, the lease race and the pump."""
 
 from __future__ import annotations
 
@@ -9,25 +9,37 @@ import hmac
 import ipaddress
 import json
 import random
+import time
 import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
+from asyncpg.connection import LoggedQuery
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from standardwebhooks import Webhook as StandardWebhook
 
+from apps_api.delivery import engine as engine_module
+from apps_api.delivery import record
 from apps_api.delivery.attempts import INTERRUPTED, Deliverer
-from apps_api.delivery.engine import settle
-from apps_api.delivery.outbox import build_delivery, endpoint_host
+from apps_api.delivery.context import WorkerContext
+from apps_api.delivery.engine import EndpointPump, settle
+from apps_api.delivery.outbox import build_delivery, deliver_job_id, endpoint_host
 from apps_api.delivery.retry import MAX_RETRY_AFTER_SECONDS, plan_next, retry_after_seconds
 from apps_api.delivery.signing import signature_headers
+from apps_api.kit.db import statement_cache_options
 from apps_api.kit.security import new_app_secret
 from apps_api.models import OutboundDelivery, WebhookLogEntry
 from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
-from tests.fixtures.webhooks import Reply, receivers
+from tests.fixtures.delivery import CHATS, World, sub
+from tests.fixtures.webhooks import Reply, eventually, receivers
 
 
 def test_signatures_verify_with_the_standard_webhooks_library() -> None:
@@ -471,5 +483,265 @@ async def test_a_lease_says_more_may_be_due_only_when_it_filled_its_slots(
             )
             assert passed == [] and not more
     finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+# The pump (`engine.EndpointPump`) in this process, with a worker's context on the run's database
+# and Redis: what it sends, records and enqueues.
+
+
+@asynccontextmanager
+async def _pump_context(
+    engine: AsyncEngine, settings: Settings, arq_pool: ArqRedis
+) -> AsyncIterator[WorkerContext]:
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with guarded_client(parse_networks(settings.outbound_allow_networks)) as client:
+        deliverer = Deliverer(sessionmaker, settings, client, f"worker-{uuid.uuid4().hex[:8]}")
+        yield WorkerContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            settle_engine=engine,
+            listen_engine=engine,
+            deliverer=deliverer,
+            redis=arq_pool,
+        )
+
+
+@dataclass
+class _Endpoint:
+    """A webhook of an app of its own at `url` (committed: `world` deletes it)."""
+
+    url: str
+    app_id: uuid.UUID
+    organization_id: uuid.UUID
+    webhook_id: uuid.UUID
+
+    @property
+    def host(self) -> str:
+        return endpoint_host(self.url)
+
+
+async def _endpoint(world: World, url: str) -> _Endpoint:
+    provider = await world.tenant("Provider")
+    app = await world.app(provider)
+    webhook_id = await world.webhook(provider, app, url, sub(CHATS))
+    return _Endpoint(url, app.id, provider.org_id, webhook_id)
+
+
+async def _due(engine: AsyncEngine, endpoint: _Endpoint, count: int = 1) -> list[uuid.UUID]:
+    """`count` deliveries due now to the endpoint's webhook, committed; no job is enqueued for them."""
+    ids = []
+    async with AsyncSession(engine) as session, session.begin():
+        for n in range(count):
+            delivery, entry = build_delivery(
+                kind="webhook",
+                app_id=endpoint.app_id,
+                organization_id=endpoint.organization_id,
+                webhook_id=endpoint.webhook_id,
+                method="POST",
+                endpoint_url=endpoint.url,
+                channel=CHATS,
+                action="added",
+                resource_id=f"r{n}",
+                payload={"n": n},
+            )
+            session.add(delivery)
+            await session.flush()
+            session.add(entry)
+            ids.append(delivery.id)
+    return ids
+
+
+async def _statuses(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[str]:
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(OutboundDelivery.id, OutboundDelivery.status).where(OutboundDelivery.id.in_(ids))
+        )
+        statuses = dict(rows.all())
+    return [statuses[i] for i in ids]
+
+
+async def _jobs(pool: ArqRedis, settings: Settings, prefix: str) -> dict[str, float]:
+    """The run's queued jobs whose id starts with `prefix`, with when they are due (ms since the epoch)."""
+    members = await pool.zrange(settings.queue_name, 0, -1, withscores=True)
+    return {member.decode(): score for member, score in members if member.decode().startswith(prefix)}
+
+
+async def _drop_jobs(pool: ArqRedis, settings: Settings, job_ids: Iterable[str]) -> None:
+    for job_id in job_ids:
+        await pool.zrem(settings.queue_name, job_id)
+        await pool.delete(job_key_prefix + job_id)
+
+
+async def test_a_poked_pump_empties_its_endpoint_then_stops_and_enqueues_nothing(
+    world: World,
+    engine: AsyncEngine,
+    settings: Settings,
+    arq_pool: ArqRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poke is answered by the lease it causes: once nothing is due and nothing in flight, the
+    pump ends at once, well within its drain limit, so it hands nothing on (no drain job) and
+    its successes need no retry job."""
+    # A pump that kept leasing would stop here, hand the endpoint on, and fail the test (not hang).
+    monkeypatch.setattr(engine_module, "DRAIN_SECONDS", 3.0)
+    with receivers(None) as (receiver,):
+        endpoint = await _endpoint(world, receiver.url)
+        ids = await _due(engine, endpoint, 2)
+        async with _pump_context(engine, settings, arq_pool) as context:
+            pump = EndpointPump(context, endpoint.host)
+            context.pumps[endpoint.host] = pump
+            pump.poke()  # work arrived for it before it ran
+            recorded = await asyncio.wait_for(pump.run(context.pumps), 10)
+    try:
+        assert recorded == 2 and len(receiver.requests) == 2 and context.pumps == {}
+        assert await _statuses(engine, ids) == ["successful", "successful"]
+        assert await _jobs(arq_pool, settings, f"drain:{endpoint.host}:") == {}
+        assert [await _jobs(arq_pool, settings, deliver_job_id(i, 1)) for i in ids] == [{}, {}]
+    finally:
+        await _drop_jobs(arq_pool, settings, await _jobs(arq_pool, settings, f"drain:{endpoint.host}:"))
+        for delivery_id in ids:
+            await _drop_jobs(arq_pool, settings, await _jobs(arq_pool, settings, f"deliver:{delivery_id}:"))
+
+
+async def test_a_pump_at_its_drain_limit_hands_the_endpoint_to_a_new_job(
+    engine: AsyncEngine, settings: Settings, arq_pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "DRAIN_SECONDS", 0.0)
+    host = endpoint_host(f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/drain")
+    async with _pump_context(engine, settings, arq_pool) as context:
+        pump = EndpointPump(context, host)
+        context.pumps[host] = pump
+        pump.poke()
+        assert await asyncio.wait_for(pump.run(context.pumps), 10) == 0
+    drained = await _jobs(arq_pool, settings, f"drain:{host}:")
+    try:
+        assert len(drained) == 1 and context.pumps == {}
+    finally:
+        await _drop_jobs(arq_pool, settings, drained)
+
+
+async def test_after_a_short_lease_a_pump_leases_again_only_when_poked(
+    world: World, engine: AsyncEngine, settings: Settings, arq_pool: ArqRedis
+) -> None:
+    """A lease that came back short of the free slots means nothing else was due: the pump then
+    only records until a poke (the job that comes with new work) says more is due."""
+    with receivers(lambda n: Reply(hang=n == 0)) as (receiver,):
+        endpoint = await _endpoint(world, receiver.url)
+        (first,) = await _due(engine, endpoint)
+        async with _pump_context(engine, settings, arq_pool) as context:
+            pump = EndpointPump(context, endpoint.host)
+            context.pumps[endpoint.host] = pump
+            running = asyncio.create_task(pump.run(context.pumps))
+            await eventually(lambda: receiver.in_flight == 1, what="the first attempt")
+            # Due while the first is in flight, without a poke.
+            (second,) = await _due(engine, endpoint)
+            receiver.release.set()
+            assert await asyncio.wait_for(running, 10) == 1
+    assert len(receiver.requests) == 1
+    assert await _statuses(engine, [first, second]) == ["successful", "pending"]
+
+
+async def test_a_retry_due_within_the_short_wait_is_enqueued_deferred(
+    world: World, engine: AsyncEngine, settings: Settings, arq_pool: ArqRedis
+) -> None:
+    """A retry due in at most SHORT_WAIT_SECONDS (60 s, here a 429's Retry-After) gets a deferred
+    job; one due later lives only in PostgreSQL until the sweeper enqueues it."""
+    with receivers(
+        lambda n: Reply(429, b"slow down", {"Retry-After": "60"}),
+        lambda n: Reply(429, b"slow down", {"Retry-After": "61"}),
+    ) as (soon, later):
+        endpoints = [await _endpoint(world, receiver.url) for receiver in (soon, later)]
+        ids = [(await _due(engine, endpoint))[0] for endpoint in endpoints]
+        started = time.time() * 1000
+        async with _pump_context(engine, settings, arq_pool) as context:
+            for endpoint in endpoints:
+                pump = EndpointPump(context, endpoint.host)
+                context.pumps[endpoint.host] = pump
+                assert await asyncio.wait_for(pump.run(context.pumps), 10) == 1
+        finished = time.time() * 1000
+    jobs = [await _jobs(arq_pool, settings, f"deliver:{delivery_id}:") for delivery_id in ids]
+    try:
+        assert await _statuses(engine, ids) == ["pending", "pending"]
+        assert list(jobs[0]) == [deliver_job_id(ids[0], 1)] and jobs[1] == {}
+        assert started + 60_000 <= jobs[0][deliver_job_id(ids[0], 1)] <= finished + 60_000
+    finally:
+        for queued in jobs:
+            await _drop_jobs(arq_pool, settings, queued)
+
+
+async def test_recording_alone_neither_waits_for_the_endpoint_lock_nor_leases(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """`settle()` with nothing wanted records in one statement of its own: a counted lease of
+    another worker (holding the endpoint's lock) does not hold it up, and nothing is leased."""
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/record"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids = [delivery_id for delivery_id, _ in await _queued(sessionmaker, url, 2)]
+    host = endpoint_host(url)
+    try:
+        async with guarded_client(()) as client:
+            a = Deliverer(sessionmaker, settings, client, "worker-a")
+            _, (leased,), _ = await settle(a, host=host, wanted=1)
+            async with engine.connect() as other:
+                await other.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"), {"host": host}
+                )
+                recording = asyncio.ensure_future(
+                    settle(a, host=host, results=[(leased, Outcome(status_code=200))])
+                )
+                idle = asyncio.ensure_future(settle(a, host=host))
+                done, _ = await asyncio.wait({recording, idle}, timeout=5)
+                await other.rollback()
+                plans, taken, more = await recording
+                assert done == {recording, idle}  # neither waited for the lock
+                assert [plan and plan.status for plan in plans] == ["successful"]
+                assert taken == [] and not more
+                assert await idle == ([], [], False)
+        assert await _statuses(engine, ids) == ["successful", "pending"]
+    finally:
+        async with AsyncSession(engine) as session, session.begin():
+            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+async def test_recording_alone_is_one_statement_without_a_transaction(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """The pump's rounds that only record cost one round trip: no BEGIN or COMMIT around it."""
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/one"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids = [delivery_id for delivery_id, _ in await _queued(sessionmaker, url, 2)]
+    host = endpoint_host(url)
+    # One connection, so the one watched is the one `settle()` uses.
+    settle_engine = create_async_engine(
+        settings.async_database_url,
+        pool_size=1,
+        max_overflow=0,
+        connect_args=statement_cache_options(settings),
+    )
+    sent: list[str] = []
+
+    def log(query: LoggedQuery) -> None:
+        sent.append(query.query)
+
+    try:
+        async with guarded_client(()) as client:
+            a = Deliverer(sessionmaker, settings, client, "worker-a", settle_engine=settle_engine)
+            _, leased, _ = await settle(a, host=host, wanted=2)
+            ok = Outcome(status_code=200)
+            await settle(a, host=host, results=[(leased[0], ok)])  # the statement prepared
+            async with settle_engine.connect() as connection:
+                driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            driver.add_query_logger(log)
+            plans, _, _ = await settle(a, host=host, results=[(leased[1], ok)])
+            await asyncio.sleep(0)  # the logger is called soon after
+            driver.remove_query_logger(log)
+        assert [plan and plan.status for plan in plans] == ["successful"]
+        assert sent == [record._RECORD]
+    finally:
+        await settle_engine.dispose()
         async with AsyncSession(engine) as session, session.begin():
             await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
