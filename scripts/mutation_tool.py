@@ -164,6 +164,28 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "for attempt, entry in zip(attempts, entries, strict=True):",
         "for attempt, entry in zip(attempts, entries, strict=False):",
     ): "entries is built one per attempt just above: the two lists always have the same length",
+    (
+        "delivery/engine.py",
+        "deliverer: Deliverer, *, host: str, results: Sequence[tuple[Attempt, Outcome]] = (),"
+        " wanted: int = 0",
+        "deliverer: Deliverer, *, host: str, results: Sequence[tuple[Attempt, Outcome]] = (),"
+        " wanted: int = -1",
+    ): (
+        "settle() reads `wanted` only in `wanted > 0` tests (and passes it on only inside them): 0 and"
+        " -1 both fail them, so a call without `wanted` records alone and returns the same either way"
+    ),
+    **{
+        (
+            "delivery/engine.py",
+            "if plan is not None and plan.status == DeliveryStatus.PENDING and due_soon:",
+            f"if plan is not None and plan.status {operator} DeliveryStatus.PENDING and due_soon:",
+        ): (
+            "every plan is plan_next()'s, and only a PENDING plan has a delay (SUCCESSFUL and FAILED"
+            " ones have delay None): due_soon is false for any other status, so the condition holds"
+            " exactly when `== PENDING` does"
+        )
+        for operator in (">=", "<=")
+    },
     **{
         ("auth/secrets.py", "_REENCRYPT_BATCH = 500", f"_REENCRYPT_BATCH = {size}"): (
             "a batch size: re-encryption walks every row in batches of any size alike (the test of"
