@@ -364,6 +364,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         for line in (
             "func(dispatch_events, keep_result=0, max_tries=3),",
             "func(deliver_outbound, keep_result=0, max_tries=3, timeout=300),",
+            "keep_result=0,",  # the cron jobs' (a CronJob's keep_result counts as a function's)
         )
     },
     (

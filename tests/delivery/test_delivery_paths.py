@@ -22,8 +22,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from arq import Worker
 from arq.connections import ArqRedis
-from arq.constants import result_key_prefix
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.utils import to_unix_ms
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -512,3 +514,61 @@ async def test_close_without_a_listener_completes(open_context: OpenContext) -> 
     await tasks.close(context)
     await tasks.close(context)
     assert context.listener is None
+
+
+async def test_a_deliver_job_sends_the_endpoint_of_its_own_delivery(
+    settings: Settings, open_context: OpenContext
+) -> None:
+    """deliver_outbound(delivery_id) pumps that delivery's endpoint, not another's: the other
+    delivery's id sorts before it (and is written first), so only an exact lookup finds it."""
+    context = open_context()
+    with receivers(None, None) as (own, other):
+        ids = [uuid.UUID(int=1), uuid.UUID(int=2)]
+        async with context.sessionmaker() as session, session.begin():
+            for delivery_id, receiver in zip(ids, (other, own), strict=True):
+                delivery, entry = _trigger_delivery(receiver.url, id=delivery_id)
+                session.add(delivery)
+                await session.flush()
+                session.add(entry)
+        try:
+            assert await tasks.deliver_outbound({WORKER_CONTEXT: context}, str(ids[1])) == "1 attempts"
+            assert (len(own.requests), len(other.requests)) == (1, 0)
+        finally:
+            async with context.sessionmaker() as session, session.begin():
+                await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+async def test_two_workers_enqueue_each_scheduled_cron_run_once(
+    settings: Settings, arq_pool: ArqRedis
+) -> None:
+    """ARCHITECTURE.md: the sweeper is a `unique` arq cron (so are the hourly jobs): workers
+    scheduling the same run enqueue it once, under an id naming the queue. arq's own scheduler
+    (`Worker.run_cron`) of two workers on one queue, for the next run of each cron job."""
+    queue = f"{settings.queue_name}:crons"
+    now = datetime.now(UTC)
+    expected = []
+    for job in tasks.cron_jobs(settings):
+        job.calculate_next(now)
+        assert job.next_run is not None
+        expected.append(f"{job.name}:{to_unix_ms(job.next_run)}")
+    workers = [
+        Worker(
+            functions=[],
+            cron_jobs=tasks.cron_jobs(settings),
+            queue_name=queue,
+            redis_pool=arq_pool,
+            handle_signals=False,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            for job in worker.cron_jobs:
+                job.calculate_next(now)
+            await worker.run_cron(now + timedelta(hours=2), 0.5)  # each job's next run, once
+        queued = sorted(member.decode() for member in await arq_pool.zrange(queue, 0, -1))
+        assert queued == sorted(expected)
+    finally:
+        for member in await arq_pool.zrange(queue, 0, -1):
+            await arq_pool.delete(job_key_prefix + member.decode())
+        await arq_pool.delete(queue)
