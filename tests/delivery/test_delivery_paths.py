@@ -3,7 +3,9 @@
 - the hourly purge and the log retention;
 - an attempt that times out (a receiver that hangs) and one that cannot connect (a closed port);
 - the worker's LISTEN connection killed (pg_terminate_backend) and taken up again;
-- a pooled connection whose backend died while in use: it leaves the pool, the next one works.
+- a pooled connection whose backend died while in use: it leaves the pool, the next one works;
+- the worker's jobs (tasks.py) as arq runs them: their results, the cron schedules, one endpoint's
+  pump failing among others, and the shutdown's grace.
 
 Real PostgreSQL, real receivers on 127.0.0.1, a real worker process; committed data is deleted.
 """
@@ -11,20 +13,29 @@ Real PostgreSQL, real receivers on 127.0.0.1, a real worker process; committed d
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import delete, select, update
+from arq import Worker
+from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.utils import to_unix_ms
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from apps_api.delivery import engine as pumps
 from apps_api.delivery import maintenance, sweeper, tasks
 from apps_api.delivery.attempts import Deliverer
+from apps_api.delivery.context import WORKER_CONTEXT, WorkerContext
 from apps_api.delivery.engine import settle
-from apps_api.delivery.outbox import build_delivery
+from apps_api.delivery.listener import EventListener
+from apps_api.delivery.outbox import build_delivery, endpoint_host
 from apps_api.delivery.send import send_attempt
 from apps_api.kit.db import create_engine
 from apps_api.kit.driver import driver_connection
@@ -34,7 +45,8 @@ from apps_api.models.base import utcnow
 from apps_api.outbound.client import guarded_client
 from apps_api.outbound.guard import parse_networks
 from apps_api.settings import Settings
-from tests.fixtures.delivery import World, chat_event, sub
+from apps_api.worker import _open_context, create_worker
+from tests.fixtures.delivery import CHATS, World, chat_event, sub
 from tests.fixtures.factories import Tenant
 from tests.fixtures.live_server import free_port
 from tests.fixtures.webhooks import Reply, eventually, receivers, worker
@@ -300,3 +312,263 @@ async def test_the_sweeper_finds_undispatched_events_older_than_the_grace_only(
         event.created_at = utcnow() - sweeper.UNDISPATCHED_GRACE - timedelta(seconds=5)
         await session.commit()
         assert (await sweeper.sweep(settings=settings, sessionmaker=scoped, redis=None))["undispatched"] == 1
+
+
+# --- the worker's jobs (tasks.py) ----------------------------------------------------------------
+
+OpenContext = Callable[..., WorkerContext]
+
+
+@pytest.fixture
+async def open_context(settings: Settings) -> AsyncIterator[OpenContext]:
+    """Worker contexts as the worker's start-up builds them (`worker._open_context`), in this process.
+
+    `open_context(redis, **settings_overrides)`; their engines and HTTP clients are closed afterwards.
+    """
+    opened: list[WorkerContext] = []
+
+    def open_one(redis: ArqRedis | None = None, **overrides: Any) -> WorkerContext:
+        context = _open_context({"redis": redis}, settings.model_copy(update=overrides))
+        opened.append(context)
+        return context
+
+    yield open_one
+    for context in opened:
+        if context.listener is not None:
+            await context.listener.stop(grace=0)
+        await context.deliverer.client.aclose()
+        for each in (context.engine, context.settle_engine, context.listen_engine):
+            await each.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")  # arq's Worker.close
+async def test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_again(
+    settings: Settings, arq_pool: ArqRedis, open_context: OpenContext
+) -> None:
+    """ARCHITECTURE.md: finished jobs keep no result (`keep_result=0`), so the same id can be
+    enqueued again. Every function the worker registers, enqueued by name, and the log
+    partitions' cron job, which its start-up runs (docs/webhooks.md: hourly, and at start-up):
+    the worker's own arq configuration (`create_worker`), in this process and in burst mode (it
+    stops once its queue is empty), on the test Redis. No Redis in the jobs' context: the
+    sweeper and the dispatcher enqueue nothing for other tests' workers."""
+    (partitions,) = [
+        job for job in tasks.cron_jobs(settings) if job.coroutine is tasks.maintain_log_partitions
+    ]
+    queue = f"{settings.queue_name}:burst"
+    context = open_context()
+    results_left: dict[str, int] = {}
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx[WORKER_CONTEXT] = context
+
+    async def after_job_end(ctx: dict[str, Any]) -> None:
+        # Right after arq has finished the job: whatever result it keeps is there now.
+        results_left[ctx["job_id"]] = await arq_pool.exists(result_key_prefix + ctx["job_id"])
+
+    async def run(cron_jobs: list[Any]) -> int:
+        worker = create_worker(
+            settings,
+            queue_name=queue,
+            cron_jobs=cron_jobs,
+            burst=True,
+            handle_signals=False,
+            on_startup=on_startup,
+            on_shutdown=None,
+            after_job_end=after_job_end,
+        )
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+        assert worker.jobs_failed == 0
+        return worker.jobs_complete
+
+    names = [function.name for function in tasks.functions()]
+    assert set(names) >= {tasks.dispatch_events.__name__, tasks.deliver_outbound.__name__}
+
+    async def enqueue_each() -> None:
+        for name in names:
+            args = (None,) if name == tasks.deliver_outbound.__name__ else ()
+            assert await arq_pool.enqueue_job(name, *args, _job_id=f"{queue}:{name}", _queue_name=queue)
+
+    await enqueue_each()
+    assert await run([partitions]) == len(names) + 1
+    (cron_id,) = [key for key in results_left if key.startswith(f"{partitions.name}:")]  # at start-up
+    assert results_left == {cron_id: 0, **{f"{queue}:{name}": 0 for name in names}}
+    # The same ids again, at once: arq refuses an id whose job or result is still in Redis.
+    await enqueue_each()
+    assert await run([]) == len(names)
+
+
+def test_the_sweeper_runs_every_interval_seconds(settings: Settings) -> None:
+    """docs/configuration.md: the sweeper runs every APPS_API_WEBHOOK_SWEEP_INTERVAL_SECONDS (at
+    most 30): arq's own schedule of the cron job, over two minutes, never leaves a longer gap,
+    also across the minute when the interval does not divide 60."""
+    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    for interval in range(1, 31):
+        configured = settings.model_copy(update={"webhook_sweep_interval_seconds": interval})
+        (sweep,) = [job for job in tasks.cron_jobs(configured) if job.coroutine is tasks.sweep_outbound]
+        sweep.calculate_next(start)
+        runs: list[datetime] = []
+        while sweep.next_run is not None and sweep.next_run < start + timedelta(minutes=2):
+            runs.append(sweep.next_run)
+            sweep.calculate_next(sweep.next_run)
+        gaps = {(later - earlier).total_seconds() for earlier, later in itertools.pairwise(runs)}
+        assert max(gaps) <= interval, (interval, sorted(gaps))
+        if 60 % interval == 0:
+            assert gaps == {interval}, (interval, sorted(gaps))
+
+
+async def test_a_failing_pump_does_not_abandon_the_other_endpoints_of_the_dispatch(
+    world: World,
+    engine: AsyncEngine,
+    arq_pool: ArqRedis,
+    open_context: OpenContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """dispatch_events sends its first endpoints' deliveries itself. Endpoint A's pump fails (its
+    lease waits on A's lock, held here, and PostgreSQL cancels the statement): the failure is
+    logged, endpoint B's delivery is still sent, and the job ends normally (arq would otherwise
+    run the whole dispatch again)."""
+    monkeypatch.setattr(pumps, "SETTLE_TRIES", 1)  # a pump gives up at its first database error
+    caplog.set_level(logging.WARNING, logger=tasks.__name__)
+    provider, org = await world.tenant("Pumps provider"), await world.tenant("Pumps org")
+    app = await world.app(provider)
+    with receivers(None, None) as (a, b):
+        for receiver in (a, b):
+            await world.webhook(provider, app, receiver.url, sub(CHATS))
+        await world.install(org, app)
+        await world.publish(chat_event(org.org_id))
+        context = open_context(arq_pool)
+        host_a = endpoint_host(a.url)
+        async with engine.connect() as holder:
+            await holder.begin()
+            await holder.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"), {"host": host_a}
+            )
+            job = asyncio.create_task(tasks.dispatch_events({WORKER_CONTEXT: context}))
+            waiting: list[int] = []
+
+            async def lease_of_a_waits() -> bool:
+                async with engine.connect() as connection:
+                    waiting[:] = (
+                        await connection.exec_driver_sql(
+                            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        )
+                    ).scalars()
+                return bool(waiting) or job.done()
+
+            await eventually(lease_of_a_waits, timeout=30, what="endpoint A's lease to wait on its lock")
+            for pid in waiting:
+                async with engine.connect() as connection:
+                    await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+            handled = await job
+            await holder.rollback()
+        assert handled >= 1
+        assert len(a.requests) == 0 and len(b.requests) == 1
+    assert f"pump of {host_a} stopped (QueryCanceledError)" in caplog.messages
+
+
+class _RecordingListener(EventListener):
+    """The worker's listener, remembering the grace it was stopped with."""
+
+    grace: float | None = None
+
+    async def stop(self, grace: float) -> None:
+        self.grace = grace
+        await super().stop(grace)
+
+
+async def test_close_stops_the_listener_with_the_webhook_timeout_plus_5_s(
+    engine: AsyncEngine, open_context: OpenContext
+) -> None:
+    """docs/operations.md: a worker stopping lets attempts in flight finish for up to
+    APPS_API_WEBHOOK_TIMEOUT + 5 s, and its LISTEN connection closes."""
+    before = await _listener_pids(engine)
+    context = open_context(webhook_timeout=2.5)
+    listener = context.listener = _RecordingListener(context)
+    listener.start()
+    mine: set[int] = set()
+
+    async def listening() -> bool:
+        mine.update(await _listener_pids(engine) - before)
+        return bool(mine)
+
+    await eventually(listening, timeout=30, what="the listener's LISTEN connection")
+    await tasks.close(context)
+    assert listener.grace == 2.5 + 5
+    assert context.listener is None
+
+    async def closed() -> bool:
+        return not (await _listener_pids(engine)) & mine
+
+    await eventually(closed, timeout=30, what="the LISTEN connection to close")
+
+
+async def test_close_without_a_listener_completes(open_context: OpenContext) -> None:
+    """A worker stopped before its start-up started the listener (or stopped twice) closes cleanly."""
+    context = open_context()
+    assert context.listener is None
+    await tasks.close(context)
+    await tasks.close(context)
+    assert context.listener is None
+
+
+async def test_a_deliver_job_sends_the_endpoint_of_its_own_delivery(
+    settings: Settings, open_context: OpenContext
+) -> None:
+    """deliver_outbound(delivery_id) pumps that delivery's endpoint, not another's: the other
+    delivery's id sorts before it (and is written first), so only an exact lookup finds it."""
+    context = open_context()
+    with receivers(None, None) as (own, other):
+        ids = [uuid.UUID(int=1), uuid.UUID(int=2)]
+        async with context.sessionmaker() as session, session.begin():
+            for delivery_id, receiver in zip(ids, (other, own), strict=True):
+                delivery, entry = _trigger_delivery(receiver.url, id=delivery_id)
+                session.add(delivery)
+                await session.flush()
+                session.add(entry)
+        try:
+            assert await tasks.deliver_outbound({WORKER_CONTEXT: context}, str(ids[1])) == "1 attempts"
+            assert (len(own.requests), len(other.requests)) == (1, 0)
+        finally:
+            async with context.sessionmaker() as session, session.begin():
+                await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+
+
+async def test_two_workers_enqueue_each_scheduled_cron_run_once(
+    settings: Settings, arq_pool: ArqRedis
+) -> None:
+    """ARCHITECTURE.md: the sweeper is a `unique` arq cron (so are the hourly jobs): workers
+    scheduling the same run enqueue it once, under an id naming the queue. arq's own scheduler
+    (`Worker.run_cron`) of two workers on one queue, for the next run of each cron job."""
+    queue = f"{settings.queue_name}:crons"
+    now = datetime.now(UTC)
+    expected = []
+    for job in tasks.cron_jobs(settings):
+        job.calculate_next(now)
+        assert job.next_run is not None
+        expected.append(f"{job.name}:{to_unix_ms(job.next_run)}")
+    workers = [
+        Worker(
+            functions=[],
+            cron_jobs=tasks.cron_jobs(settings),
+            queue_name=queue,
+            redis_pool=arq_pool,
+            handle_signals=False,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            for job in worker.cron_jobs:
+                job.calculate_next(now)
+            await worker.run_cron(now + timedelta(hours=2), 0.5)  # each job's next run, once
+        queued = sorted(member.decode() for member in await arq_pool.zrange(queue, 0, -1))
+        assert queued == sorted(expected)
+    finally:
+        for member in await arq_pool.zrange(queue, 0, -1):
+            await arq_pool.delete(job_key_prefix + member.decode())
+        await arq_pool.delete(queue)
