@@ -309,6 +309,34 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "both branches select the same rows for a value and for a column (the partner pair, looked"
         " up from either side); the branch only chooses the query plan, which the benchmark measures"
     ),
+    ("kit/throttle.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "Subject: made by the callers in a list and read attribute by attribute; no code assigns to"
+        " its fields (mypy --strict refuses it) or hashes one (none is a dict key, set member or"
+        " cache argument): frozen or not, every call gives the same result"
+    ),
+    **{
+        (
+            "kit/throttle.py",
+            "hashed = hashlib.sha256(self.value.encode()).hexdigest()[:32]",
+            f"hashed = hashlib.sha256(self.value.encode()).hexdigest()[: {length}]",
+        ): (
+            "Subject.key() is the only place a key is named, for every reader and writer, and the"
+            " key format is documented nowhere: a prefix of 31 or 33 hex digits of the same SHA-256"
+            " changes every key alike (124 bits or more, no collision to be found either way)"
+        )
+        for length in (31, 33)
+    },
+    **{
+        (
+            "kit/throttle.py",
+            "return max((int(ttl) for ttl in ttls if ttl and int(ttl) > 0), default=0)",
+            f"return max((int(ttl) for ttl in ttls if ttl and int(ttl) {after}), default=0)",
+        ): (
+            "Redis's TTL is an integer: -2 (no key), -1 (no expiry) or the seconds left; `ttl and`"
+            " already leaves 0 out, and `>= 0` / `> -1` are false for -1 and -2 as `> 0` is"
+        )
+        for after in (">= 0", "> -1")
+    },
     ("kit/pagination.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
         "PageParams, _Cursor and _Walk: no code assigns to their fields (mypy --strict refuses it) or"
         " hashes one (none is a dict key, set member or cache argument, and FastAPI does not hash a"
