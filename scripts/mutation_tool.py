@@ -309,6 +309,76 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "both branches select the same rows for a value and for a column (the partner pair, looked"
         " up from either side); the branch only chooses the query plan, which the benchmark measures"
     ),
+    ("kit/throttle.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "Subject: made by the callers in a list and read attribute by attribute; no code assigns to"
+        " its fields (mypy --strict refuses it) or hashes one (none is a dict key, set member or"
+        " cache argument): frozen or not, every call gives the same result"
+    ),
+    **{
+        (
+            "kit/throttle.py",
+            "hashed = hashlib.sha256(self.value.encode()).hexdigest()[:32]",
+            f"hashed = hashlib.sha256(self.value.encode()).hexdigest()[: {length}]",
+        ): (
+            "Subject.key() is the only place a key is named, for every reader and writer, and the"
+            " key format is documented nowhere: a prefix of 31 or 33 hex digits of the same SHA-256"
+            " changes every key alike (124 bits or more, no collision to be found either way)"
+        )
+        for length in (31, 33)
+    },
+    **{
+        (
+            "kit/throttle.py",
+            "return max((int(ttl) for ttl in ttls if ttl and int(ttl) > 0), default=0)",
+            f"return max((int(ttl) for ttl in ttls if ttl and int(ttl) {after}), default=0)",
+        ): (
+            "Redis's TTL is an integer: -2 (no key), -1 (no expiry) or the seconds left; `ttl and`"
+            " already leaves 0 out, and `>= 0` / `> -1` are false for -1 and -2 as `> 0` is"
+        )
+        for after in (">= 0", "> -1")
+    },
+    ("auth/service.py", "return self.kind != USER", "return self.kind < USER"): (
+        'a kind is "user", "app_as_user" or "app_user" (the Kind Literal; every Principal is made'
+        ' with one of the three constants), and both app kinds sort before "user": `< USER` is'
+        " true exactly when `!= USER` is"
+    ),
+    ("auth/service.py", "if kind == USER:", "if kind >= USER:"): (
+        'of the three kinds only "user" sorts at or after "user" ("app_as_user" and "app_user"'
+        " sort before it): `>= USER` is true exactly when `== USER` is"
+    ),
+    ("auth/service.py", "if kind == APP_AS_USER:", "if kind <= APP_AS_USER:"): (
+        'past `kind == USER` a kind is "app_as_user" or "app_user", and "app_user" sorts after'
+        ' "app_as_user" ("u" > "a" after "app_"): `<= APP_AS_USER` is true exactly when `==` is'
+    ),
+    (
+        "auth/service.py",
+        "return [attribute.columns[0].label(prefix + attribute.key)"
+        " for attribute in inspect(model).column_attrs]",
+        "return [attribute.columns[ -1].label(prefix + attribute.key)"
+        " for attribute in inspect(model).column_attrs]",
+    ): (
+        "_columns() is only called for User and Organization, whose every column attribute maps"
+        " exactly one column (no column_property of several, no inheritance): the first column is"
+        " the last"
+    ),
+    ("auth/service.py", "row = rows[0]", "row = rows[ -1]"): (
+        "_TOKEN_PRINCIPAL returns at most one row: key_digest is unique, a token has one user and"
+        " a user one organization, and the outer join's installation is the one whose app_user_id"
+        " is the user (uq_app_installations_app_user_id): the first row is the last"
+    ),
+    **{
+        ("auth/service.py", "_NO_CACHE = PrincipalCache(size=0, seconds=0)", after): (
+            "_NO_CACHE is never turned on (only PrincipalListener turns on the app's own cache):"
+            " get() returns None and put() keeps nothing before reading size or seconds, and"
+            " nothing asks its `enabled`"
+        )
+        for after in (
+            "_NO_CACHE = PrincipalCache(size= 1, seconds=0)",
+            "_NO_CACHE = PrincipalCache(size= -1, seconds=0)",
+            "_NO_CACHE = PrincipalCache(size=0, seconds= 1)",
+            "_NO_CACHE = PrincipalCache(size=0, seconds= -1)",
+        )
+    },
     ("kit/pagination.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
         "PageParams, _Cursor and _Walk: no code assigns to their fields (mypy --strict refuses it) or"
         " hashes one (none is a dict key, set member or cache argument, and FastAPI does not hash a"

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.app_user_tokens.service import mint
+from apps_api.auth import service
+from apps_api.auth.service import APP_USER, USER, authenticate_token
+from apps_api.kit.security import digest
+from apps_api.models import Organization, User
 from apps_api.models.base import utcnow
+from apps_api.platform.service import create_token
 from tests.fixtures.factories import Tenant, make_app, make_tenant, make_user
+from tests.fixtures.installflow import install_directly, make_bot_app, make_installer
 
 PUBLIC = "/api/v5/public_apps"
 
@@ -190,3 +198,89 @@ async def test_every_kind_of_route_documents_the_authorization_header_in_openapi
     schema = (await client.get("/openapi.json")).json()
     assert schema["paths"][path][method]["security"] == [{"APIKeyHeader": []}]
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "Authorization"
+
+
+# --- auth/service.py: a token key to its principal (survivors of its generated mutants) -----------
+
+
+async def _person(session: AsyncSession, organization: Organization, user_id: uuid.UUID) -> str:
+    """A person of `organization` with this very id, and the key of an API token of theirs."""
+    session.add(User(id=user_id, organization_id=organization.id, permissions=["settings"]))
+    await session.flush()
+    _, key = await create_token(session=session, user_id=user_id)
+    return key
+
+
+async def test_a_users_token_is_the_user_and_attaches_the_sessions_own_objects(
+    session: AsyncSession, tenant: Tenant
+) -> None:
+    principal = await authenticate_token(session=session, key=tenant.token)
+    assert principal is not None
+    assert (principal.kind, principal.is_app, principal.installation_id) == (USER, False, None)
+    # A write asks for the ORM objects: the session's own instances, not copies.
+    assert principal.organization is tenant.organization
+    assert principal.user is tenant.user
+
+
+async def test_an_app_users_token_is_the_app_with_its_installations_scopes(session: AsyncSession) -> None:
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_bot_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    assert installation.allowed_scopes
+    _, key = await mint(session=session, installation=installation, expires_at=None)
+    principal = await authenticate_token(session=session, key=key)
+    assert principal is not None
+    assert (principal.kind, principal.is_app) == (APP_USER, True)
+    assert (principal.installation_id, principal.app_id) == (installation.id, app.id)
+    assert principal.permissions == frozenset(installation.allowed_scopes)
+
+
+async def test_only_the_installations_own_app_user_is_the_app(session: AsyncSession) -> None:
+    """The token's user is an app user only when an installation names exactly that user, in the
+    user's own organization: people whose ids sort on either side of the app user's, and people
+    another organization's installation names (ids on either side of theirs), are plain users."""
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_bot_app(session, owner.organization)
+    installation = await install_directly(session, installer, app)
+    assert installation.app_user_id is not None
+    keys = [
+        await _person(session, installer.organization, uuid.UUID(int=installation.app_user_id.int + step))
+        for step in (-1, 1)
+    ]
+    # Organizations on both sides of the people's: each names one of them as its app user.
+    low, middle, high = sorted(
+        [await make_tenant(session, name=name) for name in ("A", "B", "C")], key=lambda t: t.org_id
+    )
+    for other in (low, high):
+        person = uuid.uuid4()
+        keys.append(await _person(session, middle.organization, person))
+        named = await install_directly(session, other, app)
+        named.app_user_id = person
+        await session.flush()
+    for key in keys:
+        principal = await authenticate_token(session=session, key=key)
+        assert principal is not None
+        assert (principal.kind, principal.is_app, principal.installation_id) == (USER, False, None)
+
+
+async def test_a_token_is_dead_from_the_instant_it_expires(
+    session: AsyncSession, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expires_at = utcnow()
+    _, key = await make_user(session, tenant.organization, token_expires_at=expires_at)
+    monkeypatch.setattr(service, "utcnow", lambda: expires_at - timedelta(microseconds=1))
+    assert await authenticate_token(session=session, key=key) is not None
+    monkeypatch.setattr(service, "utcnow", lambda: expires_at)
+    assert await authenticate_token(session=session, key=key) is None
+
+
+async def test_a_tokens_principal_is_in_its_users_organization_only(session: AsyncSession) -> None:
+    # Organizations on both sides of each other's id: the lookup joins exactly the user's one.
+    tenants = sorted([await make_tenant(session, name=name) for name in ("A", "B")], key=lambda t: t.org_id)
+    for tenant in tenants:
+        rows = await service._TOKEN_PRINCIPAL.fetch(session, digest=digest(tenant.token), now=utcnow())
+        assert [row["organization_id"] for row in rows] == [tenant.org_id]
+        principal = await authenticate_token(session=session, key=tenant.token)
+        assert principal is not None and principal.organization_id == tenant.org_id

@@ -4,8 +4,10 @@ hashing is bounded per process, and passwords use OWASP's argon2id parameters (r
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +30,14 @@ from apps_api.kit.security import (
     password_needs_rehash,
     verify_password,
 )
-from apps_api.kit.throttle import MAX_LOCK_SECONDS, Subject, locked_for, record_failure, record_success
+from apps_api.kit.throttle import (
+    MAX_LOCK_SECONDS,
+    Subject,
+    ThrottleUnavailable,
+    locked_for,
+    record_failure,
+    record_success,
+)
 from apps_api.main import create_app
 from apps_api.models import AppUserCode
 from apps_api.settings import Settings
@@ -442,7 +451,8 @@ async def test_the_throttle_window_is_15_minutes_and_the_first_lock_one(arq_pool
         for _ in range(4):
             assert await record_failure(arq_pool, [subject]) == 0
         counted_for = await arq_pool.ttl(subject.key("fails"))
-        assert 15 * 60 - 30 <= counted_for <= 15 * 60
+        # Counted from the first failure a moment ago (a few seconds' slack for a busy machine).
+        assert 15 * 60 - 10 <= counted_for <= 15 * 60
         assert await record_failure(arq_pool, [subject]) == 60
         assert 30 <= await locked_for(arq_pool, [subject]) <= 60
         # README, Security: "the level is forgotten a day after the last lock".
@@ -465,3 +475,71 @@ async def test_a_lock_in_its_last_second_still_counts(arq_pool: ArqRedis) -> Non
         assert await locked_for(arq_pool, [subject]) == 1
     finally:
         await arq_pool.delete(subject.key("lock"))
+
+
+async def test_no_subjects_count_nothing(arq_pool: ArqRedis) -> None:
+    # "0: none" also when there is nothing to count against, Redis or not.
+    assert await locked_for(arq_pool, []) == 0
+    assert await record_failure(arq_pool, []) == 0
+    await record_success(arq_pool, [])
+
+
+async def test_a_lock_is_logged_when_it_starts_and_failures_before_it_are_not(
+    arq_pool: ArqRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    subject = Subject("test-logged", secrets.token_hex(8))
+    caplog.set_level(logging.WARNING, logger="apps_api.kit.throttle")
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "apps_api.kit.throttle"]
+
+    try:
+        for _ in range(4):
+            assert await record_failure(arq_pool, [subject]) == 0
+        assert logged() == []
+        assert await record_failure(arq_pool, [subject]) == 60
+        assert logged() == ["test-logged locked for 60 s after 5 failures"]
+    finally:
+        await arq_pool.delete(*(subject.key(part) for part in ("fails", "level", "lock")))
+
+
+@pytest.fixture
+async def unreachable_redis() -> AsyncIterator[ArqRedis]:
+    """A Redis client for a loopback port that nothing listens on: every command fails to connect."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    redis = ArqRedis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    yield redis
+    await redis.aclose()
+
+
+async def test_when_redis_does_not_answer_the_throttle_refuses_rather_than_counts_nothing(
+    unreachable_redis: ArqRedis,
+) -> None:
+    """docs/security.md: "If Redis does not answer, logins get 503 rather than going unthrottled"."""
+    subject = Subject("test-unreachable", secrets.token_hex(8))
+    with pytest.raises(ThrottleUnavailable):
+        await locked_for(unreachable_redis, [subject])
+    with pytest.raises(ThrottleUnavailable):
+        await record_failure(unreachable_redis, [subject])
+    with pytest.raises(ThrottleUnavailable):
+        await record_success(unreachable_redis, [subject])
+
+
+async def test_when_redis_does_not_answer_sign_ins_and_token_exchanges_get_503(
+    app: Any, client: httpx.AsyncClient, session: AsyncSession, public_app: Any, unreachable_redis: ArqRedis
+) -> None:
+    installer = await make_installer(session)
+    owner = await make_tenant(session, name="Owner")
+    bot = await make_bot_app(session, owner.organization)
+    code = await issue_code(session, await install_directly(session, installer, bot))
+    email = installer.user.email
+    assert email is not None
+    app.state.arq = unreachable_redis
+    for form in ("install", "console"):
+        busy = await _sign_in(client, form, public_app.id, email, PASSWORD)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "5", form
+    refused = await client.post("/identity/token", data=token_form(bot, code))
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert refused.json()["error"] == "temporarily_unavailable"
