@@ -25,6 +25,7 @@ from apps_api.web.session import (
     SESSION_TTL_SECONDS,
     BrowserSession,
     clear_session,
+    is_https,
     read_device,
     read_session,
     safe_next,
@@ -106,6 +107,8 @@ def _request(cookies: dict[str, str], *, scheme: str = "http") -> Request:
         "scheme": scheme,
         "method": "GET",
         "path": "/apps/",
+        "query_string": b"",
+        "server": ("service.example.com", 443 if scheme == "https" else 80),
         "headers": [(b"cookie", header.encode())] if header else [],
     }
     return Request(scope)
@@ -188,6 +191,14 @@ def test_a_tampered_or_incomplete_device_cookie_is_no_device() -> None:
     no_user = signer.dumps({"n": "a nonce"})
     assert read_device(_request({DEVICE_COOKIE_NAME: no_user}), secret_key=SECRET) is None
     assert read_device(_request({}), secret_key=SECRET) is None
+
+
+@pytest.mark.parametrize(("scheme", "expected"), [("https", True), ("http", False), ("ws", False)])
+def test_only_an_https_request_counts_as_https(scheme: str, expected: bool) -> None:
+    """Without a public base URL the request's own scheme decides whether cookies are Secure."""
+    assert is_https(_request({}, scheme=scheme), public_base_url=None) is expected
+    assert is_https(_request({}, scheme=scheme), public_base_url="https://service.example.com")
+    assert not is_https(_request({}, scheme=scheme), public_base_url="http://service.example.com")
 
 
 @pytest.mark.parametrize("epoch", [True, False, "3", 2.0])
