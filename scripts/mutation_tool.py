@@ -499,6 +499,40 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             ("second={30},", "second={ 29},"),
         )
     },
+    **{
+        ("web/session.py", before, before.replace("(24)", f"( {n})")): (
+            "the length of a random token (the session id, the device cookie's nonce) is not a"
+            " documented format (docs/security.md promises none): 23 to 25 random bytes are all"
+            " far beyond guessing, and every reader only compares a token with the one it issued"
+        )
+        for before in (
+            "return BrowserSession(sid=secrets.token_urlsafe(24))",
+            "sid=secrets.token_urlsafe(24),",
+            "value = _serializer(secret_key, _DEVICE_SALT).dumps("
+            '{"uid": str(user.id), "n": secrets.token_urlsafe(24)})',
+        )
+        for n in (23, 25)
+    },
+    **{
+        (
+            "web/session.py",
+            'return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:32]',
+            f'return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[: {n}]',
+        ): (
+            "the password digest is only compared with password_digest() of the same code"
+            " (web.accounts), never stored or documented: 31 or 33 hex digits change with the"
+            " password exactly as 32 do (a collision of 124 bits is as out of reach as one of 128)"
+        )
+        for n in (31, 33)
+    },
+    (
+        "web/session.py",
+        'port = parts.port or (443 if scheme == "https" else 80)',
+        'port = parts.port or (443 if scheme >= "https" else 80)',
+    ): (
+        'the line above returns unless scheme is "http" or "https"; "http" sorts before "https",'
+        ' so `>= "https"` is true exactly when `== "https"` is'
+    ),
 }
 
 

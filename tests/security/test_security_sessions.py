@@ -6,14 +6,32 @@ fresh browser (as an attacker who copied it would): the install page asks to log
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request, Response
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from apps_api.models import User
 from apps_api.platform import service
-from apps_api.web.session import COOKIE_NAME
+from apps_api.web import session as session_module
+from apps_api.web.session import (
+    COOKIE_NAME,
+    DEVICE_COOKIE_NAME,
+    SESSION_TTL_SECONDS,
+    BrowserSession,
+    clear_session,
+    is_https,
+    read_device,
+    read_session,
+    safe_next,
+    set_sign_in_cookies,
+    write_session,
+)
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.installflow import csrf_of, install_url, log_in, make_installer, make_public_app
 
@@ -74,3 +92,156 @@ async def test_a_saved_cookie_is_worthless_after_the_session_ends(
         async with _browser(app) as again:
             await log_in(again, public.id, installer.user.email)
             assert await _is_logged_in(app, again.cookies.get(COOKIE_NAME, path="/apps/"), public.id)
+
+
+# The cookies' and `next`'s rules, checked on web.session's functions directly (mutation triage).
+
+SECRET = "a test secret key"
+ORIGIN = "https://service.example.com"
+
+
+def _request(cookies: dict[str, str], *, scheme: str = "http") -> Request:
+    header = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    scope: dict[str, Any] = {
+        "type": "http",
+        "scheme": scheme,
+        "method": "GET",
+        "path": "/apps/",
+        "query_string": b"",
+        "server": ("service.example.com", 443 if scheme == "https" else 80),
+        "headers": [(b"cookie", header.encode())] if header else [],
+    }
+    return Request(scope)
+
+
+def _user(epoch: int = 3) -> User:
+    return User(id=uuid.uuid4(), email="who@example.com", password_hash="a hash", session_epoch=epoch)
+
+
+def _set_cookies(response: Response) -> list[dict[str, str]]:
+    """Each Set-Cookie header as {attribute (lowercased): value}, the cookie's name under "name"."""
+    parsed = []
+    for name, value in response.raw_headers:
+        if name != b"set-cookie":
+            continue
+        first, *attributes = value.decode().split("; ")
+        cookie_name, cookie_value = first.split("=", 1)
+        cookie = {"name": cookie_name, "value": cookie_value}
+        for attribute in attributes:
+            key, _, attr_value = attribute.partition("=")
+            cookie[key.lower()] = attr_value
+        parsed.append(cookie)
+    return parsed
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_sign_in_sets_both_cookies_httponly_lax_on_both_paths(secure: bool) -> None:
+    response = Response()
+    user = _user()
+    set_sign_in_cookies(response, user, secret_key=SECRET, secure=secure)
+    cookies = _set_cookies(response)
+    expected = {
+        (COOKIE_NAME, "/apps/", str(SESSION_TTL_SECONDS)),
+        (COOKIE_NAME, "/console/", str(SESSION_TTL_SECONDS)),
+        (DEVICE_COOKIE_NAME, "/apps/", str(180 * 24 * 60 * 60)),
+        (DEVICE_COOKIE_NAME, "/console/", str(180 * 24 * 60 * 60)),
+    }
+    assert {(c["name"], c["path"], c["max-age"]) for c in cookies} == expected
+    assert len(cookies) == 4
+    for cookie in cookies:
+        assert "httponly" in cookie, cookie
+        assert cookie["samesite"].lower() == "lax", cookie
+        assert ("secure" in cookie) is secure, cookie
+    # The device cookie reads back as this user's, with a nonce.
+    device_value = next(c["value"] for c in cookies if c["name"] == DEVICE_COOKIE_NAME)
+    device = read_device(_request({DEVICE_COOKIE_NAME: device_value}), secret_key=SECRET)
+    assert device is not None and device.user_id == user.id and device.nonce
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        device.nonce = "another"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_clearing_the_session_expires_it_httponly_lax_on_both_paths(secure: bool) -> None:
+    response = Response()
+    clear_session(response, secure=secure)
+    cookies = _set_cookies(response)
+    assert sorted((c["name"], c["path"]) for c in cookies) == [
+        (COOKIE_NAME, "/apps/"),
+        (COOKIE_NAME, "/console/"),
+    ]
+    for cookie in cookies:
+        assert cookie["max-age"] == "0", cookie
+        assert "httponly" in cookie, cookie
+        assert cookie["samesite"].lower() == "lax", cookie
+        assert ("secure" in cookie) is secure, cookie
+
+
+def test_a_tampered_or_incomplete_device_cookie_is_no_device() -> None:
+    response = Response()
+    set_sign_in_cookies(response, _user(), secret_key=SECRET, secure=False)
+    value = next(c["value"] for c in _set_cookies(response) if c["name"] == DEVICE_COOKIE_NAME)
+    assert read_device(_request({DEVICE_COOKIE_NAME: value}), secret_key=SECRET) is not None
+    # Signed with another key, or edited: a bad signature.
+    assert read_device(_request({DEVICE_COOKIE_NAME: value}), secret_key="another key") is None
+    assert read_device(_request({DEVICE_COOKIE_NAME: "x" + value}), secret_key=SECRET) is None
+    # Correctly signed but without the nonce, or without the user.
+    signer = URLSafeTimedSerializer(SECRET, salt=session_module._DEVICE_SALT)
+    no_nonce = signer.dumps({"uid": str(uuid.uuid4())})
+    assert read_device(_request({DEVICE_COOKIE_NAME: no_nonce}), secret_key=SECRET) is None
+    no_user = signer.dumps({"n": "a nonce"})
+    assert read_device(_request({DEVICE_COOKIE_NAME: no_user}), secret_key=SECRET) is None
+    assert read_device(_request({}), secret_key=SECRET) is None
+
+
+@pytest.mark.parametrize(("scheme", "expected"), [("https", True), ("http", False), ("ws", False)])
+def test_only_an_https_request_counts_as_https(scheme: str, expected: bool) -> None:
+    """Without a public base URL the request's own scheme decides whether cookies are Secure."""
+    assert is_https(_request({}, scheme=scheme), public_base_url=None) is expected
+    assert is_https(_request({}, scheme=scheme), public_base_url="https://service.example.com")
+    assert not is_https(_request({}, scheme=scheme), public_base_url="http://service.example.com")
+
+
+@pytest.mark.parametrize("epoch", [True, False, "3", 2.0])
+def test_a_session_epoch_that_is_not_an_int_is_no_epoch(epoch: Any) -> None:
+    response = Response()
+    odd = BrowserSession(sid="a sid", user_id=uuid.uuid4(), password_digest="d", epoch=epoch)
+    write_session(response, odd, secret_key=SECRET, secure=False)
+    value = _set_cookies(response)[0]["value"]
+    read = read_session(_request({COOKIE_NAME: value}), secret_key=SECRET)
+    assert read is not None and read.sid == "a sid" and read.epoch is None
+    # An int epoch is kept.
+    response = Response()
+    write_session(response, dataclasses.replace(odd, epoch=7), secret_key=SECRET, secure=False)
+    value = _set_cookies(response)[0]["value"]
+    read = read_session(_request({COOKIE_NAME: value}), secret_key=SECRET)
+    assert read is not None and read.epoch == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "origin", "expected"),
+    [
+        ("/a!b", ORIGIN, "/a!b"),  # '!' (0x21) is no control character
+        ("/a~b", ORIGIN, "/a~b"),  # '~' (0x7E) neither
+        ("/a\x7fb", ORIGIN, None),  # DEL is
+        ("/a b", ORIGIN, None),
+        ("/a\x00b", ORIGIN, None),
+        ("https://user@service.example.com/x", ORIGIN, None),  # a user name alone
+        ("https://:pw@service.example.com/x", ORIGIN, None),  # a password alone
+        ("https://user:pw@service.example.com/x", ORIGIN, None),
+        ("https://service.example.com/x?q=1", ORIGIN, "/x?q=1"),
+        ("https://service.example.com:443/x", ORIGIN, "/x"),
+        ("https://service.example.com/x", "https://service.example.com:443", "/x"),
+        ("http://service.example.com:80/x", "http://service.example.com", "/x"),
+        ("http://service.example.com/x", "http://service.example.com:80", "/x"),
+        ("http://service.example.com/x", "http://service.example.com:81", None),
+        ("http://service.example.com/x", "http://service.example.com:79", None),
+        ("http://service.example.com/x", ORIGIN, None),
+        ("https:///x", ORIGIN, None),  # an http(s) URL without a host
+        ("https:x", ORIGIN, None),
+        ("javascript:alert(1)", ORIGIN, None),
+    ],
+)
+def test_safe_next_characters_credentials_and_default_ports(
+    value: str, origin: str, expected: str | None
+) -> None:
+    assert safe_next(value, origin=origin) == expected
