@@ -121,6 +121,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "no code assigns to a Keyring's fields (mypy --strict refuses it) or hashes one (none is a"
         " dict key, set member or cache argument): frozen or not, every call gives the same result"
     ),
+    ("web/session.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "BrowserSession and DeviceCookie: no code assigns to their fields (mypy --strict refuses"
+        " it; a new session is built anew) or hashes one; equality is the same frozen"
+        " or not"
+    ),
     ("auth/policy.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
         "Collection and ProviderReader: no code assigns to their fields (mypy --strict refuses it)"
         " or hashes one (none is a dict key, set member or cache argument); equality, which the"
