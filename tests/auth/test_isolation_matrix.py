@@ -474,7 +474,9 @@ async def test_no_caller_gets_into_another_organization(
                 await savepoint.rollback()
                 # The matrix fails credentials on purpose, far more often than the login
                 # throttle allows (tests/security/test_security_login.py): each call starts unthrottled.
-                keys = [key async for key in arq_pool.scan_iter(match="apps_api:throttle:*")]
+                keys = [
+                    key async for key in arq_pool.scan_iter(match=f"{arq_pool.default_queue_name}:throttle:*")
+                ]
                 if keys:
                     await arq_pool.delete(*keys)
             expected = route.expect[name]

@@ -31,6 +31,7 @@ from apps_api.kit.security import (
     verify_password,
 )
 from apps_api.kit.throttle import (
+    MAX_FAILURES,
     MAX_LOCK_SECONDS,
     Subject,
     ThrottleUnavailable,
@@ -242,11 +243,16 @@ async def test_each_new_lock_lasts_twice_as_long_up_to_one_hour(
         assert locking.status_code == 429
         seen.append(int(locking.headers["retry-after"]))
         # Let the lock end without waiting for it: what the passing of time would do in Redis.
-        await arq_pool.delete(Subject("login-account", email).key("lock"))
+        await arq_pool.delete(Subject("login-account", email).key("lock", arq_pool.default_queue_name))
         address = client._transport.client[0]  # type: ignore[attr-defined]
-        await arq_pool.delete(Subject("login-address", address).key("lock"))
+        await arq_pool.delete(Subject("login-address", address).key("lock", arq_pool.default_queue_name))
         # The address also counted every failure: give it a clean slate to isolate the account.
-        await arq_pool.delete(*(Subject("login-address", address).key(p) for p in ("fails", "level")))
+        await arq_pool.delete(
+            *(
+                Subject("login-address", address).key(p, arq_pool.default_queue_name)
+                for p in ("fails", "level")
+            )
+        )
     assert seen == [60, 120, 240, 480, 960, 1920, 3600, 3600]
     assert MAX_LOCK_SECONDS == 3600
 
@@ -450,15 +456,21 @@ async def test_the_throttle_window_is_15_minutes_and_the_first_lock_one(arq_pool
     try:
         for _ in range(4):
             assert await record_failure(arq_pool, [subject]) == 0
-        counted_for = await arq_pool.ttl(subject.key("fails"))
+        counted_for = await arq_pool.ttl(subject.key("fails", arq_pool.default_queue_name))
         # Counted from the first failure a moment ago (a few seconds' slack for a busy machine).
         assert 15 * 60 - 10 <= counted_for <= 15 * 60
         assert await record_failure(arq_pool, [subject]) == 60
         assert 30 <= await locked_for(arq_pool, [subject]) <= 60
         # README, Security: "the level is forgotten a day after the last lock".
-        assert 24 * 3600 - 30 <= await arq_pool.ttl(subject.key("level")) <= 24 * 3600
+        assert (
+            24 * 3600 - 30
+            <= await arq_pool.ttl(subject.key("level", arq_pool.default_queue_name))
+            <= 24 * 3600
+        )
     finally:
-        await arq_pool.delete(*(subject.key(part) for part in ("fails", "level", "lock")))
+        await arq_pool.delete(
+            *(subject.key(part, arq_pool.default_queue_name) for part in ("fails", "level", "lock"))
+        )
 
 
 async def test_without_redis_configured_nothing_is_counted() -> None:
@@ -471,10 +483,10 @@ async def test_without_redis_configured_nothing_is_counted() -> None:
 async def test_a_lock_in_its_last_second_still_counts(arq_pool: ArqRedis) -> None:
     subject = Subject("test-last-second", secrets.token_hex(8))
     try:
-        await arq_pool.set(subject.key("lock"), "1", ex=1)
+        await arq_pool.set(subject.key("lock", arq_pool.default_queue_name), "1", ex=1)
         assert await locked_for(arq_pool, [subject]) == 1
     finally:
-        await arq_pool.delete(subject.key("lock"))
+        await arq_pool.delete(subject.key("lock", arq_pool.default_queue_name))
 
 
 async def test_no_subjects_count_nothing(arq_pool: ArqRedis) -> None:
@@ -500,7 +512,9 @@ async def test_a_lock_is_logged_when_it_starts_and_failures_before_it_are_not(
         assert await record_failure(arq_pool, [subject]) == 60
         assert logged() == ["test-logged locked for 60 s after 5 failures"]
     finally:
-        await arq_pool.delete(*(subject.key(part) for part in ("fails", "level", "lock")))
+        await arq_pool.delete(
+            *(subject.key(part, arq_pool.default_queue_name) for part in ("fails", "level", "lock"))
+        )
 
 
 @pytest.fixture
@@ -543,3 +557,25 @@ async def test_when_redis_does_not_answer_sign_ins_and_token_exchanges_get_503(
     refused = await client.post("/identity/token", data=token_form(bot, code))
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert refused.json()["error"] == "temporarily_unavailable"
+
+
+async def test_deployments_sharing_a_redis_never_count_each_others_failures(arq_pool: ArqRedis) -> None:
+    """Keys are named after the deployment's queue: another deployment (or test run) on the same
+    Redis, failing the same subject to a lock, leaves this one's count alone."""
+    other = ArqRedis(
+        connection_pool=arq_pool.connection_pool, default_queue_name=f"{arq_pool.default_queue_name}:other"
+    )
+    subject = Subject("test-namespaces", secrets.token_hex(8))
+    try:
+        for _ in range(MAX_FAILURES):
+            await record_failure(other, [subject])
+        assert await locked_for(other, [subject]) > 0
+        assert await locked_for(arq_pool, [subject]) == 0
+        assert await record_failure(arq_pool, [subject]) == 0
+        await record_success(other, [subject])
+        assert await arq_pool.get(subject.key("fails", arq_pool.default_queue_name)) == b"1"
+    finally:
+        for pool in (arq_pool, other):
+            await arq_pool.delete(
+                *(subject.key(part, pool.default_queue_name) for part in ("fails", "level", "lock"))
+            )

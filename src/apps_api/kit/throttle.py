@@ -10,7 +10,9 @@ the lock level is forgotten a day after the last lock, and a success clears a su
 and level.
 
 Subjects are stored as SHA-256 digests (no email address or client id in Redis). Each step is
-one Lua script, so concurrent failures on several processes count exactly.
+one Lua script, so concurrent failures on several processes count exactly. Keys are named after
+the deployment's queue (the arq pool's `default_queue_name`, `settings.queue_name`), as its cron
+jobs are: deployments or test runs sharing a Redis never count each other's failures.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ WINDOW_SECONDS = 15 * 60
 FIRST_LOCK_SECONDS = 60
 MAX_LOCK_SECONDS = 60 * 60
 LEVEL_MEMORY_SECONDS = 24 * 60 * 60
-_PREFIX = "apps_api:throttle"
 
 # KEYS: fails, level, lock. ARGV: max failures, window, first lock, max lock, level memory.
 # Returns the lock's seconds when this failure locked the subject, else 0.
@@ -59,9 +60,14 @@ class Subject:
     value: str
     max_failures: int = MAX_FAILURES
 
-    def key(self, part: str) -> str:
+    def key(self, part: str, namespace: str) -> str:
         hashed = hashlib.sha256(self.value.encode()).hexdigest()[:32]
-        return f"{_PREFIX}:{self.kind}:{hashed}:{part}"
+        return f"{namespace}:throttle:{self.kind}:{hashed}:{part}"
+
+
+def namespace_of(redis: Any) -> str:
+    """The deployment's namespace of a Redis client: the arq pool's queue name."""
+    return str(redis.default_queue_name)
 
 
 async def locked_for(redis: Any, subjects: list[Subject]) -> int:
@@ -69,7 +75,8 @@ async def locked_for(redis: Any, subjects: list[Subject]) -> int:
     if redis is None or not subjects:
         return 0
     try:
-        ttls = [await redis.ttl(subject.key("lock")) for subject in subjects]
+        namespace = namespace_of(redis)
+        ttls = [await redis.ttl(subject.key("lock", namespace)) for subject in subjects]
     except Exception as error:
         raise ThrottleUnavailable(str(type(error).__name__)) from error
     return max((int(ttl) for ttl in ttls if ttl and int(ttl) > 0), default=0)
@@ -80,14 +87,15 @@ async def record_failure(redis: Any, subjects: list[Subject]) -> int:
     if redis is None:
         return 0
     longest = 0
+    namespace = namespace_of(redis)
     try:
         for subject in subjects:
             seconds = await redis.eval(
                 _FAIL,
                 3,
-                subject.key("fails"),
-                subject.key("level"),
-                subject.key("lock"),
+                subject.key("fails", namespace),
+                subject.key("level", namespace),
+                subject.key("lock", namespace),
                 subject.max_failures,
                 WINDOW_SECONDS,
                 FIRST_LOCK_SECONDS,
@@ -109,6 +117,9 @@ async def record_success(redis: Any, subjects: list[Subject]) -> None:
     if redis is None or not subjects:
         return
     try:
-        await redis.delete(*(subject.key(part) for subject in subjects for part in ("fails", "level")))
+        namespace = namespace_of(redis)
+        await redis.delete(
+            *(subject.key(part, namespace) for subject in subjects for part in ("fails", "level"))
+        )
     except Exception as error:
         raise ThrottleUnavailable(str(type(error).__name__)) from error
