@@ -260,6 +260,12 @@ async def _queued(
     return queued
 
 
+async def _forget_deliveries(engine: AsyncEngine, ids: Iterable[uuid.UUID]) -> None:
+    """Delete a test's deliveries (their log entries go with them)."""
+    async with AsyncSession(engine) as session, session.begin():
+        await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(list(ids))))
+
+
 async def _live_leases(engine: AsyncEngine, host: str) -> int:
     async with AsyncSession(engine) as session:
         count = await session.scalar(
@@ -327,8 +333,7 @@ async def test_a_finished_attempt_passes_its_slot_and_the_bound_holds(
             statuses = dict(rows.all())
         assert [statuses[i] for i in ids] == ["successful"] * 4 + ["started"] * 2 + ["pending"]
     finally:
-        async with AsyncSession(engine) as session, session.begin():
-            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+        await _forget_deliveries(engine, ids)
 
 
 async def test_a_passed_slot_takes_over_an_abandoned_attempt_first(
@@ -364,8 +369,7 @@ async def test_a_passed_slot_takes_over_an_abandoned_attempt_first(
         assert new is not None and (new.status, new.retry_index) == ("started", 1)
         assert stored is not None and stored.current_log_entry_id == new.id and stored.locked_by == "worker-a"
     finally:
-        async with AsyncSession(engine) as session, session.begin():
-            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+        await _forget_deliveries(engine, ids)
 
 
 def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:
@@ -452,8 +456,7 @@ async def test_apps_take_turns_within_both_bounds_across_workers(
         # Both apps were served all along, neither ran ahead of the other by more than its bound.
         assert abs(served.get(first_app, 0) - served.get(second_app, 0)) <= 2, served
     finally:
-        async with AsyncSession(engine) as session, session.begin():
-            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+        await _forget_deliveries(engine, ids)
 
 
 async def test_a_lease_says_more_may_be_due_only_when_it_filled_its_slots(
@@ -483,8 +486,7 @@ async def test_a_lease_says_more_may_be_due_only_when_it_filled_its_slots(
             )
             assert passed == [] and not more
     finally:
-        async with AsyncSession(engine) as session, session.begin():
-            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+        await _forget_deliveries(engine, ids)
 
 
 # The pump (`engine.EndpointPump`) in this process, with a worker's context on the run's database
@@ -702,8 +704,7 @@ async def test_recording_alone_neither_waits_for_the_endpoint_lock_nor_leases(
                 assert await idle == ([], [], False)
         assert await _statuses(engine, ids) == ["successful", "pending"]
     finally:
-        async with AsyncSession(engine) as session, session.begin():
-            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+        await _forget_deliveries(engine, ids)
 
 
 async def test_recording_alone_is_one_statement_without_a_transaction(
@@ -743,5 +744,4 @@ async def test_recording_alone_is_one_statement_without_a_transaction(
         assert sent == [record._RECORD]
     finally:
         await settle_engine.dispose()
-        async with AsyncSession(engine) as session, session.begin():
-            await session.execute(delete(OutboundDelivery).where(OutboundDelivery.id.in_(ids)))
+        await _forget_deliveries(engine, ids)
