@@ -191,6 +191,7 @@ async def test_webhook_validation_is_400_per_field(
         "/api/v5/orgs/{organization_id}/ch ats",
         "/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations/*",
         "/api/v5/orgs/{app_organization_id}/owned_apps",
+        "/api/v5/orgs/{organization_id}/" + "a" * 470,  # 501 characters
     ]
     for pattern in bad_patterns:
         cases.append(
@@ -240,6 +241,7 @@ async def test_webhook_validation_is_400_per_field(
         "/api/v5/users/{user_id}/chats/*",
         "/api/v5/orgs/{organization_id}/owned_apps/{app_id}/webhooks",
         "/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations",
+        "/api/v5/orgs/{organization_id}/" + "a" * 469,  # 500 characters, the longest
     ]
     hundred = [subscription(f"/api/v5/orgs/{{organization_id}}/c{i}") for i in range(100 - len(good))]
     response = await client.post(

@@ -171,6 +171,10 @@ def test_pattern_validation() -> None:
     assert pattern_error("/api/v5/orgs/{app_organization_id}/owned_apps/{app_id}/installations/x") is not None
     assert pattern_error("/api/v5/orgs/{organization_id}/ch*ts") is not None
     assert pattern_error("/api/v5/orgs/{organization_id}/a" + "b" * 500) is not None
+    # At most 500 characters, the length of the column that stores it.
+    longest = "/api/v5/orgs/{organization_id}/" + "a" * 469
+    assert len(longest) == 500 and pattern_error(longest) is None
+    assert pattern_error(longest + "a") == "Must be at most 500 characters."
 
 
 def test_the_owner_hears_its_installations_channel_without_an_installer_scope() -> None:
@@ -192,12 +196,37 @@ def test_the_owner_hears_its_installations_channel_without_an_installer_scope() 
     assert matched(subscriptions, event, [third]) == set()
 
 
+def test_an_installation_elsewhere_never_hears_the_owners_installations_channel() -> None:
+    """Through its installation in another organization the app hears nothing of the owner's
+    channels, whichever way that organization's id compares with the owner's."""
+    owner = uuid.UUID(int=2**127)
+    webhook = uuid.uuid4()
+    channel = f"/api/v5/orgs/{owner}/owned_apps/{APP}/installations"
+    event = EventView(owner, channel, "added")
+    # The provider may read its own channel: only the organization check keeps these out.
+    for organization in (uuid.UUID(int=1), uuid.UUID(int=2**128 - 1)):
+        scopes = frozenset({"settings"})
+        elsewhere = InstallationView(uuid.uuid4(), APP, organization, APP_USER, scopes, owner)
+        assert matched([sub(webhook, INSTALLATIONS_PATTERN)], event, [elsewhere]) == set(), organization
+
+
+def test_an_installations_channel_of_a_malformed_id_names_no_app() -> None:
+    # 36 hexadecimal digits pass the channel's shape but are no UUID.
+    assert installations_channel_app(f"/api/v5/orgs/{'a' * 36}/owned_apps/{APP}/installations") is None
+    assert installations_channel_app(f"/api/v5/orgs/{OWNER}/owned_apps/{'0' * 36}/installations") is None
+
+
 def test_snapshots_follow_postgresql_visibility() -> None:
     snapshot = Snapshot.parse(105, "100:110:103,105")
     assert (snapshot.xmin, snapshot.xmax, snapshot.in_progress) == (100, 110, frozenset({103, 105}))
     assert snapshot.sees(99) and snapshot.sees(104) and snapshot.sees(105)  # 105: its own transaction
     assert not snapshot.sees(103) and not snapshot.sees(110) and not snapshot.sees(200)
     assert Snapshot.parse(7, "7:7:").in_progress == frozenset()
+    # xmin is the oldest transaction still running: it is not visible, every one below it is.
+    oldest_running = Snapshot.parse(105, "100:110:100,105")
+    assert oldest_running.sees(99) and not oldest_running.sees(100) and oldest_running.sees(101)
+    # Nothing else running: xmin is xmax, the next transaction to start.
+    assert not Snapshot.parse(6, "7:7:").sees(7)
 
 
 def test_installations_as_the_event_writer_saw_them() -> None:
@@ -222,6 +251,8 @@ def test_installations_as_the_event_writer_saw_them() -> None:
     assert was_installed(writer, inst(99, removed=103))  # removed by a transaction not committed yet
     assert was_installed(writer, inst(99, removed=120))
     assert not was_installed(writer, inst(99, removed=101))  # removed before the event was written
+    # Removed by a transaction that began after the writer's but committed before its statement.
+    assert not was_installed(writer, inst(99, removed=107))
     # Events without a snapshot (written before snapshots were recorded): what is installed now.
     legacy = EventView(ORG, f"/api/v5/orgs/{ORG}/chats", "added", "reports")
     assert was_installed(legacy, inst(111)) and not was_installed(legacy, inst(99, removed=101))
@@ -253,3 +284,15 @@ def test_one_match_per_app_and_endpoint_url_the_smallest_webhook_id() -> None:
     assert sorted((m.app_id, m.webhook_id) for m in found) == sorted(
         [(APP, same[0]), (APP, elsewhere), (other_app, other_app_webhook)]
     )
+
+
+def test_two_webhooks_of_one_app_on_one_url_get_the_event_once() -> None:
+    first, second = sorted(uuid.uuid4() for _ in range(2))
+    pattern = "/api/v5/orgs/{organization_id}/chats"
+    url = "https://hooks.example.com/x"
+    matchers = {APP: AppMatcher([sub(second, pattern), sub(first, pattern)], {first: url, second: url})}
+    event = EventView(ORG, f"/api/v5/orgs/{ORG}/chats", "added", "reports")
+
+    found = match_event(event, installations=[installation()], matchers=matchers)
+
+    assert [(m.app_id, m.webhook_id) for m in found] == [(APP, first)]
