@@ -538,6 +538,55 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'the line above returns unless scheme is "http" or "https"; "http" sorts before "https",'
         ' so `>= "https"` is true exactly when `== "https"` is'
     ),
+    ("delivery/matching.py", "@dataclass(frozen=True)", "@dataclass(frozen=False)"): (
+        "Subscription, InstallationView, Snapshot, EventView and Match: no code assigns to their"
+        " fields (mypy --strict refuses it) or hashes one (they live in lists and as dict values,"
+        " never as keys, set members or cache arguments); equality is the same frozen or not"
+    ),
+    **{
+        ("delivery/matching.py", before, after): (
+            "AppMatcher.size is a dead counter: nothing in the service, its metrics or logs reads"
+            " it, so what it counts from changes no result"
+        )
+        for before, after in (
+            ("self.size = 0", "self.size = 1"),
+            ("self.size = 0", "self.size = -1"),
+            ("self.size += 1", "self.size += 0"),
+            ("self.size += 1", "self.size += 2"),
+        )
+    },
+    ("delivery/matching.py", "if segment == WILDCARD:", "if segment <= WILDCARD:"): (
+        "every stored pattern passed pattern_error() (the API and the console both validate it as a"
+        " ChannelPattern, the only way in):"
+        " its segments are `*`, a `{placeholder}`, the prefix's words or literals of"
+        " [A-Za-z0-9._~-], and all but `*` sort after it, so `<=` is `==`"
+    ),
+    ("delivery/matching.py", "if index == depth:", "if index >= depth:"): (
+        "index starts at 0 and a node is pushed with index + 1 only while index < depth: it never"
+        " passes depth, so `>=` is `==`"
+    ),
+    ("delivery/matching.py", "is_app: ClassVar[bool] = True", "is_app: ClassVar[bool] = False"): (
+        "an InstallationView is a policy reader only for organization and user collections"
+        " (reader_for_event() gives a ProviderReader for provider ones), where refusal() reads"
+        " is_app only for its message, which may_read() drops: every match is the same"
+    ),
+    ("delivery/matching.py", "if len(found) < 2:", "if len(found) < 1:"): (
+        "one match then goes through _one_per_endpoint(), which returns it alone (its app's"
+        " matcher is there: the match came from it), as `list(found.values())` does"
+    ),
+    **{
+        (
+            "delivery/matching.py",
+            "if subscription.channel_pattern == INSTALLATIONS_PATTERN and subscription.wants(event.action):",
+            f"if subscription.channel_pattern {operator} INSTALLATIONS_PATTERN"
+            " and subscription.wants(event.action):",
+        ): (
+            "_match_owner() binds only {app_organization_id} and {app_id}; every other valid pattern"
+            " has `users` or an unbound {organization_id} where the channel has `orgs` and the owner's"
+            " id, so only INSTALLATIONS_PATTERN itself matches there and the test is always true"
+        )
+        for operator in ("<=", ">=")
+    },
 }
 
 
