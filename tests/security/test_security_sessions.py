@@ -243,3 +243,58 @@ def test_safe_next_characters_credentials_and_default_ports(
     value: str, origin: str, expected: str | None
 ) -> None:
     assert safe_next(value, origin=origin) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ["a sid"],
+        "a sid",
+        None,
+        {},
+        {"sid": 5},
+        {"sid": "a sid", "uid": "not a uuid"},
+        {"sid": "a sid", "uid": 12},
+    ],
+)
+def test_a_signed_session_cookie_of_another_shape_is_no_session(data: Any) -> None:
+    """Correctly signed but not a session's payload: logged out, never an error (a 500)."""
+    value = URLSafeTimedSerializer(SECRET, salt=session_module._SESSION_SALT).dumps(data)
+    assert read_session(_request({COOKIE_NAME: value}), secret_key=SECRET) is None
+
+
+@pytest.mark.parametrize("nonce", ["", 5, None, ["a nonce"]])
+def test_a_device_cookie_without_a_nonce_string_is_no_device(nonce: Any) -> None:
+    # The nonce is the device's own throttling subject: an empty or odd one must not count.
+    signer = URLSafeTimedSerializer(SECRET, salt=session_module._DEVICE_SALT)
+    value = signer.dumps({"uid": str(uuid.uuid4()), "n": nonce})
+    assert read_device(_request({DEVICE_COOKIE_NAME: value}), secret_key=SECRET) is None
+
+
+@pytest.mark.parametrize(("length", "status"), [(2000, 200), (2001, 400)])
+async def test_a_next_of_at_most_2000_characters_is_accepted(
+    client: httpx.AsyncClient, session: AsyncSession, length: int, status: int
+) -> None:
+    owner = await make_tenant(session, name="Owner")
+    app = await make_public_app(session, owner.organization)
+    next_ = "/" + "a" * (length - 1)
+    page = await client.get(install_url(app.id, next_))
+    assert page.status_code == status, page.text
+    # Accepted, the login form carries it on whole; refused, it is not echoed.
+    assert (f'name="next" value="{next_}"' in page.text) is (status == 200)
+
+
+async def test_a_next_with_non_ascii_letters_is_followed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Only ASCII controls are refused: a page address with `ü` in it is a place to go back to."""
+    owner = await make_tenant(session, name="Owner")
+    installer = await make_installer(session)
+    app = await make_public_app(session, owner.organization)
+    next_ = "/settings/apps?q=Müller"
+    page = await log_in(client, app.id, installer.user.email, next_=next_)
+    assert page.status_code == 200, page.text
+    assert f'name="next" value="{next_}"' in page.text
+    response = await client.post(f"/apps/{app.id}/install", data={"csrf_token": csrf_of(page), "next": next_})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/settings/apps?q=M%C3%BCller"
