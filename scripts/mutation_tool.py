@@ -530,6 +530,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for n in (31, 33)
     },
+    ("web/session.py", 'if value is None or value == "":', 'if value is None or value <= "":'): (
+        "value is a str here (None is handled first; every caller passes a query, form or URL"
+        ' string): the empty string sorts before every other, so `<= ""` is true exactly when'
+        ' `== ""` is'
+    ),
     (
         "web/session.py",
         'port = parts.port or (443 if scheme == "https" else 80)',
