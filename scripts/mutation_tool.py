@@ -592,6 +592,61 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for operator in ("<=", ">=")
     },
+    **{
+        ("delivery/retry.py", "attempt_count: int = 0", f"attempt_count: int = {n}"): (
+            "a dead default: plan_next() is the only maker of a Plan and passes attempt_count to"
+            " each of its three Plan(...) calls"
+        )
+        for n in ("1", "-1")
+    },
+    **{
+        (
+            "delivery/retry.py",
+            "return max((moment - now).total_seconds(), 0.0)",
+            f"return max((moment - now).total_seconds(), {floor})",
+        ): (
+            "plan_next() is retry_after_seconds()'s only caller and waits `max(retry_after, 1.0)`:"
+            " a Retry-After moment in the past (or under a second ahead) waits 1 s whether the"
+            " floor here is 0, 1 or -1"
+        )
+        for floor in ("1.0", "-1.0")
+    },
+    (
+        "delivery/retry.py",
+        "if 200 <= code < 300 or (redirect_delivers and 300 <= code < 400):",
+        "if 199 <= code < 300 or (redirect_delivers and 300 <= code < 400):",
+    ): (
+        "no outcome has status code 199: the outbound pool speaks HTTP/1.1 only, whose h11 reads"
+        " 100-199 as informational answers and waits for the final one (and refuses codes under"
+        " 100); an attempt without a final answer is an error with no code"
+    ),
+    (
+        "delivery/retry.py",
+        "if 200 <= code < 300 or (redirect_delivers and 300 <= code < 400):",
+        "if 200 <= code < 300 or (redirect_delivers and 299 <= code < 400):",
+    ): (
+        "299 already passes the `or`'s first half (`200 <= code < 300`): the second decides only"
+        " codes from 300 up"
+    ),
+    ("delivery/retry.py", "if 300 <= code < 400:", "if 299 <= code < 400:"): (
+        "classify() has returned success for 299 on the line before, whatever redirect_delivers:"
+        " no code 299 reaches this test"
+    ),
+    ("delivery/retry.py", "redirect_delivers: bool = False,", "redirect_delivers: bool = True,"): (
+        "a dead default: record._recording(), plan_next()'s only caller, always passes"
+        ' redirect_delivers (`attempt.kind == "trigger"`)'
+    ),
+    (
+        "delivery/retry.py",
+        "if outcome.status_code == 410 or attempt_count >= max_attempts:",
+        "if outcome.status_code == 410 or attempt_count == max_attempts:",
+    ): (
+        "a planned attempt's attempt_count never passes its max_attempts: a lease adds one to a"
+        " pending delivery's (always below max_attempts: created at 0 with max_attempts >= 1, left"
+        " pending only below it, redelivery and recovery raise max_attempts to at least"
+        " attempt_count + 1) or a lapsed one's below it, and send() lowers max_attempts only to"
+        " attempt_count; so `==` and `>=` agree"
+    ),
 }
 
 

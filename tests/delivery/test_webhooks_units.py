@@ -30,7 +30,7 @@ from apps_api.delivery.attempts import INTERRUPTED, Deliverer
 from apps_api.delivery.context import WorkerContext
 from apps_api.delivery.engine import EndpointPump, settle
 from apps_api.delivery.outbox import build_delivery, deliver_job_id, endpoint_host
-from apps_api.delivery.retry import MAX_RETRY_AFTER_SECONDS, plan_next, retry_after_seconds
+from apps_api.delivery.retry import MAX_RETRY_AFTER_SECONDS, classify, plan_next, retry_after_seconds
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.db import statement_cache_options
 from apps_api.kit.security import new_app_secret
@@ -378,6 +378,101 @@ def test_a_redirect_delivers_a_trigger_not_a_webhook() -> None:
     assert classify(Outcome(302)) == (False, "Redirect (302) not followed.")
     assert classify(Outcome(302), redirect_delivers=True) == (True, None)
     assert classify(Outcome(500), redirect_delivers=True)[0] is False
+
+
+# A webhook delivers on 2xx only; a trigger (a page) on 3xx too. 410 stops retrying; every
+# other failure is retried. The reason is what the log entry shows the app's owner.
+_NOT_FOLLOWED = "Redirect ({}) not followed."
+_GONE = "Gone (410): the endpoint asked to stop; no more retries."
+_NON_2XX = "Non-2xx response: {}."
+
+
+@pytest.mark.parametrize(
+    ("code", "trigger", "reason"),
+    [
+        *[(code, False, None) for code in (200, 201, 204, 299)],
+        *[(code, False, _NOT_FOLLOWED.format(code)) for code in (300, 301, 302, 399)],
+        *[(code, False, _NON_2XX.format(code)) for code in (400, 401, 404, 409, 411, 429, 500, 503)],
+        (410, False, _GONE),
+        *[(code, True, None) for code in (200, 201, 299, 300, 301, 302, 399)],
+        *[(code, True, _NON_2XX.format(code)) for code in (400, 401, 409, 411, 500)],
+        (410, True, _GONE),
+    ],
+)
+def test_an_answer_is_delivered_failed_or_retried_by_its_status_code(
+    settings: Settings, code: int, trigger: bool, reason: str | None
+) -> None:
+    assert classify(Outcome(code), redirect_delivers=trigger) == (reason is None, reason)
+    plan = plan_next(
+        settings=settings,
+        attempt_count=1,
+        max_attempts=4,
+        outcome=Outcome(code),
+        now=datetime.now(UTC),
+        redirect_delivers=trigger,
+    )
+    expected = "successful" if reason is None else "failed" if code == 410 else "pending"
+    assert plan.status == expected
+
+
+def test_retry_after_dates_count_in_their_own_zone_and_a_past_one_waits_a_second(
+    settings: Settings,
+) -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    def waited(code: int, retry_after: str) -> float:
+        outcome = Outcome(code, headers={"retry-after": retry_after})
+        plan = plan_next(settings=settings, attempt_count=1, max_attempts=4, outcome=outcome, now=now)
+        assert plan.status == "pending" and plan.delay is not None
+        assert plan.next_attempt_at == now + timedelta(seconds=plan.delay)
+        return plan.delay
+
+    # One moment, 90 s ahead, in three spellings: "-0000" (RFC 5322's "UTC, origin unknown") parses
+    # to a naive datetime, "+0200" to another zone's clock.
+    for moment in (
+        "Mon, 07 Dec 2026 12:01:30 GMT",
+        "Mon, 07 Dec 2026 12:01:30 -0000",
+        "Mon, 07 Dec 2026 14:01:30 +0200",
+    ):
+        assert waited(503, moment) == 90.0, moment
+    # "Now" or a moment already past: the retry still waits a second, never hammers the receiver.
+    for due in ("0", "Mon, 07 Dec 2026 11:00:00 GMT", "Mon, 07 Dec 2026 11:59:59 +0000"):
+        assert waited(429, due) == 1.0, due
+
+
+@pytest.mark.parametrize(
+    ("schedule", "attempt_count", "max_attempts", "base"),
+    [
+        ("5,300,1800", 1, 4, 5.0),
+        ("5,300,1800", 2, 4, 300.0),
+        ("5,300,1800", 3, 4, 1800.0),
+        # A delivery keeps the max_attempts of the schedule it was created under: after a deploy
+        # that shortens the schedule, its further retries wait the new schedule's last delay...
+        ("5,300,1800", 5, 8, 1800.0),
+        # ...and 5 s when the schedule was emptied.
+        ("", 1, 8, 5.0),
+    ],
+)
+def test_retries_wait_their_delay_of_the_schedule_within_10_percent_jitter(
+    settings: Settings, schedule: str, attempt_count: int, max_attempts: int, base: float
+) -> None:
+    configured = settings.model_copy(update={"webhook_retry_schedule": schedule})
+    now = datetime.now(UTC)
+    delays = []
+    for _ in range(300):
+        plan = plan_next(
+            settings=configured,
+            attempt_count=attempt_count,
+            max_attempts=max_attempts,
+            outcome=Outcome(500),
+            now=now,
+        )
+        assert plan.status == "pending" and plan.delay is not None
+        delays.append(plan.delay)
+    # Within ±10 % (docs/configuration.md), and spread over that range so that retries of many
+    # deliveries failed at once do not all come back at the same moment.
+    low, high = min(delays), max(delays)
+    assert base * 0.9 <= low < base * 0.95 and base * 1.05 < high <= base * 1.1, (low, high)
 
 
 async def _live_by_app(engine: AsyncEngine, host: str) -> dict[uuid.UUID, int]:
