@@ -191,6 +191,27 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for operator in (">=", "<=")
     },
+    ("delivery/send.py", 'if attempt.kind == "webhook"', 'if attempt.kind >= "webhook"'): (
+        'outbound_deliveries\' CHECK allows only the kinds "webhook" and "trigger", and "trigger"'
+        ' sorts before "webhook": `>= "webhook"` is true exactly when `== "webhook"` is'
+    ),
+    (
+        "delivery/send.py",
+        'content=request.content if attempt.method != "GET" else None,',
+        'content=request.content if attempt.method > "GET" else None,',
+    ): (
+        'the service sends only two methods: "POST" (webhooks, dispatch.py and the webhook test) and'
+        ' "GET" (triggers, triggers/scheduling.py); `> "GET"` is true for "POST", false for "GET",'
+        ' exactly as `!= "GET"`'
+    ),
+    (
+        "delivery/send.py",
+        'content=request.content if attempt.method != "GET" else None,',
+        'content=request.content if attempt.method >= "GET" else None,',
+    ): (
+        'only "POST" and "GET" are sent; a GET is a trigger, whose content is always b"", and httpx'
+        ' sends a GET with content b"" exactly as with None (no Content-Length, an empty body)'
+    ),
     **{
         ("auth/secrets.py", "_REENCRYPT_BATCH = 500", f"_REENCRYPT_BATCH = {size}"): (
             "a batch size: re-encryption walks every row in batches of any size alike (the test of"

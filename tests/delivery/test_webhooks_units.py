@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
@@ -31,14 +32,15 @@ from apps_api.delivery.context import WorkerContext
 from apps_api.delivery.engine import EndpointPump, settle
 from apps_api.delivery.outbox import build_delivery, deliver_job_id, endpoint_host
 from apps_api.delivery.retry import MAX_RETRY_AFTER_SECONDS, classify, plan_next, retry_after_seconds
+from apps_api.delivery.send import send_attempt
 from apps_api.delivery.signing import signature_headers
 from apps_api.kit.db import statement_cache_options
 from apps_api.kit.security import new_app_secret
-from apps_api.models import OutboundDelivery, WebhookLogEntry
+from apps_api.models import App, OutboundDelivery, WebhookLogEntry
 from apps_api.outbound.client import DESTINATION_NOT_ALLOWED, Outcome, guarded_client, send
 from apps_api.outbound.guard import DestinationBlocked, parse_networks, refusal_reason, resolve_checked
 from apps_api.settings import Settings
-from tests.fixtures.delivery import CHATS, World, sub
+from tests.fixtures.delivery import CHATS, World, sub, verified
 from tests.fixtures.webhooks import Reply, eventually, receivers
 
 
@@ -840,3 +842,147 @@ async def test_recording_alone_is_one_statement_without_a_transaction(
     finally:
         await settle_engine.dispose()
         await _forget_deliveries(engine, ids)
+
+
+# One attempt as `send.send_attempt` builds and signs it: leased, sent to a receiver, recorded.
+
+
+async def _send_once(
+    engine: AsyncEngine, settings: Settings, delivery: OutboundDelivery, entry: WebhookLogEntry
+) -> Outcome:
+    """Commit the delivery, lease it, send it and record its outcome in this process."""
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as session, session.begin():
+        session.add(delivery)
+        await session.flush()
+        session.add(entry)
+    async with guarded_client(parse_networks(settings.outbound_allow_networks)) as client:
+        deliverer = Deliverer(sessionmaker, settings, client, f"worker-{uuid.uuid4().hex[:8]}")
+        _, leased, _ = await settle(deliverer, host=delivery.endpoint_host, wanted=1)
+        assert [attempt.id for attempt in leased] == [delivery.id]
+        outcome = await send_attempt(deliverer, leased[0])
+        await settle(deliverer, host=delivery.endpoint_host, results=[(leased[0], outcome)])
+    return outcome
+
+
+async def test_a_webhooks_app_user_auth_works_as_sent_without_the_app_secret(
+    world: World, engine: AsyncEngine, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """`Authorization: <token_type> <access_token>` is the installation's app user, as giosg's
+    integrations call the API with it: no app secret needed."""
+    provider, org = await world.tenant("Provider"), await world.tenant("Org")
+    app = await world.app(
+        provider, is_app_user_required=True, app_user_default_first_name="Bot", app_user_default_last_name="A"
+    )
+    installation = await world.install(org, app, scopes=["settings"])
+    assert installation.app_user_id is not None
+    with receivers(None) as (receiver,):
+        webhook_id = await world.webhook(provider, app, receiver.url, sub(CHATS))
+        channel = CHATS.format(organization_id=org.org_id)
+        delivery, entry = build_delivery(
+            kind="webhook",
+            app_id=app.id,
+            organization_id=provider.org_id,
+            webhook_id=webhook_id,
+            installation_id=installation.id,
+            target_organization_id=org.org_id,
+            app_user_id=installation.app_user_id,
+            method="POST",
+            endpoint_url=receiver.url,
+            channel=channel,
+            action="added",
+            resource_id="chat-1",
+            payload={"channel": channel, "action": "added", "resource_id": "chat-1"},
+        )
+        outcome = await _send_once(engine, settings, delivery, entry)
+    assert outcome.status_code == 200 and [r.method for r in receiver.requests] == ["POST"]
+    (body,) = verified(receiver, app.secret)
+    auth = body["app_user_auth"]
+    as_sent = {"Authorization": f"{auth['token_type']} {auth['access_token']}"}
+    listed = await client.get(f"/api/v5/orgs/{org.org_id}/app_installations", headers=as_sent)
+    assert listed.status_code == 200, listed.text
+    assert str(installation.id) in {item["id"] for item in listed.json()["results"]}
+
+
+async def test_a_trigger_sent_during_a_rotation_verifies_with_either_secret(
+    world: World, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Within the grace period an app may still check with the replaced secret: a trigger's GET
+    carries a signature by each, like a webhook's POST."""
+    provider = await world.tenant("Provider")
+    app = await world.app(provider)
+    replaced, current = app.secret, new_app_secret()
+
+    async def rotate(session: AsyncSession) -> None:
+        stored = await session.get(App, app.id)
+        assert stored is not None
+        stored.previous_secret, stored.secret = stored.secret, current
+        stored.previous_secret_expires_at = datetime.now(UTC) + timedelta(hours=1)
+
+    await world.run(rotate)
+    with receivers(None) as (receiver,):
+        delivery, entry = _uninstall_trigger(receiver.url, app.id, signing_secret=replaced)
+        outcome = await _send_once(engine, settings, delivery, entry)
+    assert outcome.status_code == 200
+    (request,) = receiver.requests
+    assert request.method == "GET" and request.body == b""
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (current, replaced):
+        StandardWebhook(secret).verify(request.body, request.headers, json_parse=False)
+
+
+async def test_a_request_that_cannot_be_built_is_a_recorded_failure_not_an_exception(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A signing secret under an encryption key no longer configured fails its attempt with a
+    reason in the log, and the delivery is retried; nothing is sent and nothing escapes."""
+    # Encrypted under a key whose id no configured key has (dropped before `reencrypt` ran).
+    unreadable = "enc:v1:00000000:" + base64.urlsafe_b64encode(b"x" * 40).decode()
+    with receivers(None) as (receiver,):
+        delivery, entry = _uninstall_trigger(receiver.url, uuid.uuid4(), signing_secret=unreadable)
+        try:
+            outcome = await _send_once(engine, settings, delivery, entry)
+            async with AsyncSession(engine) as session:
+                # Its columns only: the ORM row would decrypt the unreadable secret.
+                stored = (
+                    await session.execute(
+                        select(OutboundDelivery.status, OutboundDelivery.attempt_count).where(
+                            OutboundDelivery.id == delivery.id
+                        )
+                    )
+                ).one()
+                log = (
+                    await session.scalars(
+                        select(WebhookLogEntry)
+                        .where(WebhookLogEntry.delivery_id == delivery.id)
+                        .order_by(WebhookLogEntry.retry_index)
+                    )
+                ).all()
+        finally:
+            await _forget_deliveries(engine, [delivery.id])
+    assert outcome.error == "The request could not be built: EncryptionKeyMissing."
+    assert receiver.requests == []
+    assert tuple(stored) == ("pending", 1)
+    assert [(e.retry_index, e.status, e.reason) for e in log] == [
+        (0, "failed", outcome.error),
+        (1, "pending", None),
+    ]
+
+
+def _uninstall_trigger(
+    url: str, app_id: uuid.UUID, *, signing_secret: str
+) -> tuple[OutboundDelivery, WebhookLogEntry]:
+    org = uuid.uuid4()
+    return build_delivery(
+        kind="trigger",
+        app_id=app_id,
+        organization_id=org,
+        method="GET",
+        endpoint_url=url,
+        channel=f"/api/v5/orgs/{org}/owned_apps/{app_id}/installations",
+        action="removed",
+        resource_id="installation-1",
+        payload={"type": "uninstall", "claims": {"organization_id": str(org)}},
+        signing_secret=signing_secret,
+        max_attempts=3,
+    )
