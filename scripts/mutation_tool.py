@@ -83,6 +83,11 @@ EXCLUDED: dict[str, str] = {
     r"core/Variable(Replacer|Inserter)$": "they need a named variable as argument; none is configured",
 }
 
+# delivery/record.py's `_entry_arguments()`: the line three of its mutants change.
+_ENTRY_COLUMNS = (
+    "return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(7)]"
+)
+
 # Mutants no test can tell from the original, triaged in docs/testing.md: (module, the line's text
 # before, after the mutation) -> why. Keyed by text so that they survive code moving around them.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
@@ -667,6 +672,44 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         " pending only below it, redelivery and recovery raise max_attempts to at least"
         " attempt_count + 1) or a lapsed one's below it, and send() lowers max_attempts only to"
         " attempt_count; so `==` and `>=` agree"
+    ),
+    **{
+        ("delivery/record.py", line, line.replace('kind == "trigger"', 'kind <= "trigger"')): (
+            "outbound_deliveries.kind is CHECKed to 'webhook' or 'trigger', and \"webhook\" sorts after"
+            ' "trigger": `<= "trigger"` is true exactly when `== "trigger"` is'
+        )
+        for line in (
+            'ok, reason = classify(outcome, redirect_delivers=attempt.kind == "trigger")',
+            'redirect_delivers=attempt.kind == "trigger",',
+            'success, reason = classify(outcome, redirect_delivers=attempt.kind == "trigger")',
+        )
+    },
+    ("delivery/record.py", _ENTRY_COLUMNS, _ENTRY_COLUMNS.replace("strict=True", "strict=False")): (
+        "every row is the 7-tuple `_entry_row()` returns: the rows zipped are of one length, strict or not"
+    ),
+    **{
+        ("delivery/record.py", _ENTRY_COLUMNS, _ENTRY_COLUMNS.replace("range(7)", f"range( {n})")): (
+            "the empty batch's arrays are never built: engine.settle(), the only caller of record()"
+            " and record_and_lease(), calls them only with at least one result"
+        )
+        for n in (6, 8)
+    },
+    (
+        "delivery/record.py",
+        "return _recorded(results, plans, rows[0], now), leased, more",
+        "return _recorded(results, plans, rows[ -1], now), leased, more",
+    ): (
+        "the statement returns at least one row (one-row `slots` and `blocked` LEFT JOIN leased), and"
+        " `owned` is an uncorrelated scalar subquery of the statement's one `finished`: every row"
+        " has the same"
+    ),
+    (
+        "delivery/record.py",
+        "for (attempt, outcome), plan in zip(recorded.results, recorded.plans, strict=True):",
+        "for (attempt, outcome), plan in zip(recorded.results, recorded.plans, strict=False):",
+    ): (
+        "`_recording()` makes one plan per result, and settle()'s placeholder Recorded (kept only"
+        " when there are no results) has no plans: the two are always of one length"
     ),
 }
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import random
 import time
 import uuid
@@ -986,3 +987,90 @@ def _uninstall_trigger(
         signing_secret=signing_secret,
         max_attempts=3,
     )
+
+
+def _recorded_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == record.__name__]
+
+
+# wanted 0: recording alone; 3 (more than finished): recording under the endpoint's lock, then a
+# counted lease; 2 (as many as finished): recording that passes the slots on (`record_and_lease`).
+@pytest.mark.parametrize("wanted", [0, 3, 2], ids=["alone", "then-a-counted-lease", "passing-slots"])
+async def test_a_redirect_delivers_a_trigger_and_fails_a_webhook_as_recorded_and_logged(
+    world: World, engine: AsyncEngine, settings: Settings, caplog: pytest.LogCaptureFixture, wanted: int
+) -> None:
+    """A 302 to a trigger (a page, followed by a browser) is delivered; to a webhook it is a failed
+    attempt, retried: in the delivery, its log entry and the worker's log, on every way of recording."""
+    caplog.set_level(logging.INFO, logger=record.__name__)
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/moved"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    (hook,) = await _due(engine, await _endpoint(world, url))
+    ((trigger, _),) = await _queued(sessionmaker, url, 1)
+    host = endpoint_host(url)
+    moved = Outcome(status_code=302, headers={"location": "http://127.0.0.1:1/elsewhere"})
+    try:
+        async with guarded_client(()) as client:
+            a = Deliverer(sessionmaker, settings, client, "worker-a")
+            _, leased, _ = await settle(a, host=host, wanted=2)
+            attempts = {attempt.id: attempt for attempt in leased}
+            assert set(attempts) == {hook, trigger}
+            results = [(attempts[hook], moved), (attempts[trigger], moved)]
+            plans, _, _ = await settle(a, host=host, results=results, wanted=wanted)
+        assert [plan and plan.status for plan in plans] == ["pending", "successful"]
+        assert await _statuses(engine, [hook, trigger]) == ["pending", "successful"]
+        async with sessionmaker() as session:
+            entries = {
+                entry.delivery_id: (entry.status, entry.reason, entry.response_status_code)
+                for entry in await session.scalars(
+                    select(WebhookLogEntry)
+                    .where(WebhookLogEntry.retry_index == 0)
+                    .where(WebhookLogEntry.delivery_id.in_([hook, trigger]))
+                )
+            }
+        assert entries == {
+            hook: ("failed", "Redirect (302) not followed.", 302),
+            trigger: ("successful", None, 302),
+        }
+        assert _recorded_lines(caplog) == [
+            f"delivery {hook} attempt 1: Redirect (302) not followed. (pending)",
+            f"delivery {trigger} attempt 1: ok (successful)",
+        ]
+    finally:
+        await _forget_deliveries(engine, [hook, trigger])
+
+
+async def test_a_lost_lease_in_a_batch_leaves_the_rest_of_it_reported(
+    engine: AsyncEngine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attempt whose lease another worker took is skipped (None, a warning); the attempts after
+    it in the same batch are still reported: their plans (the pump's retries) and their log lines."""
+    caplog.set_level(logging.INFO, logger=record.__name__)
+    url = f"http://127.0.0.1:{random.randrange(10_000, 60_000)}/lost"
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    ids = [delivery_id for delivery_id, _ in await _queued(sessionmaker, url, 3)]
+    host = endpoint_host(url)
+    try:
+        async with guarded_client(()) as client:
+            a, b = (Deliverer(sessionmaker, settings, client, f"worker-{name}") for name in "ab")
+            _, leased, _ = await settle(a, host=host, wanted=3)
+            assert [attempt.id for attempt in leased] == ids
+            # The middle attempt's lease lapses and worker b takes it over.
+            async with sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboundDelivery)
+                    .where(OutboundDelivery.id == ids[1])
+                    .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            assert [attempt.id for attempt in (await settle(b, host=host, wanted=1))[1]] == [ids[1]]
+            results = [(leased[0], Outcome(status_code=200)), (leased[1], Outcome(status_code=200))]
+            results.append((leased[2], Outcome(status_code=500)))
+            plans, _, _ = await settle(a, host=host, results=results)
+        assert [plan and plan.status for plan in plans] == ["successful", None, "pending"]
+        assert await _statuses(engine, ids) == ["successful", "started", "pending"]
+        assert _recorded_lines(caplog) == [
+            f"delivery {ids[0]} attempt 1: ok (successful)",
+            f"lease of delivery {ids[1]} was lost during the attempt",
+            f"delivery {ids[2]} attempt 1: Non-2xx response: 500. (pending)",
+        ]
+    finally:
+        await _forget_deliveries(engine, ids)
