@@ -769,7 +769,9 @@ async def test_the_listener_logs_a_failed_dispatch_and_dispatches_again_1_s_late
             for pid in waiting:
                 async with engine.connect() as connection:
                     await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
-            await eventually(lambda: bool(logged("dispatching events failed")), timeout=15, what="the failure logged")
+            await eventually(
+                lambda: bool(logged("dispatching events failed")), timeout=15, what="the failure logged"
+            )
             await holder.rollback()
         await eventually(lambda: bool(receiver.requests), timeout=15, what="the event to be sent")
         await eventually(lambda: not listener.pumps, timeout=15, what="the pump to finish")
