@@ -801,3 +801,50 @@ async def test_stopping_the_listener_cancels_a_pump_still_sending_after_the_grac
         # Far less than the attempt's 60 s: only a cancelled pump lets stop() return by then.
         await asyncio.wait_for(listener.stop(grace=0.5), timeout=15)
         assert pump.cancelled()
+
+
+async def test_the_listener_logs_a_pump_that_fails(
+    world: World,
+    engine: AsyncEngine,
+    open_context: OpenContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pump the listener started fails (its lease waits on the endpoint's lock, held here, and
+    PostgreSQL cancels the statement): the failure is logged with its error."""
+    monkeypatch.setattr(pumps, "SETTLE_TRIES", 1)  # a pump gives up at its first database error
+    caplog.set_level(logging.INFO, logger=listener_module.__name__)
+    provider, org = await world.tenant("Failing pump provider"), await world.tenant("Failing pump org")
+    app = await world.app(provider)
+
+    def failures() -> list[logging.LogRecord]:
+        return [record for record in caplog.records if record.getMessage().startswith("pump failed")]
+
+    with receivers(None) as (receiver,):
+        await world.webhook(provider, app, receiver.url, sub(CHATS))
+        await world.install(org, app)
+        context = open_context()
+        await _dispatch_leftovers(context)
+        listener = await _start_listener(engine, context)
+        async with engine.connect() as holder:
+            await holder.begin()
+            await holder.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"),
+                {"host": endpoint_host(receiver.url)},
+            )
+            await world.publish(chat_event(org.org_id))
+            waiting: list[int] = []
+
+            async def lease_waits() -> bool:
+                waiting[:] = await _waiting_on_locks(engine)
+                return bool(waiting)
+
+            await eventually(lease_waits, timeout=30, what="the pump's lease to wait on the lock")
+            for pid in waiting:
+                async with engine.connect() as connection:
+                    await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+            await eventually(lambda: not listener.pumps, timeout=15, what="the pump to end")
+            await holder.rollback()
+        assert receiver.requests == []
+    (failure,) = failures()
+    assert failure.exc_info is not None and failure.exc_info[0] is asyncpg.QueryCanceledError
