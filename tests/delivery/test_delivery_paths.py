@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.utils import to_unix_ms
 from sqlalchemy import delete, select, text, update
 from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps_api.delivery import engine as pumps
@@ -848,3 +850,72 @@ async def test_the_listener_logs_a_pump_that_fails(
         assert receiver.requests == []
     (failure,) = failures()
     assert failure.exc_info is not None and failure.exc_info[0] is asyncpg.QueryCanceledError
+
+
+class _Gate:
+    """A TCP port in front of PostgreSQL that refuses connections (accepts and closes them) until opened."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.opened = False
+        self.refused: list[float] = []  # when each refused connection came (time.monotonic())
+
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        socket_dir = self.url.query.get("host")
+        if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+            return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{self.url.port or 5432}")
+        return await asyncio.open_connection(self.url.host or "127.0.0.1", self.url.port or 5432)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.opened:
+            self.refused.append(time.monotonic())
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await self._upstream()
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            finally:
+                sink.close()
+
+        await asyncio.gather(
+            pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True
+        )
+
+
+async def test_the_listener_tries_again_every_second_until_postgresql_takes_its_connection(
+    engine: AsyncEngine,
+    direct_database_url: str,
+    open_context: OpenContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A LISTEN connection that cannot be made (PostgreSQL restarting: here a port that accepts
+    and closes) is logged and tried again 1 s later, as the log says, until it is made."""
+    caplog.set_level(logging.INFO, logger=listener_module.__name__)
+    gate = _Gate(make_url(direct_database_url))
+    server = await asyncio.start_server(gate.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    listen_url = make_url(direct_database_url).set(host="127.0.0.1", port=port, query={})
+    before = await _listener_pids(engine)
+    context = open_context(listen_database_url=listen_url.render_as_string(hide_password=False))
+    listener = context.listener = EventListener(context)
+    try:
+        listener.start()
+        await eventually(lambda: len(gate.refused) >= 3, timeout=15, what="three refused connections")
+        gate.opened = True
+
+        async def listening() -> bool:
+            return bool(await _listener_pids(engine) - before)
+
+        await eventually(listening, timeout=15, what="the LISTEN connection once PostgreSQL takes it")
+    finally:
+        await listener.stop(grace=0)
+        server.close()
+        await server.wait_closed()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(gate.refused[:3])]
+    assert all(1 <= gap < 2 for gap in gaps), gaps  # neither a busy loop nor a longer pause
+    lost = [r for r in caplog.records if r.getMessage().startswith("event notifications lost")]
+    assert len(lost) >= 3
