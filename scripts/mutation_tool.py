@@ -531,6 +531,20 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
     },
     **{
+        (
+            "delivery/listener.py",
+            "await asyncio.wait_for(lost.wait(), 5)",
+            f"await asyncio.wait_for(lost.wait(), {n})",
+        ): (
+            "the wait always ends on `lost`: every way the idle LISTEN connection closes (the server or"
+            " the network dropping it, a malformed message) goes through asyncpg's connection_lost, whose"
+            " _cleanup() calls the termination listener; the closes that skip it (_coreproto_error, a"
+            " cancel's timeout) need a statement in flight, and none runs on it while it waits. The"
+            " timeout only wakes the loop to find the connection still open: 4, 5 or 6 s alike"
+        )
+        for n in (4, 6)
+    },
+    **{
         ("web/session.py", before, before.replace("(24)", f"( {n})")): (
             "the length of a random token (the session id, the device cookie's nonce) is not a"
             " documented format (docs/security.md promises none): 23 to 25 random bytes are all"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,15 +28,19 @@ from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.utils import to_unix_ms
 from sqlalchemy import delete, select, text, update
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps_api.delivery import engine as pumps
+from apps_api.delivery import listener as listener_module
 from apps_api.delivery import maintenance, sweeper, tasks
 from apps_api.delivery.attempts import Deliverer
 from apps_api.delivery.context import WORKER_CONTEXT, WorkerContext
+from apps_api.delivery.dispatch import BATCH_SIZE
 from apps_api.delivery.engine import settle
-from apps_api.delivery.listener import EventListener
-from apps_api.delivery.outbox import build_delivery, endpoint_host
+from apps_api.delivery.listener import EventListener, dispatch_round
+from apps_api.delivery.outbox import build_delivery, deliver_job_id, endpoint_host
 from apps_api.delivery.send import send_attempt
 from apps_api.kit.db import create_engine
 from apps_api.kit.driver import driver_connection
@@ -572,3 +577,345 @@ async def test_two_workers_enqueue_each_scheduled_cron_run_once(
         for member in await arq_pool.zrange(queue, 0, -1):
             await arq_pool.delete(job_key_prefix + member.decode())
         await arq_pool.delete(queue)
+
+
+# --- the dispatch round and the listener (listener.py), in this process ----------------------------
+
+
+async def _dispatch_leftovers(context: WorkerContext) -> None:
+    """Dispatch whatever earlier tests left undispatched, so that a round sees this test's events only."""
+    for _ in range(10):  # bounded: a round that miscounts must not hang the test
+        if (await dispatch_round(context))[0] < 1:
+            return
+
+
+async def _waiting_on_locks(engine: AsyncEngine) -> list[int]:
+    """Backends of this database waiting for a lock."""
+    async with engine.connect() as connection:
+        return list(
+            (
+                await connection.exec_driver_sql(
+                    "SELECT pid FROM pg_locks WHERE NOT granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).scalars()
+        )
+
+
+async def test_a_dispatch_round_takes_every_batch_and_stops_after_the_partial_one(
+    world: World, open_context: OpenContext
+) -> None:
+    """BATCH_SIZE + 1 events: one round dispatches them all, in two transactions (a full batch,
+    then the partial one that ends the round), and names their endpoint with one of its deliveries."""
+    provider, org = await world.tenant("Batches provider"), await world.tenant("Batches org")
+    app = await world.app(provider)
+    url = "http://127.0.0.1:9/batches"  # nothing is sent: no pump runs here
+    await world.webhook(provider, app, url, sub(CHATS))
+    await world.install(org, app)
+    context = open_context()
+    await _dispatch_leftovers(context)
+    await world.publish(*(chat_event(org.org_id, resource_id=f"chat-{n}") for n in range(BATCH_SIZE + 1)))
+    transactions: list[None] = []  # checkouts of the pool the round takes its connections from
+    sqlalchemy_event.listen(context.engine.sync_engine.pool, "checkout", lambda *_: transactions.append(None))
+
+    handled, hosts = await dispatch_round(context)
+
+    deliveries = await world.deliveries(app.id)
+    assert handled == BATCH_SIZE + 1
+    assert len(deliveries) == BATCH_SIZE + 1 and {d.resource_id for d in deliveries} == {
+        f"chat-{n}" for n in range(BATCH_SIZE + 1)
+    }
+    assert list(hosts) == [endpoint_host(url)] and hosts[endpoint_host(url)] in {d.id for d in deliveries}
+    # No third, empty transaction (nor 48 more): the partial batch was the last.
+    assert len(transactions) == 2
+    assert await dispatch_round(context) == (0, {})
+
+
+async def test_a_dispatch_round_stops_after_50_batches(
+    engine: AsyncEngine, open_context: OpenContext
+) -> None:
+    """One round takes at most 50 batches (50 * BATCH_SIZE events); the next one takes the rest."""
+    context = open_context()
+    await _dispatch_leftovers(context)
+    org = uuid.uuid4()  # no installations: the events are marked dispatched, nothing is sent
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO events (organization_id, channel, action, resource_id, resource, created_at)"
+                " SELECT :org, '/c', 'added', n::text, '{}'::jsonb, now()"
+                " FROM generate_series(1, :count) AS n"
+            ),
+            {"org": org, "count": 50 * BATCH_SIZE + 1},
+        )
+    try:
+        assert await dispatch_round(context) == (50 * BATCH_SIZE, {})
+        async with engine.connect() as connection:
+            left = await connection.scalar(
+                select(Event.resource_id).where(Event.organization_id == org, Event.dispatched_at.is_(None))
+            )
+        assert left == str(50 * BATCH_SIZE + 1)  # the newest, in id order
+        assert await dispatch_round(context) == (1, {})
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(delete(Event).where(Event.organization_id == org))
+
+
+async def test_two_dispatch_rounds_at_once_never_take_the_same_events(
+    world: World, engine: AsyncEngine, open_context: OpenContext
+) -> None:
+    """Workers share the dispatch (SKIP LOCKED): while one round's transaction holds the events it
+    took, a round at the same time takes none of them, and each event gets one delivery."""
+    provider, org = await world.tenant("Rounds provider"), await world.tenant("Rounds org")
+    app = await world.app(provider)
+    await world.webhook(provider, app, "http://127.0.0.1:9/rounds", sub(CHATS))
+    await world.install(org, app)
+    context = open_context()
+    await _dispatch_leftovers(context)
+    await world.publish(*(chat_event(org.org_id, resource_id=f"chat-{n}") for n in range(3)))
+    async with engine.connect() as holder:
+        await holder.begin()
+        # The first round takes the events, then waits here to write their deliveries.
+        await holder.exec_driver_sql("LOCK TABLE outbound_deliveries IN SHARE MODE")
+        first = asyncio.create_task(dispatch_round(context))
+
+        async def first_waits() -> bool:
+            return len(await _waiting_on_locks(engine)) == 1 or first.done()
+
+        await eventually(first_waits, timeout=30, what="the first round to wait to write")
+        second = asyncio.create_task(dispatch_round(context))
+
+        async def second_ends_or_waits() -> bool:
+            return second.done() or len(await _waiting_on_locks(engine)) == 2
+
+        await eventually(second_ends_or_waits, timeout=30, what="the second round to end or wait")
+        await holder.rollback()
+    results = [await first, await second]
+    assert [handled for handled, _ in results] == [3, 0]
+    deliveries = await world.deliveries(app.id)
+    assert sorted(d.resource_id for d in deliveries) == ["chat-0", "chat-1", "chat-2"]
+
+
+async def test_dispatch_sends_the_first_8_endpoints_itself_and_enqueues_a_job_for_each_further_one(
+    world: World, settings: Settings, arq_pool: ArqRedis, open_context: OpenContext
+) -> None:
+    """An event for 10 endpoints: the dispatch pumps 8 of them itself; each of the other 2 gets a
+    deliver job for its delivery's first attempt (the id the sweeper would enqueue it under)."""
+    provider, org = await world.tenant("Split provider"), await world.tenant("Split org")
+    app = await world.app(provider)
+    queue = settings.queue_name
+    before = set(await arq_pool.zrange(queue, 0, -1))
+    with receivers(*[None] * 10) as hooks:
+        for receiver in hooks:
+            await world.webhook(provider, app, receiver.url, sub(CHATS))
+        await world.install(org, app)
+        context = open_context(arq_pool)
+        await _dispatch_leftovers(context)
+        await world.publish(chat_event(org.org_id))
+        try:
+            assert await tasks.dispatch_events({WORKER_CONTEXT: context}) == 1
+            queued = {member.decode() for member in set(await arq_pool.zrange(queue, 0, -1)) - before}
+            jobs = {job_id for job_id in queued if job_id.startswith("deliver:")}
+        finally:
+            for job_id in queued:
+                await arq_pool.zrem(queue, job_id)
+                await arq_pool.delete(job_key_prefix + job_id)
+        unsent = {endpoint_host(receiver.url) for receiver in hooks if not receiver.requests}
+        assert [len(receiver.requests) for receiver in hooks].count(1) == 8 and len(unsent) == 2
+    deliveries = await world.deliveries(app.id)
+    assert jobs == {deliver_job_id(d.id, 0) for d in deliveries if d.endpoint_host in unsent}
+
+
+async def _start_listener(engine: AsyncEngine, context: WorkerContext) -> EventListener:
+    """Start the context's listener and wait for its LISTEN connection."""
+    before = await _listener_pids(engine)
+    listener = context.listener = EventListener(context)
+    listener.start()
+
+    async def listening() -> bool:
+        return bool(await _listener_pids(engine) - before)
+
+    await eventually(listening, timeout=30, what="the listener's LISTEN connection")
+    return listener
+
+
+async def test_the_listener_logs_a_failed_dispatch_and_dispatches_again_1_s_later(
+    world: World, engine: AsyncEngine, open_context: OpenContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A round that fails (its write cancelled here) is logged, and the listener tries again 1 s
+    later (as its log says): the event is dispatched then, and the listener's own pump sends it."""
+    caplog.set_level(logging.INFO, logger=listener_module.__name__)
+    provider, org = await world.tenant("Retry provider"), await world.tenant("Retry org")
+    app = await world.app(provider)
+
+    def logged(start: str) -> list[logging.LogRecord]:
+        return [record for record in caplog.records if record.getMessage().startswith(start)]
+
+    with receivers(None) as (receiver,):
+        await world.webhook(provider, app, receiver.url, sub(CHATS))
+        await world.install(org, app)
+        context = open_context()
+        await _dispatch_leftovers(context)
+        listener = await _start_listener(engine, context)
+        async with engine.connect() as holder:
+            await holder.begin()
+            # The round takes the event, then waits here to write its delivery.
+            await holder.exec_driver_sql("LOCK TABLE outbound_deliveries IN SHARE MODE")
+            await world.publish(chat_event(org.org_id))
+            waiting: list[int] = []
+
+            async def round_waits() -> bool:
+                waiting[:] = await _waiting_on_locks(engine)
+                return bool(waiting)
+
+            await eventually(round_waits, timeout=30, what="the round to wait to write")
+            for pid in waiting:
+                async with engine.connect() as connection:
+                    await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+            await eventually(
+                lambda: bool(logged("dispatching events failed")), timeout=15, what="the failure logged"
+            )
+            await holder.rollback()
+        await eventually(lambda: bool(receiver.requests), timeout=15, what="the event to be sent")
+        await eventually(lambda: not listener.pumps, timeout=15, what="the pump to finish")
+    (failure,) = logged("dispatching events failed")
+    assert failure.exc_info is not None and failure.exc_info[0] is asyncpg.QueryCanceledError
+    (delivery,) = await world.deliveries(app.id)
+    pause = delivery.created_at.timestamp() - failure.created
+    assert 1 <= pause < 2, pause
+    assert not logged("pump failed")  # it succeeded
+
+
+async def test_stopping_the_listener_cancels_a_pump_still_sending_after_the_grace(
+    world: World, engine: AsyncEngine, open_context: OpenContext
+) -> None:
+    """stop(grace) lets a pump in flight run for `grace` seconds, then cancels it and returns."""
+    provider, org = await world.tenant("Stop provider"), await world.tenant("Stop org")
+    app = await world.app(provider)
+    with receivers(lambda n: Reply(hang=True)) as (hanging,):
+        await world.webhook(provider, app, hanging.url, sub(CHATS))
+        await world.install(org, app)
+        context = open_context(webhook_timeout=60)
+        await _dispatch_leftovers(context)
+        listener = await _start_listener(engine, context)
+        await world.publish(chat_event(org.org_id))
+        await eventually(lambda: bool(hanging.requests), timeout=30, what="the attempt in flight")
+        (pump,) = listener.pumps
+        # Far less than the attempt's 60 s: only a cancelled pump lets stop() return by then.
+        await asyncio.wait_for(listener.stop(grace=0.5), timeout=15)
+        assert pump.cancelled()
+
+
+async def test_the_listener_logs_a_pump_that_fails(
+    world: World,
+    engine: AsyncEngine,
+    open_context: OpenContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pump the listener started fails (its lease waits on the endpoint's lock, held here, and
+    PostgreSQL cancels the statement): the failure is logged with its error."""
+    monkeypatch.setattr(pumps, "SETTLE_TRIES", 1)  # a pump gives up at its first database error
+    caplog.set_level(logging.INFO, logger=listener_module.__name__)
+    provider, org = await world.tenant("Failing pump provider"), await world.tenant("Failing pump org")
+    app = await world.app(provider)
+
+    def failures() -> list[logging.LogRecord]:
+        return [record for record in caplog.records if record.getMessage().startswith("pump failed")]
+
+    with receivers(None) as (receiver,):
+        await world.webhook(provider, app, receiver.url, sub(CHATS))
+        await world.install(org, app)
+        context = open_context()
+        await _dispatch_leftovers(context)
+        listener = await _start_listener(engine, context)
+        async with engine.connect() as holder:
+            await holder.begin()
+            await holder.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"),
+                {"host": endpoint_host(receiver.url)},
+            )
+            await world.publish(chat_event(org.org_id))
+            waiting: list[int] = []
+
+            async def lease_waits() -> bool:
+                waiting[:] = await _waiting_on_locks(engine)
+                return bool(waiting)
+
+            await eventually(lease_waits, timeout=30, what="the pump's lease to wait on the lock")
+            for pid in waiting:
+                async with engine.connect() as connection:
+                    await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+            await eventually(lambda: not listener.pumps, timeout=15, what="the pump to end")
+            await holder.rollback()
+        assert receiver.requests == []
+    (failure,) = failures()
+    assert failure.exc_info is not None and failure.exc_info[0] is asyncpg.QueryCanceledError
+
+
+class _Gate:
+    """A TCP port in front of PostgreSQL that refuses connections (accepts and closes them) until opened."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.opened = False
+        self.refused: list[float] = []  # when each refused connection came (time.monotonic())
+
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        socket_dir = self.url.query.get("host")
+        if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+            return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{self.url.port or 5432}")
+        return await asyncio.open_connection(self.url.host or "127.0.0.1", self.url.port or 5432)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.opened:
+            self.refused.append(time.monotonic())
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await self._upstream()
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            finally:
+                sink.close()
+
+        await asyncio.gather(
+            pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True
+        )
+
+
+async def test_the_listener_tries_again_every_second_until_postgresql_takes_its_connection(
+    engine: AsyncEngine,
+    direct_database_url: str,
+    open_context: OpenContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A LISTEN connection that cannot be made (PostgreSQL restarting: here a port that accepts
+    and closes) is logged and tried again 1 s later, as the log says, until it is made."""
+    caplog.set_level(logging.INFO, logger=listener_module.__name__)
+    gate = _Gate(make_url(direct_database_url))
+    server = await asyncio.start_server(gate.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    listen_url = make_url(direct_database_url).set(host="127.0.0.1", port=port, query={})
+    before = await _listener_pids(engine)
+    context = open_context(listen_database_url=listen_url.render_as_string(hide_password=False))
+    listener = context.listener = EventListener(context)
+    try:
+        listener.start()
+        await eventually(lambda: len(gate.refused) >= 3, timeout=15, what="three refused connections")
+        gate.opened = True
+
+        async def listening() -> bool:
+            return bool(await _listener_pids(engine) - before)
+
+        await eventually(listening, timeout=15, what="the LISTEN connection once PostgreSQL takes it")
+    finally:
+        await listener.stop(grace=0)
+        server.close()
+        await server.wait_closed()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(gate.refused[:3])]
+    assert all(1 <= gap < 2 for gap in gaps), gaps  # neither a busy loop nor a longer pause
+    lost = [r for r in caplog.records if r.getMessage().startswith("event notifications lost")]
+    assert len(lost) >= 3
