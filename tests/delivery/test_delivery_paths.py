@@ -602,6 +602,20 @@ async def _waiting_on_locks(engine: AsyncEngine) -> list[int]:
         )
 
 
+async def _cancel_what_waits_on_a_lock(engine: AsyncEngine, what: str) -> None:
+    """Wait until a backend of this database waits for a lock, then cancel its statement."""
+    waiting: list[int] = []
+
+    async def something_waits() -> bool:
+        waiting[:] = await _waiting_on_locks(engine)
+        return bool(waiting)
+
+    await eventually(something_waits, timeout=30, what=what)
+    for pid in waiting:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+
+
 async def test_a_dispatch_round_takes_every_batch_and_stops_after_the_partial_one(
     world: World, open_context: OpenContext
 ) -> None:
@@ -761,16 +775,7 @@ async def test_the_listener_logs_a_failed_dispatch_and_dispatches_again_1_s_late
             # The round takes the event, then waits here to write its delivery.
             await holder.exec_driver_sql("LOCK TABLE outbound_deliveries IN SHARE MODE")
             await world.publish(chat_event(org.org_id))
-            waiting: list[int] = []
-
-            async def round_waits() -> bool:
-                waiting[:] = await _waiting_on_locks(engine)
-                return bool(waiting)
-
-            await eventually(round_waits, timeout=30, what="the round to wait to write")
-            for pid in waiting:
-                async with engine.connect() as connection:
-                    await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+            await _cancel_what_waits_on_a_lock(engine, what="the round to wait to write")
             await eventually(
                 lambda: bool(logged("dispatching events failed")), timeout=15, what="the failure logged"
             )
@@ -835,16 +840,7 @@ async def test_the_listener_logs_a_pump_that_fails(
                 {"host": endpoint_host(receiver.url)},
             )
             await world.publish(chat_event(org.org_id))
-            waiting: list[int] = []
-
-            async def lease_waits() -> bool:
-                waiting[:] = await _waiting_on_locks(engine)
-                return bool(waiting)
-
-            await eventually(lease_waits, timeout=30, what="the pump's lease to wait on the lock")
-            for pid in waiting:
-                async with engine.connect() as connection:
-                    await connection.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+            await _cancel_what_waits_on_a_lock(engine, what="the pump's lease to wait on the lock")
             await eventually(lambda: not listener.pumps, timeout=15, what="the pump to end")
             await holder.rollback()
         assert receiver.requests == []
