@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 from types import ModuleType
 
@@ -64,6 +65,33 @@ def test_changed_lines_are_those_replaced_deleted_or_beside_an_insertion(
     inserted = "\n".join([*lines[:9], "    pass", *lines[9:]])
     assert selected.changed_lines(SOURCE, inserted) == {9, 10}
     assert selected.changed_lines(SOURCE, SOURCE) == set()
+
+
+def test_an_equivalent_entry_for_a_repeated_line_leaves_out_that_copy_only(
+    scripts: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two handlers of one text: an entry keyed by the line after the second leaves the first in."""
+    _, tool = scripts
+    source = (
+        "def f(g, h):\n"
+        "    try:\n        g()\n    except Exception:\n        return 1\n"
+        "    try:\n        h()\n    except Exception:\n        return 2\n"
+    )
+    module = "example.py"
+    monkeypatch.setitem(
+        tool.EQUIVALENT_BEFORE,
+        (module, "except Exception:", "except CosmicRayTestingException:", "return 2"),
+        "h never raises",
+    )
+    first, second = (
+        types.SimpleNamespace(
+            start_pos=(1, 0), operator_name="core/ExceptionReplacer", operator_args={}, occurrence=occurrence
+        )
+        for occurrence in (0, 1)
+    )
+    assert tool._left_out(source, first, module) is None
+    assert tool._left_out(source, second, module) == "equivalent: h never raises"
+    assert tool._left_out(source, second, "other.py") is None
 
 
 def test_only_lines_of_function_bodies_run_after_import(scripts: tuple[ModuleType, ModuleType]) -> None:
