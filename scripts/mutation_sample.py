@@ -120,6 +120,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/delivery/test_webhooks_delivery.py",
     ),
     "delivery/sweeper.py": (
+        "tests/delivery/test_sweeper.py",
         "tests/delivery/test_delivery_paths.py",
         "tests/delivery/test_webhooks_delivery.py",
     ),

@@ -544,6 +544,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for n in (4, 6)
     },
+    ("delivery/sweeper.py", ".limit(1)", ".limit( 2)"): (
+        "the undispatched-event query is read with session.scalar(), which returns the first column"
+        " of the first row and discards the rest: with LIMIT 2 it returns the same id (or None when"
+        " no row), and the sweeper only checks it against None"
+    ),
     **{
         ("web/session.py", before, before.replace("(24)", f"( {n})")): (
             "the length of a random token (the session id, the device cookie's nonce) is not a"
