@@ -487,18 +487,25 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         for line in (
             "func(dispatch_events, keep_result=0, max_tries=3),",
             "func(deliver_outbound, keep_result=0, max_tries=3, timeout=300),",
+            "func(sweep_outbound, keep_result=0),",
+            "func(purge_webhook_logs, keep_result=0),",
+            "func(maintain_log_partitions, keep_result=0),",
             "keep_result=0,",  # the cron jobs' (a CronJob's keep_result counts as a function's)
         )
     },
-    (
-        "delivery/tasks.py",
-        "func(deliver_outbound, keep_result=0, max_tries=3, timeout=300),",
-        "func(deliver_outbound, keep_result=0, max_tries=3, timeout= 301),",
-    ): (
-        "an arbitrary bound nothing documents: a deliver_outbound job is one pump, which takes new"
-        " attempts for DRAIN_SECONDS (30 s) and then waits at most a webhook timeout for those in"
-        " flight, far within either; only a job running between 300 and 301 s could tell them apart"
-    ),
+    **{
+        (
+            "delivery/tasks.py",
+            "func(deliver_outbound, keep_result=0, max_tries=3, timeout=300),",
+            f"func(deliver_outbound, keep_result=0, max_tries=3, timeout= {seconds}),",
+        ): (
+            "an arbitrary bound nothing documents: a deliver_outbound job is one pump, which takes new"
+            " attempts for DRAIN_SECONDS (30 s) and then waits at most a webhook timeout for those in"
+            " flight, far within 299, 300 or 301 s; only a job running within a second of 300 s could"
+            " tell them apart"
+        )
+        for seconds in (299, 301)
+    },
     (
         "delivery/tasks.py",
         "second=set(range(0, 60, interval)),",
@@ -507,24 +514,30 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "adds second 60 only when the interval divides 60, and arq matches the set against"
         " datetime.second (0 to 59): 60 never matches, the sweeper's schedule is the same"
     ),
-    (
-        "delivery/tasks.py",
-        "second={0},",
-        "second={ 1},",
-    ): (
-        "the partitions' second within the hour is an arbitrary choice: the docs promise hourly and"
-        " at start-up (test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_again),"
-        " and the comment partitions before the purge; xx:15:01 keeps all three, and partitions are"
-        " made 7 days ahead, so a second later changes nothing observable"
-    ),
+    **{
+        ("delivery/tasks.py", before, after): (
+            "the partitions' minute and second within the hour are an arbitrary choice (no doc names"
+            " one): the docs promise hourly and at start-up"
+            " (test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_again), and the"
+            " comment partitions before the purge at xx:17:30; xx:15:01, xx:14:00 and xx:16:00 keep"
+            " all three, and partitions are made 7 days ahead, so a minute or second either way"
+            " changes nothing observable"
+        )
+        for before, after in (
+            ("second={0},", "second={ 1},"),
+            ("minute={15},", "minute={ 14},"),
+            ("minute={15},", "minute={ 16},"),
+        )
+    },
     **{
         ("delivery/tasks.py", before, after): (
             "the purge's minute and second within the hour are an arbitrary choice: the docs promise"
             " an hourly purge (test_the_purge_runs_every_hour: one minute and second of every hour),"
-            " after the partitions' run at xx:15:00; any of xx:17:30, xx:18:30, xx:17:31, xx:17:29"
-            " keeps both, and retention is counted in days"
+            " after the partitions' run at xx:15:00; any of xx:17:30, xx:16:30, xx:18:30, xx:17:31,"
+            " xx:17:29 keeps both, and retention is counted in days"
         )
         for before, after in (
+            ("minute={17},", "minute={ 16},"),
             ("minute={17},", "minute={ 18},"),
             ("second={30},", "second={ 31},"),
             ("second={30},", "second={ 29},"),

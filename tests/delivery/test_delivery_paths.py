@@ -13,6 +13,7 @@ Real PostgreSQL, real receivers on 127.0.0.1, a real worker process; committed d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -25,8 +26,9 @@ import asyncpg
 import pytest
 from arq import Worker
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.utils import to_unix_ms
+from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.jobs import Job
+from arq.utils import ms_to_datetime, to_unix_ms
 from sqlalchemy import delete, select, text, update
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import URL, make_url
@@ -351,14 +353,20 @@ async def test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_a
     settings: Settings, arq_pool: ArqRedis, open_context: OpenContext
 ) -> None:
     """ARCHITECTURE.md: finished jobs keep no result (`keep_result=0`), so the same id can be
-    enqueued again. Every function the worker registers, enqueued by name, and the log
-    partitions' cron job, which its start-up runs (docs/webhooks.md: hourly, and at start-up):
-    the worker's own arq configuration (`create_worker`), in this process and in burst mode (it
-    stops once its queue is empty), on the test Redis. No Redis in the jobs' context: the
-    sweeper and the dispatcher enqueue nothing for other tests' workers."""
-    (partitions,) = [
-        job for job in tasks.cron_jobs(settings) if job.coroutine is tasks.maintain_log_partitions
-    ]
+    enqueued again. Every function the worker registers, enqueued by name, and the cron jobs:
+    the log partitions', which its start-up runs (docs/webhooks.md: hourly, and at start-up),
+    the sweeper's (30 s apart here, so that its ticks hardly fall within the run) and the
+    purge's, run at start-up here instead of at its minute of the hour: the worker's own arq
+    configuration (`create_worker`), in this process and in burst mode (it stops once its queue
+    is empty), on the test Redis. No Redis in the jobs' context: the sweeper and the dispatcher
+    enqueue nothing for other tests' workers."""
+    crons = {
+        job.coroutine: job
+        for job in tasks.cron_jobs(settings.model_copy(update={"webhook_sweep_interval_seconds": 30}))
+    }
+    partitions = crons[tasks.maintain_log_partitions]
+    purge = dataclasses.replace(crons[tasks.purge_webhook_logs], run_at_startup=True)
+    at_startup = [partitions, crons[tasks.sweep_outbound], purge]
     queue = f"{settings.queue_name}:burst"
     context = open_context()
     results_left: dict[str, int] = {}
@@ -397,31 +405,133 @@ async def test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_a
             assert await arq_pool.enqueue_job(name, *args, _job_id=f"{queue}:{name}", _queue_name=queue)
 
     await enqueue_each()
-    assert await run([partitions]) == len(names) + 1
-    (cron_id,) = [key for key in results_left if key.startswith(f"{partitions.name}:")]  # at start-up
-    assert results_left == {cron_id: 0, **{f"{queue}:{name}": 0 for name in names}}
+    completed = await run(at_startup)
+    runs = {job.name: [key for key in results_left if key.startswith(f"{job.name}:")] for job in at_startup}
+    assert len(runs[partitions.name]) == 1  # at start-up
+    assert all(runs.values()), runs  # each at start-up (and the sweeper at a tick that fell within)
+    cron_ids = list(itertools.chain.from_iterable(runs.values()))
+    assert results_left == dict.fromkeys([*cron_ids, *(f"{queue}:{name}" for name in names)], 0)
+    assert completed == len(names) + len(cron_ids)
     # The same ids again, at once: arq refuses an id whose job or result is still in Redis.
     await enqueue_each()
     assert await run([]) == len(names)
 
 
+async def _run_burst(
+    settings: Settings, context: WorkerContext, queue: str, cron_jobs: list[Any]
+) -> list[str]:
+    """Run arq's Worker with the worker's own configuration (`create_worker`) in this process, in
+    burst mode, on `queue` with `context` as the jobs' context: the ids of the jobs it ran."""
+    ran: list[str] = []
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx[WORKER_CONTEXT] = context
+
+    async def after_job_end(ctx: dict[str, Any]) -> None:
+        ran.append(ctx["job_id"])
+
+    worker = create_worker(
+        settings,
+        queue_name=queue,
+        cron_jobs=cron_jobs,
+        burst=True,
+        handle_signals=False,
+        on_startup=on_startup,
+        on_shutdown=None,
+        after_job_end=after_job_end,
+    )
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+    return ran
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")  # arq's Worker.close
+async def test_a_starting_worker_sweeps_at_once_not_at_the_sweepers_next_tick(
+    settings: Settings, open_context: OpenContext
+) -> None:
+    """docs/configuration.md: a worker's first sweep is at its start-up (a restarted worker takes
+    up what was lost at once, not up to an interval later). The sweeper's cron job with a 30 s
+    interval (ticks at seconds 0 and 30), started at least 10 s before its next tick, in arq's
+    Worker (burst mode: it stops once its queue is empty): a sweep runs, scheduled before that
+    tick."""
+    configured = settings.model_copy(update={"webhook_sweep_interval_seconds": 30})
+    (sweep,) = [job for job in tasks.cron_jobs(configured) if job.coroutine is tasks.sweep_outbound]
+    now = datetime.now(UTC)
+    until_tick = 30 - now.second % 30 - now.microsecond / 1_000_000
+    if until_tick < 10:
+        await asyncio.sleep(until_tick + 0.1)  # past this tick: the next one is 30 s away
+    started = datetime.now(UTC)
+    next_tick = started.replace(microsecond=0) + timedelta(seconds=30 - started.second % 30)
+    ran = await _run_burst(configured, open_context(), f"{settings.queue_name}:startup", [sweep])
+    assert ran and all(job_id.startswith(f"{sweep.name}:") for job_id in ran), ran
+    scheduled = sorted(ms_to_datetime(int(job_id.rsplit(":", 1)[1])) for job_id in ran)
+    assert started <= scheduled[0] < next_tick, (started, scheduled, next_tick)
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")  # arq's Worker.close
+async def test_a_job_whose_worker_died_under_it_runs_again_up_to_its_third_try(
+    settings: Settings, arq_pool: ArqRedis, open_context: OpenContext
+) -> None:
+    """ARCHITECTURE.md: a job whose worker died under it (killed, or cancelled past the
+    shutdown's grace) stays queued with its try counted (arq's retry key), and the next worker
+    runs it again: a dispatch_events or deliver_outbound job up to its third try; a fourth is
+    given up (a failed result, "max 3 retries exceeded"), its work left to the sweeper. Each
+    job queued as two and as three interrupted tries left it, in arq's Worker with the worker's
+    configuration (burst mode)."""
+    queue = f"{settings.queue_name}:tries"
+    names = (tasks.dispatch_events.__name__, tasks.deliver_outbound.__name__)
+    job_ids = {(name, earlier): f"{queue}:{name}:after-{earlier}" for name in names for earlier in (2, 3)}
+    for (name, earlier), job_id in job_ids.items():
+        args = (None,) if name == tasks.deliver_outbound.__name__ else ()
+        assert await arq_pool.enqueue_job(name, *args, _job_id=job_id, _queue_name=queue)
+        await arq_pool.set(retry_key_prefix + job_id, earlier)
+    try:
+        ran = await _run_burst(settings, open_context(), queue, [])
+        assert sorted(ran) == sorted(job_ids[name, 2] for name in names)
+        for name in names:
+            assert await Job(job_ids[name, 2], arq_pool, _queue_name=queue).result_info() is None
+            given_up = await Job(job_ids[name, 3], arq_pool, _queue_name=queue).result_info()
+            assert given_up is not None and not given_up.success
+            assert str(given_up.result) == "max 3 retries exceeded"
+    finally:
+        await arq_pool.delete(
+            *(
+                prefix + job_id
+                for job_id in job_ids.values()
+                for prefix in (result_key_prefix, retry_key_prefix)
+            )
+        )
+
+
+def _sweep_gaps(settings: Settings, interval: int) -> set[float]:
+    """The gaps between the sweeper's runs over two minutes, by arq's own schedule of its cron job."""
+    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    configured = settings.model_copy(update={"webhook_sweep_interval_seconds": interval})
+    (sweep,) = [job for job in tasks.cron_jobs(configured) if job.coroutine is tasks.sweep_outbound]
+    sweep.calculate_next(start)
+    runs: list[datetime] = []
+    while sweep.next_run is not None and sweep.next_run < start + timedelta(minutes=2):
+        runs.append(sweep.next_run)
+        sweep.calculate_next(sweep.next_run)
+    return {(later - earlier).total_seconds() for earlier, later in itertools.pairwise(runs)}
+
+
 def test_the_sweeper_runs_every_interval_seconds(settings: Settings) -> None:
     """docs/configuration.md: the sweeper runs every APPS_API_WEBHOOK_SWEEP_INTERVAL_SECONDS (at
     most 30): arq's own schedule of the cron job, over two minutes, never leaves a longer gap,
-    also across the minute when the interval does not divide 60."""
-    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    also across the minute when the interval does not divide 60. Settings accepts any int: one
+    above 30 runs every 30 s (a cron's seconds cannot span a minute), 0 or below every second."""
     for interval in range(1, 31):
-        configured = settings.model_copy(update={"webhook_sweep_interval_seconds": interval})
-        (sweep,) = [job for job in tasks.cron_jobs(configured) if job.coroutine is tasks.sweep_outbound]
-        sweep.calculate_next(start)
-        runs: list[datetime] = []
-        while sweep.next_run is not None and sweep.next_run < start + timedelta(minutes=2):
-            runs.append(sweep.next_run)
-            sweep.calculate_next(sweep.next_run)
-        gaps = {(later - earlier).total_seconds() for earlier, later in itertools.pairwise(runs)}
+        gaps = _sweep_gaps(settings, interval)
         assert max(gaps) <= interval, (interval, sorted(gaps))
         if 60 % interval == 0:
             assert gaps == {interval}, (interval, sorted(gaps))
+    for interval, every in ((31, 30), (45, 30), (59, 30), (60, 30), (3600, 30), (0, 1), (-1, 1)):
+        assert Settings(webhook_sweep_interval_seconds=interval).webhook_sweep_interval_seconds == interval
+        gaps = _sweep_gaps(settings, interval)
+        assert gaps == {every}, (interval, sorted(gaps))
 
 
 async def test_a_failing_pump_does_not_abandon_the_other_endpoints_of_the_dispatch(
