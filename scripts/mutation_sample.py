@@ -124,6 +124,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/delivery/test_webhooks_delivery.py",
     ),
     "delivery/maintenance.py": (
+        "tests/delivery/test_maintenance.py",
         "tests/delivery/test_delivery_paths.py",
         "tests/delivery/test_webhooks_delivery.py",
     ),
