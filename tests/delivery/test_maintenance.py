@@ -139,6 +139,12 @@ def held_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
 # --- the purge -------------------------------------------------------------------------------
 
 
+async def _purge(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """The purge, bounded: a batch loop that never ends fails the test rather than hanging it."""
+    async with asyncio.timeout(60):
+        return await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
+
+
 async def test_a_delivery_is_purged_only_when_finished_and_completed_before_the_cutoff(
     rows: Rows, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], held_clock: datetime
 ) -> None:
@@ -154,7 +160,7 @@ async def test_a_delivery_is_purged_only_when_finished_and_completed_before_the_
             }
         )
 
-    purged = await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
+    purged = await _purge(settings, sessionmaker)
 
     gone = {f"{status} {when}" for status in FINISHED for when in ("before the cutoff", "long ago")}
     # Pending and started deliveries stay whatever their age: they are still to be delivered.
@@ -174,7 +180,7 @@ async def test_an_event_is_purged_only_when_dispatched_and_created_before_the_cu
         undispatched_long_ago=_event(cutoff - timedelta(days=365), dispatched=False),
     )
 
-    purged = await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
+    purged = await _purge(settings, sessionmaker)
 
     assert await rows.kept() == {"dispatched_at_the_cutoff", "dispatched_after", "undispatched_long_ago"}
     assert purged == 2
@@ -191,7 +197,7 @@ async def test_a_removal_is_purged_once_older_than_the_cutoff(
         after=rows.removal(cutoff + TICK),
     )
 
-    purged = await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
+    purged = await _purge(settings, sessionmaker)
 
     assert await rows.kept() == {"at_the_cutoff", "after"}
     assert purged == 2
@@ -229,7 +235,7 @@ async def test_a_removal_past_the_cutoff_is_kept_while_an_undispatched_event_may
     removed_at = cutoff - HOUR / 2
     await rows.add(removal=rows.removal(removed_at), event=_event(removed_at + offset, dispatched=dispatched))
 
-    purged = await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
+    purged = await _purge(settings, sessionmaker)
 
     assert await rows.kept() == ({"removal", "event"} if held else {"event"})
     assert purged == (0 if held else 1)
@@ -254,7 +260,7 @@ async def test_the_retention_setting_places_the_purge_cutoff(
     )
     configured = settings.model_copy(update={"webhook_log_retention_days": retention_days})
 
-    purged = await maintenance.purge(settings=configured, sessionmaker=sessionmaker)
+    purged = await _purge(configured, sessionmaker)
 
     assert await rows.kept() == {"delivery_after", "event_after", "removal_after"}
     assert purged == 3
@@ -280,16 +286,14 @@ async def test_the_purge_deletes_in_batches_until_none_is_left_and_logs_what_it_
         **{f"removal {n}": rows.removal(old) for n in range(3)},
     )
 
-    async with asyncio.timeout(60):  # a batch loop that never ends fails here rather than hangs
-        purged = await maintenance.purge(settings=settings, sessionmaker=sessionmaker)
+    purged = await _purge(settings, sessionmaker)
 
     assert await rows.kept() == set()
     assert purged == 12
     assert caplog.messages == [f"purged 12 webhook log rows older than {cutoff}"]
 
     caplog.clear()
-    async with asyncio.timeout(60):
-        assert await maintenance.purge(settings=settings, sessionmaker=sessionmaker) == 0
+    assert await _purge(settings, sessionmaker) == 0
     assert caplog.messages == []  # nothing deleted, nothing logged
 
 
