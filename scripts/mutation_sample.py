@@ -191,6 +191,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("delivery/partitions.py", "purged_default_rows: int = 0", "0", "1"): (
         "a default never read: maintain() always sets it from the DELETE's row count"
     ),
+    ("delivery/maintenance.py", "PURGE_BATCH = 5000", "5000", "5001"): (
+        "a batch size: the purge deletes batch after batch until one comes back short, whatever the size"
+    ),
 }
 
 _SWAPS: dict[str, tuple[str, ...]] = {
