@@ -125,6 +125,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/delivery/test_webhooks_delivery.py",
     ),
     "delivery/maintenance.py": (
+        "tests/delivery/test_maintenance.py",
         "tests/delivery/test_delivery_paths.py",
         "tests/delivery/test_webhooks_delivery.py",
     ),
@@ -190,6 +191,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     " installation has a null id); tests/auth/test_app_token_auth.py's `without_*` cases hold the 401",
     ("delivery/partitions.py", "purged_default_rows: int = 0", "0", "1"): (
         "a default never read: maintain() always sets it from the DELETE's row count"
+    ),
+    ("delivery/maintenance.py", "PURGE_BATCH = 5000", "5000", "5001"): (
+        "a batch size: the purge deletes batch after batch until one comes back short, whatever the size"
     ),
 }
 

@@ -743,6 +743,29 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "`_recording()` makes one plan per result, and settle()'s placeholder Recorded (kept only"
         " when there are no results) has no plans: the two are always of one length"
     ),
+    **{
+        ("delivery/maintenance.py", "PURGE_BATCH = 5000", f"PURGE_BATCH = {size}"): (
+            "a batch size: the purge deletes batch after batch until one comes back short, so every"
+            " row older than the cutoff goes and the count returned is the same with batches of any"
+            " size (tests/delivery/test_maintenance.py's batch test sets the size to 2)"
+        )
+        for size in (4999, 5001)
+    },
+    **{
+        (
+            "delivery/maintenance.py",
+            'count = int(getattr(result, "rowcount", 0) or 0)',
+            f'count = int(getattr(result, "rowcount", {default}) or 0)',
+        ): (
+            "a dead default: session.execute() of a DELETE returns a CursorResult, which always has a"
+            " rowcount (the exact counts test_maintenance.py asserts would be 0 without one)"
+        )
+        for default in (1, -1)
+    },
+    ("delivery/maintenance.py", "if count < PURGE_BATCH:", "if count != PURGE_BATCH:"): (
+        "the DELETE takes the rows of `id IN (SELECT id ... LIMIT PURGE_BATCH)`, ids being primary"
+        " keys: a batch never deletes more than PURGE_BATCH rows, so `!=` is true exactly when `<` is"
+    ),
 }
 
 # Equivalent mutants of a line whose text the module repeats, where a mutant of the other copy is
