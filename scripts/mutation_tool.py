@@ -799,9 +799,9 @@ def _module_dir(work_dir: Path, module: str) -> Path:
     return work_dir / module.replace("/", "__").removesuffix(".py")
 
 
-def _config(folder: Path, module: str, timeout: float, selected: bool) -> Path:
+def _config(folder: Path, module: str, timeout: float, selected: bool, tests_only: str | None = None) -> Path:
     """Write the module's cosmic-ray config; return its path."""
-    tests = " ".join(MODULES[module])
+    tests = tests_only or " ".join(MODULES[module])
     command = f"{sys.executable} -m pytest -x -q -rA {' '.join(PYTEST_OPTIONS)} {tests}"
     if selected:
         command = f"{sys.executable} {ROOT / 'scripts' / 'mutation_selected.py'} {folder}"
@@ -1015,6 +1015,7 @@ def _prepare(
     contexts: Path | None,
     durations_log: Path | None = None,
     suite: float = 0.0,
+    tests_only: str | None = None,
 ) -> tuple[Path, Path]:
     """A fresh copy, config and filtered session for one module."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -1022,7 +1023,8 @@ def _prepare(
     _fresh_copy(folder)
     if contexts is not None:
         _write_selection(folder, module, contexts, durations_log, suite)
-    config, session = _config(folder, module, timeout, contexts is not None), folder / "session.sqlite"
+    config = _config(folder, module, timeout, contexts is not None, tests_only)
+    session = folder / "session.sqlite"
     _cosmic([str(BIN / "cosmic-ray"), "init", str(config), str(session)], folder)
     _cosmic([str(BIN / "cr-filter-operators"), str(session), str(config)], folder)
     _cosmic([str(BIN / "cr-filter-pragma"), str(session)], folder)
@@ -1124,6 +1126,11 @@ def _parser() -> argparse.ArgumentParser:
         help="with --contexts: the contexts run's output with --durations=0 --durations-min=0; a"
         " selected run's time limit is then judged from what its tests took",
     )
+    parser.add_argument(
+        "--tests",
+        help="with --survivors: run them against these test files only (space-separated), e.g. the"
+        " tests written for them: the first run already ran every test of the list that runs their line",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--floor", type=float, default=0.0, help="minimum kill rate, percent")
     parser.add_argument("--report", type=Path, help="write every outcome as JSON here")
@@ -1170,7 +1177,9 @@ def _run_module(args: argparse.Namespace, module: str) -> tuple[list[Outcome], l
         # With --suite every survivor is worth a second run: other files may run its line.
         wanted = _survivors(session, selected_only=args.confirm and not args.suite)
         contexts = args.contexts if args.suite else None
-        config, session = _prepare(folder, module, args.timeout, contexts, args.durations, args.suite)
+        config, session = _prepare(
+            folder, module, args.timeout, contexts, args.durations, args.suite, args.tests
+        )
         _keep_only(session, wanted)
     else:
         config, session = _prepare(folder, module, args.timeout, args.contexts, args.durations, args.suite)
