@@ -112,6 +112,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "delivery/send.py": ("tests/delivery/test_webhooks_units.py", "tests/delivery/test_webhooks_delivery.py"),
     "delivery/engine.py": (
+        "tests/delivery/test_engine_pump.py",
         "tests/delivery/test_webhooks_units.py",
         "tests/delivery/test_webhooks_delivery.py",
     ),
