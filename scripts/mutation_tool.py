@@ -964,13 +964,16 @@ def _left_out(source: str, mutation: Any, module: str) -> str | None:
         # cosmic-ray 8.7.0's ExceptionReplacer fails on a dotted name in an except tuple
         # (`except (binascii.Error, ValueError)`): the mutant cannot be made.
         return "filtered: cosmic-ray cannot make this mutant (a dotted name in an except tuple)"
-    if not mutated:
-        return None
+    why = _equivalent(module, source, mutated) if mutated else None
+    return f"equivalent: {why}" if why else None
+
+
+def _equivalent(module: str, source: str, mutated: str) -> str | None:
+    """Why the mutant that turns `source` into `mutated` is equivalent (EQUIVALENT, EQUIVALENT_BEFORE)."""
     before, after = _changed_lines(source, mutated)
-    why = EQUIVALENT.get((module, before, after)) or EQUIVALENT_BEFORE.get(
+    return EQUIVALENT.get((module, before, after)) or EQUIVALENT_BEFORE.get(
         (module, before, after, _line_after_change(source, mutated))
     )
-    return f"equivalent: {why}" if why else None
 
 
 def _changed_lines(source: str, mutated: str) -> tuple[str, str]:

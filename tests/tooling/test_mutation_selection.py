@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 from types import ModuleType
 
@@ -83,15 +82,14 @@ def test_an_equivalent_entry_for_a_repeated_line_leaves_out_that_copy_only(
         (module, "except Exception:", "except CosmicRayTestingException:", "return 2"),
         "h never raises",
     )
+    # The two mutants cosmic-ray's ExceptionReplacer makes of `source` (occurrences 0 and 1).
     first, second = (
-        types.SimpleNamespace(
-            start_pos=(1, 0), operator_name="core/ExceptionReplacer", operator_args={}, occurrence=occurrence
-        )
-        for occurrence in (0, 1)
+        source.replace(f"Exception:\n        return {n}", f"CosmicRayTestingException:\n        return {n}")
+        for n in (1, 2)
     )
-    assert tool._left_out(source, first, module) is None
-    assert tool._left_out(source, second, module) == "equivalent: h never raises"
-    assert tool._left_out(source, second, "other.py") is None
+    assert tool._equivalent(module, source, first) is None
+    assert tool._equivalent(module, source, second) == "h never raises"
+    assert tool._equivalent("other.py", source, second) is None
 
 
 def test_only_lines_of_function_bodies_run_after_import(scripts: tuple[ModuleType, ModuleType]) -> None:
