@@ -88,6 +88,19 @@ _ENTRY_COLUMNS = (
     "return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(7)]"
 )
 
+# delivery/engine.py: why `wanted` is never negative, and why `<` or `>=` against a deadline of
+# time.monotonic() equals `<=` or `>`.
+_WANTED_NOT_NEGATIVE = (
+    "`wanted` is never negative: it is the pump's _wanted(), bound minus the attempts in flight (a"
+    " lease takes at most the slots wanted, so they never pass the bound), or that min'd with"
+    " len(finished), or 0 (settle() has no other caller); so `!= 0` is `> 0`"
+)
+_SAME_NANOSECOND = (
+    "the deadline and the clock are floats of time.monotonic(), which has advanced since the deadline"
+    " was read: they are equal at most for one nanosecond, and the drain limit is no promise to the"
+    " nanosecond"
+)
+
 # Mutants no test can tell from the original, triaged in docs/testing.md: (module, the line's text
 # before, after the mutation) -> why. Keyed by text so that they survive code moving around them.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
@@ -196,6 +209,110 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for operator in (">=", "<=")
     },
+    **{
+        ("delivery/engine.py", before, before.replace("wanted > 0", "wanted != 0")): _WANTED_NOT_NEGATIVE
+        for before in (
+            "if wanted > 0 and len(results) >= wanted:",
+            "elif wanted > 0:",
+            "if state.finished or wanted > 0:",
+            "if wanted > 0:",
+        )
+    },
+    **{
+        ("delivery/engine.py", "if state.finished or wanted > 0:", f"if state.finished or wanted {after}:"): (
+            "a round with nothing finished and nothing wanted then calls _record_and_lease() as well,"
+            " which changes nothing: settle() with no results and wanted 0 touches no database and"
+            " returns no plans, no leases and more false, and `wanted > 0` guards the pump's flags"
+        )
+        for after in (">= 0", "> -1")
+    },
+    **{
+        ("delivery/engine.py", "if wanted > 0:", f"if wanted {after}:"): (
+            "both copies act alike with wanted 0. In _wanted(), clearing the poke: a round starts"
+            " with in_flight below the bound, so while taking, wanted is 0 only without a poke (poke()"
+            " sets flag and event together, only here are both cleared), and once not taking (the"
+            " deadline passed, the worker stopping: neither turns back) the poke is never read again."
+            " In _record_and_lease(), setting more and passing from settle(): wanted 0 with finished"
+            " attempts means not taking (the flags are read no more) or more false (passing, set"
+            " with it, false too), and settle() wanting nothing returns more false: nothing changes"
+        )
+        for after in (">= 0", "> -1")
+    },
+    (
+        "delivery/engine.py",
+        "if TYPE_CHECKING:  # the context holds the pumps",
+        "if not TYPE_CHECKING:  # the context holds the pumps",
+    ): (
+        "WorkerContext imported at run time as well: context.py imports engine.py only under"
+        " TYPE_CHECKING, so there is no import cycle, and the name is used only in annotations,"
+        " postponed by `from __future__ import annotations`"
+    ),
+    **{
+        ("delivery/engine.py", "DRAIN_SECONDS = 30.0", f"DRAIN_SECONDS = {seconds}"): (
+            "a drain limit a second shorter or longer: nothing states 30 s; it only keeps a pump well"
+            " within its job's timeout (300 s), and the tests of the limit set it (0 and 3 s)"
+        )
+        for seconds in ("29.0", "31.0")
+    },
+    (
+        "delivery/engine.py",
+        "return time.monotonic() < deadline and self.context.accepting",
+        "return time.monotonic() <= deadline and self.context.accepting",
+    ): _SAME_NANOSECOND,
+    (
+        "delivery/engine.py",
+        "if time.monotonic() >= state.deadline and self.context.accepting:",
+        "if time.monotonic() > state.deadline and self.context.accepting:",
+    ): _SAME_NANOSECOND,
+    (
+        "delivery/engine.py",
+        "wanted = state.bound - len(state.in_flight) if taking and (state.more or self.poked) else 0",
+        "wanted = state.bound - len(state.in_flight) if taking and (state.more or self.poked) else -1",
+    ): (
+        "-1 wanted goes where 0 does: min() with len(finished) keeps it -1, and everything that reads"
+        " it asks `wanted > 0` (settle() then records alone)"
+    ),
+    (
+        "delivery/engine.py",
+        "state.passing = found_more and (state.passing or len(leased) < wanted)",
+        "state.passing = found_more and (state.passing or len(leased) != wanted)",
+    ): "a lease takes at most the slots wanted (its LIMIT): len(leased) never passes wanted, so `!=` is `<`",
+    **{
+        (
+            "delivery/engine.py",
+            "state.passing = found_more and (state.passing or len(leased) < wanted)",
+            after,
+        ): (
+            "passing is read only while more is true and no poke came; the mutant sets it also after a"
+            " lease that filled every slot wanted (not min'd: bound minus those in flight), which"
+            " leaves every slot busy: each later round's free slots are then exactly its finished"
+            " attempts, and min(free, finished) changes nothing. Where it sets passing with"
+            " found_more false, more is false and nothing is wanted without a poke anyway"
+        )
+        for after in (
+            "state.passing = found_more and (state.passing or len(leased) <= wanted)",
+            "state.passing = found_more or (state.passing or len(leased) < wanted)",
+        )
+    },
+    (
+        "delivery/engine.py",
+        "if taking and len(state.in_flight) < state.bound:",
+        "if taking and len(state.in_flight) != state.bound:",
+    ): (
+        "a lease takes at most the free slots _wanted() asked for, bound minus in flight: in_flight"
+        " never passes the bound, so `!=` is `<`"
+    ),
+    ("delivery/engine.py", "if attempt + 1 == SETTLE_TRIES:", "if attempt + 1 >= SETTLE_TRIES:"): (
+        "attempt runs over range(SETTLE_TRIES): attempt + 1 never passes SETTLE_TRIES, so `>=` is `==`"
+    ),
+    (
+        "delivery/engine.py",
+        "for (attempt, _), plan in zip(finished, plans, strict=True):",
+        "for (attempt, _), plan in zip(finished, plans, strict=False):",
+    ): (
+        "the plans are settle()'s, record.report()'s: one per finished attempt (None for a lost"
+        " lease), so the two lists always have one length"
+    ),
     ("delivery/send.py", 'if attempt.kind == "webhook"', 'if attempt.kind >= "webhook"'): (
         'outbound_deliveries\' CHECK allows only the kinds "webhook" and "trigger", and "trigger"'
         ' sorts before "webhook": `>= "webhook"` is true exactly when `== "webhook"` is'
@@ -772,6 +889,17 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 # killed: keyed (module, line before, line after, the next non-blank line of the source), so the
 # entry leaves out this copy's mutant only.
 EQUIVALENT_BEFORE: dict[tuple[str, str, str, str], str] = {
+    (
+        "delivery/engine.py",
+        "self.poked = False",
+        "self.poked = True",
+        "self.wakeup = asyncio.Event()",
+    ): (
+        "a new pump marked poked (its event not set): its first round leases anyway (more starts"
+        " true), which clears the mark, and a first round that takes nothing (drain limit, shutdown)"
+        " reads it only in `self.poked and taking`; _wanted()'s copy of the line, clearing a poke, is"
+        " killed by a test"
+    ),
     (
         "delivery/send.py",
         "except Exception as error:",
