@@ -18,7 +18,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -371,28 +371,12 @@ async def test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_a
     context = open_context()
     results_left: dict[str, int] = {}
 
-    async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx[WORKER_CONTEXT] = context
-
     async def after_job_end(ctx: dict[str, Any]) -> None:
         # Right after arq has finished the job: whatever result it keeps is there now.
         results_left[ctx["job_id"]] = await arq_pool.exists(result_key_prefix + ctx["job_id"])
 
     async def run(cron_jobs: list[Any]) -> int:
-        worker = create_worker(
-            settings,
-            queue_name=queue,
-            cron_jobs=cron_jobs,
-            burst=True,
-            handle_signals=False,
-            on_startup=on_startup,
-            on_shutdown=None,
-            after_job_end=after_job_end,
-        )
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
+        _, worker = await _run_burst(settings, context, queue, cron_jobs, after_job_end=after_job_end)
         assert worker.jobs_failed == 0
         return worker.jobs_complete
 
@@ -418,17 +402,25 @@ async def test_finished_jobs_keep_no_result_so_the_same_job_id_can_be_enqueued_a
 
 
 async def _run_burst(
-    settings: Settings, context: WorkerContext, queue: str, cron_jobs: list[Any]
-) -> list[str]:
+    settings: Settings,
+    context: WorkerContext,
+    queue: str,
+    cron_jobs: list[Any],
+    *,
+    after_job_end: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> tuple[list[str], Worker]:
     """Run arq's Worker with the worker's own configuration (`create_worker`) in this process, in
-    burst mode, on `queue` with `context` as the jobs' context: the ids of the jobs it ran."""
+    burst mode, on `queue` with `context` as the jobs' context: the ids of the jobs it ran (and
+    `after_job_end` called after each), and the finished worker."""
     ran: list[str] = []
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx[WORKER_CONTEXT] = context
 
-    async def after_job_end(ctx: dict[str, Any]) -> None:
+    async def job_ended(ctx: dict[str, Any]) -> None:
         ran.append(ctx["job_id"])
+        if after_job_end is not None:
+            await after_job_end(ctx)
 
     worker = create_worker(
         settings,
@@ -438,13 +430,13 @@ async def _run_burst(
         handle_signals=False,
         on_startup=on_startup,
         on_shutdown=None,
-        after_job_end=after_job_end,
+        after_job_end=job_ended,
     )
     try:
         await worker.async_run()
     finally:
         await worker.close()
-    return ran
+    return ran, worker
 
 
 @pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")  # arq's Worker.close
@@ -464,7 +456,7 @@ async def test_a_starting_worker_sweeps_at_once_not_at_the_sweepers_next_tick(
         await asyncio.sleep(until_tick + 0.1)  # past this tick: the next one is 30 s away
     started = datetime.now(UTC)
     next_tick = started.replace(microsecond=0) + timedelta(seconds=30 - started.second % 30)
-    ran = await _run_burst(configured, open_context(), f"{settings.queue_name}:startup", [sweep])
+    ran, _ = await _run_burst(configured, open_context(), f"{settings.queue_name}:startup", [sweep])
     assert ran and all(job_id.startswith(f"{sweep.name}:") for job_id in ran), ran
     scheduled = sorted(ms_to_datetime(int(job_id.rsplit(":", 1)[1])) for job_id in ran)
     assert started <= scheduled[0] < next_tick, (started, scheduled, next_tick)
@@ -488,7 +480,7 @@ async def test_a_job_whose_worker_died_under_it_runs_again_up_to_its_third_try(
         assert await arq_pool.enqueue_job(name, *args, _job_id=job_id, _queue_name=queue)
         await arq_pool.set(retry_key_prefix + job_id, earlier)
     try:
-        ran = await _run_burst(settings, open_context(), queue, [])
+        ran, _ = await _run_burst(settings, open_context(), queue, [])
         assert sorted(ran) == sorted(job_ids[name, 2] for name in names)
         for name in names:
             assert await Job(job_ids[name, 2], arq_pool, _queue_name=queue).result_info() is None

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from apps_api.delivery import engine as engine_module
 from apps_api.delivery import record
 from apps_api.delivery.attempts import Deliverer
+from apps_api.delivery.context import WorkerContext
 from apps_api.delivery.engine import EndpointPump, pump_endpoint, settle
 from apps_api.delivery.outbox import deliver_job_id, endpoint_host
 from apps_api.kit.db import statement_cache_options
@@ -50,6 +51,22 @@ from tests.delivery.test_webhooks_units import (
 )
 from tests.fixtures.delivery import World
 from tests.fixtures.webhooks import Reply, eventually, receivers
+
+
+def _start_pump(context: WorkerContext, host: str) -> tuple[EndpointPump, asyncio.Task[int]]:
+    """A pump of `host`, registered as `pump_endpoint` registers it, running in a task."""
+    pump = EndpointPump(context, host)
+    context.pumps[host] = pump
+    return pump, asyncio.create_task(pump.run(context.pumps))
+
+
+@asynccontextmanager
+async def _endpoint_locked(engine: AsyncEngine, host: str) -> AsyncIterator[None]:
+    """Another worker's transaction holding the endpoint's advisory lock for the block."""
+    async with engine.connect() as other:
+        await other.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"), {"host": host})
+        yield
+        await other.rollback()
 
 
 async def _waiting_for_locks(engine: AsyncEngine) -> int:
@@ -135,15 +152,11 @@ async def test_outcomes_of_more_attempts_than_slots_wanted_pass_those_slots_on_w
         async with guarded_client(()) as client:
             a = Deliverer(sessionmaker, settings, client, "worker-a")
             _, leased, _ = await settle(a, host=host, wanted=2)
-            async with engine.connect() as other:
-                await other.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"), {"host": host}
-                )
+            async with _endpoint_locked(engine, host):
                 passing = asyncio.ensure_future(
                     settle(a, host=host, results=[(attempt, ok) for attempt in leased], wanted=1)
                 )
                 done, _ = await asyncio.wait({passing}, timeout=5)
-                await other.rollback()
             plans, taken, more = await passing
         assert done == {passing}  # it did not wait for the lock
         assert [plan and plan.status for plan in plans] == ["successful", "successful"]
@@ -273,20 +286,13 @@ async def test_a_pump_whose_attempts_wait_for_their_apps_slot_passes_slots_on_wi
         endpoint = await _endpoint(world, receiver.url)
         ids = await _due(engine, endpoint, 3)
         async with _pump_context(engine, per_app, arq_pool) as context:
-            pump = EndpointPump(context, endpoint.host)
-            context.pumps[endpoint.host] = pump
-            running = asyncio.create_task(pump.run(context.pumps))
+            _, running = _start_pump(context, endpoint.host)
             try:
                 await eventually(lambda: receiver.in_flight == 1, timeout=10, what="the first attempt")
-                async with engine.connect() as other:
-                    await other.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"),
-                        {"host": endpoint.host},
-                    )
+                async with _endpoint_locked(engine, endpoint.host):
                     receiver.release.set()
                     # The endpoint stays locked until the pump has sent and recorded all three.
                     recorded = await asyncio.wait_for(asyncio.shield(running), 10)
-                    await other.rollback()
             finally:
                 receiver.release.set()
                 if not running.done():
@@ -306,21 +312,14 @@ async def test_a_finished_attempt_passes_its_slot_on_without_the_lock_while_anot
         endpoint = await _endpoint(world, receiver.url)
         ids = await _due(engine, endpoint, 3)
         async with _pump_context(engine, pair, arq_pool) as context:
-            pump = EndpointPump(context, endpoint.host)
-            context.pumps[endpoint.host] = pump
-            running = asyncio.create_task(pump.run(context.pumps))
+            _, running = _start_pump(context, endpoint.host)
             try:
                 await eventually(lambda: receiver.in_flight == 2, timeout=10, what="both slots busy")
-                async with engine.connect() as other:
-                    await other.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"),
-                        {"host": endpoint.host},
-                    )
+                async with _endpoint_locked(engine, endpoint.host):
                     gates[1].set()
                     await eventually(lambda: len(receiver.requests) == 3, timeout=10, what="the third")
                     gates[0].set()
                     recorded = await asyncio.wait_for(asyncio.shield(running), 10)
-                    await other.rollback()
             finally:
                 for gate in gates:
                     gate.set()
@@ -341,9 +340,7 @@ async def test_after_a_passed_slot_finds_nothing_due_a_pump_leases_again_only_wh
         endpoint = await _endpoint(world, receiver.url)
         ids = await _due(engine, endpoint, 2)
         async with _pump_context(engine, pair, arq_pool) as context:
-            pump = EndpointPump(context, endpoint.host)
-            context.pumps[endpoint.host] = pump
-            running = asyncio.create_task(pump.run(context.pumps))
+            _, running = _start_pump(context, endpoint.host)
             try:
                 await eventually(lambda: receiver.in_flight == 2, timeout=10, what="both slots busy")
                 gates[1].set()
@@ -402,16 +399,10 @@ async def test_a_poke_to_a_pump_whose_slots_are_all_busy_waits_for_a_slot_to_fre
         endpoint = await _endpoint(world, receiver.url)
         ids = await _due(engine, endpoint)
         async with _pump_context(engine, single, arq_pool) as context:
-            pump = EndpointPump(context, endpoint.host)
-            context.pumps[endpoint.host] = pump
-            running = asyncio.create_task(pump.run(context.pumps))
+            pump, running = _start_pump(context, endpoint.host)
             try:
                 await eventually(lambda: receiver.in_flight == 1, timeout=10, what="the first attempt")
-                async with engine.connect() as other:
-                    await other.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtextextended(:host, 0))"),
-                        {"host": endpoint.host},
-                    )
+                async with _endpoint_locked(engine, endpoint.host):
                     ids += await _due(engine, endpoint)
                     waits = loop.waits
                     pump.poke()
@@ -420,7 +411,6 @@ async def test_a_poke_to_a_pump_whose_slots_are_all_busy_waits_for_a_slot_to_fre
                     assert loop.waits == waits
                     receiver.release.set()
                     recorded = await asyncio.wait_for(asyncio.shield(running), 10)
-                    await other.rollback()
             finally:
                 receiver.release.set()
                 if not running.done():
@@ -499,9 +489,7 @@ async def test_a_pump_of_a_worker_shutting_down_finishes_its_attempts_and_takes_
         async with _pump_context(engine, settings, arq_pool) as context:
             worker = types.SimpleNamespace(allow_pick_jobs=True)
             context.arq_worker = worker  # type: ignore[assignment]
-            pump = EndpointPump(context, endpoint.host)
-            context.pumps[endpoint.host] = pump
-            running = asyncio.create_task(pump.run(context.pumps))
+            pump, running = _start_pump(context, endpoint.host)
             try:
                 await eventually(lambda: receiver.in_flight == 1, timeout=10, what="the first attempt")
                 worker.allow_pick_jobs = False
@@ -548,9 +536,7 @@ async def test_a_cancelled_pump_abandons_its_attempts_in_flight(
         endpoint = await _endpoint(world, url)
         ids = await _due(engine, endpoint)
         async with _pump_context(engine, settings, arq_pool) as context:
-            pump = EndpointPump(context, endpoint.host)
-            context.pumps[endpoint.host] = pump
-            running = asyncio.create_task(pump.run(context.pumps))
+            _, running = _start_pump(context, endpoint.host)
             await asyncio.wait_for(requested.wait(), 10)
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
