@@ -20,15 +20,19 @@ from apps_api.settings import Settings
 from tests.fixtures.factories import Tenant, make_app, make_log_entry
 
 
-@pytest.fixture
-async def raw(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+async def committing_connection(settings: Settings) -> asyncpg.Connection:
     """A connection of its own, committing: partition DDL is not rolled back with the test."""
     assert settings.database_url is not None
-    connection = await asyncpg.connect(
+    return await asyncpg.connect(
         settings.database_url.replace("postgresql+asyncpg://", "postgresql://"),
         # Behind PgBouncer (APPS_API_TEST_PGBOUNCER=1), as the service's connections are.
         statement_cache_size=max(settings.db_statement_cache_size, 0),
     )
+
+
+@pytest.fixture
+async def raw(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await committing_connection(settings)
     try:
         yield connection
     finally:

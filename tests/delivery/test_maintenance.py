@@ -27,6 +27,7 @@ from apps_api.delivery.states import FINISHED, DeliveryStatus
 from apps_api.models import AppInstallationRemoval, Event, Organization, OutboundDelivery
 from apps_api.observability.delivery_metrics import LOG_PARTITIONS_AHEAD, WORKER_REGISTRY
 from apps_api.settings import Settings
+from tests.delivery.test_log_partitions import committing_connection
 from tests.fixtures.live_server import free_port
 
 # The purge's clock: its cutoff (the retention before it) is in 1990, before any other test's rows.
@@ -303,11 +304,7 @@ async def test_the_purge_deletes_in_batches_until_none_is_left_and_logs_what_it_
 @pytest.fixture
 async def raw(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """A connection of its own, committing; the partitions of PARTITIONS_NOW's year are dropped after."""
-    assert settings.database_url is not None
-    connection = await asyncpg.connect(
-        settings.database_url.replace("postgresql+asyncpg://", "postgresql://"),
-        statement_cache_size=max(settings.db_statement_cache_size, 0),
-    )
+    connection = await committing_connection(settings)
     try:
         yield connection
     finally:
