@@ -1098,32 +1098,23 @@ def _left_out(source: str, mutation: Any, module: str) -> str | None:
 
 def _equivalent(module: str, source: str, mutated: str) -> str | None:
     """Why the mutant that turns `source` into `mutated` is equivalent (EQUIVALENT, EQUIVALENT_BEFORE)."""
-    before, after = _changed_lines(source, mutated)
-    return EQUIVALENT.get((module, before, after)) or EQUIVALENT_BEFORE.get(
-        (module, before, after, _line_after_change(source, mutated))
-    )
+    before, after, following = _change(source, mutated)
+    why = EQUIVALENT.get((module, before, after))
+    return why or EQUIVALENT_BEFORE.get((module, before, after, following))
 
 
-def _changed_lines(source: str, mutated: str) -> tuple[str, str]:
-    """The source's lines the mutant changes, and what it puts there (stripped, blank lines left out)."""
+def _change(source: str, mutated: str) -> tuple[str, str, str]:
+    """The source's lines the mutant changes, what it puts there, and the source's first line after
+    them (stripped, blank lines left out)."""
     before, after = source.splitlines(), mutated.splitlines()
     matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
     for tag, low, high, new_low, new_high in matcher.get_opcodes():
         if tag != "equal":
             old = " ".join(line.strip() for line in before[low:high] if line.strip())
             new = " ".join(line.strip() for line in after[new_low:new_high] if line.strip())
-            return old, new
-    return "", ""
-
-
-def _line_after_change(source: str, mutated: str) -> str:
-    """The first non-blank line of the source after the ones the mutant changes (stripped)."""
-    before, after = source.splitlines(), mutated.splitlines()
-    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
-    for tag, _low, high, _new_low, _new_high in matcher.get_opcodes():
-        if tag != "equal":
-            return next((line.strip() for line in before[high:] if line.strip()), "")
-    return ""
+            following = next((line.strip() for line in before[high:] if line.strip()), "")
+            return old, new, following
+    return "", "", ""
 
 
 def _filter(session: Path, module: str) -> None:
