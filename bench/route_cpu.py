@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import cProfile
 import itertools
+import os
 import pstats
 import time
 from typing import Any
@@ -173,7 +174,7 @@ async def _measure(
                     wall[label] = (time.perf_counter() - started) / requests * 1e6
                     if profiler is not None:
                         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
-                        pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+                        pstats.Stats(profiler).sort_stats("cumulative").print_stats(int(os.environ.get("ROUTE_CPU_LINES", "60")))
                 if service_only:
                     print(f"{name:36} {cpu['service']:16.0f}   ({wall['service']:.0f})")
                     continue

@@ -31,6 +31,7 @@ from apps_api.kit.param_facts import install as install_param_facts
 from apps_api.kit.queue import QueueContextMiddleware
 from apps_api.kit.routing import include_flat
 from apps_api.kit.security import configure_password_hashing
+from apps_api.kit.solver import install as install_planned_solver
 from apps_api.landing import FAVICON_URL
 from apps_api.landing import router as landing_router
 from apps_api.observability.endpoints import router as operations_router
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, on_overload=count_shed)
     install_param_facts()
+    install_planned_solver()
     app.add_middleware(QueueContextMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outermost: a shed request costs no parse, log line or connection.
