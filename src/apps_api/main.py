@@ -13,6 +13,7 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 
 from apps_api import __version__
 from apps_api.app_user_tokens.endpoints import router as app_user_tokens_router
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         favicon_url=FAVICON_URL,
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.settings = settings
     configure_encryption(settings.encryption_keys)
@@ -126,6 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+# FastAPI's native telemetry, off: no spans, metrics or log records, and no OTLP exporters set up
+# from the environment. The service's own metrics (/metrics) and access log stay.
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
 
 
 def operation_id(route: APIRoute) -> str:

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    # FastAPI's own OpenTelemetry spans, metrics and logs (through the global providers, or OTLP
+    # exporters from FASTAPI_OTEL_* variables). Off, FastAPI does not ask at every request whether
+    # a provider is configured (about 2 % of a read's CPU, bench/ANALYSIS.md).
+    opentelemetry: bool = False
 
     @field_validator(
         "database_url",
