@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -27,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from starlette.datastructures import MultiDict
 
 from apps_api.kit.deps import app_settings
 from apps_api.kit.driver import CompiledStatement, ReadConnection
@@ -86,7 +88,8 @@ class _Cursor:
 
 
 def _sign(payload: bytes, key: bytes) -> bytes:
-    return hmac.new(key, b"cursor:" + payload, hashlib.sha256).digest()[:16]
+    # hmac.digest: the one-shot C path, the same bytes as hmac.new(...).digest() without its object.
+    return hmac.digest(key, b"cursor:" + payload, "sha256")[:16]
 
 
 def encode_cursor(cursor: _Cursor, key: bytes) -> str:
@@ -129,13 +132,35 @@ def decode_cursor(raw: str, ordering: Ordering, key: bytes) -> _Cursor:
 
 
 def _page_url(request: Request, cursor: _Cursor) -> str:
+    """The request's URL with `cursor` in its query (replacing any), under the public base URL."""
     settings = app_settings(request)
     base = settings.public_base_url
-    url = request.url.include_query_params(cursor=encode_cursor(cursor, settings.secret_key.encode()))
+    value = encode_cursor(cursor, settings.secret_key.encode())
     if base:
-        origin = base.rstrip("/")
-        return origin + url.path + ("?" + url.query if url.query else "")
+        scope = request.scope
+        path: str = scope["path"]
+        query: str = scope.get("query_string", b"").decode()
+        if _PLAIN_PATH.match(path) and "#" not in query:
+            # What the branch below gives, without building and re-parsing two URL objects
+            # (a tenth of a list's CPU, bench/ANALYSIS.md); tests/kit compares the two.
+            return base.rstrip("/") + path + "?" + _with_cursor(query, value)
+    url = request.url.include_query_params(cursor=value)
+    if base:
+        return base.rstrip("/") + url.path + ("?" + url.query if url.query else "")
     return str(url)
+
+
+# A path that a URL keeps as it is (no character urlsplit would treat or strip).
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/._~-]*\Z")
+
+
+def _with_cursor(query: str, value: str) -> str:
+    """Starlette's `include_query_params(cursor=value)` of a query: every `cursor` out, the new one last."""
+    if not query:
+        return urlencode([("cursor", value)])
+    params = MultiDict(parse_qsl(query, keep_blank_values=True))
+    params.update({"cursor": value})
+    return urlencode(params.multi_items())
 
 
 @dataclass(frozen=True)
