@@ -30,7 +30,7 @@ from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.param_facts import install as install_param_facts
 from apps_api.kit.queue import QueueContextMiddleware
-from apps_api.kit.routing import include_flat
+from apps_api.kit.routing import include_flat, index_routes
 from apps_api.kit.security import configure_password_hashing
 from apps_api.kit.solver import install as install_planned_solver
 from apps_api.landing import FAVICON_URL
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_flat(app, install_flow_router)
     include_flat(app, console_router)
     document_channels(app)
+    index_routes(app)
     app.state.authenticate_app_token = app_token_authenticator(settings)
     # Off until the lifespan's listener LISTENs (so also in apps served without a lifespan).
     app.state.principal_cache = PrincipalCache(

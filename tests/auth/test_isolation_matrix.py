@@ -46,6 +46,7 @@ from starlette.responses import Response
 
 from apps_api.auth.access_tokens import encode_access_token
 from apps_api.installations.service import install_app, uninstall
+from apps_api.kit.routing import RouteIndex
 from apps_api.main import create_app
 from apps_api.models import SCOPES, AppInstallation, User
 from apps_api.models.base import utcnow
@@ -428,6 +429,8 @@ def app_routes(settings: Settings) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     # FastAPI wraps included routers; iter_route_contexts() flattens them with their full paths.
     for context in iter_route_contexts(create_app(settings).routes):
+        if isinstance(context.route, RouteIndex):  # kit/routing: it only finds the others
+            continue
         path = context.path
         if path in EXCLUDED or path.startswith(CONSOLE):
             continue

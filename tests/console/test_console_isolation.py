@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.app_user_tokens.service import mint
+from apps_api.kit.routing import RouteIndex
 from apps_api.models import (
     ApiToken,
     App,
@@ -54,6 +55,8 @@ def console_routes(app: Any) -> list[tuple[str, str]]:
     found = []
     # FastAPI wraps included routers; iter_route_contexts() flattens them with their full paths.
     for context in iter_route_contexts(app.routes):
+        if isinstance(context.route, RouteIndex):  # kit/routing: it only finds the others
+            continue
         if context.path.startswith("/console") and context.path not in PUBLIC:
             assert isinstance(context.route, APIRoute)
             found.extend((method, context.path) for method in sorted(set(context.methods or ()) - {"HEAD"}))

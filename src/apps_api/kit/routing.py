@@ -18,7 +18,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_parameterless_sub_dependant
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
-from starlette.routing import BaseRoute
+from fastapi.telemetry._api import _route_selected
+from starlette._utils import get_route_path
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, Mount, NoMatchFound, Route, Router
+from starlette.types import Receive, Scope, Send
 
 _DOCUMENTED: Final = "__documented_security__"
 Call = TypeVar("Call", bound=Callable[..., Any])
@@ -121,3 +125,99 @@ def _routes(router: APIRouter) -> list[BaseRoute]:
         else:
             routes.append(route)
     return routes
+
+
+# --- the route index: one request matched against the routes that can match it ------------------
+
+_MATCHED: Final = "apps_api.matched_route"
+_ANY: Final = None  # a last segment that is (or holds) a parameter
+
+
+def _shape(route: BaseRoute) -> tuple[int, str | None] | None:
+    """(segments, last segment or _ANY) of every path the route can match; None: any path (a
+    mount, a `{name:path}` parameter, or a route of a kind this index does not know)."""
+    if not isinstance(route, Route) or ":path}" in route.path:
+        return None
+    segments = route.path.split("/")
+    last = segments[-1]
+    # A default, int, float or uuid parameter matches one whole non-empty segment, never a "/".
+    return len(segments), (_ANY if "{" in last else last)
+
+
+class RouteIndex(BaseRoute):
+    """First among the application's routes: it matches a request against only the routes whose
+    shape (number of path segments, last segment) can match it, in their declared order, and hands
+    the request to the first that matches it fully.
+
+    Starlette's router tries each route in turn, a regular expression each: the application's
+    hundred-odd routes cost about a twentieth of a read's CPU (bench/ANALYSIS.md, tenth round).
+    What the index finds is what the router would have found (the first full match in declared
+    order, among routes that all others could not match); when it finds none it matches nothing,
+    and the router goes on through every route as before (a 405, a redirect of a trailing slash,
+    a 404). tests/kit/test_routing.py compares the two on every route of the application.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._indexed: tuple[int, int] | None = None
+        self._by_shape: dict[tuple[int, str | None], list[BaseRoute]] = {}
+        self._by_count: dict[int, list[BaseRoute]] = {}
+        self._anywhere: list[BaseRoute] = []
+
+    def _index(self) -> None:
+        routes = [route for route in self.router.routes if route is not self]
+        shapes = [_shape(route) for route in routes]
+        counts = {shape[0] for shape in shapes if shape is not None}
+        literals = {shape for shape in shapes if shape is not None and shape[1] is not _ANY}
+
+        def fits(shape: tuple[int, str | None] | None, count: int, last: str | None) -> bool:
+            return shape is None or (shape[0] == count and shape[1] in (_ANY, last))
+
+        self._by_shape = {
+            (count, last): [r for r, s in zip(routes, shapes, strict=True) if fits(s, count, last)]
+            for count, last in literals
+        }
+        self._by_count = {
+            count: [r for r, s in zip(routes, shapes, strict=True) if fits(s, count, _ANY)]
+            for count in counts
+        }
+        self._anywhere = [route for route, shape in zip(routes, shapes, strict=True) if shape is None]
+        self._indexed = (id(self.router.routes), len(self.router.routes))
+
+    def candidates(self, path: str) -> list[BaseRoute]:
+        """The routes that can match `path`, in declared order."""
+        if self._indexed != (id(self.router.routes), len(self.router.routes)):
+            self._index()
+        segments = path.split("/")
+        count = len(segments)
+        found = self._by_shape.get((count, segments[-1]))
+        if found is None:
+            found = self._by_count.get(count, self._anywhere)
+        return found
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        for route in self.candidates(get_route_path(scope)):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                child_scope[_MATCHED] = route
+                return match, child_scope
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route: BaseRoute = scope[_MATCHED]
+        # What the router does with the route it selects (FastAPI's telemetry's route name).
+        _route_selected(scope=scope, path=getattr(route, "path_format", None), mount=isinstance(route, Mount))
+        await route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+
+def index_routes(app: FastAPI) -> None:
+    """Put a `RouteIndex` first among the application's routes (once all are added; routes added
+    later are indexed at the next request)."""
+    if not any(isinstance(route, RouteIndex) for route in app.router.routes):
+        app.router.routes.insert(0, RouteIndex(app.router))
+        app.router._mark_routes_changed()
