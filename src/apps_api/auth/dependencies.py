@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, missing_permission, refusal
 from apps_api.auth.service import Principal, authenticate_token
-from apps_api.kit.db import ReadConnections, SessionDep
+from apps_api.kit.db import ReadConnections, SessionDep, enter_until_response
 from apps_api.kit.driver import ReadConnection
 from apps_api.kit.errors import Forbidden, Unauthorized
 from apps_api.kit.routing import documents_security
@@ -150,9 +149,6 @@ def check_not_app(principal: Principal) -> None:
 
 
 _ORGANIZATION = "The caller's organization."
-# FastAPI's stack of the request's function-scoped dependencies (fastapi.routing.request_response),
-# closed once the endpoint returns, before the response is sent; tests/auth pins the name.
-_FUNCTION_STACK = "fastapi_function_astack"
 
 
 # --- one dependency per kind of route: the caller, its checks and the database in one call ------
@@ -222,18 +218,14 @@ _documented = documents_security(_authorization_header)
 
 
 def _read_connection(request: Request) -> Awaitable[ReadConnection]:
-    """The request's read connection, back to the pool when the request's function-scoped
-    dependencies close (before the response is sent, as `scope="function"` does).
+    """The request's read connection, back to the pool before the response is sent.
 
-    A plain coroutine dependency entering the connection on FastAPI's function stack, rather
-    than a generator dependency: FastAPI wraps each generator in a context manager, a shielded
-    cancel scope and a second generator for its exit, which cost more than the checkout itself
-    (bench/ANALYSIS.md, tenth round). The shield is not needed here: a connection that ran no
-    transaction goes back to the pool without a round trip (nothing to cancel).
+    Entered by a plain coroutine dependency (`kit.db.enter_until_response`), not a generator
+    one, which FastAPI would wrap at every request. A connection that ran no transaction goes
+    back to the pool without a round trip.
     """
     read_connections: ReadConnections = request.app.state.read_connections
-    stack: AsyncExitStack = request.scope[_FUNCTION_STACK]
-    return stack.enter_async_context(read_connections())
+    return enter_until_response(request, read_connections())
 
 
 def _reader(check: Check) -> Callable[..., Awaitable[Reader]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import event
@@ -18,6 +18,7 @@ from apps_api.kit.driver import ReadConnection
 from apps_api.settings import Settings, to_asyncpg_url
 
 AfterCommit = Callable[[], Awaitable[Any]]
+T = TypeVar("T")
 _AFTER_COMMIT_KEY = "apps_api.after_commit"
 
 
@@ -229,13 +230,34 @@ def engine_read_connections(engine: AsyncEngine) -> ReadConnections:
     return read_connection
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, from `app.state.request_sessions` (tests put their own there)."""
+# FastAPI's stack of the request's function-scoped dependencies (fastapi.routing.request_response):
+# closed once the endpoint returns, before the response is sent. tests/auth/test_readers.py and
+# tests/kit/test_request_sessions.py pin what it is used for.
+FUNCTION_STACK = "fastapi_function_astack"
+
+
+def enter_until_response(request: Request, context: AbstractAsyncContextManager[T]) -> Awaitable[T]:
+    """Enter `context` for the request; it exits (with the endpoint's exception, if any) once the
+    endpoint returns, before the response is sent: `Depends(..., scope="function")` for a
+    generator, without FastAPI's wrapping of one.
+
+    FastAPI wraps a generator dependency at every request in a new context manager, a cancel
+    scope and a second generator that shields its exit: for the session of a write, about a
+    fifth of the request's CPU (bench/ANALYSIS.md, tenth round). The shield guards against the
+    cancellation of an enclosing anyio scope, which no route here has (no task group, no
+    streaming response); a forced shutdown that cancels the request mid-commit leaves the
+    transaction to PostgreSQL, all or nothing, and its after-commit jobs to the sweeper.
+    """
+    stack: AsyncExitStack = request.scope[FUNCTION_STACK]
+    return stack.enter_async_context(context)
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """One session per request, from `app.state.request_sessions` (tests put their own there);
+    its unit of work ends before the response is sent (`enter_until_response`)."""
     request_sessions: RequestSessions = request.app.state.request_sessions
-    async with request_sessions(request.method) as session:
-        yield session
+    return await enter_until_response(request, request_sessions(request.method))
 
 
-# scope="function": the commit happens before the response is sent, so a client
-# never sees a 2xx for a change that then failed to commit.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# One per request: FastAPI's dependency cache gives every dependency of the request the same one.
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
