@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from apps_api.embedded import start_postgres, start_redis
 from apps_api.kit.crypto import new_encryption_key
-from apps_api.kit.db import statement_cache_options, unit_of_work
-from apps_api.kit.driver import ReadConnection
+from apps_api.kit.db import statement_cache_options, unit_of_work, write_transaction
+from apps_api.kit.driver import ReadConnection, WriteConnection
 from apps_api.main import create_app
 from apps_api.migrate import upgrade
 from apps_api.settings import Settings, get_settings, to_asyncpg_url
@@ -234,8 +234,20 @@ async def app(settings: Settings, connection: AsyncConnection, arq_pool: ArqRedi
         # The test's own transaction, so a GET sees what the test (and earlier requests) wrote.
         yield await read_connection_of(connection)
 
+    @asynccontextmanager
+    async def write_connections() -> AsyncIterator[WriteConnection]:
+        # A savepoint of the test's own transaction: committing releases it, an error rolls it back.
+        driver = (await read_connection_of(connection)).driver
+
+        async def invalidate(exc: BaseException) -> None:
+            await connection.invalidate(exc)
+
+        async with write_transaction(driver, invalidate) as db:
+            yield db
+
     app.state.request_sessions = request_sessions
     app.state.read_connections = read_connections
+    app.state.write_connections = write_connections
     app.state.arq = arq_pool
     return app
 

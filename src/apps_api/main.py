@@ -25,7 +25,12 @@ from apps_api.identity.endpoints import router as identity_router
 from apps_api.installations.endpoints import router as installations_router
 from apps_api.installflow.endpoints import router as install_flow_router
 from apps_api.kit.crypto import configure_encryption
-from apps_api.kit.db import create_engine, engine_read_connections, engine_request_sessions
+from apps_api.kit.db import (
+    create_engine,
+    engine_read_connections,
+    engine_request_sessions,
+    engine_write_connections,
+)
 from apps_api.kit.docs import create_documented_app
 from apps_api.kit.errors import ErrorResponse, error_responses, install_error_handlers
 from apps_api.kit.param_facts import install as install_param_facts
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.request_sessions = engine_request_sessions(engine)
         app.state.read_connections = engine_read_connections(engine)
+        app.state.write_connections = engine_write_connections(engine)
         app.state.arq = (
             await create_pool(
                 RedisSettings.from_dsn(settings.redis_url or ""), default_queue_name=settings.queue_name

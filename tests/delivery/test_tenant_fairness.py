@@ -118,7 +118,7 @@ async def test_concurrent_creations_never_pass_the_limit(engine: AsyncEngine) ->
                 principal = Principal(user=user, organization=organization)
                 data = OwnedAppInput.model_validate(app_payload())
                 try:
-                    await apps_service.create_app(session=session, principal=principal, data=data)
+                    await apps_service.create_app(db=session, principal=principal, data=data)
                     # Both counts are taken before either commits, unless the lock orders them.
                     await asyncio.sleep(0.2)
                     await session.commit()

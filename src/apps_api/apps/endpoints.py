@@ -27,6 +27,7 @@ from apps_api.apps.schemas import (
 from apps_api.auth.dependencies import (
     OrgSettingsReader,
     ProviderReader,
+    ProviderStatementWriter,
     ProviderWriter,
     SettingsReader,
 )
@@ -183,9 +184,9 @@ async def list_owned_apps(request: Request, reader: ProviderReader, params: Page
         },
     ),
 )
-async def create_owned_app(writer: ProviderWriter, data: OwnedAppInput) -> Response:
+async def create_owned_app(writer: ProviderStatementWriter, data: OwnedAppInput) -> Response:
     """Create an app; it is not installed anywhere, not even in the owner organization."""
-    view = await service.create_app(session=writer.session, principal=writer.principal, data=data)
+    view = await service.create_app(db=writer.db, principal=writer.principal, data=data)
     # Built from the values just written and serialized once (response_model documents it).
     return json_response(view, status_code=201)
 

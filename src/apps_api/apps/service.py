@@ -32,7 +32,7 @@ from apps_api.delivery.matching import ORGANIZATION_ID
 from apps_api.installations import cascade
 from apps_api.installations import service as installations
 from apps_api.kit.crypto import encrypt
-from apps_api.kit.driver import CompiledStatement, with_column_defaults
+from apps_api.kit.driver import CompiledStatement, Database, with_column_defaults
 from apps_api.kit.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from apps_api.kit.security import new_app_secret
 from apps_api.kit.views import dumps
@@ -120,7 +120,7 @@ def _given(data: OwnedAppInput, *, replace: bool) -> dict[str, Any]:
 
 async def _validate(
     *,
-    db: AsyncSession,
+    db: Database,
     owner: Principal,
     data: OwnedAppInput,
     current: App | None,
@@ -172,7 +172,7 @@ def _attribute_errors(
     return errors
 
 
-async def _owner_asset(db: AsyncSession, *, owner: Principal, asset_id: uuid.UUID) -> Any:
+async def _owner_asset(db: Database, *, owner: Principal, asset_id: uuid.UUID) -> Any:
     """The asset's whole row (a created app embeds it without another query) if the owner's; else None."""
     rows = await _ASSET.fetch(db, asset_id=asset_id)
     if not rows or rows[0]["organization_id"] != owner.organization_id:
@@ -198,34 +198,36 @@ def _owned_app_row(values: dict[str, Any], creator: Principal, icon: Any) -> dic
     return row
 
 
-async def create_app(*, session: AsyncSession, principal: Principal, data: OwnedAppInput) -> dict[str, Any]:
+async def create_app(*, db: Database, principal: Principal, data: OwnedAppInput) -> dict[str, Any]:
     """Create an app owned by the caller's organization (not installed anywhere); returns its owned view.
 
     409 when the organization already owns `MAX_APPS_PER_ORGANIZATION` apps.
     """
-    changes, icon = await _validate(db=session, owner=principal, data=data, current=None, partial=False)
-    await _LOCK_OWNER_APPS.fetch(session, key=f"owned_apps:{principal.organization_id}")
-    owned = await _OWNED_APPS.fetch(session, organization_id=principal.organization_id)
+    changes, icon = await _validate(db=db, owner=principal, data=data, current=None, partial=False)
+    await _LOCK_OWNER_APPS.fetch(db, key=f"owned_apps:{principal.organization_id}")
+    owned = await _OWNED_APPS.fetch(db, organization_id=principal.organization_id)
     if owned[0][0] >= MAX_APPS_PER_ORGANIZATION:
         raise Conflict(
             f"An organization may own at most {MAX_APPS_PER_ORGANIZATION} apps and this one owns"
             f" {MAX_APPS_PER_ORGANIZATION}; delete one before creating another."
         )
+    secret = new_app_secret()
     values = with_column_defaults(
         _APPS,
         {
             "owned_by_organization_id": principal.organization_id,
             # The INSERT bypasses the ORM (and its EncryptedText): encrypt here.
-            "secret": encrypt(new_app_secret()),
+            "secret": encrypt(secret),
             "created_by_user_id": principal.user_id,
             "updated_by_user_id": principal.user_id,
             **changes,
         },
     )
-    await _INSERT_APP.fetch(session, **values)
+    await _INSERT_APP.fetch(db, **values)
     # The owned view from what was just written, by the list's own row-to-view function: no
     # reload, no ORM object, no model validation (byte for byte a later GET's, tested).
-    return owned_app_json(_owned_app_row(values, principal, icon))
+    # The view takes the secret in plaintext (it decrypts only what is encrypted): not decrypted again.
+    return owned_app_json(_owned_app_row({**values, "secret": secret}, principal, icon))
 
 
 async def update_app(

@@ -20,13 +20,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.access_tokens import APP_USER_ACTOR, decode_access_token
 from apps_api.auth.secrets import app_secret_matches
 from apps_api.auth.service import APP_AS_USER, APP_USER, Principal, principal_columns
 from apps_api.kit.crypto import decrypt, decrypt_optional
-from apps_api.kit.driver import CompiledStatement, ReadConnection
+from apps_api.kit.driver import CompiledStatement, Database
 from apps_api.models import App, AppInstallation, Organization, User
 from apps_api.settings import Settings
 
@@ -41,7 +40,7 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 
 async def authenticate_app_token(
-    *, session: AsyncSession | ReadConnection, token: str, app_secret: str | None, settings: Settings
+    *, session: Database, token: str, app_secret: str | None, settings: Settings
 ) -> Principal | None:
     """The app principal of an access token (with the app's secret, or alone for an app user's
     `app_user_auth`), or None (a 401)."""
@@ -93,7 +92,7 @@ def _claimed_ids(claims: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, uuid.UUI
 
 
 async def _credentials_suffice(
-    *, session: AsyncSession | ReadConnection, app_id: uuid.UUID, app_secret: str | None, as_app_user: bool
+    *, session: Database, app_id: uuid.UUID, app_secret: str | None, as_app_user: bool
 ) -> bool:
     """A token counts with its app's secret, or without one as an app user's `app_user_auth`."""
     if app_secret is None:
@@ -117,9 +116,7 @@ _APP_SECRETS = CompiledStatement(
 )
 
 
-async def _secret_matches(
-    *, session: AsyncSession | ReadConnection, app_id: uuid.UUID, app_secret: str
-) -> bool:
+async def _secret_matches(*, session: Database, app_id: uuid.UUID, app_secret: str) -> bool:
     """Whether the app exists and this is its secret (current, or the previous one in its grace)."""
     rows = await _APP_SECRETS.fetch(session, app_id=app_id)
     app = (
@@ -168,7 +165,7 @@ _INSTALLATION_USER = {named: _installation_user(named_installation=named) for na
 
 async def _live_installation_user(
     *,
-    session: AsyncSession | ReadConnection,
+    session: Database,
     app_id: uuid.UUID,
     user_id: uuid.UUID,
     organization_id: uuid.UUID,
@@ -184,16 +181,14 @@ async def _live_installation_user(
 
 class AppTokenAuthenticator(Protocol):
     async def __call__(
-        self, *, session: AsyncSession | ReadConnection, token: str, app_secret: str | None
+        self, *, session: Database, token: str, app_secret: str | None
     ) -> Principal | None: ...
 
 
 def app_token_authenticator(settings: Settings) -> AppTokenAuthenticator:
     """The hook `create_app()` stores as `app.state.authenticate_app_token`."""
 
-    async def authenticate(
-        *, session: AsyncSession | ReadConnection, token: str, app_secret: str | None
-    ) -> Principal | None:
+    async def authenticate(*, session: Database, token: str, app_secret: str | None) -> Principal | None:
         return await authenticate_app_token(
             session=session, token=token, app_secret=app_secret, settings=settings
         )

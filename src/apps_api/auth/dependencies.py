@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps_api.auth.policy import SETTINGS, USERS, Collection, Family, missing_permission, refusal
 from apps_api.auth.service import Principal, authenticate_token
-from apps_api.kit.db import ReadConnections, SessionDep, enter_until_response
-from apps_api.kit.driver import ReadConnection
+from apps_api.kit.db import ReadConnections, SessionDep, WriteConnections, enter_until_response
+from apps_api.kit.driver import Database, ReadConnection, WriteConnection
 from apps_api.kit.errors import Forbidden, Unauthorized
 from apps_api.kit.routing import documents_security
 
@@ -58,7 +58,7 @@ def api_token_key(authorization: str | None) -> str | None:
     return None
 
 
-async def identify(request: Request, session: AsyncSession | ReadConnection) -> Principal:
+async def identify(request: Request, session: Database) -> Principal:
     """The caller of the request's `Authorization` header, decided once per request (then kept on
     `request.state`); 401 without a live one."""
     known: Principal | None = getattr(request.state, "principal", None)
@@ -74,9 +74,7 @@ async def identify(request: Request, session: AsyncSession | ReadConnection) -> 
     return principal
 
 
-async def _principal_of(
-    request: Request, session: AsyncSession | ReadConnection, authorization: str
-) -> Principal | None:
+async def _principal_of(request: Request, session: Database, authorization: str) -> Principal | None:
     """The live caller the header's credentials name (the first of its forms that applies), or None."""
     scheme, credentials = _split(authorization)
     key = api_token_key(authorization)
@@ -193,6 +191,15 @@ class Writer:
     session: AsyncSession
 
 
+@dataclass(frozen=True, slots=True)
+class StatementWriter:
+    """A write's caller, checked for the route's kind, and its transaction on a plain connection:
+    for writes whose services run compiled statements only (`kit.driver.WriteConnection`)."""
+
+    principal: Principal
+    db: WriteConnection
+
+
 Check = Callable[[Principal], None]
 OrganizationCheck = Callable[[Principal, uuid.UUID], None]
 
@@ -269,6 +276,23 @@ OrgSettingsReader = Annotated[Reader, Depends(_org_settings_reader)]
 OrgUsersReader = Annotated[Reader, Depends(_org_users_reader)]
 ProviderReader = Annotated[Reader, Depends(_provider_reader)]
 
+
+def _organization_statement_writer(check: OrganizationCheck) -> Callable[..., Awaitable[StatementWriter]]:
+    @_documented
+    async def writer(request: Request, organization_id: RawOrganizationId) -> StatementWriter:
+        write_connections: WriteConnections = request.app.state.write_connections
+        db = await enter_until_response(request, write_connections())
+        principal = await identify(request, db)
+        check(principal, path_uuid("organization_id", organization_id))
+        return StatementWriter(principal, db)
+
+    return writer
+
+
 # Writes share the request's unit of work (`SessionDep`) with the loaders and services they call.
 InstallerWriter = Annotated[Writer, Depends(_organization_writer(_organization_installer))]
 ProviderWriter = Annotated[Writer, Depends(_organization_writer(check_organization_provider))]
+# A provider write on a plain connection (no ORM session): its service runs compiled statements only.
+ProviderStatementWriter = Annotated[
+    StatementWriter, Depends(_organization_statement_writer(check_organization_provider))
+]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from apps_api.auth.principal_cache import PrincipalCache
-from apps_api.kit.driver import CompiledStatement, ReadConnection
+from apps_api.kit.driver import CompiledStatement, Database
 from apps_api.kit.security import digest
 from apps_api.models import ApiToken, AppInstallation, Organization, User
 from apps_api.models.base import Base, utcnow
@@ -79,7 +79,7 @@ class Principal:
         self._permissions = _permissions_of(kind, user.permissions, allowed_scopes)
 
     @classmethod
-    def of_token_row(cls, *, session: AsyncSession | ReadConnection, row: Any) -> Principal:
+    def of_token_row(cls, *, session: Database, row: Any) -> Principal:
         """The principal of a `_TOKEN_PRINCIPAL` row; its ORM objects are attached on first use."""
         installation_id = row["installation_id"]
         # A token of an installation's app user (minted by /identity/token or by the provider
@@ -98,7 +98,7 @@ class Principal:
     def of_row(
         cls,
         *,
-        session: AsyncSession | ReadConnection,
+        session: Database,
         row: Any,
         kind: Kind,
         token_id: uuid.UUID | None = None,
@@ -242,7 +242,7 @@ _NO_CACHE = PrincipalCache(size=0, seconds=0)
 
 
 async def authenticate_token(
-    *, session: AsyncSession | ReadConnection, key: str, cache: PrincipalCache | None = None
+    *, session: Database, key: str, cache: PrincipalCache | None = None
 ) -> Principal | None:
     """Return the principal of a live API token key, or None."""
     cache = _NO_CACHE if cache is None else cache

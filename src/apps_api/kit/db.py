@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -14,7 +15,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from apps_api.kit.driver import ReadConnection
+from apps_api.kit.driver import ReadConnection, WriteConnection, run_guarded
 from apps_api.settings import Settings, to_asyncpg_url
 
 AfterCommit = Callable[[], Awaitable[Any]]
@@ -144,7 +145,7 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     )
 
 
-def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+def after_commit(session: AsyncSession | WriteConnection, callback: AfterCommit) -> None:
     """Run `callback` once the session's transaction has committed (never on rollback)."""
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
 
@@ -155,13 +156,13 @@ async def commit(session: AsyncSession) -> None:
     await _run_after_commit(session)
 
 
-async def _run_after_commit(session: AsyncSession) -> None:
+async def _run_after_commit(session: AsyncSession | WriteConnection) -> None:
     callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
     for callback in callbacks:
         await callback()
 
 
-def discard_after_commit(session: AsyncSession) -> None:
+def discard_after_commit(session: AsyncSession | WriteConnection) -> None:
     session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
@@ -228,6 +229,59 @@ def engine_read_connections(engine: AsyncEngine) -> ReadConnections:
             await greenlet_spawn(connection.close)
 
     return read_connection
+
+
+WriteConnections = Callable[[], AbstractAsyncContextManager[WriteConnection]]
+
+
+def engine_write_connections(engine: AsyncEngine) -> WriteConnections:
+    """The production connection of a write that runs compiled statements only (`WriteConnection`):
+    from the engine's pool like a GET's, in one asyncpg transaction, committed when the block ends
+    (then its after-commit callbacks run), rolled back on any error (and the callbacks dropped).
+
+    BEGIN, COMMIT and ROLLBACK go straight to asyncpg, their errors raised as SQLAlchemy's (a lost
+    connection leaves the pool). SQLAlchemy never sees the transaction, so the connection goes
+    back to the pool with nothing of its own to reset.
+    """
+    sync_engine = engine.sync_engine
+
+    @asynccontextmanager
+    async def write_connection() -> AsyncIterator[WriteConnection]:
+        connection = await greenlet_spawn(sync_engine.connect)
+        try:
+
+            async def invalidate(exc: BaseException) -> None:
+                await greenlet_spawn(connection.invalidate, exc)
+
+            async with write_transaction(connection.connection.driver_connection, invalidate) as db:
+                yield db
+        finally:
+            await greenlet_spawn(connection.close)
+
+    return write_connection
+
+
+@asynccontextmanager
+async def write_transaction(
+    driver: asyncpg.Connection, invalidate: Callable[[BaseException], Awaitable[None]]
+) -> AsyncIterator[WriteConnection]:
+    """A `WriteConnection`'s unit of work on `driver`: BEGIN (a SAVEPOINT inside a transaction
+    already open, as in tests), then COMMIT and the after-commit callbacks, or on any error
+    ROLLBACK, the callbacks dropped and the error raised."""
+    db = WriteConnection(driver, invalidate)
+    transaction = driver.transaction()
+    await run_guarded(transaction.start, "BEGIN", invalidate)
+    try:
+        yield db
+    except BaseException:
+        discard_after_commit(db)
+        try:
+            await transaction.rollback()
+        except Exception as exc:  # a broken connection: the pool drops it; the error stands
+            await invalidate(exc)
+        raise
+    await run_guarded(transaction.commit, "COMMIT", invalidate)
+    await _run_after_commit(db)
 
 
 # FastAPI's stack of the request's function-scoped dependencies (fastapi.routing.request_response):

@@ -120,6 +120,46 @@ class ReadConnection:
         await self._invalidate(exc)
 
 
+class WriteConnection:
+    """The database of a write that runs compiled statements only: a pooled asyncpg connection
+    inside one transaction, with no ORM session around it.
+
+    For the hottest writes (creating an app): the session's checkout, BEGIN and COMMIT through
+    the ORM cost about a third of such a request's CPU (bench/ANALYSIS.md, tenth round).
+    `kit.db.engine_write_connections` opens one per request and commits it (then runs its
+    after-commit callbacks, kept in `info` as a session keeps them) or rolls it back; tests hand
+    out a savepoint of their own transaction.
+    """
+
+    __slots__ = ("_invalidate", "driver", "info")
+
+    def __init__(
+        self, driver: asyncpg.Connection, invalidate: Callable[[BaseException], Awaitable[None]]
+    ) -> None:
+        self.driver = driver
+        self._invalidate = invalidate
+        self.info: dict[str, Any] = {}
+
+    async def invalidate(self, exc: BaseException) -> None:
+        """Tell the pool this connection is broken: it is closed, not reused."""
+        await self._invalidate(exc)
+
+
+async def run_guarded(
+    step: Callable[[], Awaitable[Any]], label: str, invalidate: Callable[[BaseException], Awaitable[None]]
+) -> Any:
+    """Run a driver call, its errors raised as SQLAlchemy's (as `CompiledStatement` raises them)."""
+    try:
+        return await step()
+    except _BROKEN as exc:
+        await invalidate(exc)
+        raise DBAPIError(label, None, exc, hide_parameters=True, connection_invalidated=True) from exc
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(label, None, exc, hide_parameters=True) from exc
+    except asyncpg.PostgresError as exc:
+        raise DBAPIError(label, None, exc, hide_parameters=True) from exc
+
+
 class CompiledStatement:
     """A Core statement (reads and writes), compiled once, run straight on asyncpg.
 
@@ -140,11 +180,13 @@ class CompiledStatement:
         # Decided once from the statement's structure (a SELECT with a data-modifying CTE counts).
         self.writes = _WRITING.search(self.sql) is not None
 
-    async def fetch(self, db: AsyncSession | ReadConnection, **values: Any) -> Sequence[Any]:
+    async def fetch(self, db: Database, **values: Any) -> Sequence[Any]:
         """Run the statement; returns its rows (none without RETURNING)."""
         if isinstance(db, ReadConnection):
             if self.writes:
                 raise RuntimeError("A GET request must not write (it reads on a connection of its own).")
+            return await self._run(db.driver, tuple(values[name] for name in self._names), db.invalidate)
+        if isinstance(db, WriteConnection):
             return await self._run(db.driver, tuple(values[name] for name in self._names), db.invalidate)
         args = tuple(values[name] for name in self._names)
         known = _known_driver(db)
@@ -171,6 +213,7 @@ class CompiledStatement:
         args: tuple[Any, ...],
         invalidate: Callable[[BaseException], Awaitable[None]],
     ) -> Sequence[Any]:
+        # run_guarded's mapping, inline: this runs for every statement of every request.
         try:
             records: list[asyncpg.Record] = await driver.fetch(self.sql, *args)
         except _BROKEN as exc:
@@ -181,6 +224,10 @@ class CompiledStatement:
         except asyncpg.PostgresError as exc:
             raise DBAPIError(self.sql, None, exc, hide_parameters=True) from exc
         return records
+
+
+# Where a compiled statement runs: a request's session, a GET's connection, a write's connection.
+Database = AsyncSession | ReadConnection | WriteConnection
 
 
 async def _begin(connection: AsyncConnection, adapted: Any) -> None:

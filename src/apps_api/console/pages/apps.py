@@ -108,7 +108,7 @@ async def app_create(
     """`POST /owned_apps` through `apps.service.create_app`; refused: the form with the API's messages."""
     try:
         _, data = forms.app_input(form)
-        view = await apps_service.create_app(session=session, principal=viewer.principal, data=data)
+        view = await apps_service.create_app(db=session, principal=viewer.principal, data=data)
     except (forms.FormErrors, BadRequest, PaymentRequired, Conflict) as exc:
         return _refused_app_form(request, viewer, form, exc, None)
     return redirect(f"/console/apps/{view['id']}", "app-created")
