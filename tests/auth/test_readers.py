@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from apps_api.kit.driver import ReadConnection
 from tests.conftest import read_connection_of
 from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.recording import recording_response_starts
 
 ORGS = "/api/v5/orgs"
 
@@ -34,16 +35,7 @@ def _recording(app: Any, connection: AsyncConnection, events: list[str]) -> Any:
             events.append("return")
 
     app.state.read_connections = read_connections
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                events.append(f"response {message['status']}")
-            await send(message)
-
-        await app(scope, receive, sending)
-
-    return asgi
+    return recording_response_starts(app, events)
 
 
 async def test_a_get_returns_its_one_connection_before_its_response_whatever_the_outcome(

@@ -21,6 +21,7 @@ from apps_api.kit.db import unit_of_work
 from apps_api.models import App
 from tests.conftest import _nested_session
 from tests.fixtures.factories import Tenant, make_app
+from tests.fixtures.recording import recording_response_starts
 
 ORGS = "/api/v5/orgs"
 BODY = {
@@ -48,16 +49,7 @@ def _recording(app: Any, connection: AsyncConnection, events: list[str]) -> Any:
             events.append("commit")
 
     app.state.request_sessions = request_sessions
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                events.append(f"response {message['status']}")
-            await send(message)
-
-        await app(scope, receive, sending)
-
-    return asgi
+    return recording_response_starts(app, events)
 
 
 async def test_a_write_commits_or_rolls_back_its_one_session_before_its_response(

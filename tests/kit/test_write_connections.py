@@ -26,6 +26,7 @@ from apps_api.kit.driver import WriteConnection, run_guarded
 from apps_api.settings import Settings
 from tests.conftest import read_connection_of
 from tests.fixtures.factories import Tenant
+from tests.fixtures.recording import recording_response_starts
 
 BODY = {
     "name": "Written on a plain connection",
@@ -168,16 +169,7 @@ def _recording(app: Any, connection: AsyncConnection, events: list[str]) -> Any:
         events.append("commit")
 
     app.state.write_connections = write_connections
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                events.append(f"response {message['status']}")
-            await send(message)
-
-        await app(scope, receive, sending)
-
-    return asgi
+    return recording_response_starts(app, events)
 
 
 async def test_creating_an_app_commits_or_rolls_back_before_its_response(

@@ -79,10 +79,9 @@ class _Plan:
     cache_key: Any
     is_generator: bool
     function_scope: bool
-    path_params: tuple[Any, ...]
-    query_params: tuple[Any, ...]
-    header_params: tuple[Any, ...]
-    cookie_params: tuple[Any, ...]
+    # The level's parameters by where the request holds them (a `Request` attribute), only the
+    # kinds it has, in FastAPI's order: path, query, header, cookie.
+    params: tuple[tuple[tuple[Any, ...], str], ...]
     body_params: tuple[Any, ...]
 
 
@@ -110,10 +109,16 @@ def _level(dependant: Dependant, *, top: bool) -> _Plan:
         cache_key=None if top else _get_cache_key(dependant=dependant),
         is_generator=is_generator,
         function_scope=dependant.scope == "function",
-        path_params=tuple(dependant.path_params),
-        query_params=tuple(dependant.query_params),
-        header_params=tuple(dependant.header_params),
-        cookie_params=tuple(dependant.cookie_params),
+        params=tuple(
+            (tuple(fields), source)
+            for fields, source in (
+                (dependant.path_params, "path_params"),
+                (dependant.query_params, "query_params"),
+                (dependant.header_params, "headers"),
+                (dependant.cookie_params, "cookies"),
+            )
+            if fields
+        ),
         body_params=tuple(dependant.body_params),
     )
 
@@ -159,20 +164,8 @@ async def _solve(
         if key not in cache:
             cache[key] = solved
     # FastAPI's order: path, query, header, cookie values, then their errors in that order.
-    if plan.path_params:
-        found, failed = request_params_to_args(plan.path_params, request.path_params)
-        values.update(found)
-        errors += failed
-    if plan.query_params:
-        found, failed = request_params_to_args(plan.query_params, request.query_params)
-        values.update(found)
-        errors += failed
-    if plan.header_params:
-        found, failed = request_params_to_args(plan.header_params, request.headers)
-        values.update(found)
-        errors += failed
-    if plan.cookie_params:
-        found, failed = request_params_to_args(plan.cookie_params, request.cookies)
+    for fields, source in plan.params:
+        found, failed = request_params_to_args(fields, getattr(request, source))
         values.update(found)
         errors += failed
     if plan.body_params:
