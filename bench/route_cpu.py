@@ -4,6 +4,8 @@ fresh organization in turn, a fresh app installed once), with the bodies the wri
 
     .venv/bin/python -m bench.route_cpu [--requests 2000] [--profile "POST owned_apps"] [--only NAME]
 
+(`ROUTE_CPU_LINES=N` prints N lines of the profile's cumulative listing, 60 by default.)
+
 On a machine too busy even for CPU time, count instructions instead (valgrind's callgrind counts
 the same for the same code whatever else runs): one route, two request counts, and the
 difference of the two totals over the difference of the counts is the route's instructions per
@@ -109,8 +111,6 @@ async def _measure(
     only: list[str] | None = None,
     service_only: bool = False,
 ) -> None:
-    import os
-
     from apps_api.main import create_app
     from apps_api.settings import Settings
 
@@ -174,7 +174,9 @@ async def _measure(
                     wall[label] = (time.perf_counter() - started) / requests * 1e6
                     if profiler is not None:
                         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
-                        pstats.Stats(profiler).sort_stats("cumulative").print_stats(int(os.environ.get("ROUTE_CPU_LINES", "60")))
+                        pstats.Stats(profiler).sort_stats("cumulative").print_stats(
+                            int(os.environ.get("ROUTE_CPU_LINES", "60"))
+                        )
                 if service_only:
                     print(f"{name:36} {cpu['service']:16.0f}   ({wall['service']:.0f})")
                     continue
