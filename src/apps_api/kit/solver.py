@@ -44,6 +44,8 @@ from fastapi.dependencies.utils import (
 )
 from starlette.requests import Request
 
+from apps_api.kit.db import FUNCTION_STACK
+
 ORIGINAL: Final = fastapi_utils.solve_dependencies
 # By the dependant's id, with the dependant itself (its id is not reused while it is held here).
 # Dependants have slots, so the plan cannot ride on them. An application's routes are a few
@@ -64,9 +66,7 @@ def _blank_response() -> Response:
 
 
 _BLANK: Final = _blank_response()
-# Where FastAPI's request handler keeps the stacks that close generator dependencies (as its own
-# solver looks them up).
-_FUNCTION_STACK: Final = "fastapi_function_astack"
+# Where FastAPI's request handler keeps the request-scoped stack (the function-scoped one is kit.db's).
 _REQUEST_STACK: Final = "fastapi_inner_astack"
 
 
@@ -153,7 +153,7 @@ async def _solve(
         if dependant.use_cache and key in cache:
             solved = cache[key]
         elif sub.is_generator:
-            stack = request.scope[_FUNCTION_STACK if sub.function_scope else _REQUEST_STACK]
+            stack = request.scope[FUNCTION_STACK if sub.function_scope else _REQUEST_STACK]
             solved = await _solve_generator(
                 request=request, dependant=dependant, stack=stack, sub_values=sub_values
             )
