@@ -8,6 +8,7 @@ PostgreSQL it started. These subclasses keep the drain and drop the re-raise.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import signal
@@ -19,8 +20,11 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from apps_api.accepting import AcceptingLoop
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 APP_FACTORY = "apps_api.serving:served_app"
+LOOP_FACTORY = "apps_api.accepting:new_event_loop"
 
 
 class GracefulStop(BaseException):
@@ -59,6 +63,10 @@ class Server(uvicorn.Server):
         self.on_listening = on_listening
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        accepting = isinstance(asyncio.get_running_loop(), AcceptingLoop)
+        if sockets is None and self.config.ssl is None and accepting:
+            # From a socket, uvicorn's server is the loop's AcceptingServer (apps_api.accepting).
+            sockets = [self.config.bind_socket()]
         await super().startup(sockets=sockets)
         if self.started and self.on_listening is not None:
             self.on_listening()

@@ -91,6 +91,7 @@ def _uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
     return uvicorn.Config(
         serving.APP_FACTORY,
         factory=True,
+        loop=serving.LOOP_FACTORY,
         host=args.host,
         port=args.port,
         workers=args.workers,

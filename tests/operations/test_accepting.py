@@ -1,0 +1,257 @@
+"""apps_api.accepting: a burst of connections is accepted at once, not one per loop iteration.
+
+Each test runs its own event loop (AcceptingLoop, or uvloop's for the comparison), counts the
+loop's iterations with a task that yields once per iteration, and opens real loopback
+connections while the loop is blocked, so that they are all pending when it next polls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import uvloop
+
+from apps_api import accepting, serving
+from apps_api.accepting import AcceptingLoop, AcceptingServer
+from apps_api.cli.serve import _uvicorn_config
+
+BURST = 32
+
+
+class Iterations:
+    """The number of loop iterations so far: a task that yields once per iteration counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class Recorder(asyncio.Protocol):
+    """Records the iteration of connection_made and answers every byte received with b"ok"."""
+
+    def __init__(self, iterations: Iterations, made: list[int]) -> None:
+        self.iterations, self.made = iterations, made
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.made.append(self.iterations.count)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(b"ok")  # type: ignore[attr-defined]
+
+
+def run(loop: asyncio.AbstractEventLoop, scenario: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+def listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def connect_burst(port: int, count: int = BURST) -> list[socket.socket]:
+    """`count` connections opened while the loop is blocked (the kernel completes each handshake)."""
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    time.sleep(0.02)  # not a timed assertion: lets the last handshakes reach the accept queue
+    return clients
+
+
+async def accept_burst() -> list[int]:
+    """The iterations at which a burst of BURST pending connections was made, in order."""
+    iterations, made = Iterations(), []
+    sock = listening_socket()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Recorder(iterations, made), sock=sock, backlog=128)
+    clients = connect_burst(sock.getsockname()[1])
+    try:
+        while len(made) < BURST and iterations.count < 10_000:
+            await asyncio.sleep(0)
+        return made
+    finally:
+        for client in clients:
+            client.close()
+        server.close()
+        await server.wait_closed()
+        iterations.stop()
+
+
+def test_a_burst_of_pending_connections_is_accepted_in_one_iteration() -> None:
+    made = run(AcceptingLoop(), accept_burst)
+
+    assert len(made) == BURST
+    assert len(set(made)) == 1, f"connections made over iterations {sorted(set(made))}"
+
+
+def test_uvloops_own_server_accepts_one_connection_per_iteration() -> None:
+    """Why the module exists: libuv accepts one connection per readiness event.
+
+    If this fails, libuv accepts bursts again, and apps_api.accepting may be retired.
+    """
+    made = run(uvloop.new_event_loop(), accept_burst)
+
+    assert len(made) == BURST
+    assert len(set(made)) >= BURST // 2, f"connections made over iterations {sorted(set(made))}"
+
+
+def test_the_accepting_server_serves_requests_and_closes() -> None:
+    async def scenario() -> None:
+        iterations, made = Iterations(), []
+        sock = listening_socket()
+        port = sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Recorder(iterations, made), sock=sock)
+        assert isinstance(server, AcceptingServer)
+        assert server.is_serving() and server.sockets == (sock,) and server.get_loop() is loop
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x")
+        assert await reader.readexactly(2) == b"ok"
+
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+        assert not server.is_serving() and server.sockets == ()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+        # The connection accepted before the close is still served (uvicorn drains it).
+        writer.write(b"y")
+        assert await reader.readexactly(2) == b"ok"
+        writer.close()
+        iterations.stop()
+
+    run(AcceptingLoop(), scenario)
+
+
+def test_start_serving_false_listens_only_when_asked() -> None:
+    async def scenario() -> None:
+        iterations, made = Iterations(), []
+        sock = listening_socket()
+        port = sock.getsockname()[1]
+        server = await asyncio.get_running_loop().create_server(
+            lambda: Recorder(iterations, made), sock=sock, start_serving=False
+        )
+        assert not server.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+        await server.start_serving()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"x")
+        assert await reader.readexactly(2) == b"ok"
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        iterations.stop()
+
+    run(AcceptingLoop(), scenario)
+
+
+class FailingOnce(socket.socket):
+    """A listening socket whose next accept() fails with `error` once (a full descriptor table)."""
+
+    error: int | None = None
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if self.error is not None:
+            code, self.error = self.error, None
+            raise OSError(code, "injected")
+        return super().accept()
+
+
+def test_out_of_descriptors_pauses_accepting_then_resumes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(accepting, "ACCEPT_RETRY_SECONDS", 0.05)
+
+    async def scenario() -> None:
+        iterations, made = Iterations(), []
+        sock = FailingOnce(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.error = errno.EMFILE
+        server = await asyncio.get_running_loop().create_server(lambda: Recorder(iterations, made), sock=sock)
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        writer.write(b"x")
+        # Refused by the injected EMFILE, then taken once accepting resumes.
+        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"ok"
+        assert len(made) == 1
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        iterations.stop()
+
+    with caplog.at_level(logging.ERROR, logger="apps_api.accepting"):
+        run(AcceptingLoop(), scenario)
+    assert [record.getMessage() for record in caplog.records] == [
+        "cannot accept connections (injected); accepting again in 0.05 s"
+    ]
+
+
+def test_tls_and_host_port_servers_stay_uvloops() -> None:
+    async def scenario() -> None:
+        server = await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0)
+        assert not isinstance(server, AcceptingServer)
+        server.close()
+        await server.wait_closed()
+
+    run(AcceptingLoop(), scenario)
+
+
+@contextmanager
+def served(config: uvicorn.Config) -> Iterator[serving.Server]:
+    server = serving.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def test_serve_runs_uvicorn_on_the_accepting_loop_and_server() -> None:
+    args = argparse.Namespace(host="127.0.0.1", port=0, workers=1)
+    config = _uvicorn_config(args)
+    assert config.loop == serving.LOOP_FACTORY
+    config.app, config.factory, config.log_level = hello, False, "warning"
+
+    with served(config) as server:
+        assert len(server.servers) == 1 and isinstance(server.servers[0], AcceptingServer)
+        (sock,) = server.servers[0].sockets
+        response = httpx.get(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        assert response.text == "hello"
