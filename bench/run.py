@@ -100,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         report.header()
         run_phases(phases, Context(report, args, services))
         plans = asyncio.run(explain_plans(services))
-        asyncio.run(seed.cleanup(services.asyncpg_url))
         if not args.no_write:
             skipped = [name for name in NAMES if name not in args.phases]
             write_results(report, RunInfo(info, versions_, services.description, args, skipped), plans)
             log(f"wrote {RESULTS.relative_to(env.ROOT)}")
+        # After the results are written: with many organizations left by other runs, the
+        # cascading delete can take minutes, and an interrupted clean-up loses no figure.
+        log("removing the rows the run added")
+        asyncio.run(seed.cleanup(services.asyncpg_url))
     finally:
         services.stop()
     return 0

@@ -103,13 +103,12 @@ class _Node:
 class AppMatcher:
     """The channel patterns of one app's webhooks, compiled into a segment trie."""
 
-    __slots__ = ("_root", "endpoints", "size")
+    __slots__ = ("_root", "endpoints")
 
     def __init__(
         self, subscriptions: Iterable[Subscription] = (), endpoints: Mapping[uuid.UUID, str] | None = None
     ) -> None:
         self._root = _Node()
-        self.size = 0
         # webhook id -> endpoint URL, as loaded with the subscriptions.
         self.endpoints: dict[uuid.UUID, str] = dict(endpoints or {})
         for subscription in subscriptions:
@@ -126,7 +125,6 @@ class AppMatcher:
             else:
                 node = node.literals.setdefault(segment, _Node())
         node.subscriptions.append(subscription)
-        self.size += 1
 
     def match(self, segments: Sequence[str], bindings: Mapping[str, str | None]) -> Iterator[Subscription]:
         """Subscriptions whose pattern matches the concrete channel under these placeholder values."""
