@@ -126,8 +126,9 @@ class AcceptingServer(asyncio.AbstractServer):
 
     def _connected(self, task: asyncio.Task[Any], connection: socket.socket) -> None:
         self._connecting.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            logger.warning("accepted connection dropped before it was served", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or error is not None:
+            logger.warning("accepted connection dropped before it was served", exc_info=error)
             connection.close()
 
 

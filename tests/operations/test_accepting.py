@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import logging
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -206,6 +208,35 @@ def test_out_of_descriptors_pauses_accepting_then_resumes(
     assert [record.getMessage() for record in caplog.records] == [
         "cannot accept connections (injected); accepting again in 0.05 s"
     ]
+
+
+def test_a_connection_whose_protocol_fails_is_closed_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def failing_factory() -> asyncio.Protocol:
+        raise RuntimeError("no protocol")
+
+    async def scenario() -> None:
+        sock = listening_socket()
+        server = await asyncio.get_running_loop().create_server(failing_factory, sock=sock)
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        # Closed by the server: end of stream (or a reset), never an answer.
+        with suppress(ConnectionResetError):
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    with (
+        caplog.at_level(logging.WARNING, logger="apps_api.accepting"),
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always", ResourceWarning)
+        run(AcceptingLoop(), scenario)
+        gc.collect()
+    # Closed by the server, not left to the garbage collector.
+    assert not [warning for warning in seen if issubclass(warning.category, ResourceWarning)]
+    (record,) = caplog.records
+    assert record.getMessage() == "accepted connection dropped before it was served"
+    assert record.exc_info is not None and str(record.exc_info[1]) == "no protocol"
 
 
 def test_tls_and_host_port_servers_stay_uvloops() -> None:
