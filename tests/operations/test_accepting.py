@@ -82,15 +82,15 @@ def connect_burst(port: int, count: int = BURST) -> list[socket.socket]:
     return clients
 
 
-async def accept_burst() -> list[int]:
-    """The iterations at which a burst of BURST pending connections was made, in order."""
+async def accept_burst(count: int = BURST, backlog: int = 128) -> list[int]:
+    """The iterations at which a burst of `count` pending connections was made, in order."""
     iterations, made = Iterations(), []
     sock = listening_socket()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Recorder(iterations, made), sock=sock, backlog=128)
-    clients = connect_burst(sock.getsockname()[1])
+    server = await loop.create_server(lambda: Recorder(iterations, made), sock=sock, backlog=backlog)
+    clients = connect_burst(sock.getsockname()[1], count)
     try:
-        while len(made) < BURST and iterations.count < 10_000:
+        while len(made) < count and iterations.count < 10_000:
             await asyncio.sleep(0)
         return made
     finally:
@@ -106,6 +106,14 @@ def test_a_burst_of_pending_connections_is_accepted_in_one_iteration() -> None:
 
     assert len(made) == BURST
     assert len(set(made)) == 1, f"connections made over iterations {sorted(set(made))}"
+
+
+def test_a_readiness_event_takes_at_most_backlog_connections() -> None:
+    # Linux queues backlog + 1 connections: 5 pending, 4 taken at the first event, 1 at the next.
+    made = run(AcceptingLoop(), lambda: accept_burst(count=5, backlog=4))
+
+    assert len(made) == 5
+    assert made.count(made[0]) == 4 and len(set(made)) == 2, made
 
 
 def test_uvloops_own_server_accepts_one_connection_per_iteration() -> None:
@@ -171,43 +179,105 @@ def test_start_serving_false_listens_only_when_asked() -> None:
 
 
 class FailingOnce(socket.socket):
-    """A listening socket whose next accept() fails with `error` once (a full descriptor table)."""
+    """A listening socket whose next accept() raises `failure` once (a full descriptor table, ...)."""
 
-    error: int | None = None
+    failure: OSError | None = None
 
     def accept(self) -> tuple[socket.socket, Any]:
-        if self.error is not None:
-            code, self.error = self.error, None
-            raise OSError(code, "injected")
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
         return super().accept()
+
+
+def failing_once(failure: OSError) -> FailingOnce:
+    sock = FailingOnce(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.failure = failure
+    return sock
+
+
+async def served_once(sock: socket.socket) -> list[int]:
+    """Serve `sock`, send one request and read its answer; the iterations of connection_made."""
+    iterations, made = Iterations(), []
+    server = await asyncio.get_running_loop().create_server(lambda: Recorder(iterations, made), sock=sock)
+    reader, writer = await asyncio.open_connection(*sock.getsockname())
+    writer.write(b"x")
+    assert await asyncio.wait_for(reader.readexactly(2), 5) == b"ok"
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    iterations.stop()
+    return made
 
 
 def test_out_of_descriptors_pauses_accepting_then_resumes(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(accepting, "ACCEPT_RETRY_SECONDS", 0.05)
-
-    async def scenario() -> None:
-        iterations, made = Iterations(), []
-        sock = FailingOnce(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.error = errno.EMFILE
-        server = await asyncio.get_running_loop().create_server(lambda: Recorder(iterations, made), sock=sock)
-        reader, writer = await asyncio.open_connection(*sock.getsockname())
-        writer.write(b"x")
-        # Refused by the injected EMFILE, then taken once accepting resumes.
-        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"ok"
-        assert len(made) == 1
-        writer.close()
-        server.close()
-        await server.wait_closed()
-        iterations.stop()
+    sock = failing_once(OSError(errno.EMFILE, "injected"))
 
     with caplog.at_level(logging.ERROR, logger="apps_api.accepting"):
-        run(AcceptingLoop(), scenario)
+        # Refused by the injected EMFILE, then taken once accepting resumes.
+        made = run(AcceptingLoop(), lambda: served_once(sock))
+    assert len(made) == 1
     assert [record.getMessage() for record in caplog.records] == [
         "cannot accept connections (injected); accepting again in 0.05 s"
     ]
+
+
+def test_an_aborted_connection_is_skipped_and_the_next_one_taken() -> None:
+    made = run(AcceptingLoop(), lambda: served_once(failing_once(ConnectionAbortedError())))
+    assert len(made) == 1
+
+
+def test_an_unexpected_accept_error_goes_to_the_loop_and_accepting_goes_on() -> None:
+    loop, reported = AcceptingLoop(), []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context.get("exception")))
+
+    made = run(loop, lambda: served_once(failing_once(OSError(errno.EPERM, "injected"))))
+    assert len(made) == 1
+    assert [str(error) for error in reported] == ["[Errno 1] injected"]
+
+
+def test_closed_while_paused_stays_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accepting, "ACCEPT_RETRY_SECONDS", 0.05)
+
+    async def scenario() -> None:
+        sock = failing_once(OSError(errno.ENFILE, "injected"))
+        server = await asyncio.get_running_loop().create_server(asyncio.Protocol, sock=sock)
+        client = socket.create_connection(sock.getsockname(), timeout=5)
+        while server.is_serving():  # until the injected ENFILE pauses it
+            await asyncio.sleep(0.001)
+        server.close()
+        await asyncio.sleep(0.1)  # past the retry: it must not listen again
+        await server.start_serving()
+        assert not server.is_serving() and server.sockets == ()
+        client.close()
+
+    run(AcceptingLoop(), scenario)
+
+
+def test_serve_forever_serves_until_closed() -> None:
+    async def scenario() -> None:
+        iterations, made = Iterations(), []
+        sock = listening_socket()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Recorder(iterations, made), sock=sock, start_serving=False)
+        forever = loop.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        await server.start_serving()  # already serving: nothing changes
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        writer.write(b"x")
+        assert await reader.readexactly(2) == b"ok"
+        assert not forever.done()
+        server.close()
+        server.close()  # a second close changes nothing
+        await asyncio.wait_for(forever, 5)
+        writer.close()
+        iterations.stop()
+
+    run(AcceptingLoop(), scenario)
 
 
 def test_a_connection_whose_protocol_fails_is_closed_and_logged(caplog: pytest.LogCaptureFixture) -> None:
