@@ -163,6 +163,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "1",
         "2",
     ): "one row past the page tells that more follow; two extra rows tell it as well",
+    (
+        "kit/pagination.py",
+        "(await session.execute(query.options(*options).order_by(*order).limit(params.page_size + 1))).all()",
+        "1",
+        "2",
+    ): "the ORM pages: one row past the page tells that more follow; two extra rows tell it as well",
     ("kit/pagination.py", "ordered[: params.page_size + 1],", "1", "2"): (
         "the in-memory pages: one item past the page tells that more follow; two tell it as well"
     ),
