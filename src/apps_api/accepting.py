@@ -49,6 +49,7 @@ class AcceptingServer(asyncio.AbstractServer):
         self._backlog = max(1, backlog)
         self._serving = False
         self._closed = loop.create_future()
+        # The loop holds tasks weakly: a connection's task must not be collected before it runs.
         self._connecting: set[asyncio.Task[Any]] = set()
         sock.setblocking(False)
 
